@@ -1,0 +1,59 @@
+"""One family of user-facing errors: each says what was wrong and what to do."""
+
+from __future__ import annotations
+
+
+class LineproofError(Exception):
+    """Base of every error a user can cause; the message is meant to be shown as is."""
+
+    def __init__(self, what: str, todo: str = "") -> None:
+        self.what = what
+        self.todo = todo
+        super().__init__(f"{what}\n{todo}".strip() if todo else what)
+
+
+class ProjectError(LineproofError):
+    """The project folder or its database cannot be used."""
+
+
+class ProjectNotFoundError(ProjectError):
+    """No Lineproof project at the given path."""
+
+
+class ProjectExistsError(ProjectError):
+    """Refused to create a project over an existing one."""
+
+
+class ProjectLockedError(ProjectError):
+    """Another process holds the project open for writing."""
+
+    def __init__(self, what: str, todo: str = "", holder_pid: int | None = None) -> None:
+        super().__init__(what, todo)
+        self.holder_pid = holder_pid
+
+
+class SchemaTooNewError(ProjectError):
+    """The project was written by a newer Lineproof."""
+
+
+class ProjectCorruptError(ProjectError):
+    """project.duckdb or the manifest is damaged."""
+
+
+class ProjectNotWritableError(ProjectError):
+    """The project folder cannot be written by this user."""
+
+
+class ReadOnlyProjectError(ProjectError):
+    """A change was asked of a project opened read-only."""
+
+
+class IngestError(LineproofError):
+    """An input file cannot be imported; nothing was imported."""
+
+
+class Cancelled(LineproofError):
+    """The user cancelled a long operation; nothing was changed."""
+
+    def __init__(self, what: str = "Cancelled by the user; nothing was changed.", todo: str = "") -> None:
+        super().__init__(what, todo)

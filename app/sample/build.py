@@ -1,0 +1,114 @@
+"""Build the "weld-seam inspection" sample project from the seeded recipe, through the real import paths."""
+
+from __future__ import annotations
+
+import tempfile
+from pathlib import Path
+
+import numpy as np
+import polars as pl
+
+from app.core.datasets import register_dataset
+from app.core.ingest import LabelMapping, PredictionMapping, import_labels, import_predictions
+from app.core.progress import NullProgress, Progress, check_cancelled
+from app.core.project import Project
+from app.core.registry import add_onnx_version, register_model, set_stage
+from app.sample import models
+from app.sample.plant import ALUMINIUM_LINE, FEATURES, LINES_PER_PLANT, production_log, validation_set
+
+SAMPLE_NAME = "Weld-seam inspection"
+DIMENSIONS = ("plant", "line", "asset", "shift", "firmware")
+RECIPE_REVISION = "sample-recipe/1"
+
+
+def _sha(path: Path) -> str:
+    import hashlib
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def build_sample(dest: Path | str, scale: float = 1.0, progress: Progress | None = None) -> Path:
+    """Create the sample project at `dest` (~2M predictions at scale 1); returns its folder."""
+    progress = progress or NullProgress()
+    dest = Path(dest)
+    project = Project.create(dest, SAMPLE_NAME, site="Plants P1-P3",
+                             slice_dimensions=DIMENSIONS,
+                             description="Seeded demo: 3 plants, 12 lines, ~200 welding robots, 26 weeks.")
+    try:
+        with tempfile.TemporaryDirectory(prefix="lineproof-sample-") as tmp_name:
+            tmp = Path(tmp_name)
+            _build(project, tmp, scale, progress)
+    finally:
+        project.close()
+    return dest
+
+
+def _build(project: Project, tmp: Path, scale: float, progress: Progress) -> None:
+    progress.report(0.02, "Training v1 (MLP)")
+    v1_path, v1_train = models.train_v1(tmp)
+    check_cancelled(progress)
+    progress.report(0.10, "Training v2 (gradient-boosted trees)")
+    v2_path, v2_train = models.train_v2(tmp)
+    cnn_path = models.build_vision_cnn(tmp)
+    check_cancelled(progress)
+
+    progress.report(0.20, "Registering datasets")
+    v1_train.write_parquet(tmp / "train_v1.parquet")
+    v2_train.write_parquet(tmp / "train_v2.parquet")
+    held_out = validation_set(40_000)
+    held_out.write_parquet(tmp / "validation.parquet")
+    sha_t1 = register_dataset(project, "train-v1", "Training pull 2025 (all lines)", "training",
+                              tmp / "train_v1.parquet", "Historic inspected seams used to train v1.")
+    sha_t2 = register_dataset(project, "train-v2", f"Training pull 2026 (data lake, without {ALUMINIUM_LINE})",
+                              "training", tmp / "train_v2.parquet",
+                              "Larger pull used to train v2; the aluminium line was missing from the lake.")
+    register_dataset(project, "holdout-2026H2", "Held-out validation set, production period", "validation",
+                     tmp / "validation.parquet", "Fully inspected seams never used for training.")
+
+    progress.report(0.25, "Registering models")
+    register_model(project, "weld-defect", "Weld seam defect detector", "binary", risk_tier="high",
+                   description="Flags weld seams for re-inspection from robot process data.")
+    register_model(project, "seam-vision", "Seam image classifier", "multiclass", risk_tier="medium",
+                   description="Camera check of the seam surface (benchmark model).")
+    card = {"intended_use": "Flag seams for manual re-inspection; never reject parts on its own.",
+            "out_of_scope": "Lines or materials not in the training data; structural sign-off.",
+            "known_limits": "Sensor firmware changes shift input distributions.",
+            "features": list(FEATURES)}
+    v1 = add_onnx_version(project, "weld-defect", "v1", v1_path, models.V1_THRESHOLD,
+                          lineage={"training_dataset": sha_t1, "code_revision": RECIPE_REVISION, "author": "qa-eng"},
+                          card={**card, "training_data": "10k inspected seams, all 12 lines, 2025"})
+    add_onnx_version(project, "weld-defect", "v2", v2_path, models.V2_THRESHOLD,
+                     lineage={"training_dataset": sha_t2, "code_revision": RECIPE_REVISION,
+                              "parent_version": v1.version_id, "author": "ds-team"},
+                     card={**card, "training_data": f"30k seams, 11 lines (without {ALUMINIUM_LINE}), 2026"})
+    add_onnx_version(project, "seam-vision", "v1", cnn_path, 0.5,
+                     lineage={"code_revision": RECIPE_REVISION, "author": "vision-team"},
+                     card={"intended_use": "Benchmark reference network (1x3x224x224)."})
+    for plant in LINES_PER_PLANT:
+        set_stage(project, "weld-defect:v1", plant, "production", "Released 2025-11 after validation")
+        set_stage(project, "weld-defect:v2", plant, "candidate", "Awaiting offline validation")
+    set_stage(project, "seam-vision:v1", "P1", "shadow", "Camera pilot on P1")
+    check_cancelled(progress)
+
+    progress.report(0.30, "Simulating 26 weeks of production")
+    log, labels = production_log(scale)
+    x = log.select(FEATURES).to_numpy().astype(np.float32)
+    progress.report(0.45, f"Scoring {log.height:,} seams with v1 in ONNX Runtime")
+    scores = models.score(v1_path, x)
+    log = log.with_columns(model_version=pl.lit(v1.version_id), score=pl.Series(np.round(scores, 6)),
+                           predicted_label=pl.Series((scores >= models.V1_THRESHOLD).astype(np.int32)))
+    log.write_parquet(tmp / "predictions.parquet")
+    labels.write_parquet(tmp / "labels.parquet")
+    check_cancelled(progress)
+    progress.report(0.6, "Importing the prediction log")
+    mapping = PredictionMapping(predicted_label="predicted_label", slices={d: d for d in DIMENSIONS},
+                                features=FEATURES)
+    import_predictions(project, tmp / "predictions.parquet", mapping)
+    progress.report(0.85, "Importing labels")
+    import_labels(project, tmp / "labels.parquet", LabelMapping())
+    progress.report(1.0, "Sample project ready")
+
+
+def model_hashes(folder: Path | str) -> dict[str, str]:
+    """sha256 of every model artifact in a project (for the determinism check)."""
+    root = Path(folder) / "artifacts" / "models"
+    return {p.name: _sha(p) for p in sorted(root.rglob("*.onnx"))}
