@@ -27,6 +27,7 @@ class Overview:
     models: pl.DataFrame  # one row per model version with its stage per site
     datasets: pl.DataFrame
     lines: pl.DataFrame  # plant, line, rows, labelled, coverage, first/last record, lag behind the newest
+    weekly: pl.DataFrame  # week, rows, labelled: late labels show as partly labelled recent weeks
 
     @property
     def label_coverage(self) -> float:
@@ -52,10 +53,12 @@ def build_overview(project: Project) -> Overview:
         n_labels = one(con, "SELECT count(*) FROM labels")[0]
         models = con.sql("""
             SELECT m.name AS model, v.version, v.version_id, m.task, m.risk_tier, v.format,
-                   coalesce(string_agg(s.site || ': ' || s.stage, ', ' ORDER BY s.site), 'not staged') AS stages,
+                   coalesce((SELECT string_agg(stage || ' (' || sites || ')', '; ' ORDER BY stage)
+                             FROM (SELECT stage, string_agg(site, ', ' ORDER BY site) AS sites
+                                   FROM current_stages c WHERE c.version_id = v.version_id GROUP BY stage)),
+                            'not staged') AS stages,
                    substr(v.sha256, 1, 12) AS sha256, v.size_bytes, coalesce(c.n, 0) AS predictions
             FROM model_versions v JOIN models m USING (model_id)
-            LEFT JOIN current_stages s USING (version_id)
             LEFT JOIN (SELECT version_id, count(*) AS n FROM predictions GROUP BY 1) c USING (version_id)
             GROUP BY ALL ORDER BY m.name, v.version""").pl()
         datasets = con.sql("""SELECT dataset_id, name, kind, row_count AS rows, substr(sha256, 1, 12) AS sha256,
@@ -72,11 +75,14 @@ def build_overview(project: Project) -> Overview:
                 GROUP BY ALL ORDER BY ALL""").pl()
         else:
             lines = pl.DataFrame()
+        weekly = con.sql("""
+            SELECT date_trunc('week', p.ts)::DATE AS week, count(*) AS rows, count(l.record_id) AS labelled
+            FROM predictions p LEFT JOIN labels l USING (record_id) GROUP BY 1 ORDER BY 1""").pl()
     finally:
         con.close()
     m = project.manifest
     return Overview(m.name, m.site, str(project.snapshot_of or project.folder), project.read_only,
-                    m.schema_version, int(n_pred), int(n_labels), first_ts, last_ts, models, datasets, lines)
+                    m.schema_version, int(n_pred), int(n_labels), first_ts, last_ts, models, datasets, lines, weekly)
 
 
 def overview_text(ov: Overview) -> str:

@@ -1,0 +1,58 @@
+# Lineproof: `make run` opens the app on the sample project; `make test` runs the whole suite.
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+SAMPLE := sample-projects/weld-seam-inspection
+STAMP := $(VENV)/.installed
+QT_LIBS := libegl1 libgl1 libglib2.0-0 libfontconfig1 libfreetype6 libdbus-1-3 libxkbcommon0 fonts-dejavu-core
+XCB_LIBS := libxkbcommon-x11-0 libx11-xcb1 libxcb-cursor0 libxcb-icccm4 libxcb-keysyms1 libxcb-image0 \
+	libxcb-randr0 libxcb-render-util0 libxcb-shape0 libxcb-xfixes0 libxcb-xkb1 libxcb-sync1 libxcb-shm0 libxcb-glx0
+TEST_TOOLS := xvfb poppler-utils
+
+.PHONY: run test test-slow bench sample system-libs venv lint clean
+
+venv: $(STAMP)
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -e '.[test]'
+	touch $(STAMP)
+
+# Qt's system libraries: installed with apt-get when root and missing, otherwise the command is printed.
+system-libs:
+	@missing=$$(for p in $(QT_LIBS) $(XCB_LIBS) $(TEST_TOOLS); do \
+		dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q "ok installed" || echo $$p; done); \
+	if [ -z "$$missing" ]; then echo "system libraries: present"; \
+	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+		echo "installing: $$missing"; \
+		apt-get install -y -q $$missing >/dev/null 2>&1 || \
+		{ apt-get update -q >/dev/null 2>&1 && apt-get install -y -q $$missing >/dev/null; }; \
+	else echo "Missing system libraries. Run:  sudo apt-get install -y $$missing"; fi
+
+$(SAMPLE)/lineproof.toml: | $(STAMP)
+	rm -rf $(SAMPLE)
+	$(VENV)/bin/lineproof sample $(SAMPLE)
+
+sample: $(SAMPLE)/lineproof.toml
+
+run: system-libs $(STAMP) sample
+	$(VENV)/bin/lineproof gui $(SAMPLE)
+
+test: system-libs $(STAMP)
+	QT_QPA_PLATFORM=offscreen $(PY) -m pytest -q -m "not slow"
+	$(VENV)/bin/lint-imports
+	QT_QPA_PLATFORM=offscreen $(PY) -m pytest -q -m slow
+
+test-slow: system-libs $(STAMP)
+	QT_QPA_PLATFORM=offscreen $(PY) -m pytest -q -m slow
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check app tests
+	$(VENV)/bin/lint-imports
+
+bench: $(STAMP)
+	$(PY) tests/bench/bench_foundation.py
+
+clean:
+	rm -rf $(VENV) $(SAMPLE) .pytest_cache

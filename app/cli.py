@@ -1,0 +1,205 @@
+"""The `lineproof` command: every core capability headless, plus `gui`."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+from app import __version__
+from app.core.errors import LineproofError, ProjectLockedError
+from app.core.progress import TaskProgress
+
+
+def _progress(quiet: bool) -> TaskProgress:
+    last = [0.0]
+
+    def show(fraction: float, message: str) -> None:
+        now = time.monotonic()
+        if quiet or (now - last[0] < 0.2 and fraction < 1.0):
+            return
+        last[0] = now
+        end = "\n" if fraction >= 1.0 or not sys.stderr.isatty() else ""
+        print(f"\r[{fraction:4.0%}] {message:<70}", end=end, file=sys.stderr, flush=True)
+
+    return TaskProgress(show)
+
+
+def _pairs(items: list[str] | None, what: str) -> dict[str, str]:
+    out = {}
+    for item in items or []:
+        if "=" not in item:
+            raise LineproofError(f"{what} {item!r} is not of the form NAME=COLUMN.", "Example: --map score=proba")
+        key, value = item.split("=", 1)
+        out[key.strip()] = value.strip()
+    return out
+
+
+def _open(path: str, read_only: bool = False, allow_snapshot: bool = False):
+    from app.core.project import Project
+
+    try:
+        return Project.open(path, read_only=read_only)
+    except ProjectLockedError as exc:
+        if not allow_snapshot:
+            raise
+        print(f"note: {exc.what} Showing a read-only snapshot.", file=sys.stderr)
+        return Project.open_snapshot(path)
+
+
+def cmd_init(args: argparse.Namespace) -> int:
+    """Create an empty project."""
+    from app.core.project import Project
+
+    dims = tuple(d.strip() for d in args.dimensions.split(",") if d.strip())
+    with Project.create(args.path, args.name or Path(args.path).name, args.site, dims):
+        pass
+    print(f"Created project {args.path} (slice dimensions: {', '.join(dims)})")
+    return 0
+
+
+def cmd_sample(args: argparse.Namespace) -> int:
+    """Build the seeded sample project."""
+    from app.sample.build import build_sample, model_hashes
+
+    start = time.perf_counter()
+    folder = build_sample(args.path, scale=args.scale, progress=_progress(args.quiet))
+    print(f"Built the sample project in {folder} in {time.perf_counter() - start:.1f} s")
+    for name, sha in model_hashes(folder).items():
+        print(f"  {name:<28} sha256 {sha}")
+    return 0
+
+
+def cmd_info(args: argparse.Namespace) -> int:
+    """Print the project overview."""
+    from app.core.overview import build_overview, overview_json, overview_text
+
+    with _open(args.path, read_only=True, allow_snapshot=True) as project:
+        ov = build_overview(project)
+    print(json.dumps(overview_json(ov), indent=2, default=str) if args.json else overview_text(ov))
+    return 0
+
+
+def cmd_ingest(args: argparse.Namespace) -> int:
+    """Import a prediction log."""
+    from app.core.ingest import PredictionMapping, guess_prediction_mapping, import_predictions
+    from app.core.sources import inspect_file
+
+    with _open(args.path) as project:
+        roles = _pairs(args.map, "--map")
+        slices = _pairs(args.slice, "--slice")
+        info = inspect_file(project.con, args.file, preview_rows=1)
+        guess = guess_prediction_mapping([c for c, _ in info.columns], project.manifest.slice_dimensions)
+        unknown = set(roles) - {"record_id", "timestamp", "model_version", "score", "predicted_label"}
+        if unknown:
+            raise LineproofError(f"Unknown role(s) {sorted(unknown)} in --map.",
+                                 "Roles: record_id, timestamp, model_version, score, predicted_label.")
+        mapping = PredictionMapping(
+            record_id=roles.get("record_id", guess.record_id), timestamp=roles.get("timestamp", guess.timestamp),
+            model_version=roles.get("model_version", guess.model_version), score=roles.get("score", guess.score),
+            predicted_label=roles.get("predicted_label", guess.predicted_label),
+            slices=slices or guess.slices,
+            features=tuple(f.strip() for f in args.features.split(",")) if args.features else None)
+        result = import_predictions(project, args.file, mapping, _progress(args.quiet))
+    print(f"Imported {result.rows:,} predictions from {result.file_name} (import #{result.import_id})")
+    if result.new_columns:
+        print(f"  new columns: {', '.join(result.new_columns)}")
+    return 0
+
+
+def cmd_labels(args: argparse.Namespace) -> int:
+    """Import ground-truth labels."""
+    from app.core.ingest import LabelMapping, import_labels
+
+    roles = _pairs(args.map, "--map")
+    mapping = LabelMapping(record_id=roles.get("record_id", "record_id"), label=roles.get("label", "label"),
+                           labelled_at=roles.get("labelled_at", "labelled_at"))
+    with _open(args.path) as project:
+        result = import_labels(project, args.file, mapping, args.skip_unknown, _progress(args.quiet))
+    print(f"Imported {result.rows:,} labels from {result.file_name} (import #{result.import_id})")
+    if result.replaced:
+        print(f"  {result.replaced:,} earlier labels were replaced by corrections")
+    if result.unknown_ids:
+        print(f"  skipped {result.unknown_ids:,} labels for unknown record ids, e.g. "
+              f"{', '.join(result.unknown_examples)}", file=sys.stderr)
+    return 0
+
+
+def cmd_gui(args: argparse.Namespace) -> int:
+    """Open the desktop application."""
+    from app.views.main_window import run_gui
+
+    return run_gui(args.path, read_only=args.read_only)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser with every subcommand."""
+    parser = argparse.ArgumentParser(
+        prog="lineproof", description="Trust machine-learning models on the production line. "
+        "With no command, opens the last project (or the sample) in the desktop app.")
+    parser.add_argument("--version", action="version", version=f"lineproof {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    p = sub.add_parser("init", help="create an empty project folder")
+    p.add_argument("path", help="new project folder")
+    p.add_argument("--name", help="display name (default: the folder name)")
+    p.add_argument("--site", default="", help="plant or site this project belongs to")
+    p.add_argument("--dimensions", default="plant,line,asset,shift,firmware",
+                   help="comma-separated slice dimensions (default: %(default)s)")
+    p.set_defaults(func=cmd_init)
+
+    p = sub.add_parser("sample", help="build the seeded weld-seam sample project")
+    p.add_argument("path", help="folder to create")
+    p.add_argument("--scale", type=float, default=1.0, help="1.0 = ~2M predictions; 5.0 = ~10M (benchmarks)")
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress output")
+    p.set_defaults(func=cmd_sample)
+
+    p = sub.add_parser("info", help="print the project overview")
+    p.add_argument("path", help="project folder")
+    p.add_argument("--json", action="store_true", help="machine-readable output")
+    p.set_defaults(func=cmd_info)
+
+    p = sub.add_parser("ingest", help="import a prediction log (CSV or Parquet)",
+                       description="Import a prediction log. Columns are matched by name; map others with "
+                       "--map ROLE=COLUMN (roles: record_id, timestamp, model_version, score, predicted_label) "
+                       "and --slice DIMENSION=COLUMN. Every other column becomes a feature unless --features.")
+    p.add_argument("path", help="project folder")
+    p.add_argument("file", help="CSV or Parquet file")
+    p.add_argument("--map", action="append", metavar="ROLE=COLUMN")
+    p.add_argument("--slice", action="append", metavar="DIMENSION=COLUMN")
+    p.add_argument("--features", help="comma-separated feature columns (default: all unmapped columns)")
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress output")
+    p.set_defaults(func=cmd_ingest)
+
+    p = sub.add_parser("labels", help="import delayed ground-truth labels (CSV or Parquet)")
+    p.add_argument("path", help="project folder")
+    p.add_argument("file", help="CSV or Parquet with record_id, label and optionally labelled_at")
+    p.add_argument("--map", action="append", metavar="ROLE=COLUMN", help="roles: record_id, label, labelled_at")
+    p.add_argument("--skip-unknown", action="store_true",
+                   help="import the labels whose record ids are known and report the others")
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress output")
+    p.set_defaults(func=cmd_labels)
+
+    p = sub.add_parser("gui", help="open the desktop application")
+    p.add_argument("path", nargs="?", help="project folder (default: the last one, or the sample)")
+    p.add_argument("--read-only", action="store_true", help="open without the right to change anything")
+    p.set_defaults(func=cmd_gui)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point; returns the exit code."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.command is None:
+        args = parser.parse_args(["gui"])
+    try:
+        return args.func(args)
+    except LineproofError as exc:
+        print(f"lineproof {args.command}: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("Interrupted; nothing was changed.", file=sys.stderr)
+        return 130

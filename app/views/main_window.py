@@ -1,0 +1,380 @@
+"""The main window: File menu, navigation, status bar, and the project's lifecycle in the GUI."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+from PySide6.QtCore import QByteArray, QSettings, Qt, QThreadPool, QTimer
+from PySide6.QtGui import QAction, QCloseEvent, QIcon, QKeySequence
+from PySide6.QtWidgets import (
+    QApplication,
+    QFileDialog,
+    QHBoxLayout,
+    QInputDialog,
+    QLabel,
+    QListWidget,
+    QMainWindow,
+    QMessageBox,
+    QProgressBar,
+    QStackedWidget,
+    QWidget,
+)
+
+from app import __version__
+from app.core.errors import LineproofError, ProjectLockedError
+from app.core.ingest import import_labels, import_predictions
+from app.core.overview import Overview, build_overview
+from app.core.project import Project
+from app.core.sources import inspect_file
+from app.views.errors import show_error
+from app.views.import_dialog import LabelImportDialog, PredictionImportDialog
+from app.views.overview_view import OverviewView
+from app.views.resources import resource_path
+from app.views.workers import Task, attach_progress_dialog, start_task
+
+MAX_RECENT = 8
+DATA_FILES = "Prediction data (*.csv *.tsv *.txt *.parquet *.pq);;All files (*)"
+
+
+def default_sample_folder() -> Path:
+    """Where `lineproof` with no argument keeps the sample project."""
+    from platformdirs import user_data_dir
+
+    return Path(user_data_dir("lineproof", appauthor=False)) / "weld-seam-inspection"
+
+
+class MainWindow(QMainWindow):
+    """Holds at most one open project; every screen gets its data from core through workers."""
+
+    def __init__(self, settings: QSettings | None = None) -> None:
+        super().__init__()
+        self.settings = settings or QSettings("Lineproof", "Lineproof")
+        self.project: Project | None = None
+        self.tasks: list[Task] = []
+        self.last_overview: Overview | None = None
+        self.setWindowTitle("Lineproof")
+        self.setWindowIcon(QIcon(str(resource_path("icons", "lineproof.svg"))))
+
+        self.nav = QListWidget(objectName="navigation")
+        self.nav.addItems(["Overview"])
+        self.nav.setFixedWidth(130)
+        self.nav.setToolTip("Screens (Ctrl+1 …)")
+        self.overview = OverviewView()
+        self.screens = QStackedWidget()
+        self.screens.addWidget(self.overview)
+        self.nav.currentRowChanged.connect(self.screens.setCurrentIndex)
+        self.nav.setCurrentRow(0)
+        central = QWidget()
+        layout = QHBoxLayout(central)
+        layout.setContentsMargins(0, 0, 0, 0)
+        layout.setSpacing(0)
+        layout.addWidget(self.nav)
+        layout.addWidget(self.screens, 1)
+        self.setCentralWidget(central)
+
+        self.status_project = QLabel("No project")
+        self.status_rows = QLabel("")
+        self.status_busy = QProgressBar()
+        self.status_busy.setMaximumWidth(160)
+        self.status_busy.setRange(0, 0)
+        self.status_busy.hide()
+        self.statusBar().addWidget(self.status_project, 1)
+        self.statusBar().addPermanentWidget(self.status_rows)
+        self.statusBar().addPermanentWidget(self.status_busy)
+        self._build_menus()
+        self._update_actions()
+        geometry = self.settings.value("window/geometry")
+        if isinstance(geometry, QByteArray) and not geometry.isEmpty():
+            self.restoreGeometry(geometry)
+        else:
+            self.resize(1280, 720)
+
+    # ----- menus
+    def _action(self, text: str, slot, shortcut=None, tip: str = "") -> QAction:
+        action = QAction(text, self)
+        if shortcut is not None:
+            action.setShortcut(QKeySequence(shortcut))
+        action.setStatusTip(tip)
+        action.setToolTip(tip)
+        action.triggered.connect(slot)
+        return action
+
+    def _build_menus(self) -> None:
+        file_menu = self.menuBar().addMenu("&File")
+        self.act_new = self._action("&New project…", self.new_project_dialog, QKeySequence.StandardKey.New,
+                                    "Create an empty project folder")
+        self.act_open = self._action("&Open project…", self.open_project_dialog, QKeySequence.StandardKey.Open,
+                                     "Open a project folder")
+        self.act_open_ro = self._action("Open project &read-only…", lambda: self.open_project_dialog(True),
+                                        "Ctrl+Shift+O", "Open a project without the right to change it")
+        self.recent_menu = file_menu.addMenu("Open &recent")
+        self.act_sample = self._action("Open &sample project", self.open_sample, None,
+                                       "Open the weld-seam demo (built on first use, ~30 s)")
+        self.act_import = self._action("&Import predictions…", self.import_predictions_dialog, "Ctrl+I",
+                                       "Import a prediction log (CSV or Parquet)")
+        self.act_labels = self._action("Import &labels…", self.import_labels_dialog, "Ctrl+L",
+                                       "Import ground-truth labels that arrived later")
+        self.act_close = self._action("&Close project", self.close_project, QKeySequence.StandardKey.Close)
+        self.act_quit = self._action("&Quit", self.close, QKeySequence.StandardKey.Quit)
+        for item in (self.act_new, self.act_open, self.act_open_ro, None, self.act_sample, None,
+                     self.act_import, self.act_labels, None, self.act_close, self.act_quit):
+            if item is None:
+                file_menu.addSeparator()
+            else:
+                file_menu.addAction(item)
+        file_menu.insertMenu(self.act_sample, self.recent_menu)
+        view_menu = self.menuBar().addMenu("&View")
+        self.act_refresh = self._action("&Refresh", self.refresh, QKeySequence.StandardKey.Refresh,
+                                        "Recompute the current screen from the project")
+        view_menu.addAction(self.act_refresh)
+        for i in range(self.nav.count()):
+            view_menu.addAction(self._action(self.nav.item(i).text(), lambda _=False, r=i: self.nav.setCurrentRow(r),
+                                             f"Ctrl+{i + 1}"))
+        help_menu = self.menuBar().addMenu("&Help")
+        help_menu.addAction(self._action("&About Lineproof", self.about))
+        self._fill_recent()
+
+    def _fill_recent(self) -> None:
+        self.recent_menu.clear()
+        recent = self.recent_projects()
+        for path in recent:
+            self.recent_menu.addAction(self._action(path, lambda _=False, p=path: self.open_project(p)))
+        self.recent_menu.setEnabled(bool(recent))
+
+    def recent_projects(self) -> list[str]:
+        """Most recent first."""
+        value = self.settings.value("recent/projects", [])
+        return [value] if isinstance(value, str) else list(value or [])
+
+    def _remember(self, folder: Path) -> None:
+        recent = [str(folder)] + [p for p in self.recent_projects() if p != str(folder)]
+        self.settings.setValue("recent/projects", recent[:MAX_RECENT])
+        self.settings.setValue("recent/last", str(folder))
+        self._fill_recent()
+
+    def _update_actions(self) -> None:
+        has = self.project is not None
+        writable = has and not self.project.read_only
+        for action in (self.act_import, self.act_labels):
+            action.setEnabled(writable)
+            action.setToolTip(action.statusTip() if writable else "Open a project for writing first")
+        self.act_close.setEnabled(has)
+        self.act_refresh.setEnabled(has)
+
+    # ----- project lifecycle
+    def open_project_dialog(self, read_only: bool = False) -> None:
+        """Ask for a folder and open it."""
+        folder = QFileDialog.getExistingDirectory(self, "Open Lineproof project", self.settings.value(
+            "recent/last", str(Path.home())))
+        if folder:
+            self.open_project(folder, read_only=read_only)
+
+    def new_project_dialog(self) -> None:
+        """Ask for a new folder and a name, then create the project."""
+        folder = QFileDialog.getSaveFileName(self, "New project folder", str(Path.home() / "new-project"))[0]
+        if not folder:
+            return
+        name, ok = QInputDialog.getText(self, "New project", "Project name:", text=Path(folder).name)
+        if not ok:
+            return
+        try:
+            project = Project.create(folder, name or Path(folder).name)
+        except LineproofError as exc:
+            show_error(self, exc)
+            return
+        self._set_project(project)
+
+    def open_project(self, folder: str | Path, read_only: bool = False) -> bool:
+        """Open a project folder; offers a read-only snapshot when another process holds it."""
+        self.close_project()
+        try:
+            project = Project.open(folder, read_only=read_only)
+        except ProjectLockedError as exc:
+            answer = QMessageBox.question(
+                self, "Project in use", f"{exc.what}\n\nOpen a read-only snapshot of it instead?",
+                QMessageBox.StandardButton.Open | QMessageBox.StandardButton.Cancel)
+            if answer != QMessageBox.StandardButton.Open:
+                return False
+            try:
+                project = Project.open_snapshot(folder)
+            except LineproofError as exc2:
+                show_error(self, exc2)
+                return False
+        except LineproofError as exc:
+            show_error(self, exc)
+            return False
+        self._set_project(project)
+        return True
+
+    def _set_project(self, project: Project) -> None:
+        self.project = project
+        self._remember(project.snapshot_of or project.folder)
+        mode = " [read-only snapshot]" if project.snapshot_of else " [read-only]" if project.read_only else ""
+        self.setWindowTitle(f"{project.display_name}{mode} — Lineproof")
+        self.status_project.setText(f"{project.snapshot_of or project.folder}{mode}")
+        self._update_actions()
+        self.overview.show_empty("Computing the overview…")
+        self.refresh()
+
+    def close_project(self) -> None:
+        """Cancel running work and release the project."""
+        self._stop_tasks()
+        if self.project is not None:
+            self.project.close()
+            self.project = None
+        self.last_overview = None
+        self.setWindowTitle("Lineproof")
+        self.status_project.setText("No project")
+        self.status_rows.setText("")
+        self.overview.show_empty("No project open.\n\nFile > Open project… (Ctrl+O), File > New project… "
+                                 "(Ctrl+N), or File > Open sample project.")
+        self._update_actions()
+
+    def _stop_tasks(self) -> None:
+        for task in list(self.tasks):
+            task.cancel()
+        QThreadPool.globalInstance().waitForDone(30_000)
+        QApplication.processEvents()
+
+    def _track(self, task: Task) -> Task:
+        self.tasks.append(task)
+        task.ended.connect(lambda: self.tasks.remove(task) if task in self.tasks else None)
+        return task
+
+    # ----- background work
+    def refresh(self) -> Task | None:
+        """Recompute the overview off the GUI thread."""
+        project = self.project
+        if project is None:
+            return None
+        task = self._track(start_task("Computing the overview", lambda progress: build_overview(project), self))
+        self.status_busy.show()
+        task.ended.connect(self.status_busy.hide)
+        task.done.connect(self._show_overview)
+        task.error.connect(lambda exc: show_error(self, exc))
+        return task
+
+    def _show_overview(self, ov: Overview) -> None:
+        self.last_overview = ov
+        self.overview.set_overview(ov)
+        self.status_rows.setText(f"{ov.prediction_rows:,} predictions · {ov.label_rows:,} labels · "
+                                 f"{ov.label_coverage:.1%} labelled")
+        if ov.prediction_rows == 0:
+            self.statusBar().showMessage("No prediction log yet: File > Import predictions… (Ctrl+I)", 10_000)
+
+    def start_import(self, kind: str, path: str | Path, mapping=None, skip_unknown: bool = False) -> Task | None:
+        """Run a predictions or labels import through the worker with a progress dialog."""
+        project = self.project
+        if project is None:
+            return None
+        if kind == "predictions":
+            def job(progress):
+                return import_predictions(project, path, mapping, progress)
+        else:
+            def job(progress):
+                return import_labels(project, path, mapping, skip_unknown, progress)
+        task = self._track(start_task(f"Importing {Path(path).name}", job, self))
+        attach_progress_dialog(task, self)
+        task.done.connect(lambda result: self._import_done(kind, result))
+        task.error.connect(lambda exc: show_error(self, exc, "Import failed"))
+        task.cancelled.connect(lambda: self.statusBar().showMessage(
+            "Import cancelled; the project is unchanged.", 10_000))
+        return task
+
+    def _import_done(self, kind: str, result) -> None:
+        text = f"Imported {result.rows:,} {kind} from {result.file_name}."
+        if result.unknown_ids:
+            text += f" Skipped {result.unknown_ids:,} labels for unknown records."
+        self.statusBar().showMessage(text, 15_000)
+        self.refresh()
+
+    def _pick_and_inspect(self, title: str, on_info) -> None:
+        path = QFileDialog.getOpenFileName(self, title, self.settings.value("import/dir", str(Path.home())),
+                                           DATA_FILES)[0]
+        if not path or self.project is None:
+            return
+        self.settings.setValue("import/dir", str(Path(path).parent))
+        con = self.project.con
+        task = self._track(start_task(f"Reading {Path(path).name}", lambda progress: inspect_file(con, path), self))
+        attach_progress_dialog(task, self)
+        task.done.connect(on_info)
+        task.error.connect(lambda exc: show_error(self, exc, title))
+
+    def import_predictions_dialog(self) -> None:
+        """File > Import predictions: pick, map, import."""
+        def on_info(info) -> None:
+            dialog = PredictionImportDialog(info, self.project.manifest.slice_dimensions, self)
+            if dialog.exec():
+                self.start_import("predictions", info.source.path, dialog.mapping())
+        self._pick_and_inspect("Import predictions", on_info)
+
+    def import_labels_dialog(self) -> None:
+        """File > Import labels: pick, map, import."""
+        def on_info(info) -> None:
+            dialog = LabelImportDialog(info, self)
+            if dialog.exec():
+                self.start_import("labels", info.source.path, dialog.mapping(), dialog.skip_unknown.isChecked())
+        self._pick_and_inspect("Import labels", on_info)
+
+    def open_sample(self) -> Task | None:
+        """Open the sample project, building it first (in the worker) if needed."""
+        folder = default_sample_folder()
+        if (folder / "lineproof.toml").exists():
+            self.open_project(folder)
+            return None
+        from app.sample.build import build_sample
+
+        if folder.exists():  # a half-built sample from an interrupted run
+            import shutil
+            shutil.rmtree(folder)
+        folder.parent.mkdir(parents=True, exist_ok=True)
+        task = self._track(start_task("Building the sample project",
+                                      lambda progress: build_sample(folder, progress=progress), self))
+        attach_progress_dialog(task, self)
+        task.done.connect(lambda _: self.open_project(folder))
+        task.error.connect(lambda exc: show_error(self, exc, "Sample project"))
+        return task
+
+    def about(self) -> None:
+        """Help > About."""
+        QMessageBox.about(self, "About Lineproof",
+                          f"<b>Lineproof {__version__}</b><br>Slice performance, drift, benchmarks, validation "
+                          "and signed packets for models on the production line. Works offline.")
+
+    def closeEvent(self, event: QCloseEvent) -> None:  # noqa: N802 (Qt API)
+        self.settings.setValue("window/geometry", self.saveGeometry())
+        self.close_project()
+        super().closeEvent(event)
+
+
+def make_app(argv: list[str] | None = None) -> QApplication:
+    """The QApplication with Lineproof's name, icon and style."""
+    app = QApplication.instance() or QApplication(argv or sys.argv)
+    app.setApplicationName("Lineproof")
+    app.setOrganizationName("Lineproof")
+    app.setWindowIcon(QIcon(str(resource_path("icons", "lineproof.svg"))))
+    style = resource_path("style.qss")
+    if style.exists():
+        app.setStyleSheet(style.read_text(encoding="utf-8"))
+    return app
+
+
+def run_gui(path: str | None = None, read_only: bool = False) -> int:
+    """Open the main window on a project (or the last one, or the sample) and run the event loop."""
+    app = make_app()
+    window = MainWindow()
+    screen = app.primaryScreen().availableGeometry()
+    if window.settings.value("window/geometry") is None and screen.width() <= 1440:
+        window.setGeometry(screen)  # field laptops: use every pixel (works without a window manager too)
+    else:
+        window.show()
+    if path:
+        QTimer.singleShot(0, lambda: window.open_project(path, read_only=read_only))
+    else:
+        last = window.settings.value("recent/last")
+        if last and (Path(last) / "lineproof.toml").exists():
+            QTimer.singleShot(0, lambda: window.open_project(last, read_only=read_only))
+        else:
+            QTimer.singleShot(0, window.open_sample)
+    return app.exec()

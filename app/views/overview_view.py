@@ -1,0 +1,203 @@
+"""Overview screen: models and stages, datasets, data volume, label coverage and freshness per line."""
+
+from __future__ import annotations
+
+import numpy as np
+import pyqtgraph as pg
+from PySide6.QtCore import Qt
+from PySide6.QtWidgets import (
+    QFrame,
+    QGroupBox,
+    QHBoxLayout,
+    QLabel,
+    QSplitter,
+    QStackedLayout,
+    QVBoxLayout,
+    QWidget,
+)
+
+from app.core.overview import Overview
+from app.views.table_model import Column, FrameTableModel
+from app.views.table_view import DataTable
+
+MODEL_COLUMNS = [
+    Column("model", "Model"), Column("version", "Version"), Column("stages", "Stage (sites)"),
+    Column("task", "Task"), Column("risk_tier", "Risk tier"),
+    Column("predictions", "Predictions", tooltip=lambda r: f"{r['predictions']:,} logged predictions"),
+    Column("format", "Format"),
+    Column("sha256", "sha256", tooltip=lambda r: f"First 12 hex digits of the artifact's sha256 "
+                                                 f"({r['size_bytes']:,} bytes)"),
+]
+DATASET_COLUMNS = [
+    Column("dataset_id", "Id", tooltip=lambda r: r["name"]), Column("kind", "Kind"), Column("rows", "Rows"),
+    Column("sha256", "sha256", tooltip=lambda r: "First 12 hex digits of the Parquet file's sha256"),
+]
+LINE_COLUMNS = [
+    Column("plant", "Plant"), Column("line", "Line"),
+    Column("rows", "Predictions"),
+    Column("labelled", "Labelled", tooltip=lambda r: f"{r['labelled']:,} of {r['rows']:,} predictions have "
+                                                      "a ground-truth label"),
+    Column("coverage", "Coverage", "percent",
+           tooltip=lambda r: f"{r['labelled']:,} / {r['rows']:,} = {r['coverage']:.2%} labelled"),
+    Column("first_record", "First record"), Column("last_record", "Last record"),
+    Column("hours_behind", "Behind newest", "hours",
+           tooltip=lambda r: f"Last record is {r['hours_behind']:.1f} h older than the newest in the project"),
+]
+
+
+def _card(caption: str) -> tuple[QFrame, QLabel]:
+    frame = QFrame(objectName="card")
+    layout = QVBoxLayout(frame)
+    layout.setContentsMargins(12, 8, 12, 8)
+    value = QLabel("–", objectName="cardValue")
+    layout.addWidget(value)
+    layout.addWidget(QLabel(caption, objectName="cardCaption"))
+    return frame, value
+
+
+def _group(title: str, widget: QWidget) -> QGroupBox:
+    box = QGroupBox(title)
+    layout = QVBoxLayout(box)
+    layout.setContentsMargins(6, 6, 6, 6)
+    layout.addWidget(widget)
+    return box
+
+
+class OverviewView(QWidget):
+    """Shows an Overview from core; holds no project state of its own."""
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.models_model = FrameTableModel(MODEL_COLUMNS, self)
+        self.datasets_model = FrameTableModel(DATASET_COLUMNS, self)
+        self.lines_model = FrameTableModel(LINE_COLUMNS, self)
+
+        self.title = QLabel("No project open", objectName="projectTitle")
+        self.subtitle = QLabel("", objectName="projectSubtitle")
+        self.subtitle.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        self.read_only_badge = QLabel("READ-ONLY", objectName="readOnlyBadge")
+        self.read_only_badge.setToolTip("Another process holds this project, or it was opened read-only: "
+                                        "imports and changes are disabled.")
+        self.read_only_badge.hide()
+        header = QHBoxLayout()
+        titles = QVBoxLayout()
+        titles.addWidget(self.title)
+        titles.addWidget(self.subtitle)
+        header.addLayout(titles, 1)
+        header.addWidget(self.read_only_badge, 0, Qt.AlignmentFlag.AlignTop)
+
+        cards = QHBoxLayout()
+        self.cards: dict[str, QLabel] = {}
+        for key, caption in (("predictions", "predictions logged"), ("coverage", "labelled (ground truth)"),
+                             ("span", "production period"), ("versions", "model versions"),
+                             ("lines", "lines reporting")):
+            frame, value = _card(caption)
+            self.cards[key] = value
+            cards.addWidget(frame)
+
+        self.plot = pg.PlotWidget(background="w")
+        self.plot.setMinimumHeight(150)
+        self.plot.setLabel("left", "predictions / week")
+        self.plot.showGrid(y=True, alpha=0.3)
+        self.rows_bars = pg.BarGraphItem(x=[], height=[], width=0.8, brush="#9cc3e6", name="predictions")
+        self.labelled_bars = pg.BarGraphItem(x=[], height=[], width=0.5, brush="#1f4e79", name="labelled")
+        self.plot.addItem(self.rows_bars)
+        self.plot.addItem(self.labelled_bars)
+        self.plot.setToolTip("Weekly predictions and how many have a label; recent weeks are partly labelled "
+                             "because inspection results arrive 1-3 weeks late.")
+
+        self.models_table = DataTable(self.models_model)
+        self.datasets_table = DataTable(self.datasets_model)
+        self.lines_table = DataTable(self.lines_model)
+
+        top = QSplitter(Qt.Orientation.Horizontal)
+        top.addWidget(_group("Models and versions", self.models_table))
+        top.addWidget(_group("Datasets", self.datasets_table))
+        top.setSizes([640, 460])
+        bottom = QSplitter(Qt.Orientation.Horizontal)
+        bottom.addWidget(_group("Lines: data, label coverage and freshness", self.lines_table))
+        bottom.addWidget(_group("Per week: predictions / labelled", self.plot))
+        bottom.setSizes([800, 330])
+        body = QSplitter(Qt.Orientation.Vertical)
+        body.addWidget(top)
+        body.addWidget(bottom)
+        body.setSizes([200, 400])
+
+        content = QWidget()
+        layout = QVBoxLayout(content)
+        layout.setContentsMargins(12, 10, 12, 8)
+        layout.addLayout(header)
+        layout.addLayout(cards)
+        layout.addWidget(body, 1)
+
+        self.empty = QLabel(objectName="emptyState")
+        self.empty.setAlignment(Qt.AlignmentFlag.AlignCenter)
+        self.empty.setWordWrap(True)
+        self.stack = QStackedLayout(self)
+        self.stack.addWidget(self.empty)
+        self.stack.addWidget(content)
+        self.show_empty("No project open.\n\nFile > Open project… (Ctrl+O) opens a project folder, "
+                        "File > New project… (Ctrl+N) creates one, File > Open sample project builds the demo.")
+
+    def show_empty(self, message: str) -> None:
+        """Show a message instead of the overview."""
+        self.empty.setText(message)
+        self.stack.setCurrentIndex(0)
+
+    def set_overview(self, ov: Overview) -> None:
+        """Show a freshly computed overview."""
+        self.title.setText(ov.name)
+        self.subtitle.setText(f"{ov.site + ' · ' if ov.site else ''}{ov.folder} · schema {ov.schema_version}")
+        self.read_only_badge.setVisible(ov.read_only)
+        self.cards["predictions"].setText(f"{ov.prediction_rows:,}")
+        self.cards["predictions"].setToolTip(f"{ov.prediction_rows:,} predictions, {ov.label_rows:,} labels")
+        self.cards["coverage"].setText(f"{ov.label_coverage:.1%}")
+        self.cards["coverage"].setToolTip(f"{ov.labelled_rows:,} of {ov.prediction_rows:,} predictions labelled")
+        span = f"{ov.first_ts:%d %b} – {ov.last_ts:%d %b %Y}" if ov.first_ts else "no data"
+        self.cards["span"].setText(span)
+        self.cards["span"].setToolTip(f"First record {ov.first_ts}, newest record {ov.last_ts}")
+        self.cards["versions"].setText(str(ov.models.height))
+        self.cards["lines"].setText(str(ov.lines.height))
+        self.models_model.set_frame(ov.models)
+        self.datasets_model.set_frame(ov.datasets)
+        self.lines_model.set_frame(ov.lines)
+        self._set_weekly(ov)
+        self.stack.setCurrentIndex(1)
+        if ov.prediction_rows == 0:
+            self.lines_table.setToolTip("No prediction log yet: File > Import predictions… (Ctrl+I)")
+
+    def _set_weekly(self, ov: Overview) -> None:
+        weekly = ov.weekly
+        x = np.arange(weekly.height, dtype=float)
+        rows = weekly["rows"].to_numpy().astype(float) if weekly.height else np.zeros(0)
+        labelled = weekly["labelled"].to_numpy().astype(float) if weekly.height else np.zeros(0)
+        self.rows_bars.setOpts(x=x, height=rows)
+        self.labelled_bars.setOpts(x=x, height=labelled)
+        if weekly.height:
+            step = max(1, weekly.height // 5)
+            ticks = [(float(i), f"{w:%d %b}") for i, w in enumerate(weekly["week"]) if i % step == 0]
+            self.plot.getAxis("bottom").setTicks([ticks])
+            self.plot.setXRange(-0.6, weekly.height - 0.4, padding=0)
+            self.plot.setYRange(0, float(rows.max()) * 1.15, padding=0)
+
+
+def main() -> int:
+    """Show this screen alone on a project: python -m app.views.overview_view PROJECT."""
+    import sys
+
+    from PySide6.QtWidgets import QApplication
+
+    from app.core.overview import build_overview
+    from app.core.project import Project
+
+    app = QApplication(sys.argv)
+    view = OverviewView()
+    with Project.open(sys.argv[1] if len(sys.argv) > 1 else ".", read_only=True) as project:
+        view.set_overview(build_overview(project))
+    view.resize(1366, 720)
+    view.show()
+    return app.exec()
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

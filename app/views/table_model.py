@@ -1,0 +1,111 @@
+"""A read-only, sortable Qt table model over a polars DataFrame from core."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import date, datetime
+from typing import Any
+
+import polars as pl
+from PySide6.QtCore import QAbstractTableModel, QModelIndex, QPersistentModelIndex, Qt
+
+Index = QModelIndex | QPersistentModelIndex
+
+
+@dataclass(frozen=True)
+class Column:
+    """How one DataFrame column is shown."""
+
+    key: str
+    header: str
+    kind: str = "auto"  # auto, int, percent, float, datetime, text, hours
+    tooltip: Callable[[dict[str, Any]], str] | None = None
+
+
+def format_value(value: Any, kind: str) -> str:
+    """Text for a cell, by kind."""
+    if value is None:
+        return "–"
+    if kind == "percent":
+        return f"{value:.1%}"
+    if kind == "hours":
+        return f"{value / 24:.1f} d" if value >= 48 else f"{value:.0f} h"
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, int):
+        return f"{value:,}"
+    if isinstance(value, float):
+        return f"{value:,.3f}"
+    if isinstance(value, datetime):
+        return f"{value:%Y-%m-%d %H:%M}"
+    if isinstance(value, date):
+        return f"{value:%Y-%m-%d}"
+    return str(value)
+
+
+class FrameTableModel(QAbstractTableModel):
+    """Rows come from a DataFrame; set_frame() resets the model in one step."""
+
+    def __init__(self, columns: list[Column], parent=None) -> None:
+        super().__init__(parent)
+        self.columns = columns
+        self.frame = pl.DataFrame()
+        self._rows: list[dict[str, Any]] = []
+
+    def set_frame(self, frame: pl.DataFrame) -> None:
+        """Replace all rows."""
+        self.beginResetModel()
+        self.frame = frame
+        self._rows = frame.to_dicts() if frame.height else []
+        self.endResetModel()
+
+    def rowCount(self, parent: Index = QModelIndex()) -> int:  # noqa: N802 (Qt API)
+        return 0 if parent.isValid() else len(self._rows)
+
+    def columnCount(self, parent: Index = QModelIndex()) -> int:  # noqa: N802
+        return 0 if parent.isValid() else len(self.columns)
+
+    def row(self, index: int) -> dict[str, Any]:
+        """The underlying record of a row."""
+        return self._rows[index]
+
+    def data(self, index: Index, role: int = Qt.ItemDataRole.DisplayRole) -> Any:
+        if not index.isValid():
+            return None
+        col = self.columns[index.column()]
+        record = self._rows[index.row()]
+        value = record.get(col.key)
+        if role == Qt.ItemDataRole.DisplayRole:
+            return format_value(value, col.kind)
+        if role == Qt.ItemDataRole.ToolTipRole:
+            return col.tooltip(record) if col.tooltip else None
+        if role == Qt.ItemDataRole.TextAlignmentRole:
+            numeric = isinstance(value, int | float) and not isinstance(value, bool)
+            align = Qt.AlignmentFlag.AlignRight if numeric else Qt.AlignmentFlag.AlignLeft
+            return int(align | Qt.AlignmentFlag.AlignVCenter)
+        if role == Qt.ItemDataRole.UserRole:
+            return value
+        return None
+
+    def headerData(self, section: int, orientation: Qt.Orientation,  # noqa: N802
+                   role: int = Qt.ItemDataRole.DisplayRole) -> Any:
+        if orientation == Qt.Orientation.Horizontal and role == Qt.ItemDataRole.DisplayRole:
+            return self.columns[section].header
+        return None
+
+    def sort(self, column: int, order: Qt.SortOrder = Qt.SortOrder.AscendingOrder) -> None:
+        key = self.columns[column].key
+        if not self.frame.height or key not in self.frame.columns:
+            return
+        self.layoutAboutToBeChanged.emit()
+        self.frame = self.frame.sort(key, descending=order == Qt.SortOrder.DescendingOrder, nulls_last=True)
+        self._rows = self.frame.to_dicts()
+        self.layoutChanged.emit()
+
+    def as_tsv(self, rows: list[int] | None = None) -> str:
+        """Rows as tab-separated text with a header, for the clipboard."""
+        picked = range(len(self._rows)) if rows is None else rows
+        lines = ["\t".join(c.header for c in self.columns)]
+        lines += ["\t".join(format_value(self._rows[r].get(c.key), c.kind) for c in self.columns) for r in picked]
+        return "\n".join(lines)

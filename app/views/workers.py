@@ -1,0 +1,108 @@
+"""The one way long core work runs: off the GUI thread, with progress, Cancel, and results on the GUI thread."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from PySide6.QtCore import QObject, QRunnable, Qt, QThreadPool, Signal
+from PySide6.QtWidgets import QProgressDialog, QWidget
+
+from app.core.errors import Cancelled
+from app.core.progress import TaskProgress
+
+
+class _Signals(QObject):
+    progress = Signal(float, str)
+    finished = Signal(object)
+    failed = Signal(object)
+
+
+class _Job(QRunnable):
+    def __init__(self, fn: Callable[[TaskProgress], Any], progress: TaskProgress, signals: _Signals) -> None:
+        super().__init__()
+        self.fn, self.progress, self.signals = fn, progress, signals
+        self.setAutoDelete(True)
+
+    def run(self) -> None:
+        try:
+            result = self.fn(self.progress)
+        except BaseException as exc:  # every failure goes back to the GUI thread as a value
+            self.signals.failed.emit(exc)
+        else:
+            self.signals.finished.emit(result)
+
+
+class Task(QObject):
+    """A running job. Signals arrive on the GUI thread (queued): progress, done(result), error(exc), cancelled()."""
+
+    progress = Signal(float, str)
+    done = Signal(object)
+    error = Signal(object)
+    cancelled = Signal()
+    ended = Signal()
+
+    def __init__(self, title: str, parent: QObject | None = None) -> None:
+        super().__init__(parent)
+        self.title = title
+        self.running = True
+        self._signals = _Signals()
+        self.control = TaskProgress(lambda f, m: self._signals.progress.emit(f, m))
+        self._signals.progress.connect(self.progress)
+        self._signals.finished.connect(self._finish)
+        self._signals.failed.connect(self._fail)
+
+    def cancel(self) -> None:
+        """Ask the job to stop; `cancelled` is emitted when it has."""
+        self.control.cancel()
+
+    def _finish(self, result: object) -> None:
+        self.running = False
+        if self.control.cancelled():
+            self.cancelled.emit()
+        else:
+            self.done.emit(result)
+        self.ended.emit()
+
+    def _fail(self, exc: BaseException) -> None:
+        self.running = False
+        if isinstance(exc, Cancelled):
+            self.cancelled.emit()
+        else:
+            self.error.emit(exc)
+        self.ended.emit()
+
+
+def start_task(title: str, fn: Callable[[TaskProgress], Any], parent: QObject | None = None,
+               pool: QThreadPool | None = None) -> Task:
+    """Run `fn(progress)` on the shared thread pool and return its Task."""
+    task = Task(title, parent)
+    (pool or QThreadPool.globalInstance()).start(_Job(fn, task.control, task._signals))
+    return task
+
+
+def attach_progress_dialog(task: Task, parent: QWidget) -> QProgressDialog:
+    """A window-modal progress dialog with Cancel, closed when the task ends."""
+    dialog = QProgressDialog(task.title, "Cancel", 0, 1000, parent)
+    dialog.setWindowTitle(task.title)
+    dialog.setWindowModality(Qt.WindowModality.WindowModal)
+    dialog.setMinimumDuration(300)
+    dialog.setAutoClose(False)
+    dialog.setAutoReset(False)
+    dialog.setMinimumWidth(420)
+
+    def on_progress(fraction: float, message: str) -> None:
+        dialog.setValue(int(fraction * 1000))
+        if message:
+            dialog.setLabelText(message)
+
+    def on_cancel() -> None:
+        dialog.setLabelText("Cancelling: rolling back…")
+        dialog.setCancelButton(None)
+        task.cancel()
+
+    task.progress.connect(on_progress)
+    dialog.canceled.connect(on_cancel)
+    task.ended.connect(dialog.close)
+    task.ended.connect(dialog.deleteLater)
+    return dialog
