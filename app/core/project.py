@@ -18,6 +18,7 @@ import duckdb
 
 from app import __version__
 from app.core.audit import append_audit, current_actor
+from app.core.db import one
 from app.core.errors import (
     ProjectCorruptError,
     ProjectExistsError,
@@ -75,6 +76,7 @@ class Project:
         self.read_only = read_only
         self.snapshot_of = snapshot_of
         self._owns_holder = False
+        self.closed = False
 
     # ----- paths
     @property
@@ -163,6 +165,7 @@ class Project:
         try:
             con = _connect(db, read_only)
             stored_version(con)
+            _check_storage(con, db)
             return con
         except duckdb.IOException as exc:
             text = str(exc)
@@ -219,7 +222,10 @@ class Project:
         self._owns_holder = True
 
     def close(self) -> None:
-        """Checkpoint and release the database (and the snapshot copy, if any)."""
+        """Checkpoint and release the database (and the snapshot copy, if any); safe to call twice."""
+        if self.closed:
+            return
+        self.closed = True
         try:
             if not self.read_only:
                 self.con.execute("CHECKPOINT")
@@ -271,6 +277,29 @@ class Project:
             con.execute("CHECKPOINT")  # keeps the main file current for read-only snapshots
         except duckdb.Error:
             pass
+
+
+_HEADER_BYTES = 3 * 4096  # DuckDB's file header plus its two database headers
+
+
+def _check_storage(con: duckdb.DuckDBPyConnection, db: Path) -> None:
+    """Refuse a truncated file: every data block the catalog points to must lie inside the file.
+
+    DuckDB opens a truncated file happily and fails only when a query reaches a missing block.
+    """
+    tables = [r[0] for r in con.execute(
+        "SELECT table_name FROM duckdb_tables() WHERE database_name = current_database() AND NOT temporary"
+    ).fetchall()]
+    if not tables:
+        return
+    union = " UNION ALL ".join(
+        f"SELECT max(block_id) AS b FROM pragma_storage_info('{t}') WHERE persistent" for t in tables)
+    max_block = one(con, f"SELECT max(b) FROM ({union})")[0]
+    block_size = one(con, "SELECT block_size FROM pragma_database_size() WHERE database_name = current_database()")[0]
+    if max_block is not None and db.stat().st_size < _HEADER_BYTES + (int(max_block) + 1) * int(block_size):
+        raise duckdb.IOException(
+            f"file is {db.stat().st_size:,} bytes but its data reaches byte "
+            f"{_HEADER_BYTES + (int(max_block) + 1) * int(block_size):,} (truncated copy?)")
 
 
 def _corrupt(db: Path, exc: Exception) -> ProjectCorruptError:

@@ -51,7 +51,7 @@ def recognise(path: Path | str) -> SourceFile:
     """Decide whether a file is CSV or Parquet, by its bytes as much as by its name."""
     path = Path(path)
     if not path.is_file():
-        raise IngestError(f"{path}: no such file.", "Check the path and try again.")
+        raise IngestError(f"{path}: no such file.", "Check the path and try again; nothing was imported.")
     size = path.stat().st_size
     if size == 0:
         raise IngestError(f"{path.name} is empty (0 bytes).", "Export the data again; nothing was imported.")
@@ -69,7 +69,7 @@ def recognise(path: Path | str) -> SourceFile:
                           "Export it again as Parquet, or rename it if it is a CSV; nothing was imported.")
     if b"\x00" in head:
         raise IngestError(f"{path.name} is not a CSV or Parquet file (it contains binary data).",
-                          "Import prediction logs as CSV (with a header row) or Parquet.")
+                          "Import CSV (with a header row) or Parquet files; nothing was imported.")
     try:
         head.decode("utf-8")
     except UnicodeDecodeError:
@@ -77,7 +77,7 @@ def recognise(path: Path | str) -> SourceFile:
             head[:-4].decode("utf-8")  # a multi-byte character may be cut at 4096
         except UnicodeDecodeError as exc:
             raise IngestError(f"{path.name} is not UTF-8 text (byte {exc.start}).",
-                              "Save the CSV as UTF-8 and import it again.") from exc
+                              "Save the CSV as UTF-8 and import it again; nothing was imported.") from exc
     return SourceFile(path, "csv", size)
 
 
@@ -153,7 +153,8 @@ def inspect_file(con: duckdb.DuckDBPyConnection, path: Path | str, preview_rows:
     finally:
         cur.close()
     if count == 0:
-        raise IngestError(f"{source.path.name} has a header but no data rows.", "Export the data again.")
+        raise IngestError(f"{source.path.name} has a header but no data rows.",
+                          "Export the data again; nothing was imported.")
     return FileInfo(source, tuple(columns), preview, int(count))
 
 
