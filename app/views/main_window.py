@@ -5,7 +5,7 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from PySide6.QtCore import QByteArray, QSettings, Qt, QThreadPool, QTimer
+from PySide6.QtCore import QByteArray, QSettings, QThreadPool, QTimer
 from PySide6.QtGui import QAction, QCloseEvent, QIcon, QKeySequence
 from PySide6.QtWidgets import (
     QApplication,
@@ -342,7 +342,7 @@ class MainWindow(QMainWindow):
                           f"<b>Lineproof {__version__}</b><br>Slice performance, drift, benchmarks, validation "
                           "and signed packets for models on the production line. Works offline.")
 
-    def closeEvent(self, event: QCloseEvent) -> None:  # noqa: N802 (Qt API)
+    def closeEvent(self, event: QCloseEvent) -> None:
         self.settings.setValue("window/geometry", self.saveGeometry())
         self.close_project()
         super().closeEvent(event)

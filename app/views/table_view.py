@@ -24,7 +24,7 @@ class DataTable(QTableView):
         self.horizontalHeader().setStretchLastSection(True)
         self.model().modelReset.connect(self.resizeColumnsToContents)
 
-    def keyPressEvent(self, event) -> None:  # noqa: N802 (Qt API)
+    def keyPressEvent(self, event) -> None:
         if event.matches(QKeySequence.StandardKey.Copy):
             self.copy_selection()
             return
