@@ -12,7 +12,7 @@ os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 
 from app.core.project import Project  # noqa: E402
 
-SAMPLE_TEST_SCALE = 0.02  # ~40k predictions: every story of the sample, built in ~20 s
+SAMPLE_TEST_SCALE = 0.05  # ~100k predictions: every story of the sample, built in ~20 s
 
 
 @pytest.fixture

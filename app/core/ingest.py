@@ -71,6 +71,17 @@ class ImportResult:
     replaced: int = 0
 
 
+def _hook_cancel(progress: Progress, interrupt) -> None:
+    """Let Cancel interrupt a running DuckDB statement (TaskProgress supports it; plain Progress may not)."""
+    if hasattr(progress, "on_cancel"):
+        progress.on_cancel(interrupt)
+
+
+def _unhook_cancel(progress: Progress, interrupt) -> None:
+    if hasattr(progress, "off_cancel"):
+        progress.off_cancel(interrupt)
+
+
 def guess_prediction_mapping(columns: list[str], dimensions: tuple[str, ...]) -> PredictionMapping:
     """A mapping from common column names (case-insensitive); the dialog lets the user correct it."""
     lower = {c.lower(): c for c in columns}
@@ -140,8 +151,7 @@ def import_predictions(project: Project, path: Path | str, mapping: PredictionMa
     project.require_writable()
     source = recognise(path)
     con = project.cursor()
-    if hasattr(progress, "on_cancel"):
-        progress.on_cancel(con.interrupt)
+    _hook_cancel(progress, con.interrupt)
     try:
         sha = file_sha256(source, progress, share=0.15)
         _check_not_imported(con, source, sha)
@@ -203,6 +213,7 @@ def import_predictions(project: Project, path: Path | str, mapping: PredictionMa
             unstage(con, _STAGE)
         except duckdb.Error:
             pass
+        _unhook_cancel(progress, con.interrupt)
         con.close()
 
 
@@ -296,8 +307,7 @@ def import_labels(project: Project, path: Path | str, mapping: LabelMapping | No
     project.require_writable()
     source = recognise(path)
     con = project.cursor()
-    if hasattr(progress, "on_cancel"):
-        progress.on_cancel(con.interrupt)
+    _hook_cancel(progress, con.interrupt)
     try:
         sha = file_sha256(source, progress, share=0.15)
         _check_not_imported(con, source, sha)
@@ -374,4 +384,5 @@ def import_labels(project: Project, path: Path | str, mapping: LabelMapping | No
             unstage(con, _STAGE)
         except duckdb.Error:
             pass
+        _unhook_cancel(progress, con.interrupt)
         con.close()

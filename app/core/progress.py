@@ -38,7 +38,10 @@ class TaskProgress:
         """Ask the running work to stop (called from any thread)."""
         self._cancel.set()
         for hook in list(self._on_cancel):
-            hook()
+            try:
+                hook()
+            except Exception:  # the work may have just finished and released what the hook interrupts
+                pass
 
     def cancelled(self) -> bool:
         """True once cancel() was called."""
@@ -49,6 +52,11 @@ class TaskProgress:
         self._on_cancel.append(hook)
         if self.cancelled():
             hook()
+
+    def off_cancel(self, hook: Callable[[], None]) -> None:
+        """Forget a hook once the work it interrupts is over."""
+        if hook in self._on_cancel:
+            self._on_cancel.remove(hook)
 
 
 class NullProgress(TaskProgress):

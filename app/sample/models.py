@@ -21,8 +21,17 @@ V2_THRESHOLD = 0.2
 def _export_sklearn(model, path: Path, name: str) -> Path:
     from skl2onnx import to_onnx  # sample extra only
 
+    from sklearn.pipeline import Pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    options: dict = {id(model): {"zipmap": False}}
+    if isinstance(model, Pipeline):
+        options = {id(model.steps[-1][1]): {"zipmap": False}}
+        for _, step in model.steps:
+            if isinstance(step, StandardScaler):
+                options[id(step)] = {"div": "div"}  # Sub/Div instead of ai.onnx.ml.Scaler, which OpenVINO lacks
     onx = to_onnx(model, np.zeros((1, len(FEATURES)), dtype=np.float32),
-                  options={"zipmap": False}, target_opset={"": 17, "ai.onnx.ml": 3})
+                  options=options, target_opset={"": 17, "ai.onnx.ml": 3})
     # Keep only the probabilities: the label output is redundant, and OpenVINO compiles the MLP only without it.
     probs = next(o.name for o in onx.graph.output if "prob" in o.name)
     onx = onnx.utils.Extractor(onx).extract_model([onx.graph.input[0].name], [probs])

@@ -97,6 +97,8 @@ def attach_progress_dialog(task: Task, parent: QWidget) -> QProgressDialog:
             dialog.setLabelText(message)
 
     def on_cancel() -> None:
+        if not task.running:  # QProgressDialog also emits canceled when it is closed
+            return
         dialog.setLabelText("Cancelling: rolling back…")
         dialog.setCancelButton(None)
         task.cancel()

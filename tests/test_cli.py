@@ -1,0 +1,75 @@
+"""The `lineproof` command run as a user runs it: help, output, errors on stderr with a non-zero code."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.helpers import write_csv
+
+ROOT = Path(__file__).parents[1]
+
+
+def lineproof(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "app", *args], capture_output=True, text=True, cwd=ROOT,
+                          timeout=120)
+
+
+@pytest.mark.parametrize("command", ["init", "sample", "info", "ingest", "labels", "gui"])
+def test_every_command_has_help(command: str):
+    out = lineproof(command, "--help")
+    assert out.returncode == 0 and f"lineproof {command}" in out.stdout
+
+
+def test_init_ingest_labels_info_round_trip(tmp_path: Path):
+    proj = tmp_path / "line7"
+    assert lineproof("init", str(proj), "--name", "Line 7", "--dimensions", "line,shift").returncode == 0
+    log = write_csv(tmp_path / "log.csv", "Serial,Time,Model,P,Line,Shift,temp",
+                    "a1,2026-02-01 06:00,m:v1,0.9,L7,early,180", "a2,2026-02-01 07:00,m:v1,0.1,L7,early,175")
+    out = lineproof("ingest", str(proj), str(log), "--map", "record_id=Serial", "--map", "timestamp=Time",
+                    "--map", "model_version=Model", "--map", "score=P", "--slice", "line=Line",
+                    "--slice", "shift=Shift", "-q")
+    assert out.returncode == 0, out.stderr
+    assert "Imported 2 predictions from log.csv" in out.stdout
+    labels = write_csv(tmp_path / "labels.csv", "record_id,label", "a1,1", "zz,0")
+    refused = lineproof("labels", str(proj), str(labels), "-q")
+    assert refused.returncode == 2 and "zz" in refused.stderr and refused.stdout == ""
+    out = lineproof("labels", str(proj), str(labels), "--skip-unknown", "-q")
+    assert out.returncode == 0 and "Imported 1 labels" in out.stdout and "skipped 1" in out.stderr
+    info = json.loads(lineproof("info", str(proj), "--json").stdout)
+    assert (info["name"], info["prediction_rows"], info["label_rows"]) == ("Line 7", 2, 1)
+    text = lineproof("info", str(proj)).stdout
+    assert "2 predictions, 1 labels (50.0% labelled)" in text
+
+
+def test_errors_go_to_stderr_with_exit_code_2(tmp_path: Path):
+    out = lineproof("info", str(tmp_path))
+    assert out.returncode == 2 and out.stdout == ""
+    assert "is not a Lineproof project" in out.stderr and "lineproof init" in out.stderr
+    assert lineproof("init", str(tmp_path / "p")).returncode == 0
+    bad = lineproof("ingest", str(tmp_path / "p"), str(tmp_path / "missing.csv"))
+    assert bad.returncode == 2 and "no such file" in bad.stderr
+    wrong = lineproof("ingest", str(tmp_path / "p"), str(tmp_path / "missing.csv"), "--map", "score")
+    assert wrong.returncode == 2 and "NAME=COLUMN" in wrong.stderr
+
+
+def test_info_on_a_project_held_by_another_process_uses_a_snapshot(tmp_path: Path):
+    proj = tmp_path / "held"
+    assert lineproof("init", str(proj)).returncode == 0
+    holder = subprocess.Popen([sys.executable, "-c", "import sys, time\nfrom app.core.project import Project\n"
+                               "p = Project.open(sys.argv[1]); print('ok', flush=True); time.sleep(60)", str(proj)],
+                              stdout=subprocess.PIPE, text=True, cwd=ROOT)
+    try:
+        assert holder.stdout.readline().strip() == "ok"
+        out = lineproof("info", str(proj))
+        assert out.returncode == 0 and "read-only snapshot" in out.stderr and "[read-only]" in out.stdout
+        ingest = lineproof("ingest", str(proj), str(write_csv(tmp_path / "x.csv", "record_id,ts,model_version,score",
+                                                                "a,2026-01-01,v,0.1")))
+        assert ingest.returncode == 2 and f"PID {holder.pid}" in ingest.stderr
+    finally:
+        holder.kill()
+        holder.wait()

@@ -1,0 +1,135 @@
+"""GUI: the main window on the sample project, imports through the worker with progress, Cancel, errors."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from pathlib import Path
+
+import duckdb
+import numpy as np
+import polars as pl
+import pytest
+from PySide6.QtCore import QSettings, Qt
+from PySide6.QtWidgets import QMessageBox
+
+from app.core.ingest import PredictionMapping
+from app.views.main_window import MainWindow
+from app.views.table_model import Column, FrameTableModel
+from tests.helpers import project_state, write_csv
+
+pytestmark = pytest.mark.gui
+
+
+@pytest.fixture
+def window(qtbot, tmp_path: Path):
+    settings = QSettings(str(tmp_path / "settings.ini"), QSettings.Format.IniFormat)
+    win = MainWindow(settings)
+    qtbot.addWidget(win)
+    win.show()
+    yield win
+    win.close_project()
+
+
+def _open(qtbot, window: MainWindow, folder: Path) -> None:
+    assert window.open_project(folder)
+    qtbot.waitUntil(lambda: window.last_overview is not None, timeout=20_000)
+
+
+def test_table_model_over_a_frame_without_a_widget(qtbot):
+    model = FrameTableModel([Column("line", "Line"), Column("rows", "Rows"),
+                             Column("coverage", "Coverage", "percent", tooltip=lambda r: f"{r['coverage']:.4f}")])
+    model.set_frame(pl.DataFrame({"line": ["L2", "L1"], "rows": [1500, 20], "coverage": [0.5, 0.25]}))
+    assert (model.rowCount(), model.columnCount()) == (2, 3)
+    assert model.data(model.index(0, 1)) == "1,500"
+    assert model.data(model.index(1, 2)) == "25.0%"
+    assert model.data(model.index(1, 2), Qt.ItemDataRole.ToolTipRole) == "0.2500"
+    model.sort(0, Qt.SortOrder.AscendingOrder)
+    assert model.data(model.index(0, 0)) == "L1"
+    assert model.as_tsv([0]) == "Line\tRows\tCoverage\nL1\t20\t25.0%"
+    model.set_frame(pl.DataFrame())
+    assert model.rowCount() == 0
+
+
+def test_overview_shows_the_sample_numbers(qtbot, window: MainWindow, sample_copy: Path):
+    _open(qtbot, window, sample_copy)
+    ov = window.last_overview
+    assert window.overview.lines_model.rowCount() == 12
+    assert window.overview.models_model.rowCount() == 3
+    assert window.overview.cards["predictions"].text() == f"{ov.prediction_rows:,}"
+    assert "labelled" in window.status_rows.text()
+    assert window.windowTitle().startswith("Weld-seam inspection")
+    assert window.recent_projects()[0] == str(sample_copy.resolve())
+    window.close_project()
+    con = duckdb.connect(str(sample_copy / "project.duckdb"), read_only=True)
+    rows, lines = con.execute("SELECT count(*), count(DISTINCT line) FROM predictions").fetchall()[0]
+    con.close()
+    assert ov.prediction_rows == rows and ov.lines.height == lines
+
+
+def test_import_runs_in_the_worker_with_progress(qtbot, window: MainWindow, sample_copy: Path, tmp_path: Path):
+    _open(qtbot, window, sample_copy)
+    before = window.last_overview.prediction_rows
+    rows = [f"NEW{i},2026-11-02 0{i}:00:00,weld-defect:v1,0.{i},P1,P1-L01,R1,early" for i in range(5)]
+    src = write_csv(tmp_path / "new.csv", "record_id,ts,model_version,score,plant,line,asset,shift", *rows)
+    task = window.start_import("predictions", src, PredictionMapping(
+        slices={"plant": "plant", "line": "line", "asset": "asset", "shift": "shift"}, features=()))
+    seen: list[float] = []
+    task.progress.connect(lambda f, m: seen.append(f))
+    with qtbot.waitSignal(task.done, timeout=30_000) as done:
+        pass
+    assert done.args[0].rows == 5
+    assert seen and seen[-1] == 1.0
+    qtbot.waitUntil(lambda: window.last_overview.prediction_rows == before + 5, timeout=20_000)
+    assert "Imported 5 predictions" in window.statusBar().currentMessage()
+
+
+def test_cancel_an_import_leaves_the_project_unchanged(qtbot, window: MainWindow, sample_copy: Path,
+                                                       tmp_path: Path):
+    n = 600_000
+    rng = np.random.default_rng(5)
+    src = tmp_path / "big.parquet"
+    pl.DataFrame({"record_id": np.char.add("C", np.arange(n).astype(str)),
+                  "ts": [datetime(2026, 11, 3)] * n, "model_version": ["weld-defect:v1"] * n,
+                  "score": rng.random(n)}).write_parquet(src)
+    before = project_state(sample_copy)
+    _open(qtbot, window, sample_copy)
+    task = window.start_import("predictions", src, PredictionMapping(features=()))
+    task.progress.connect(lambda f, m: task.cancel())  # the user presses Cancel as soon as it starts
+    with qtbot.waitSignal(task.cancelled, timeout=30_000):
+        pass
+    assert "cancelled" in window.statusBar().currentMessage()
+    window.close_project()
+    after = project_state(sample_copy)
+    assert after == before
+
+
+def test_a_bad_file_shows_the_message_in_a_dialog(qtbot, window: MainWindow, sample_copy: Path, tmp_path: Path):
+    _open(qtbot, window, sample_copy)
+    src = write_csv(tmp_path / "bad.csv", "record_id,ts,model_version,score", "x1,2026-11-02,v,0.5", "x2,2026-11-02,v,nan")
+    task = window.start_import("predictions", src, PredictionMapping(features=()))
+    with qtbot.waitSignal(task.error, timeout=30_000):
+        pass
+    boxes = [b for b in window.findChildren(QMessageBox) if b.objectName() == "errorDialog"]
+    assert boxes and "bad.csv, row 2 (line 3 of the file)" in boxes[-1].text()
+    assert "nothing was imported" in boxes[-1].informativeText()
+
+
+def test_opening_a_non_project_shows_an_error_and_keeps_running(qtbot, window: MainWindow, tmp_path: Path):
+    assert not window.open_project(tmp_path)
+    boxes = [b for b in window.findChildren(QMessageBox) if b.objectName() == "errorDialog"]
+    assert "not a Lineproof project" in boxes[-1].text()
+    assert window.project is None and not window.act_import.isEnabled()
+
+
+def test_geometry_is_kept_in_settings(qtbot, tmp_path: Path):
+    settings = QSettings(str(tmp_path / "s.ini"), QSettings.Format.IniFormat)
+    first = MainWindow(settings)
+    qtbot.addWidget(first)
+    first.show()
+    first.setGeometry(first.x() + 7, first.y() + 5, first.width(), 517)  # offscreen screens are 800x600
+    saved = first.geometry()
+    first.close()
+    second = MainWindow(settings)
+    qtbot.addWidget(second)
+    assert settings.value("window/geometry") is not None
+    assert second.height() == saved.height() == 517  # widths are clamped by the 800x600 offscreen screen
