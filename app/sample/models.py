@@ -20,7 +20,6 @@ V2_THRESHOLD = 0.2
 
 def _export_sklearn(model, path: Path, name: str) -> Path:
     from skl2onnx import to_onnx  # sample extra only
-
     from sklearn.pipeline import Pipeline
     from sklearn.preprocessing import StandardScaler
 
