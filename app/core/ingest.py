@@ -184,23 +184,16 @@ def import_predictions(project: Project, path: Path | str, mapping: PredictionMa
         existing = dict(con.execute("SELECT name, dtype FROM log_columns").fetchall())
         feature_types = _feature_types(con, source, features, types, existing)
         check_cancelled(progress)
-        _validate_predictions(con, source, mapping, feature_types)
-        check_cancelled(progress)
-        dup = one(con,
-            f"SELECT {sql_ident(mapping.record_id)}::VARCHAR, count(*) FROM {_STAGE} GROUP BY 1 HAVING count(*) > 1 "
-            "LIMIT 1")
-        if dup:
-            raise IngestError(f"{source.path.name}: record id {dup[0]!r} appears {dup[1]} times.",
-                              "Record ids must be unique; nothing was imported.")
-        clash_id = one(con,
-            f"SELECT s.{sql_ident(mapping.record_id)}::VARCHAR FROM {_STAGE} s SEMI JOIN predictions p "
-            f"ON p.record_id = s.{sql_ident(mapping.record_id)}::VARCHAR LIMIT 1")
-        if clash_id:
-            raise IngestError(f"{source.path.name}: record id {clash_id[0]!r} is already in the project.",
-                              "This file overlaps an earlier import; remove the overlap; nothing was imported.")
         progress.report(0.45, f"Importing {count:,} rows")
-        result = _insert_predictions(project, con, source, sha, mapping, feature_types, existing, int(count),
-                                     progress)
+        try:
+            # Fast path: one pass that checks while it inserts; a bad value aborts the transaction.
+            result = _insert_predictions(project, con, source, sha, mapping, feature_types, existing, int(count),
+                                         progress)
+        except (duckdb.ConversionException, duckdb.InvalidInputException, duckdb.ConstraintException) as exc:
+            # Rolled back; a second, slower pass names the first bad row and column.
+            _validate_predictions(con, source, mapping, feature_types)
+            raise IngestError(f"{source.path.name} could not be imported: {str(exc).splitlines()[0]}",
+                              "Nothing was imported. Check the file against the message.") from exc
         progress.report(1.0, f"Imported {count:,} rows from {source.path.name}")
         return result
     except duckdb.InterruptException as exc:
@@ -265,14 +258,34 @@ def _validate_predictions(con, source: SourceFile, m: PredictionMapping, feature
         _raise_bad(source, bad)
 
 
+def _check_record_ids(con, source: SourceFile, import_id: int) -> None:
+    """Inside the import's transaction: record ids unique in the file and new to the project."""
+    dup = one(con, "SELECT count(*) - count(DISTINCT record_id) FROM predictions WHERE import_id = ?", [import_id])[0]
+    if dup:
+        rid, n = one(con, "SELECT record_id, count(*) FROM predictions WHERE import_id = ? GROUP BY 1 "
+                          "HAVING count(*) > 1 ORDER BY 1 LIMIT 1", [import_id])
+        raise IngestError(f"{source.path.name}: record id {rid!r} appears {n} times.",
+                          "Record ids must be unique; nothing was imported.")
+    if one(con, "SELECT count(*) FROM predictions WHERE import_id <> ?", [import_id])[0]:
+        clash = one(con, "SELECT n.record_id FROM predictions n SEMI JOIN (SELECT record_id FROM predictions "
+                         "WHERE import_id <> $i) o USING (record_id) WHERE n.import_id = $i LIMIT 1", {"i": import_id})
+        if clash:
+            raise IngestError(f"{source.path.name}: record id {clash[0]!r} is already in the project.",
+                              "This file overlaps an earlier import; remove the overlap; nothing was imported.")
+
+
 def _insert_predictions(project: Project, con, source: SourceFile, sha: str, m: PredictionMapping,
                         feature_types: dict[str, str], existing: dict[str, str], count: int,
                         progress: Progress) -> ImportResult:
     new_columns = [(d, "VARCHAR", "slice") for d in m.slices if d not in existing]
     new_columns += [(f, t, "feature") for f, t in feature_types.items() if f not in existing]
+    rid, ver, score = sql_ident(m.record_id), sql_ident(m.model_version), sql_ident(m.score)
     targets = ["record_id", "ts", "version_id", "score", "import_id"]
-    exprs = [f"{sql_ident(m.record_id)}::VARCHAR", f"CAST({sql_ident(m.timestamp)} AS TIMESTAMP)",
-             f"{sql_ident(m.model_version)}::VARCHAR", f"CAST({sql_ident(m.score)} AS DOUBLE)", "$import_id"]
+    exprs = [f"CASE WHEN trim({rid}::VARCHAR) <> '' THEN {rid}::VARCHAR ELSE error('empty record id') END",
+             f"CAST({sql_ident(m.timestamp)} AS TIMESTAMP)",
+             f"CASE WHEN trim({ver}::VARCHAR) <> '' THEN {ver}::VARCHAR ELSE error('empty model version') END",
+             f"CASE WHEN isfinite(CAST({score} AS DOUBLE)) THEN CAST({score} AS DOUBLE) "
+             "ELSE error('score not finite') END", "$import_id"]
     if m.predicted_label:
         targets.append("predicted_label")
         exprs.append(f"CAST({sql_ident(m.predicted_label)} AS INTEGER)")
@@ -293,6 +306,8 @@ def _insert_predictions(project: Project, con, source: SourceFile, sha: str, m: 
         con.execute(f"INSERT INTO predictions ({cols}) SELECT {', '.join(exprs)} FROM {_STAGE}",
                     {"import_id": import_id})
         check_cancelled(progress)
+        progress.report(0.85, "Checking record ids")
+        _check_record_ids(con, source, import_id)
         con.execute("INSERT INTO imports VALUES (?, 'predictions', ?, ?, ?, ?, now()::TIMESTAMP)",
                     [import_id, source.path.name, sha, count, json.dumps(asdict(m))])
         progress.report(0.95, "Committing")
