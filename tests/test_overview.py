@@ -51,3 +51,22 @@ def test_overview_of_an_empty_project(empty_project: Project):
     ov = build_overview(empty_project)
     assert (ov.prediction_rows, ov.label_rows, ov.lines.height, ov.models.height) == (0, 0, 0, 0)
     assert "no data yet" in overview_text(ov)
+
+
+def test_summary_stays_equal_to_a_full_join_across_imports_and_corrections(empty_project: Project, tmp_path: Path):
+    head = "record_id,ts,model_version,score,plant,line"
+    import_predictions(empty_project, write_csv(tmp_path / "a.csv", head, *[
+        f"a{i},2026-05-0{1 + i % 7} 10:00,m:v1,0.5,P1,L{i % 2}" for i in range(20)]))
+    import_labels(empty_project, write_csv(tmp_path / "l1.csv", "record_id,label", "a1,1", "a2,0", "a3,1"))
+    import_predictions(empty_project, write_csv(tmp_path / "b.csv", head, *[
+        f"b{i},2026-05-1{i % 9} 10:00,m:v2,0.5,P2,L{i % 3}" for i in range(15)]))
+    import_labels(empty_project, write_csv(tmp_path / "l2.csv", "record_id,label", "a1,0", "b4,1", "zz,1"),
+                  skip_unknown=True)  # a1 corrected, b4 new, zz unknown
+    ov = build_overview(empty_project)
+    truth = empty_project.con.sql("""
+        SELECT p.plant, p.line, count(*) AS rows, count(l.record_id) AS labelled, max(p.ts) AS last_record
+        FROM predictions p LEFT JOIN labels l USING (record_id) GROUP BY ALL ORDER BY ALL""").pl()
+    assert ov.lines.select("plant", "line", "rows", "labelled", "last_record").equals(truth)
+    assert (ov.prediction_rows, ov.labelled_rows, ov.label_rows) == (35, 4, 4)
+    per_version = dict(ov.models.select("version_id", "predictions").iter_rows()) if ov.models.height else {}
+    assert per_version == {}  # no registered versions; the log's versions appear once registered

@@ -60,11 +60,16 @@ def test_schema1_fixture_is_migrated_with_its_data(tmp_path: Path):
     shutil.copytree(FIXTURE_SCHEMA1, folder)
     with Project.open(folder) as project:
         con = project.con
-        assert [r[0] for r in con.execute("SELECT version FROM schema_info ORDER BY 1").fetchall()] == [1, 2]
+        assert [r[0] for r in con.execute("SELECT version FROM schema_info ORDER BY 1").fetchall()] == \
+            list(range(1, SCHEMA_VERSION + 1))
         assert con.execute("SELECT count(*) FROM predictions").fetchall()[0][0] == 3
         assert con.execute("SELECT label FROM labels WHERE record_id = 'r1'").fetchall() == [(0.0,)]
         assert con.execute("SELECT risk_tier FROM models").fetchall() == [("medium",)]
         assert con.execute("SELECT count(*) FROM stage_history").fetchall()[0][0] == 0
+        # schema 3 built the coverage summary from the rows already there
+        assert con.execute("SELECT line, sum(rows), sum(labelled) FROM coverage_summary GROUP BY 1 ORDER BY 1"
+                           ).fetchall() == [("L1", 2, 1), ("L2", 1, 0)]
+        assert con.execute("SELECT plant FROM coverage_summary").fetchall() == [(None,), (None,)]
         actions = [r[0] for r in con.execute("SELECT action FROM audit_log ORDER BY seq").fetchall()]
         assert actions == ["project.create", "predictions.import", "project.migrate"]
     assert read_manifest(folder).schema_version == SCHEMA_VERSION

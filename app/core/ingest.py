@@ -8,6 +8,7 @@ from pathlib import Path
 
 import duckdb
 
+from app.core import summary
 from app.core.db import one
 from app.core.errors import Cancelled, IngestError
 from app.core.progress import NullProgress, Progress, check_cancelled
@@ -308,6 +309,7 @@ def _insert_predictions(project: Project, con, source: SourceFile, sha: str, m: 
         check_cancelled(progress)
         progress.report(0.85, "Checking record ids")
         _check_record_ids(con, source, import_id)
+        summary.add_predictions(con, import_id)
         con.execute("INSERT INTO imports VALUES (?, 'predictions', ?, ?, ?, ?, now()::TIMESTAMP)",
                     [import_id, source.path.name, sha, count, json.dumps(asdict(m))])
         progress.report(0.95, "Committing")
@@ -377,6 +379,7 @@ def import_labels(project: Project, path: Path | str, mapping: LabelMapping | No
                         f"SEMI JOIN predictions p ON p.record_id = s.{rid}::VARCHAR")
             replaced = one(con, "SELECT count(*) FROM labels l SEMI JOIN _new_labels n USING (record_id)"
                                    )[0]
+            summary.add_labels(con, "_new_labels")
             if replaced:  # a later label corrects an earlier one; the audit entry records how many
                 con.execute("DELETE FROM labels WHERE record_id IN (SELECT record_id FROM _new_labels)")
             kept = one(con, "INSERT INTO labels SELECT record_id, label, labelled_at, ? FROM _new_labels",

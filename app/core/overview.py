@@ -9,6 +9,7 @@ import polars as pl
 
 from app.core.db import one
 from app.core.project import Project
+from app.core.summary import KEYS
 
 
 @dataclass(frozen=True)
@@ -26,30 +27,24 @@ class Overview:
     last_ts: datetime | None
     models: pl.DataFrame  # one row per model version with its stage per site
     datasets: pl.DataFrame
-    lines: pl.DataFrame  # plant, line, rows, labelled, coverage, first/last record, lag behind the newest
+    lines: pl.DataFrame  # plant, line, rows, labelled, coverage, first/last record, hours behind newest
     weekly: pl.DataFrame  # week, rows, labelled: late labels show as partly labelled recent weeks
+
+    labelled_rows: int = 0  # predictions that have a label (labels are unique per record)
 
     @property
     def label_coverage(self) -> float:
         """Share of predictions that have a ground-truth label."""
         return self.labelled_rows / self.prediction_rows if self.prediction_rows else 0.0
 
-    @property
-    def labelled_rows(self) -> int:
-        """Predictions with a label (labels are unique per record)."""
-        return int(self.lines["labelled"].sum()) if self.lines.height else 0
-
-
-def _has_columns(project: Project, *names: str) -> bool:
-    known = {r[0] for r in project.con.execute("SELECT name FROM log_columns").fetchall()}
-    return all(n in known for n in names)
-
 
 def build_overview(project: Project) -> Overview:
-    """Compute the overview in DuckDB (aggregates only come back to Python)."""
+    """Read the overview from the coverage summary kept by every import (no scan of the log)."""
     con = project.cursor()
     try:
-        n_pred, first_ts, last_ts = one(con, "SELECT count(*), min(ts), max(ts) FROM predictions")
+        n_pred, n_labelled, first_ts, last_ts = one(
+            con, "SELECT coalesce(sum(rows), 0), coalesce(sum(labelled), 0), min(first_ts), max(last_ts) "
+                 "FROM coverage_summary")
         n_labels = one(con, "SELECT count(*) FROM labels")[0]
         models = con.sql("""
             SELECT m.name AS model, v.version, v.version_id, m.task, m.risk_tier, v.format,
@@ -57,32 +52,31 @@ def build_overview(project: Project) -> Overview:
                              FROM (SELECT stage, string_agg(site, ', ' ORDER BY site) AS sites
                                    FROM current_stages c WHERE c.version_id = v.version_id GROUP BY stage)),
                             'not staged') AS stages,
-                   substr(v.sha256, 1, 12) AS sha256, v.size_bytes, coalesce(c.n, 0) AS predictions
+                   substr(v.sha256, 1, 12) AS sha256, v.size_bytes, coalesce(c.n, 0)::BIGINT AS predictions
             FROM model_versions v JOIN models m USING (model_id)
-            LEFT JOIN (SELECT version_id, count(*) AS n FROM predictions GROUP BY 1) c USING (version_id)
-            GROUP BY ALL ORDER BY m.name, v.version""").pl()
+            LEFT JOIN (SELECT version_id, sum(rows) AS n FROM coverage_summary GROUP BY 1) c USING (version_id)
+            ORDER BY m.name, v.version""").pl()
         datasets = con.sql("""SELECT dataset_id, name, kind, row_count AS rows, substr(sha256, 1, 12) AS sha256,
                                      created_at FROM datasets ORDER BY created_at""").pl()
-        group = [d for d in ("plant", "line") if _has_columns(project, d)]
-        if group:
-            keys = ", ".join(f'p."{g}"' for g in group)
+        known = {r[0] for r in con.execute("SELECT name FROM log_columns").fetchall()}
+        group = [k for k in KEYS if k in known]
+        lines = pl.DataFrame()
+        if group and n_pred:
+            keys = ", ".join(group)
             lines = con.sql(f"""
-                SELECT {keys}, count(*) AS rows, count(l.record_id) AS labelled,
-                       count(l.record_id) / count(*) AS coverage,
-                       min(p.ts) AS first_record, max(p.ts) AS last_record,
-                       epoch((SELECT max(ts) FROM predictions) - max(p.ts)) / 3600.0 AS hours_behind
-                FROM predictions p LEFT JOIN labels l USING (record_id)
-                GROUP BY ALL ORDER BY ALL""").pl()
-        else:
-            lines = pl.DataFrame()
-        weekly = con.sql("""
-            SELECT date_trunc('week', p.ts)::DATE AS week, count(*) AS rows, count(l.record_id) AS labelled
-            FROM predictions p LEFT JOIN labels l USING (record_id) GROUP BY 1 ORDER BY 1""").pl()
+                SELECT {keys}, sum(rows)::BIGINT AS rows, sum(labelled)::BIGINT AS labelled,
+                       sum(labelled) / sum(rows) AS coverage,
+                       min(first_ts) AS first_record, max(last_ts) AS last_record,
+                       epoch((SELECT max(last_ts) FROM coverage_summary) - max(last_ts)) / 3600.0 AS hours_behind
+                FROM coverage_summary GROUP BY ALL ORDER BY ALL""").pl()
+        weekly = con.sql("""SELECT week, sum(rows)::BIGINT AS rows, sum(labelled)::BIGINT AS labelled
+                            FROM coverage_summary GROUP BY 1 ORDER BY 1""").pl()
     finally:
         con.close()
     m = project.manifest
     return Overview(m.name, m.site, str(project.snapshot_of or project.folder), project.read_only,
-                    m.schema_version, int(n_pred), int(n_labels), first_ts, last_ts, models, datasets, lines, weekly)
+                    m.schema_version, int(n_pred), int(n_labels), first_ts, last_ts, models, datasets, lines, weekly,
+                    int(n_labelled))
 
 
 def overview_text(ov: Overview) -> str:

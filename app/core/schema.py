@@ -63,10 +63,19 @@ def _script(sql: str) -> Callable[[duckdb.DuckDBPyConnection], None]:
     return apply
 
 
+def _schema_3(con: duckdb.DuckDBPyConnection) -> None:
+    """Schema 3: the coverage summary the overview reads, built from the data already there."""
+    from app.core import summary
+
+    con.execute(summary.CREATE)
+    summary.rebuild(con)
+
+
 # MIGRATIONS[n - 1] brings a database from schema n - 1 to schema n.
 MIGRATIONS: tuple[Callable[[duckdb.DuckDBPyConnection], None], ...] = (
     _script(_SCHEMA_1),
     _script(_SCHEMA_2),
+    _schema_3,
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 STAGES = ("candidate", "shadow", "pilot", "production", "retired")
