@@ -75,8 +75,9 @@ class PredictionImportDialog(QDialog):
         self.slices = {d: _combo(columns, guess.slices.get(d), True) for d in dimensions}
         for dim, box in self.slices.items():
             slice_form.addRow(dim, box)
-        slices = QGroupBox("Slice dimensions (from lineproof.toml)")
+        slices = QGroupBox("Slice dimensions")
         slices.setLayout(slice_form)
+        slices.setToolTip("The project's slice dimensions are listed in lineproof.toml ([slices] dimensions).")
 
         self.features = QListWidget()
         self.features.setToolTip("Checked columns are stored as features (for drift and data-quality checks).")

@@ -367,8 +367,7 @@ def run_gui(path: str | None = None, read_only: bool = False) -> int:
     screen = app.primaryScreen().availableGeometry()
     if window.settings.value("window/geometry") is None and screen.width() <= 1440:
         window.setGeometry(screen)  # field laptops: use every pixel (works without a window manager too)
-    else:
-        window.show()
+    window.show()
     if path:
         QTimer.singleShot(0, lambda: window.open_project(path, read_only=read_only))
     else:
