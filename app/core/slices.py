@@ -220,11 +220,11 @@ def _binary(con, query: SliceQuery, threshold: float, recent_from: datetime, pro
         FROM _slice_base GROUP BY ALL""", {"t": threshold, "recent": recent_from})
     check_cancelled(progress)
     progress.report(0.7, "Ranking scores for ROC AUC")
-    sums = ("sum(n)::BIGINT AS n, sum(nl)::BIGINT AS labelled, sum(np)::BIGINT AS positives, "
-            "sum(tp)::BIGINT AS tp, sum(fp)::BIGINT AS fp, sum(tn)::BIGINT AS tn, sum(fn)::BIGINT AS fn, "
-            "sum(se)::DOUBLE AS se, sum(delay_days)::DOUBLE AS delay_days, sum(n_recent)::BIGINT AS n_recent, "
-            "sum(nl_recent)::BIGINT AS nl_recent, sum(np * (neg_below + 0.5 * (nl - np)))::DOUBLE AS auc_num, "
-            "sum(np::DOUBLE * (nl - np))::DOUBLE AS tied_pairs")
+    sums = ("coalesce(sum(n), 0)::BIGINT AS n, coalesce(sum(nl), 0)::BIGINT AS labelled, coalesce(sum(np), 0)::BIGINT AS positives, "
+            "coalesce(sum(tp), 0)::BIGINT AS tp, coalesce(sum(fp), 0)::BIGINT AS fp, coalesce(sum(tn), 0)::BIGINT AS tn, coalesce(sum(fn), 0)::BIGINT AS fn, "
+            "coalesce(sum(se), 0)::DOUBLE AS se, coalesce(sum(delay_days), 0)::DOUBLE AS delay_days, coalesce(sum(n_recent), 0)::BIGINT AS n_recent, "
+            "coalesce(sum(nl_recent), 0)::BIGINT AS nl_recent, coalesce(sum(np * (neg_below + 0.5 * (nl - np))), 0)::DOUBLE AS auc_num, "
+            "coalesce(sum(np::DOUBLE * (nl - np)), 0)::DOUBLE AS tied_pairs")
 
     def aggregate(group: tuple[str, ...], source: str) -> pl.DataFrame:
         below = f"coalesce(sum(nl - np) OVER ({_partition(group)}ORDER BY bin ROWS BETWEEN UNBOUNDED " \
@@ -288,7 +288,7 @@ def _regression(con, query: SliceQuery, recent_from: datetime):
                count(*) FILTER (WHERE ts >= $recent) AS n_recent,
                count(label) FILTER (WHERE ts >= $recent) AS nl_recent
         FROM _slice_base GROUP BY GROUPING SETS (({', '.join(sql_ident(k) for k in keys)}), ())"""
-    frame = con.execute(sql, {"recent": recent_from}).pl()
+    frame = con.sql(sql, params={"recent": recent_from}).pl()
     if not keys:
         frame = frame.unique(subset=["_all"]).head(1)
         return frame.drop("_all"), frame.drop("_all")
@@ -316,12 +316,12 @@ def _multiclass(con, query: SliceQuery, recent_from: datetime):
     key_cols = ", ".join(sql_ident(k) for k in keys)
     sets = f"GROUPING SETS (({key_cols}), ())" if keys else "GROUPING SETS (())"
     flag = f"grouping({key_cols}) > 0" if keys else "true"
-    counts = con.execute(f"""SELECT {_key_list(keys)} {flag} AS _all, count(*) AS n, count(label) AS labelled,
+    counts = con.sql(f"""SELECT {_key_list(keys)} {flag} AS _all, count(*) AS n, count(label) AS labelled,
                count(*) FILTER (WHERE label = predicted_label) AS correct,
                coalesce(sum(epoch(labelled_at - ts)), 0) / 86400.0 AS delay_days,
                count(*) FILTER (WHERE ts >= $recent) AS n_recent,
                count(label) FILTER (WHERE ts >= $recent) AS nl_recent
-        FROM _slice_base GROUP BY {sets}""", {"recent": recent_from}).pl()
+        FROM _slice_base GROUP BY {sets}""", params={"recent": recent_from}).pl()
     per_class = con.sql(f"""
         WITH x AS (SELECT {_key_list(keys)} label::INTEGER AS y, predicted_label AS yhat FROM _slice_base
                    WHERE label IS NOT NULL),
