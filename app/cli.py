@@ -90,7 +90,7 @@ def cmd_ingest(args: argparse.Namespace) -> int:
     with _open(args.path) as project:
         roles = _pairs(args.map, "--map")
         slices = _pairs(args.slice, "--slice")
-        info = inspect_file(project.con, args.file, preview_rows=1)
+        info = inspect_file(project.cursor(), args.file, preview_rows=1)
         guess = guess_prediction_mapping([c for c, _ in info.columns], project.manifest.slice_dimensions)
         unknown = set(roles) - {"record_id", "timestamp", "model_version", "score", "predicted_label"}
         if unknown:
@@ -124,6 +124,37 @@ def cmd_labels(args: argparse.Namespace) -> int:
     if result.unknown_ids:
         print(f"  skipped {result.unknown_ids:,} labels for unknown record ids, e.g. "
               f"{', '.join(result.unknown_examples)}", file=sys.stderr)
+    return 0
+
+
+def cmd_slices(args: argparse.Namespace) -> int:
+    """Print slice performance, worst first."""
+    from datetime import datetime
+
+    from app.core.slice_report import slices_json, slices_text
+    from app.core.slices import SliceQuery, compute_slices, resolve_version
+
+    def when(text: str | None, flag: str):
+        if not text:
+            return None
+        try:
+            return datetime.fromisoformat(text)
+        except ValueError as exc:
+            raise LineproofError(f"{flag} {text!r} is not a date.", "Use YYYY-MM-DD or YYYY-MM-DDTHH:MM.") from exc
+
+    with _open(args.path, read_only=True, allow_snapshot=True) as project:
+        version = resolve_version(project, args.model)
+        by = tuple(d.strip() for d in (args.by or "").split(",") if d.strip())
+        query = SliceQuery(version, by, args.window, when(args.start, "--from"), when(args.end, "--to"),
+                           min_support=args.min_support, confidence=args.confidence)
+        table = compute_slices(project, query, _progress(args.quiet or args.format != "table"))
+    metric = args.metric or table.metrics[0 if table.task != "binary" else 2]
+    if args.format == "json":
+        print(slices_json(table, metric))
+    elif args.format == "csv":
+        sys.stdout.write(table.worst(metric).write_csv())
+    else:
+        print(slices_text(table, metric, limit=args.limit))
     return 0
 
 
@@ -181,6 +212,25 @@ def build_parser() -> argparse.ArgumentParser:
                    help="import the labels whose record ids are known and report the others")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress output")
     p.set_defaults(func=cmd_labels)
+
+    p = sub.add_parser("slices", help="performance per slice with confidence intervals, worst first",
+                       description="Metrics per slice of one model version's prediction log joined with its "
+                       "labels. Binary: accuracy, precision, recall, f1, fpr, auc, brier; regression: mae, "
+                       "rmse, bias; multiclass: accuracy, macro_f1. Slices below --min-support labelled rows "
+                       "show 'insufficient data'.")
+    p.add_argument("path", help="project folder")
+    p.add_argument("--model", required=True, metavar="NAME[:VERSION]", help="model id or name, or a version id")
+    p.add_argument("--by", default="", help="comma-separated slice dimensions, e.g. line,asset")
+    p.add_argument("--window", choices=("day", "week", "month"), help="also slice by time window")
+    p.add_argument("--metric", help="metric to rank by (default: recall for binary models)")
+    p.add_argument("--from", dest="start", metavar="DATE", help="first day (inclusive)")
+    p.add_argument("--to", dest="end", metavar="DATE", help="end (exclusive)")
+    p.add_argument("--min-support", type=int, default=30, help="labelled rows a slice needs (default 30)")
+    p.add_argument("--confidence", type=float, default=0.95, help="interval level (default 0.95)")
+    p.add_argument("--format", choices=("table", "csv", "json"), default="table")
+    p.add_argument("--limit", type=int, default=40, help="rows in the table format (default 40)")
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress output")
+    p.set_defaults(func=cmd_slices)
 
     p = sub.add_parser("gui", help="open the desktop application")
     p.add_argument("path", nargs="?", help="project folder (default: the last one, or the sample)")

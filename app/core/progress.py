@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable
-from typing import Protocol
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Any, Protocol
 
 from app.core.errors import Cancelled
 
@@ -67,3 +68,16 @@ def check_cancelled(progress: Progress) -> None:
     """Raise Cancelled if the user asked to stop."""
     if progress.cancelled():
         raise Cancelled()
+
+
+@contextmanager
+def interrupt_on_cancel(progress: Progress, con: Any) -> Iterator[None]:
+    """While inside, Cancel interrupts the DuckDB statement running on `con` (if the progress supports it)."""
+    hook = con.interrupt
+    if hasattr(progress, "on_cancel"):
+        progress.on_cancel(hook)
+    try:
+        yield
+    finally:
+        if hasattr(progress, "off_cancel"):
+            progress.off_cancel(hook)

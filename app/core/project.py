@@ -8,6 +8,7 @@ import re
 import shutil
 import socket
 import tempfile
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import datetime
@@ -77,6 +78,7 @@ class Project:
         self.snapshot_of = snapshot_of
         self._owns_holder = False
         self.closed = False
+        self._cursor_lock = threading.Lock()
 
     # ----- paths
     @property
@@ -246,8 +248,18 @@ class Project:
 
     # ----- access
     def cursor(self) -> duckdb.DuckDBPyConnection:
-        """A connection for one thread (DuckDB connections are not shared across threads)."""
-        return self.con.cursor()
+        """A connection for one thread (DuckDB connections are not shared across threads); close it after."""
+        with self._cursor_lock:
+            return self.con.cursor()
+
+    @contextmanager
+    def reading(self) -> Iterator[duckdb.DuckDBPyConnection]:
+        """A short-lived cursor for a query from any thread (workers and the GUI thread alike)."""
+        con = self.cursor()
+        try:
+            yield con
+        finally:
+            con.close()
 
     def require_writable(self) -> None:
         """Raise unless changes are allowed."""

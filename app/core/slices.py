@@ -14,12 +14,13 @@ from __future__ import annotations
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 
+import duckdb
 import polars as pl
 
 from app.core.db import one
-from app.core.errors import LineproofError
+from app.core.errors import Cancelled, LineproofError
 from app.core.intervals import hanley_mcneil, normal_mean, wilson, z_value
-from app.core.progress import NullProgress, Progress, check_cancelled
+from app.core.progress import NullProgress, Progress, check_cancelled, interrupt_on_cancel
 from app.core.project import Project
 from app.core.sources import sql_ident, sql_literal
 
@@ -118,13 +119,15 @@ def resolve_version(project: Project, spec: str) -> str:
 
 
 def _model_info(project: Project, version_id: str) -> tuple[str, float]:
-    row = one(project.con, "SELECT m.task, v.threshold FROM model_versions v JOIN models m USING (model_id) "
-                           "WHERE v.version_id = ?", [version_id])
+    with project.reading() as con:
+        row = one(con, "SELECT m.task, v.threshold FROM model_versions v JOIN models m USING (model_id) "
+                       "WHERE v.version_id = ?", [version_id])
     return (row[0], float(row[1] if row[1] is not None else 0.5)) if row else ("binary", 0.5)
 
 
 def _check_dimensions(project: Project, query: SliceQuery) -> None:
-    slice_cols = {r[0] for r in project.con.execute("SELECT name FROM log_columns WHERE role = 'slice'").fetchall()}
+    with project.reading() as con:
+        slice_cols = {r[0] for r in con.execute("SELECT name FROM log_columns WHERE role = 'slice'").fetchall()}
     wanted = list(query.by) + [d for d, _ in query.where]
     unknown = [d for d in wanted if d not in slice_cols]
     if unknown:
@@ -159,30 +162,38 @@ def compute_slices(project: Project, query: SliceQuery, progress: Progress | Non
         threshold = query.threshold
     con = project.cursor()
     try:
-        latest = one(con, "SELECT max(ts) FROM predictions WHERE version_id = ?", [query.version_id])[0]
-        if latest is None:
-            raise SliceError(f"No predictions are logged for {query.version_id}.",
-                             "Import its prediction log, or choose another model version.")
-        recent_from = min(latest, query.end or latest) - timedelta(days=RECENT_DAYS)
-        progress.report(0.1, "Joining predictions with labels")
-        con.execute(f"CREATE OR REPLACE TEMP VIEW _slice_base AS {_base_sql(query)}")
-        check_cancelled(progress)
-        if task == "binary":
-            bad = one(con, "SELECT count(*) FROM _slice_base WHERE label IS NOT NULL AND label NOT IN (0, 1)")[0]
-            if bad:
-                raise SliceError(f"{bad:,} labels of {query.version_id} are not 0 or 1, but the model is binary.",
-                                 "Re-import the labels as 0 (good) / 1 (defect), or fix the model's task.")
-            overall, slices = _binary(con, query, threshold, recent_from, progress)
-            metrics = BINARY_METRICS
-        elif task == "regression":
-            overall, slices = _regression(con, query, recent_from)
-            metrics = REGRESSION_METRICS
-        else:
-            overall, slices = _multiclass(con, query, recent_from)
-            metrics = MULTICLASS_METRICS
-        con.execute("DROP VIEW IF EXISTS _slice_base")
+        with interrupt_on_cancel(progress, con):
+            return _compute(project, con, query, task, threshold, progress)
+    except duckdb.InterruptException as exc:
+        raise Cancelled() from exc
     finally:
         con.close()
+
+
+def _compute(project: Project, con, query: SliceQuery, task: str, threshold: float,
+             progress: Progress) -> SliceTable:
+    latest = one(con, "SELECT max(ts) FROM predictions WHERE version_id = ?", [query.version_id])[0]
+    if latest is None:
+        raise SliceError(f"No predictions are logged for {query.version_id}.",
+                         "Import its prediction log, or choose another model version.")
+    recent_from = min(latest, query.end or latest) - timedelta(days=RECENT_DAYS)
+    progress.report(0.1, "Joining predictions with labels")
+    con.execute(f"CREATE OR REPLACE TEMP VIEW _slice_base AS {_base_sql(query)}")
+    check_cancelled(progress)
+    if task == "binary":
+        bad = one(con, "SELECT count(*) FROM _slice_base WHERE label IS NOT NULL AND label NOT IN (0, 1)")[0]
+        if bad:
+            raise SliceError(f"{bad:,} labels of {query.version_id} are not 0 or 1, but the model is binary.",
+                             "Re-import the labels as 0 (good) / 1 (defect), or fix the model's task.")
+        overall, slices = _binary(con, query, threshold, recent_from, progress)
+        metrics = BINARY_METRICS
+    elif task == "regression":
+        overall, slices = _regression(con, query, recent_from)
+        metrics = REGRESSION_METRICS
+    else:
+        overall, slices = _multiclass(con, query, recent_from)
+        metrics = MULTICLASS_METRICS
+    con.execute("DROP VIEW IF EXISTS _slice_base")
     progress.report(0.9, "Intervals and ranking")
     z = z_value(query.confidence)
     finish = {"binary": _binary_metrics, "regression": _regression_metrics, "multiclass": _multiclass_metrics}[task]
@@ -365,7 +376,8 @@ def with_query(table: SliceTable, **changes) -> SliceQuery:
 def firmware_changes(project: Project, version_id: str, where: tuple[tuple[str, str], ...],
                      column: str = "firmware") -> pl.DataFrame:
     """When each firmware value first appears in a slice (the first value is the baseline, not an event)."""
-    known = {r[0] for r in project.con.execute("SELECT name FROM log_columns").fetchall()}
+    with project.reading() as con:
+        known = {r[0] for r in con.execute("SELECT name FROM log_columns").fetchall()}
     if column not in known:
         return pl.DataFrame({"value": [], "first_seen": []}, schema={"value": pl.Utf8, "first_seen": pl.Datetime})
     cond = " AND ".join([f"version_id = {sql_literal(version_id)}"] +
@@ -377,3 +389,51 @@ def firmware_changes(project: Project, version_id: str, where: tuple[tuple[str, 
     finally:
         con.close()
     return frame.slice(1)
+
+
+def logged_versions(project: Project) -> list[tuple[str, int]]:
+    """(version id, predictions) for every version in the log, from the coverage summary."""
+    with project.reading() as con:
+        rows = con.execute("SELECT version_id, sum(rows) FROM coverage_summary GROUP BY 1 ORDER BY 1").fetchall()
+    return [(v, int(n)) for v, n in rows]
+
+
+def logged_span(project: Project) -> tuple[datetime | None, datetime | None]:
+    """First and last prediction time in the log."""
+    with project.reading() as con:
+        return one(con, "SELECT min(first_ts), max(last_ts) FROM coverage_summary")
+
+
+def slice_dimensions(project: Project) -> list[str]:
+    """The slice columns present in the log, in manifest order."""
+    with project.reading() as con:
+        present = {r[0] for r in con.execute("SELECT name FROM log_columns WHERE role = 'slice'").fetchall()}
+    ordered = [d for d in project.manifest.slice_dimensions if d in present]
+    return ordered + sorted(present - set(ordered))
+
+
+def task_metrics(project: Project, version_id: str) -> tuple[str, ...]:
+    """The metrics available for a version's task."""
+    task, _ = _model_info(project, version_id)
+    return {"binary": BINARY_METRICS, "regression": REGRESSION_METRICS}.get(task, MULTICLASS_METRICS)
+
+
+@dataclass(frozen=True)
+class SliceTrend:
+    """One slice over time next to the overall trend, with the slice's firmware changes as events."""
+
+    where: tuple[tuple[str, str], ...]
+    slice: SliceTable
+    overall: SliceTable
+    events: pl.DataFrame  # value, first_seen
+
+
+def slice_trend(project: Project, base: SliceQuery, where: tuple[tuple[str, str], ...], window: str = "week",
+                progress: Progress | None = None) -> SliceTrend:
+    """The drill-down of a slice: per-window metrics with intervals, the overall trend, and events."""
+    progress = progress or NullProgress()
+    common = replace(base, by=(), window=window, where=())
+    mine = compute_slices(project, replace(common, where=where), progress)
+    overall = compute_slices(project, common)
+    dims = tuple((d, v) for d, v in where if d != PERIOD)
+    return SliceTrend(where, mine, overall, firmware_changes(project, base.version_id, dims))

@@ -138,11 +138,10 @@ def staged_columns(con: duckdb.DuckDBPyConnection, name: str) -> list[tuple[str,
     return [(r[0], r[1]) for r in rows if r[0] != "_row"]
 
 
-def inspect_file(con: duckdb.DuckDBPyConnection, path: Path | str, preview_rows: int = 20) -> FileInfo:
-    """Columns, types, a preview and the row count of a file, for the mapping dialog."""
-    source = recognise(path)
-    cur = con.cursor()
+def inspect_file(cur: duckdb.DuckDBPyConnection, path: Path | str, preview_rows: int = 20) -> FileInfo:
+    """Columns, types, a preview and the row count of a file, for the mapping dialog (closes `cur`)."""
     try:
+        source = recognise(path)
         name = stage(cur, source, "_inspect")
         columns = staged_columns(cur, name)
         if source.format == "csv":

@@ -31,6 +31,7 @@ from app.views.errors import show_error
 from app.views.import_dialog import LabelImportDialog, PredictionImportDialog
 from app.views.overview_view import OverviewView
 from app.views.resources import resource_path
+from app.views.slices_view import SlicesView
 from app.views.workers import Task, attach_progress_dialog, start_task
 
 MAX_RECENT = 8
@@ -57,12 +58,14 @@ class MainWindow(QMainWindow):
         self.setWindowIcon(QIcon(str(resource_path("icons", "lineproof.svg"))))
 
         self.nav = QListWidget(objectName="navigation")
-        self.nav.addItems(["Overview"])
+        self.nav.addItems(["Overview", "Slices"])
         self.nav.setFixedWidth(130)
         self.nav.setToolTip("Screens (Ctrl+1 …)")
         self.overview = OverviewView()
+        self.slices = SlicesView()
         self.screens = QStackedWidget()
         self.screens.addWidget(self.overview)
+        self.screens.addWidget(self.slices)
         self.nav.currentRowChanged.connect(self.screens.setCurrentIndex)
         self.nav.setCurrentRow(0)
         central = QWidget()
@@ -216,9 +219,11 @@ class MainWindow(QMainWindow):
         self._update_actions()
         self.overview.show_empty("Computing the overview…")
         self.refresh()
+        self.slices.set_project(project)
 
     def close_project(self) -> None:
         """Cancel running work and release the project."""
+        self.slices.set_project(None)
         self._stop_tasks()
         if self.project is not None:
             self.project.close()
@@ -244,10 +249,12 @@ class MainWindow(QMainWindow):
 
     # ----- background work
     def refresh(self) -> Task | None:
-        """Recompute the overview off the GUI thread."""
+        """Recompute the overview (and the slices, when shown) off the GUI thread."""
         project = self.project
         if project is None:
             return None
+        if self.screens.currentWidget() is self.slices:
+            self.slices.recompute()
         task = self._track(start_task("Computing the overview", lambda progress: build_overview(project), self))
         self.status_busy.show()
         task.ended.connect(self.status_busy.hide)
@@ -288,6 +295,7 @@ class MainWindow(QMainWindow):
             text += f" Skipped {result.unknown_ids:,} labels for unknown records."
         self.statusBar().showMessage(text, 15_000)
         self.refresh()
+        self.slices.set_project(self.project)
 
     def _pick_and_inspect(self, title: str, on_info) -> None:
         path = QFileDialog.getOpenFileName(self, title, self.settings.value("import/dir", str(Path.home())),
@@ -295,8 +303,9 @@ class MainWindow(QMainWindow):
         if not path or self.project is None:
             return
         self.settings.setValue("import/dir", str(Path(path).parent))
-        con = self.project.con
-        task = self._track(start_task(f"Reading {Path(path).name}", lambda progress: inspect_file(con, path), self))
+        cursor = self.project.cursor()  # created here, used only by the worker, closed by inspect_file
+        task = self._track(start_task(f"Reading {Path(path).name}", lambda progress: inspect_file(cursor, path),
+                                      self))
         attach_progress_dialog(task, self)
         task.done.connect(on_info)
         task.error.connect(lambda exc: show_error(self, exc, title))

@@ -20,7 +20,7 @@ class Column:
 
     key: str
     header: str
-    kind: str = "auto"  # auto, int, percent, float, datetime, text, hours
+    kind: str = "auto"  # auto, percent, hours, days (one decimal)
     tooltip: Callable[[dict[str, Any]], str] | None = None
 
 
@@ -30,6 +30,8 @@ def format_value(value: Any, kind: str) -> str:
         return "–"
     if kind == "percent":
         return f"{value:.1%}"
+    if kind == "days":
+        return f"{value:.1f}"
     if kind == "hours":
         return f"{value / 24:.1f} d" if value >= 48 else f"{value:.0f} h"
     if isinstance(value, bool):
@@ -54,9 +56,11 @@ class FrameTableModel(QAbstractTableModel):
         self.frame = pl.DataFrame()
         self._rows: list[dict[str, Any]] = []
 
-    def set_frame(self, frame: pl.DataFrame) -> None:
-        """Replace all rows."""
+    def set_frame(self, frame: pl.DataFrame, columns: list[Column] | None = None) -> None:
+        """Replace all rows (and, if given, the columns)."""
         self.beginResetModel()
+        if columns is not None:
+            self.columns = columns
         self.frame = frame
         self._rows = frame.to_dicts() if frame.height else []
         self.endResetModel()
@@ -96,6 +100,8 @@ class FrameTableModel(QAbstractTableModel):
         return None
 
     def sort(self, column: int, order: Qt.SortOrder = Qt.SortOrder.AscendingOrder) -> None:
+        if not 0 <= column < len(self.columns):
+            return
         key = self.columns[column].key
         if not self.frame.height or key not in self.frame.columns:
             return

@@ -16,7 +16,9 @@ class DataTable(QTableView):
         super().__init__(parent)
         self.setModel(model)
         # No sort column until the user clicks a header: rows keep the order core chose.
-        self.horizontalHeader().setSortIndicator(-1, Qt.SortOrder.AscendingOrder)
+        # (Qt crashes on setSortIndicator for a header without sections; those have nothing to sort.)
+        if model.columnCount() > 0:
+            self.horizontalHeader().setSortIndicator(-1, Qt.SortOrder.AscendingOrder)
         self.setSortingEnabled(True)
         self.setAlternatingRowColors(True)
         self.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)

@@ -1,0 +1,87 @@
+"""A slice's metric over time with its interval band, the overall trend, and firmware events."""
+
+from __future__ import annotations
+
+import numpy as np
+import pyqtgraph as pg
+from PySide6.QtCore import Qt
+from PySide6.QtWidgets import QLabel, QVBoxLayout, QWidget
+
+from app.core.slices import METRIC_LABELS, SliceTrend
+
+
+def _epoch(frame, column: str = "period") -> np.ndarray:
+    return np.array([np.datetime64(d, "s").astype("int64") for d in frame[column].to_list()], dtype=float)
+
+
+class TrendPlot(QWidget):
+    """Created once; set_trend() updates the curves with setData."""
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.title = QLabel("Click a cell or a row to see that slice over time.")
+        self.title.setWordWrap(True)
+        self.plot = pg.PlotWidget(background="w", axisItems={"bottom": pg.DateAxisItem()})
+        self.plot.showGrid(x=False, y=True, alpha=0.3)
+        self.plot.getAxis("left").enableAutoSIPrefix(False)
+        self.plot.addLegend(offset=(-10, 10))
+        self.low = pg.PlotCurveItem(pen=pg.mkPen(46, 117, 182, 90))
+        self.high = pg.PlotCurveItem(pen=pg.mkPen(46, 117, 182, 90))
+        self.band = pg.FillBetweenItem(self.low, self.high, brush=pg.mkBrush(46, 117, 182, 60))
+        self.overall = pg.PlotDataItem(pen=pg.mkPen("#888", width=2, style=Qt.PenStyle.DashLine), name="overall")
+        self.curve = pg.PlotDataItem(pen=pg.mkPen("#1f4e79", width=2), symbol="o", symbolSize=5,
+                                     symbolBrush="#1f4e79", name="this slice", connect="finite")
+        for item in (self.low, self.high, self.band, self.overall, self.curve):
+            self.plot.addItem(item)
+        self.events: list[pg.InfiniteLine] = []
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(0, 0, 0, 0)
+        layout.addWidget(self.title)
+        layout.addWidget(self.plot, 1)
+        self.plot.hide()  # until there is a slice to show
+
+    def set_trend(self, trend: SliceTrend, metric: str) -> None:
+        """Show a computed trend for `metric`."""
+        self.plot.show()
+        label = METRIC_LABELS.get(metric, metric)
+        name = ", ".join(f"{d} {v}" for d, v in trend.where) or "all"
+        self.title.setText(f"<b>{name}</b>: {label} per {trend.slice.query.window} with "
+                           f"{trend.slice.query.confidence:.0%} interval; dashed: all slices")
+        mine, overall = trend.slice.slices, trend.overall.slices
+        if mine.height:
+            x = _epoch(mine)
+            y = mine[metric].cast(float).fill_null(np.nan).to_numpy()
+            low_col, high_col = f"{metric}_low", f"{metric}_high"
+            low = mine[low_col].cast(float).fill_null(np.nan).to_numpy() if low_col in mine.columns else y
+            high = mine[high_col].cast(float).fill_null(np.nan).to_numpy() if high_col in mine.columns else y
+            self.curve.setData(x, y)
+            ok = np.isfinite(low) & np.isfinite(high)
+            self.low.setData(x[ok], low[ok])
+            self.high.setData(x[ok], high[ok])
+        else:
+            for item in (self.curve, self.low, self.high):
+                item.setData([], [])
+        if overall.height:
+            self.overall.setData(_epoch(overall), overall[metric].cast(float).fill_null(np.nan).to_numpy())
+        for line in self.events:
+            self.plot.removeItem(line)
+        self.events = []
+        for value, when in trend.events.iter_rows():
+            line = pg.InfiniteLine(pos=float(np.datetime64(when, "s").astype("int64")), angle=90,
+                                   pen=pg.mkPen("#c00000", width=1.5, style=Qt.PenStyle.DotLine),
+                                   label=f"firmware {value}", labelOpts={"position": 0.92, "color": "#c00000"})
+            self.plot.addItem(line)
+            self.events.append(line)
+        self.plot.setLabel("left", label)
+        xs = [_epoch(f) for f in (mine, overall) if f.height]
+        if xs:
+            x = np.concatenate(xs)
+            pad = max((x.max() - x.min()) * 0.03, 86400.0)
+            self.plot.setXRange(x.min() - pad, x.max() + pad, padding=0)
+        ys = [f[c].cast(float).drop_nulls().to_numpy() for f in (mine, overall) for c in
+              (metric, f"{metric}_low", f"{metric}_high") if f.height and c in f.columns]
+        ys = np.concatenate(ys) if ys else np.zeros(0)
+        ys = ys[np.isfinite(ys)]
+        if ys.size:
+            span = max(ys.max() - ys.min(), 0.02)
+            self.plot.setYRange(ys.min() - 0.08 * span, ys.max() + 0.12 * span, padding=0)
