@@ -52,7 +52,9 @@ lint: $(STAMP)
 	$(VENV)/bin/lint-imports
 
 bench: $(STAMP)
+	$(PY) -m pip install -q -e '.[test,bench]'
 	$(PY) tests/bench/bench_foundation.py
+	$(PY) tests/bench/bench_slices.py
 
 clean:
 	rm -rf $(VENV) $(SAMPLE) .pytest_cache

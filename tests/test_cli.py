@@ -19,7 +19,7 @@ def lineproof(*args: str) -> subprocess.CompletedProcess:
                           timeout=120)
 
 
-@pytest.mark.parametrize("command", ["init", "sample", "info", "ingest", "labels", "gui"])
+@pytest.mark.parametrize("command", ["init", "sample", "info", "ingest", "labels", "slices", "gui"])
 def test_every_command_has_help(command: str):
     out = lineproof(command, "--help")
     assert out.returncode == 0 and f"lineproof {command}" in out.stdout
@@ -73,3 +73,22 @@ def test_info_on_a_project_held_by_another_process_uses_a_snapshot(tmp_path: Pat
     finally:
         holder.kill()
         holder.wait()
+
+
+def test_slices_command_formats(sample_folder: Path):
+    table = lineproof("slices", str(sample_folder), "--model", "weld-defect", "--by", "line",
+                      "--from", "2026-09-07", "-q")
+    assert table.returncode == 0, table.stderr
+    lines = table.stdout.splitlines()
+    assert lines[0].startswith("weld-defect:v1  Recall") and lines[4].split()[:2] == ["1", "P2-L02"]
+    as_json = json.loads(lineproof("slices", str(sample_folder), "--model", "weld-defect:v1", "--by", "line",
+                                   "--window", "week", "--metric", "auc", "--format", "json").stdout)
+    assert as_json["metric"] == "auc" and as_json["window"] == "week" and len(as_json["slices"]) > 12
+    ranks = [s["rank"] for s in as_json["slices"]]
+    assert ranks == sorted(ranks)
+    csv = lineproof("slices", str(sample_folder), "--model", "weld-defect", "--by", "shift", "--format", "csv")
+    assert csv.stdout.splitlines()[0].startswith("rank,shift,n,labelled") and len(csv.stdout.splitlines()) == 4
+    bad = lineproof("slices", str(sample_folder), "--model", "weld-defect:v2", "--by", "line")
+    assert bad.returncode == 2 and "No predictions are logged for weld-defect:v2" in bad.stderr
+    wrong = lineproof("slices", str(sample_folder), "--model", "weld-defect", "--by", "robot")
+    assert wrong.returncode == 2 and "Unknown slice dimension" in wrong.stderr and "asset" in wrong.stderr

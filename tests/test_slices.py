@@ -266,3 +266,12 @@ def test_firmware_line_is_worst_for_recall_after_the_rollout_only(sample_folder:
     assert before.worst("recall")["line"][0] != FIRMWARE_LINE
     assert events["value"].to_list() == ["5.0.0"]
     assert (events["first_seen"][0] - START).days // 7 + 1 == FIRMWARE_WEEK
+
+
+def test_without_auc_the_other_metrics_are_unchanged(binary_case):
+    project, _ = binary_case
+    full = compute_slices(project, SliceQuery("m:v1", by=("line",), min_support=1))
+    fast = compute_slices(project, SliceQuery("m:v1", by=("line",), min_support=1, auc=False, latency=False))
+    assert fast.slices["auc"].is_null().all()
+    for metric in ("accuracy", "precision", "recall", "f1", "fpr", "brier", "recall_high"):
+        assert fast.slices[metric].to_list() == pytest.approx(full.slices[metric].to_list(), nan_ok=True)

@@ -54,6 +54,8 @@ class SliceQuery:
     min_support: int = 30
     confidence: float = 0.95
     threshold: float | None = None  # default: the model version's threshold
+    latency: bool = True  # label delay and recent coverage
+    auc: bool = True  # ROC AUC needs a group per score bin: about twice the time of the other metrics
 
     @property
     def keys(self) -> tuple[str, ...]:
@@ -139,18 +141,28 @@ def _check_dimensions(project: Project, query: SliceQuery) -> None:
         raise SliceError("A dimension is named twice.", "Name each slice dimension once.")
 
 
-def _base_sql(query: SliceQuery) -> str:
-    keys = [f"coalesce(p.{sql_ident(d)}, '(missing)') AS {sql_ident(d)}" for d in query.by]
+def _base_sql(query: SliceQuery, whole_log: bool) -> str:
+    # Keys stay raw here (NULL groups like any value); '(missing)' is filled in after aggregation.
+    keys = [f"p.{sql_ident(d)}" for d in query.by]
     if query.window:
         keys.append(f"date_trunc('{query.window}', p.ts)::DATE AS {PERIOD}")
-    where = [f"p.version_id = {sql_literal(query.version_id)}"]
+    where = [] if whole_log else [f"p.version_id = {sql_literal(query.version_id)}"]
     if query.start:
         where.append(f"p.ts >= TIMESTAMP {sql_literal(query.start.isoformat(sep=' '))}")
     if query.end:
         where.append(f"p.ts < TIMESTAMP {sql_literal(query.end.isoformat(sep=' '))}")
     where += [f"p.{sql_ident(d)} = {sql_literal(v)}" for d, v in query.where]
     cols = ", ".join(keys + ["p.ts", "p.score", "p.predicted_label", "l.label", "l.labelled_at"])
-    return f"SELECT {cols} FROM predictions p LEFT JOIN labels l USING (record_id) WHERE {' AND '.join(where)}"
+    condition = f" WHERE {' AND '.join(where)}" if where else ""
+    return f"SELECT {cols} FROM predictions p LEFT JOIN labels l USING (record_id){condition}"
+
+
+def _latency_sql(query: SliceQuery) -> str:
+    """Aggregates for label delay and recent coverage, or zeros when the query skips them."""
+    if not query.latency:
+        return "0.0 AS delay_days, 0::BIGINT AS n_recent, 0::BIGINT AS nl_recent"
+    return ("coalesce(sum(epoch_us(labelled_at) - epoch_us(ts)), 0) / 86400e6 AS delay_days, "
+            "count(*) FILTER (WHERE ts >= $recent) AS n_recent, count(label) FILTER (WHERE ts >= $recent) AS nl_recent")
 
 
 def compute_slices(project: Project, query: SliceQuery, progress: Progress | None = None) -> SliceTable:
@@ -178,13 +190,10 @@ def _compute(project: Project, con, query: SliceQuery, task: str, threshold: flo
                          "Import its prediction log, or choose another model version.")
     recent_from = min(latest, query.end or latest) - timedelta(days=RECENT_DAYS)
     progress.report(0.1, "Joining predictions with labels")
-    con.execute(f"CREATE OR REPLACE TEMP VIEW _slice_base AS {_base_sql(query)}")
+    versions = one(con, "SELECT count(DISTINCT version_id) FROM coverage_summary")[0]
+    con.execute(f"CREATE OR REPLACE TEMP VIEW _slice_base AS {_base_sql(query, whole_log=versions == 1)}")
     check_cancelled(progress)
     if task == "binary":
-        bad = one(con, "SELECT count(*) FROM _slice_base WHERE label IS NOT NULL AND label NOT IN (0, 1)")[0]
-        if bad:
-            raise SliceError(f"{bad:,} labels of {query.version_id} are not 0 or 1, but the model is binary.",
-                             "Re-import the labels as 0 (good) / 1 (defect), or fix the model's task.")
         overall, slices = _binary(con, query, threshold, recent_from, progress)
         metrics = BINARY_METRICS
     elif task == "regression":
@@ -197,8 +206,13 @@ def _compute(project: Project, con, query: SliceQuery, task: str, threshold: flo
     progress.report(0.9, "Intervals and ranking")
     z = z_value(query.confidence)
     finish = {"binary": _binary_metrics, "regression": _regression_metrics, "multiclass": _multiclass_metrics}[task]
-    overall = _support(finish(overall, z), query, metrics)
-    slices = _support(finish(slices, z), query, metrics)
+    overall, slices = finish(overall, z), finish(slices, z)
+    if task == "binary" and not query.auc:
+        blank = [pl.lit(None, pl.Float64).alias(c) for c in ("auc", "auc_low", "auc_high", "auc_max_error")]
+        overall, slices = overall.with_columns(blank), slices.with_columns(blank)
+    overall, slices = _support(overall, query, metrics), _support(slices, query, metrics)
+    if query.by:
+        slices = slices.with_columns(pl.col(list(query.by)).cast(pl.Utf8).fill_null("(missing)"))
     if query.keys:
         slices = slices.sort(list(query.keys))
     progress.report(1.0, f"{slices.height:,} slices")
@@ -216,23 +230,27 @@ def _key_list(keys: tuple[str, ...]) -> str:
 
 def _binary(con, query: SliceQuery, threshold: float, recent_from: datetime, progress: Progress):
     keys = query.keys
+    bin_expr = (f"greatest(0, least(floor(round(score * {AUC_BINS}, 6)), {AUC_BINS - 1}))::INTEGER"
+                if query.auc else "0")
     con.execute(f"""CREATE OR REPLACE TEMP TABLE _slice_bins AS
         SELECT {_key_list(keys)}
-               greatest(0, least(floor(round(score * {AUC_BINS}, 6)), {AUC_BINS - 1}))::INTEGER AS bin,
+               {bin_expr} AS bin,
                count(*) AS n, count(label) AS nl, coalesce(sum(label), 0)::BIGINT AS np,
                count(*) FILTER (WHERE label = 1 AND score >= $t) AS tp,
                count(*) FILTER (WHERE label = 0 AND score >= $t) AS fp,
-               count(*) FILTER (WHERE label = 0 AND score < $t) AS tn,
-               count(*) FILTER (WHERE label = 1 AND score < $t) AS fn,
-               coalesce(sum((score - label) ^ 2), 0) AS se,
-               coalesce(sum(epoch(labelled_at - ts)), 0) / 86400.0 AS delay_days,
-               count(*) FILTER (WHERE ts >= $recent) AS n_recent,
-               count(label) FILTER (WHERE ts >= $recent) AS nl_recent
-        FROM _slice_base GROUP BY ALL""", {"t": threshold, "recent": recent_from})
+               coalesce(sum((score - label) ^ 2), 0) AS se, {_latency_sql(query)},
+               count(*) FILTER (WHERE label NOT IN (0, 1)) AS not_binary
+        FROM _slice_base GROUP BY ALL""", {"t": threshold, **({"recent": recent_from} if query.latency else {})})
+    bad = one(con, "SELECT coalesce(sum(not_binary), 0) FROM _slice_bins")[0]
+    if bad:
+        con.execute("DROP TABLE IF EXISTS _slice_bins")
+        raise SliceError(f"{bad:,} labels of {query.version_id} are not 0 or 1, but the model is binary.",
+                         "Re-import the labels as 0 (good) / 1 (defect), or fix the model's task.")
     check_cancelled(progress)
     progress.report(0.7, "Ranking scores for ROC AUC")
     sums = ("coalesce(sum(n), 0)::BIGINT AS n, coalesce(sum(nl), 0)::BIGINT AS labelled, coalesce(sum(np), 0)::BIGINT AS positives, "
-            "coalesce(sum(tp), 0)::BIGINT AS tp, coalesce(sum(fp), 0)::BIGINT AS fp, coalesce(sum(tn), 0)::BIGINT AS tn, coalesce(sum(fn), 0)::BIGINT AS fn, "
+            "coalesce(sum(tp), 0)::BIGINT AS tp, coalesce(sum(fp), 0)::BIGINT AS fp, "
+            "coalesce(sum(nl - np - fp), 0)::BIGINT AS tn, coalesce(sum(np - tp), 0)::BIGINT AS fn, "
             "coalesce(sum(se), 0)::DOUBLE AS se, coalesce(sum(delay_days), 0)::DOUBLE AS delay_days, coalesce(sum(n_recent), 0)::BIGINT AS n_recent, "
             "coalesce(sum(nl_recent), 0)::BIGINT AS nl_recent, coalesce(sum(np * (neg_below + 0.5 * (nl - np))), 0)::DOUBLE AS auc_num, "
             "coalesce(sum(np::DOUBLE * (nl - np)), 0)::DOUBLE AS tied_pairs")
@@ -245,7 +263,7 @@ def _binary(con, query: SliceQuery, threshold: float, recent_from: datetime, pro
                            FROM (SELECT *, {below} AS neg_below FROM {source}) {group_by}""").pl()
 
     overall_bins = "(SELECT bin, sum(n) AS n, sum(nl) AS nl, sum(np) AS np, sum(tp) AS tp, sum(fp) AS fp, " \
-                   "sum(tn) AS tn, sum(fn) AS fn, sum(se) AS se, sum(delay_days) AS delay_days, " \
+                   "sum(se) AS se, sum(delay_days) AS delay_days, " \
                    "sum(n_recent) AS n_recent, sum(nl_recent) AS nl_recent FROM _slice_bins GROUP BY bin)"
     overall = aggregate((), overall_bins)
     slices = aggregate(keys, "_slice_bins") if keys else overall.clone()
@@ -295,11 +313,9 @@ def _regression(con, query: SliceQuery, recent_from: datetime):
     sql = f"""SELECT {_key_list(keys)} grouping({', '.join(sql_ident(k) for k in keys) or '1'}) > 0 AS _all,
                count(*) AS n, count(label) AS labelled, coalesce(sum(abs(score - label)), 0) AS abs_sum,
                coalesce(sum((score - label) ^ 2), 0) AS sq_sum, coalesce(sum(score - label), 0) AS err_sum,
-               coalesce(sum(epoch(labelled_at - ts)), 0) / 86400.0 AS delay_days,
-               count(*) FILTER (WHERE ts >= $recent) AS n_recent,
-               count(label) FILTER (WHERE ts >= $recent) AS nl_recent
+               {_latency_sql(query)}
         FROM _slice_base GROUP BY GROUPING SETS (({', '.join(sql_ident(k) for k in keys)}), ())"""
-    frame = con.sql(sql, params={"recent": recent_from}).pl()
+    frame = con.sql(sql, params={"recent": recent_from} if query.latency else None).pl()
     if not keys:
         frame = frame.unique(subset=["_all"]).head(1)
         return frame.drop("_all"), frame.drop("_all")
@@ -329,10 +345,8 @@ def _multiclass(con, query: SliceQuery, recent_from: datetime):
     flag = f"grouping({key_cols}) > 0" if keys else "true"
     counts = con.sql(f"""SELECT {_key_list(keys)} {flag} AS _all, count(*) AS n, count(label) AS labelled,
                count(*) FILTER (WHERE label = predicted_label) AS correct,
-               coalesce(sum(epoch(labelled_at - ts)), 0) / 86400.0 AS delay_days,
-               count(*) FILTER (WHERE ts >= $recent) AS n_recent,
-               count(label) FILTER (WHERE ts >= $recent) AS nl_recent
-        FROM _slice_base GROUP BY {sets}""", params={"recent": recent_from}).pl()
+               {_latency_sql(query)}
+        FROM _slice_base GROUP BY {sets}""", params={"recent": recent_from} if query.latency else None).pl()
     per_class = con.sql(f"""
         WITH x AS (SELECT {_key_list(keys)} label::INTEGER AS y, predicted_label AS yhat FROM _slice_base
                    WHERE label IS NOT NULL),

@@ -6,7 +6,7 @@ from datetime import datetime
 from pathlib import Path
 
 import numpy as np
-from PySide6.QtCore import QDate, Qt, Signal
+from PySide6.QtCore import QDate, Qt, QThreadPool, Signal
 from PySide6.QtGui import QKeySequence, QShortcut
 from PySide6.QtWidgets import (
     QCheckBox,
@@ -183,8 +183,10 @@ class SlicesView(QWidget):
 
     # ----- project
     def set_project(self, project: Project | None) -> None:
-        """Fill the controls from a project (or clear them)."""
+        """Fill the controls from a project (or clear them); running work on the old one is stopped first."""
         self.cancel()
+        if any(t is not None and t.running for t in (self._task, self._trend_task)):
+            QThreadPool.globalInstance().waitForDone(30_000)  # cancelled DuckDB statements stop within ms
         self.project, self.table, self.trend = project, None, None
         if project is None:
             self._show_empty("No project open.\n\nOpen a project (Ctrl+O) to see its slices.")
@@ -205,10 +207,10 @@ class SlicesView(QWidget):
         self.rows_box.addItems(dims)
         self.rows_box.setCurrentText("line" if "line" in dims else dims[0])
         for name in WINDOW_CHOICES:
-            self.cols_box.addItem(name, ("window", name))
+            self.cols_box.addItem(name, f"window:{name}")
         for dim in dims:
-            self.cols_box.addItem(dim, ("dim", dim))
-        self.cols_box.addItem(NONE, ("none", None))
+            self.cols_box.addItem(dim, f"dim:{dim}")
+        self.cols_box.addItem(NONE, "none:")
         for box in (self.model_box, self.rows_box, self.cols_box):
             box.blockSignals(False)
         self._fill_metrics()
@@ -238,7 +240,7 @@ class SlicesView(QWidget):
     def query(self) -> SliceQuery:
         """The query the controls describe."""
         rows = self.rows_box.currentText()
-        kind, value = self.cols_box.currentData() or ("none", None)
+        kind, _, value = (self.cols_box.currentData() or "none:").partition(":")
         by = (rows,) if kind != "dim" or value == rows else (rows, value)
         start = end = None
         if self.use_dates.isChecked():
