@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -11,7 +13,7 @@ import duckdb
 from app.core import summary
 from app.core.db import one
 from app.core.errors import Cancelled, IngestError
-from app.core.progress import NullProgress, Progress, check_cancelled
+from app.core.progress import NullProgress, Progress, check_cancelled, interrupt_on_cancel
 from app.core.project import Project
 from app.core.sources import (
     SourceFile,
@@ -70,17 +72,6 @@ class ImportResult:
     unknown_ids: int = 0
     unknown_examples: tuple[str, ...] = ()
     replaced: int = 0
-
-
-def _hook_cancel(progress: Progress, interrupt) -> None:
-    """Let Cancel interrupt a running DuckDB statement (TaskProgress supports it; plain Progress may not)."""
-    if hasattr(progress, "on_cancel"):
-        progress.on_cancel(interrupt)
-
-
-def _unhook_cancel(progress: Progress, interrupt) -> None:
-    if hasattr(progress, "off_cancel"):
-        progress.off_cancel(interrupt)
 
 
 def guess_prediction_mapping(columns: list[str], dimensions: tuple[str, ...]) -> PredictionMapping:
@@ -145,20 +136,43 @@ def _next_import_id(con: duckdb.DuckDBPyConnection) -> int:
 
 
 
+@contextmanager
+def _staged_file(project: Project, path: Path | str, progress: Progress
+                 ) -> Iterator[tuple[duckdb.DuckDBPyConnection, SourceFile, str]]:
+    """Check and stage an input file on a private cursor: hash it, refuse a re-import, expose it as _STAGE.
+
+    DuckDB errors become IngestError, an interrupt becomes Cancelled; staging is always dropped.
+    """
+    project.require_writable()
+    source = recognise(path)
+    con = project.cursor()
+    try:
+        with interrupt_on_cancel(progress, con):
+            sha = file_sha256(source, progress, share=0.15)
+            _check_not_imported(con, source, sha)
+            progress.report(0.17, f"Reading {source.path.name}")
+            stage(con, source, _STAGE)
+            check_cancelled(progress)
+            yield con, source, sha
+    except duckdb.InterruptException as exc:
+        raise Cancelled() from exc
+    except duckdb.Error as exc:
+        raise IngestError(f"{source.path.name} could not be imported: {str(exc).splitlines()[0]}",
+                          "Nothing was imported. Check the file against the message.") from exc
+    finally:
+        try:
+            con.execute("DROP TABLE IF EXISTS _new_labels")
+            unstage(con, _STAGE)
+        except duckdb.Error:
+            pass
+        con.close()
+
+
 def import_predictions(project: Project, path: Path | str, mapping: PredictionMapping | None = None,
                        progress: Progress | None = None) -> ImportResult:
     """Import a prediction log (CSV or Parquet) in one transaction; nothing changes on any error."""
     progress = progress or NullProgress()
-    project.require_writable()
-    source = recognise(path)
-    con = project.cursor()
-    _hook_cancel(progress, con.interrupt)
-    try:
-        sha = file_sha256(source, progress, share=0.15)
-        _check_not_imported(con, source, sha)
-        progress.report(0.17, f"Reading {source.path.name}")
-        stage(con, source, _STAGE)
-        check_cancelled(progress)
+    with _staged_file(project, path, progress) as (con, source, sha):
         columns = staged_columns(con, _STAGE)
         present = [c for c, _ in columns]
         types = dict(columns)
@@ -197,18 +211,6 @@ def import_predictions(project: Project, path: Path | str, mapping: PredictionMa
                               "Nothing was imported. Check the file against the message.") from exc
         progress.report(1.0, f"Imported {count:,} rows from {source.path.name}")
         return result
-    except duckdb.InterruptException as exc:
-        raise Cancelled() from exc
-    except duckdb.Error as exc:
-        raise IngestError(f"{source.path.name} could not be imported: {str(exc).splitlines()[0]}",
-                          "Nothing was imported. Check the file against the message.") from exc
-    finally:
-        try:
-            unstage(con, _STAGE)
-        except duckdb.Error:
-            pass
-        _unhook_cancel(progress, con.interrupt)
-        con.close()
 
 
 def _feature_types(con, source: SourceFile, features: list[str], types: dict[str, str],
@@ -325,14 +327,7 @@ def import_labels(project: Project, path: Path | str, mapping: LabelMapping | No
     """Import ground-truth labels that join predictions by record id; unknown ids are refused or reported."""
     progress = progress or NullProgress()
     mapping = mapping or LabelMapping()
-    project.require_writable()
-    source = recognise(path)
-    con = project.cursor()
-    _hook_cancel(progress, con.interrupt)
-    try:
-        sha = file_sha256(source, progress, share=0.15)
-        _check_not_imported(con, source, sha)
-        stage(con, source, _STAGE)
+    with _staged_file(project, path, progress) as (con, source, sha):
         present = [c for c, _ in staged_columns(con, _STAGE)]
         wanted = {"record_id": mapping.record_id, "label": mapping.label}
         if mapping.labelled_at and mapping.labelled_at in present:
@@ -395,16 +390,3 @@ def import_labels(project: Project, path: Path | str, mapping: LabelMapping | No
         progress.report(1.0, f"Imported {kept:,} labels")
         return ImportResult(import_id, source.path.name, sha, int(kept), (), int(unknown_n),
                             tuple(examples or ()) if unknown_n else (), int(replaced))
-    except duckdb.InterruptException as exc:
-        raise Cancelled() from exc
-    except duckdb.Error as exc:
-        raise IngestError(f"{source.path.name} could not be imported: {str(exc).splitlines()[0]}",
-                          "Nothing was imported. Check the file against the message.") from exc
-    finally:
-        try:
-            con.execute("DROP TABLE IF EXISTS _new_labels")
-            unstage(con, _STAGE)
-        except duckdb.Error:
-            pass
-        _unhook_cancel(progress, con.interrupt)
-        con.close()
