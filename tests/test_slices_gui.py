@@ -74,9 +74,10 @@ def test_slices_screen_in_the_main_window(qtbot, tmp_path: Path, sample_copy: Pa
     window = MainWindow(QSettings(str(tmp_path / "s.ini"), QSettings.Format.IniFormat))
     qtbot.addWidget(window)
     window.show()
+    window.open_project(sample_copy)
+    assert window.slices.table is None  # nothing computed for a screen nobody looks at
     with qtbot.waitSignal(window.slices.computed, timeout=60_000):
-        window.open_project(sample_copy)
-    window.nav.setCurrentRow(1)
+        window.nav.setCurrentRow(1)
     assert window.screens.currentWidget() is window.slices
     window.close_project()
     assert window.slices.stack.currentIndex() == 0  # empty state once the project is closed

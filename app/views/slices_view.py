@@ -224,7 +224,13 @@ class SlicesView(QWidget):
         for edit in (self.start_edit, self.end_edit):
             edit.blockSignals(False)
         self.stack.setCurrentIndex(1)
-        self.recompute()
+        if self.isVisible():
+            self.recompute()  # otherwise when the screen is first shown: no work for screens nobody looks at
+
+    def showEvent(self, event) -> None:  # Qt API name
+        super().showEvent(event)
+        if self.project is not None and self.table is None and (self._task is None or not self._task.running):
+            self.recompute()
 
     def _fill_metrics(self) -> None:
         current = self.metric_box.currentData()

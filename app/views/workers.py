@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from PySide6.QtCore import QObject, QRunnable, Qt, QThreadPool, Signal
+from PySide6.QtCore import QObject, QRunnable, Qt, QThreadPool, QTimer, Signal
 from PySide6.QtWidgets import QProgressDialog, QWidget
 
 from app.core.errors import Cancelled
@@ -92,6 +92,8 @@ def attach_progress_dialog(task: Task, parent: QWidget) -> QProgressDialog:
     dialog.setMinimumWidth(420)
 
     def on_progress(fraction: float, message: str) -> None:
+        if not task.running:
+            return
         dialog.setValue(int(fraction * 1000))
         if message:
             dialog.setLabelText(message)
@@ -105,6 +107,8 @@ def attach_progress_dialog(task: Task, parent: QWidget) -> QProgressDialog:
 
     task.progress.connect(on_progress)
     dialog.canceled.connect(on_cancel)
-    task.ended.connect(dialog.close)
-    task.ended.connect(dialog.deleteLater)
+    # Only hide: a window-modal QProgressDialog runs processEvents inside setValue, so deleting it from a
+    # slot that may run inside that nested loop would pull the object out from under setValue.
+    task.ended.connect(dialog.hide)
+    task.ended.connect(lambda: QTimer.singleShot(1000, dialog.deleteLater))
     return dialog
