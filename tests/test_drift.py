@@ -1,0 +1,139 @@
+"""Drift statistics against scipy and a hand-worked PSI, edge cases, and the sample's firmware sensor."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from pathlib import Path
+
+import numpy as np
+import polars as pl
+import pytest
+from scipy import stats
+from scipy.spatial.distance import jensenshannon
+
+from app.core.drift import PSI_EPSILON, DriftError, DriftQuery, compute_drift
+from app.core.ingest import PredictionMapping, import_predictions
+from app.core.project import Project
+from app.sample.plant import FIRMWARE_LINE, FIRMWARE_WEEK, START
+
+REF = (datetime(2026, 1, 1), datetime(2026, 2, 1))
+CUR = (datetime(2026, 2, 1), datetime(2026, 3, 1))
+
+
+def _log(tmp_path: Path, ref: dict, cur: dict, lines: tuple[str, str] = ("L1", "L1")) -> Project:
+    """A project whose log holds `ref` rows in January and `cur` rows in February (features as columns)."""
+    def frame(values: dict, start: datetime, prefix: str, line: str) -> pl.DataFrame:
+        n = len(next(iter(values.values())))
+        return pl.DataFrame({"record_id": [f"{prefix}{i}" for i in range(n)],
+                             "ts": [start + timedelta(minutes=i) for i in range(n)],
+                             "model_version": ["m:v1"] * n, "score": [0.5] * n, "line": [line] * n, **values})
+    log = pl.concat([frame(ref, REF[0], "r", lines[0]), frame(cur, CUR[0], "c", lines[1])], how="vertical_relaxed")
+    log.write_parquet(tmp_path / "log.parquet")
+    project = Project.create(tmp_path / "p", "drift", slice_dimensions=("line",))
+    import_predictions(project, tmp_path / "log.parquet", PredictionMapping(slices={"line": "line"}))
+    return project
+
+
+def _hand_psi(ref: np.ndarray, cur: np.ndarray, bins: int = 10) -> float:
+    edges = np.quantile(ref, np.arange(1, bins) / bins, method="inverted_cdf")
+    r = np.bincount(np.searchsorted(edges, ref, side="left"), minlength=bins) / len(ref)
+    c = np.bincount(np.searchsorted(edges, cur, side="left"), minlength=bins) / len(cur)
+    r, c = np.maximum(r, PSI_EPSILON), np.maximum(c, PSI_EPSILON)
+    return float(np.sum((c - r) * np.log(c / r)))
+
+
+def _hand_bins(ref: np.ndarray, cur: np.ndarray, bins: int = 10) -> tuple[np.ndarray, np.ndarray]:
+    edges = np.quantile(ref, np.arange(1, bins) / bins, method="inverted_cdf")
+    return (np.bincount(np.searchsorted(edges, ref, side="left"), minlength=bins) / len(ref),
+            np.bincount(np.searchsorted(edges, cur, side="left"), minlength=bins) / len(cur))
+
+
+def test_numeric_statistics_match_scipy_and_a_hand_worked_psi(tmp_path: Path):
+    rng = np.random.default_rng(11)
+    ref = rng.normal(100, 10, 1500).round(2)
+    cur = rng.normal(103, 12, 1200).round(2)
+    project = _log(tmp_path, {"temp": ref}, {"temp": cur})
+    try:
+        row = compute_drift(project, DriftQuery(REF, CUR)).rows.row(0, named=True)
+    finally:
+        project.close()
+    ks = stats.ks_2samp(ref, cur, method="asymp")
+    assert row["ks_d"] == pytest.approx(ks.statistic, abs=1e-12)
+    assert row["ks_p"] == pytest.approx(ks.pvalue, rel=0.05, abs=1e-12)
+    assert row["wasserstein"] == pytest.approx(stats.wasserstein_distance(ref, cur), rel=1e-9)
+    assert row["wasserstein_norm"] == pytest.approx(stats.wasserstein_distance(ref, cur) / np.std(ref), rel=1e-9)
+    assert row["psi"] == pytest.approx(_hand_psi(ref, cur), rel=1e-9)
+    r, c = _hand_bins(ref, cur)
+    assert row["js"] == pytest.approx(jensenshannon(r, c), rel=1e-9)
+    assert (row["n_ref"], row["n_cur"], row["method"], row["drifted"]) == (1500, 1200, "wasserstein", True)
+
+
+def test_psi_by_hand_on_a_tiny_example(tmp_path: Path):
+    # Reference 1..40 -> decile edges 4, 8, ..., 36; current 21..60 puts 1/8 of its rows in each of the
+    # five upper bins... worked out below with the 1e-4 floor for the empty lower bins.
+    ref = np.arange(1, 41, dtype=float)
+    cur = np.arange(21, 61, dtype=float)
+    project = _log(tmp_path, {"x": ref}, {"x": cur})
+    try:
+        row = compute_drift(project, DriftQuery(REF, CUR)).rows.row(0, named=True)
+    finally:
+        project.close()
+    r = np.full(10, 0.1)
+    c = np.array([PSI_EPSILON] * 5 + [0.1, 0.1, 0.1, 0.1, 0.6])
+    assert row["psi"] == pytest.approx(float(np.sum((c - r) * np.log(c / r))), rel=1e-9)
+    assert row["out_of_range"] == pytest.approx(20 / 40)
+
+
+def test_categorical_statistics_match_scipy(tmp_path: Path):
+    rng = np.random.default_rng(3)
+    ref = rng.choice(["steel", "alu", "zinc"], 900, p=[0.6, 0.3, 0.1])
+    cur = np.concatenate([rng.choice(["steel", "alu", "zinc"], 700, p=[0.4, 0.4, 0.2]), ["copper"] * 30])
+    project = _log(tmp_path, {"wire": ref}, {"wire": cur})
+    try:
+        row = compute_drift(project, DriftQuery(REF, CUR)).rows.row(0, named=True)
+    finally:
+        project.close()
+    cats = ["alu", "copper", "steel", "zinc"]
+    table = np.array([[np.sum(ref == k) for k in cats], [np.sum(cur == k) for k in cats]])
+    chi2, p, dof, _ = stats.chi2_contingency(table, correction=False)
+    assert row["chi2"] == pytest.approx(chi2, rel=1e-9) and row["chi2_p"] == pytest.approx(p, rel=1e-6, abs=1e-300)
+    r, c = table[0] / table[0].sum(), table[1] / table[1].sum()
+    assert row["js"] == pytest.approx(jensenshannon(r, c), rel=1e-9)
+    rs, cs = np.maximum(r, PSI_EPSILON), np.maximum(c, PSI_EPSILON)
+    assert row["psi"] == pytest.approx(float(np.sum((cs - rs) * np.log(cs / rs))), rel=1e-9)
+    assert row["new_categories"] == "copper" and row["kind"] == "categorical" and row["method"] == "chi_square"
+
+
+def test_edge_cases_give_defined_results(tmp_path: Path):
+    n = 50
+    ref = {"const": np.full(n, 5.0), "empty": [None] * n, "one": np.arange(n, dtype=float)}
+    cur = {"const": np.full(n, 5.0), "empty": [None] * n, "one": np.arange(n, dtype=float) + 0.5}
+    project = _log(tmp_path, ref, cur)
+    try:
+        rows = compute_drift(project, DriftQuery(REF, CUR)).rows
+        small = compute_drift(project, DriftQuery(REF, (CUR[0], CUR[0] + timedelta(minutes=1)))).rows
+        with pytest.raises(DriftError, match="Unknown feature"):
+            compute_drift(project, DriftQuery(REF, CUR, features=("nope",)))
+    finally:
+        project.close()
+    const = rows.filter(pl.col("feature") == "const").row(0, named=True)
+    assert (const["psi"], const["ks_d"], const["wasserstein_norm"], const["drifted"]) == (0.0, 0.0, 0.0, False)
+    empty = rows.filter(pl.col("feature") == "empty").row(0, named=True)
+    assert empty["missing_cur"] == 1.0 and empty["drifted"] is None and empty["status"].startswith("insufficient")
+    one_row = small.filter(pl.col("feature") == "one").row(0, named=True)
+    assert one_row["n_cur"] == 1 and one_row["psi"] is None and one_row["status"].startswith("insufficient data")
+    for frame in (rows, small):  # null ("no value") is fine, NaN never reaches the UI
+        assert not frame.select(pl.col(pl.Float64).is_nan().any()).row(0).__contains__(True)
+
+
+def test_firmware_sensor_drifts_on_its_line_only(sample_folder: Path):
+    rollout = START + timedelta(weeks=FIRMWARE_WEEK - 1)
+    query = DriftQuery(reference=(START, rollout - timedelta(weeks=1)),
+                       current=(rollout + timedelta(weeks=1), rollout + timedelta(weeks=7)),
+                       features=("contact_tip_temp_c", "current_a"))
+    with Project.open(sample_folder, read_only=True) as project:
+        rows = compute_drift(project, query).rows
+    sensor = rows.filter(pl.col("feature") == "contact_tip_temp_c")
+    assert sensor.filter(pl.col("drifted"))["line"].to_list() == [FIRMWARE_LINE]
+    assert sensor.sort("psi", descending=True)["line"][0] == FIRMWARE_LINE
+    assert not rows.filter(pl.col("feature") == "current_a")["drifted"].any()
