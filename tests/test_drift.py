@@ -137,3 +137,28 @@ def test_firmware_sensor_drifts_on_its_line_only(sample_folder: Path):
     assert sensor.filter(pl.col("drifted"))["line"].to_list() == [FIRMWARE_LINE]
     assert sensor.sort("psi", descending=True)["line"][0] == FIRMWARE_LINE
     assert not rows.filter(pl.col("feature") == "current_a")["drifted"].any()
+
+
+def test_firmware_change_is_an_event_and_the_silent_asset_a_gap(sample_copy: Path):
+    from app.core.events import add_event, list_events, record_detected_events
+    from app.core.freshness import silent_gaps
+    from app.sample.plant import SILENT_ASSET, SILENT_WEEK
+
+    with Project.open(sample_copy) as project:
+        added = record_detected_events(project)
+        assert added > 0 and record_detected_events(project) == 0  # detected once, stored once
+        add_event(project, START + timedelta(weeks=10), "New wire supplier", dimension="line", scope="P1-L04")
+        events = list_events(project)
+        gaps = silent_gaps(project, per="asset", expected_hours=120)  # test scale: ~2.6 seams per robot and day
+        audit = project.con.execute("SELECT action FROM audit_log WHERE action LIKE 'event%'").fetchall()
+    detected = events.filter(pl.col("source") == "detected")
+    assert detected["line"].unique().to_list() == [FIRMWARE_LINE]
+    assert detected["new_value"].unique().to_list() == ["5.0.0"]
+    assert ((detected["ts"].min() - START).days // 7 + 1) == FIRMWARE_WEEK
+    assert events.filter(pl.col("source") == "manual")["description"].to_list() == ["New wire supplier"]
+    assert [a[0] for a in audit] == ["events.detect", "event.add"]
+    assert gaps["asset"].to_list() == [SILENT_ASSET]
+    gap = gaps.row(0, named=True)
+    silent_from = START + timedelta(weeks=SILENT_WEEK - 1)
+    assert gap["gap_start"] <= silent_from and gap["gap_end"] >= silent_from + timedelta(weeks=1)
+    assert gap["gap_hours"] >= 7 * 24 and not gap["open"]

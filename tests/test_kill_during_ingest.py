@@ -55,7 +55,7 @@ def big_log(tmp_path_factory) -> Path:
 def _state(folder: Path) -> tuple:
     con = duckdb.connect(str(folder / "project.duckdb"), read_only=True)
     try:
-        return (con.execute("SELECT count(*), count(DISTINCT import_id), sum(score) FROM predictions").fetchall()[0],
+        return (con.execute("SELECT count(*), count(DISTINCT import_id), round(sum(score), 6) FROM predictions").fetchall()[0],
                 con.execute("SELECT count(*) FROM imports").fetchall()[0][0],
                 con.execute("SELECT count(*) FROM audit_log").fetchall()[0][0])
     finally:

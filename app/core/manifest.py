@@ -74,11 +74,15 @@ def read_manifest(folder: Path) -> Manifest:
             "Rename the dimensions in the manifest.",
         )
     known = {"project", "slices"}
+    extra = {k: v for k, v in data.items() if k not in known}
+    version_like = data.get("slices", {}).get("version_like")
+    if version_like is not None:
+        extra["slices_version_like"] = [str(v) for v in version_like]
     return Manifest(
         name=str(project["name"]),
         site=str(project.get("site", "")),
         schema_version=int(project.get("schema_version", 1)),
         slice_dimensions=tuple(dims),
         description=str(project.get("description", "")),
-        extra={k: v for k, v in data.items() if k not in known},
+        extra=extra,
     )

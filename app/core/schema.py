@@ -71,11 +71,19 @@ def _schema_3(con: duckdb.DuckDBPyConnection) -> None:
     summary.rebuild(con)
 
 
+def _schema_4(con: duckdb.DuckDBPyConnection) -> None:
+    """Schema 4: events on the timeline (detected version changes and manual events)."""
+    from app.core import events
+
+    con.execute(events.CREATE)
+
+
 # MIGRATIONS[n - 1] brings a database from schema n - 1 to schema n.
 MIGRATIONS: tuple[Callable[[duckdb.DuckDBPyConnection], None], ...] = (
     _script(_SCHEMA_1),
     _script(_SCHEMA_2),
     _schema_3,
+    _schema_4,
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 STAGES = ("candidate", "shadow", "pilot", "production", "retired")
