@@ -45,7 +45,7 @@ def test_two_builds_are_identical(sample_folder: Path, tmp_path: Path):
     again = build_sample(tmp_path / "again", scale=SAMPLE_TEST_SCALE)
     assert model_hashes(again) == model_hashes(sample_folder)
     counts = "SELECT (SELECT count(*) FROM predictions), (SELECT count(*) FROM labels), " \
-             "(SELECT sum(score) FROM predictions), (SELECT string_agg(sha256, ',' ORDER BY dataset_id) FROM datasets)"
+             "(SELECT round(sum(score), 6) FROM predictions), (SELECT string_agg(sha256, ',' ORDER BY dataset_id) FROM datasets)"
     a, b = _con(sample_folder), _con(again)
     assert a.execute(counts).fetchall() == b.execute(counts).fetchall()
 
