@@ -158,6 +158,95 @@ def cmd_slices(args: argparse.Namespace) -> int:
     return 0
 
 
+def _when(text: str | None, flag: str):
+    from datetime import datetime
+
+    if not text:
+        return None
+    try:
+        return datetime.fromisoformat(text)
+    except ValueError as exc:
+        raise LineproofError(f"{flag} {text!r} is not a date.", "Use YYYY-MM-DD or YYYY-MM-DDTHH:MM.") from exc
+
+
+def _window(text: str, flag: str):
+    if ".." not in text:
+        raise LineproofError(f"{flag} {text!r} is not a window.", f"Use FROM..TO, e.g. {flag} 2026-05-04..2026-08-24")
+    start, end = text.split("..", 1)
+    return _when(start, flag), _when(end, flag)
+
+
+def cmd_drift(args: argparse.Namespace) -> int:
+    """Print drift and data quality per feature and slice."""
+    from app.core.drift import DriftQuery, compute_drift
+
+    query = DriftQuery(_window(args.reference, "--reference"), _window(args.current, "--current"),
+                       by=tuple(d.strip() for d in args.by.split(",") if d.strip()),
+                       features=tuple(f.strip() for f in args.features.split(",")) if args.features else None,
+                       bins=args.bins, min_rows=args.min_rows)
+    with _open(args.path, read_only=True, allow_snapshot=True) as project:
+        table = compute_drift(project, query, _progress(args.quiet or args.format != "table"))
+    rows = table.rows
+    if args.only_drifted and rows.height:
+        rows = rows.filter(rows["drifted"].fill_null(False))
+    if args.format == "json":
+        print(json.dumps([{k: (v.isoformat() if hasattr(v, "isoformat") else v) for k, v in r.items()}
+                          for r in rows.iter_rows(named=True)], indent=2))
+    elif args.format == "csv":
+        sys.stdout.write(rows.write_csv())
+    else:
+        keys = list(query.by)
+        print(f"reference {args.reference}, current {args.current}; drift decided by "
+              "normalised Wasserstein (numeric) / Jensen-Shannon (categorical), PSI alongside")
+        print("  ".join([*(k.ljust(10) for k in keys), "feature".ljust(22), "    PSI", "   KS D", "  KS p",
+                         " W/std", "    JS", " missing", "drift"]))
+        for r in rows.iter_rows(named=True):
+            def f(v, d=3):
+                return "–".rjust(7) if v is None else f"{v:7.{d}f}"
+            flag = "DRIFT" if r["drifted"] else ("" if r["drifted"] is not None else r["status"])
+            print("  ".join([*(str(r[k]).ljust(10) for k in keys), r["feature"].ljust(22), f(r["psi"]),
+                             f(r["ks_d"]), f(r["ks_p"], 2), f(r["wasserstein_norm"]), f(r["js"]),
+                             f"{(r['missing_cur'] or 0):8.1%}", flag]))
+    return 0
+
+
+def cmd_events(args: argparse.Namespace) -> int:
+    """Detect, add and list timeline events."""
+    from app.core.events import add_event, list_events, record_detected_events
+
+    with _open(args.path, read_only=not (args.detect or args.add)) as project:
+        if args.detect:
+            print(f"Detected {record_detected_events(project)} new version change(s).")
+        if args.add:
+            at = _when(args.at, "--at")
+            if at is None:
+                raise LineproofError("--add needs --at DATE.", "Example: --add 'new wire supplier' --at 2026-07-01")
+            dim, _, scope = (args.scope or "").partition("=")
+            event_id = add_event(project, at, args.add, dimension=dim or None, scope=scope or None)
+            print(f"Added event #{event_id}.")
+        events = list_events(project)
+    for r in events.iter_rows(named=True):
+        print(f"#{r['event_id']:<4} {r['ts']:%Y-%m-%d %H:%M}  {r['source']:<8} {r['line'] or '':<8} {r['description']}")
+    if not events.height:
+        print("No events. `lineproof events PROJECT --detect` finds firmware changes in the log.")
+    return 0
+
+
+def cmd_freshness(args: argparse.Namespace) -> int:
+    """List silent gaps per asset."""
+    from app.core.freshness import silent_gaps
+
+    with _open(args.path, read_only=True, allow_snapshot=True) as project:
+        gaps = silent_gaps(project, per=args.per, expected_hours=args.expected_hours)
+    if not gaps.height:
+        print(f"No {args.per} was silent for more than {args.expected_hours:g} h.")
+    for r in gaps.iter_rows(named=True):
+        state = "still silent" if r["open"] else f"until {r['gap_end']:%Y-%m-%d %H:%M}"
+        print(f"{r[args.per]:<14} {r['line'] or '':<8} silent {r['gap_hours']:6.0f} h from "
+              f"{r['gap_start']:%Y-%m-%d %H:%M} {state}")
+    return 0
+
+
 def cmd_gui(args: argparse.Namespace) -> int:
     """Open the desktop application."""
     from app.views.main_window import run_gui
@@ -232,6 +321,34 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-q", "--quiet", action="store_true", help="no progress output")
     p.set_defaults(func=cmd_slices)
 
+    p = sub.add_parser("drift", help="input drift and data quality per feature and slice",
+                       description="Compare a reference window with a current window of the prediction log.")
+    p.add_argument("path", help="project folder")
+    p.add_argument("--reference", required=True, metavar="FROM..TO", help="reference window, e.g. 2026-05-04..2026-08-24")
+    p.add_argument("--current", required=True, metavar="FROM..TO", help="current window")
+    p.add_argument("--by", default="line", help="comma-separated slice dimensions (default: line; '' for none)")
+    p.add_argument("--features", help="comma-separated features (default: all)")
+    p.add_argument("--bins", type=int, default=10, help="reference quantile bins for PSI and JS (default 10)")
+    p.add_argument("--min-rows", type=int, default=30, help="rows each window needs (default 30)")
+    p.add_argument("--only-drifted", action="store_true", help="show drifted cells only")
+    p.add_argument("--format", choices=("table", "csv", "json"), default="table")
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress output")
+    p.set_defaults(func=cmd_drift)
+
+    p = sub.add_parser("events", help="firmware changes and manual events on the timeline")
+    p.add_argument("path", help="project folder")
+    p.add_argument("--detect", action="store_true", help="find version changes (firmware) in the log and store them")
+    p.add_argument("--add", metavar="TEXT", help="add a manual event with this description")
+    p.add_argument("--at", metavar="DATE", help="when the manual event happened")
+    p.add_argument("--scope", metavar="DIMENSION=VALUE", help="where, e.g. line=P1-L04")
+    p.set_defaults(func=cmd_events)
+
+    p = sub.add_parser("freshness", help="assets that went silent, and for how long")
+    p.add_argument("path", help="project folder")
+    p.add_argument("--per", default="asset", help="slice column to check (default asset)")
+    p.add_argument("--expected-hours", type=float, default=24.0, help="longest normal silence (default 24)")
+    p.set_defaults(func=cmd_freshness)
+
     p = sub.add_parser("gui", help="open the desktop application")
     p.add_argument("path", nargs="?", help="project folder (default: the last one, or the sample)")
     p.add_argument("--read-only", action="store_true", help="open without the right to change anything")
@@ -253,3 +370,6 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("Interrupted; nothing was changed.", file=sys.stderr)
         return 130
+    except BrokenPipeError:  # `lineproof ... | head`: the reader has all it wanted
+        sys.stderr.close()
+        return 0

@@ -19,7 +19,8 @@ def lineproof(*args: str) -> subprocess.CompletedProcess:
                           timeout=120)
 
 
-@pytest.mark.parametrize("command", ["init", "sample", "info", "ingest", "labels", "slices", "gui"])
+@pytest.mark.parametrize("command", ["init", "sample", "info", "ingest", "labels", "slices", "drift", "events",
+                                     "freshness", "gui"])
 def test_every_command_has_help(command: str):
     out = lineproof(command, "--help")
     assert out.returncode == 0 and f"lineproof {command}" in out.stdout
@@ -92,3 +93,21 @@ def test_slices_command_formats(sample_folder: Path):
     assert bad.returncode == 2 and "No predictions are logged for weld-defect:v2" in bad.stderr
     wrong = lineproof("slices", str(sample_folder), "--model", "weld-defect", "--by", "robot")
     assert wrong.returncode == 2 and "Unknown slice dimension" in wrong.stderr and "asset" in wrong.stderr
+
+
+def test_drift_events_and_freshness_commands(sample_copy: Path):
+    drift = lineproof("drift", str(sample_copy), "--reference", "2026-05-04..2026-08-24",
+                      "--current", "2026-09-07..2026-10-19", "--features", "contact_tip_temp_c",
+                      "--only-drifted", "--format", "json", "-q")
+    assert drift.returncode == 0, drift.stderr
+    cells = json.loads(drift.stdout)
+    assert [c["line"] for c in cells] == ["P2-L02"] and cells[0]["psi"] > 0.2
+    bad = lineproof("drift", str(sample_copy), "--reference", "2026-05-04", "--current", "2026-09-07..2026-10-19")
+    assert bad.returncode == 2 and "FROM..TO" in bad.stderr
+    events = lineproof("events", str(sample_copy), "--detect")
+    assert events.returncode == 0 and "Detected" in events.stdout and "5.0.0" in events.stdout
+    added = lineproof("events", str(sample_copy), "--add", "Tooling change", "--at", "2026-07-01",
+                      "--scope", "line=P1-L04")
+    assert added.returncode == 0 and "Tooling change" in added.stdout
+    fresh = lineproof("freshness", str(sample_copy), "--expected-hours", "120")
+    assert fresh.returncode == 0 and fresh.stdout.split()[0] == "P3-L02-R05"

@@ -75,13 +75,15 @@ def test_schema1_fixture_is_migrated_with_its_data(tmp_path: Path):
     assert read_manifest(folder).schema_version == SCHEMA_VERSION
 
 
-def test_schema1_opened_read_only_is_not_migrated(tmp_path: Path):
+def test_schema1_opened_read_only_is_read_through_an_upgraded_copy(tmp_path: Path):
     folder = tmp_path / "old"
     shutil.copytree(FIXTURE_SCHEMA1, folder)
     before = project_state(folder)
-    with pytest.raises(ReadOnlyProjectError, match="must be upgraded"):
-        Project.open(folder, read_only=True)
-    assert project_state(folder) == before
+    with Project.open(folder, read_only=True) as project:
+        assert project.read_only and project.snapshot_of == folder
+        assert project.con.execute("SELECT max(version) FROM schema_info").fetchall()[0][0] == SCHEMA_VERSION
+        assert project.con.execute("SELECT count(*) FROM predictions").fetchall()[0][0] == 3
+    assert project_state(folder) == before  # the original was neither migrated nor touched
 
 
 def test_newer_schema_in_the_database_is_refused_unchanged(empty_project: Project):

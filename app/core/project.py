@@ -158,8 +158,21 @@ class Project:
         for sub in ("artifacts", "packets"):
             if (folder / sub).is_dir():
                 (snap / sub).symlink_to(folder / sub)  # large and immutable: link, never copy
-        con = cls._connect_checked(snap, read_only=True)
-        return cls._finish_open(snap, manifest, con, True, snapshot_of=folder)
+        try:
+            con = cls._connect_checked(snap, read_only=True)
+            version = stored_version(con)
+            if 0 < version < SCHEMA_VERSION:
+                # An older project seen read-only: upgrade the private copy, never the original.
+                con.close()
+                con = cls._connect_checked(snap, read_only=False)
+                migrate(con, SCHEMA_VERSION, __version__)
+            if 0 < version < SCHEMA_VERSION:
+                manifest = manifest.with_schema(SCHEMA_VERSION)
+            project = cls._finish_open(snap, manifest, con, True, snapshot_of=folder)
+        except BaseException:
+            shutil.rmtree(snap, ignore_errors=True)
+            raise
+        return project
 
     @classmethod
     def _connect_checked(cls, folder: Path, read_only: bool) -> duckdb.DuckDBPyConnection:
@@ -201,6 +214,8 @@ class Project:
         if version < SCHEMA_VERSION:
             if read_only:
                 con.close()
+                if snapshot_of is None:
+                    return cls.open_snapshot(folder)  # an upgraded private copy; the original stays as it is
                 raise _needs_upgrade(folder, version)
             try:
                 migrate(con, SCHEMA_VERSION, __version__)
