@@ -247,6 +247,39 @@ def cmd_freshness(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_alerts(args: argparse.Namespace) -> int:
+    """Evaluate, acknowledge and list alerts, with alert precision per line."""
+    from app.core.alerts import acknowledge, alert_precision, evaluate_alerts, list_alerts
+
+    writes = bool(args.evaluate or args.ack is not None)
+    with _open(args.path, read_only=not writes, allow_snapshot=not writes) as project:
+        if args.evaluate:
+            if not (args.reference and args.current):
+                raise LineproofError("--evaluate needs --reference FROM..TO and --current FROM..TO.",
+                                     "Example: --reference 2026-05-04..2026-08-24 --current 2026-09-07..2026-10-19")
+            new = evaluate_alerts(project, _window(args.reference, "--reference"), _window(args.current, "--current"),
+                                  progress=_progress(args.quiet))
+            print(f"{new} new alert(s).")
+        if args.ack is not None:
+            if args.verdict is None:
+                raise LineproofError("--ack needs --as real|false.", "Example: --ack 3 --as false --comment seasonal")
+            acknowledge(project, args.ack, args.verdict, args.comment or "")
+            print(f"Alert #{args.ack} acknowledged as {args.verdict}.")
+        alerts = list_alerts(project, None if args.all else "open")
+        precision = alert_precision(project)
+    for r in alerts.iter_rows(named=True):
+        print(f"#{r['alert_id']:<4} {r['state']:<5} {r['severity']:<6} {r['rule']:<11} {r['message']}")
+    if not alerts.height:
+        print("No open alerts." if not args.all else "No alerts.")
+    if precision.height:
+        print("\nAlert precision per line (real / acknowledged):")
+        for r in precision.iter_rows(named=True):
+            p = "–" if r["precision"] is None else f"{r['precision']:.0%}"
+            print(f"  {r['line']:<10} raised {r['raised']:>3}  open {r['open']:>3}  real {r['real']:>3}  "
+                  f"false {r['false_alarms']:>3}  precision {p}")
+    return 0
+
+
 def cmd_gui(args: argparse.Namespace) -> int:
     """Open the desktop application."""
     from app.views.main_window import run_gui
@@ -348,6 +381,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--per", default="asset", help="slice column to check (default asset)")
     p.add_argument("--expected-hours", type=float, default=24.0, help="longest normal silence (default 24)")
     p.set_defaults(func=cmd_freshness)
+
+    p = sub.add_parser("alerts", help="evaluate alert rules, acknowledge alerts, see the false-alert burden")
+    p.add_argument("path", help="project folder")
+    p.add_argument("--evaluate", action="store_true", help="evaluate the rules (needs --reference and --current)")
+    p.add_argument("--reference", metavar="FROM..TO", help="reference window for drift")
+    p.add_argument("--current", metavar="FROM..TO", help="window the rules look at")
+    p.add_argument("--ack", type=int, metavar="ID", help="acknowledge this alert")
+    p.add_argument("--as", dest="verdict", choices=("real", "false"), help="the acknowledgement's verdict")
+    p.add_argument("--comment", help="why (stored and audited)")
+    p.add_argument("--all", action="store_true", help="list acknowledged alerts too")
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress output")
+    p.set_defaults(func=cmd_alerts)
 
     p = sub.add_parser("gui", help="open the desktop application")
     p.add_argument("path", nargs="?", help="project folder (default: the last one, or the sample)")

@@ -162,3 +162,43 @@ def test_firmware_change_is_an_event_and_the_silent_asset_a_gap(sample_copy: Pat
     silent_from = START + timedelta(weeks=SILENT_WEEK - 1)
     assert gap["gap_start"] <= silent_from and gap["gap_end"] >= silent_from + timedelta(weeks=1)
     assert gap["gap_hours"] >= 7 * 24 and not gap["open"]
+
+
+def test_alerts_on_the_sample_and_the_false_alert_burden(sample_copy: Path):
+    from app.core.alerts import (
+        AlertError,
+        AlertRules,
+        acknowledge,
+        alert_precision,
+        evaluate_alerts,
+        list_alerts,
+    )
+    from app.sample.plant import SILENT_ASSET
+
+    rollout = START + timedelta(weeks=FIRMWARE_WEEK - 1)
+    reference = (START, rollout - timedelta(weeks=1))
+    current = (rollout + timedelta(weeks=1), rollout + timedelta(weeks=7))
+    rules = AlertRules(stale_hours=120)  # test scale: ~2.6 seams per robot and day
+    with Project.open(sample_copy) as project:
+        assert evaluate_alerts(project, reference, current, rules) > 0
+        assert evaluate_alerts(project, reference, current, rules) == 0  # same window: nothing new
+        alerts = list_alerts(project)
+        stale = alerts.filter(pl.col("rule") == "stale")
+        assert stale["scope"].to_list() == [f"asset={SILENT_ASSET}"]
+        sensor = alerts.filter((pl.col("rule") == "drift") & (pl.col("subject") == "contact_tip_temp_c"))
+        assert sensor["line"].to_list() == [FIRMWARE_LINE]
+        low = alerts.filter(pl.col("rule") == "metric_low")
+        assert low["line"].to_list() in ([], [FIRMWARE_LINE])  # only ever the firmware line
+        acknowledge(project, int(sensor["alert_id"][0]), "real", "firmware 5.0 reports tip temperature low")
+        seasonal = alerts.filter((pl.col("subject") == "ambient_temp_c") & (pl.col("line") == FIRMWARE_LINE))
+        if seasonal.height:
+            acknowledge(project, int(seasonal["alert_id"][0]), "false", "summer to autumn")
+        with pytest.raises(AlertError, match="real' or 'false"):
+            acknowledge(project, 1, "maybe")
+        precision = alert_precision(project).filter(pl.col("line") == FIRMWARE_LINE).row(0, named=True)
+        audit = [r[0] for r in project.con.execute("SELECT action FROM audit_log ORDER BY seq").fetchall()]
+    acked = 1 + seasonal.height
+    assert precision["real"] == 1 and precision["precision"] == pytest.approx(1 / acked)
+    assert audit.count("alerts.evaluate") == 2 and audit.count("alert.ack") == acked
+    evidence = sensor["evidence_json"][0]
+    assert '"psi"' in evidence and '"n_ref"' in evidence

@@ -72,10 +72,11 @@ def _schema_3(con: duckdb.DuckDBPyConnection) -> None:
 
 
 def _schema_4(con: duckdb.DuckDBPyConnection) -> None:
-    """Schema 4: events on the timeline (detected version changes and manual events)."""
-    from app.core import events
+    """Schema 4: events on the timeline (detected version changes, manual events) and alerts."""
+    from app.core import alerts, events
 
     con.execute(events.CREATE)
+    con.execute(alerts.CREATE)
 
 
 # MIGRATIONS[n - 1] brings a database from schema n - 1 to schema n.
