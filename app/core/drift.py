@@ -20,6 +20,7 @@ from datetime import datetime
 import numpy as np
 import polars as pl
 
+from app.core.db import one
 from app.core.errors import LineproofError
 from app.core.progress import NullProgress, Progress, check_cancelled
 from app.core.project import Project
@@ -61,6 +62,7 @@ class DriftQuery:
     by: tuple[str, ...] = ("line",)
     features: tuple[str, ...] | None = None  # default: every feature column
     version_id: str | None = None  # default: all versions in the log
+    where: tuple[tuple[str, str], ...] = ()  # (dimension, value) filters, e.g. one line
     bins: int = 10
     min_rows: int = 30
 
@@ -87,7 +89,7 @@ def _feature_columns(project: Project, wanted: tuple[str, ...] | None) -> list[t
     return [(f, types[f]) for f in wanted]
 
 
-def _window_sql(query: DriftQuery, column: str) -> str:
+def _window_sql(query: DriftQuery, column: str, where: tuple[tuple[str, str], ...] = ()) -> str:
     (rs, re_), (cs, ce) = query.reference, query.current
 
     def ts(v: datetime) -> str:
@@ -98,7 +100,7 @@ def _window_sql(query: DriftQuery, column: str) -> str:
     in_cur = f"(ts >= {ts(cs)} AND ts < {ts(ce)})"
     version = f" AND version_id = {sql_literal(query.version_id)}" if query.version_id else ""
     return (f"SELECT {keys}{sql_ident(column)} AS x, {in_ref} AS is_ref FROM predictions "
-            f"WHERE ({in_ref} OR {in_cur}){version}")
+            f"WHERE ({in_ref} OR {in_cur}){version}{_where_sql(query.where + tuple(where))}")
 
 
 def compute_drift(project: Project, query: DriftQuery, progress: Progress | None = None) -> DriftTable:
@@ -278,3 +280,49 @@ def _decide(rows: pl.DataFrame, query: DriftQuery, t: DriftThresholds) -> pl.Dat
                 .when(pl.col("psi").is_not_null()).then(pl.lit("none")))
     return rows.with_columns(method.alias("method"), drifted.alias("drifted"), status.alias("status"),
                              psi_band.alias("psi_band"))
+
+
+def _where_sql(where: tuple[tuple[str, str], ...]) -> str:
+    return "".join(f" AND {sql_ident(d)} = {sql_literal(v)}" for d, v in where)
+
+
+def feature_histogram(project: Project, feature: str, where: tuple[tuple[str, str], ...],
+                      reference: tuple[datetime, datetime], current: tuple[datetime, datetime],
+                      bins: int = 30) -> pl.DataFrame:
+    """Shares of reference and current rows in `bins` equal-width bins over both windows' range."""
+    query = DriftQuery(reference, current, by=(), features=(feature,), where=where)
+    base = f"SELECT x, is_ref FROM ({_window_sql(query, feature)}) w WHERE isfinite(x)"
+    with project.reading() as con:
+        lo, hi = one(con, f"SELECT min(x), max(x) FROM ({base})")
+        if lo is None:
+            return pl.DataFrame(schema={"left": pl.Float64, "right": pl.Float64, "ref": pl.Float64, "cur": pl.Float64})
+        width = (hi - lo) / bins or 1.0
+        frame = con.sql(f"""SELECT least(floor((x - {lo}) / {width}), {bins - 1})::INTEGER AS b,
+                                   count(*) FILTER (WHERE is_ref) AS r, count(*) FILTER (WHERE NOT is_ref) AS c
+                            FROM ({base}) GROUP BY 1""").pl()
+    full = pl.DataFrame({"b": list(range(bins))}, schema={"b": pl.Int32}).join(frame, on="b", how="left").fill_null(0)
+    return full.select((lo + pl.col("b") * width).alias("left"), (lo + (pl.col("b") + 1) * width).alias("right"),
+                       (pl.col("r") / max(int(full["r"].sum()), 1)).alias("ref"),
+                       (pl.col("c") / max(int(full["c"].sum()), 1)).alias("cur"))
+
+
+def drift_over_time(project: Project, feature: str, where: tuple[tuple[str, str], ...],
+                    reference: tuple[datetime, datetime], current: tuple[datetime, datetime],
+                    step_days: int = 7) -> pl.DataFrame:
+    """PSI and normalised Wasserstein of each week of the current window against the reference."""
+    from datetime import timedelta
+
+    rows = []
+    start = current[0]
+    while start < current[1]:
+        end = min(start + timedelta(days=step_days), current[1])
+        q = DriftQuery(reference, (max(start, reference[1]), end), by=(), features=(feature,), where=where)
+        table = compute_drift(project, q).rows if end > reference[1] else pl.DataFrame()
+        if table.height:
+            r = table.row(0, named=True)
+            rows.append({"period": start, "psi": r["psi"], "wasserstein_norm": r["wasserstein_norm"],
+                         "js": r["js"], "n_cur": r["n_cur"], "drifted": r["drifted"]})
+        start = end
+    return pl.DataFrame(rows, schema={"period": pl.Datetime("us"), "psi": pl.Float64,
+                                      "wasserstein_norm": pl.Float64, "js": pl.Float64, "n_cur": pl.Int64,
+                                      "drifted": pl.Boolean})

@@ -27,6 +27,7 @@ from app.core.ingest import import_labels, import_predictions
 from app.core.overview import Overview, build_overview
 from app.core.project import Project
 from app.core.sources import inspect_file
+from app.views.drift_view import DriftView
 from app.views.errors import show_error
 from app.views.import_dialog import LabelImportDialog, PredictionImportDialog
 from app.views.overview_view import OverviewView
@@ -58,14 +59,16 @@ class MainWindow(QMainWindow):
         self.setWindowIcon(QIcon(str(resource_path("icons", "lineproof.svg"))))
 
         self.nav = QListWidget(objectName="navigation")
-        self.nav.addItems(["Overview", "Slices"])
+        self.nav.addItems(["Overview", "Slices", "Drift"])
         self.nav.setFixedWidth(130)
         self.nav.setToolTip("Screens (Ctrl+1 …)")
         self.overview = OverviewView()
         self.slices = SlicesView()
+        self.drift = DriftView()
         self.screens = QStackedWidget()
         self.screens.addWidget(self.overview)
         self.screens.addWidget(self.slices)
+        self.screens.addWidget(self.drift)
         self.nav.currentRowChanged.connect(self.screens.setCurrentIndex)
         self.nav.setCurrentRow(0)
         central = QWidget()
@@ -220,10 +223,12 @@ class MainWindow(QMainWindow):
         self.overview.show_empty("Computing the overview…")
         self.refresh()
         self.slices.set_project(project)
+        self.drift.set_project(project)
 
     def close_project(self) -> None:
         """Cancel running work and release the project."""
         self.slices.set_project(None)
+        self.drift.set_project(None)
         self._stop_tasks()
         if self.project is not None:
             self.project.close()
@@ -255,6 +260,8 @@ class MainWindow(QMainWindow):
             return None
         if self.screens.currentWidget() is self.slices:
             self.slices.recompute()
+        if self.screens.currentWidget() is self.drift:
+            self.drift.recompute()
         task = self._track(start_task("Computing the overview", lambda progress: build_overview(project), self))
         self.status_busy.show()
         task.ended.connect(self.status_busy.hide)
@@ -296,6 +303,7 @@ class MainWindow(QMainWindow):
         self.statusBar().showMessage(text, 15_000)
         self.refresh()
         self.slices.set_project(self.project)
+        self.drift.set_project(self.project)
 
     def _pick_and_inspect(self, title: str, on_info) -> None:
         path = QFileDialog.getOpenFileName(self, title, self.settings.value("import/dir", str(Path.home())),

@@ -27,7 +27,13 @@ class DataTable(QTableView):
         self.verticalHeader().setDefaultSectionSize(24)
         self.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeMode.Interactive)
         self.horizontalHeader().setStretchLastSection(True)
-        self.model().modelReset.connect(self.resizeColumnsToContents)
+        self.model().modelReset.connect(self._after_reset)
+
+    def _after_reset(self) -> None:
+        if self.model().columnCount() > 0 and self.horizontalHeader().sortIndicatorSection() >= \
+                self.model().columnCount():
+            self.horizontalHeader().setSortIndicator(-1, Qt.SortOrder.AscendingOrder)
+        self.resizeColumnsToContents()
 
     def keyPressEvent(self, event) -> None:
         if event.matches(QKeySequence.StandardKey.Copy):

@@ -1,0 +1,334 @@
+"""Drift screen: a feature x slice matrix coloured by drift score; click a cell for the reference and current
+distributions and the score over time with firmware events."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+import numpy as np
+import polars as pl
+import pyqtgraph as pg
+from PySide6.QtCore import QDate, Qt, QThreadPool, Signal
+from PySide6.QtWidgets import (
+    QComboBox,
+    QDateEdit,
+    QGroupBox,
+    QHBoxLayout,
+    QLabel,
+    QProgressBar,
+    QSplitter,
+    QStackedLayout,
+    QVBoxLayout,
+    QWidget,
+)
+
+from app.core.drift import DriftQuery, DriftTable, compute_drift, drift_over_time, feature_histogram
+from app.core.events import detect_version_changes
+from app.core.project import Project
+from app.core.slices import logged_span, slice_dimensions
+from app.views.errors import show_error
+from app.views.heatmap_widget import Heatmap
+from app.views.table_model import Column, FrameTableModel
+from app.views.table_view import DataTable
+from app.views.workers import Task, start_task
+
+SCORES = {"psi": "PSI", "wasserstein_norm": "Wasserstein / std", "js": "Jensen-Shannon", "ks_d": "KS statistic"}
+
+
+@dataclass(frozen=True)
+class CellDetail:
+    """What the drill-down shows for one (feature, slice) cell."""
+
+    feature: str
+    where: tuple[tuple[str, str], ...]
+    histogram: pl.DataFrame
+    over_time: pl.DataFrame
+    events: pl.DataFrame
+
+
+def _qdate(value: datetime) -> QDate:
+    return QDate(value.year, value.month, value.day)
+
+
+def _dt(edit: QDateEdit) -> datetime:
+    return datetime.combine(edit.date().toPython(), datetime.min.time())
+
+
+class DriftView(QWidget):
+    """Thin over app.core.drift; all work runs in the shared worker."""
+
+    computed = Signal(object)  # DriftTable
+    drilled = Signal(object)  # CellDetail
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.project: Project | None = None
+        self.table: DriftTable | None = None
+        self._task: Task | None = None
+        self._detail_task: Task | None = None
+        self._build()
+
+    def _build(self) -> None:
+        self.ref_from, self.ref_to, self.cur_from, self.cur_to = (
+            QDateEdit(calendarPopup=True, displayFormat="yyyy-MM-dd") for _ in range(4))
+        self.by_box = QComboBox(toolTip="Matrix columns: one per value of this dimension")
+        self.score_box = QComboBox(toolTip="Drift score that colours the matrix")
+        for key, label in SCORES.items():
+            self.score_box.addItem(label, key)
+        self.busy = QProgressBar(maximum=1000, maximumWidth=140, textVisible=False)
+        self.busy.hide()
+        controls = QHBoxLayout()
+        for label, widgets in (("Reference", (self.ref_from, QLabel("to"), self.ref_to)),
+                               ("Current", (self.cur_from, QLabel("to"), self.cur_to)),
+                               ("Per", (self.by_box,)), ("Score", (self.score_box,))):
+            controls.addWidget(QLabel(label))
+            for w in widgets:
+                controls.addWidget(w)
+        controls.addStretch(1)
+        controls.addWidget(self.busy)
+
+        self.summary = QLabel(wordWrap=True)
+        self.heatmap = Heatmap()
+        self.heatmap.setToolTip("Green: stable; red: drifted; grey: too few rows. Click a cell for details.")
+        self.hist = pg.PlotWidget(background="w")
+        self.hist.addLegend(offset=(-10, 10))
+        self.hist.getAxis("left").enableAutoSIPrefix(False)
+        self.ref_bars = pg.BarGraphItem(x=[], height=[], width=1, brush=pg.mkBrush(31, 78, 121, 110), name="reference")
+        self.cur_bars = pg.BarGraphItem(x=[], height=[], width=1, brush=pg.mkBrush(192, 0, 0, 110), name="current")
+        self.hist.addItem(self.ref_bars)
+        self.hist.addItem(self.cur_bars)
+        self.trend = pg.PlotWidget(background="w", axisItems={"bottom": pg.DateAxisItem()})
+        self.trend.getAxis("left").enableAutoSIPrefix(False)
+        self.trend_curve = pg.PlotDataItem(pen=pg.mkPen("#1f4e79", width=2), symbol="o", symbolSize=5,
+                                           connect="finite")
+        self.trend.addItem(self.trend_curve)
+        self.threshold_line = pg.InfiniteLine(angle=0, pen=pg.mkPen("#888", style=Qt.PenStyle.DashLine))
+        self.trend.addItem(self.threshold_line)
+        self.event_lines: list[pg.InfiniteLine] = []
+        self.detail_title = QLabel("Click a cell to compare its distributions and follow its drift over time.",
+                                   wordWrap=True)
+        self.table_model = FrameTableModel([])
+        self.table_view = DataTable(self.table_model)
+
+        left = QGroupBox("Features x slices")
+        ll = QVBoxLayout(left)
+        ll.addWidget(self.summary)
+        ll.addWidget(self.heatmap, 1)
+        right = QGroupBox("Cell")
+        rl = QVBoxLayout(right)
+        rl.addWidget(self.detail_title)
+        rl.addWidget(self.hist, 1)
+        rl.addWidget(self.trend, 1)
+        top = QSplitter(Qt.Orientation.Horizontal)
+        top.addWidget(left)
+        top.addWidget(right)
+        top.setSizes([640, 520])
+        bottom = QGroupBox("Drifted cells, strongest first")
+        QVBoxLayout(bottom).addWidget(self.table_view)
+        body = QSplitter(Qt.Orientation.Vertical)
+        body.addWidget(top)
+        body.addWidget(bottom)
+        body.setSizes([460, 200])
+        content = QWidget()
+        layout = QVBoxLayout(content)
+        layout.setContentsMargins(12, 10, 12, 8)
+        layout.addLayout(controls)
+        layout.addWidget(body, 1)
+        self.empty = QLabel(objectName="emptyState", alignment=Qt.AlignmentFlag.AlignCenter, wordWrap=True)
+        self.stack = QStackedLayout(self)
+        self.stack.addWidget(self.empty)
+        self.stack.addWidget(content)
+        self._empty("No project open.\n\nOpen a project (Ctrl+O) to see its input drift.")
+        self.hist.hide()
+        self.trend.hide()
+        for edit in (self.ref_from, self.ref_to, self.cur_from, self.cur_to):
+            edit.dateChanged.connect(lambda _: self.recompute())
+        self.by_box.currentIndexChanged.connect(lambda _: self.recompute())
+        self.score_box.currentIndexChanged.connect(lambda _: self.table and self._show(self.table))
+        self.heatmap.cellClicked.connect(self._cell_clicked)
+        self.table_view.clicked.connect(self._row_clicked)
+
+    def _empty(self, text: str) -> None:
+        self.empty.setText(text)
+        self.stack.setCurrentIndex(0)
+
+    def set_project(self, project: Project | None) -> None:
+        """Default windows: the first 12 weeks as reference, the last 6 weeks as current."""
+        for task in (self._task, self._detail_task):
+            if task is not None and task.running:
+                task.cancel()
+                QThreadPool.globalInstance().waitForDone(30_000)
+        self.project, self.table, self._detail_task = project, None, None
+        if project is None:
+            self._empty("No project open.\n\nOpen a project (Ctrl+O) to see its input drift.")
+            return
+        first, last = logged_span(project)
+        dims = slice_dimensions(project)
+        if first is None or not dims:
+            self._empty("No prediction log yet.\n\nFile > Import predictions… (Ctrl+I).")
+            return
+        widgets = (self.ref_from, self.ref_to, self.cur_from, self.cur_to, self.by_box)
+        for w in widgets:
+            w.blockSignals(True)
+        self.ref_from.setDate(_qdate(first))
+        self.ref_to.setDate(_qdate(min(first + timedelta(weeks=12), last)))
+        self.cur_from.setDate(_qdate(max(last - timedelta(weeks=6), first)))
+        self.cur_to.setDate(_qdate(last + timedelta(days=1)))
+        self.by_box.clear()
+        self.by_box.addItems(dims)
+        self.by_box.setCurrentText("line" if "line" in dims else dims[0])
+        for w in widgets:
+            w.blockSignals(False)
+        self.stack.setCurrentIndex(1)
+        if self.isVisible():
+            self.recompute()
+
+    def showEvent(self, event) -> None:  # Qt API name
+        super().showEvent(event)
+        if self.project is not None and self.table is None and (self._task is None or not self._task.running):
+            self.recompute()
+
+    def query(self) -> DriftQuery:
+        """The query the controls describe."""
+        return DriftQuery((_dt(self.ref_from), _dt(self.ref_to)), (_dt(self.cur_from), _dt(self.cur_to)),
+                          by=(self.by_box.currentText(),))
+
+    def recompute(self) -> Task | None:
+        """Compute the matrix in the worker."""
+        if self.project is None or not self.by_box.currentText():
+            return None
+        if self._task is not None and self._task.running:
+            self._task.cancel()
+        project, query = self.project, self.query()
+        task = start_task("Computing drift", lambda progress: compute_drift(project, query, progress), self)
+        self._task = task
+        self.busy.show()
+        task.progress.connect(lambda f, m: self.busy.setValue(int(f * 1000)))
+        task.done.connect(lambda table: self._show(table) if task is self._task else None)
+        task.error.connect(lambda exc: show_error(self, exc, "Drift"))
+        task.ended.connect(lambda: self.busy.hide() if task is self._task else None)
+        return task
+
+    def _show(self, table: DriftTable) -> None:
+        self.table = table
+        score = self.score_box.currentData()
+        rows, dim = table.rows, table.query.by[0]
+        features = sorted(rows["feature"].unique().to_list()) if rows.height else []
+        slices = sorted(rows[dim].unique().to_list()) if rows.height else []
+        values = np.full((len(features), len(slices)), np.nan)
+        status = np.zeros_like(values, dtype=np.int8)
+        tips = [["no rows" for _ in slices] for _ in features]
+        fi, si = {f: i for i, f in enumerate(features)}, {s: j for j, s in enumerate(slices)}
+        for r in rows.iter_rows(named=True):
+            i, j = fi[r["feature"]], si[r[dim]]
+            head = f"{r['feature']} on {dim} {r[dim]}"
+            if r["status"].startswith("insufficient") or r[score] is None:
+                status[i, j] = 1
+                tips[i][j] = f"{head}\n{r['status']}"
+                continue
+            values[i, j], status[i, j] = r[score], 2
+            tips[i][j] = (f"{head}\n{SCORES[score]} {r[score]:.3f}; PSI {r['psi']:.3f}\n"
+                          f"{'DRIFTED' if r['drifted'] else 'stable'} by {r['method']}\n"
+                          f"{r['n_ref']:,} reference, {r['n_cur']:,} current rows; "
+                          f"missing {r['missing_cur'] or 0:.1%}")
+        levels = (0.0, max(float(np.nanmax(values)) if np.isfinite(values).any() else 1.0, 0.25))
+        self.heatmap.set_data(values, status, features, slices, tips, lower_is_better=True, levels=levels)
+        self._axes = (features, slices, dim)
+        drifted = rows.filter(pl.col("drifted").fill_null(False)) if rows.height else rows
+        self.summary.setText(f"{drifted.height} of {rows.height} cells drifted (normalised Wasserstein > "
+                             f"{table.thresholds.wasserstein:g} for numbers, Jensen-Shannon > "
+                             f"{table.thresholds.jensen_shannon:g} for categories).")
+        columns = [Column(dim, dim.capitalize()), Column("feature", "Feature"), Column("psi", "PSI"),
+                   Column("wasserstein_norm", "W/std"), Column("js", "JS"), Column("ks_d", "KS D"),
+                   Column("ks_p", "KS p"), Column("missing_cur", "Missing", "percent"),
+                   Column("out_of_range", "Out of range", "percent"), Column("n_cur", "Current rows"),
+                   Column("method", "Decided by")]
+        ranked = drifted.sort("psi", descending=True, nulls_last=True) if drifted.height else drifted
+        self.table_model.set_frame(ranked, columns)
+        if ranked.height and self._detail_task is None:
+            self.drill(ranked["feature"][0], ((dim, str(ranked[dim][0])),))  # start at the strongest drift
+        self.computed.emit(table)
+
+    def _row_clicked(self, index) -> None:
+        record = self.table_model.row(index.row())
+        dim = self.table.query.by[0]
+        self.drill(record["feature"], ((dim, str(record[dim])),))
+
+    def _cell_clicked(self, row: int, col: int) -> None:
+        features, slices, dim = self._axes
+        self.drill(features[row], ((dim, str(slices[col])),))
+
+    def drill(self, feature: str, where: tuple[tuple[str, str], ...]) -> Task | None:
+        """Distributions and drift over time for one cell, in the worker."""
+        if self.project is None or self.table is None:
+            return None
+        project, q = self.project, self.table.query
+
+        def job(progress) -> CellDetail:
+            hist = feature_histogram(project, feature, where, q.reference, q.current)
+            trend = drift_over_time(project, feature, where, q.reference, (q.reference[1], q.current[1]))
+            events = detect_version_changes(project)
+            for d, v in where:
+                if d in ("line", "asset"):
+                    events = events.filter(pl.col("line" if d == "line" else "scope") == v)
+            return CellDetail(feature, where, hist, trend, events)
+
+        task = start_task("Cell detail", job, self)
+        self._detail_task = task
+        task.done.connect(lambda d: self._show_detail(d) if task is self._detail_task else None)
+        task.error.connect(lambda exc: show_error(self, exc, "Drift detail"))
+        return task
+
+    def _show_detail(self, detail: CellDetail) -> None:
+        self.hist.show()
+        self.trend.show()
+        name = ", ".join(f"{d} {v}" for d, v in detail.where)
+        self.detail_title.setText(f"<b>{detail.feature}</b> on {name}: reference (blue) vs current (red) "
+                                  "shares; below, PSI of each week against the reference, with firmware changes")
+        h = detail.histogram
+        if h.height:
+            centres = ((h["left"] + h["right"]) / 2).to_numpy()
+            width = float((h["right"] - h["left"])[0])
+            self.ref_bars.setOpts(x=centres, height=h["ref"].to_numpy(), width=width)
+            self.cur_bars.setOpts(x=centres, height=h["cur"].to_numpy(), width=width * 0.6)
+            self.hist.autoRange()
+        t = detail.over_time
+        x = np.array([np.datetime64(v, "s").astype("int64") for v in t["period"].to_list()], dtype=float)
+        self.trend_curve.setData(x, t["psi"].fill_null(np.nan).to_numpy())
+        self.threshold_line.setValue(self.table.thresholds.psi_significant if self.table else 0.2)
+        for line in self.event_lines:
+            self.trend.removeItem(line)
+        self.event_lines = []
+        firsts = detail.events.sort("ts").unique(subset=["new_value"], keep="first", maintain_order=True)
+        for r in firsts.iter_rows(named=True):
+            line = pg.InfiniteLine(pos=float(np.datetime64(r["ts"], "s").astype("int64")), angle=90,
+                                   pen=pg.mkPen("#c00000", style=Qt.PenStyle.DotLine),
+                                   label=f"firmware {r['new_value']}", labelOpts={"position": 0.9, "color": "#c00000"})
+            self.trend.addItem(line)
+            self.event_lines.append(line)
+        self.trend.setLabel("left", "PSI")
+        self.trend.autoRange()
+        self.drilled.emit(detail)
+
+
+def main() -> int:
+    """Show this screen alone: python -m app.views.drift_view PROJECT."""
+    import sys
+
+    from app.views.main_window import make_app
+
+    app = make_app(sys.argv)
+    view = DriftView()
+    project = Project.open(sys.argv[1] if len(sys.argv) > 1 else ".", read_only=True)
+    view.resize(1366, 720)
+    view.show()
+    view.set_project(project)
+    code = app.exec()
+    view.set_project(None)
+    project.close()
+    return code
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,44 @@
+"""Drift screen on the sample: the matrix, a drill-down into the firmware sensor (pytest-qt, offscreen)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from app.core.project import Project
+from app.sample.plant import FIRMWARE_LINE
+from app.views.drift_view import DriftView
+
+pytestmark = pytest.mark.gui
+
+
+def test_drift_matrix_and_cell_detail(qtbot, sample_folder: Path):
+    project = Project.open(sample_folder, read_only=True)
+    view = DriftView()
+    qtbot.addWidget(view)
+    view.resize(1366, 720)
+    view.show()
+    try:
+        with qtbot.waitSignal(view.computed, timeout=120_000) as computed, \
+                qtbot.waitSignal(view.drilled, timeout=120_000) as drilled:
+            view.set_project(project)
+        table = computed.args[0]
+        features, slices, dim = view._axes
+        assert dim == "line" and len(slices) == 12 and "contact_tip_temp_c" in features
+        row, col = features.index("contact_tip_temp_c"), slices.index(FIRMWARE_LINE)
+        matrix = view.heatmap.values[row]
+        assert np.nanargmax(matrix) == col  # the sensor's strongest drift is on the firmware line
+        assert "DRIFTED" in view.heatmap.tooltips[row][col]
+        detail = drilled.args[0]  # the screen opens on the strongest drifted cell
+        assert detail.feature == "contact_tip_temp_c" and detail.where == (("line", FIRMWARE_LINE),)
+        assert detail.histogram["ref"].sum() == pytest.approx(1.0) and detail.histogram["cur"].sum() == pytest.approx(1.0)
+        assert detail.over_time["psi"].drop_nulls().max() > table.thresholds.psi_significant
+        assert len(view.event_lines) == 1 and view.table_model.rowCount() >= 1
+        with qtbot.waitSignal(view.drilled, timeout=60_000) as other:
+            view._cell_clicked(features.index("current_a"), 0)
+        assert other.args[0].feature == "current_a"
+    finally:
+        view.set_project(None)
+        project.close()
