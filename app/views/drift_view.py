@@ -158,7 +158,7 @@ class DriftView(QWidget):
         for task in (self._task, self._detail_task):
             if task is not None and task.running:
                 task.cancel()
-                QThreadPool.globalInstance().waitForDone(30_000)
+        QThreadPool.globalInstance().waitForDone(30_000)  # every job on the old project, older drills included
         self.project, self.table, self._detail_task = project, None, None
         if project is None:
             self._empty("No project open.\n\nOpen a project (Ctrl+O) to see its input drift.")

@@ -185,8 +185,8 @@ class SlicesView(QWidget):
     def set_project(self, project: Project | None) -> None:
         """Fill the controls from a project (or clear them); running work on the old one is stopped first."""
         self.cancel()
-        if any(t is not None and t.running for t in (self._task, self._trend_task)):
-            QThreadPool.globalInstance().waitForDone(30_000)  # cancelled DuckDB statements stop within ms
+        # Older drill-downs may still run on the old project: wait for every job (cancelled ones stop in ms).
+        QThreadPool.globalInstance().waitForDone(30_000)
         self.project, self.table, self.trend = project, None, None
         if project is None:
             self._show_empty("No project open.\n\nOpen a project (Ctrl+O) to see its slices.")
