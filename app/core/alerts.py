@@ -89,7 +89,8 @@ def _candidates(project: Project, reference: tuple[datetime, datetime], current:
     if gaps.height:
         in_window = gaps.filter((pl.col("gap_end") > start) & (pl.col("gap_start") < end))
         for r in in_window.iter_rows(named=True):
-            found.append({"rule": "stale", "scope": f"asset={r['asset']}", "line": r["line"], "subject": "data",
+            found.append({"rule": "stale", "scope": f"asset={r['asset']}", "line": r["line"],
+                          "subject": f"silent from {r['gap_start']:%Y-%m-%d %H:%M}",
                           "severity": "high" if r["open"] else "medium",
                           "message": f"{r['asset']} sent nothing for {r['gap_hours']:.0f} h from "
                                      f"{r['gap_start']:%Y-%m-%d %H:%M}" + (" (still silent)" if r["open"] else ""),
@@ -109,7 +110,12 @@ def evaluate_alerts(project: Project, reference: tuple[datetime, datetime], curr
         known = {(r[0], r[1], r[2]) for r in con.execute(
             "SELECT rule, scope, subject FROM alerts WHERE window_start = ? AND window_end = ?",
             list(current)).fetchall()}
-    new = [a for a in found if (a["rule"], a["scope"], a["subject"]) not in known]
+    new = []
+    for a in found:  # one alert per rule, scope and subject in a window, however often a rule fires
+        key = (a["rule"], a["scope"], a["subject"])
+        if key not in known:
+            known.add(key)
+            new.append(a)
     details = {"reference": reference, "current": current, "new": len(new), "rules": rules.__dict__}
     with project.change("alerts.evaluate", f"{current[0]:%Y-%m-%d}..{current[1]:%Y-%m-%d}", details) as con:
         next_id = one(con, "SELECT coalesce(max(alert_id), 0) + 1 FROM alerts")[0]
@@ -139,10 +145,11 @@ def acknowledge(project: Project, alert_id: int, verdict: str, comment: str = ""
 
 
 def list_alerts(project: Project, state: str | None = None) -> pl.DataFrame:
-    """Alerts, newest window first."""
+    """Alerts: open first, then by severity, newest window first."""
     with project.reading() as con:
         where = "WHERE state = $s" if state else ""
-        return con.sql(f"SELECT * FROM alerts {where} ORDER BY window_end DESC, alert_id",
+        return con.sql(f"SELECT * FROM alerts {where} ORDER BY state = 'open' DESC, "
+                       "CASE severity WHEN 'high' THEN 0 WHEN 'medium' THEN 1 ELSE 2 END, window_end DESC, alert_id",
                        params={"s": state} if state else None).pl()
 
 

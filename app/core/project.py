@@ -286,24 +286,32 @@ class Project:
     @contextmanager
     def change(self, action: str, target: str, details: dict[str, Any] | None = None,
                con: duckdb.DuckDBPyConnection | None = None) -> Iterator[duckdb.DuckDBPyConnection]:
-        """A transaction whose audit entry commits with it; any exception rolls both back."""
+        """A transaction whose audit entry commits with it; any exception rolls both back.
+
+        Without `con` it runs on a private cursor, so it is safe from a worker thread.
+        """
         self.require_writable()
-        con = con or self.con
-        con.execute("BEGIN TRANSACTION")
+        own = con is None
+        con = self.cursor() if own else con
         try:
-            yield con
-            append_audit(con, action, target, details)
-            con.execute("COMMIT")
-        except BaseException:
+            con.execute("BEGIN TRANSACTION")
             try:
-                con.execute("ROLLBACK")
+                yield con
+                append_audit(con, action, target, details)
+                con.execute("COMMIT")
+            except BaseException:
+                try:
+                    con.execute("ROLLBACK")
+                except duckdb.Error:
+                    pass
+                raise
+            try:
+                con.execute("CHECKPOINT")  # keeps the main file current for read-only snapshots
             except duckdb.Error:
                 pass
-            raise
-        try:
-            con.execute("CHECKPOINT")  # keeps the main file current for read-only snapshots
-        except duckdb.Error:
-            pass
+        finally:
+            if own:
+                con.close()
 
 
 _HEADER_BYTES = 3 * 4096  # DuckDB's file header plus its two database headers

@@ -1,0 +1,183 @@
+"""Alerts screen: evaluate the rules, acknowledge alerts as real or false alarms, see alert precision per line."""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime, timedelta
+
+from PySide6.QtCore import QDate, Qt, QThreadPool, Signal
+from PySide6.QtWidgets import (
+    QCheckBox,
+    QDateEdit,
+    QGroupBox,
+    QHBoxLayout,
+    QLabel,
+    QLineEdit,
+    QPlainTextEdit,
+    QPushButton,
+    QSplitter,
+    QStackedLayout,
+    QVBoxLayout,
+    QWidget,
+)
+
+from app.core.alerts import acknowledge, alert_precision, evaluate_alerts, list_alerts
+from app.core.project import Project
+from app.core.slices import logged_span
+from app.views.errors import show_error
+from app.views.table_model import Column, FrameTableModel
+from app.views.table_view import DataTable
+from app.views.workers import Task, start_task
+
+ALERT_COLUMNS = [Column("alert_id", "#"), Column("state", "State"), Column("severity", "Severity"),
+                 Column("rule", "Rule"), Column("line", "Line"), Column("subject", "Subject"),
+                 Column("message", "What happened", tooltip=lambda r: r["message"]),
+                 Column("window_end", "Window end")]
+PRECISION_COLUMNS = [Column("line", "Line"), Column("raised", "Raised"), Column("open", "Open"),
+                     Column("real", "Real"), Column("false_alarms", "False alarms"),
+                     Column("precision", "Precision", "percent",
+                            tooltip=lambda r: "Real alerts / acknowledged alerts: the false-alert burden")]
+
+
+def _qdate(value: datetime) -> QDate:
+    return QDate(value.year, value.month, value.day)
+
+
+def _dt(edit: QDateEdit) -> datetime:
+    return datetime.combine(edit.date().toPython(), datetime.min.time())
+
+
+class AlertsView(QWidget):
+    """Thin over app.core.alerts."""
+
+    refreshed = Signal()
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.project: Project | None = None
+        self._task: Task | None = None
+        self.ref_from, self.ref_to, self.cur_from, self.cur_to = (
+            QDateEdit(calendarPopup=True, displayFormat="yyyy-MM-dd") for _ in range(4))
+        self.evaluate_button = QPushButton("Evaluate rules", toolTip="Run the alert rules over the current window")
+        self.open_only = QCheckBox("Open only", checked=True)
+        bar = QHBoxLayout()
+        for label, widgets in (("Drift reference", (self.ref_from, QLabel("to"), self.ref_to)),
+                               ("Current", (self.cur_from, QLabel("to"), self.cur_to))):
+            bar.addWidget(QLabel(label))
+            for w in widgets:
+                bar.addWidget(w)
+        bar.addWidget(self.evaluate_button)
+        bar.addStretch(1)
+        bar.addWidget(self.open_only)
+
+        self.alerts_model = FrameTableModel(ALERT_COLUMNS)
+        self.alerts_table = DataTable(self.alerts_model)
+        self.evidence = QPlainTextEdit(readOnly=True, placeholderText="Select an alert to see its evidence.")
+        self.comment = QLineEdit(placeholderText="Comment (why real, why a false alarm)")
+        self.real_button = QPushButton("Real problem")
+        self.false_button = QPushButton("False alarm")
+        ack = QHBoxLayout()
+        ack.addWidget(self.comment, 1)
+        ack.addWidget(self.real_button)
+        ack.addWidget(self.false_button)
+        detail = QGroupBox("Evidence and acknowledgement")
+        dl = QVBoxLayout(detail)
+        dl.addWidget(self.evidence, 1)
+        dl.addLayout(ack)
+        self.precision_model = FrameTableModel(PRECISION_COLUMNS)
+        precision = QGroupBox("Alert precision per line")
+        QVBoxLayout(precision).addWidget(DataTable(self.precision_model))
+        right = QSplitter(Qt.Orientation.Vertical)
+        right.addWidget(detail)
+        right.addWidget(precision)
+        alerts_box = QGroupBox("Alerts")
+        QVBoxLayout(alerts_box).addWidget(self.alerts_table)
+        body = QSplitter(Qt.Orientation.Horizontal)
+        body.addWidget(alerts_box)
+        body.addWidget(right)
+        body.setSizes([760, 420])
+        content = QWidget()
+        layout = QVBoxLayout(content)
+        layout.setContentsMargins(12, 10, 12, 8)
+        layout.addLayout(bar)
+        layout.addWidget(body, 1)
+        self.empty = QLabel(objectName="emptyState", alignment=Qt.AlignmentFlag.AlignCenter, wordWrap=True)
+        self.stack = QStackedLayout(self)
+        self.stack.addWidget(self.empty)
+        self.stack.addWidget(content)
+        self.empty.setText("No project open.\n\nOpen a project (Ctrl+O) to see its alerts.")
+
+        self.evaluate_button.clicked.connect(self.evaluate)
+        self.open_only.toggled.connect(lambda _: self.reload())
+        self.real_button.clicked.connect(lambda: self.acknowledge_selected("real"))
+        self.false_button.clicked.connect(lambda: self.acknowledge_selected("false"))
+        self.alerts_table.clicked.connect(self._selected)
+
+    def set_project(self, project: Project | None) -> None:
+        """Show a project's alerts (or the empty state)."""
+        if self._task is not None and self._task.running:
+            self._task.cancel()
+        QThreadPool.globalInstance().waitForDone(30_000)
+        self.project = project
+        if project is None:
+            self.stack.setCurrentIndex(0)
+            return
+        first, last = logged_span(project)
+        if first is not None:
+            self.ref_from.setDate(_qdate(first))
+            self.ref_to.setDate(_qdate(min(first + timedelta(weeks=12), last)))
+            self.cur_from.setDate(_qdate(max(last - timedelta(weeks=6), first)))
+            self.cur_to.setDate(_qdate(last + timedelta(days=1)))
+        writable = not project.read_only
+        for button in (self.evaluate_button, self.real_button, self.false_button):
+            button.setEnabled(writable)
+            button.setToolTip("" if writable else "The project is open read-only")
+        self.stack.setCurrentIndex(1)
+        self.reload()
+
+    def reload(self) -> None:
+        """Re-read alerts and precision (small queries)."""
+        if self.project is None:
+            return
+        alerts = list_alerts(self.project, "open" if self.open_only.isChecked() else None)
+        self.alerts_model.set_frame(alerts)
+        self.precision_model.set_frame(alert_precision(self.project))
+        self.evidence.clear()
+        self.refreshed.emit()
+
+    def evaluate(self) -> Task | None:
+        """Evaluate the rules in the worker."""
+        if self.project is None:
+            return None
+        project = self.project
+        reference, current = (_dt(self.ref_from), _dt(self.ref_to)), (_dt(self.cur_from), _dt(self.cur_to))
+        task = start_task("Evaluating alert rules",
+                          lambda progress: evaluate_alerts(project, reference, current, progress=progress), self)
+        self._task = task
+        self.evaluate_button.setEnabled(False)
+        task.done.connect(lambda n: self.reload())
+        task.error.connect(lambda exc: show_error(self, exc, "Alerts"))
+        task.ended.connect(lambda: self.evaluate_button.setEnabled(not project.read_only))
+        return task
+
+    def _selected(self, index) -> None:
+        record = self.alerts_model.row(index.row())
+        evidence = json.dumps(json.loads(record["evidence_json"]), indent=2)
+        ack = f"\n\nAcknowledged {record['state']} by {record['acked_by']}: {record['ack_comment']}" \
+            if record["state"] != "open" else ""
+        self.evidence.setPlainText(f"{record['message']}\n\n{evidence}{ack}")
+
+    def acknowledge_selected(self, verdict: str) -> bool:
+        """Acknowledge the selected alert with the comment typed; returns whether one was selected."""
+        rows = sorted({i.row() for i in self.alerts_table.selectionModel().selectedIndexes()})
+        if self.project is None or not rows:
+            return False
+        try:
+            for row in rows:
+                acknowledge(self.project, int(self.alerts_model.row(row)["alert_id"]), verdict, self.comment.text())
+        except Exception as exc:  # a core error becomes a dialog, never a crash
+            show_error(self, exc, "Acknowledge")
+            return False
+        self.comment.clear()
+        self.reload()
+        return True
