@@ -55,6 +55,10 @@ bench: $(STAMP)
 	$(PY) -m pip install -q -e '.[test,bench]'
 	$(PY) tests/bench/bench_foundation.py
 	$(PY) tests/bench/bench_slices.py
+	@# Evidently lives in its own venv: it is a comparison, never a dependency of Lineproof.
+	test -x .bench-evidently/bin/python || ($(PYTHON) -m venv .bench-evidently && \
+		.bench-evidently/bin/pip install -q evidently duckdb pyarrow) || true
+	$(PY) tests/bench/bench_drift.py $$(test -x .bench-evidently/bin/python && echo .bench-evidently/bin/python)
 
 clean:
 	rm -rf $(VENV) $(SAMPLE) .pytest_cache

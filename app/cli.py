@@ -180,7 +180,12 @@ def cmd_drift(args: argparse.Namespace) -> int:
     """Print drift and data quality per feature and slice."""
     from app.core.drift import DriftQuery, compute_drift
 
-    query = DriftQuery(_window(args.reference, "--reference"), _window(args.current, "--current"),
+    if not args.reference and not args.reference_dataset:
+        raise LineproofError("drift needs a reference: --reference FROM..TO or --reference-dataset ID.",
+                             "Example: --reference 2026-05-04..2026-08-24, or --reference-dataset train-v1")
+    current = _window(args.current, "--current")
+    reference = _window(args.reference, "--reference") if args.reference else (current[0], current[0])
+    query = DriftQuery(reference, current, reference_dataset=args.reference_dataset,
                        by=tuple(d.strip() for d in args.by.split(",") if d.strip()),
                        features=tuple(f.strip() for f in args.features.split(",")) if args.features else None,
                        bins=args.bins, min_rows=args.min_rows)
@@ -196,7 +201,7 @@ def cmd_drift(args: argparse.Namespace) -> int:
         sys.stdout.write(rows.write_csv())
     else:
         keys = list(query.by)
-        print(f"reference {args.reference}, current {args.current}; drift decided by "
+        print(f"reference {args.reference or 'dataset ' + args.reference_dataset}, current {args.current}; drift decided by "
               "normalised Wasserstein (numeric) / Jensen-Shannon (categorical), PSI alongside")
         print("  ".join([*(k.ljust(10) for k in keys), "feature".ljust(22), "    PSI", "   KS D", "  KS p",
                          " W/std", "    JS", " missing", "drift"]))
@@ -357,7 +362,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("drift", help="input drift and data quality per feature and slice",
                        description="Compare a reference window with a current window of the prediction log.")
     p.add_argument("path", help="project folder")
-    p.add_argument("--reference", required=True, metavar="FROM..TO", help="reference window, e.g. 2026-05-04..2026-08-24")
+    p.add_argument("--reference", metavar="FROM..TO", help="reference window, e.g. 2026-05-04..2026-08-24")
+    p.add_argument("--reference-dataset", metavar="ID", help="a registered dataset as reference (e.g. train-v1)")
     p.add_argument("--current", required=True, metavar="FROM..TO", help="current window")
     p.add_argument("--by", default="line", help="comma-separated slice dimensions (default: line; '' for none)")
     p.add_argument("--features", help="comma-separated features (default: all)")

@@ -202,3 +202,23 @@ def test_alerts_on_the_sample_and_the_false_alert_burden(sample_copy: Path):
     assert audit.count("alerts.evaluate") == 2 and audit.count("alert.ack") == acked
     evidence = sensor["evidence_json"][0]
     assert '"psi"' in evidence and '"n_ref"' in evidence
+
+
+def test_reference_can_be_a_registered_dataset(sample_folder: Path):
+    import duckdb
+
+    current = (START + timedelta(weeks=20), START + timedelta(weeks=26))
+    query = DriftQuery(reference=(START, START), current=current, by=(), features=("current_a",),
+                       reference_dataset="train-v1")
+    with Project.open(sample_folder, read_only=True) as project:
+        row = compute_drift(project, query).rows.row(0, named=True)
+        with pytest.raises(DriftError, match="No dataset 'nope'"):
+            compute_drift(project, DriftQuery((START, START), current, reference_dataset="nope"))
+    con = duckdb.connect(str(sample_folder / "project.duckdb"), read_only=True)
+    path = con.execute("SELECT artifact_path FROM datasets WHERE dataset_id = 'train-v1'").fetchall()[0][0]
+    cur = con.execute("SELECT current_a FROM predictions WHERE ts >= ? AND ts < ?", list(current)).fetchnumpy()
+    con.close()
+    ref = pl.read_parquet(sample_folder / path)["current_a"].to_numpy()
+    assert row["n_ref"] == len(ref) and row["n_cur"] == len(cur["current_a"])
+    assert row["ks_d"] == pytest.approx(stats.ks_2samp(ref, cur["current_a"]).statistic, abs=1e-12)
+    assert row["wasserstein"] == pytest.approx(stats.wasserstein_distance(ref, cur["current_a"]), rel=1e-9)

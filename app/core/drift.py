@@ -14,7 +14,7 @@ reference has more than 1,000 rows, else KS p < 0.05; categorical ones use Jense
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 
 import numpy as np
@@ -63,6 +63,8 @@ class DriftQuery:
     features: tuple[str, ...] | None = None  # default: every feature column
     version_id: str | None = None  # default: all versions in the log
     where: tuple[tuple[str, str], ...] = ()  # (dimension, value) filters, e.g. one line
+    reference_dataset: str | None = None  # a registered dataset (id) as reference instead of the window
+    reference_columns: tuple[str, ...] = ()  # filled in by compute_drift from the dataset's file
     bins: int = 10
     min_rows: int = 30
 
@@ -96,11 +98,46 @@ def _window_sql(query: DriftQuery, column: str, where: tuple[tuple[str, str], ..
         return f"TIMESTAMP {sql_literal(v.isoformat(sep=' '))}"
 
     keys = "".join(f"coalesce({sql_ident(d)}, '(missing)') AS {sql_ident(d)}, " for d in query.by)
-    in_ref = f"(ts >= {ts(rs)} AND ts < {ts(re_)})"
     in_cur = f"(ts >= {ts(cs)} AND ts < {ts(ce)})"
     version = f" AND version_id = {sql_literal(query.version_id)}" if query.version_id else ""
+    filters = _where_sql(query.where + tuple(where))
+    if query.reference_dataset:
+        current = (f"SELECT {keys}{sql_ident(column)} AS x, false AS is_ref FROM predictions "
+                   f"WHERE {in_cur}{version}{filters}")
+        data = f"read_parquet({sql_literal(query.reference_dataset)})"
+        if all(d in query.reference_columns for d, _ in query.where + tuple(where)) and \
+                all(d in query.reference_columns for d in query.by):
+            reference = f"SELECT {keys}{sql_ident(column)} AS x, true AS is_ref FROM {data} WHERE true{filters}"
+        else:  # the dataset has no such slice column: every slice is compared with the whole dataset
+            slice_keys = ", ".join(sql_ident(d) for d in query.by) or "1 AS _one"
+            reference = (f"SELECT s.*, d.{sql_ident(column)} AS x, true AS is_ref FROM {data} d CROSS JOIN "
+                         f"(SELECT DISTINCT {slice_keys} FROM ({current})) s")
+            if not query.by:
+                reference = f"SELECT {sql_ident(column)} AS x, true AS is_ref FROM {data}"
+        return f"{reference} UNION ALL {current}"
+    in_ref = f"(ts >= {ts(rs)} AND ts < {ts(re_)})"
     return (f"SELECT {keys}{sql_ident(column)} AS x, {in_ref} AS is_ref FROM predictions "
-            f"WHERE ({in_ref} OR {in_cur}){version}{_where_sql(query.where + tuple(where))}")
+            f"WHERE ({in_ref} OR {in_cur}){version}{filters}")
+
+
+def _resolve_reference(project: Project, query: DriftQuery, features: list[tuple[str, str]]) -> DriftQuery:
+    """Point the query at the reference dataset's Parquet file and check it has the features."""
+    if not query.reference_dataset:
+        return query
+    with project.reading() as con:
+        row = one(con, "SELECT artifact_path FROM datasets WHERE dataset_id = ? OR name = ?",
+                  [query.reference_dataset, query.reference_dataset])
+        if row is None:
+            known = ", ".join(r[0] for r in con.execute("SELECT dataset_id FROM datasets").fetchall()) or "none"
+            raise DriftError(f"No dataset {query.reference_dataset!r} in this project.", f"Datasets: {known}.")
+        path = str(project.folder / row[0])
+        columns = tuple(r[0] for r in con.execute(f"DESCRIBE SELECT * FROM read_parquet({sql_literal(path)})"
+                                                  ).fetchall())
+    missing = [f for f, _ in features if f not in columns]
+    if missing:
+        raise DriftError(f"Dataset {query.reference_dataset} has no column(s) {', '.join(missing)}.",
+                         "Choose features the dataset has (--features), or a reference window instead.")
+    return replace(query, reference_dataset=path, reference_columns=columns)
 
 
 def compute_drift(project: Project, query: DriftQuery, progress: Progress | None = None) -> DriftTable:
@@ -115,6 +152,7 @@ def compute_drift(project: Project, query: DriftQuery, progress: Progress | None
         raise DriftError(f"Unknown slice dimension(s): {', '.join(unknown)}.",
                          f"This log has: {', '.join(sorted(slice_cols)) or 'no slice columns yet'}.")
     features = _feature_columns(project, query.features)
+    query = _resolve_reference(project, query, features)
     parts = []
     with project.reading() as con:
         for i, (feature, dtype) in enumerate(features):
