@@ -222,3 +222,14 @@ def test_reference_can_be_a_registered_dataset(sample_folder: Path):
     assert row["n_ref"] == len(ref) and row["n_cur"] == len(cur["current_a"])
     assert row["ks_d"] == pytest.approx(stats.ks_2samp(ref, cur["current_a"]).statistic, abs=1e-12)
     assert row["wasserstein"] == pytest.approx(stats.wasserstein_distance(ref, cur["current_a"]), rel=1e-9)
+
+
+def test_manual_events_appear_on_the_slice_timeline(sample_copy: Path):
+    from app.core.events import add_event
+    from app.core.slices import SliceQuery, slice_trend
+
+    with Project.open(sample_copy) as project:
+        add_event(project, START + timedelta(weeks=12), "Tooling change", dimension="line", scope=FIRMWARE_LINE)
+        add_event(project, START + timedelta(weeks=13), "Other line's change", dimension="line", scope="P1-L01")
+        trend = slice_trend(project, SliceQuery("weld-defect:v1", by=("line",)), (("line", FIRMWARE_LINE),))
+    assert trend.events["label"].to_list() == ["Tooling change", "firmware 5.0.0"]

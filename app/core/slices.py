@@ -393,7 +393,7 @@ def firmware_changes(project: Project, version_id: str, where: tuple[tuple[str, 
     with project.reading() as con:
         known = {r[0] for r in con.execute("SELECT name FROM log_columns").fetchall()}
     if column not in known:
-        return pl.DataFrame({"value": [], "first_seen": []}, schema={"value": pl.Utf8, "first_seen": pl.Datetime})
+        return pl.DataFrame(schema={"value": pl.Utf8, "first_seen": pl.Datetime("us")})
     cond = " AND ".join([f"version_id = {sql_literal(version_id)}"] +
                         [f"{sql_ident(d)} = {sql_literal(v)}" for d, v in where])
     con = project.cursor()
@@ -450,4 +450,26 @@ def slice_trend(project: Project, base: SliceQuery, where: tuple[tuple[str, str]
     mine = compute_slices(project, replace(common, where=where), progress)
     overall = compute_slices(project, common)
     dims = tuple((d, v) for d, v in where if d != PERIOD)
-    return SliceTrend(where, mine, overall, firmware_changes(project, base.version_id, dims))
+    return SliceTrend(where, mine, overall, timeline_events(project, base.version_id, dims))
+
+
+def timeline_events(project: Project, version_id: str, where: tuple[tuple[str, str], ...]) -> pl.DataFrame:
+    """Events for a slice's timeline: its firmware changes, plus manual events on its line or project-wide."""
+    from app.core.events import list_events
+
+    fw = firmware_changes(project, version_id, where).with_columns(
+        pl.format("firmware {}", pl.col("value")).alias("label"))
+    line = dict(where).get("line")
+    manual = list_events(project, line).filter(pl.col("source") == "manual") if project_has_events(project) \
+        else pl.DataFrame()
+    if manual.height:
+        manual = manual.select(pl.col("description").alias("value"), pl.col("ts").alias("first_seen"),
+                               pl.col("description").alias("label"))
+        return pl.concat([fw, manual], how="vertical_relaxed").sort("first_seen")
+    return fw
+
+
+def project_has_events(project: Project) -> bool:
+    """Whether the events table exists (schema 4 and later; old projects opened read-only lack it)."""
+    with project.reading() as con:
+        return bool(one(con, "SELECT count(*) FROM duckdb_tables() WHERE table_name = 'events'")[0])

@@ -24,9 +24,9 @@ from PySide6.QtWidgets import (
 )
 
 from app.core.drift import DriftQuery, DriftTable, compute_drift, drift_over_time, feature_histogram
-from app.core.events import detect_version_changes
+from app.core.events import detect_version_changes, list_events
 from app.core.project import Project
-from app.core.slices import logged_span, slice_dimensions
+from app.core.slices import logged_span, project_has_events, slice_dimensions
 from app.views.errors import show_error
 from app.views.heatmap_widget import Heatmap
 from app.views.table_model import Column, FrameTableModel
@@ -268,11 +268,19 @@ class DriftView(QWidget):
         def job(progress) -> CellDetail:
             hist = feature_histogram(project, feature, where, q.reference, q.current)
             trend = drift_over_time(project, feature, where, q.reference, (q.reference[1], q.current[1]))
-            events = detect_version_changes(project)
+            events = detect_version_changes(project).with_columns(
+                pl.format("firmware {}", pl.col("new_value")).alias("label"))
             for d, v in where:
                 if d in ("line", "asset"):
                     events = events.filter(pl.col("line" if d == "line" else "scope") == v)
-            return CellDetail(feature, where, hist, trend, events)
+            events = events.sort("ts").unique(subset=["new_value"], keep="first", maintain_order=True)
+            line = dict(where).get("line")
+            if project_has_events(project):
+                manual = list_events(project, line).filter(pl.col("source") == "manual")
+                if manual.height:
+                    events = pl.concat([events.select("ts", "label"),
+                                        manual.select("ts", pl.col("description").alias("label"))])
+            return CellDetail(feature, where, hist, trend, events.select("ts", "label"))
 
         task = start_task("Cell detail", job, self)
         self._detail_task = task
@@ -300,11 +308,10 @@ class DriftView(QWidget):
         for line in self.event_lines:
             self.trend.removeItem(line)
         self.event_lines = []
-        firsts = detail.events.sort("ts").unique(subset=["new_value"], keep="first", maintain_order=True)
-        for r in firsts.iter_rows(named=True):
+        for i, r in enumerate(detail.events.sort("ts").iter_rows(named=True)):
             line = pg.InfiniteLine(pos=float(np.datetime64(r["ts"], "s").astype("int64")), angle=90,
-                                   pen=pg.mkPen("#c00000", style=Qt.PenStyle.DotLine),
-                                   label=f"firmware {r['new_value']}", labelOpts={"position": 0.9, "color": "#c00000"})
+                                   pen=pg.mkPen("#c00000", style=Qt.PenStyle.DotLine), label=r["label"],
+                                   labelOpts={"position": 0.9 - 0.08 * (i % 3), "color": "#c00000"})
             self.trend.addItem(line)
             self.event_lines.append(line)
         self.trend.setLabel("left", "PSI")

@@ -66,10 +66,11 @@ class TrendPlot(QWidget):
         for line in self.events:
             self.plot.removeItem(line)
         self.events = []
-        for value, when in trend.events.iter_rows():
-            line = pg.InfiniteLine(pos=float(np.datetime64(when, "s").astype("int64")), angle=90,
+        for i, event in enumerate(trend.events.iter_rows(named=True)):
+            line = pg.InfiniteLine(pos=float(np.datetime64(event["first_seen"], "s").astype("int64")), angle=90,
                                    pen=pg.mkPen("#c00000", width=1.5, style=Qt.PenStyle.DotLine),
-                                   label=f"firmware {value}", labelOpts={"position": 0.92, "color": "#c00000"})
+                                   label=event.get("label") or str(event["value"]),
+                                   labelOpts={"position": 0.92 - 0.08 * (i % 3), "color": "#c00000"})
             self.plot.addItem(line)
             self.events.append(line)
         self.plot.setLabel("left", label)
