@@ -57,7 +57,7 @@ bench: $(STAMP)
 	$(PY) tests/bench/bench_slices.py
 	@# Evidently lives in its own venv: it is a comparison, never a dependency of Lineproof.
 	test -x .bench-evidently/bin/python || ($(PYTHON) -m venv .bench-evidently && \
-		.bench-evidently/bin/pip install -q evidently duckdb pyarrow) || true
+		.bench-evidently/bin/pip install -q evidently "pandas<3" duckdb pyarrow) || true
 	$(PY) tests/bench/bench_drift.py $$(test -x .bench-evidently/bin/python && echo .bench-evidently/bin/python)
 
 clean:
