@@ -285,6 +285,41 @@ def cmd_alerts(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_import_model(args: argparse.Namespace) -> int:
+    """Import a model file safely (ONNX, OpenVINO IR .xml+.bin, MLflow folder with an ONNX flavor)."""
+    from app.core.model_import import import_model
+    from app.core.registry import register_model
+
+    with _open(args.path) as project:
+        with project.reading() as con:
+            known = con.execute("SELECT 1 FROM models WHERE model_id = ?", [args.model]).fetchall()
+        if not known:
+            register_model(project, args.model, args.name or args.model, args.task, args.risk_tier)
+        result = import_model(project, args.file, args.model, args.version, args.threshold)
+    print(f"Imported {result.version_id} ({result.format}), sha256 {result.sha256}")
+    for runtime, state in result.runtimes.items():
+        print(f"  {runtime:<12} {state}")
+    return 0
+
+
+def cmd_models(args: argparse.Namespace) -> int:
+    """List model versions with stages, hashes and the runtimes that can load them."""
+    with _open(args.path, read_only=True, allow_snapshot=True) as project:
+        with project.reading() as con:
+            rows = con.execute("""SELECT v.version_id, v.format, m.task, m.risk_tier, substr(v.sha256, 1, 12),
+                                         coalesce(v.runtimes_json, '{}'),
+                                         (SELECT string_agg(site || ': ' || stage, ', ' ORDER BY site)
+                                          FROM current_stages c WHERE c.version_id = v.version_id)
+                                  FROM model_versions v JOIN models m USING (model_id) ORDER BY 1""").fetchall()
+    for version_id, fmt, task, tier, sha, runtimes, stages in rows:
+        runtime_text = ", ".join(f"{k} {v}" for k, v in json.loads(runtimes).items() if k != "files") or "not checked"
+        print(f"{version_id:<22} {fmt:<11} {task:<10} {tier or '':<8} sha256 {sha}  {stages or 'not staged'}")
+        print(f"{'':<22} runtimes: {runtime_text}")
+    if not rows:
+        print("No models yet: lineproof import-model PROJECT FILE --model ID --version V")
+    return 0
+
+
 def cmd_gui(args: argparse.Namespace) -> int:
     """Open the desktop application."""
     from app.views.main_window import run_gui
@@ -399,6 +434,21 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--all", action="store_true", help="list acknowledged alerts too")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress output")
     p.set_defaults(func=cmd_alerts)
+
+    p = sub.add_parser("import-model", help="import a model file safely (ONNX, OpenVINO IR, MLflow ONNX folder)")
+    p.add_argument("path", help="project folder")
+    p.add_argument("file", help=".onnx file, OpenVINO .xml (with its .bin), or an MLflow model folder")
+    p.add_argument("--model", required=True, help="model id (registered on first import)")
+    p.add_argument("--version", required=True, help="version name, e.g. v3")
+    p.add_argument("--name", help="display name of a new model")
+    p.add_argument("--task", default="binary", choices=("binary", "regression", "multiclass"))
+    p.add_argument("--risk-tier", default="medium", choices=("low", "medium", "high", "safety-relevant"))
+    p.add_argument("--threshold", type=float, default=0.5, help="decision threshold for binary models")
+    p.set_defaults(func=cmd_import_model)
+
+    p = sub.add_parser("models", help="list model versions, stages, hashes and runtimes")
+    p.add_argument("path", help="project folder")
+    p.set_defaults(func=cmd_models)
 
     p = sub.add_parser("gui", help="open the desktop application")
     p.add_argument("path", nargs="?", help="project folder (default: the last one, or the sample)")

@@ -98,13 +98,17 @@ def add_onnx_version(project: Project, model_id: str, version: str, onnx_path: P
           "opset": {o.domain or "ai.onnx": o.version for o in model.opset_import},
           "producer": f"{model.producer_name} {model.producer_version}".strip()}
     details = {"sha256": sha, "file": src.name, "threshold": threshold}
+    from app.core.model_import import check_runtimes  # here: model_import builds on this module
     with project.change("model_version.add", version_id, details) as con:
         con.execute(
-            "INSERT INTO model_versions VALUES (?, ?, ?, 'onnx', ?, ?, ?, ?, ?, ?, ?, ?, now()::TIMESTAMP)",
+            "INSERT INTO model_versions (version_id, model_id, version, format, sha256, artifact_path, size_bytes, "
+            "threshold, inputs_json, outputs_json, lineage_json, card_json, created_at, runtimes_json) "
+            "VALUES (?, ?, ?, 'onnx', ?, ?, ?, ?, ?, ?, ?, ?, now()::TIMESTAMP, ?)",
             [version_id, model_id, version, sha, rel.as_posix(), dest.stat().st_size, threshold,
              json.dumps(io["inputs"]), json.dumps({"outputs": io["outputs"], "opset": io["opset"],
                                                    "producer": io["producer"]}),
-             json.dumps(lineage or {}, sort_keys=True), json.dumps(card or {}, sort_keys=True)])
+             json.dumps(lineage or {}, sort_keys=True), json.dumps(card or {}, sort_keys=True),
+             json.dumps({"files": {src.name: sha}, **check_runtimes(dest)}, sort_keys=True)])
     return ModelVersion(version_id, model_id, version, "onnx", sha, rel.as_posix())
 
 

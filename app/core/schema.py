@@ -79,12 +79,17 @@ def _schema_4(con: duckdb.DuckDBPyConnection) -> None:
     con.execute(alerts.CREATE)
 
 
+# Schema 5: which runtimes can load each model version (and the sha256 of every file), set by safe import.
+_SCHEMA_5 = "ALTER TABLE model_versions ADD COLUMN runtimes_json VARCHAR"
+
+
 # MIGRATIONS[n - 1] brings a database from schema n - 1 to schema n.
 MIGRATIONS: tuple[Callable[[duckdb.DuckDBPyConnection], None], ...] = (
     _script(_SCHEMA_1),
     _script(_SCHEMA_2),
     _schema_3,
     _schema_4,
+    _script(_SCHEMA_5),
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 STAGES = ("candidate", "shadow", "pilot", "production", "retired")

@@ -1,0 +1,162 @@
+"""Safe model import: every malicious or broken model is refused with a clear message and nothing written."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+from pathlib import Path
+
+import numpy as np
+import onnx
+import pytest
+from onnx import TensorProto, helper, numpy_helper
+
+from app.core.model_import import ModelImportError, import_model
+from app.core.project import Project
+from app.core.registry import register_model
+
+
+def _model(with_weights: bool = True) -> onnx.ModelProto:
+    w = numpy_helper.from_array(np.arange(12, dtype=np.float32).reshape(3, 4), "w")
+    graph = helper.make_graph([helper.make_node("MatMul", ["x", "w"], ["y"])], "g",
+                              [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["batch", 3])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["batch", 4])],
+                              [w] if with_weights else [])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8
+    return model
+
+
+def _external(folder: Path, location: str) -> Path:
+    """A model whose weights are external data at `location` (relative to the model's folder)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    model = _model()
+    onnx.external_data_helper.convert_model_to_external_data(model, all_tensors_to_one_file=True,
+                                                             location="weights.bin", size_threshold=0)
+    onnx.save(model, str(folder / "model.onnx"))
+    loaded = onnx.load(str(folder / "model.onnx"), load_external_data=False)
+    for entry in loaded.graph.initializer[0].external_data:
+        if entry.key == "location":
+            entry.value = location
+    onnx.save(loaded, str(folder / "model.onnx"))
+    return folder / "model.onnx"
+
+
+@pytest.fixture
+def project(tmp_path: Path):
+    p = Project.create(tmp_path / "proj", "models")
+    register_model(p, "weld", "Weld", "binary")
+    yield p
+    p.close()
+
+
+def _tree(folder: Path) -> list[str]:
+    return sorted(str(p.relative_to(folder)) for p in folder.rglob("*"))
+
+
+def refused(project: Project, path: Path, *patterns: str) -> None:
+    folder = project.folder
+    before = project_state_open(project), _tree(folder / "artifacts")
+    with pytest.raises(ModelImportError) as info:
+        import_model(project, path, "weld", "v9")
+    assert (project_state_open(project), _tree(folder / "artifacts")) == before
+    for pattern in patterns:
+        assert pattern in str(info.value), str(info.value)
+    assert "nothing was imported" in str(info.value).lower()
+
+
+def project_state_open(project: Project) -> tuple:
+    con = project.con
+    return tuple(con.execute(f"SELECT count(*) FROM {t}").fetchall()[0][0]
+                 for t in ("model_versions", "audit_log"))
+
+
+def test_a_good_onnx_model_is_copied_read_only_and_recorded(project: Project, tmp_path: Path):
+    src = tmp_path / "good" / "model.onnx"
+    src.parent.mkdir()
+    onnx.save(_model(), str(src))
+    result = import_model(project, src, "weld", "v1", threshold=0.3)
+    assert result.sha256 == hashlib.sha256(src.read_bytes()).hexdigest()
+    copy = project.folder / "artifacts" / "models" / result.sha256 / "model.onnx"
+    assert copy.read_bytes() == src.read_bytes()
+    assert oct(copy.stat().st_mode & 0o777) == "0o444"
+    assert result.runtimes == {"onnxruntime": "ok", "openvino": "ok"}
+    row = project.con.execute("SELECT format, threshold, inputs_json FROM model_versions").fetchall()[0]
+    assert row[0] == "onnx" and row[1] == 0.3 and '"batch"' in row[2]
+
+
+def test_external_data_is_checked_and_copied_with_the_model(project: Project, tmp_path: Path):
+    src = _external(tmp_path / "ext", "weights.bin")
+    result = import_model(project, src, "weld", "v1")
+    assert set(result.files) == {"model.onnx", "weights.bin"}
+    assert (project.folder / "artifacts" / "models" / result.sha256 / "weights.bin").exists()
+
+
+def test_external_data_escaping_the_folder_is_refused(project: Project, tmp_path: Path):
+    (tmp_path / "secret.bin").write_bytes(b"\0" * 48)
+    refused(project, _external(tmp_path / "a", "../secret.bin"), "points outside the model's folder")
+    refused(project, _external(tmp_path / "b", str(tmp_path / "secret.bin")), "absolute path")
+
+
+def test_links_are_refused(project: Project, tmp_path: Path):
+    real = tmp_path / "real.onnx"
+    onnx.save(_model(), str(real))
+    (tmp_path / "links").mkdir()
+    (tmp_path / "links" / "sym.onnx").symlink_to(real)
+    refused(project, tmp_path / "links" / "sym.onnx", "symbolic link")
+    os.link(real, tmp_path / "links" / "hard.onnx")
+    refused(project, tmp_path / "links" / "hard.onnx", "hard link")
+    ext = _external(tmp_path / "c", "weights.bin")
+    (tmp_path / "c" / "weights.bin").unlink()
+    (tmp_path / "c" / "weights.bin").symlink_to(tmp_path / "secret-elsewhere.bin")
+    (tmp_path / "secret-elsewhere.bin").write_bytes(b"\0" * 48)
+    refused(project, ext, "symbolic link")
+
+
+def test_mlflow_folders(project: Project, tmp_path: Path):
+    good = tmp_path / "mlflow-good"
+    good.mkdir()
+    onnx.save(_model(), str(good / "model.onnx"))
+    (good / "MLmodel").write_text("flavors:\n  onnx:\n    data: model.onnx\n    onnx_version: 1.17\n"
+                                  "  python_function:\n    loader_module: mlflow.onnx\n")
+    assert import_model(project, good, "weld", "v1").format == "onnx"
+    escape = tmp_path / "mlflow-escape"
+    escape.mkdir()
+    onnx.save(_model(), str(tmp_path / "outside.onnx"))
+    (escape / "MLmodel").write_text("flavors:\n  onnx:\n    data: ../outside.onnx\n")
+    refused(project, escape, "points outside the model's folder")
+    pickled = tmp_path / "mlflow-sklearn"
+    pickled.mkdir()
+    (pickled / "model.pkl").write_bytes(b"\x80\x04K\x01.")
+    (pickled / "MLmodel").write_text("flavors:\n  python_function:\n    loader_module: mlflow.sklearn\n"
+                                     "  sklearn:\n    pickled_model: model.pkl\n")
+    refused(project, pickled, "without an ONNX flavor", "never unpickles")
+
+
+def test_broken_files_are_refused(project: Project, tmp_path: Path):
+    pkl = tmp_path / "model.pkl"
+    pkl.write_bytes(b"\x80\x04K\x01.")
+    refused(project, pkl, "pickled model")
+    good = tmp_path / "full.onnx"
+    onnx.save(_model(), str(good))
+    cut = tmp_path / "cut.onnx"
+    cut.write_bytes(good.read_bytes()[: good.stat().st_size // 2])
+    refused(project, cut, "not a readable ONNX model")
+    empty = tmp_path / "empty.onnx"
+    empty.write_bytes(b"")
+    refused(project, empty, "empty (0 bytes)")
+    ir = tmp_path / "ir" / "model.xml"
+    ir.parent.mkdir()
+    ir.write_text("<net name='x' version='11'></net>")
+    refused(project, ir, "without its weights file model.bin")
+
+
+def test_the_sample_tree_model_imports_and_openvino_names_the_operator(project: Project, sample_folder: Path,
+                                                                        tmp_path: Path):
+    tree = next((sample_folder / "artifacts" / "models").rglob("weld_defect_v2_gbt.onnx"))
+    src = tmp_path / "tree.onnx"
+    shutil.copyfile(tree, src)
+    result = import_model(project, src, "weld", "v2")
+    assert result.runtimes["onnxruntime"] == "ok"
+    assert result.runtimes["openvino"] == "not supported (TreeEnsembleClassifier)"
