@@ -320,6 +320,23 @@ def cmd_models(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_stage(args: argparse.Namespace) -> int:
+    """Move a version to a stage at a site, or roll a model back at a site."""
+    from app.core.registry import rollback, set_stage
+
+    with _open(args.path) as project:
+        if args.rollback:
+            version = rollback(project, args.rollback, args.site, args.reason or "rollback")
+            print(f"{version} is in production at {args.site} again.")
+        else:
+            if not (args.version and args.to):
+                raise LineproofError("Name a version and --to STAGE, or --rollback MODEL.",
+                                     "Example: lineproof stage PROJECT weld-defect:v2 --site P1 --to pilot")
+            set_stage(project, args.version, args.site, args.to, args.reason or "")
+            print(f"{args.version} is {args.to} at {args.site}.")
+    return 0
+
+
 def cmd_gui(args: argparse.Namespace) -> int:
     """Open the desktop application."""
     from app.views.main_window import run_gui
@@ -449,6 +466,15 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("models", help="list model versions, stages, hashes and runtimes")
     p.add_argument("path", help="project folder")
     p.set_defaults(func=cmd_models)
+
+    p = sub.add_parser("stage", help="move a model version through candidate/shadow/pilot/production/retired")
+    p.add_argument("path", help="project folder")
+    p.add_argument("version", nargs="?", help="version id, e.g. weld-defect:v2")
+    p.add_argument("--site", required=True, help="plant or site, e.g. P1")
+    p.add_argument("--to", choices=("candidate", "shadow", "pilot", "production", "retired"))
+    p.add_argument("--rollback", metavar="MODEL", help="make the previous production version current again")
+    p.add_argument("--reason", help="why (audited)")
+    p.set_defaults(func=cmd_stage)
 
     p = sub.add_parser("gui", help="open the desktop application")
     p.add_argument("path", nargs="?", help="project folder (default: the last one, or the sample)")

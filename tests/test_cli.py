@@ -19,7 +19,7 @@ def lineproof(*args: str) -> subprocess.CompletedProcess:
                           timeout=120)
 
 
-@pytest.mark.parametrize("command", ["init", "sample", "info", "ingest", "labels", "slices", "drift", "events", "alerts",
+@pytest.mark.parametrize("command", ["init", "sample", "info", "ingest", "labels", "slices", "drift", "events", "alerts", "import-model", "models", "stage",
                                      "freshness", "gui"])
 def test_every_command_has_help(command: str):
     out = lineproof(command, "--help")

@@ -160,3 +160,25 @@ def test_the_sample_tree_model_imports_and_openvino_names_the_operator(project: 
     result = import_model(project, src, "weld", "v2")
     assert result.runtimes["onnxruntime"] == "ok"
     assert result.runtimes["openvino"] == "not supported (TreeEnsembleClassifier)"
+
+
+def test_promotion_and_rollback_keep_one_production_version(sample_copy: Path):
+    from app.core.registry import RegistryError, current_production, rollback, set_stage
+
+    with Project.open(sample_copy) as project:
+        set_stage(project, "weld-defect:v2", "P1", "production", "pilot passed")
+        assert current_production(project, "weld-defect", "P1") == "weld-defect:v2"
+        assert rollback(project, "weld-defect", "P1", "recall dropped on P1-L04") == "weld-defect:v1"
+        stages = dict(project.con.execute("SELECT version_id, stage FROM current_stages WHERE site = 'P1' "
+                                          "AND model_id = 'weld-defect'").fetchall())
+        production = project.con.execute("SELECT count(*) FROM current_stages WHERE stage = 'production' "
+                                         "GROUP BY model_id, site ORDER BY 1 DESC LIMIT 1").fetchall()[0][0]
+        history = project.con.execute("SELECT version_id, stage, reason FROM stage_history WHERE site = 'P1' "
+                                      "AND version_id LIKE 'weld-defect:%' ORDER BY change_id").fetchall()
+        with pytest.raises(RegistryError, match="no production version"):
+            rollback(project, "seam-vision", "P1")
+        audit = [r[0] for r in project.con.execute("SELECT action FROM audit_log ORDER BY seq").fetchall()]
+    assert stages == {"weld-defect:v1": "production", "weld-defect:v2": "pilot"}
+    assert production == 1
+    assert history[-1] == ("weld-defect:v1", "production", "recall dropped on P1-L04 (from weld-defect:v2)")
+    assert audit[-2:] == ["stage.set", "stage.set"]

@@ -132,3 +132,27 @@ def set_stage(project: Project, version_id: str, site: str, stage: str, reason: 
                 next_id += 1
         con.execute("INSERT INTO stage_history VALUES (?, ?, ?, ?, now()::TIMESTAMP, ?, ?)",
                     [next_id, version_id, site, stage, current_actor(), reason])
+
+
+def current_production(project: Project, model_id: str, site: str) -> str | None:
+    """The version in production for a model at a site, if any."""
+    with project.reading() as con:
+        row = one(con, "SELECT version_id FROM current_stages WHERE model_id = ? AND site = ? AND stage = 'production'",
+                  [model_id, site])
+    return row[0] if row else None
+
+
+def rollback(project: Project, model_id: str, site: str, reason: str = "rollback") -> str:
+    """Make the version that was in production before the current one current again; returns its id."""
+    current = current_production(project, model_id, site)
+    if current is None:
+        raise RegistryError(f"{model_id} has no production version at {site}.", "Nothing to roll back.")
+    with project.reading() as con:
+        row = one(con, """SELECT h.version_id FROM stage_history h JOIN model_versions v USING (version_id)
+                          WHERE v.model_id = ? AND h.site = ? AND h.stage = 'production' AND h.version_id <> ?
+                          ORDER BY h.change_id DESC LIMIT 1""", [model_id, site, current])
+    if row is None:
+        raise RegistryError(f"{current} is the only version {model_id} ever had in production at {site}.",
+                            "Promote another version instead; nothing was changed.")
+    set_stage(project, row[0], site, "production", f"{reason} (from {current})")
+    return row[0]
