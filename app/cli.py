@@ -129,23 +129,13 @@ def cmd_labels(args: argparse.Namespace) -> int:
 
 def cmd_slices(args: argparse.Namespace) -> int:
     """Print slice performance, worst first."""
-    from datetime import datetime
-
     from app.core.slice_report import slices_json, slices_text
     from app.core.slices import SliceQuery, compute_slices, resolve_version
-
-    def when(text: str | None, flag: str):
-        if not text:
-            return None
-        try:
-            return datetime.fromisoformat(text)
-        except ValueError as exc:
-            raise LineproofError(f"{flag} {text!r} is not a date.", "Use YYYY-MM-DD or YYYY-MM-DDTHH:MM.") from exc
 
     with _open(args.path, read_only=True, allow_snapshot=True) as project:
         version = resolve_version(project, args.model)
         by = tuple(d.strip() for d in (args.by or "").split(",") if d.strip())
-        query = SliceQuery(version, by, args.window, when(args.start, "--from"), when(args.end, "--to"),
+        query = SliceQuery(version, by, args.window, _when(args.start, "--from"), _when(args.end, "--to"),
                            min_support=args.min_support, confidence=args.confidence)
         table = compute_slices(project, query, _progress(args.quiet or args.format != "table"))
     metric = args.metric or table.metrics[0 if table.task != "binary" else 2]

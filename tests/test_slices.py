@@ -17,8 +17,9 @@ from sklearn import metrics as skm
 
 from app.core.ingest import LabelMapping, PredictionMapping, import_labels, import_predictions
 from app.core.intervals import wilson, z_value
+from app.core.model_import import import_model
 from app.core.project import Project
-from app.core.registry import add_onnx_version, register_model
+from app.core.registry import register_model
 from app.core.slices import SliceError, SliceQuery, compute_slices, firmware_changes, resolve_version
 from app.sample.plant import FIRMWARE_LINE, FIRMWARE_WEEK, START
 
@@ -35,7 +36,7 @@ def _project(tmp_path: Path, task: str, frame: pl.DataFrame, threshold: float = 
     """A project with one registered model of `task` and the frame as its log (label column -> labels)."""
     project = Project.create(tmp_path / f"p-{task}", "slices", slice_dimensions=("line", "shift"))
     register_model(project, "m", "Model", task)
-    add_onnx_version(project, "m", "v1", _identity_onnx(tmp_path / f"{task}.onnx"), threshold)
+    import_model(project, _identity_onnx(tmp_path / f"{task}.onnx"), "m", "v1", threshold)
     log = frame.drop("label").with_columns(model_version=pl.lit("m:v1"))
     log.write_parquet(tmp_path / f"{task}-log.parquet")
     cols = {"predicted_label": "predicted_label"} if "predicted_label" in log.columns else {}

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import os
 import shutil
 import stat
@@ -11,7 +10,7 @@ from pathlib import Path
 from app.core.db import one
 from app.core.errors import LineproofError
 from app.core.project import Project
-from app.core.sources import recognise, sql_literal
+from app.core.sources import recognise, sha256_of, sql_literal
 
 DATASET_KINDS = ("validation", "reference", "training")
 
@@ -28,7 +27,7 @@ def register_dataset(project: Project, dataset_id: str, name: str, kind: str, pa
     source = recognise(parquet_path)
     if source.format != "parquet":
         raise DatasetError(f"{source.path.name} is not Parquet.", "Datasets are stored as Parquet; convert it first.")
-    sha = hashlib.sha256(source.path.read_bytes()).hexdigest()
+    sha = sha256_of(source.path)
     rel = Path("artifacts") / "datasets" / f"{sha}.parquet"
     dest = project.folder / rel
     dest.parent.mkdir(parents=True, exist_ok=True)

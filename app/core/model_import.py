@@ -4,7 +4,6 @@ when every check has passed."""
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import re
@@ -13,12 +12,14 @@ import stat
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import onnx
 
 from app.core.db import one
 from app.core.errors import LineproofError
 from app.core.project import Project
+from app.core.sources import sha256_of
 
 MAX_BYTES = 4 << 30  # refuse files above 4 GiB: no production inspection model is that large
 PICKLE_SUFFIXES = {".pkl", ".pickle", ".joblib", ".pt", ".pth", ".sav"}
@@ -126,12 +127,15 @@ def _mlflow_onnx(folder: Path) -> Path:
     return _inside(folder, match.group(1).strip("'\""), "The MLmodel onnx flavor's data path")
 
 
-def _sha(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as fh:
-        while chunk := fh.read(1 << 20):
-            digest.update(chunk)
-    return digest.hexdigest()
+def _tensor_info(values: Any) -> list[dict[str, Any]]:
+    """Name, dtype and shape (dynamic dims by name) of graph inputs or outputs."""
+    out = []
+    for v in values:
+        t = v.type.tensor_type
+        dims = [d.dim_param or (d.dim_value if d.HasField("dim_value") else None) for d in t.shape.dim]
+        out.append({"name": v.name, "dtype": onnx.TensorProto.DataType.Name(t.elem_type) if t.elem_type else "?",
+                    "shape": dims})
+    return out
 
 
 def check_runtimes(model_path: Path) -> dict[str, str]:
@@ -187,7 +191,7 @@ def import_model(project: Project, path: Path | str, model_id: str, version: str
         version_id = f"{model_id}:{version}"
         if one(con, "SELECT 1 FROM model_versions WHERE version_id = ?", [version_id]):
             raise _refuse(f"Version {version_id} already exists.", "Give the new file another version name.")
-    hashes = {f.name: _sha(f) for f in files}
+    hashes = {f.name: sha256_of(f) for f in files}
     sha = hashes[files[0].name]
     runtimes = check_runtimes(files[0]) if fmt == "onnx" else {"openvino": "ok (IR)"}
     dest = project.models_dir / sha
@@ -201,7 +205,6 @@ def import_model(project: Project, path: Path | str, model_id: str, version: str
             os.chmod(target, stat.S_IRUSR | stat.S_IRGRP | stat.S_IROTH)
         io = {"inputs": [], "outputs": [], "opset": {}, "producer": ""}
         if model is not None:
-            from app.core.registry import _tensor_info
             io = {"inputs": _tensor_info(model.graph.input), "outputs": _tensor_info(model.graph.output),
                   "opset": {o.domain or "ai.onnx": o.version for o in model.opset_import},
                   "producer": f"{model.producer_name} {model.producer_version}".strip(),

@@ -2,17 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
-import json
-import os
-import shutil
-import stat
-from dataclasses import dataclass
-from pathlib import Path
-from typing import Any
-
-import onnx
-
 from app.core.audit import current_actor
 from app.core.db import one
 from app.core.errors import LineproofError
@@ -27,36 +16,6 @@ class RegistryError(LineproofError):
     """A model cannot be registered or moved as asked."""
 
 
-@dataclass(frozen=True)
-class ModelVersion:
-    """A registered model file."""
-
-    version_id: str
-    model_id: str
-    version: str
-    format: str
-    sha256: str
-    artifact_path: str
-
-
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as fh:
-        while chunk := fh.read(1 << 20):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
-def _tensor_info(values: Any) -> list[dict[str, Any]]:
-    out = []
-    for v in values:
-        t = v.type.tensor_type
-        dims = [d.dim_param or (d.dim_value if d.HasField("dim_value") else None) for d in t.shape.dim]
-        out.append({"name": v.name, "dtype": onnx.TensorProto.DataType.Name(t.elem_type) if t.elem_type else "?",
-                    "shape": dims})
-    return out
-
-
 def register_model(project: Project, model_id: str, name: str, task: str, risk_tier: str = "medium",
                    description: str = "") -> None:
     """Create a model entry (a name that versions belong to)."""
@@ -69,47 +28,6 @@ def register_model(project: Project, model_id: str, name: str, task: str, risk_t
     with project.change("model.register", model_id, {"name": name, "task": task, "risk_tier": risk_tier}) as con:
         con.execute("INSERT INTO models (model_id, name, task, description, created_at, risk_tier) "
                     "VALUES (?, ?, ?, ?, now()::TIMESTAMP, ?)", [model_id, name, task, description, risk_tier])
-
-
-def add_onnx_version(project: Project, model_id: str, version: str, onnx_path: Path | str,
-                     threshold: float = 0.5, lineage: dict | None = None, card: dict | None = None) -> ModelVersion:
-    """Copy an ONNX file into the content-addressed store (read-only) and record its signature."""
-    src = Path(onnx_path)
-    if not one(project.con, "SELECT 1 FROM models WHERE model_id = ?", [model_id]):
-        raise RegistryError(f"No model {model_id!r} in this project.", "Register the model first.")
-    try:
-        model = onnx.load(str(src), load_external_data=False)
-        onnx.checker.check_model(model)
-    except Exception as exc:  # onnx raises several unrelated types for a bad file
-        raise RegistryError(f"{src.name} is not a valid ONNX model ({exc}).", "Export the model again.") from exc
-    sha = _sha256(src)
-    version_id = f"{model_id}:{version}"
-    if one(project.con, "SELECT 1 FROM model_versions WHERE version_id = ?", [version_id]):
-        raise RegistryError(f"Version {version_id} already exists.", "Give the new file another version name.")
-    rel = Path("artifacts") / "models" / sha / src.name
-    dest = project.folder / rel
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    if not dest.exists():
-        tmp = dest.with_suffix(".partial")
-        shutil.copyfile(src, tmp)
-        os.chmod(tmp, stat.S_IRUSR | stat.S_IRGRP | stat.S_IROTH)
-        tmp.replace(dest)
-    io = {"inputs": _tensor_info(model.graph.input), "outputs": _tensor_info(model.graph.output),
-          "opset": {o.domain or "ai.onnx": o.version for o in model.opset_import},
-          "producer": f"{model.producer_name} {model.producer_version}".strip()}
-    details = {"sha256": sha, "file": src.name, "threshold": threshold}
-    from app.core.model_import import check_runtimes  # here: model_import builds on this module
-    with project.change("model_version.add", version_id, details) as con:
-        con.execute(
-            "INSERT INTO model_versions (version_id, model_id, version, format, sha256, artifact_path, size_bytes, "
-            "threshold, inputs_json, outputs_json, lineage_json, card_json, created_at, runtimes_json) "
-            "VALUES (?, ?, ?, 'onnx', ?, ?, ?, ?, ?, ?, ?, ?, now()::TIMESTAMP, ?)",
-            [version_id, model_id, version, sha, rel.as_posix(), dest.stat().st_size, threshold,
-             json.dumps(io["inputs"]), json.dumps({"outputs": io["outputs"], "opset": io["opset"],
-                                                   "producer": io["producer"]}),
-             json.dumps(lineage or {}, sort_keys=True), json.dumps(card or {}, sort_keys=True),
-             json.dumps({"files": {src.name: sha}, **check_runtimes(dest)}, sort_keys=True)])
-    return ModelVersion(version_id, model_id, version, "onnx", sha, rel.as_posix())
 
 
 def set_stage(project: Project, version_id: str, site: str, stage: str, reason: str = "") -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -81,18 +82,28 @@ def recognise(path: Path | str) -> SourceFile:
     return SourceFile(path, "csv", size)
 
 
-def file_sha256(source: SourceFile, progress: Progress | None = None, share: float = 1.0) -> str:
-    """Content hash of a file, reported as progress and cancellable."""
-    progress = progress or NullProgress()
+def sha256_of(path: Path, on_chunk: Callable[[int], None] | None = None) -> str:
+    """sha256 of a file read in 4 MiB chunks; `on_chunk(bytes_done)` may report progress or raise Cancelled."""
     digest = hashlib.sha256()
     done = 0
-    with source.path.open("rb") as fh:
+    with Path(path).open("rb") as fh:
         while chunk := fh.read(_CHUNK):
             digest.update(chunk)
             done += len(chunk)
-            check_cancelled(progress)
-            progress.report(share * done / max(source.size_bytes, 1), f"Checking {source.path.name}")
+            if on_chunk is not None:
+                on_chunk(done)
     return digest.hexdigest()
+
+
+def file_sha256(source: SourceFile, progress: Progress | None = None, share: float = 1.0) -> str:
+    """Content hash of an input file, reported as progress and cancellable."""
+    progress = progress or NullProgress()
+
+    def report(done: int) -> None:
+        check_cancelled(progress)
+        progress.report(share * done / max(source.size_bytes, 1), f"Checking {source.path.name}")
+
+    return sha256_of(source.path, report)
 
 
 def scan_sql(source: SourceFile) -> str:

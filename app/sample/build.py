@@ -10,20 +10,17 @@ import polars as pl
 
 from app.core.datasets import register_dataset
 from app.core.ingest import LabelMapping, PredictionMapping, import_labels, import_predictions
+from app.core.model_import import import_model
 from app.core.progress import NullProgress, Progress, check_cancelled
 from app.core.project import Project
-from app.core.registry import add_onnx_version, register_model, set_stage
+from app.core.registry import register_model, set_stage
+from app.core.sources import sha256_of
 from app.sample import models
 from app.sample.plant import ALUMINIUM_LINE, FEATURES, LINES_PER_PLANT, production_log, validation_set
 
 SAMPLE_NAME = "Weld-seam inspection"
 DIMENSIONS = ("plant", "line", "asset", "shift", "firmware")
 RECIPE_REVISION = "sample-recipe/1"
-
-
-def _sha(path: Path) -> str:
-    import hashlib
-    return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
 def build_sample(dest: Path | str, scale: float = 1.0, progress: Progress | None = None) -> Path:
@@ -73,14 +70,14 @@ def _build(project: Project, tmp: Path, scale: float, progress: Progress) -> Non
             "out_of_scope": "Lines or materials not in the training data; structural sign-off.",
             "known_limits": "Sensor firmware changes shift input distributions.",
             "features": list(FEATURES)}
-    v1 = add_onnx_version(project, "weld-defect", "v1", v1_path, models.V1_THRESHOLD,
+    v1 = import_model(project, v1_path, "weld-defect", "v1", models.V1_THRESHOLD,
                           lineage={"training_dataset": sha_t1, "code_revision": RECIPE_REVISION, "author": "qa-eng"},
                           card={**card, "training_data": "10k inspected seams, all 12 lines, 2025"})
-    add_onnx_version(project, "weld-defect", "v2", v2_path, models.V2_THRESHOLD,
+    import_model(project, v2_path, "weld-defect", "v2", models.V2_THRESHOLD,
                      lineage={"training_dataset": sha_t2, "code_revision": RECIPE_REVISION,
                               "parent_version": v1.version_id, "author": "ds-team"},
                      card={**card, "training_data": f"30k seams, 11 lines (without {ALUMINIUM_LINE}), 2026"})
-    add_onnx_version(project, "seam-vision", "v1", cnn_path, 0.5,
+    import_model(project, cnn_path, "seam-vision", "v1", 0.5,
                      lineage={"code_revision": RECIPE_REVISION, "author": "vision-team"},
                      card={"intended_use": "Benchmark reference network (1x3x224x224)."})
     for plant in LINES_PER_PLANT:
@@ -111,4 +108,4 @@ def _build(project: Project, tmp: Path, scale: float, progress: Progress) -> Non
 def model_hashes(folder: Path | str) -> dict[str, str]:
     """sha256 of every model artifact in a project (for the determinism check)."""
     root = Path(folder) / "artifacts" / "models"
-    return {p.name: _sha(p) for p in sorted(root.rglob("*.onnx"))}
+    return {p.name: sha256_of(p) for p in sorted(root.rglob("*.onnx"))}

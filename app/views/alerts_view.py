@@ -16,7 +16,6 @@ from PySide6.QtWidgets import (
     QPlainTextEdit,
     QPushButton,
     QSplitter,
-    QStackedLayout,
     QVBoxLayout,
     QWidget,
 )
@@ -25,6 +24,7 @@ from app.core.alerts import acknowledge, alert_precision, evaluate_alerts, list_
 from app.core.project import Project
 from app.core.slices import logged_span
 from app.views.errors import show_error
+from app.views.screen import Screen
 from app.views.table_model import Column, FrameTableModel
 from app.views.table_view import DataTable
 from app.views.workers import Task, start_task
@@ -47,7 +47,7 @@ def _dt(edit: QDateEdit) -> datetime:
     return datetime.combine(edit.date().toPython(), datetime.min.time())
 
 
-class AlertsView(QWidget):
+class AlertsView(Screen):
     """Thin over app.core.alerts."""
 
     refreshed = Signal()
@@ -96,16 +96,7 @@ class AlertsView(QWidget):
         body.addWidget(alerts_box)
         body.addWidget(right)
         body.setSizes([760, 420])
-        content = QWidget()
-        layout = QVBoxLayout(content)
-        layout.setContentsMargins(12, 10, 12, 8)
-        layout.addLayout(bar)
-        layout.addWidget(body, 1)
-        self.empty = QLabel(objectName="emptyState", alignment=Qt.AlignmentFlag.AlignCenter, wordWrap=True)
-        self.stack = QStackedLayout(self)
-        self.stack.addWidget(self.empty)
-        self.stack.addWidget(content)
-        self.empty.setText("No project open.\n\nOpen a project (Ctrl+O) to see its alerts.")
+        self.install(bar, body, empty_message="No project open.\n\nOpen a project (Ctrl+O) to see its alerts.")
 
         self.evaluate_button.clicked.connect(self.evaluate)
         self.open_only.toggled.connect(lambda _: self.reload())
@@ -120,7 +111,7 @@ class AlertsView(QWidget):
         QThreadPool.globalInstance().waitForDone(30_000)
         self.project = project
         if project is None:
-            self.stack.setCurrentIndex(0)
+            self.show_empty("No project open.\n\nOpen a project (Ctrl+O) to see its alerts.")
             return
         first, last = logged_span(project)
         if first is not None:
@@ -132,7 +123,7 @@ class AlertsView(QWidget):
         for button in (self.evaluate_button, self.real_button, self.false_button):
             button.setEnabled(writable)
             button.setToolTip("" if writable else "The project is open read-only")
-        self.stack.setCurrentIndex(1)
+        self.show_content()
         self.reload()
 
     def reload(self) -> None:

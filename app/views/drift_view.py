@@ -18,7 +18,6 @@ from PySide6.QtWidgets import (
     QLabel,
     QProgressBar,
     QSplitter,
-    QStackedLayout,
     QVBoxLayout,
     QWidget,
 )
@@ -29,6 +28,7 @@ from app.core.project import Project
 from app.core.slices import logged_span, project_has_events, slice_dimensions
 from app.views.errors import show_error
 from app.views.heatmap_widget import Heatmap
+from app.views.screen import Screen
 from app.views.table_model import Column, FrameTableModel
 from app.views.table_view import DataTable
 from app.views.workers import Task, start_task
@@ -55,7 +55,7 @@ def _dt(edit: QDateEdit) -> datetime:
     return datetime.combine(edit.date().toPython(), datetime.min.time())
 
 
-class DriftView(QWidget):
+class DriftView(Screen):
     """Thin over app.core.drift; all work runs in the shared worker."""
 
     computed = Signal(object)  # DriftTable
@@ -130,16 +130,7 @@ class DriftView(QWidget):
         body.addWidget(top)
         body.addWidget(bottom)
         body.setSizes([460, 200])
-        content = QWidget()
-        layout = QVBoxLayout(content)
-        layout.setContentsMargins(12, 10, 12, 8)
-        layout.addLayout(controls)
-        layout.addWidget(body, 1)
-        self.empty = QLabel(objectName="emptyState", alignment=Qt.AlignmentFlag.AlignCenter, wordWrap=True)
-        self.stack = QStackedLayout(self)
-        self.stack.addWidget(self.empty)
-        self.stack.addWidget(content)
-        self._empty("No project open.\n\nOpen a project (Ctrl+O) to see its input drift.")
+        self.install(controls, body, empty_message="No project open.\n\nOpen a project (Ctrl+O) to see its input drift.")
         self.hist.hide()
         self.trend.hide()
         for edit in (self.ref_from, self.ref_to, self.cur_from, self.cur_to):
@@ -149,10 +140,6 @@ class DriftView(QWidget):
         self.heatmap.cellClicked.connect(self._cell_clicked)
         self.table_view.clicked.connect(self._row_clicked)
 
-    def _empty(self, text: str) -> None:
-        self.empty.setText(text)
-        self.stack.setCurrentIndex(0)
-
     def set_project(self, project: Project | None) -> None:
         """Default windows: the first 12 weeks as reference, the last 6 weeks as current."""
         for task in (self._task, self._detail_task):
@@ -161,12 +148,12 @@ class DriftView(QWidget):
         QThreadPool.globalInstance().waitForDone(30_000)  # every job on the old project, older drills included
         self.project, self.table, self._detail_task = project, None, None
         if project is None:
-            self._empty("No project open.\n\nOpen a project (Ctrl+O) to see its input drift.")
+            self.show_empty("No project open.\n\nOpen a project (Ctrl+O) to see its input drift.")
             return
         first, last = logged_span(project)
         dims = slice_dimensions(project)
         if first is None or not dims:
-            self._empty("No prediction log yet.\n\nFile > Import predictions… (Ctrl+I).")
+            self.show_empty("No prediction log yet.\n\nFile > Import predictions… (Ctrl+I).")
             return
         widgets = (self.ref_from, self.ref_to, self.cur_from, self.cur_to, self.by_box)
         for w in widgets:
@@ -180,7 +167,7 @@ class DriftView(QWidget):
         self.by_box.setCurrentText("line" if "line" in dims else dims[0])
         for w in widgets:
             w.blockSignals(False)
-        self.stack.setCurrentIndex(1)
+        self.show_content()
         if self.isVisible():
             self.recompute()
 

@@ -11,12 +11,12 @@ from PySide6.QtWidgets import (
     QHBoxLayout,
     QLabel,
     QSplitter,
-    QStackedLayout,
     QVBoxLayout,
     QWidget,
 )
 
 from app.core.overview import Overview
+from app.views.screen import Screen
 from app.views.table_model import Column, FrameTableModel
 from app.views.table_view import DataTable
 
@@ -63,7 +63,7 @@ def _group(title: str, widget: QWidget) -> QGroupBox:
     return box
 
 
-class OverviewView(QWidget):
+class OverviewView(Screen):
     """Shows an Overview from core; holds no project state of its own."""
 
     def __init__(self, parent: QWidget | None = None) -> None:
@@ -123,26 +123,8 @@ class OverviewView(QWidget):
         body.addWidget(bottom)
         body.setSizes([200, 400])
 
-        content = QWidget()
-        layout = QVBoxLayout(content)
-        layout.setContentsMargins(12, 10, 12, 8)
-        layout.addLayout(header)
-        layout.addLayout(cards)
-        layout.addWidget(body, 1)
-
-        self.empty = QLabel(objectName="emptyState")
-        self.empty.setAlignment(Qt.AlignmentFlag.AlignCenter)
-        self.empty.setWordWrap(True)
-        self.stack = QStackedLayout(self)
-        self.stack.addWidget(self.empty)
-        self.stack.addWidget(content)
-        self.show_empty("No project open.\n\nFile > Open project… (Ctrl+O) opens a project folder, "
+        self.install(header, cards, body, empty_message="No project open.\n\nFile > Open project… (Ctrl+O) opens a project folder, "
                         "File > New project… (Ctrl+N) creates one, File > Open sample project builds the demo.")
-
-    def show_empty(self, message: str) -> None:
-        """Show a message instead of the overview."""
-        self.empty.setText(message)
-        self.stack.setCurrentIndex(0)
 
     def set_overview(self, ov: Overview) -> None:
         """Show a freshly computed overview."""
@@ -162,7 +144,7 @@ class OverviewView(QWidget):
         self.datasets_model.set_frame(ov.datasets)
         self.lines_model.set_frame(ov.lines)
         self._set_weekly(ov)
-        self.stack.setCurrentIndex(1)
+        self.show_content()
         if ov.prediction_rows == 0:
             self.lines_table.setToolTip("No prediction log yet: File > Import predictions… (Ctrl+I)")
 

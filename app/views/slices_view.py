@@ -20,7 +20,6 @@ from PySide6.QtWidgets import (
     QPushButton,
     QSpinBox,
     QSplitter,
-    QStackedLayout,
     QVBoxLayout,
     QWidget,
 )
@@ -43,6 +42,7 @@ from app.core.slices import (
 )
 from app.views.errors import show_error
 from app.views.heatmap_widget import Heatmap
+from app.views.screen import Screen
 from app.views.table_model import Column, FrameTableModel
 from app.views.table_view import DataTable
 from app.views.trend_widget import TrendPlot
@@ -73,7 +73,7 @@ def _axis_text(value: object) -> str:
     return f"{value:%d %b}" if hasattr(value, "strftime") else str(value)
 
 
-class SlicesView(QWidget):
+class SlicesView(Screen):
     """Thin over app.core.slices: builds queries from the controls, shows results from the worker."""
 
     computed = Signal(object)  # SliceTable, after the heatmap and table are updated
@@ -153,16 +153,7 @@ class SlicesView(QWidget):
         body.addWidget(table_box)
         body.setSizes([400, 260])
 
-        content = QWidget()
-        layout = QVBoxLayout(content)
-        layout.setContentsMargins(12, 10, 12, 8)
-        layout.addLayout(controls)
-        layout.addWidget(body, 1)
-        self.empty = QLabel(objectName="emptyState", alignment=Qt.AlignmentFlag.AlignCenter, wordWrap=True)
-        self.stack = QStackedLayout(self)
-        self.stack.addWidget(self.empty)
-        self.stack.addWidget(content)
-        self._show_empty("No project open.\n\nOpen a project (Ctrl+O) to see its slices.")
+        self.install(controls, body, empty_message="No project open.\n\nOpen a project (Ctrl+O) to see its slices.")
 
         for box in (self.model_box, self.rows_box, self.cols_box):
             box.currentIndexChanged.connect(self._controls_changed)
@@ -177,10 +168,6 @@ class SlicesView(QWidget):
         self.cancel_button.clicked.connect(self.cancel)
         QShortcut(QKeySequence("Ctrl+E"), self, activated=self.export_csv_dialog)
 
-    def _show_empty(self, text: str) -> None:
-        self.empty.setText(text)
-        self.stack.setCurrentIndex(0)
-
     # ----- project
     def set_project(self, project: Project | None) -> None:
         """Fill the controls from a project (or clear them); running work on the old one is stopped first."""
@@ -189,12 +176,12 @@ class SlicesView(QWidget):
         QThreadPool.globalInstance().waitForDone(30_000)
         self.project, self.table, self.trend = project, None, None
         if project is None:
-            self._show_empty("No project open.\n\nOpen a project (Ctrl+O) to see its slices.")
+            self.show_empty("No project open.\n\nOpen a project (Ctrl+O) to see its slices.")
             return
         versions = logged_versions(project)
         dims = slice_dimensions(project)
         if not versions or not dims:
-            self._show_empty("No prediction log with slice columns yet.\n\n"
+            self.show_empty("No prediction log with slice columns yet.\n\n"
                              "File > Import predictions… (Ctrl+I), then File > Import labels… (Ctrl+L).")
             return
         for box in (self.model_box, self.rows_box, self.cols_box):
@@ -223,7 +210,7 @@ class SlicesView(QWidget):
         self.end_edit.setDate(QDate(last.year, last.month, last.day).addDays(1))
         for edit in (self.start_edit, self.end_edit):
             edit.blockSignals(False)
-        self.stack.setCurrentIndex(1)
+        self.show_content()
         if self.isVisible():
             self.recompute()  # otherwise when the screen is first shown: no work for screens nobody looks at
 
