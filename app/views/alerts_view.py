@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from datetime import datetime, timedelta
 
-from PySide6.QtCore import QDate, Qt, QThreadPool, Signal
+from PySide6.QtCore import QDate, Qt, Signal
 from PySide6.QtWidgets import (
     QCheckBox,
     QDateEdit,
@@ -27,7 +27,7 @@ from app.views.errors import show_error
 from app.views.screen import Screen
 from app.views.table_model import Column, FrameTableModel
 from app.views.table_view import DataTable
-from app.views.workers import Task, start_task
+from app.views.workers import Task
 
 ALERT_COLUMNS = [Column("alert_id", "#"), Column("state", "State"), Column("severity", "Severity"),
                  Column("rule", "Rule"), Column("line", "Line"), Column("subject", "Subject"),
@@ -106,9 +106,7 @@ class AlertsView(Screen):
 
     def set_project(self, project: Project | None) -> None:
         """Show a project's alerts (or the empty state)."""
-        if self._task is not None and self._task.running:
-            self._task.cancel()
-        QThreadPool.globalInstance().waitForDone(30_000)
+        self.stop_jobs()
         self.project = project
         if project is None:
             self.show_empty("No project open.\n\nOpen a project (Ctrl+O) to see its alerts.")
@@ -142,8 +140,8 @@ class AlertsView(Screen):
             return None
         project = self.project
         reference, current = (_dt(self.ref_from), _dt(self.ref_to)), (_dt(self.cur_from), _dt(self.cur_to))
-        task = start_task("Evaluating alert rules",
-                          lambda progress: evaluate_alerts(project, reference, current, progress=progress), self)
+        task = self.run_job("Evaluating alert rules",
+                          lambda progress: evaluate_alerts(project, reference, current, progress=progress))
         self._task = task
         self.evaluate_button.setEnabled(False)
         task.done.connect(lambda n: self.reload())

@@ -9,7 +9,7 @@ from datetime import datetime, timedelta
 import numpy as np
 import polars as pl
 import pyqtgraph as pg
-from PySide6.QtCore import QDate, Qt, QThreadPool, Signal
+from PySide6.QtCore import QDate, Qt, Signal
 from PySide6.QtWidgets import (
     QComboBox,
     QDateEdit,
@@ -31,7 +31,7 @@ from app.views.heatmap_widget import Heatmap
 from app.views.screen import Screen
 from app.views.table_model import Column, FrameTableModel
 from app.views.table_view import DataTable
-from app.views.workers import Task, start_task
+from app.views.workers import Task
 
 SCORES = {"psi": "PSI", "wasserstein_norm": "Wasserstein / std", "js": "Jensen-Shannon", "ks_d": "KS statistic"}
 
@@ -142,10 +142,8 @@ class DriftView(Screen):
 
     def set_project(self, project: Project | None) -> None:
         """Default windows: the first 12 weeks as reference, the last 6 weeks as current."""
-        for task in (self._task, self._detail_task):
-            if task is not None and task.running:
-                task.cancel()
-        QThreadPool.globalInstance().waitForDone(30_000)  # every job on the old project, older drills included
+        self.stop_jobs()  # older drill-downs included: none may outlive the project they read
+        self._task = None  # late results of stopped jobs are ignored
         self.project, self.table, self._detail_task = project, None, None
         if project is None:
             self.show_empty("No project open.\n\nOpen a project (Ctrl+O) to see its input drift.")
@@ -188,7 +186,7 @@ class DriftView(Screen):
         if self._task is not None and self._task.running:
             self._task.cancel()
         project, query = self.project, self.query()
-        task = start_task("Computing drift", lambda progress: compute_drift(project, query, progress), self)
+        task = self.run_job("Computing drift", lambda progress: compute_drift(project, query, progress))
         self._task = task
         self.busy.show()
         task.progress.connect(lambda f, m: self.busy.setValue(int(f * 1000)))
@@ -269,7 +267,7 @@ class DriftView(Screen):
                                         manual.select("ts", pl.col("description").alias("label"))])
             return CellDetail(feature, where, hist, trend, events.select("ts", "label"))
 
-        task = start_task("Cell detail", job, self)
+        task = self.run_job("Cell detail", job)
         self._detail_task = task
         task.done.connect(lambda d: self._show_detail(d) if task is self._detail_task else None)
         task.error.connect(lambda exc: show_error(self, exc, "Drift detail"))

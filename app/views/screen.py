@@ -2,12 +2,37 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Any
+
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QLabel, QLayout, QStackedLayout, QVBoxLayout, QWidget
 
+from app.core.progress import TaskProgress
+from app.views.workers import Task, start_task
+
 
 class Screen(QWidget):
-    """Base of the screens: `install()` lays out the content; `show_empty()` / `show_content()` switch."""
+    """Base of the screens: `install()` lays out the content; `show_empty()` / `show_content()` switch;
+    `run_job()` runs core work in the shared worker and `stop_jobs()` ends this screen's jobs (only its own)."""
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.jobs: list[Task] = []
+
+    def run_job(self, title: str, fn: Callable[[TaskProgress], Any]) -> Task:
+        """Start `fn(progress)` in the worker and keep track of it until it ends."""
+        task = start_task(title, fn, self)
+        self.jobs.append(task)
+        task.ended.connect(lambda: self.jobs.remove(task) if task in self.jobs else None)
+        return task
+
+    def stop_jobs(self) -> None:
+        """Cancel this screen's running jobs and wait for their threads (cancelled DuckDB work stops in ms)."""
+        for task in list(self.jobs):
+            task.cancel()
+        for task in list(self.jobs):
+            task.wait()
 
     def install(self, *parts: QLayout | QWidget, empty_message: str) -> None:
         """Stack the parts (the last one stretches) above an empty state shown first."""

@@ -6,7 +6,7 @@ from datetime import datetime
 from pathlib import Path
 
 import numpy as np
-from PySide6.QtCore import QDate, Qt, QThreadPool, Signal
+from PySide6.QtCore import QDate, Qt, Signal
 from PySide6.QtGui import QKeySequence, QShortcut
 from PySide6.QtWidgets import (
     QCheckBox,
@@ -46,7 +46,7 @@ from app.views.screen import Screen
 from app.views.table_model import Column, FrameTableModel
 from app.views.table_view import DataTable
 from app.views.trend_widget import TrendPlot
-from app.views.workers import Task, start_task
+from app.views.workers import Task
 
 WINDOW_CHOICES = {"week": "week", "month": "month", "day": "day"}
 NONE = "(none)"
@@ -171,9 +171,8 @@ class SlicesView(Screen):
     # ----- project
     def set_project(self, project: Project | None) -> None:
         """Fill the controls from a project (or clear them); running work on the old one is stopped first."""
-        self.cancel()
-        # Older drill-downs may still run on the old project: wait for every job (cancelled ones stop in ms).
-        QThreadPool.globalInstance().waitForDone(30_000)
+        self.stop_jobs()  # older drill-downs included: none may outlive the project they read
+        self._task = self._trend_task = None  # late results of stopped jobs are ignored
         self.project, self.table, self.trend = project, None, None
         if project is None:
             self.show_empty("No project open.\n\nOpen a project (Ctrl+O) to see its slices.")
@@ -248,7 +247,7 @@ class SlicesView(Screen):
             return None
         self.cancel()
         project, query = self.project, self.query()
-        task = start_task("Computing slices", lambda progress: compute_slices(project, query, progress), self)
+        task = self.run_job("Computing slices", lambda progress: compute_slices(project, query, progress))
         self._task = task
         self.busy.show()
         self.cancel_button.show()
@@ -375,7 +374,7 @@ class SlicesView(Screen):
             return None
         project, base = self.project, self.table.query
         window = base.window or "week"
-        task = start_task("Slice trend", lambda progress: slice_trend(project, base, where, window, progress), self)
+        task = self.run_job("Slice trend", lambda progress: slice_trend(project, base, where, window, progress))
         self._trend_task = task
         task.done.connect(lambda trend: self._show_trend(trend) if task is self._trend_task else None)
         task.error.connect(lambda exc: show_error(self, exc, "Slice trend"))

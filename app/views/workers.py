@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable
 from typing import Any
 
@@ -19,9 +20,10 @@ class _Signals(QObject):
 
 
 class _Job(QRunnable):
-    def __init__(self, fn: Callable[[TaskProgress], Any], progress: TaskProgress, signals: _Signals) -> None:
+    def __init__(self, fn: Callable[[TaskProgress], Any], progress: TaskProgress, signals: _Signals,
+                 finished: threading.Event) -> None:
         super().__init__()
-        self.fn, self.progress, self.signals = fn, progress, signals
+        self.fn, self.progress, self.signals, self.finished = fn, progress, signals, finished
         self.setAutoDelete(True)
 
     def run(self) -> None:
@@ -31,6 +33,8 @@ class _Job(QRunnable):
             self.signals.failed.emit(exc)
         else:
             self.signals.finished.emit(result)
+        finally:
+            self.finished.set()
 
 
 class Task(QObject):
@@ -46,6 +50,7 @@ class Task(QObject):
         super().__init__(parent)
         self.title = title
         self.running = True
+        self.thread_done = threading.Event()
         self._signals = _Signals()
         self.control = TaskProgress(lambda f, m: self._signals.progress.emit(f, m))
         self._signals.progress.connect(self.progress)
@@ -55,6 +60,10 @@ class Task(QObject):
     def cancel(self) -> None:
         """Ask the job to stop; `cancelled` is emitted when it has."""
         self.control.cancel()
+
+    def wait(self, timeout_s: float = 30.0) -> bool:
+        """Block until the job's thread is done with it (not its signals); True if it is."""
+        return self.thread_done.wait(timeout_s)
 
     def _finish(self, result: object) -> None:
         self.running = False
@@ -77,7 +86,7 @@ def start_task(title: str, fn: Callable[[TaskProgress], Any], parent: QObject | 
                pool: QThreadPool | None = None) -> Task:
     """Run `fn(progress)` on the shared thread pool and return its Task."""
     task = Task(title, parent)
-    (pool or QThreadPool.globalInstance()).start(_Job(fn, task.control, task._signals))
+    (pool or QThreadPool.globalInstance()).start(_Job(fn, task.control, task._signals, task.thread_done))
     return task
 
 
