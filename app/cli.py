@@ -470,6 +470,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("path", nargs="?", help="project folder (default: the last one, or the sample)")
     p.add_argument("--read-only", action="store_true", help="open without the right to change anything")
     p.set_defaults(func=cmd_gui)
+
+    from app import cli_bench
+
+    cli_bench.add_parsers(sub)
     return parser
 
 

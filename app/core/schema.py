@@ -83,6 +83,13 @@ def _schema_4(con: duckdb.DuckDBPyConnection) -> None:
 _SCHEMA_5 = "ALTER TABLE model_versions ADD COLUMN runtimes_json VARCHAR"
 
 
+def _schema_6(con: duckdb.DuckDBPyConnection) -> None:
+    """Schema 6: benchmark runs with their latencies, config and hardware fingerprint."""
+    from app.core.bench import store
+
+    con.execute(store.CREATE)
+
+
 # MIGRATIONS[n - 1] brings a database from schema n - 1 to schema n.
 MIGRATIONS: tuple[Callable[[duckdb.DuckDBPyConnection], None], ...] = (
     _script(_SCHEMA_1),
@@ -90,6 +97,7 @@ MIGRATIONS: tuple[Callable[[duckdb.DuckDBPyConnection], None], ...] = (
     _schema_3,
     _schema_4,
     _script(_SCHEMA_5),
+    _schema_6,
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 STAGES = ("candidate", "shadow", "pilot", "production", "retired")

@@ -72,16 +72,19 @@ def build_vision_cnn(out: Path, seed: int = 7) -> Path:
         fan_in = int(np.prod(shape[1:])) if len(shape) > 1 else shape[0]
         return numpy_helper.from_array((rng.standard_normal(shape) / np.sqrt(fan_in)).astype(np.float32), name)
 
-    inits = [init("w1", (16, 3, 3, 3)), init("b1", (16,)), init("w2", (32, 16, 3, 3)), init("b2", (32,)),
-             init("w3", (64, 32, 3, 3)), init("b3", (64,)), init("wf", (2, 64)), init("bf", (2,))]
-    nodes = [
-        helper.make_node("Conv", ["image", "w1", "b1"], ["c1"], strides=[2, 2], pads=[1, 1, 1, 1]),
-        helper.make_node("Relu", ["c1"], ["r1"]),
-        helper.make_node("Conv", ["r1", "w2", "b2"], ["c2"], strides=[2, 2], pads=[1, 1, 1, 1]),
-        helper.make_node("Relu", ["c2"], ["r2"]),
-        helper.make_node("Conv", ["r2", "w3", "b3"], ["c3"], strides=[2, 2], pads=[1, 1, 1, 1]),
-        helper.make_node("Relu", ["c3"], ["r3"]),
-        helper.make_node("GlobalAveragePool", ["r3"], ["gap"]),
+    # ~650M multiply-adds, the size of a small production seam classifier: big enough that a benchmark
+    # measures the network and not the Python loop around it.
+    layers = [(3, 32, 2), (32, 64, 1), (64, 128, 2), (128, 128, 2), (128, 256, 2)]  # in, out, stride
+    inits, nodes, x = [], [], "image"
+    for i, (cin, cout, stride) in enumerate(layers, start=1):
+        inits += [init(f"w{i}", (cout, cin, 3, 3)), init(f"b{i}", (cout,))]
+        nodes += [helper.make_node("Conv", [x, f"w{i}", f"b{i}"], [f"c{i}"], strides=[stride, stride],
+                                   pads=[1, 1, 1, 1]),
+                  helper.make_node("Relu", [f"c{i}"], [f"r{i}"])]
+        x = f"r{i}"
+    inits += [init("wf", (2, layers[-1][1])), init("bf", (2,))]
+    nodes += [
+        helper.make_node("GlobalAveragePool", [x], ["gap"]),
         helper.make_node("Flatten", ["gap"], ["flat"]),
         helper.make_node("Gemm", ["flat", "wf", "bf"], ["logits"], transB=1),
         helper.make_node("Softmax", ["logits"], ["probabilities"], axis=1),
