@@ -111,3 +111,26 @@ def test_drift_events_and_freshness_commands(sample_copy: Path):
     assert added.returncode == 0 and "Tooling change" in added.stdout
     fresh = lineproof("freshness", str(sample_copy), "--expected-hours", "120")
     assert fresh.returncode == 0 and fresh.stdout.split()[0] == "P3-L02-R05"
+
+
+def test_bench_and_bench_compare(sample_copy: Path) -> None:
+    folder = str(sample_copy)
+    refused = lineproof("bench", folder, "--model", "weld-defect:v2", "--runtime", "openvino")
+    assert refused.returncode == 2 and "not supported (TreeEnsembleClassifier)" in refused.stderr
+    runs = []
+    for batch in ("1", "8"):
+        out = lineproof("bench", folder, "--model", "weld-defect:v2", "--batch", batch, "--iterations", "200",
+                        "--format", "json")
+        assert out.returncode == 0, out.stderr
+        record = json.loads(out.stdout)
+        assert record["status"] == "ok" and record["config"]["batch"] == int(batch)
+        assert record["p50_ms"] <= record["p99_ms"] <= record["max_ms"]
+        runs.append(record)
+    compared = lineproof("bench-compare", folder, runs[0]["run_id"], runs[1]["run_id"], "--format", "json")
+    rows = json.loads(compared.stdout)
+    assert [r["run_id"] for r in rows] == [runs[0]["run_id"], runs[1]["run_id"]]
+    assert rows[1]["throughput_vs_base"] == pytest.approx(runs[1]["throughput"] / runs[0]["throughput"])
+    table = lineproof("bench-compare", folder)
+    assert runs[0]["run_id"] in table.stdout and "weld-defect:v2" in table.stdout
+    missing = lineproof("bench-compare", folder, "nope")
+    assert missing.returncode == 2 and "No benchmark run nope" in missing.stderr

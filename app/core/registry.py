@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import json
+
+import polars as pl
+
 from app.core.audit import current_actor
 from app.core.db import one
 from app.core.errors import LineproofError
@@ -74,3 +78,70 @@ def rollback(project: Project, model_id: str, site: str, reason: str = "rollback
                             "Promote another version instead; nothing was changed.")
     set_stage(project, row[0], site, "production", f"{reason} (from {current})")
     return row[0]
+
+
+LINEAGE_FIELDS = ("training_dataset", "code_revision", "parent_version", "author")
+CARD_FIELDS = ("intended_use", "out_of_scope", "known_limits", "training_data")
+
+
+def edit_version_metadata(project: Project, version_id: str, lineage: dict[str, str] | None = None,
+                          card: dict[str, str] | None = None, reason: str = "") -> dict[str, dict]:
+    """Change lineage and model-card fields of a version; the audit entry keeps old and new values."""
+    if not reason.strip():
+        raise RegistryError("A change to lineage or the model card needs a reason.",
+                            "Say why (e.g. 'author corrected after review'); nothing was changed.")
+    unknown = sorted(set(lineage or {}) - set(LINEAGE_FIELDS)) + sorted(set(card or {}) - set(CARD_FIELDS))
+    if unknown:
+        raise RegistryError(f"Unknown field {unknown[0]!r}.",
+                            f"Lineage: {', '.join(LINEAGE_FIELDS)}; card: {', '.join(CARD_FIELDS)}.")
+    with project.reading() as con:
+        row = one(con, "SELECT lineage_json, card_json FROM model_versions WHERE version_id = ?", [version_id])
+    if row is None:
+        raise RegistryError(f"No model version {version_id!r}.", "Check the id with `lineproof models`.")
+    old_lineage, old_card = json.loads(row[0] or "{}"), json.loads(row[1] or "{}")
+    new_lineage = {**old_lineage, **(lineage or {})}
+    new_card = {**old_card, **(card or {})}
+    changes = {f"lineage.{k}": {"old": old_lineage.get(k), "new": v} for k, v in (lineage or {}).items()
+               if old_lineage.get(k) != v}
+    changes |= {f"card.{k}": {"old": old_card.get(k), "new": v} for k, v in (card or {}).items()
+                if old_card.get(k) != v}
+    if not changes:
+        return {}
+    with project.change("model_version.edit", version_id, {"changes": changes, "reason": reason}) as con:
+        con.execute("UPDATE model_versions SET lineage_json = ?, card_json = ? WHERE version_id = ?",
+                    [json.dumps(new_lineage, sort_keys=True), json.dumps(new_card, sort_keys=True), version_id])
+    return changes
+
+
+def list_versions(project: Project) -> pl.DataFrame:
+    """Every version with its model, tier, hash, runtime states and current stages per site."""
+    with project.reading() as con:
+        frame = con.sql("""
+            SELECT v.version_id, v.model_id, m.name AS model_name, v.version, v.format, m.task, m.risk_tier,
+                   v.sha256, v.size_bytes, v.threshold, v.created_at,
+                   coalesce(v.runtimes_json, '{}') AS runtimes_json, v.inputs_json, v.outputs_json,
+                   v.lineage_json, v.card_json,
+                   (SELECT string_agg(c.site || ': ' || c.stage, ', ' ORDER BY c.site) FROM current_stages c
+                    WHERE c.version_id = v.version_id) AS stages
+            FROM model_versions v JOIN models m USING (model_id) ORDER BY v.model_id, v.created_at, v.version_id
+        """).pl()
+    runtimes = [json.loads(r) for r in frame["runtimes_json"]] if frame.height else []
+    return frame.with_columns(
+        pl.Series("onnxruntime", [r.get("onnxruntime", "not checked") for r in runtimes], dtype=pl.String),
+        pl.Series("openvino", [r.get("openvino", "not checked") for r in runtimes], dtype=pl.String))
+
+
+def stage_history(project: Project, version_id: str | None = None, model_id: str | None = None) -> pl.DataFrame:
+    """Every stage change, newest first (for one version, one model, or all)."""
+    where, params = [], []
+    if version_id:
+        where.append("h.version_id = ?")
+        params.append(version_id)
+    if model_id:
+        where.append("v.model_id = ?")
+        params.append(model_id)
+    clause = f"WHERE {' AND '.join(where)}" if where else ""
+    with project.reading() as con:
+        return con.sql(f"""SELECT h.change_id, h.version_id, h.site, h.stage, h.changed_at, h.changed_by, h.reason
+                           FROM stage_history h JOIN model_versions v USING (version_id) {clause}
+                           ORDER BY h.change_id DESC""", params=params).pl()

@@ -28,9 +28,11 @@ from app.core.overview import Overview, build_overview
 from app.core.project import Project
 from app.core.sources import inspect_file
 from app.views.alerts_view import AlertsView
+from app.views.bench_view import BenchView
 from app.views.drift_view import DriftView
 from app.views.errors import show_error
 from app.views.import_dialog import LabelImportDialog, PredictionImportDialog
+from app.views.models_view import ModelsView
 from app.views.overview_view import OverviewView
 from app.views.resources import resource_path
 from app.views.slices_view import SlicesView
@@ -60,18 +62,22 @@ class MainWindow(QMainWindow):
         self.setWindowIcon(QIcon(str(resource_path("icons", "lineproof.svg"))))
 
         self.nav = QListWidget(objectName="navigation")
-        self.nav.addItems(["Overview", "Slices", "Drift", "Alerts"])
+        self.nav.addItems(["Overview", "Slices", "Drift", "Alerts", "Models", "Benchmarks"])
         self.nav.setFixedWidth(130)
         self.nav.setToolTip("Screens (Ctrl+1 …)")
         self.overview = OverviewView()
         self.slices = SlicesView()
         self.drift = DriftView()
         self.alerts = AlertsView()
+        self.models = ModelsView()
+        self.benchmarks = BenchView()
         self.screens = QStackedWidget()
         self.screens.addWidget(self.overview)
         self.screens.addWidget(self.slices)
         self.screens.addWidget(self.drift)
         self.screens.addWidget(self.alerts)
+        self.screens.addWidget(self.models)
+        self.screens.addWidget(self.benchmarks)
         self.nav.currentRowChanged.connect(self.screens.setCurrentIndex)
         self.nav.setCurrentRow(0)
         central = QWidget()
@@ -228,12 +234,16 @@ class MainWindow(QMainWindow):
         self.slices.set_project(project)
         self.drift.set_project(project)
         self.alerts.set_project(project)
+        self.models.set_project(project)
+        self.benchmarks.set_project(project)
 
     def close_project(self) -> None:
         """Cancel running work and release the project."""
         self.slices.set_project(None)
         self.drift.set_project(None)
         self.alerts.set_project(None)
+        self.models.set_project(None)
+        self.benchmarks.set_project(None)
         self._stop_tasks()
         if self.project is not None:
             self.project.close()

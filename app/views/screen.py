@@ -58,3 +58,22 @@ class Screen(QWidget):
     def show_content(self) -> None:
         """Show the content."""
         self.stack.setCurrentIndex(1)
+
+
+def run_alone(screen_class: type, read_only: bool = True) -> int:
+    """Show one screen by itself on the project named on the command line (python -m app.views.X PROJECT)."""
+    import sys
+
+    from app.core.project import Project
+    from app.views.main_window import make_app
+
+    app = make_app(sys.argv)
+    view = screen_class()
+    project = Project.open(sys.argv[1] if len(sys.argv) > 1 else ".", read_only=read_only)
+    view.resize(1366, 720)
+    view.show()
+    view.set_project(project)
+    code = app.exec()
+    view.set_project(None)
+    project.close()
+    return code

@@ -75,3 +75,16 @@ def compare_runs(con: duckdb.DuckDBPyConnection, run_ids: list[str], baseline: s
     ratio = {c: (pl.col(c) / b[c]).alias(f"{c}_vs_base") for c in ("p50_ms", "p99_ms", "throughput")
              if b[c]}
     return frame.with_columns(*ratio.values()).drop("_o")
+
+
+def latency_histogram(latencies_ms: list[float], bins: int = 40) -> tuple[list[float], list[int], int]:
+    """Bin edges and counts up to the 99.9th percentile, plus how many slower inferences lie beyond."""
+    import numpy as np
+
+    lat = np.asarray(latencies_ms, dtype=np.float64)
+    if lat.size == 0:
+        return [], [], 0
+    top = float(np.percentile(lat, 99.9))
+    low = float(lat.min())
+    counts, edges = np.histogram(lat[lat <= top], bins=bins, range=(low, top if top > low else low + 1e-6))
+    return edges.tolist(), counts.tolist(), int((lat > top).sum())

@@ -1,0 +1,299 @@
+"""Benchmarks screen: configure and run a benchmark with progress and Cancel; runs table; latency histogram,
+percentiles table and throughput bars of the selected runs; a latency budget line. Thin over app.core.bench."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import polars as pl
+from PySide6.QtCore import Qt, Signal
+from PySide6.QtWidgets import (
+    QComboBox,
+    QDoubleSpinBox,
+    QGridLayout,
+    QGroupBox,
+    QHBoxLayout,
+    QLabel,
+    QProgressBar,
+    QPushButton,
+    QSpinBox,
+    QSplitter,
+    QTabWidget,
+    QVBoxLayout,
+    QWidget,
+)
+
+from app.core.bench import BenchConfig, run_benchmark
+from app.core.bench.store import list_runs, run_detail
+from app.core.project import Project
+from app.core.registry import list_versions
+from app.views.bench_charts import LatencyHistogram, ThroughputBars
+from app.views.errors import show_error
+from app.views.screen import Screen
+from app.views.table_model import Column, FrameTableModel
+from app.views.table_view import DataTable
+from app.views.workers import Task
+
+EMPTY = "No project open.\n\nOpen a project (Ctrl+O) to benchmark its models on this PC."
+NO_MODELS = "No model versions to benchmark.\n\nImport a model first (Models screen, or lineproof import-model)."
+
+
+def _load_tip(r: dict[str, Any]) -> str:
+    if r["background_load"] is None:
+        return "Background load not measured (failed run)"
+    text = f"Other work used {r['background_load']:.1%} of the CPU during the measurement."
+    return text + " Noisy: the figures are not comparable; rerun on a quiet PC." if r["noisy"] else text
+
+
+RUN_COLUMNS = [
+    Column("started_at", "Started (UTC)"), Column("version_id", "Version"), Column("runtime", "Runtime"),
+    Column("device", "Device"), Column("hint", "Hint"), Column("mode", "Mode"), Column("batch", "Batch"),
+    Column("p50_ms", "p50 ms", tooltip=lambda r: "Median latency per inference (ms)"),
+    Column("p99_ms", "p99 ms", tooltip=lambda r: "99th percentile latency (ms): 1 inference in 100 is slower"),
+    Column("throughput", "Throughput/s", tooltip=lambda r: "Inferences x batch per second"),
+    Column("background_load", "Bg load", "percent", tooltip=_load_tip),
+    Column("status", "Status", tooltip=lambda r: r["reason"] or "Completed"),
+    Column("site", "Site"), Column("fingerprint_id", "Hardware", tooltip=lambda r: "Hardware fingerprint id"),
+]
+PERCENTILE_ROWS = [("compile_ms", "compile (ms)"), ("first_ms", "first inference (ms)"), ("p50_ms", "p50"),
+                   ("p90_ms", "p90"), ("p95_ms", "p95"), ("p99_ms", "p99"), ("p999_ms", "p99.9"),
+                   ("max_ms", "max"), ("mean_ms", "mean"), ("throughput", "throughput / s"),
+                   ("peak_rss_mb", "peak RSS (MB)")]
+
+
+def run_label(r: dict[str, Any]) -> str:
+    """Short label of a run for legends and column headers."""
+    hint = f" {r['hint']}" if r.get("hint") else ""
+    runtime = {"onnxruntime": "ORT", "openvino": "OV"}.get(r["runtime"], r["runtime"])
+    return f"{r['version_id']} {runtime}/{r['device']}{hint} b{r['batch']}"
+
+
+class BenchView(Screen):
+    """Run benchmarks and compare the recorded runs."""
+
+    recorded = Signal(object)
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.project: Project | None = None
+        self.task: Task | None = None
+        self.version = QComboBox(toolTip="Model version to benchmark")
+        self.runtime = QComboBox(toolTip="Inference runtime")
+        self.runtime.addItems(["onnxruntime", "openvino"])
+        self.device = QComboBox(toolTip="OpenVINO device (ONNX Runtime runs on CPU)")
+        self.hint = QComboBox(toolTip="OpenVINO performance hint")
+        self.hint.addItems(["latency", "throughput", "none"])
+        self.mode = QComboBox(toolTip="sync: one request at a time; async: several in flight")
+        self.mode.addItems(["sync", "async"])
+        self.batch = QSpinBox(minimum=1, maximum=4096, value=1, toolTip="Batch size")
+        self.seconds = QDoubleSpinBox(minimum=0.5, maximum=600, value=10, decimals=1, suffix=" s",
+                                      toolTip="Measurement duration")
+        self.inputs = QComboBox(toolTip="Synthetic inputs from the model signature (seeded), or real rows from "
+                                        "a dataset")
+        self.run_button = QPushButton("Run benchmark", toolTip="Run in a separate process (Ctrl+R)")
+        self.run_button.setShortcut("Ctrl+R")
+        self.cancel_button = QPushButton("Cancel", toolTip="Stop the benchmark process; nothing is recorded")
+        self.cancel_button.hide()
+        self.progress = QProgressBar(maximum=1000, textVisible=True)
+        self.progress.hide()
+        self.budget = QDoubleSpinBox(minimum=0, maximum=100000, value=0, decimals=3, suffix=" ms",
+                                     toolTip="Latency budget: drawn on the histogram; p99 above it is flagged")
+        self.budget.setSpecialValueText("no budget")
+        grid = QGridLayout()
+        cells = [("Version", self.version), ("Runtime", self.runtime), ("Device", self.device), ("Hint", self.hint),
+                 ("Mode", self.mode), ("Batch", self.batch), ("Duration", self.seconds), ("Inputs", self.inputs)]
+        for i, (label, widget) in enumerate(cells):
+            grid.addWidget(QLabel(label), i // 4, (i % 4) * 2)
+            grid.addWidget(widget, i // 4, (i % 4) * 2 + 1)
+        for column in (1, 3, 5, 7):
+            grid.setColumnStretch(column, 1)
+        buttons = QHBoxLayout()
+        buttons.addWidget(self.run_button)
+        buttons.addWidget(self.cancel_button)
+        buttons.addWidget(self.progress, 1)
+        buttons.addStretch(0)
+        buttons.addWidget(QLabel("Latency budget"))
+        buttons.addWidget(self.budget)
+        top = QVBoxLayout()
+        top.addLayout(grid)
+        top.addLayout(buttons)
+
+        self.runs = FrameTableModel(RUN_COLUMNS)
+        self.table = DataTable(self.runs)
+        self.table.setToolTip("Recorded runs; select several (Ctrl+click) to compare them")
+        self.histogram = LatencyHistogram()
+        self.bars = ThroughputBars()
+        self.percentiles = FrameTableModel([])
+        self.verdict = QLabel(wordWrap=True, objectName="budgetVerdict")
+        pct_page = QWidget()
+        pl_ = QVBoxLayout(pct_page)
+        pl_.setContentsMargins(0, 0, 0, 0)
+        pl_.addWidget(DataTable(self.percentiles), 1)
+        pl_.addWidget(self.verdict)
+        tabs = QTabWidget()
+        tabs.addTab(self.histogram, "Latency histogram")
+        tabs.addTab(pct_page, "Percentiles")
+        tabs.addTab(self.bars, "Throughput")
+        runs_box = QGroupBox("Recorded runs")
+        QVBoxLayout(runs_box).addWidget(self.table)
+        body = QSplitter(Qt.Orientation.Vertical)
+        body.addWidget(runs_box)
+        body.addWidget(tabs)
+        body.setSizes([220, 330])
+        self.install(top, body, empty_message=EMPTY)
+
+        self.runtime.currentTextChanged.connect(self._runtime_changed)
+        self.run_button.clicked.connect(self.start)
+        self.cancel_button.clicked.connect(self.cancel)
+        self.table.selectionModel().selectionChanged.connect(lambda *_: self.show_selected())
+        self.budget.valueChanged.connect(lambda _: self.show_selected())
+        self._runtime_changed("onnxruntime")
+
+    # ----- project
+    def set_project(self, project: Project | None) -> None:
+        """Show a project's runs and versions (or the empty state)."""
+        self.stop_jobs()
+        self.project = project
+        if project is None:
+            self.show_empty(EMPTY)
+            return
+        versions = list_versions(project)
+        if versions.is_empty():
+            self.show_empty(NO_MODELS)
+            return
+        self.version_states = {r["version_id"]: r for r in versions.iter_rows(named=True)}
+        self.version.clear()
+        self.version.addItems(list(self.version_states))
+        with project.reading() as con:
+            datasets = [r[0] for r in con.execute("SELECT dataset_id FROM datasets ORDER BY dataset_id").fetchall()]
+        self.inputs.clear()
+        self.inputs.addItem("synthetic (seeded)", "")
+        for d in datasets:
+            self.inputs.addItem(f"dataset {d}", d)
+        self.run_button.setEnabled(not project.read_only)
+        if project.read_only:
+            self.run_button.setToolTip("The project is open read-only: runs cannot be recorded")
+        self.show_content()
+        self.reload()
+
+    def _runtime_changed(self, runtime: str) -> None:
+        self.device.clear()
+        if runtime == "openvino":
+            try:
+                import openvino as ov
+
+                self.device.addItems([*ov.Core().available_devices, "AUTO"])
+            except Exception:  # OpenVINO missing or broken: the run itself will say why
+                self.device.addItem("CPU")
+        else:
+            self.device.addItem("CPU")
+        self.hint.setEnabled(runtime == "openvino")
+
+    def reload(self, select: str | None = None) -> None:
+        """Re-read the runs table."""
+        if self.project is None:
+            return
+        with self.project.reading() as con:
+            frame = list_runs(con)
+        self.runs.set_frame(frame)
+        if select:
+            for row in range(self.runs.rowCount()):
+                if self.runs.row(row)["run_id"] == select:
+                    self.table.selectRow(row)
+        elif self.runs.rowCount():
+            self.table.selectRow(0)
+        else:
+            self.show_selected()
+
+    # ----- running
+    def config(self) -> BenchConfig:
+        """The benchmark the form describes."""
+        return BenchConfig(runtime=self.runtime.currentText(), device=self.device.currentText() or "CPU",
+                           hint=self.hint.currentText(), mode=self.mode.currentText(), batch=self.batch.value(),
+                           seconds=self.seconds.value(), dataset_id=self.inputs.currentData() or "")
+
+    def start(self) -> Task | None:
+        """Run the configured benchmark in the worker (the benchmark itself runs in a child process)."""
+        if self.project is None or self.task is not None:
+            return None
+        project, version_id, config = self.project, self.version.currentText(), self.config()
+        task = self.run_job(f"Benchmark {version_id}", lambda progress: run_benchmark(project, version_id, config,
+                                                                                      progress))
+        self.task = task
+        self.run_button.setEnabled(False)
+        self.cancel_button.show()
+        self.progress.show()
+        self.progress.setValue(0)
+        task.progress.connect(self._progress)
+        task.done.connect(self._done)
+        task.error.connect(lambda exc: show_error(self, exc, "Benchmark"))
+        task.ended.connect(self._ended)
+        return task
+
+    def cancel(self) -> None:
+        """Stop the running benchmark."""
+        if self.task is not None:
+            self.progress.setFormat("Cancelling…")
+            self.task.cancel()
+
+    def _progress(self, fraction: float, message: str) -> None:
+        self.progress.setValue(int(fraction * 1000))
+        self.progress.setFormat(f"{message} (%p%)" if message else "%p%")
+
+    def _done(self, result) -> None:
+        self.reload(select=result.run_id)
+        if result.status != "ok":
+            from app.core.errors import LineproofError
+
+            show_error(self, LineproofError(f"The benchmark failed and was recorded as failed: {result.reason}",
+                                            "The app is unaffected; see the run's status for the reason."),
+                       "Benchmark")
+        self.recorded.emit(result)
+
+    def _ended(self) -> None:
+        self.task = None
+        self.run_button.setEnabled(self.project is not None and not self.project.read_only)
+        self.cancel_button.hide()
+        self.progress.hide()
+
+    # ----- comparing
+    def selected_runs(self) -> list[dict[str, Any]]:
+        """Full records of the selected runs (latencies included), in table order."""
+        if self.project is None:
+            return []
+        rows = sorted({i.row() for i in self.table.selectionModel().selectedRows()})
+        with self.project.reading() as con:
+            details = [run_detail(con, self.runs.row(r)["run_id"]) for r in rows]
+        return [d for d in details if d is not None]
+
+    def show_selected(self) -> None:
+        """Update histogram, percentiles and throughput for the selected runs."""
+        runs = [r for r in self.selected_runs() if r["status"] == "ok"]
+        budget = self.budget.value()
+        self.histogram.show_runs([(run_label(r), r["latencies_ms"], r["p99_ms"]) for r in runs])
+        self.histogram.set_budget(budget)
+        self.bars.show_runs([(run_label(r), r["throughput"] or 0.0) for r in runs])
+        table = {"figure": [label for _, label in PERCENTILE_ROWS]}
+        columns = [Column("figure", "")]
+        for i, r in enumerate(runs):
+            key = f"run{i}"
+            table[key] = [r[k] for k, _ in PERCENTILE_ROWS]
+            fp = r["fingerprint"]
+            columns.append(Column(key, run_label(r), tooltip=lambda _row, fp=fp, r=r: (
+                f"{r['run_id']} at {r['site'] or 'no site'}: {fp.get('cpu_model')}, {fp.get('logical_cores')} "
+                f"cores, {fp.get('ram_gb')} GB, {fp.get('os')}; ONNX Runtime {fp.get('onnxruntime')}, "
+                f"OpenVINO {fp.get('openvino')}; config {json.dumps(r['config'])}")))
+        self.percentiles.set_frame(pl.DataFrame(table, strict=False), columns)
+        if budget > 0 and runs:
+            over = [run_label(r) for r in runs if (r["p99_ms"] or 0) > budget]
+            self.verdict.setText(f"p99 over the {budget:g} ms budget: {', '.join(over)}" if over
+                                 else f"Every selected run keeps p99 within the {budget:g} ms budget.")
+        else:
+            self.verdict.setText("")
+
+
+if __name__ == "__main__":
+    from app.views.screen import run_alone
+
+    raise SystemExit(run_alone(BenchView, read_only=False))

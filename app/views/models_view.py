@@ -1,0 +1,277 @@
+"""Models screen: versions, signature and files, runtimes that can load them, lineage and model card editor,
+stage per site with promote and rollback. Thin over app.core.registry."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from PySide6.QtCore import Qt, Signal
+from PySide6.QtWidgets import (
+    QComboBox,
+    QFormLayout,
+    QGroupBox,
+    QHBoxLayout,
+    QLabel,
+    QLineEdit,
+    QPlainTextEdit,
+    QPushButton,
+    QSplitter,
+    QTabWidget,
+    QVBoxLayout,
+    QWidget,
+)
+
+from app.core.project import Project
+from app.core.registry import (
+    CARD_FIELDS,
+    LINEAGE_FIELDS,
+    RegistryError,
+    edit_version_metadata,
+    list_versions,
+    rollback,
+    set_stage,
+    stage_history,
+)
+from app.core.schema import STAGES
+from app.views.errors import show_error
+from app.views.screen import Screen
+from app.views.table_model import Column, FrameTableModel
+from app.views.table_view import DataTable
+
+EMPTY = "No project open.\n\nOpen a project (Ctrl+O) to see its model versions."
+NO_MODELS = ("No model versions yet.\n\nImport one from the command line:\n"
+             "lineproof import-model PROJECT model.onnx --model ID --version v1")
+
+VERSION_COLUMNS = [
+    Column("version_id", "Version"), Column("format", "Format"), Column("risk_tier", "Risk tier"),
+    Column("onnxruntime", "ONNX Runtime", tooltip=lambda r: r["onnxruntime"]),
+    Column("openvino", "OpenVINO", tooltip=lambda r: r["openvino"]),
+    Column("stages", "Stage per site", tooltip=lambda r: r["stages"] or "not staged"),
+    Column("sha256", "sha256", tooltip=lambda r: f"sha256 of the model file: {r['sha256']}"),
+]
+HISTORY_COLUMNS = [Column("changed_at", "When"), Column("site", "Site"), Column("stage", "Stage"),
+                   Column("version_id", "Version"), Column("changed_by", "By"),
+                   Column("reason", "Reason", tooltip=lambda r: r["reason"])]
+LABELS = {"training_dataset": "Training dataset", "code_revision": "Code revision",
+          "parent_version": "Parent version", "author": "Author", "intended_use": "Intended use",
+          "out_of_scope": "Out-of-scope use", "known_limits": "Known limits", "training_data": "Training data"}
+
+
+def describe_signature(row: dict[str, Any]) -> str:
+    """Inputs, outputs, opset, producer, metadata and file hashes as readable text."""
+    def tensors(items: list[dict]) -> list[str]:
+        return [f"  {t['name']}: {t['dtype']} [{', '.join(str(d) if d is not None else '?' for d in t['shape'])}]"
+                for t in items]
+
+    inputs = json.loads(row["inputs_json"] or "[]")
+    rest = json.loads(row["outputs_json"] or "{}")
+    runtimes = json.loads(row["runtimes_json"] or "{}")
+    lines = ["Inputs:", *(tensors(inputs) or ["  (read by the runtime: OpenVINO IR)"]),
+             "Outputs:", *(tensors(rest.get("outputs", [])) or ["  –"])]
+    if rest.get("opset"):
+        lines.append("Opset: " + ", ".join(f"{k} {v}" for k, v in rest["opset"].items()))
+    if rest.get("producer"):
+        lines.append(f"Producer: {rest['producer']}")
+    for key, value in (rest.get("metadata") or {}).items():
+        lines.append(f"Metadata {key}: {value}")
+    lines += [f"Decision threshold: {row['threshold']}", f"Size: {row['size_bytes']:,} bytes", "Files (sha256):"]
+    lines += [f"  {name}  {sha}" for name, sha in (runtimes.get("files") or {}).items()]
+    lines += ["Runtimes:", f"  ONNX Runtime: {row['onnxruntime']}", f"  OpenVINO: {row['openvino']}"]
+    return "\n".join(lines)
+
+
+class ModelsView(Screen):
+    """Versions on the left; signature, lineage and card, stages on the right."""
+
+    changed = Signal()
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.project: Project | None = None
+        self.versions = FrameTableModel(VERSION_COLUMNS)
+        self.table = DataTable(self.versions)
+        self.table.setToolTip("Model versions in this project; select one to see and edit its details")
+        self.signature = QPlainTextEdit(readOnly=True)
+
+        self.fields: dict[str, QLineEdit | QPlainTextEdit] = {}
+        form = QFormLayout()
+        for name in LINEAGE_FIELDS:
+            self.fields[name] = QLineEdit()
+            form.addRow(LABELS[name], self.fields[name])
+        for name in CARD_FIELDS:
+            edit = QPlainTextEdit()
+            edit.setFixedHeight(46)
+            self.fields[name] = edit
+            form.addRow(LABELS[name], edit)
+        self.reason = QLineEdit(placeholderText="Reason for the change (required, audited)")
+        self.save_button = QPushButton("Save lineage and card", toolTip="Write the changes with their reason to the "
+                                                                         "audit log (Ctrl+S)")
+        self.save_button.setShortcut("Ctrl+S")
+        form.addRow("Reason", self.reason)
+        form.addRow("", self.save_button)
+        card_page = QWidget()
+        card_page.setLayout(form)
+
+        self.site = QComboBox(editable=True, toolTip="Plant or site")
+        self.stage = QComboBox(toolTip="Lifecycle stage")
+        self.stage.addItems(STAGES)
+        self.stage_reason = QLineEdit(placeholderText="Reason (audited)")
+        self.apply_stage = QPushButton("Set stage", toolTip="Move the selected version to this stage at the site")
+        self.rollback_button = QPushButton("Roll back", toolTip="Make the previous production version of this "
+                                                                "model current again at the site")
+        stage_bar = QHBoxLayout()
+        for w in (QLabel("Site"), self.site, QLabel("Stage"), self.stage, self.stage_reason, self.apply_stage,
+                  self.rollback_button):
+            stage_bar.addWidget(w)
+        self.history = FrameTableModel(HISTORY_COLUMNS)
+        stage_page = QWidget()
+        sl = QVBoxLayout(stage_page)
+        sl.addLayout(stage_bar)
+        sl.addWidget(DataTable(self.history), 1)
+
+        self.tabs = QTabWidget()
+        self.tabs.addTab(self.signature, "Signature and files")
+        self.tabs.addTab(card_page, "Lineage and model card")
+        self.tabs.addTab(stage_page, "Stages")
+        self.title = QLabel(objectName="sectionTitle")
+        right = QWidget()
+        rl = QVBoxLayout(right)
+        rl.setContentsMargins(0, 0, 0, 0)
+        rl.addWidget(self.title)
+        rl.addWidget(self.tabs, 1)
+        left = QGroupBox("Model versions")
+        QVBoxLayout(left).addWidget(self.table)
+        body = QSplitter(Qt.Orientation.Horizontal)
+        body.addWidget(left)
+        body.addWidget(right)
+        body.setSizes([640, 560])
+        self.install(body, empty_message=EMPTY)
+
+        self.table.selectionModel().selectionChanged.connect(lambda *_: self._show_selected())
+        self.save_button.clicked.connect(self.save_metadata)
+        self.apply_stage.clicked.connect(self.apply_selected_stage)
+        self.rollback_button.clicked.connect(self.rollback_selected)
+
+    def set_project(self, project: Project | None) -> None:
+        """Show a project's versions (or the empty state)."""
+        self.project = project
+        if project is None:
+            self.show_empty(EMPTY)
+            return
+        writable = not project.read_only
+        for w in (self.save_button, self.apply_stage, self.rollback_button):
+            w.setEnabled(writable)
+            if not writable:
+                w.setToolTip("The project is open read-only")
+        self.reload()
+
+    def reload(self, keep: str | None = None) -> None:
+        """Re-read the versions (a small query) and keep the selection."""
+        if self.project is None:
+            return
+        frame = list_versions(self.project)
+        if frame.is_empty():
+            self.show_empty(NO_MODELS)
+            return
+        self.show_content()
+        self.versions.set_frame(frame)
+        sites = set(self.project.manifest.site.split(",")) if self.project.manifest.site else set()
+        sites |= set(stage_history(self.project)["site"].to_list())
+        current = self.site.currentText()
+        self.site.clear()
+        self.site.addItems(sorted(s for s in sites if s.strip()))
+        if current:
+            self.site.setCurrentText(current)
+        ids = frame["version_id"].to_list()
+        self.select(keep if keep in ids else ids[0])
+
+    def select(self, version_id: str) -> None:
+        """Select a version by id."""
+        for row in range(self.versions.rowCount()):
+            if self.versions.row(row)["version_id"] == version_id:
+                self.table.selectRow(row)
+                return
+
+    def selected(self) -> dict[str, Any] | None:
+        """The selected version's row."""
+        rows = self.table.selectionModel().selectedRows()
+        return self.versions.row(rows[0].row()) if rows else None
+
+    def _show_selected(self) -> None:
+        row = self.selected()
+        if row is None or self.project is None:
+            return
+        self.title.setText(f"<b>{row['version_id']}</b> — {row['model_name']} ({row['task']}, risk tier "
+                           f"{row['risk_tier']})")
+        self.signature.setPlainText(describe_signature(row))
+        lineage, card = json.loads(row["lineage_json"] or "{}"), json.loads(row["card_json"] or "{}")
+        for name, edit in self.fields.items():
+            value = str((lineage if name in LINEAGE_FIELDS else card).get(name) or "")
+            edit.setText(value) if isinstance(edit, QLineEdit) else edit.setPlainText(value)
+        self.history.set_frame(stage_history(self.project, model_id=row["model_id"]))
+
+    def _field_values(self, names: tuple[str, ...]) -> dict[str, str]:
+        out = {}
+        for name in names:
+            edit = self.fields[name]
+            out[name] = edit.text() if isinstance(edit, QLineEdit) else edit.toPlainText()
+        return out
+
+    def save_metadata(self) -> bool:
+        """Save edited lineage and card fields with the reason; returns whether anything was written."""
+        row = self.selected()
+        if row is None or self.project is None:
+            return False
+        old_l, old_c = json.loads(row["lineage_json"] or "{}"), json.loads(row["card_json"] or "{}")
+        lineage = {k: v for k, v in self._field_values(LINEAGE_FIELDS).items() if str(old_l.get(k) or "") != v}
+        card = {k: v for k, v in self._field_values(CARD_FIELDS).items() if str(old_c.get(k) or "") != v}
+        try:
+            changes = edit_version_metadata(self.project, row["version_id"], lineage, card, self.reason.text())
+        except Exception as exc:
+            show_error(self, exc, "Lineage and model card")
+            return False
+        self.reason.clear()
+        self.reload(keep=row["version_id"])
+        self.changed.emit()
+        return bool(changes)
+
+    def apply_selected_stage(self) -> bool:
+        """Move the selected version to the chosen stage at the chosen site."""
+        row = self.selected()
+        site = self.site.currentText().strip()
+        if row is None or self.project is None:
+            return False
+        try:
+            if not site:
+                raise RegistryError("No site chosen.", "Type or pick the plant or site, e.g. P1.")
+            set_stage(self.project, row["version_id"], site, self.stage.currentText(), self.stage_reason.text())
+        except Exception as exc:
+            show_error(self, exc, "Stage")
+            return False
+        self.stage_reason.clear()
+        self.reload(keep=row["version_id"])
+        self.changed.emit()
+        return True
+
+    def rollback_selected(self) -> str | None:
+        """Roll the selected version's model back at the chosen site; returns the version now in production."""
+        row = self.selected()
+        if row is None or self.project is None:
+            return None
+        try:
+            version = rollback(self.project, row["model_id"], self.site.currentText().strip(),
+                               self.stage_reason.text() or "rollback")
+        except Exception as exc:
+            show_error(self, exc, "Roll back")
+            return None
+        self.reload(keep=version)
+        self.changed.emit()
+        return version
+
+
+
+if __name__ == "__main__":
+    from app.views.screen import run_alone
+
+    raise SystemExit(run_alone(ModelsView))

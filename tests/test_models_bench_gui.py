@@ -1,0 +1,136 @@
+"""Models and Benchmarks screens (pytest-qt): edit lineage and card with an audited reason, move stages,
+run a benchmark through the worker, compare runs, cancel a run."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import duckdb
+import pytest
+from PySide6.QtWidgets import QMessageBox
+
+from app.core.project import Project
+from app.views.bench_view import BenchView
+from app.views.models_view import ModelsView
+
+pytestmark = pytest.mark.gui
+
+
+@pytest.fixture
+def open_sample(sample_copy: Path):
+    project = Project.open(sample_copy)
+    yield project
+    project.close()
+
+
+def test_models_screen_shows_runtimes_and_edits_card_with_audit(qtbot, open_sample: Project):
+    view = ModelsView()
+    qtbot.addWidget(view)
+    view.show()
+    view.set_project(open_sample)
+    assert view.stack.currentIndex() == 1
+    view.select("weld-defect:v2")
+    assert view.selected()["version_id"] == "weld-defect:v2"
+    text = view.signature.toPlainText()
+    assert "OpenVINO: not supported (TreeEnsembleClassifier)" in text and "ONNX Runtime: ok" in text
+    assert "FLOAT [" in text and "sha256" in text
+    assert view.fields["author"].text() == "ds-team"
+
+    view.fields["author"].setText("m.kowalski")
+    view.fields["known_limits"].setPlainText("Not validated on aluminium (P1-L04).")
+    assert not view.save_metadata()  # no reason: refused with a dialog, nothing written
+    box = view.findChild(QMessageBox, "errorDialog")
+    assert box is not None and "needs a reason" in box.text()
+    view.reason.setText("author corrected after review")
+    assert view.save_metadata()
+    with open_sample.reading() as con:
+        lineage, card = con.execute("SELECT lineage_json, card_json FROM model_versions "
+                                    "WHERE version_id = 'weld-defect:v2'").fetchall()[0]
+        action, details = con.execute("SELECT action, details_json FROM audit_log ORDER BY seq DESC LIMIT 1"
+                                      ).fetchall()[0]
+    assert json.loads(lineage)["author"] == "m.kowalski"
+    assert json.loads(card)["known_limits"] == "Not validated on aluminium (P1-L04)."
+    changes = json.loads(details)["changes"]
+    assert action == "model_version.edit"
+    assert changes["lineage.author"] == {"old": "ds-team", "new": "m.kowalski"}
+    assert json.loads(details)["reason"] == "author corrected after review"
+
+
+def test_models_screen_promotes_and_rolls_back(qtbot, open_sample: Project):
+    view = ModelsView()
+    qtbot.addWidget(view)
+    view.set_project(open_sample)
+    view.select("weld-defect:v2")
+    view.site.setCurrentText("P1")
+    view.stage.setCurrentText("production")
+    view.stage_reason.setText("pilot passed")
+    assert view.apply_selected_stage()
+    stages = {view.versions.row(r)["version_id"]: view.versions.row(r)["stages"]
+              for r in range(view.versions.rowCount())}
+    assert "P1: production" in stages["weld-defect:v2"] and "P1: pilot" in stages["weld-defect:v1"]
+    assert view.history.frame["stage"][0] == "production"
+    assert view.rollback_selected() == "weld-defect:v1"
+    with open_sample.reading() as con:
+        now = con.execute("SELECT version_id FROM current_stages WHERE model_id = 'weld-defect' AND site = 'P1' "
+                          "AND stage = 'production'").fetchall()
+    assert now == [("weld-defect:v1",)]
+
+
+def test_benchmarks_screen_runs_and_compares(qtbot, open_sample: Project):
+    view = BenchView()
+    qtbot.addWidget(view)
+    view.show()
+    view.set_project(open_sample)
+    assert view.runs.rowCount() == 0
+    view.version.setCurrentText("weld-defect:v1")
+    view.batch.setValue(16)
+    view.seconds.setValue(0.5)
+    view.inputs.setCurrentIndex(view.inputs.findData("holdout-2026H2"))
+    for runtime in ("onnxruntime", "openvino"):
+        view.runtime.setCurrentText(runtime)
+        with qtbot.waitSignal(view.recorded, timeout=60_000) as done:
+            task = view.start()
+            assert task is not None and not view.run_button.isEnabled()
+        assert done.args[0].status == "ok", done.args[0].reason
+        qtbot.waitUntil(lambda: view.run_button.isEnabled())
+    assert view.runs.rowCount() == 2
+    view.table.selectAll()
+    view.budget.setValue(0.001)  # 1 µs: every run is over it
+    runs = view.selected_runs()
+    assert len(runs) == 2 and len(view.histogram.curves) == 4  # outline + p99 line per run
+    pct = view.percentiles.frame
+    p50_row = pct.row(pct["figure"].to_list().index("p50"))
+    open_sample.close()
+    con = duckdb.connect(str(open_sample.db_path), read_only=True)
+    stored = dict(con.execute("SELECT run_id, p50_ms FROM bench_runs").fetchall())
+    con.close()
+    assert sorted(p50_row[1:]) == sorted(stored.values())
+    assert "p99 over the 0.001 ms budget" in view.verdict.text()
+
+
+def test_benchmarks_screen_cancel_records_nothing(qtbot, open_sample: Project):
+    view = BenchView()
+    qtbot.addWidget(view)
+    view.set_project(open_sample)
+    view.version.setCurrentText("weld-defect:v1")
+    view.seconds.setValue(120)
+    task = view.start()
+    qtbot.waitUntil(lambda: view.progress.value() > 100, timeout=30_000)  # measuring in the child
+    with qtbot.waitSignal(task.cancelled, timeout=15_000):
+        view.cancel()
+    qtbot.waitUntil(lambda: view.run_button.isEnabled())
+    assert view.runs.rowCount() == 0
+    with open_sample.reading() as con:
+        assert con.execute("SELECT count(*) FROM bench_runs").fetchall() == [(0,)]
+
+
+def test_empty_states(qtbot, empty_project: Project):
+    models, bench = ModelsView(), BenchView()
+    qtbot.addWidget(models)
+    qtbot.addWidget(bench)
+    models.set_project(None)
+    assert "Open a project" in models.empty.text()
+    models.set_project(empty_project)
+    bench.set_project(empty_project)
+    assert "lineproof import-model" in models.empty.text() and "Import a model first" in bench.empty.text()
