@@ -34,14 +34,26 @@ def register_model(project: Project, model_id: str, name: str, task: str, risk_t
                     "VALUES (?, ?, ?, ?, now()::TIMESTAMP, ?)", [model_id, name, task, description, risk_tier])
 
 
-def set_stage(project: Project, version_id: str, site: str, stage: str, reason: str = "") -> None:
-    """Move a version to a stage at a site; a new production version retires to pilot the previous one."""
+def set_stage(project: Project, version_id: str, site: str, stage: str, reason: str = "",
+              rolling_back: bool = False) -> None:
+    """Move a version to a stage at a site; a new production version retires to pilot the previous one.
+
+    Production needs the risk tier's approvals once the project has users; a rollback returns to a version
+    that was in production before and needs none (it is audited as a rollback).
+    """
     if stage not in STAGES:
         raise RegistryError(f"Unknown stage {stage!r}.", f"Use one of {', '.join(STAGES)}.")
     row = one(project.con, "SELECT model_id FROM model_versions WHERE version_id = ?", [version_id])
     if not row:
         raise RegistryError(f"No model version {version_id!r}.", "Check the id with `lineproof info`.")
-    with project.change("stage.set", version_id, {"site": site, "stage": stage, "reason": reason}) as con:
+    if stage == "production" and not rolling_back:
+        from app.core.governance import GovernanceError, production_clearance
+
+        missing = production_clearance(project, version_id, site)
+        if missing:
+            raise GovernanceError(missing, "Nothing was changed.")
+    action = "stage.rollback" if rolling_back else "stage.set"
+    with project.change(action, version_id, {"site": site, "stage": stage, "reason": reason}) as con:
         next_id = one(con, "SELECT coalesce(max(change_id), 0) + 1 FROM stage_history")[0]
         if stage == "production":
             # At most one production version per model and site: the previous one goes back to pilot.
@@ -54,6 +66,10 @@ def set_stage(project: Project, version_id: str, site: str, stage: str, reason: 
                 next_id += 1
         con.execute("INSERT INTO stage_history VALUES (?, ?, ?, ?, now()::TIMESTAMP, ?, ?)",
                     [next_id, version_id, site, stage, current_actor(), reason])
+        if stage == "production":
+            from app.core.governance import mark_applied
+
+            mark_applied(con, version_id, site)
 
 
 def current_production(project: Project, model_id: str, site: str) -> str | None:
@@ -76,7 +92,7 @@ def rollback(project: Project, model_id: str, site: str, reason: str = "rollback
     if row is None:
         raise RegistryError(f"{current} is the only version {model_id} ever had in production at {site}.",
                             "Promote another version instead; nothing was changed.")
-    set_stage(project, row[0], site, "production", f"{reason} (from {current})")
+    set_stage(project, row[0], site, "production", f"{reason} (from {current})", rolling_back=True)
     return row[0]
 
 

@@ -90,6 +90,23 @@ def _schema_6(con: duckdb.DuckDBPyConnection) -> None:
     con.execute(store.CREATE)
 
 
+def _schema_7(con: duckdb.DuckDBPyConnection) -> None:
+    """Schema 7: the hash-chained audit trail (existing entries are chained in order)."""
+    from app.core import audit
+
+    _script(audit.SCHEMA_7)(con)
+    audit.chain_existing(con)
+
+
+def _schema_8(con: duckdb.DuckDBPyConnection) -> None:
+    """Schema 8: users, risk-tier rules, approval requests and signed decisions, signing lockouts, and
+    validation runs."""
+    from app.core import governance
+
+    _script(governance.SCHEMA_8)(con)
+    governance.seed_tier_rules(con)
+
+
 # MIGRATIONS[n - 1] brings a database from schema n - 1 to schema n.
 MIGRATIONS: tuple[Callable[[duckdb.DuckDBPyConnection], None], ...] = (
     _script(_SCHEMA_1),
@@ -98,6 +115,8 @@ MIGRATIONS: tuple[Callable[[duckdb.DuckDBPyConnection], None], ...] = (
     _schema_4,
     _script(_SCHEMA_5),
     _schema_6,
+    _schema_7,
+    _schema_8,
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 STAGES = ("candidate", "shadow", "pilot", "production", "retired")
