@@ -134,3 +134,42 @@ def test_bench_and_bench_compare(sample_copy: Path) -> None:
     assert runs[0]["run_id"] in table.stdout and "weld-defect:v2" in table.stdout
     missing = lineproof("bench-compare", folder, "nope")
     assert missing.returncode == 2 and "No benchmark run nope" in missing.stderr
+
+
+def test_governance_commands(sample_copy: Path, tmp_path: Path, monkeypatch) -> None:
+    import os
+
+    env = {**os.environ, "LINEPROOF_HOME": str(tmp_path / "profile"), "LINEPROOF_PASSPHRASE": "pass-word-1",
+           "LINEPROOF_ADMIN_PASSPHRASE": "pass-word-1"}
+
+    def run(*args: str) -> subprocess.CompletedProcess:
+        return subprocess.run([sys.executable, "-m", "app", *args], capture_output=True, text=True, cwd=ROOT,
+                              env=env, timeout=120)
+
+    folder = str(sample_copy)
+    assert run("user", "create", folder, "--id", "ada", "--name", "Ada", "--role", "admin").returncode == 0
+    for user_id, role in (("vera", "validation_lead"), ("anna", "approver"), ("eve", "engineer")):
+        out = run("user", "create", folder, "--id", user_id, "--name", user_id.title(), "--role", role, "--as", "ada")
+        assert out.returncode == 0, out.stderr
+    listed = run("user", "list", folder).stdout
+    assert "vera" in listed and "validation_lead" in listed
+    refused = run("stage", folder, "weld-defect:v2", "--site", "P1", "--to", "production")
+    assert refused.returncode == 2 and "risk tier high needs a passed validation run" in refused.stderr
+    out = run("request", folder, "--model", "seam-vision:v1", "--stage", "production", "--site", "P1", "--as", "eve")
+    assert out.returncode == 0, out.stderr
+    request_id = out.stdout.split(":")[0]
+    early = run("approve", folder, request_id, "--as", "anna", "--comment", "ok")
+    assert early.returncode == 2 and "first needs a review" in early.stderr
+    assert run("review", folder, request_id, "--as", "vera", "--comment", "checked").returncode == 0
+    assert "request is approved" in run("approve", folder, request_id, "--as", "anna", "--comment", "go").stdout
+    assert run("stage", folder, "seam-vision:v1", "--site", "P1", "--to", "production").returncode == 0
+    verified = run("audit", "verify", folder)
+    assert verified.returncode == 0 and "Audit trail intact" in verified.stdout
+    assert "approval.approve" in run("audit", "list", folder, "--action", "approval.").stdout
+    import duckdb
+
+    con = duckdb.connect(str(sample_copy / "project.duckdb"))
+    con.execute("UPDATE audit_log SET reason = 'nothing to see' WHERE seq = 4")
+    con.close()
+    broken = run("audit", "verify", folder)
+    assert broken.returncode == 1 and "BROKEN at entry 4" in broken.stdout

@@ -181,4 +181,4 @@ def test_promotion_and_rollback_keep_one_production_version(sample_copy: Path):
     assert stages == {"weld-defect:v1": "production", "weld-defect:v2": "pilot"}
     assert production == 1
     assert history[-1] == ("weld-defect:v1", "production", "recall dropped on P1-L04 (from weld-defect:v2)")
-    assert audit[-2:] == ["stage.set", "stage.set"]
+    assert audit[-2:] == ["stage.set", "stage.rollback"]

@@ -34,6 +34,7 @@ from app.core.schema import SCHEMA_VERSION, migrate, stored_version
 
 DB_NAME = "project.duckdb"
 HOLDER_NAME = ".lineproof-holder.json"
+WRITE_WAIT_S = 120
 
 
 def _connect(path: Path, read_only: bool) -> duckdb.DuckDBPyConnection:
@@ -79,6 +80,8 @@ class Project:
         self._owns_holder = False
         self.closed = False
         self._cursor_lock = threading.Lock()
+        # One change at a time in this process: the audit chain needs each entry to see the one before.
+        self._write_lock = threading.RLock()
 
     # ----- paths
     @property
@@ -291,8 +294,16 @@ class Project:
         Without `con` it runs on a private cursor, so it is safe from a worker thread.
         """
         self.require_writable()
+        if not self._write_lock.acquire(timeout=WRITE_WAIT_S):
+            raise ProjectLockedError(
+                f"Another change to {self.display_name} has been writing for over {WRITE_WAIT_S} s (an import?).",
+                "Try again when it has finished; nothing was changed.")
         own = con is None
-        con = self.cursor() if own else con
+        try:
+            con = self.cursor() if own else con
+        except BaseException:
+            self._write_lock.release()
+            raise
         try:
             con.execute("BEGIN TRANSACTION")
             try:
@@ -312,6 +323,7 @@ class Project:
         finally:
             if own:
                 con.close()
+            self._write_lock.release()
 
 
 _HEADER_BYTES = 3 * 4096  # DuckDB's file header plus its two database headers

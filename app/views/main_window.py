@@ -28,6 +28,8 @@ from app.core.overview import Overview, build_overview
 from app.core.project import Project
 from app.core.sources import inspect_file
 from app.views.alerts_view import AlertsView
+from app.views.approvals_view import ApprovalsView
+from app.views.audit_view import AuditView
 from app.views.bench_view import BenchView
 from app.views.drift_view import DriftView
 from app.views.errors import show_error
@@ -62,7 +64,7 @@ class MainWindow(QMainWindow):
         self.setWindowIcon(QIcon(str(resource_path("icons", "lineproof.svg"))))
 
         self.nav = QListWidget(objectName="navigation")
-        self.nav.addItems(["Overview", "Slices", "Drift", "Alerts", "Models", "Benchmarks"])
+        self.nav.addItems(["Overview", "Slices", "Drift", "Alerts", "Models", "Benchmarks", "Approvals", "Audit"])
         self.nav.setFixedWidth(130)
         self.nav.setToolTip("Screens (Ctrl+1 …)")
         self.overview = OverviewView()
@@ -71,6 +73,8 @@ class MainWindow(QMainWindow):
         self.alerts = AlertsView()
         self.models = ModelsView()
         self.benchmarks = BenchView()
+        self.approvals = ApprovalsView()
+        self.audit = AuditView()
         self.screens = QStackedWidget()
         self.screens.addWidget(self.overview)
         self.screens.addWidget(self.slices)
@@ -78,6 +82,10 @@ class MainWindow(QMainWindow):
         self.screens.addWidget(self.alerts)
         self.screens.addWidget(self.models)
         self.screens.addWidget(self.benchmarks)
+        self.screens.addWidget(self.approvals)
+        self.screens.addWidget(self.audit)
+        for screen in (self.models, self.approvals):
+            screen.changed.connect(self.audit.set_project_refresh)
         self.nav.currentRowChanged.connect(self.screens.setCurrentIndex)
         self.nav.setCurrentRow(0)
         central = QWidget()
@@ -236,6 +244,8 @@ class MainWindow(QMainWindow):
         self.alerts.set_project(project)
         self.models.set_project(project)
         self.benchmarks.set_project(project)
+        self.approvals.set_project(project)
+        self.audit.set_project(project)
 
     def close_project(self) -> None:
         """Cancel running work and release the project."""
@@ -244,6 +254,8 @@ class MainWindow(QMainWindow):
         self.alerts.set_project(None)
         self.models.set_project(None)
         self.benchmarks.set_project(None)
+        self.approvals.set_project(None)
+        self.audit.set_project(None)
         self._stop_tasks()
         if self.project is not None:
             self.project.close()

@@ -1,0 +1,193 @@
+"""`lineproof user|request|review|approve|reject|audit`: identities, roles, signed approvals, the audit trail."""
+
+from __future__ import annotations
+
+import argparse
+import getpass
+import json
+import os
+import sys
+
+from app.core.errors import LineproofError
+
+PASS_ENV = "LINEPROOF_PASSPHRASE"
+
+
+def _passphrase(prompt: str, env: str = PASS_ENV) -> str:
+    """From the environment variable (scripts), else asked without echo (people)."""
+    if os.environ.get(env):
+        return os.environ[env]
+    if not sys.stdin.isatty():
+        raise LineproofError("No passphrase given.", f"Run in a terminal, or set {env} for scripts.")
+    return getpass.getpass(prompt)
+
+
+def cmd_user(args: argparse.Namespace) -> int:
+    """Create, import or list users and change their roles."""
+    from app.cli import _open
+    from app.core import governance as gov
+    from app.core import identity
+
+    if args.action == "list":
+        with _open(args.path, read_only=True, allow_snapshot=True) as project:
+            frame = gov.list_users(project)
+        for r in frame.iter_rows(named=True):
+            print(f"{r['user_id']:<16} {r['name']:<24} {', '.join(json.loads(r['roles_json'])):<36} "
+                  f"cert {r['cert_sha256'][:16]}{'' if r['active'] else '  (inactive)'}")
+        if frame.is_empty():
+            print("No users yet: lineproof user create PROJECT --id ID --name NAME --role engineer "
+                  "(the first user becomes admin)")
+        return 0
+    roles = [r.strip() for r in (args.role or "").split(",") if r.strip()]
+    with _open(args.path) as project:
+        admin = None
+        if gov.governed(project) and args.action in ("create", "import", "roles"):
+            if not args.as_user:
+                raise LineproofError("Adding users and changing roles needs an admin.", "Give --as ADMIN_ID.")
+            admin = gov.unlock(project, args.as_user, _passphrase(f"Passphrase of {args.as_user}: ",
+                                                                  "LINEPROOF_ADMIN_PASSPHRASE"))
+        if args.action == "roles":
+            gov.set_roles(project, args.id, roles, admin, args.reason or "")
+            print(f"{args.id} now has the roles {', '.join(sorted(roles))}.")
+            return 0
+        if args.action == "create":
+            if args.ca and not args.ca_passphrase_env:
+                raise LineproofError("Signing with a site CA needs its passphrase.",
+                                     "Set --ca-passphrase-env VAR (the variable holding it).")
+            cert = identity.create_identity(args.id, args.name or args.id, _passphrase(f"New passphrase for "
+                                                                                      f"{args.id}: "),
+                                            ca_id=args.ca, ca_passphrase=os.environ.get(args.ca_passphrase_env or "",
+                                                                                        ""))
+        elif args.action == "create-ca":
+            cert = identity.create_site_ca(args.id, args.name or args.id, _passphrase("New CA passphrase: "))
+            path = identity.identity_path(args.id).with_suffix(".cert.pem")
+            print(f"Site CA {args.id} created; give {path} to everyone who verifies packets.")
+            return 0
+        else:
+            if not args.p12:
+                raise LineproofError("Importing needs the PKCS#12 file.", "Give --p12 FILE.")
+            cert = identity.import_identity(args.p12, args.id, _passphrase(f"Passphrase of {args.p12}: "))
+        given = gov.add_user(project, args.id, args.name or args.id, identity.cert_pem(cert), roles or ["viewer"],
+                             by=admin, reason=args.reason or "")
+    print(f"User {args.id} added with roles {', '.join(given)}; identity in {identity.identity_path(args.id)}")
+    return 0
+
+
+def cmd_request(args: argparse.Namespace) -> int:
+    """Ask for a release (or list requests)."""
+    from app.cli import _open
+    from app.core import governance as gov
+
+    if args.list:
+        with _open(args.path, read_only=True, allow_snapshot=True) as project:
+            for r in gov.list_requests(project).iter_rows(named=True):
+                status = gov.request_status(project, r["request_id"])
+                missing = status.describe_missing() if status.state == "open" else ""
+                print(f"{r['request_id']:<22} {r['version_id']:<18} {r['site']:<6} -> {r['target_stage']:<10} "
+                      f"{r['state']:<9} {missing}")
+        return 0
+    if not (args.model and args.stage and args.site and args.as_user):
+        raise LineproofError("A request needs --model M:V --stage STAGE --site SITE --as USER.",
+                             "Example: lineproof request PROJECT --model weld-defect:v2 --stage production --site P1 "
+                             "--validation VAL-... --as eve")
+    with _open(args.path) as project:
+        signer = gov.unlock(project, args.as_user, _passphrase(f"Passphrase of {args.as_user}: "))
+        request_id = gov.create_request(project, args.model, args.site, args.stage, signer, args.validation,
+                                        args.comment or "")
+        status = gov.request_status(project, request_id)
+    print(f"{request_id}: {args.model} -> {args.stage} at {args.site}; needs {status.describe_missing()}.")
+    return 0
+
+
+def cmd_decide(args: argparse.Namespace) -> int:
+    """Review, approve or reject a request with a signature."""
+    from app.cli import _open
+    from app.core import governance as gov
+
+    with _open(args.path) as project:
+        signer = gov.unlock(project, args.as_user, _passphrase(f"Passphrase of {args.as_user}: "))
+        status = gov.decide(project, args.request, args.command, signer, args.comment or "")
+    meaning = gov.MEANINGS[args.command]
+    left = f"; still needs {status.describe_missing()}" if status.state == "open" else ""
+    print(f"{args.request}: {meaning} {signer.name} ({args.as_user}); request is {status.state}{left}.")
+    return 0
+
+
+def cmd_audit(args: argparse.Namespace) -> int:
+    """List the audit trail, or verify its hash chain (exit 1 when broken)."""
+    from app.cli import _open
+    from app.core.audit import read_audit, verify_audit
+
+    with _open(args.path, read_only=True, allow_snapshot=True) as project:
+        with project.reading() as con:
+            if args.action == "verify":
+                verdict = verify_audit(con)
+            else:
+                frame = read_audit(con, args.limit, args.filter_action, args.actor, args.text)
+    if args.action == "verify":
+        if args.format == "json":
+            print(json.dumps(verdict.__dict__, indent=2))
+        elif verdict.ok:
+            print(f"Audit trail intact: {verdict.entries} entries, head #{verdict.head_seq} {verdict.head_hash}")
+        else:
+            print(f"AUDIT TRAIL BROKEN at entry {verdict.first_bad_seq}: {verdict.problem}")
+        for warning in verdict.clock_warnings:
+            print(f"warning: {warning}")
+        return 0 if verdict.ok else 1
+    if args.format == "json":
+        print(json.dumps(frame.to_dicts(), indent=2, default=str))
+        return 0
+    for r in frame.iter_rows(named=True):
+        reason = f"  reason: {r['reason']}" if r["reason"] else ""
+        print(f"#{r['seq']:<5} {r['ts_text'][:19]} {r['actor']:<12} {r['action']:<24} {r['target']}{reason}")
+    return 0
+
+
+def add_parsers(sub: argparse._SubParsersAction) -> None:
+    """Register the governance commands."""
+    p = sub.add_parser("user", help="signing identities, users and roles",
+                       description="Keys stay in your profile folder (a passphrase-protected PKCS#12 file); the "
+                                   "project stores certificates and roles. The first user becomes admin.")
+    p.add_argument("action", choices=("create", "create-ca", "import", "list", "roles"))
+    p.add_argument("path", help="project folder")
+    p.add_argument("--id", help="user id, e.g. a.kowalski")
+    p.add_argument("--name", help="full name shown on signatures")
+    p.add_argument("--role", help="comma-separated: viewer, engineer, validation_lead, approver, admin")
+    p.add_argument("--ca", help="sign the new certificate with this site CA (created with create-ca)")
+    p.add_argument("--ca-passphrase-env", help="environment variable holding the CA passphrase")
+    p.add_argument("--p12", help="PKCS#12 file to import (organisation PKI)")
+    p.add_argument("--as", dest="as_user", help="admin who authorises the change")
+    p.add_argument("--reason", help="why (required for role changes)")
+    p.set_defaults(func=cmd_user)
+
+    p = sub.add_parser("request", help="ask for a model version to move to a stage at a site (or --list)")
+    p.add_argument("path", help="project folder")
+    p.add_argument("--model", metavar="M:V")
+    p.add_argument("--stage", choices=("candidate", "shadow", "pilot", "production", "retired"))
+    p.add_argument("--site")
+    p.add_argument("--validation", metavar="RUN", help="validation run that supports the request")
+    p.add_argument("--comment")
+    p.add_argument("--as", dest="as_user", help="requesting user")
+    p.add_argument("--list", action="store_true", help="list requests and what each still needs")
+    p.set_defaults(func=cmd_request)
+
+    for name, text in (("review", "review a request (signed: 'reviewed by')"),
+                       ("approve", "approve a request (signed: 'approved by')"),
+                       ("reject", "reject a request (signed: 'rejected by')")):
+        p = sub.add_parser(name, help=text, description=f"{text}. The passphrase is asked every time (or read "
+                                                         f"from {PASS_ENV}); 5 wrong ones lock signing.")
+        p.add_argument("path", help="project folder")
+        p.add_argument("request", help="request id")
+        p.add_argument("--as", dest="as_user", required=True, help="your user id")
+        p.add_argument("--comment", required=True, help="what you checked (signed with the decision)")
+        p.set_defaults(func=cmd_decide)
+
+    p = sub.add_parser("audit", help="list the audit trail or verify its hash chain")
+    p.add_argument("action", choices=("list", "verify"))
+    p.add_argument("path", help="project folder")
+    p.add_argument("--limit", type=int, default=50)
+    p.add_argument("--action", dest="filter_action", help="only actions starting with this, e.g. approval.")
+    p.add_argument("--actor", help="only this user")
+    p.add_argument("--text", help="only entries mentioning this")
+    p.add_argument("--format", choices=("table", "json"), default="table")
+    p.set_defaults(func=cmd_audit)

@@ -1,0 +1,109 @@
+"""Approvals and Audit screens (pytest-qt): request, review and approve with the passphrase prompt, order
+enforced with a dialog, signatures shown as valid; the audit screen verifies and reports a tampered entry."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from PySide6.QtWidgets import QMessageBox
+
+from app.core import governance as gov
+from app.core.identity import cert_pem, create_identity
+from app.core.model_import import import_model
+from app.core.project import Project
+from app.core.registry import register_model
+from app.views.approvals_view import ApprovalsView
+from app.views.audit_view import AuditView
+from tests.test_governance import _model_file
+
+pytestmark = pytest.mark.gui
+PASS = "passphrase-1"
+
+
+@pytest.fixture
+def project(tmp_path: Path, monkeypatch):
+    monkeypatch.setenv("LINEPROOF_HOME", str(tmp_path / "profile"))
+    project = Project.create(tmp_path / "proj", "gui governance", site="P1")
+    for user_id, roles in (("admin", ["admin"]), ("eve", ["engineer"]), ("vera", ["validation_lead"]),
+                           ("anna", ["approver"])):
+        cert = create_identity(user_id, f"{user_id.title()} Żółć", PASS)
+        gov.add_user(project, user_id, user_id.title(), cert_pem(cert), roles,
+                     by=None if user_id == "admin" else gov.unlock(project, "admin", PASS))
+    register_model(project, "med", "medium", "binary", risk_tier="medium")
+    import_model(project, _model_file(tmp_path), "med", "v1")
+    yield project
+    project.close()
+
+
+def test_request_review_approve_in_the_screen(qtbot, project: Project):
+    view = ApprovalsView()
+    qtbot.addWidget(view)
+    view.show()
+    prompts: list[str] = []
+    view.ask_passphrase = lambda user: prompts.append(user) or PASS
+    view.set_project(project)
+    assert "No requests yet" in view.status.text()
+    view.user.setCurrentText("eve")
+    view.version.setCurrentText("med:v1")
+    view.site.setText("P1")
+    request_id = view.new_request()
+    assert request_id and "still needs a review by validation lead, an approval by approver" in view.status.text()
+
+    view.user.setCurrentText("anna")
+    view.comment.setText("looks fine")
+    assert not view.approve_button.isHidden() and not view.decide("approve")  # before review: refused
+    box = view.findChild(QMessageBox, "errorDialog")
+    assert box is not None and "first needs a review by validation lead" in box.text()
+    box.close()
+
+    view.user.setCurrentText("vera")
+    view.comment.setText("slices and drift checked")
+    assert view.decide("review")
+    view.user.setCurrentText("anna")
+    view.comment.setText("approved for P1")
+    assert view.decide("approve")
+    assert prompts == ["eve", "anna", "vera", "anna"]  # asked at every signature
+    assert "Approved" in view.status.text()
+    frame = view.decisions.frame
+    assert frame["meaning"].to_list() == ["reviewed by", "approved by"]
+    assert frame["verified"].to_list() == ["valid", "valid"]
+    assert not view.approve_button.isEnabled()
+
+
+def test_cancelled_passphrase_signs_nothing(qtbot, project: Project):
+    view = ApprovalsView()
+    qtbot.addWidget(view)
+    view.ask_passphrase = lambda user: None
+    view.set_project(project)
+    view.site.setText("P1")
+    assert view.new_request() is None
+    assert gov.list_requests(project).is_empty()
+
+
+def test_audit_screen_verifies_and_names_the_tampered_entry(qtbot, project: Project):
+    view = AuditView()
+    qtbot.addWidget(view)
+    view.show()
+    view.set_project(project)
+    assert "Chain intact" in view.head.text()
+    with project.reading() as con:
+        n, head = con.execute("SELECT count(*), max_by(entry_hash, seq) FROM audit_log").fetchall()[0]
+    assert view.entries.rowCount() == n and head in view.head.text()
+    view.action.setText("user.")
+    assert view.entries.rowCount() == 4
+    view.table.selectRow(0)
+    assert "user.add" in view.detail.toPlainText()
+    project.con.execute("UPDATE audit_log SET actor = 'mallory' WHERE seq = 3")
+    assert not view.verify()
+    assert "CHAIN BROKEN at entry 3" in view.head.text()
+
+
+def test_empty_states(qtbot, empty_project: Project):
+    approvals, audit = ApprovalsView(), AuditView()
+    qtbot.addWidget(approvals)
+    qtbot.addWidget(audit)
+    approvals.set_project(None)
+    assert "Open a project" in approvals.empty.text()
+    approvals.set_project(empty_project)
+    assert "lineproof user create" in approvals.empty.text()

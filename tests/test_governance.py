@@ -1,0 +1,190 @@
+"""Roles, risk tiers and the signed approval workflow: who may sign what, in which order, and that a signed
+decision cannot be edited or moved."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+
+import pytest
+
+from app.core.governance import (
+    GovernanceError,
+    add_user,
+    create_request,
+    decide,
+    production_clearance,
+    request_status,
+    set_roles,
+    unlock,
+    verify_decisions,
+)
+from app.core.identity import cert_pem, create_identity, create_site_ca
+from app.core.model_import import import_model
+from app.core.project import Project
+from app.core.registry import register_model, set_stage
+
+PASS = "passphrase-1"
+
+
+@pytest.fixture
+def profile(tmp_path: Path, monkeypatch) -> Path:
+    home = tmp_path / "profile"
+    monkeypatch.setenv("LINEPROOF_HOME", str(home))
+    return home
+
+
+def _model_file(tmp_path: Path) -> Path:
+    import numpy as np
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    w = numpy_helper.from_array(np.ones((3, 1), dtype=np.float32), "w")
+    graph = helper.make_graph([helper.make_node("MatMul", ["x", "w"], ["y"])], "g",
+                              [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["n", 3])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["n", 1])], [w])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8
+    path = tmp_path / "m.onnx"
+    onnx.save(model, str(path))
+    return path
+
+
+@pytest.fixture
+def governed(tmp_path: Path, profile: Path):
+    """Users: admin, an engineer (the model's author), two validation leads, two approvers; tiers high and
+    medium with one version each; a passed validation run for the high one."""
+    create_site_ca("plant-ca", "Plant P1 CA", PASS)
+    people = {"admin": ["admin"], "eve": ["engineer"], "vera": ["validation_lead"], "vlad": ["validation_lead"],
+              "anna": ["approver"], "both": ["validation_lead", "approver"]}
+    project = Project.create(tmp_path / "proj", "governed", site="P1")
+    for user_id, roles in people.items():
+        cert = create_identity(user_id, user_id.title() + " Ölund", PASS, ca_id="plant-ca", ca_passphrase=PASS)
+        add_user(project, user_id, user_id.title(), cert_pem(cert), roles,
+                 by=None if user_id == "admin" else unlock(project, "admin", PASS))
+    register_model(project, "hi", "high model", "binary", risk_tier="high")
+    register_model(project, "med", "medium model", "binary", risk_tier="medium")
+    path = _model_file(tmp_path)
+    import_model(project, path, "hi", "v1", lineage={"author": "eve"})
+    import_model(project, path, "med", "v1", lineage={"author": "eve"})
+    with project.change("validation.record", "VAL-1") as con:  # a finished validation run of hi:v1
+        con.execute("""INSERT INTO validation_runs VALUES ('VAL-1', 'hi:v1', NULL, 'holdout', 'd'||repeat('0',63),
+                       'p'||repeat('0',63), '', (SELECT sha256 FROM model_versions WHERE version_id = 'hi:v1'), NULL,
+                       'PASS', '{}', 'r'||repeat('0',63), '0.1.0', now()::TIMESTAMP, now()::TIMESTAMP, 'vera')""")
+    yield project
+    project.close()
+
+
+def signer(project: Project, user_id: str):
+    return unlock(project, user_id, PASS)
+
+
+def test_first_user_is_admin_and_later_users_need_an_admin(governed: Project, profile: Path) -> None:
+    assert "admin" in json.loads(governed.con.execute("SELECT roles_json FROM users WHERE user_id = 'admin'")
+                                 .fetchall()[0][0])
+    cert = create_identity("zed", "Zed", PASS)
+    with pytest.raises(GovernanceError, match="eve may not add users: that needs the admin role"):
+        add_user(governed, "zed", "Zed", cert_pem(cert), ["engineer"], by=signer(governed, "eve"))
+    with pytest.raises(GovernanceError, match="needs a reason"):
+        set_roles(governed, "eve", ["approver"], signer(governed, "admin"), "")
+
+
+def test_full_high_tier_release(governed: Project) -> None:
+    with pytest.raises(GovernanceError, match=r"needs a passed validation run.*Missing: an approval request"):
+        set_stage(governed, "hi:v1", "P1", "production")
+    req = create_request(governed, "hi:v1", "P1", "production", signer(governed, "eve"), validation_run_id="VAL-1")
+    decide(governed, req, "review", signer(governed, "vera"), "metrics and slices checked")
+    with pytest.raises(GovernanceError, match=f"still needs an approval by approver"):
+        set_stage(governed, "hi:v1", "P1", "production")
+    status = decide(governed, req, "approve", signer(governed, "anna"), "release approved")
+    assert status.state == "approved" and [d["meaning"] for d in status.decisions] == ["reviewed by", "approved by"]
+    assert all(v["ok"] for v in verify_decisions(governed, req))
+    set_stage(governed, "hi:v1", "P1", "production", "approved release")
+    assert request_status(governed, req).state == "applied"
+
+
+def test_high_tier_needs_a_passed_validation_run(governed: Project) -> None:
+    with pytest.raises(GovernanceError, match="needs a passed validation run for production \\(none was named\\)"):
+        create_request(governed, "hi:v1", "P1", "production", signer(governed, "eve"))
+
+
+def test_engineer_cannot_approve_and_approval_before_review_is_refused(governed: Project) -> None:
+    req = create_request(governed, "med:v1", "P1", "production", signer(governed, "eve"))
+    with pytest.raises(GovernanceError, match="cannot be approved yet: it first needs a review by validation lead"):
+        decide(governed, req, "approve", signer(governed, "anna"), "ok")
+    with pytest.raises(GovernanceError, match=r"eve \(engineer\) may not review .*needs the validation lead role"):
+        decide(governed, req, "review", signer(governed, "eve"), "looks fine")
+    decide(governed, req, "review", signer(governed, "vera"), "checked")
+    with pytest.raises(GovernanceError, match="eve .* may not approve .* needs the approver role"):
+        decide(governed, req, "approve", signer(governed, "eve"), "ok")
+
+
+def test_author_cannot_approve_own_model(governed: Project) -> None:
+    governed.con.execute("UPDATE model_versions SET lineage_json = '{\"author\": \"anna\"}' WHERE version_id = 'hi:v1'")
+    req = create_request(governed, "hi:v1", "P1", "production", signer(governed, "eve"), validation_run_id="VAL-1")
+    decide(governed, req, "review", signer(governed, "vera"), "checked")
+    with pytest.raises(GovernanceError, match="anna is the author of hi:v1 and may not approve"):
+        decide(governed, req, "approve", signer(governed, "anna"), "mine, approved")
+
+
+def test_same_person_cannot_fill_both_roles_of_high_tier(governed: Project) -> None:
+    req = create_request(governed, "hi:v1", "P1", "production", signer(governed, "eve"), validation_run_id="VAL-1")
+    decide(governed, req, "review", signer(governed, "both"), "checked")
+    with pytest.raises(GovernanceError, match="both already signed .* needs a different person for each step"):
+        decide(governed, req, "approve", signer(governed, "both"), "approved too")
+
+
+def test_edited_or_moved_decision_fails_verification(governed: Project) -> None:
+    req1 = create_request(governed, "med:v1", "P1", "production", signer(governed, "eve"))
+    req2 = create_request(governed, "med:v1", "P2", "production", signer(governed, "eve"))
+    decide(governed, req1, "review", signer(governed, "vera"), "checked P1")
+    decide(governed, req1, "approve", signer(governed, "anna"), "approved for P1")
+    assert production_clearance(governed, "med:v1", "P1") is None
+    con = governed.con
+    con.execute("UPDATE approval_decisions SET comment = 'approved for everything' WHERE step = 2 "
+                "AND request_id = ?", [req1])
+    bad = [v for v in verify_decisions(governed, req1) if not v["ok"]]
+    assert len(bad) == 1 and "edited or moved" in bad[0]["problem"]
+    assert "fails verification" in production_clearance(governed, "med:v1", "P1")
+    con.execute("UPDATE approval_decisions SET comment = 'approved for P1' WHERE step = 2 AND request_id = ?", [req1])
+    assert all(v["ok"] for v in verify_decisions(governed, req1))
+    # Move the approval to the P2 request (with a recomputed payload hash, as a careful forger would).
+    con.execute("UPDATE approval_decisions SET request_id = ? WHERE request_id = ?", [req2, req1])
+    moved = verify_decisions(governed, req2)
+    assert moved and not any(v["ok"] for v in moved)
+    con.execute("UPDATE approval_requests SET state = 'approved' WHERE request_id = ?", [req2])
+    assert "fails verification" in production_clearance(governed, "med:v1", "P2")
+
+
+def test_changed_model_after_approval_is_caught(governed: Project) -> None:
+    req = create_request(governed, "med:v1", "P1", "production", signer(governed, "eve"))
+    decide(governed, req, "review", signer(governed, "vera"), "checked")
+    decide(governed, req, "approve", signer(governed, "anna"), "approved")
+    governed.con.execute("UPDATE model_versions SET sha256 = ? WHERE version_id = 'med:v1'",
+                         [hashlib.sha256(b"other model").hexdigest()])
+    assert "changed since request" in production_clearance(governed, "med:v1", "P1")
+
+
+def test_five_wrong_passphrases_lock_signing_and_are_audited(governed: Project) -> None:
+    for attempt in range(1, 5):
+        with pytest.raises(GovernanceError, match=f"Wrong passphrase for vera \\({attempt} of 5"):
+            unlock(governed, "vera", "wrong-guess")
+    with pytest.raises(GovernanceError, match="5 in a row\\): signing is locked for 15 minutes"):
+        unlock(governed, "vera", "wrong-guess")
+    with pytest.raises(GovernanceError, match="Signing is locked for vera"):
+        unlock(governed, "vera", PASS)  # even the right passphrase, while locked
+    actions = [r[0] for r in governed.con.execute(
+        "SELECT action FROM audit_log WHERE target = 'vera' AND action LIKE 'signing.%' ORDER BY seq").fetchall()]
+    assert actions == ["signing.failed"] * 5 + ["signing.locked"]
+    governed.con.execute("UPDATE audit_log SET ts = ts - INTERVAL 16 MINUTE WHERE action = 'signing.locked'")
+    assert unlock(governed, "vera", PASS).user_id == "vera"  # the lock expires
+
+
+def test_rejected_request_ends_and_blocks_production(governed: Project) -> None:
+    req = create_request(governed, "med:v1", "P1", "production", signer(governed, "eve"))
+    assert decide(governed, req, "reject", signer(governed, "vera"), "recall too low on P1-L04").state == "rejected"
+    with pytest.raises(GovernanceError, match="is rejected; it takes no more decisions"):
+        decide(governed, req, "review", signer(governed, "vlad"), "second opinion")
+    with pytest.raises(GovernanceError, match=f"Request {req} was rejected"):
+        set_stage(governed, "med:v1", "P1", "production")
