@@ -107,3 +107,29 @@ def test_empty_states(qtbot, empty_project: Project):
     assert "Open a project" in approvals.empty.text()
     approvals.set_project(empty_project)
     assert "lineproof user create" in approvals.empty.text()
+
+
+def test_users_screen_changes_roles_with_admin_passphrase(qtbot, project: Project):
+    from app.views.users_view import UsersView
+
+    view = UsersView()
+    qtbot.addWidget(view)
+    view.show()
+    asked: list[str] = []
+    view.ask_passphrase = lambda user: asked.append(user) or PASS
+    view.set_project(project)
+    assert view.users.rowCount() == 4 and view.admin.currentText() == "admin"
+    needs = dict(zip(view.tiers.frame["tier"], view.tiers.frame["needs"], strict=True))
+    assert needs["high"] == ("a passed validation run, review by validation lead, then approval by approver "
+                             "(different people, not the model's author)")
+    view.table.selectRow(view.users.frame["user_id"].to_list().index("eve"))
+    assert view.role_boxes["engineer"].isChecked() and not view.role_boxes["approver"].isChecked()
+    view.role_boxes["approver"].setChecked(True)
+    assert not view.save_roles()  # no reason
+    view.reason.setText("covers approvals during the audit")
+    assert view.save_roles() and asked == ["admin", "admin"]
+    assert gov.user_roles(project, "eve") == ["approver", "engineer"]
+    with project.reading() as con:
+        action, details = con.execute("SELECT action, details_json FROM audit_log ORDER BY seq DESC LIMIT 1"
+                                      ).fetchall()[0]
+    assert action == "user.roles" and '"old": ["engineer"]' in details

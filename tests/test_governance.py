@@ -95,7 +95,7 @@ def test_full_high_tier_release(governed: Project) -> None:
         set_stage(governed, "hi:v1", "P1", "production")
     req = create_request(governed, "hi:v1", "P1", "production", signer(governed, "eve"), validation_run_id="VAL-1")
     decide(governed, req, "review", signer(governed, "vera"), "metrics and slices checked")
-    with pytest.raises(GovernanceError, match=f"still needs an approval by approver"):
+    with pytest.raises(GovernanceError, match="still needs an approval by approver"):
         set_stage(governed, "hi:v1", "P1", "production")
     status = decide(governed, req, "approve", signer(governed, "anna"), "release approved")
     assert status.state == "approved" and [d["meaning"] for d in status.decisions] == ["reviewed by", "approved by"]

@@ -5,7 +5,7 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from PySide6.QtCore import QByteArray, QSettings, QThreadPool, QTimer
+from PySide6.QtCore import QByteArray, QSettings, Qt, QThreadPool, QTimer
 from PySide6.QtGui import QAction, QCloseEvent, QIcon, QKeySequence
 from PySide6.QtWidgets import (
     QApplication,
@@ -38,6 +38,7 @@ from app.views.models_view import ModelsView
 from app.views.overview_view import OverviewView
 from app.views.resources import resource_path
 from app.views.slices_view import SlicesView
+from app.views.users_view import UsersView
 from app.views.workers import Task, attach_progress_dialog, start_task
 
 MAX_RECENT = 8
@@ -64,8 +65,9 @@ class MainWindow(QMainWindow):
         self.setWindowIcon(QIcon(str(resource_path("icons", "lineproof.svg"))))
 
         self.nav = QListWidget(objectName="navigation")
-        self.nav.addItems(["Overview", "Slices", "Drift", "Alerts", "Models", "Benchmarks", "Approvals", "Audit"])
-        self.nav.setFixedWidth(130)
+        self.nav.addItems(["Overview", "Slices", "Drift", "Alerts", "Models", "Benchmarks", "Approvals", "Audit", "Users & roles"])
+        self.nav.setFixedWidth(140)
+        self.nav.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
         self.nav.setToolTip("Screens (Ctrl+1 …)")
         self.overview = OverviewView()
         self.slices = SlicesView()
@@ -75,6 +77,7 @@ class MainWindow(QMainWindow):
         self.benchmarks = BenchView()
         self.approvals = ApprovalsView()
         self.audit = AuditView()
+        self.users = UsersView()
         self.screens = QStackedWidget()
         self.screens.addWidget(self.overview)
         self.screens.addWidget(self.slices)
@@ -84,7 +87,8 @@ class MainWindow(QMainWindow):
         self.screens.addWidget(self.benchmarks)
         self.screens.addWidget(self.approvals)
         self.screens.addWidget(self.audit)
-        for screen in (self.models, self.approvals):
+        self.screens.addWidget(self.users)
+        for screen in (self.models, self.approvals, self.users):
             screen.changed.connect(self.audit.set_project_refresh)
         self.nav.currentRowChanged.connect(self.screens.setCurrentIndex)
         self.nav.setCurrentRow(0)
@@ -246,6 +250,7 @@ class MainWindow(QMainWindow):
         self.benchmarks.set_project(project)
         self.approvals.set_project(project)
         self.audit.set_project(project)
+        self.users.set_project(project)
 
     def close_project(self) -> None:
         """Cancel running work and release the project."""
@@ -256,6 +261,7 @@ class MainWindow(QMainWindow):
         self.benchmarks.set_project(None)
         self.approvals.set_project(None)
         self.audit.set_project(None)
+        self.users.set_project(None)
         self._stop_tasks()
         if self.project is not None:
             self.project.close()
