@@ -100,6 +100,9 @@ def test_cancel_an_import_leaves_the_project_unchanged(qtbot, window: MainWindow
     assert "cancelled" in window.statusBar().currentMessage()
     window.close_project()
     after = project_state(sample_copy)
+    # DuckDB writes big appends to the file before COMMIT ("optimistic writes"); a rollback frees those blocks
+    # but the file's bytes can differ. What must hold is the content: every table, column and the manifest.
+    before.pop("project.duckdb"), after.pop("project.duckdb")
     assert after == before
 
 
