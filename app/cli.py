@@ -294,18 +294,15 @@ def cmd_import_model(args: argparse.Namespace) -> int:
 
 def cmd_models(args: argparse.Namespace) -> int:
     """List model versions with stages, hashes and the runtimes that can load them."""
+    from app.core.registry import list_versions
+
     with _open(args.path, read_only=True, allow_snapshot=True) as project:
-        with project.reading() as con:
-            rows = con.execute("""SELECT v.version_id, v.format, m.task, m.risk_tier, substr(v.sha256, 1, 12),
-                                         coalesce(v.runtimes_json, '{}'),
-                                         (SELECT string_agg(site || ': ' || stage, ', ' ORDER BY site)
-                                          FROM current_stages c WHERE c.version_id = v.version_id)
-                                  FROM model_versions v JOIN models m USING (model_id) ORDER BY 1""").fetchall()
-    for version_id, fmt, task, tier, sha, runtimes, stages in rows:
-        runtime_text = ", ".join(f"{k} {v}" for k, v in json.loads(runtimes).items() if k != "files") or "not checked"
-        print(f"{version_id:<22} {fmt:<11} {task:<10} {tier or '':<8} sha256 {sha}  {stages or 'not staged'}")
-        print(f"{'':<22} runtimes: {runtime_text}")
-    if not rows:
+        frame = list_versions(project)
+    for r in frame.iter_rows(named=True):
+        print(f"{r['version_id']:<22} {r['format']:<11} {r['task']:<10} {r['risk_tier'] or '':<8} "
+              f"sha256 {r['sha256'][:12]}  {r['stages'] or 'not staged'}")
+        print(f"{'':<22} runtimes: onnxruntime {r['onnxruntime']}, openvino {r['openvino']}")
+    if frame.is_empty():
         print("No models yet: lineproof import-model PROJECT FILE --model ID --version V")
     return 0
 

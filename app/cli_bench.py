@@ -103,6 +103,13 @@ def cmd_bench_compare(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_bench_child(_args: argparse.Namespace) -> int:
+    """The benchmark process when Lineproof runs from a frozen bundle (no `python -m` there)."""
+    from app.core.bench.child import main
+
+    return main()
+
+
 def add_parsers(sub: argparse._SubParsersAction) -> None:
     """Register the benchmark commands."""
     p = sub.add_parser("bench", help="benchmark a model version on this PC (recorded with the hardware)",
@@ -139,4 +146,4 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=cmd_bench_compare)
 
     p = sub.add_parser("_bench-child", help=argparse.SUPPRESS)  # the benchmark process inside a frozen bundle
-    p.set_defaults(func=lambda _args: __import__("app.core.bench.child", fromlist=["main"]).main())
+    p.set_defaults(func=cmd_bench_child)

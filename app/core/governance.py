@@ -351,11 +351,9 @@ def decide(project: Project, request_id: str, decision: str, signer: Signer, com
                                   "a different person for each step.", "Nothing was signed.")
         if status.rule.get("exclude_author"):
             with project.reading() as con:
-                lineage = json.loads(one(con, "SELECT lineage_json FROM model_versions WHERE version_id = ?",
-                                         [status.version_id])[0] or "{}")
-            author = str(lineage.get("author") or "")
-            with project.reading() as con:
-                name = one(con, "SELECT name FROM users WHERE user_id = ?", [signer.user_id])[0]
+                lineage, name = one(con, "SELECT v.lineage_json, u.name FROM model_versions v, users u "
+                                         "WHERE v.version_id = ? AND u.user_id = ?", [status.version_id, signer.user_id])
+            author = str(json.loads(lineage or "{}").get("author") or "")
             if author and author in (signer.user_id, name):
                 raise GovernanceError(f"{signer.user_id} is the author of {status.version_id} and may not "
                                       f"{decision} its release (risk tier {status.risk_tier}).", "Nothing was signed.")

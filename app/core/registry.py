@@ -132,19 +132,18 @@ def edit_version_metadata(project: Project, version_id: str, lineage: dict[str, 
 def list_versions(project: Project) -> pl.DataFrame:
     """Every version with its model, tier, hash, runtime states and current stages per site."""
     with project.reading() as con:
-        frame = con.sql("""
+        return con.sql("""
             SELECT v.version_id, v.model_id, m.name AS model_name, v.version, v.format, m.task, m.risk_tier,
                    v.sha256, v.size_bytes, v.threshold, v.created_at,
-                   coalesce(v.runtimes_json, '{}') AS runtimes_json, v.inputs_json, v.outputs_json,
+                   coalesce(v.runtimes_json, '{}') AS runtimes_json,
+                   coalesce(json_extract_string(v.runtimes_json, '$.onnxruntime'), 'not checked') AS onnxruntime,
+                   coalesce(json_extract_string(v.runtimes_json, '$.openvino'), 'not checked') AS openvino,
+                   v.inputs_json, v.outputs_json,
                    v.lineage_json, v.card_json,
                    (SELECT string_agg(c.site || ': ' || c.stage, ', ' ORDER BY c.site) FROM current_stages c
                     WHERE c.version_id = v.version_id) AS stages
             FROM model_versions v JOIN models m USING (model_id) ORDER BY v.model_id, v.created_at, v.version_id
         """).pl()
-    runtimes = [json.loads(r) for r in frame["runtimes_json"]] if frame.height else []
-    return frame.with_columns(
-        pl.Series("onnxruntime", [r.get("onnxruntime", "not checked") for r in runtimes], dtype=pl.String),
-        pl.Series("openvino", [r.get("openvino", "not checked") for r in runtimes], dtype=pl.String))
 
 
 def stage_history(project: Project, version_id: str | None = None, model_id: str | None = None) -> pl.DataFrame:

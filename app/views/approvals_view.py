@@ -11,7 +11,6 @@ from PySide6.QtWidgets import (
     QComboBox,
     QGroupBox,
     QHBoxLayout,
-    QInputDialog,
     QLabel,
     QLineEdit,
     QPushButton,
@@ -27,6 +26,7 @@ from app.core.registry import list_versions
 from app.core.schema import STAGES
 from app.views.errors import show_error
 from app.views.screen import Screen
+from app.views.signing import ask_passphrase_dialog, unlock_with_prompt
 from app.views.table_model import Column, FrameTableModel
 from app.views.table_view import DataTable
 
@@ -40,13 +40,6 @@ DECISION_COLUMNS = [Column("step", "#"), Column("meaning", "Meaning"), Column("u
                     Column("role", "Role"), Column("decided_at", "Signed at (UTC)"),
                     Column("comment", "Comment", tooltip=lambda r: r["comment"]),
                     Column("verified", "Signature", tooltip=lambda r: r["verified_tip"])]
-
-
-def ask_passphrase_dialog(parent: QWidget, user_id: str) -> str | None:
-    """Ask for a passphrase without echo; None when cancelled."""
-    text, ok = QInputDialog.getText(parent, "Sign", f"Passphrase of {user_id} (asked at every signature):",
-                                    QLineEdit.EchoMode.Password)
-    return text if ok else None
 
 
 class ApprovalsView(Screen):
@@ -167,11 +160,7 @@ class ApprovalsView(Screen):
             w.setEnabled(is_open)
 
     def _signer(self):
-        user = self.user.currentText()
-        passphrase = self.ask_passphrase(user)
-        if passphrase is None:
-            return None
-        return gov.unlock(self.project, user, passphrase)
+        return unlock_with_prompt(self.project, self.user.currentText(), self.ask_passphrase)
 
     def decide(self, decision: str) -> bool:
         """Sign a decision on the selected request."""

@@ -25,7 +25,9 @@ from PySide6.QtWidgets import (
 )
 
 from app.core.bench import BenchConfig, run_benchmark
+from app.core.bench.devices import openvino_devices
 from app.core.bench.store import list_runs, run_detail
+from app.core.errors import LineproofError
 from app.core.project import Project
 from app.core.registry import list_versions
 from app.views.bench_charts import LatencyHistogram, ThroughputBars
@@ -148,6 +150,7 @@ class BenchView(Screen):
         self.cancel_button.clicked.connect(self.cancel)
         self.table.selectionModel().selectionChanged.connect(lambda *_: self.show_selected())
         self.budget.valueChanged.connect(lambda _: self.show_selected())
+        self.ov_devices: list[str] = []
         self._runtime_changed("onnxruntime")
 
     # ----- project
@@ -176,19 +179,25 @@ class BenchView(Screen):
             self.run_button.setToolTip("The project is open read-only: runs cannot be recorded")
         self.show_content()
         self.reload()
+        if not self.ov_devices:
+            self.run_job("Finding OpenVINO devices", lambda _progress: openvino_devices()).done.connect(
+                self._devices_found)
 
     def _runtime_changed(self, runtime: str) -> None:
         self.device.clear()
         if runtime == "openvino":
-            try:
-                import openvino as ov
-
-                self.device.addItems([*ov.Core().available_devices, "AUTO"])
-            except Exception:  # OpenVINO missing or broken: the run itself will say why
-                self.device.addItem("CPU")
+            # Filled by the worker that asked OpenVINO (slow to start); CPU until then.
+            self.device.addItems([*(self.ov_devices or ["CPU"]), "AUTO"])
         else:
             self.device.addItem("CPU")
         self.hint.setEnabled(runtime == "openvino")
+
+    def _devices_found(self, devices: dict[str, str]) -> None:
+        self.ov_devices = list(devices)
+        self.device.setToolTip("OpenVINO devices here: " + "; ".join(f"{k}: {v}" for k, v in devices.items())
+                               if devices else "OpenVINO could not start on this PC")
+        if self.runtime.currentText() == "openvino":
+            self._runtime_changed("openvino")
 
     def reload(self, select: str | None = None) -> None:
         """Re-read the runs table."""
@@ -244,8 +253,6 @@ class BenchView(Screen):
     def _done(self, result) -> None:
         self.reload(select=result.run_id)
         if result.status != "ok":
-            from app.core.errors import LineproofError
-
             show_error(self, LineproofError(f"The benchmark failed and was recorded as failed: {result.reason}",
                                             "The app is unaffected; see the run's status for the reason."),
                        "Benchmark")

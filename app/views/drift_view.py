@@ -306,20 +306,9 @@ class DriftView(Screen):
 
 def main() -> int:
     """Show this screen alone: python -m app.views.drift_view PROJECT."""
-    import sys
+    from app.views.screen import run_alone
 
-    from app.views.main_window import make_app
-
-    app = make_app(sys.argv)
-    view = DriftView()
-    project = Project.open(sys.argv[1] if len(sys.argv) > 1 else ".", read_only=True)
-    view.resize(1366, 720)
-    view.show()
-    view.set_project(project)
-    code = app.exec()
-    view.set_project(None)
-    project.close()
-    return code
+    return run_alone(DriftView)
 
 
 if __name__ == "__main__":

@@ -408,19 +408,9 @@ class SlicesView(Screen):
 
 def main() -> int:
     """Show this screen alone: python -m app.views.slices_view PROJECT."""
-    import sys
+    from app.views.screen import run_alone
 
-    from app.views.main_window import make_app
-
-    app = make_app(sys.argv)
-    view = SlicesView()
-    project = Project.open(sys.argv[1] if len(sys.argv) > 1 else ".", read_only=True)
-    view.set_project(project)
-    view.resize(1366, 720)
-    view.show()
-    code = app.exec()
-    project.close()
-    return code
+    return run_alone(SlicesView)
 
 
 if __name__ == "__main__":

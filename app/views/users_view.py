@@ -23,9 +23,10 @@ from PySide6.QtWidgets import (
 
 from app.core import governance as gov
 from app.core.project import Project
-from app.views.approvals_view import ask_passphrase_dialog
+from app.views.approvals_view import NO_USERS
 from app.views.errors import show_error
 from app.views.screen import Screen
+from app.views.signing import ask_passphrase_dialog, unlock_with_prompt
 from app.views.table_model import Column, FrameTableModel
 from app.views.table_view import DataTable
 
@@ -97,8 +98,6 @@ class UsersView(Screen):
             self.show_empty(EMPTY)
             return
         if not gov.governed(project):
-            from app.views.approvals_view import NO_USERS
-
             self.show_empty(NO_USERS)
             return
         self.show_content()
@@ -143,10 +142,9 @@ class UsersView(Screen):
             return False
         roles = [r for r, box in self.role_boxes.items() if box.isChecked()]
         try:
-            passphrase = self.ask_passphrase(self.admin.currentText())
-            if passphrase is None:
+            admin = unlock_with_prompt(self.project, self.admin.currentText(), self.ask_passphrase)
+            if admin is None:
                 return False
-            admin = gov.unlock(self.project, self.admin.currentText(), passphrase)
             gov.set_roles(self.project, user, roles, admin, self.reason.text())
         except Exception as exc:
             show_error(self, exc, "Roles")

@@ -11,6 +11,8 @@ from typing import Any
 
 import psutil
 
+from app.core.bench.devices import onnxruntime_providers, openvino_devices
+
 # Fields that identify the machine; current frequency and free memory change from run to run.
 _IDENTITY = ("cpu_model", "physical_cores", "logical_cores", "ram_gb", "os", "onnxruntime", "openvino",
              "ov_devices")
@@ -33,18 +35,17 @@ def _runtime_versions() -> dict[str, Any]:
         import onnxruntime as ort
 
         info["onnxruntime"] = ort.__version__
-        info["ort_providers"] = [p for p in ort.get_available_providers() if p != "AzureExecutionProvider"]
+        info["ort_providers"] = list(onnxruntime_providers())
     except Exception as exc:  # a broken runtime is part of the fingerprint, not a crash
         info["onnxruntime"] = f"unavailable: {exc}"
+    devices = openvino_devices()
     try:
         import openvino as ov
 
-        core = ov.Core()
-        info["openvino"] = ov.__version__
-        info["ov_devices"] = {d: str(core.get_property(d, "FULL_DEVICE_NAME")) for d in core.available_devices}
+        info["openvino"] = ov.__version__ if devices else "unavailable"
     except Exception as exc:
         info["openvino"] = f"unavailable: {exc}"
-        info["ov_devices"] = {}
+    info["ov_devices"] = devices
     return info
 
 

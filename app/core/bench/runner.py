@@ -22,11 +22,13 @@ import psutil
 
 from app.core.bench import store
 from app.core.bench.config import BenchConfig, BenchError
+from app.core.bench.devices import openvino_devices
 from app.core.bench.fingerprint import hardware_fingerprint
 from app.core.db import one
 from app.core.errors import Cancelled
 from app.core.progress import NullProgress, Progress
 from app.core.project import Project
+from app.core.sources import sql_literal
 
 NOISY_LOAD = 0.10  # more than 10% of the machine busy with other work: the figures are not comparable
 _POLL_S = 0.05
@@ -85,9 +87,7 @@ def _check_runtime(info: dict[str, Any], config: BenchConfig) -> None:
         raise BenchError(f"{info['version_id']} is an OpenVINO IR; ONNX Runtime cannot load it.",
                          "Use --runtime openvino.")
     if config.runtime == "openvino":
-        import openvino as ov
-
-        devices = ov.Core().available_devices
+        devices = list(openvino_devices())
         base = config.device.split(":")[0]
         if base not in ("AUTO", "HETERO", "MULTI") and config.device not in devices:
             raise BenchError(f"OpenVINO has no device {config.device!r} on this PC.",
@@ -100,7 +100,7 @@ def _dataset_source(project: Project, info: dict[str, Any], dataset_id: str) -> 
         if row is None:
             raise BenchError(f"No dataset {dataset_id!r} in this project.", "Check the id with `lineproof info`.")
         path = project.folder / row[0]
-        columns = [r[0] for r in con.execute(f"DESCRIBE SELECT * FROM read_parquet('{path.as_posix()}')").fetchall()]
+        columns = [r[0] for r in con.execute(f"DESCRIBE SELECT * FROM read_parquet({sql_literal(str(path))})").fetchall()]
     features = list(info["card"].get("features") or [])
     missing = [f for f in features if f not in columns]
     if not features:
@@ -152,6 +152,10 @@ class _Watch:
         for line in self.proc.stderr:
             if line.strip():
                 self.stderr.append(line.rstrip())
+
+    def output_open(self) -> bool:
+        """True while the child may still write result lines."""
+        return self._threads[0].is_alive()
 
     def rss_mb(self) -> float:
         try:
@@ -268,7 +272,7 @@ def run_benchmark(project: Project, version_id: str, config: BenchConfig, progre
             _kill(proc)
             reason = f"The benchmark did not finish within {config.effective_timeout:.0f} s and was stopped (hang)."
             break
-        if proc.poll() is not None and watch.lines.empty() and not any(t.is_alive() for t in watch._threads[:1]):
+        if proc.poll() is not None and watch.lines.empty() and not watch.output_open():
             break
     proc.wait()
     watch.join()
