@@ -100,7 +100,7 @@ def test_benchmarks_screen_runs_and_compares(qtbot, open_sample: Project):
     runs = view.selected_runs()
     assert len(runs) == 2 and len(view.histogram.curves) == 4  # outline + p99 line per run
     pct = view.percentiles.frame
-    p50_row = pct.row(pct["figure"].to_list().index("p50"))
+    p50_row = pct.row(pct["figure"].to_list().index("p50 (ms)"))
     open_sample.close()
     con = duckdb.connect(str(open_sample.db_path), read_only=True)
     stored = dict(con.execute("SELECT run_id, p50_ms FROM bench_runs").fetchall())

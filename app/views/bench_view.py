@@ -58,9 +58,9 @@ RUN_COLUMNS = [
     Column("status", "Status", tooltip=lambda r: r["reason"] or "Completed"),
     Column("site", "Site"), Column("fingerprint_id", "Hardware", tooltip=lambda r: "Hardware fingerprint id"),
 ]
-PERCENTILE_ROWS = [("compile_ms", "compile (ms)"), ("first_ms", "first inference (ms)"), ("p50_ms", "p50"),
-                   ("p90_ms", "p90"), ("p95_ms", "p95"), ("p99_ms", "p99"), ("p999_ms", "p99.9"),
-                   ("max_ms", "max"), ("mean_ms", "mean"), ("throughput", "throughput / s"),
+PERCENTILE_ROWS = [("compile_ms", "compile (ms)"), ("first_ms", "first inference (ms)"), ("p50_ms", "p50 (ms)"),
+                   ("p90_ms", "p90 (ms)"), ("p95_ms", "p95 (ms)"), ("p99_ms", "p99 (ms)"), ("p999_ms", "p99.9 (ms)"),
+                   ("max_ms", "max (ms)"), ("mean_ms", "mean (ms)"), ("throughput", "throughput / s"),
                    ("peak_rss_mb", "peak RSS (MB)")]
 
 
