@@ -107,6 +107,13 @@ def _schema_8(con: duckdb.DuckDBPyConnection) -> None:
     governance.seed_tier_rules(con)
 
 
+def _schema_9(con: duckdb.DuckDBPyConnection) -> None:
+    """Schema 9: validation plans, versioned by name and hashed."""
+    from app.core.validation.store import SCHEMA_9
+
+    con.execute(SCHEMA_9)
+
+
 # MIGRATIONS[n - 1] brings a database from schema n - 1 to schema n.
 MIGRATIONS: tuple[Callable[[duckdb.DuckDBPyConnection], None], ...] = (
     _script(_SCHEMA_1),
@@ -117,6 +124,7 @@ MIGRATIONS: tuple[Callable[[duckdb.DuckDBPyConnection], None], ...] = (
     _schema_6,
     _schema_7,
     _schema_8,
+    _schema_9,
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 STAGES = ("candidate", "shadow", "pilot", "production", "retired")

@@ -17,6 +17,7 @@ from app.core.registry import register_model, set_stage
 from app.core.sources import sha256_of
 from app.sample import models
 from app.sample.plant import ALUMINIUM_LINE, FEATURES, LINES_PER_PLANT, production_log, validation_set
+from app.sample.release_plan import RELEASE_PLAN
 
 SAMPLE_NAME = "Weld-seam inspection"
 DIMENSIONS = ("plant", "line", "asset", "shift", "firmware")
@@ -84,6 +85,7 @@ def _build(project: Project, tmp: Path, scale: float, progress: Progress) -> Non
         set_stage(project, "weld-defect:v1", plant, "production", "Released 2025-11 after validation")
         set_stage(project, "weld-defect:v2", plant, "candidate", "Awaiting offline validation")
     set_stage(project, "seam-vision:v1", "P1", "shadow", "Camera pilot on P1")
+    _add_release_plan(project)
     check_cancelled(progress)
 
     progress.report(0.30, "Simulating 26 weeks of production")
@@ -103,6 +105,19 @@ def _build(project: Project, tmp: Path, scale: float, progress: Progress) -> Non
     progress.report(0.85, "Importing labels")
     import_labels(project, tmp / "labels.parquet", LabelMapping())
     progress.report(1.0, "Sample project ready")
+
+
+def _add_release_plan(project: Project) -> None:
+    """The agreed release plan, stored in the project and as a file next to the artifacts for the CLI."""
+    from app.core.validation import parse_plan
+    from app.core.validation.store import save_plan
+
+    plan = parse_plan(RELEASE_PLAN, "weld-defect-release.toml")
+    path = project.folder / "artifacts" / "plans" / "weld-defect-release.toml"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(RELEASE_PLAN, encoding="utf-8")
+    with project.change("validation.plan.save", plan.name, {"sha256": plan.sha256}) as con:
+        save_plan(con, plan, "qa-eng")
 
 
 def model_hashes(folder: Path | str) -> dict[str, str]:

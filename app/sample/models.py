@@ -15,7 +15,7 @@ from onnx import TensorProto, helper, numpy_helper
 from app.sample.plant import ALUMINIUM_LINE, FEATURES, training_set
 
 V1_THRESHOLD = 0.2
-V2_THRESHOLD = 0.2
+V2_THRESHOLD = 0.18  # same overall false-alarm rate as v1, more defects caught
 
 
 def _export_sklearn(model, path: Path, name: str) -> Path:
