@@ -39,6 +39,7 @@ from app.views.overview_view import OverviewView
 from app.views.resources import resource_path
 from app.views.slices_view import SlicesView
 from app.views.users_view import UsersView
+from app.views.validation_view import ValidationView
 from app.views.workers import Task, attach_progress_dialog, start_task
 
 MAX_RECENT = 8
@@ -65,7 +66,7 @@ class MainWindow(QMainWindow):
         self.setWindowIcon(QIcon(str(resource_path("icons", "lineproof.svg"))))
 
         self.nav = QListWidget(objectName="navigation")
-        self.nav.addItems(["Overview", "Slices", "Drift", "Alerts", "Models", "Benchmarks", "Approvals", "Audit", "Users & roles"])
+        self.nav.addItems(["Overview", "Slices", "Drift", "Alerts", "Models", "Benchmarks", "Validation", "Approvals", "Audit", "Users & roles"])
         self.nav.setFixedWidth(140)
         self.nav.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
         self.nav.setToolTip("Screens (Ctrl+1 …)")
@@ -75,6 +76,7 @@ class MainWindow(QMainWindow):
         self.alerts = AlertsView()
         self.models = ModelsView()
         self.benchmarks = BenchView()
+        self.validation = ValidationView()
         self.approvals = ApprovalsView()
         self.audit = AuditView()
         self.users = UsersView()
@@ -85,11 +87,13 @@ class MainWindow(QMainWindow):
         self.screens.addWidget(self.alerts)
         self.screens.addWidget(self.models)
         self.screens.addWidget(self.benchmarks)
+        self.screens.addWidget(self.validation)
         self.screens.addWidget(self.approvals)
         self.screens.addWidget(self.audit)
         self.screens.addWidget(self.users)
         for screen in (self.models, self.approvals, self.users):
             screen.changed.connect(self.audit.set_project_refresh)
+        self.validation.recorded.connect(lambda _run: self.audit.set_project_refresh())
         self.nav.currentRowChanged.connect(self.screens.setCurrentIndex)
         self.nav.setCurrentRow(0)
         central = QWidget()
@@ -248,6 +252,7 @@ class MainWindow(QMainWindow):
         self.alerts.set_project(project)
         self.models.set_project(project)
         self.benchmarks.set_project(project)
+        self.validation.set_project(project)
         self.approvals.set_project(project)
         self.audit.set_project(project)
         self.users.set_project(project)
@@ -259,6 +264,7 @@ class MainWindow(QMainWindow):
         self.alerts.set_project(None)
         self.models.set_project(None)
         self.benchmarks.set_project(None)
+        self.validation.set_project(None)
         self.approvals.set_project(None)
         self.audit.set_project(None)
         self.users.set_project(None)

@@ -9,6 +9,7 @@ from typing import Any
 
 import polars as pl
 from PySide6.QtCore import QAbstractTableModel, QModelIndex, QPersistentModelIndex, Qt
+from PySide6.QtGui import QColor
 
 Index = QModelIndex | QPersistentModelIndex
 _ROOT = QModelIndex()
@@ -22,6 +23,7 @@ class Column:
     header: str
     kind: str = "auto"  # auto, percent, hours, days (one decimal)
     tooltip: Callable[[dict[str, Any]], str] | None = None
+    background: Callable[[dict[str, Any]], str | None] | None = None  # a colour name for the cell, or None
 
 
 def format_value(value: Any, kind: str) -> str:
@@ -91,6 +93,9 @@ class FrameTableModel(QAbstractTableModel):
             return int(align | Qt.AlignmentFlag.AlignVCenter)
         if role == Qt.ItemDataRole.UserRole:
             return value
+        if role == Qt.ItemDataRole.BackgroundRole and col.background:
+            colour = col.background(record)
+            return QColor(colour) if colour else None
         return None
 
     def headerData(self, section: int, orientation: Qt.Orientation,
