@@ -475,7 +475,7 @@ class ValidationView(Screen):
     def _fill_parity_choices(self, result: dict[str, Any]) -> None:
         self.parity_model.blockSignals(True)
         self.parity_model.clear()
-        for role, summary in result.get("parity", {}).items():
+        for role in result.get("parity", {}):
             self.parity_model.addItem(f"{role} {result['models'][role]['version_id']}", role)
         self.parity_model.blockSignals(False)
         self.show_parity()
