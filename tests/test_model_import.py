@@ -86,6 +86,17 @@ def test_a_good_onnx_model_is_copied_read_only_and_recorded(project: Project, tm
     assert row[0] == "onnx" and row[1] == 0.3 and '"batch"' in row[2]
 
 
+def test_the_same_file_under_another_name_points_at_a_file_that_exists(project: Project, tmp_path: Path):
+    first, second = tmp_path / "a" / "model.onnx", tmp_path / "b" / "renamed.onnx"
+    for path in (first, second):
+        path.parent.mkdir()
+        onnx.save(_model(), str(path))
+    a, b = import_model(project, first, "weld", "v1"), import_model(project, second, "weld", "v2")
+    assert a.sha256 == b.sha256
+    for (rel,) in project.con.execute("SELECT artifact_path FROM model_versions ORDER BY 1").fetchall():
+        assert hashlib.sha256((project.folder / rel).read_bytes()).hexdigest() == a.sha256
+
+
 def test_external_data_is_checked_and_copied_with_the_model(project: Project, tmp_path: Path):
     src = _external(tmp_path / "ext", "weights.bin")
     result = import_model(project, src, "weld", "v1")

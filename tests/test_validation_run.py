@@ -309,3 +309,25 @@ def test_cli_validate_exit_codes_gate_a_release(small: Project, tmp_path: Path, 
     assert main(["validate", *args, "t"]) == 2
     assert main(["validations", folder]) == 0
     assert capsys.readouterr().out.count("m:cand") == 5
+
+
+def test_a_high_risk_release_request_needs_a_passed_run(small: Project, tmp_path: Path, monkeypatch) -> None:
+    from app.core.governance import GovernanceError, add_user, create_request, unlock
+    from app.core.identity import cert_pem, create_identity
+
+    monkeypatch.setenv("LINEPROOF_HOME", str(tmp_path / "profile"))
+    add_user(small, "vera", "Vera Łukasz", cert_pem(create_identity("vera", "Vera Łukasz", "pw-123456")),
+             ["admin", "validation_lead"])
+    register_model(small, "hi", "high-risk scorer", "binary", risk_tier="high")
+    import_model(small, _score_model(tmp_path / "hi.onnx"), "hi", "v1", 0.5, card={"features": ["cand"]})
+    passed = run_validation(small, parse_plan(HEAD + "[[overall]]\nmetric = 'recall'\nmin = 0.6\n"), "hi:v1")
+    failed = run_validation(small, parse_plan(HEAD + "[[overall]]\nmetric = 'recall'\nmin = 0.9\n"), "hi:v1")
+    assert (passed.verdict, failed.verdict) == (PASS, FAIL)
+    vera = unlock(small, "vera", "pw-123456")
+    with pytest.raises(GovernanceError, match=f"run {failed.run_id} is FAIL"):
+        create_request(small, "hi:v1", "T1", "production", vera, failed.run_id)
+    request = create_request(small, "hi:v1", "T1", "production", vera, passed.run_id)
+    subject = json.loads(small.con.execute("SELECT subject_json FROM approval_requests WHERE request_id = ?",
+                                           [request]).fetchone()[0])
+    assert subject["validation_result_sha256"] == passed.result_sha256
+    assert subject["plan_sha256"] == parse_plan(HEAD + "[[overall]]\nmetric = 'recall'\nmin = 0.6\n").sha256

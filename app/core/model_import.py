@@ -222,6 +222,13 @@ def import_model(project: Project, path: Path | str, model_id: str, version: str
                          json.dumps({"files": hashes, **runtimes}, sort_keys=True)])
             if not dest.exists():
                 staging.rename(dest)  # same folder: atomic; a failed commit leaves only an unreferenced copy
+            else:
+                # Same content imported before, possibly under another file name: add the names it lacks.
+                for f in staging.rglob("*"):
+                    target = dest / f.relative_to(staging)
+                    if f.is_file() and not target.exists():
+                        target.parent.mkdir(parents=True, exist_ok=True)
+                        os.replace(f, target)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     return ImportedModel(version_id, fmt, sha, hashes, runtimes)
