@@ -4,10 +4,10 @@ VENV := .venv
 PY := $(VENV)/bin/python
 SAMPLE := sample-projects/weld-seam-inspection
 STAMP := $(VENV)/.installed
-QT_LIBS := libegl1 libgl1 libglib2.0-0 libfontconfig1 libfreetype6 libdbus-1-3 libxkbcommon0 fonts-dejavu-core
+QT_LIBS := libegl1 libgl1 libglib2.0-0 libfontconfig1 libfreetype6 libdbus-1-3 libxkbcommon0 fonts-dejavu-core fonts-droid-fallback
 XCB_LIBS := libxkbcommon-x11-0 libx11-xcb1 libxcb-cursor0 libxcb-icccm4 libxcb-keysyms1 libxcb-image0 \
 	libxcb-randr0 libxcb-render-util0 libxcb-shape0 libxcb-xfixes0 libxcb-xkb1 libxcb-sync1 libxcb-shm0 libxcb-glx0
-TEST_TOOLS := xvfb poppler-utils
+TEST_TOOLS := xvfb poppler-utils libnss3-tools
 
 .PHONY: run test test-slow bench sample system-libs venv lint clean
 

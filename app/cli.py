@@ -468,11 +468,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--read-only", action="store_true", help="open without the right to change anything")
     p.set_defaults(func=cmd_gui)
 
-    from app import cli_bench, cli_governance, cli_validate
+    from app import cli_bench, cli_governance, cli_packet, cli_validate
 
     cli_bench.add_parsers(sub)
     cli_governance.add_parsers(sub)
     cli_validate.add_parsers(sub)
+    cli_packet.add_parsers(sub)
     return parser
 
 

@@ -186,7 +186,7 @@ def _run(project: Project, plan: ValidationPlan, models: list[ModelUnderTest], r
     verdict = criteria.verdict(crit)
     result["verdict"] = verdict
     body = _canonical(result)
-    result_sha = hashlib.sha256(body.encode()).hexdigest()
+    result_sha = result_sha256(result)
     check_cancelled(progress)
     progress.report(0.97, "Storing the run")
     scores_path = _write_scores(project, run_id, score_frame)
@@ -401,6 +401,14 @@ def _canonical(result: dict[str, Any]) -> str:
         return x
 
     return json.dumps(clean(result), sort_keys=True, separators=(",", ":"), default=str)
+
+
+UNHASHED = ("scores_file", "timing")  # stored with the result, but neither is a finding
+
+
+def result_sha256(result: dict[str, Any]) -> str:
+    """sha256 of a result's canonical JSON without its timing and score-file location (the run's identity)."""
+    return hashlib.sha256(_canonical({k: v for k, v in result.items() if k not in UNHASHED}).encode()).hexdigest()
 
 
 def _write_scores(project: Project, run_id: str, frame: pl.DataFrame) -> Path:

@@ -1,0 +1,129 @@
+"""`lineproof packet`, `lineproof sign` and `lineproof verify`: the signed validation and approval packet."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+from app.core.errors import LineproofError
+
+MEANING_OF_ROLE = {"validation_lead": "validated by", "approver": "approved by", "engineer": "prepared by"}
+
+
+def _signing(project, spec: str):
+    """USER or USER:MEANING -> an unlocked signing (passphrase from the environment or asked)."""
+    from app.cli_governance import _passphrase
+    from app.core import governance as gov
+    from app.core.packet import Signing
+
+    user_id, _, meaning = spec.partition(":")
+    roles = gov.user_roles(project, user_id) if gov.governed(project) else []
+    meaning = meaning or next((MEANING_OF_ROLE[r] for r in MEANING_OF_ROLE if r in roles), "signed by")
+    signer = gov.unlock(project, user_id, _passphrase(f"Passphrase for {user_id}: "))
+    return Signing(signer, meaning, project.manifest.site)
+
+
+def cmd_packet(args: argparse.Namespace) -> int:
+    """Build the packet for a validation run, sign it in order, write it atomically."""
+    from app.cli import _open, _progress
+    from app.core.packet import build_packet
+
+    with _open(args.path) as project:
+        signings = [_signing(project, spec) for spec in args.sign_as]
+        out = Path(args.out) if args.out else project.folder / "packets" / f"{args.validation}.pdf"
+        path = build_packet(project, args.validation, out, signings, args.request,
+                            progress=_progress(args.quiet))
+    print(f"Packet written: {path} ({path.stat().st_size / 1024:.0f} KiB, signed by "
+          f"{', '.join(f'{s.signer.name} ({s.meaning})' for s in signings)})")
+    return 0
+
+
+def cmd_sign(args: argparse.Namespace) -> int:
+    """Add a later signature (e.g. the approver's) to an existing packet."""
+    from app.cli import _open
+    from app.core.packet import add_signature
+
+    with _open(args.project) as project:
+        signing = _signing(project, args.as_user)
+        add_signature(args.packet, signing)
+        with project.change("packet.sign", Path(args.packet).name, {"signer": signing.signer.user_id,
+                                                                     "meaning": signing.meaning}):
+            pass
+    print(f"Signed {args.packet} as {signing.signer.name} ({signing.meaning})")
+    return 0
+
+
+def cmd_verify(args: argparse.Namespace) -> int:
+    """Verify every signature and the embedded evidence; exit 0 PASSED, 1 FAILED, 3 INDETERMINATE, 2 error."""
+    from app.core.packet import verify_packet
+
+    trust = list(args.trust or [])
+    if args.project:
+        trust += _project_certificates(args.project)
+    result = verify_packet(args.packet, trust)
+    if args.format == "json":
+        print(json.dumps(result.as_dict(), indent=2))
+        return result.exit_code
+    print(f"{result.path}: {result.indication}")
+    if not result.signatures:
+        print("  no signature: this is not a signed packet")
+    for s in result.signatures:
+        print(f"  {s.field}: {s.indication}  {s.meaning} {s.signer} at {s.signed_at}")
+        print(f"    integrity:     {s.integrity}")
+        print(f"    modifications: {s.modifications}")
+        print(f"    identity:      {s.trust}" + (f"\n    {s.timestamp}" if s.timestamp else "")
+              + (f"\n    detail:        {s.detail}" if s.detail else ""))
+    print(f"  evidence: {'ok' if result.evidence_ok else 'FAILED'}: {result.evidence}")
+    if not trust:
+        print("  (no certificate trusted: pass --trust CERT.pem or --project PROJECT)")
+    return result.exit_code
+
+
+def _project_certificates(folder: str) -> list[str]:
+    """The registered users' certificates of a project, as temporary PEM files to trust."""
+    import tempfile
+
+    from app.cli import _open
+
+    with _open(folder, read_only=True, allow_snapshot=True) as project:
+        with project.reading() as con:
+            pems = [r[0] for r in con.execute("SELECT cert_pem FROM users").fetchall()]
+    if not pems:
+        raise LineproofError(f"{folder} has no registered users whose certificates could be trusted.",
+                             "Pass the signer's certificate with --trust CERT.pem.")
+    handle = tempfile.NamedTemporaryFile("w", suffix=".pem", delete=False)
+    handle.write("".join(pems))
+    handle.close()
+    return [handle.name]
+
+
+def add_parsers(sub: argparse._SubParsersAction) -> None:
+    """Register the packet commands."""
+    p = sub.add_parser("packet", help="export the signed validation and approval packet (PDF)",
+                       description="Builds the PDF for a validation run (and the approval request citing it), "
+                                   "attaches the evidence as JSON and CSV, and signs it PAdES as each --sign-as "
+                                   "user in order. Passphrases: $LINEPROOF_PASSPHRASE or asked.")
+    p.add_argument("path", help="project folder")
+    p.add_argument("--validation", required=True, metavar="RUN", help="validation run id")
+    p.add_argument("--request", metavar="REQ", help="approval request (default: the newest citing the run)")
+    p.add_argument("--out", help="PDF to write (default: PROJECT/packets/RUN.pdf)")
+    p.add_argument("--sign-as", action="append", required=True, metavar="USER[:MEANING]",
+                   help="signer, in order (e.g. --sign-as vera --sign-as anna:'approved by')")
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress output")
+    p.set_defaults(func=cmd_packet)
+
+    p = sub.add_parser("sign", help="add a signature to an existing packet")
+    p.add_argument("packet", help="packet PDF")
+    p.add_argument("--project", required=True, help="project folder (the signer must be a user of it)")
+    p.add_argument("--as", dest="as_user", required=True, metavar="USER[:MEANING]")
+    p.set_defaults(func=cmd_sign)
+
+    p = sub.add_parser("verify", help="verify a packet's signatures and evidence offline",
+                       description="Exit code 0 PASSED, 1 FAILED, 3 INDETERMINATE (e.g. intact but untrusted), "
+                                   "2 error.")
+    p.add_argument("packet", help="packet PDF")
+    p.add_argument("--trust", action="append", metavar="CERT", help="trusted certificate or CA (PEM/DER)")
+    p.add_argument("--project", help="trust the certificates of this project's users")
+    p.add_argument("--format", choices=("text", "json"), default="text")
+    p.set_defaults(func=cmd_verify)
