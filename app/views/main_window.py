@@ -94,6 +94,7 @@ class MainWindow(QMainWindow):
         for screen in (self.models, self.approvals, self.users):
             screen.changed.connect(self.audit.set_project_refresh)
         self.validation.recorded.connect(lambda _run: self.audit.set_project_refresh())
+        self.validation.export_requested.connect(self.export_packet_dialog)
         self.nav.currentRowChanged.connect(self.screens.setCurrentIndex)
         self.nav.setCurrentRow(0)
         central = QWidget()
@@ -146,10 +147,15 @@ class MainWindow(QMainWindow):
                                        "Import a prediction log (CSV or Parquet)")
         self.act_labels = self._action("Import &labels…", self.import_labels_dialog, "Ctrl+L",
                                        "Import ground-truth labels that arrived later")
+        self.act_packet = self._action("&Export signed packet…", self.export_packet_dialog, "Ctrl+E",
+                                       "Build and sign the validation and approval packet (PDF)")
+        self.act_verify = self._action("&Verify packet…", self.verify_packet_dialog, "Ctrl+Shift+V",
+                                       "Check a packet's signatures and evidence, offline")
         self.act_close = self._action("&Close project", self.close_project, QKeySequence.StandardKey.Close)
         self.act_quit = self._action("&Quit", self.close, QKeySequence.StandardKey.Quit)
         for item in (self.act_new, self.act_open, self.act_open_ro, None, self.act_sample, None,
-                     self.act_import, self.act_labels, None, self.act_close, self.act_quit):
+                     self.act_import, self.act_labels, None, self.act_packet, self.act_verify, None,
+                     self.act_close, self.act_quit):
             if item is None:
                 file_menu.addSeparator()
             else:
@@ -161,7 +167,7 @@ class MainWindow(QMainWindow):
         view_menu.addAction(self.act_refresh)
         for i in range(self.nav.count()):
             view_menu.addAction(self._action(self.nav.item(i).text(), lambda _=False, r=i: self.nav.setCurrentRow(r),
-                                             f"Ctrl+{i + 1}"))
+                                             f"Ctrl+{(i + 1) % 10}" if i < 10 else None))
         help_menu = self.menuBar().addMenu("&Help")
         help_menu.addAction(self._action("&About Lineproof", self.about))
         self._fill_recent()
@@ -187,11 +193,30 @@ class MainWindow(QMainWindow):
     def _update_actions(self) -> None:
         has = self.project is not None
         writable = has and not self.project.read_only
-        for action in (self.act_import, self.act_labels):
+        for action in (self.act_import, self.act_labels, self.act_packet):
             action.setEnabled(writable)
             action.setToolTip(action.statusTip() if writable else "Open a project for writing first")
         self.act_close.setEnabled(has)
         self.act_refresh.setEnabled(has)
+
+    def export_packet_dialog(self, run_id: str | None = None) -> None:
+        """Open the Export packet dialog for the open project."""
+        from app.views.packet_dialogs import ExportPacketDialog
+
+        if self.project is None or self.project.read_only:
+            return
+        dialog = ExportPacketDialog(self.project, run_id if isinstance(run_id, str) else None, self)
+        dialog.exported.connect(lambda _path: self.audit.set_project_refresh())
+        dialog.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
+        dialog.show()
+
+    def verify_packet_dialog(self) -> None:
+        """Open the Verify packet dialog (works without a project too)."""
+        from app.views.packet_dialogs import VerifyPacketDialog
+
+        dialog = VerifyPacketDialog(self.project, self)
+        dialog.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
+        dialog.show()
 
     # ----- project lifecycle
     def open_project_dialog(self, read_only: bool = False) -> None:

@@ -76,6 +76,7 @@ class ValidationView(Screen):
     """Plan and run validations; read a run's verdict and evidence."""
 
     recorded = Signal(object)
+    export_requested = Signal(str)
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -87,6 +88,9 @@ class ValidationView(Screen):
         self.dataset = QComboBox(toolTip="Held-out dataset (never used for training)")
         self.plan = QComboBox(toolTip="Plans stored in the project (latest revision); edit one in the Plan tab")
         self.open_plan = QPushButton("Open plan file…", toolTip="Load a TOML plan from a file into the editor")
+        self.export_button = QPushButton("Export packet…", toolTip="Sign and export the packet of the selected run "
+                                                                   "(Ctrl+E)")
+        self.export_button.setEnabled(False)
         self.run_button = QPushButton("Run validation", toolTip="Score both models and judge the plan (Ctrl+R)")
         self.run_button.setShortcut("Ctrl+R")
         self.cancel_button = QPushButton("Cancel", toolTip="Stop scoring; the start stays in the audit trail, "
@@ -106,6 +110,7 @@ class ValidationView(Screen):
         buttons.addWidget(self.progress, 1)
         buttons.addStretch(0)
         buttons.addWidget(self.open_plan)
+        buttons.addWidget(self.export_button)
         self.banner = QLabel(objectName="verdictBanner", wordWrap=True)
         self.banner.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
         top = QVBoxLayout()
@@ -188,6 +193,7 @@ class ValidationView(Screen):
         self.editor.textChanged.connect(self.check_timer.start)
         self.plan.activated.connect(lambda _i: self._load_stored_plan())
         self.open_plan.clicked.connect(self.open_plan_file)
+        self.export_button.clicked.connect(lambda: self.result and self.export_requested.emit(self.result["run_id"]))
         self.example_button.clicked.connect(lambda: self.editor.setPlainText(EXAMPLE_PLAN))
         self.save_plan_button.clicked.connect(self.save_plan)
         QShortcut(QKeySequence.StandardKey.Save, self, activated=self.save_plan)
@@ -382,11 +388,14 @@ class ValidationView(Screen):
             self.show_result(None)
             return
         with self.project.reading() as con:
-            self.show_result(load_result(con, self.runs.row(rows[0].row())["run_id"]))
+            run_id = self.runs.row(rows[0].row())["run_id"]
+            result = load_result(con, run_id)
+        self.show_result({**result, "run_id": run_id} if result else None)
 
     def show_result(self, result: dict[str, Any] | None) -> None:
         """Fill verdict, criteria, comparison and parity from a stored result."""
         self.result = result
+        self.export_button.setEnabled(result is not None and self.project is not None and not self.project.read_only)
         if result is None:
             self.banner.setText("No validation run yet. Choose the candidate, the champion and a plan, then Run "
                                 "validation (Ctrl+R).")
