@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import io
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -29,6 +28,7 @@ from app.core import governance as gov
 from app.core.errors import LineproofError
 from app.core.identity import identity_path
 from app.core.packet import Signing, build_packet, gather, verify_packet
+from app.core.packet.sign import page_count
 from app.core.project import Project
 from app.core.validation.store import list_runs
 from app.views.errors import show_error
@@ -40,12 +40,6 @@ INDICATION_COLOURS = {"PASSED": ("#375623", "#e2efda"), "FAILED": ("#9c0006", "#
                       "INDETERMINATE": ("#7f6000", "#fff2cc")}
 
 
-def _page_count(pdf: bytes) -> int:
-    from pyhanko.pdf_utils.reader import PdfFileReader
-
-    return int(PdfFileReader(io.BytesIO(pdf), strict=False).root["/Pages"]["/Count"])
-
-
 def preview(project: Project, run_id: str, request_id: str | None) -> tuple[int, int]:
     """(pages, bytes) of the packet as it would be exported, before any signature."""
     from app.core.packet.evidence import evidence_bytes, evidence_sha256
@@ -53,7 +47,7 @@ def preview(project: Project, run_id: str, request_id: str | None) -> tuple[int,
 
     evidence = gather(project, run_id, request_id)
     pdf = render(evidence, evidence_sha256(evidence_bytes(evidence)))
-    return _page_count(pdf), len(pdf)
+    return page_count(pdf), len(pdf)
 
 
 class ExportPacketDialog(QDialog):

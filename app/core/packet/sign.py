@@ -81,6 +81,13 @@ def _stamp_style(signing: Signing, folder: Path, size: tuple[float, float]):
     return StaticStampStyle.from_pdf_file(str(path), border_width=0)
 
 
+def page_count(pdf: bytes) -> int:
+    """Pages of a PDF."""
+    from pyhanko.pdf_utils.reader import PdfFileReader
+
+    return int(PdfFileReader(io.BytesIO(pdf), strict=False).root["/Pages"]["/Count"])
+
+
 def existing_signatures(pdf: bytes) -> int:
     """How many signatures a PDF already carries."""
     from pyhanko.pdf_utils.reader import PdfFileReader
