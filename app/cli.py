@@ -312,14 +312,20 @@ def cmd_stage(args: argparse.Namespace) -> int:
     from app.core.registry import rollback, set_stage
 
     with _open(args.path) as project:
+        by = None
+        if args.as_user:
+            from app.cli_governance import _passphrase
+            from app.core.governance import unlock
+
+            by = unlock(project, args.as_user, _passphrase(f"Passphrase for {args.as_user}: "))
         if args.rollback:
-            version = rollback(project, args.rollback, args.site, args.reason or "rollback")
+            version = rollback(project, args.rollback, args.site, args.reason or "rollback", by=by)
             print(f"{version} is in production at {args.site} again.")
         else:
             if not (args.version and args.to):
                 raise LineproofError("Name a version and --to STAGE, or --rollback MODEL.",
                                      "Example: lineproof stage PROJECT weld-defect:v2 --site P1 --to pilot")
-            set_stage(project, args.version, args.site, args.to, args.reason or "")
+            set_stage(project, args.version, args.site, args.to, args.reason or "", by=by)
             print(f"{args.version} is {args.to} at {args.site}.")
     return 0
 
@@ -461,6 +467,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--to", choices=("candidate", "shadow", "pilot", "production", "retired"))
     p.add_argument("--rollback", metavar="MODEL", help="make the previous production version current again")
     p.add_argument("--reason", help="why (audited)")
+    p.add_argument("--as", dest="as_user", metavar="USER", help="who makes the change (required once the project has users; passphrase asked)")
     p.set_defaults(func=cmd_stage)
 
     p = sub.add_parser("gui", help="open the desktop application")

@@ -153,7 +153,9 @@ def test_governance_commands(sample_copy: Path, tmp_path: Path, monkeypatch) -> 
         assert out.returncode == 0, out.stderr
     listed = run("user", "list", folder).stdout
     assert "vera" in listed and "validation_lead" in listed
-    refused = run("stage", folder, "weld-defect:v2", "--site", "P1", "--to", "production")
+    anonymous = run("stage", folder, "weld-defect:v2", "--site", "P1", "--to", "pilot")
+    assert anonymous.returncode == 2 and "made by a registered user" in anonymous.stderr
+    refused = run("stage", folder, "weld-defect:v2", "--site", "P1", "--to", "production", "--as", "eve")
     assert refused.returncode == 2 and "risk tier high needs a passed validation run" in refused.stderr
     out = run("request", folder, "--model", "seam-vision:v1", "--stage", "production", "--site", "P1", "--as", "eve")
     assert out.returncode == 0, out.stderr
@@ -162,7 +164,7 @@ def test_governance_commands(sample_copy: Path, tmp_path: Path, monkeypatch) -> 
     assert early.returncode == 2 and "first needs a review" in early.stderr
     assert run("review", folder, request_id, "--as", "vera", "--comment", "checked").returncode == 0
     assert "request is approved" in run("approve", folder, request_id, "--as", "anna", "--comment", "go").stdout
-    assert run("stage", folder, "seam-vision:v1", "--site", "P1", "--to", "production").returncode == 0
+    assert run("stage", folder, "seam-vision:v1", "--site", "P1", "--to", "production", "--as", "eve").returncode == 0
     verified = run("audit", "verify", folder)
     assert verified.returncode == 0 and "Audit trail intact" in verified.stdout
     assert "approval.approve" in run("audit", "list", folder, "--action", "approval.").stdout

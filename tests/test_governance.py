@@ -92,16 +92,20 @@ def test_first_user_is_admin_and_later_users_need_an_admin(governed: Project, pr
 
 def test_full_high_tier_release(governed: Project) -> None:
     with pytest.raises(GovernanceError, match=r"needs a passed validation run.*Missing: an approval request"):
-        set_stage(governed, "hi:v1", "P1", "production")
+        set_stage(governed, "hi:v1", "P1", "production", by=signer(governed, "eve"))
     req = create_request(governed, "hi:v1", "P1", "production", signer(governed, "eve"), validation_run_id="VAL-1")
     decide(governed, req, "review", signer(governed, "vera"), "metrics and slices checked")
     with pytest.raises(GovernanceError, match="still needs an approval by approver"):
-        set_stage(governed, "hi:v1", "P1", "production")
+        set_stage(governed, "hi:v1", "P1", "production", by=signer(governed, "eve"))
     status = decide(governed, req, "approve", signer(governed, "anna"), "release approved")
     assert status.state == "approved" and [d["meaning"] for d in status.decisions] == ["reviewed by", "approved by"]
     assert all(v["ok"] for v in verify_decisions(governed, req))
-    set_stage(governed, "hi:v1", "P1", "production", "approved release")
+    with pytest.raises(GovernanceError, match="made by a registered user"):
+        set_stage(governed, "hi:v1", "P1", "production", "approved release")
+    set_stage(governed, "hi:v1", "P1", "production", "approved release", by=signer(governed, "eve"))
     assert request_status(governed, req).state == "applied"
+    actor, action = governed.con.execute("SELECT actor, action FROM audit_log ORDER BY seq DESC LIMIT 1").fetchone()
+    assert (actor, action) == ("eve", "stage.set")  # the Lineproof user, not the OS account
 
 
 def test_high_tier_needs_a_passed_validation_run(governed: Project) -> None:
@@ -187,4 +191,18 @@ def test_rejected_request_ends_and_blocks_production(governed: Project) -> None:
     with pytest.raises(GovernanceError, match="is rejected; it takes no more decisions"):
         decide(governed, req, "review", signer(governed, "vlad"), "second opinion")
     with pytest.raises(GovernanceError, match=f"Request {req} was rejected"):
-        set_stage(governed, "med:v1", "P1", "production")
+        set_stage(governed, "med:v1", "P1", "production", by=signer(governed, "eve"))
+
+
+def test_stage_changes_in_a_governed_project_are_made_by_a_user(governed: Project) -> None:
+    cert = create_identity("vic", "Vic Viewer", PASS, ca_id="plant-ca", ca_passphrase=PASS)
+    add_user(governed, "vic", "Vic", cert_pem(cert), ["viewer"], by=signer(governed, "admin"))
+    before = governed.con.execute("SELECT count(*) FROM stage_history").fetchone()[0]
+    with pytest.raises(GovernanceError, match="made by a registered user"):
+        set_stage(governed, "med:v1", "P1", "pilot", "pilot on line 1")
+    with pytest.raises(GovernanceError, match="vic may not change stages"):
+        set_stage(governed, "med:v1", "P1", "pilot", "pilot on line 1", by=signer(governed, "vic"))
+    assert governed.con.execute("SELECT count(*) FROM stage_history").fetchone()[0] == before
+    set_stage(governed, "med:v1", "P1", "pilot", "pilot on line 1", by=signer(governed, "eve"))
+    assert governed.con.execute("SELECT changed_by FROM stage_history ORDER BY change_id DESC LIMIT 1"
+                                ).fetchone()[0] == "eve"

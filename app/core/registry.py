@@ -6,9 +6,10 @@ import json
 
 import polars as pl
 
-from app.core.audit import current_actor
+from app.core.audit import acting_as, current_actor
 from app.core.db import one
 from app.core.errors import LineproofError
+from app.core.identity import Signer
 from app.core.project import Project
 from app.core.schema import STAGES
 
@@ -35,12 +36,31 @@ def register_model(project: Project, model_id: str, name: str, task: str, risk_t
 
 
 def set_stage(project: Project, version_id: str, site: str, stage: str, reason: str = "",
-              rolling_back: bool = False) -> None:
+              rolling_back: bool = False, by: Signer | None = None) -> None:
     """Move a version to a stage at a site; a new production version retires to pilot the previous one.
 
     Production needs the risk tier's approvals once the project has users; a rollback returns to a version
-    that was in production before and needs none (it is audited as a rollback).
+    that was in production before and needs none (it is audited as a rollback). Once the project has users,
+    every stage change is made by one of them (`by`, an unlocked identity) and audited under their name.
     """
+    from app.core.governance import GovernanceError, governed, user_roles
+
+    if governed(project):
+        if by is None:
+            raise GovernanceError("Stage changes in this project are made by a registered user.",
+                                  "Sign in as yourself (--as USER, or choose the user on the Models screen); "
+                                  "nothing was changed.")
+        roles = user_roles(project, by.user_id)
+        if not roles or roles == ["viewer"]:
+            raise GovernanceError(f"{by.user_id} may not change stages (roles: {', '.join(roles) or 'none'}).",
+                                  "Ask an engineer, a validation lead or an approver; nothing was changed.")
+        with acting_as(by.user_id):
+            _set_stage(project, version_id, site, stage, reason, rolling_back)
+        return
+    _set_stage(project, version_id, site, stage, reason, rolling_back)
+
+
+def _set_stage(project: Project, version_id: str, site: str, stage: str, reason: str, rolling_back: bool) -> None:
     if stage not in STAGES:
         raise RegistryError(f"Unknown stage {stage!r}.", f"Use one of {', '.join(STAGES)}.")
     row = one(project.con, "SELECT model_id FROM model_versions WHERE version_id = ?", [version_id])
@@ -80,7 +100,7 @@ def current_production(project: Project, model_id: str, site: str) -> str | None
     return row[0] if row else None
 
 
-def rollback(project: Project, model_id: str, site: str, reason: str = "rollback") -> str:
+def rollback(project: Project, model_id: str, site: str, reason: str = "rollback", by: Signer | None = None) -> str:
     """Make the version that was in production before the current one current again; returns its id."""
     current = current_production(project, model_id, site)
     if current is None:
@@ -92,7 +112,7 @@ def rollback(project: Project, model_id: str, site: str, reason: str = "rollback
     if row is None:
         raise RegistryError(f"{current} is the only version {model_id} ever had in production at {site}.",
                             "Promote another version instead; nothing was changed.")
-    set_stage(project, row[0], site, "production", f"{reason} (from {current})", rolling_back=True)
+    set_stage(project, row[0], site, "production", f"{reason} (from {current})", rolling_back=True, by=by)
     return row[0]
 
 

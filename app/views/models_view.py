@@ -4,6 +4,7 @@ stage per site with promote and rollback. Thin over app.core.registry."""
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from typing import Any
 
 from PySide6.QtCore import Qt, Signal
@@ -22,6 +23,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from app.core import governance as gov
 from app.core.project import Project
 from app.core.registry import (
     CARD_FIELDS,
@@ -36,6 +38,7 @@ from app.core.registry import (
 from app.core.schema import STAGES
 from app.views.errors import show_error
 from app.views.screen import Screen
+from app.views.signing import ask_passphrase_dialog, unlock_with_prompt
 from app.views.table_model import Column, FrameTableModel
 from app.views.table_view import DataTable
 
@@ -120,9 +123,12 @@ class ModelsView(Screen):
         self.apply_stage = QPushButton("Set stage", toolTip="Move the selected version to this stage at the site")
         self.rollback_button = QPushButton("Roll back", toolTip="Make the previous production version of this "
                                                                 "model current again at the site")
+        self.stage_user = QComboBox(toolTip="Who makes the change (a registered user; passphrase asked)")
+        self.stage_user_label = QLabel("As")
+        self.ask_passphrase: Callable[[str], str | None] = lambda user: ask_passphrase_dialog(self, user)
         stage_bar = QHBoxLayout()
-        for w in (QLabel("Site"), self.site, QLabel("Stage"), self.stage, self.stage_reason, self.apply_stage,
-                  self.rollback_button):
+        for w in (QLabel("Site"), self.site, QLabel("Stage"), self.stage, self.stage_reason, self.stage_user_label,
+                  self.stage_user, self.apply_stage, self.rollback_button):
             stage_bar.addWidget(w)
         self.history = FrameTableModel(HISTORY_COLUMNS)
         stage_page = QWidget()
@@ -160,6 +166,11 @@ class ModelsView(Screen):
             self.show_empty(EMPTY)
             return
         writable = not project.read_only
+        self.stage_user.clear()
+        for r in gov.list_users(project).iter_rows(named=True):
+            self.stage_user.addItem(f"{r['name']} ({r['user_id']})", r["user_id"])
+        for w in (self.stage_user_label, self.stage_user):
+            w.setVisible(self.stage_user.count() > 0)  # projects without users are in setup mode
         for w in (self.save_button, self.apply_stage, self.rollback_button):
             w.setEnabled(writable)
             if not writable:
@@ -245,7 +256,11 @@ class ModelsView(Screen):
         try:
             if not site:
                 raise RegistryError("No site chosen.", "Type or pick the plant or site, e.g. P1.")
-            set_stage(self.project, row["version_id"], site, self.stage.currentText(), self.stage_reason.text())
+            by = self._signer()
+            if by is False:
+                return False
+            set_stage(self.project, row["version_id"], site, self.stage.currentText(), self.stage_reason.text(),
+                      by=by or None)
         except Exception as exc:
             show_error(self, exc, "Stage")
             return False
@@ -254,14 +269,24 @@ class ModelsView(Screen):
         self.changed.emit()
         return True
 
+    def _signer(self):
+        """The chosen user unlocked (governed projects), None in setup mode, False when the prompt was cancelled."""
+        if self.project is None or not gov.governed(self.project):
+            return None
+        signer = unlock_with_prompt(self.project, self.stage_user.currentData(), self.ask_passphrase)
+        return False if signer is None else signer
+
     def rollback_selected(self) -> str | None:
         """Roll the selected version's model back at the chosen site; returns the version now in production."""
         row = self.selected()
         if row is None or self.project is None:
             return None
         try:
+            by = self._signer()
+            if by is False:
+                return None
             version = rollback(self.project, row["model_id"], self.site.currentText().strip(),
-                               self.stage_reason.text() or "rollback")
+                               self.stage_reason.text() or "rollback", by=by or None)
         except Exception as exc:
             show_error(self, exc, "Roll back")
             return None
