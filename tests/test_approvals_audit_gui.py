@@ -133,3 +133,25 @@ def test_users_screen_changes_roles_with_admin_passphrase(qtbot, project: Projec
         action, details = con.execute("SELECT action, details_json FROM audit_log ORDER BY seq DESC LIMIT 1"
                                       ).fetchall()[0]
     assert action == "user.roles" and '"old": ["engineer"]' in details
+
+
+def test_models_screen_asks_who_changes_a_stage_in_a_governed_project(qtbot, project: Project):
+    from app.views.models_view import ModelsView
+
+    view = ModelsView()
+    qtbot.addWidget(view)
+    view.show()
+    view.set_project(project)
+    assert not view.stage_user.isHidden() and view.stage_user.findData("eve") >= 0
+    view.select("med:v1")
+    view.site.setCurrentText("P1")
+    view.stage.setCurrentText("pilot")
+    view.stage_user.setCurrentIndex(view.stage_user.findData("eve"))
+    view.ask_passphrase = lambda user: None  # cancelled: nothing changes
+    assert not view.apply_selected_stage()
+    assert project.con.execute("SELECT count(*) FROM stage_history").fetchone()[0] == 0
+    asked = []
+    view.ask_passphrase = lambda user: asked.append(user) or PASS
+    view.stage_reason.setText("pilot on line 1")
+    assert view.apply_selected_stage() and asked == ["eve"]
+    assert project.con.execute("SELECT stage, changed_by FROM stage_history").fetchall() == [("pilot", "eve")]
