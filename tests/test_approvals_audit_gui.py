@@ -155,3 +155,59 @@ def test_models_screen_asks_who_changes_a_stage_in_a_governed_project(qtbot, pro
     view.stage_reason.setText("pilot on line 1")
     assert view.apply_selected_stage() and asked == ["eve"]
     assert project.con.execute("SELECT stage, changed_by FROM stage_history").fetchall() == [("pilot", "eve")]
+
+
+def test_users_screen_adds_users_with_a_new_or_an_imported_identity(qtbot, project: Project, tmp_path: Path):
+    from app.core.identity import identity_path
+    from app.views.users_view import UsersView
+
+    view = UsersView()
+    qtbot.addWidget(view)
+    view.ask_passphrase = lambda user: PASS
+    view.set_project(project)
+    dialog = view.add_user_dialog()
+    dialog.user_id.setText("m.kowalski")
+    dialog.name.setText("Michał Kowalski")
+    dialog.roles["validation_lead"].setChecked(True)
+    dialog.passphrase.setText("new-pass-123")
+    dialog.repeat.setText("new-pass-124")
+    assert not dialog.add()  # the passphrases differ: refused, nobody added
+    box = dialog.findChild(QMessageBox, "errorDialog")
+    assert box is not None and "differ" in box.text()
+    dialog.repeat.setText("new-pass-123")
+    assert dialog.add()
+    assert identity_path("m.kowalski").exists()
+    assert gov.user_roles(project, "m.kowalski") == ["validation_lead"]
+    assert gov.unlock(project, "m.kowalski", "new-pass-123").name == "Michał Kowalski"
+    assert "m.kowalski" in [view.users.row(i)["user_id"] for i in range(view.users.rowCount())]
+
+    elsewhere = create_identity("z.nowak", "Zofia Nowak", "other-pass-1")  # made on another PC
+    pem = tmp_path / "z.nowak.cert.pem"
+    pem.write_text(cert_pem(elsewhere))
+    dialog = view.add_user_dialog()
+    dialog.user_id.setText("z.nowak")
+    dialog.name.setText("Zofia Nowak")
+    dialog.roles["approver"].setChecked(True)
+    dialog.source.setCurrentIndex(dialog.source.findData("import"))
+    dialog.cert_file.setText(str(pem))
+    assert dialog.add()
+    last = project.con.execute("SELECT actor, action, target FROM audit_log ORDER BY seq DESC LIMIT 1").fetchone()
+    assert last == ("admin", "user.add", "z.nowak")
+
+
+def test_the_first_user_can_be_added_in_the_screen(qtbot, empty_project: Project, tmp_path: Path, monkeypatch):
+    from app.views.users_view import UsersView
+
+    monkeypatch.setenv("LINEPROOF_HOME", str(tmp_path / "profile"))
+    view = UsersView()
+    qtbot.addWidget(view)
+    view.set_project(empty_project)
+    assert "Nobody is registered yet" in view.hint.text() and view.add_button.isEnabled()
+    dialog = view.add_user_dialog()
+    assert dialog.roles["admin"].isChecked() and not dialog.roles["admin"].isEnabled()
+    dialog.user_id.setText("ada")
+    dialog.name.setText("Ada Lovelace")
+    dialog.passphrase.setText("first-pass-1")
+    dialog.repeat.setText("first-pass-1")
+    assert dialog.add() and gov.governed(empty_project)
+    assert gov.user_roles(empty_project, "ada") == ["admin"]

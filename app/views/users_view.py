@@ -23,7 +23,6 @@ from PySide6.QtWidgets import (
 
 from app.core import governance as gov
 from app.core.project import Project
-from app.views.approvals_view import NO_USERS
 from app.views.errors import show_error
 from app.views.screen import Screen
 from app.views.signing import ask_passphrase_dialog, unlock_with_prompt
@@ -72,14 +71,19 @@ class UsersView(Screen):
         auth_row = QHBoxLayout()
         for w in (QLabel("As admin"), self.admin, self.reason, self.save_button):
             auth_row.addWidget(w, 1 if w is self.reason else 0)
-        self.hint = QLabel("Add users from the command line: lineproof user create PROJECT --id ID --name NAME "
-                           "--role ROLE --as ADMIN (the key stays in their profile).", wordWrap=True)
+        self.add_button = QPushButton("Add user…", toolTip="Register a user with roles and a signing identity")
+        self.hint = QLabel("Keys stay in each user's profile; the project keeps certificates and roles. From the "
+                           "command line: lineproof user create PROJECT --id ID --name NAME --role ROLE --as ADMIN.",
+                           wordWrap=True)
         left = QGroupBox("Users")
         ll = QVBoxLayout(left)
         ll.addWidget(self.table, 1)
         ll.addLayout(roles_row)
         ll.addLayout(auth_row)
-        ll.addWidget(self.hint)
+        hint_row = QHBoxLayout()
+        hint_row.addWidget(self.hint, 1)
+        hint_row.addWidget(self.add_button)
+        ll.addLayout(hint_row)
         self.tiers = FrameTableModel(TIER_COLUMNS)
         right = QGroupBox("What production needs, per risk tier")
         QVBoxLayout(right).addWidget(DataTable(self.tiers))
@@ -90,6 +94,7 @@ class UsersView(Screen):
         self.install(body, empty_message=EMPTY)
         self.table.selectionModel().selectionChanged.connect(lambda *_: self._show_roles())
         self.save_button.clicked.connect(self.save_roles)
+        self.add_button.clicked.connect(self.add_user_dialog)
 
     def set_project(self, project: Project | None) -> None:
         """Show a project's users and tier rules (or the empty state)."""
@@ -97,11 +102,12 @@ class UsersView(Screen):
         if project is None:
             self.show_empty(EMPTY)
             return
-        if not gov.governed(project):
-            self.show_empty(NO_USERS)
-            return
         self.show_content()
-        self.save_button.setEnabled(not project.read_only)
+        self.save_button.setEnabled(not project.read_only and gov.governed(project))
+        self.add_button.setEnabled(not project.read_only)
+        if not gov.governed(project):
+            self.hint.setText("Nobody is registered yet (setup mode: stage changes are only audited). "
+                              "Add the first user: they become admin.")
         self.reload()
 
     def reload(self, select: str | None = None) -> None:
@@ -134,6 +140,19 @@ class UsersView(Screen):
         roles = set(gov.user_roles(self.project, user))
         for role, box in self.role_boxes.items():
             box.setChecked(role in roles)
+
+    def add_user_dialog(self):
+        """Open the Add user dialog; reload when a user was added. Returns the dialog (tests drive it)."""
+        from app.views.add_user_dialog import AddUserDialog
+
+        if self.project is None or self.project.read_only:
+            return None
+        dialog = AddUserDialog(self.project, self)
+        dialog.ask_passphrase = self.ask_passphrase
+        dialog.accepted.connect(lambda: (self.set_project(self.project), self.reload(select=dialog.added),
+                                         self.changed.emit()))
+        dialog.show()
+        return dialog
 
     def save_roles(self) -> bool:
         """Change the selected user's roles, authorised by the chosen admin's passphrase."""
