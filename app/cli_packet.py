@@ -32,11 +32,20 @@ def cmd_packet(args: argparse.Namespace) -> int:
     with _open(args.path) as project:
         signings = [_signing(project, spec) for spec in args.sign_as]
         out = Path(args.out) if args.out else project.folder / "packets" / f"{args.validation}.pdf"
-        path = build_packet(project, args.validation, out, signings, args.request,
+        path = build_packet(project, args.validation, out, signings, args.request, timestamper=_tsa(args.tsa_url),
                             progress=_progress(args.quiet))
     print(f"Packet written: {path} ({path.stat().st_size / 1024:.0f} KiB, signed by "
           f"{', '.join(f'{s.signer.name} ({s.meaning})' for s in signings)})")
     return 0
+
+
+def _tsa(url: str | None):
+    """A timestamp authority on the plant network makes the signatures PAdES B-T."""
+    if not url:
+        return None
+    from pyhanko.sign.timestamps import HTTPTimeStamper
+
+    return HTTPTimeStamper(url, timeout=10)
 
 
 def cmd_sign(args: argparse.Namespace) -> int:
@@ -46,7 +55,7 @@ def cmd_sign(args: argparse.Namespace) -> int:
 
     with _open(args.project) as project:
         signing = _signing(project, args.as_user)
-        add_signature(args.packet, signing)
+        add_signature(args.packet, signing, _tsa(args.tsa_url))
         with project.change("packet.sign", Path(args.packet).name, {"signer": signing.signer.user_id,
                                                                      "meaning": signing.meaning}):
             pass
@@ -110,6 +119,7 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--out", help="PDF to write (default: PROJECT/packets/RUN.pdf)")
     p.add_argument("--sign-as", action="append", required=True, metavar="USER[:MEANING]",
                    help="signer, in order (e.g. --sign-as vera --sign-as anna:'approved by')")
+    p.add_argument("--tsa-url", help="RFC 3161 timestamp authority on the plant network (signatures become B-T)")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress output")
     p.set_defaults(func=cmd_packet)
 
@@ -117,6 +127,7 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     p.add_argument("packet", help="packet PDF")
     p.add_argument("--project", required=True, help="project folder (the signer must be a user of it)")
     p.add_argument("--as", dest="as_user", required=True, metavar="USER[:MEANING]")
+    p.add_argument("--tsa-url", help="RFC 3161 timestamp authority (the signature becomes B-T)")
     p.set_defaults(func=cmd_sign)
 
     p = sub.add_parser("verify", help="verify a packet's signatures and evidence offline",
