@@ -481,6 +481,7 @@ def build_parser() -> argparse.ArgumentParser:
     cli_governance.add_parsers(sub)
     cli_validate.add_parsers(sub)
     cli_packet.add_parsers(sub)
+    cli_packet.add_project_parsers(sub)
     return parser
 
 

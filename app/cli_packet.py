@@ -138,3 +138,38 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--project", help="trust the certificates of this project's users")
     p.add_argument("--format", choices=("text", "json"), default="text")
     p.set_defaults(func=cmd_verify)
+
+
+def cmd_export_project(args: argparse.Namespace) -> int:
+    """Write the project to one archive with a manifest of every file's sha256."""
+    from app.cli import _open, _progress
+    from app.core.portable import export_project
+
+    with _open(args.path) as project:
+        out = export_project(project, args.out, _progress(args.quiet))
+    print(f"Exported {project.display_name} to {out} ({out.stat().st_size / 1e6:,.1f} MB)")
+    return 0
+
+
+def cmd_import_project(args: argparse.Namespace) -> int:
+    """Check an archive completely, then unpack it into a new folder."""
+    from app.cli import _progress
+    from app.core.portable import import_project
+
+    dest = import_project(args.archive, args.dest, _progress(args.quiet))
+    print(f"Imported into {dest}: every file matches the manifest. Open it with: lineproof gui {dest}")
+    return 0
+
+
+def add_project_parsers(sub: argparse._SubParsersAction) -> None:
+    """Register export-project and import-project."""
+    p = sub.add_parser("export-project", help="write the project to one .lpz archive (for a USB stick)")
+    p.add_argument("path", help="project folder")
+    p.add_argument("--out", required=True, help="archive to write (.lpz); never overwritten")
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress output")
+    p.set_defaults(func=cmd_export_project)
+    p = sub.add_parser("import-project", help="check an archive and unpack it into a new project folder")
+    p.add_argument("archive", help=".lpz archive")
+    p.add_argument("dest", help="new project folder (must not exist)")
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress output")
+    p.set_defaults(func=cmd_import_project)

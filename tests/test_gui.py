@@ -136,3 +136,17 @@ def test_geometry_is_kept_in_settings(qtbot, tmp_path: Path):
     qtbot.addWidget(second)
     assert settings.value("window/geometry") is not None
     assert second.height() == saved.height() == 517  # widths are clamped by the 800x600 offscreen screen
+
+
+def test_export_and_import_project_from_the_file_menu(qtbot, window: MainWindow, sample_copy: Path, tmp_path: Path):
+    window.open_project(sample_copy)
+    archive = tmp_path / "weld.lpz"
+    task = window.export_project_dialog(str(archive))
+    with qtbot.waitSignal(task.ended, timeout=60_000):
+        pass
+    assert archive.exists()
+    task = window.import_project_dialog(str(archive), str(tmp_path / "arrived"))
+    with qtbot.waitSignal(task.ended, timeout=60_000):
+        pass
+    qtbot.waitUntil(lambda: window.project is not None and window.project.folder == tmp_path / "arrived",
+                    timeout=10_000)

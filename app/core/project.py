@@ -287,6 +287,17 @@ class Project:
                 "Close other Lineproof windows on this project and open it for writing.")
 
     @contextmanager
+    def write_lock(self) -> Iterator[None]:
+        """Hold off every change in this process (e.g. while the project's files are copied)."""
+        if not self._write_lock.acquire(timeout=WRITE_WAIT_S):
+            raise ProjectLockedError(f"Another change to {self.display_name} has been writing for over "
+                                     f"{WRITE_WAIT_S} s.", "Try again when it has finished; nothing was changed.")
+        try:
+            yield
+        finally:
+            self._write_lock.release()
+
+    @contextmanager
     def change(self, action: str, target: str, details: dict[str, Any] | None = None,
                con: duckdb.DuckDBPyConnection | None = None) -> Iterator[duckdb.DuckDBPyConnection]:
         """A transaction whose audit entry commits with it; any exception rolls both back.

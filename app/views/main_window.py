@@ -151,10 +151,15 @@ class MainWindow(QMainWindow):
                                        "Build and sign the validation and approval packet (PDF)")
         self.act_verify = self._action("&Verify packet…", self.verify_packet_dialog, "Ctrl+Shift+V",
                                        "Check a packet's signatures and evidence, offline")
+        self.act_export_project = self._action("E&xport project…", lambda: self.export_project_dialog(), None,
+                                               "Write the project to one .lpz archive (USB stick)")
+        self.act_import_project = self._action("Im&port project…", lambda: self.import_project_dialog(), None,
+                                               "Check an .lpz archive and unpack it into a new folder")
         self.act_close = self._action("&Close project", self.close_project, QKeySequence.StandardKey.Close)
         self.act_quit = self._action("&Quit", self.close, QKeySequence.StandardKey.Quit)
         for item in (self.act_new, self.act_open, self.act_open_ro, None, self.act_sample, None,
                      self.act_import, self.act_labels, None, self.act_packet, self.act_verify, None,
+                     self.act_export_project, self.act_import_project, None,
                      self.act_close, self.act_quit):
             if item is None:
                 file_menu.addSeparator()
@@ -198,6 +203,7 @@ class MainWindow(QMainWindow):
             action.setToolTip(action.statusTip() if writable else "Open a project for writing first")
         self.act_close.setEnabled(has)
         self.act_refresh.setEnabled(has)
+        self.act_export_project.setEnabled(has)
 
     def export_packet_dialog(self, run_id: str | None = None) -> None:
         """Open the Export packet dialog for the open project."""
@@ -397,6 +403,45 @@ class MainWindow(QMainWindow):
             if dialog.exec():
                 self.start_import("labels", info.source.path, dialog.mapping(), dialog.skip_unknown.isChecked())
         self._pick_and_inspect("Import labels", on_info)
+
+    def export_project_dialog(self, path: str | None = None) -> Task | None:
+        """File > Export project: one .lpz archive with a manifest of every file's sha256."""
+        from app.core.portable import export_project
+
+        if self.project is None:
+            return None
+        if not path:
+            path, _ = QFileDialog.getSaveFileName(self, "Export project", str(Path.home() / (
+                self.project.folder.name + ".lpz")), "Lineproof project archive (*.lpz)")
+        if not path:
+            return None
+        project = self.project
+        task = self._track(start_task("Exporting the project", lambda p: export_project(project, path, p), self))
+        attach_progress_dialog(task, self)
+        task.done.connect(lambda out: self.statusBar().showMessage(f"Exported to {out}", 15_000))
+        task.error.connect(lambda exc: show_error(self, exc, "Export project"))
+        return task
+
+    def import_project_dialog(self, archive: str | None = None, dest: str | None = None) -> Task | None:
+        """File > Import project: check the archive completely, unpack into a new folder, open it."""
+        from app.core.portable import import_project
+
+        if not archive:
+            archive, _ = QFileDialog.getOpenFileName(self, "Import project", str(Path.home()),
+                                                     "Lineproof project archive (*.lpz)")
+        if not archive:
+            return None
+        if not dest:
+            parent = QFileDialog.getExistingDirectory(self, "Folder to put the project in", str(Path.home()))
+            if not parent:
+                return None
+            dest = str(Path(parent) / Path(archive).stem)
+        task = self._track(start_task("Checking and importing the project",
+                                      lambda p: import_project(archive, dest, p), self))
+        attach_progress_dialog(task, self)
+        task.done.connect(lambda folder: self.open_project(folder))
+        task.error.connect(lambda exc: show_error(self, exc, "Import project"))
+        return task
 
     def open_sample(self) -> Task | None:
         """Open the sample project, building it first (in the worker) if needed."""

@@ -1,0 +1,130 @@
+"""Project archives: a round trip keeps every row, file and the audit chain; damaged or hostile archives
+(truncated, a flipped byte, zip slip, a link, a zip bomb) are refused with a clear message and write nothing."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import stat
+import zipfile
+from pathlib import Path
+
+import pytest
+
+from app.cli import main
+from app.core.audit import verify_audit
+from app.core.portable import MANIFEST, BundleError, export_project, import_project
+from app.core.project import Project
+
+TABLES = ("predictions", "labels", "model_versions", "datasets", "audit_log", "validation_plans")
+
+
+def _counts(project: Project) -> dict[str, int]:
+    with project.reading() as con:
+        return {t: con.execute(f"SELECT count(*) FROM {t}").fetchall()[0][0] for t in TABLES}
+
+
+def _hashes(folder: Path) -> dict[str, str]:
+    return {p.relative_to(folder).as_posix(): hashlib.sha256(p.read_bytes()).hexdigest()
+            for p in sorted((folder / "artifacts").rglob("*")) if p.is_file()}
+
+
+@pytest.fixture
+def archive(sample_copy: Path, tmp_path: Path) -> Path:
+    with Project.open(sample_copy) as project:
+        return export_project(project, tmp_path / "weld.lpz")
+
+
+def test_round_trip_keeps_rows_files_and_the_audit_chain(sample_copy: Path, archive: Path, tmp_path: Path):
+    dest = import_project(archive, tmp_path / "arrived" / "weld")
+    with Project.open(sample_copy, read_only=True) as original, Project.open(dest) as copy:
+        assert _counts(copy) == _counts(original)
+        with copy.reading() as con, original.reading() as con_original:
+            verdict = verify_audit(con)
+            assert verdict.ok and verdict.head_hash == verify_audit(con_original).head_hash
+            assert con.execute("SELECT action FROM audit_log ORDER BY seq DESC LIMIT 1").fetchall()[0][0] == \
+                "project.export"
+    assert _hashes(dest) == _hashes(sample_copy)
+    manifest = json.loads(zipfile.ZipFile(archive).read(MANIFEST))
+    assert {e["path"] for e in manifest["files"]} >= {"lineproof.toml", "project.duckdb"}
+
+
+def _rewrite(archive: Path, out: Path, change) -> Path:
+    """Copy an archive entry by entry, letting `change(name, data)` return (name, data, info-tweak) or None."""
+    with zipfile.ZipFile(archive) as src, zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as dst:
+        for info in src.infolist():
+            data = src.read(info.filename)
+            result = change(info.filename, data)
+            if result is None:
+                dst.writestr(info, data)
+            else:
+                for name, new_data, attr in result:
+                    item = zipfile.ZipInfo(name)
+                    item.compress_type = zipfile.ZIP_DEFLATED
+                    if attr is not None:
+                        item.external_attr = attr
+                    dst.writestr(item, new_data)
+    return out
+
+
+def _add_to_manifest(data: bytes, path: str, content: bytes) -> bytes:
+    manifest = json.loads(data)
+    manifest["files"].append({"path": path, "size": len(content), "sha256": hashlib.sha256(content).hexdigest()})
+    return json.dumps(manifest).encode()
+
+
+def _hostile(kind: str, archive: Path, tmp_path: Path) -> Path:
+    out = tmp_path / f"{kind}.lpz"
+    if kind == "truncated":
+        out.write_bytes(archive.read_bytes()[: archive.stat().st_size // 2])
+        return out
+    if kind == "flipped":
+        def flip(name, data):
+            if name == "lineproof.toml":
+                return [(name, bytes([data[0] ^ 1]) + data[1:], None)]
+            return None
+        return _rewrite(archive, out, flip)
+    extra = {"zip-slip": ("../../evil.sh", b"echo owned", None),
+             "symlink": ("artifacts/link", b"/etc/passwd", (stat.S_IFLNK | 0o777) << 16),
+             "bomb": ("artifacts/zeros.bin", b"\0" * (64 << 20), None)}[kind]
+
+    def add(name, data):
+        if name == MANIFEST:
+            return [(name, _add_to_manifest(data, extra[0], extra[1]), None), extra]
+        return None
+    return _rewrite(archive, out, add)
+
+
+@pytest.mark.parametrize(("kind", "message"), [
+    ("truncated", "damaged or truncated"),
+    ("flipped", "lineproof.toml in flipped.lpz does not match its sha256"),
+    ("zip-slip", "points outside the project folder"),
+    ("symlink", "contains a link"),
+    ("bomb", "zip bomb"),
+])
+def test_damaged_or_hostile_archives_are_refused_and_write_nothing(archive: Path, tmp_path: Path, kind: str,
+                                                                    message: str):
+    bad = _hostile(kind, archive, tmp_path)
+    landing = tmp_path / "landing"
+    landing.mkdir()
+    with pytest.raises(BundleError, match=message):
+        import_project(bad, landing / "weld")
+    assert list(landing.iterdir()) == []  # no project, no half-written staging folder
+    assert not (tmp_path.parent / "evil.sh").exists()
+
+
+def test_an_existing_project_is_never_overwritten(archive: Path, sample_copy: Path, tmp_path: Path, capsys):
+    before = _hashes(sample_copy)
+    with pytest.raises(BundleError, match="exists already"):
+        import_project(archive, sample_copy)
+    assert _hashes(sample_copy) == before
+    assert main(["import-project", str(archive), str(sample_copy)]) == 2
+    assert "never overwritten" in capsys.readouterr().err
+
+
+def test_cli_export_and_import(sample_copy: Path, tmp_path: Path, capsys):
+    out = tmp_path / "cli.lpz"
+    assert main(["export-project", str(sample_copy), "--out", str(out), "-q"]) == 0
+    assert main(["import-project", str(out), str(tmp_path / "back"), "-q"]) == 0
+    assert "Imported" in capsys.readouterr().out
+    assert main(["export-project", str(sample_copy), "--out", str(out), "-q"]) == 2  # never overwrites the archive
