@@ -9,7 +9,7 @@ XCB_LIBS := libxkbcommon-x11-0 libx11-xcb1 libxcb-cursor0 libxcb-icccm4 libxcb-k
 	libxcb-randr0 libxcb-render-util0 libxcb-shape0 libxcb-xfixes0 libxcb-xkb1 libxcb-sync1 libxcb-shm0 libxcb-glx0
 TEST_TOOLS := xvfb poppler-utils libnss3-tools
 
-.PHONY: run test test-slow bench sample system-libs venv lint clean
+.PHONY: run test test-slow bench sample system-libs venv lint clean installer wheelhouse
 
 venv: $(STAMP)
 
@@ -63,5 +63,21 @@ bench: $(STAMP)
 		.bench-evidently/bin/pip install -q evidently "pandas<3" duckdb pyarrow) || true
 	$(PY) tests/bench/bench_drift.py $$(test -x .bench-evidently/bin/python && echo .bench-evidently/bin/python)
 
+# One-folder bundle in dist/lineproof (PyInstaller), then the offline smoke test on it.
+installer: system-libs $(STAMP)
+	$(PY) -m pip install -q -e '.[test,installer]'
+	$(VENV)/bin/pyinstaller --noconfirm --clean --log-level WARN --distpath dist --workpath build/pyinstaller \
+		installer/lineproof.spec
+	cp installer/lineproof.desktop resources/icons/lineproof.svg dist/lineproof/
+	du -sh dist/lineproof
+	QT_QPA_PLATFORM=offscreen $(PY) installer/smoke.py dist/lineproof/lineproof
+
+# Every wheel Lineproof needs, for sites that install into a venv with pip --no-index.
+wheelhouse: $(STAMP)
+	rm -rf wheelhouse
+	$(PY) -m pip wheel -q -w wheelhouse .
+	cp installer/install-from-wheelhouse.sh wheelhouse/
+	du -sh wheelhouse
+
 clean:
-	rm -rf $(VENV) $(SAMPLE) .pytest_cache
+	rm -rf $(VENV) $(SAMPLE) .pytest_cache build dist wheelhouse

@@ -334,7 +334,7 @@ def cmd_gui(args: argparse.Namespace) -> int:
     """Open the desktop application."""
     from app.views.main_window import run_gui
 
-    return run_gui(args.path, read_only=args.read_only)
+    return run_gui(args.path, read_only=args.read_only, quit_after=args.quit_after)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -473,6 +473,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("gui", help="open the desktop application")
     p.add_argument("path", nargs="?", help="project folder (default: the last one, or the sample)")
     p.add_argument("--read-only", action="store_true", help="open without the right to change anything")
+    p.add_argument("--quit-after", type=float, default=0.0, help=argparse.SUPPRESS)  # the bundle's smoke test
     p.set_defaults(func=cmd_gui)
 
     from app import cli_bench, cli_governance, cli_packet, cli_validate

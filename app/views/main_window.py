@@ -486,8 +486,11 @@ def make_app(argv: list[str] | None = None) -> QApplication:
     return app
 
 
-def run_gui(path: str | None = None, read_only: bool = False) -> int:
-    """Open the main window on a project (or the last one, or the sample) and run the event loop."""
+def run_gui(path: str | None = None, read_only: bool = False, quit_after: float = 0.0) -> int:
+    """Open the main window on a project (or the last one, or the sample) and run the event loop.
+
+    `quit_after` (seconds) closes the window by itself: the bundle's smoke test starts the real app that way.
+    """
     app = make_app()
     window = MainWindow()
     screen = app.primaryScreen().availableGeometry()
@@ -502,4 +505,11 @@ def run_gui(path: str | None = None, read_only: bool = False) -> int:
             QTimer.singleShot(0, lambda: window.open_project(last, read_only=read_only))
         else:
             QTimer.singleShot(0, window.open_sample)
+    if quit_after > 0:
+        def report_and_quit() -> None:
+            shown = window.project.display_name if window.project is not None else "no project"
+            print(f"smoke: window shown with {shown}; screens: {window.nav.count()}", flush=True)
+            window.close()
+
+        QTimer.singleShot(int(quit_after * 1000), report_and_quit)
     return app.exec()

@@ -6,13 +6,14 @@ fallback font. Fonts are looked up in resources/fonts first (a bundle ships them
 
 from __future__ import annotations
 
+import sys
 from functools import cache
 from pathlib import Path
 from xml.sax.saxutils import escape
 
 from app.core.errors import LineproofError
 
-ROOT = Path(__file__).resolve().parents[3]
+ROOT = Path(getattr(sys, "_MEIPASS", Path(__file__).resolve().parents[3]))  # a PyInstaller bundle, or the checkout
 SEARCH = [ROOT / "resources" / "fonts", Path("/usr/share/fonts/truetype/dejavu"),
           Path("/usr/share/fonts/truetype/droid"), Path("/usr/share/fonts/truetype/wqy"),
           Path("/usr/share/fonts/dejavu"), Path("C:/Windows/Fonts")]
