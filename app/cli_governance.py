@@ -100,10 +100,19 @@ def cmd_request(args: argparse.Namespace) -> int:
 
 
 def cmd_decide(args: argparse.Namespace) -> int:
-    """Review, approve or reject a request with a signature."""
+    """Review, approve or reject a request with a signature (or, with a period, an operating review)."""
     from app.cli import _open
     from app.core import governance as gov
 
+    if args.command == "review":
+        from app.cli_review import cmd_operating_review, is_operating
+
+        if is_operating(args):
+            return cmd_operating_review(args)
+        if not (args.request and args.as_user and args.comment):
+            raise LineproofError("Name a request with --as and --comment, or a period (--month YYYY-MM).",
+                                 "e.g. lineproof review PROJECT REQ-... --as vera --comment 'checked', or "
+                                 "lineproof review PROJECT --month 2026-09")
     with _open(args.path) as project:
         signer = gov.unlock(project, args.as_user, _passphrase(f"Passphrase of {args.as_user}: "))
         status = gov.decide(project, args.request, args.command, signer, args.comment or "")
@@ -177,9 +186,15 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
         p = sub.add_parser(name, help=text, description=f"{text}. The passphrase is asked every time (or read "
                                                          f"from {PASS_ENV}); 5 wrong ones lock signing.")
         p.add_argument("path", help="project folder")
-        p.add_argument("request", help="request id")
-        p.add_argument("--as", dest="as_user", required=True, help="your user id")
-        p.add_argument("--comment", required=True, help="what you checked (signed with the decision)")
+        p.add_argument("request", nargs="?" if name == "review" else None, help="request id")
+        p.add_argument("--as", dest="as_user", required=name != "review", help="your user id")
+        p.add_argument("--comment", required=name != "review", help="what you checked (signed with the decision)")
+        if name == "review":
+            from app.cli_review import add_arguments
+
+            p.description += (" With --month, --quarter or --event instead of REQUEST: the operating review of "
+                              "that period (findings, and with --save a signed record).")
+            add_arguments(p)
         p.set_defaults(func=cmd_decide)
 
     p = sub.add_parser("audit", help="list the audit trail or verify its hash chain")

@@ -114,6 +114,13 @@ def _schema_9(con: duckdb.DuckDBPyConnection) -> None:
     con.execute(SCHEMA_9)
 
 
+def _schema_10(con: duckdb.DuckDBPyConnection) -> None:
+    """Schema 10: saved operating reviews."""
+    from app.core.operating_review import SCHEMA_10
+
+    con.execute(SCHEMA_10)
+
+
 # MIGRATIONS[n - 1] brings a database from schema n - 1 to schema n.
 MIGRATIONS: tuple[Callable[[duckdb.DuckDBPyConnection], None], ...] = (
     _script(_SCHEMA_1),
@@ -125,6 +132,7 @@ MIGRATIONS: tuple[Callable[[duckdb.DuckDBPyConnection], None], ...] = (
     _schema_7,
     _schema_8,
     _schema_9,
+    _schema_10,
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 STAGES = ("candidate", "shadow", "pilot", "production", "retired")

@@ -76,7 +76,7 @@ def _stamp_style(signing: Signing, folder: Path, size: tuple[float, float]):
     c.drawString(6, 24, datetime.now(UTC).strftime("%Y-%m-%d %H:%M:%S UTC"))
     c.drawString(6, 13, f"{signing.signer.user_id} · PAdES signature")
     c.setFillColor(colors.HexColor("#555555"))
-    c.drawString(6, 4, "Lineproof validation packet")
+    c.drawString(6, 4, "Signed with Lineproof")
     c.save()
     return StaticStampStyle.from_pdf_file(str(path), border_width=0)
 

@@ -152,6 +152,11 @@ def _evidence(reader: Any) -> tuple[bool, str]:
         return False, f"evidence.json does not match the signed hash ({digest[:16]}… vs {match.group(1)[:16]}…)"
     try:
         evidence = json.loads(data)
+        if "validation" not in evidence:  # an operating review: its findings carry their own hash
+            body = json.dumps(evidence["review"], sort_keys=True, default=str).encode()
+            if hashlib.sha256(body).hexdigest() != evidence["findings_sha256"]:
+                return False, "the review's findings inside the evidence do not match their recorded sha256"
+            return True, f"evidence.json matches the signed sha256 {digest[:16]}…; the findings match their hash"
         from app.core.validation.run import result_sha256
 
         stored = evidence["validation"]["result"]
