@@ -32,7 +32,7 @@ from app.views.table_view import DataTable
 
 EMPTY = "No project open.\n\nOpen a project (Ctrl+O) to see its release requests."
 NO_USERS = ("Nobody is registered in this project yet.\n\nAdd the first user (it becomes admin) on the Users & roles "
-            "screen (Ctrl+0), or from the command line:\n"
+            "screen, or from the command line:\n"
             "lineproof user create PROJECT --id YOUR.ID --name \"Your Name\" --role validation_lead")
 REQUEST_COLUMNS = [Column("request_id", "Request"), Column("version_id", "Version"), Column("site", "Site"),
                    Column("target_stage", "To"), Column("state", "State"), Column("requested_by", "By"),

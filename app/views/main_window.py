@@ -37,6 +37,7 @@ from app.views.import_dialog import LabelImportDialog, PredictionImportDialog
 from app.views.models_view import ModelsView
 from app.views.overview_view import OverviewView
 from app.views.resources import resource_path
+from app.views.reviews_view import ReviewsView
 from app.views.slices_view import SlicesView
 from app.views.users_view import UsersView
 from app.views.validation_view import ValidationView
@@ -66,7 +67,8 @@ class MainWindow(QMainWindow):
         self.setWindowIcon(QIcon(str(resource_path("icons", "lineproof.svg"))))
 
         self.nav = QListWidget(objectName="navigation")
-        self.nav.addItems(["Overview", "Slices", "Drift", "Alerts", "Models", "Benchmarks", "Validation", "Approvals", "Audit", "Users & roles"])
+        self.nav.addItems(["Overview", "Slices", "Drift", "Alerts", "Models", "Benchmarks", "Validation", "Approvals",
+                           "Reviews", "Audit", "Users & roles"])
         self.nav.setFixedWidth(140)
         self.nav.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
         self.nav.setToolTip("Screens (Ctrl+1 …)")
@@ -78,6 +80,7 @@ class MainWindow(QMainWindow):
         self.benchmarks = BenchView()
         self.validation = ValidationView()
         self.approvals = ApprovalsView()
+        self.reviews = ReviewsView()
         self.audit = AuditView()
         self.users = UsersView()
         self.screens = QStackedWidget()
@@ -89,9 +92,10 @@ class MainWindow(QMainWindow):
         self.screens.addWidget(self.benchmarks)
         self.screens.addWidget(self.validation)
         self.screens.addWidget(self.approvals)
+        self.screens.addWidget(self.reviews)
         self.screens.addWidget(self.audit)
         self.screens.addWidget(self.users)
-        for screen in (self.models, self.approvals, self.users):
+        for screen in (self.models, self.approvals, self.users, self.reviews):
             screen.changed.connect(self.audit.set_project_refresh)
         self.validation.recorded.connect(lambda _run: self.audit.set_project_refresh())
         self.validation.export_requested.connect(self.export_packet_dialog)
@@ -285,6 +289,7 @@ class MainWindow(QMainWindow):
         self.benchmarks.set_project(project)
         self.validation.set_project(project)
         self.approvals.set_project(project)
+        self.reviews.set_project(project)
         self.audit.set_project(project)
         self.users.set_project(project)
 
@@ -297,6 +302,7 @@ class MainWindow(QMainWindow):
         self.benchmarks.set_project(None)
         self.validation.set_project(None)
         self.approvals.set_project(None)
+        self.reviews.set_project(None)
         self.audit.set_project(None)
         self.users.set_project(None)
         self._stop_tasks()

@@ -1,0 +1,261 @@
+"""Reviews screen: build the monthly, quarterly or event review, read its findings, record the decision and
+actions, and export the record as a signed PDF. Thin over app.core.operating_review."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import date
+from typing import Any
+
+import polars as pl
+from PySide6.QtCore import QDate, Qt, Signal
+from PySide6.QtWidgets import (
+    QComboBox,
+    QDateEdit,
+    QFileDialog,
+    QHBoxLayout,
+    QLabel,
+    QLineEdit,
+    QPlainTextEdit,
+    QProgressBar,
+    QPushButton,
+    QSplitter,
+    QVBoxLayout,
+    QWidget,
+)
+
+from app.core import governance as gov
+from app.core import operating_review as ops
+from app.core.project import Project
+from app.core.slices import logged_span
+from app.views.errors import show_error
+from app.views.screen import Screen
+from app.views.signing import ask_passphrase_dialog, unlock_with_prompt
+from app.views.table_model import Column, FrameTableModel
+from app.views.table_view import DataTable
+
+EMPTY = "No project open.\n\nOpen a project (Ctrl+O) to hold its monthly, quarterly or event review."
+NO_LOG = "No prediction log yet.\n\nA review reads the log: import predictions first (File > Import predictions…)."
+SECTION_COLOURS = {"Trigger": "#f8cbad", "Metric drop": "#f8cbad", "Line drift": "#fff2cc", "Silent asset": "#fff2cc",
+                   "Latency": "#fff2cc", "Plant-wide change": "#ededed", "Stage change": "#e2efda"}
+FINDING_COLUMNS = [Column("section", "Section", background=lambda r: SECTION_COLOURS.get(r["section"])),
+                   Column("scope", "Where"), Column("finding", "Finding", tooltip=lambda r: r["finding"])]
+
+
+def finding_rows(review: dict[str, Any]) -> pl.DataFrame:
+    """One table row per finding, most urgent sections first."""
+    h = review["health"]
+    rows = [{"section": "Trigger", "scope": t["line"], "finding": t["action"]} for t in review["triggers"]]
+    rows += [{"section": "Metric drop", "scope": f["line"], "finding": f["evidence"]} for f in h["drops"]["findings"]]
+    rows += [{"section": "Line drift", "scope": f["line"], "finding": f["evidence"]} for f in h["drift"]["line_specific"]]
+    rows += [{"section": "Silent asset", "scope": f["line"], "finding": f["evidence"]} for f in h["silent"]]
+    rows += [{"section": "Latency", "scope": f["version_id"], "finding": f["evidence"]} for f in h["latency"]]
+    rows += [{"section": "Plant-wide change", "scope": "all lines", "finding": f["evidence"]}
+             for f in h["drift"]["plant_wide"]]
+    rows += [{"section": "Stage change", "scope": c["site"], "finding": f"{c['version_id']} -> {c['stage']} by "
+              f"{c['changed_by']} ({c['changed_at']}): {c['reason']}"} for c in review["inventory"]["changes"]]
+    return pl.DataFrame(rows, schema={"section": pl.Utf8, "scope": pl.Utf8, "finding": pl.Utf8})
+
+
+class ReviewsView(Screen):
+    """Period on top; findings, decision and actions below."""
+
+    changed = Signal()
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.project: Project | None = None
+        self.review: dict[str, Any] | None = None
+        self.review_id: str | None = None
+        self.task = None
+        self.ask_passphrase: Callable[[str], str | None] = lambda user: ask_passphrase_dialog(self, user)
+        self.ask_path: Callable[[str], str | None] = self._ask_path
+        self.kind = QComboBox(toolTip="Monthly, quarterly, or the days around an event (firmware change, new line)")
+        self.kind.addItems(["Month", "Quarter", "Event"])
+        self.period = QComboBox(toolTip="Period to review; it is compared with the period before")
+        self.event_day = QDateEdit(calendarPopup=True, toolTip="Day of the event; 14 days after vs 14 before")
+        self.event_day.setDisplayFormat("yyyy-MM-dd")
+        self.event_day.hide()
+        self.build_button = QPushButton("Build review", toolTip="Compute every section (Ctrl+R)")
+        self.build_button.setShortcut("Ctrl+R")
+        self.progress = QProgressBar(maximum=1000, textVisible=True)
+        self.progress.hide()
+        self.due = QLabel(objectName="reviewDue")
+        top = QHBoxLayout()
+        for w in (QLabel("Review"), self.kind, self.period, self.event_day, self.build_button):
+            top.addWidget(w)
+        top.addWidget(self.progress, 1)
+        top.addStretch(0)
+        top.addWidget(self.due)
+        self.summary = QLabel(wordWrap=True, objectName="reviewSummary")
+        self.findings = FrameTableModel(FINDING_COLUMNS)
+        self.table = DataTable(self.findings)
+        self.decision = QLineEdit(placeholderText="Decision (required to save), e.g. re-validate v1 on P2-L02")
+        self.actions = QPlainTextEdit(placeholderText="Actions, one per line (owner, due date)")
+        self.actions.setMaximumHeight(80)
+        self.signer = QComboBox(toolTip="Reviewer who signs the record (passphrase asked)")
+        self.save_button = QPushButton("Save record", toolTip="Store the review with decision and actions (audited)")
+        self.export_button = QPushButton("Export signed PDF…", toolTip="Sign the saved record and write a PDF that "
+                                                                       "verifies like a packet")
+        self.export_button.setEnabled(False)
+        record = QWidget()
+        rl = QVBoxLayout(record)
+        rl.setContentsMargins(0, 0, 0, 0)
+        rl.addWidget(self.decision)
+        rl.addWidget(self.actions)
+        row = QHBoxLayout()
+        row.addWidget(QLabel("Reviewer"))
+        row.addWidget(self.signer)
+        row.addStretch(1)
+        row.addWidget(self.save_button)
+        row.addWidget(self.export_button)
+        rl.addLayout(row)
+        body = QSplitter(Qt.Orientation.Vertical)
+        body.addWidget(self.table)
+        body.addWidget(record)
+        body.setSizes([420, 140])
+        self.install(top, self.summary, body, empty_message=EMPTY)
+        self.kind.currentTextChanged.connect(self._kind_changed)
+        self.build_button.clicked.connect(self.start)
+        self.save_button.clicked.connect(self.save)
+        self.export_button.clicked.connect(self.export)
+
+    def set_project(self, project: Project | None) -> None:
+        """Offer the months and quarters the log covers."""
+        self.stop_jobs()
+        self.project = project
+        if project is None:
+            self.show_empty(EMPTY)
+            return
+        first, last = logged_span(project)
+        if first is None:
+            self.show_empty(NO_LOG)
+            return
+        self.span = (first.date(), last.date())
+        self._kind_changed(self.kind.currentText())
+        self.event_day.setDate(QDate(last.year, last.month, last.day))
+        self.signer.clear()
+        for r in gov.list_users(project).iter_rows(named=True):
+            self.signer.addItem(f"{r['name']} ({r['user_id']})", r["user_id"])
+        self.save_button.setEnabled(not project.read_only)
+        self.due.setText(f"Next monthly review due: {ops.next_review_due(project)}")
+        self.show_content()
+        self.show_review(None)
+
+    def _kind_changed(self, kind: str) -> None:
+        if self.project is None or not hasattr(self, "span"):
+            return
+        self.period.clear()
+        first, last = self.span
+        self.period.setVisible(kind != "Event")
+        self.event_day.setVisible(kind == "Event")
+        if kind == "Month":
+            labels = pl.date_range(date(first.year, first.month, 1), last, "1mo", eager=True)
+            for d in reversed(labels.to_list()):
+                self.period.addItem(f"{d:%Y-%m}")
+        elif kind == "Quarter":
+            quarters = sorted({f"{d.year}Q{(d.month - 1) // 3 + 1}" for d in
+                               pl.date_range(first, last, "1mo", eager=True).to_list() + [last]}, reverse=True)
+            self.period.addItems(quarters)
+
+    def chosen_period(self) -> ops.Period:
+        """The period the controls describe."""
+        kind = self.kind.currentText()
+        if kind == "Month":
+            return ops.month(self.period.currentText())
+        if kind == "Quarter":
+            return ops.quarter(self.period.currentText())
+        return ops.around(self.event_day.date().toPython())
+
+    def start(self):
+        """Build the review in the worker."""
+        if self.project is None or self.task is not None:
+            return None
+        project, period = self.project, self.chosen_period()
+        task = self.run_job(f"Review {period.label}", lambda progress: ops.build_review(project, period, progress))
+        self.task = task
+        self.build_button.setEnabled(False)
+        self.progress.show()
+        task.progress.connect(lambda f, m: (self.progress.setValue(int(f * 1000)), self.progress.setFormat(m)))
+        task.done.connect(self.show_review)
+        task.error.connect(lambda exc: show_error(self, exc, "Review"))
+        task.ended.connect(self._ended)
+        return task
+
+    def _ended(self) -> None:
+        self.task = None
+        self.build_button.setEnabled(True)
+        self.progress.hide()
+
+    def show_review(self, review: dict[str, Any] | None) -> None:
+        """Summary line and findings table."""
+        self.review, self.review_id = review, None
+        self.export_button.setEnabled(False)
+        if review is None:
+            self.summary.setText("Choose a period and Build review (Ctrl+R). Each section is compared with the "
+                                 "period before; only changes the evidence supports are listed.")
+            self.findings.set_frame(finding_rows({"health": {"drops": {"findings": []}, "drift": {
+                "line_specific": [], "plant_wide": []}, "silent": [], "latency": []}, "triggers": [],
+                "inventory": {"changes": []}}))
+            return
+        count = ops.findings_count(review)
+        a = review["alerts"]
+        self.summary.setText(
+            f"<b>{review['period']['label']}</b>: {count} finding(s) to act on; alerts raised {a['raised']} (real "
+            f"{a['real']}, false {a['false']}, open {a['open']}); {review['health']['drops']['method']}.")
+        self.findings.set_frame(finding_rows(review))
+
+    def save(self) -> str | None:
+        """Store the review with the decision and actions."""
+        if self.project is None or self.review is None:
+            return None
+        actions = [line.strip() for line in self.actions.toPlainText().splitlines() if line.strip()]
+        try:
+            self.review_id = ops.save_review(self.project, self.review, self.decision.text(), actions,
+                                             self.signer.currentData() or _actor())
+        except Exception as exc:
+            show_error(self, exc, "Save review")
+            return None
+        self.export_button.setEnabled(True)
+        self.due.setText(f"Next monthly review due: {ops.next_review_due(self.project)}")
+        self.summary.setText(self.summary.text() + f"<br>Saved as {self.review_id}.")
+        self.changed.emit()
+        return self.review_id
+
+    def _ask_path(self, suggestion: str) -> str | None:
+        path, _ = QFileDialog.getSaveFileName(self, "Export signed review", suggestion, "PDF (*.pdf)")
+        return path or None
+
+    def export(self) -> str | None:
+        """Sign the saved record as the chosen reviewer and write the PDF."""
+        from app.core.packet import Signing
+        from app.core.packet.review_pdf import export_review
+
+        if self.project is None or self.review_id is None:
+            return None
+        try:
+            signer = unlock_with_prompt(self.project, self.signer.currentData(), self.ask_passphrase)
+            if signer is None:
+                return None
+            path = self.ask_path(str(self.project.folder / "packets" / f"{self.review_id}.pdf"))
+            if not path:
+                return None
+            written = export_review(self.project, self.review_id, path, [Signing(signer, "reviewed by")])
+        except Exception as exc:
+            show_error(self, exc, "Export review")
+            return None
+        self.summary.setText(self.summary.text() + f"<br>Signed PDF: {written}")
+        self.changed.emit()
+        return str(written)
+
+
+def _actor() -> str:
+    from app.core.audit import current_actor
+
+    return current_actor()
+
+
+if __name__ == "__main__":
+    from app.views.screen import run_alone
+
+    raise SystemExit(run_alone(ReviewsView, read_only=False))
