@@ -311,6 +311,20 @@ def load_review(project: Project, review_id: str) -> dict[str, Any]:
             "actions": json.loads(row[3]), "reviewer": row[4], "saved_at": row[5]}
 
 
+def open_triggers(project: Project) -> list[dict[str, Any]]:
+    """Triggers since the end of the last saved review (or the start of the log)."""
+    from app.core.slices import logged_span
+
+    first, last = logged_span(project)
+    if first is None:
+        return []
+    with project.reading() as con:
+        has = one(con, "SELECT count(*) FROM duckdb_tables() WHERE table_name = 'operating_reviews'")[0]
+        reviewed = one(con, "SELECT max(period_end) FROM operating_reviews")[0] if has else None
+        start = max(first, reviewed) if reviewed else first
+        return _triggers(project, con, Period("open", start, last + timedelta(seconds=1)))
+
+
 def next_review_due(project: Project, today: date | None = None) -> str:
     """The first month after the last saved monthly review (or the current month if none)."""
     with project.reading() as con:

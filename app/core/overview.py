@@ -31,6 +31,8 @@ class Overview:
     weekly: pl.DataFrame  # week, rows, labelled: late labels show as partly labelled recent weeks
 
     labelled_rows: int = 0  # predictions that have a label (labels are unique per record)
+    next_review: str = ""  # the month the next operating review is due
+    open_triggers: tuple[str, ...] = ()  # events since the last review that call for an event review
 
     @property
     def label_coverage(self) -> float:
@@ -74,9 +76,12 @@ def build_overview(project: Project) -> Overview:
     finally:
         con.close()
     m = project.manifest
+    from app.core.operating_review import next_review_due, open_triggers
+
     return Overview(m.name, m.site, str(project.snapshot_of or project.folder), project.read_only,
                     m.schema_version, int(n_pred), int(n_labels), first_ts, last_ts, models, datasets, lines, weekly,
-                    int(n_labelled))
+                    int(n_labelled), next_review_due(project),
+                    tuple(t["action"] for t in open_triggers(project)) if n_pred else ())
 
 
 def overview_text(ov: Overview) -> str:

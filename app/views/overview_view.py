@@ -90,7 +90,7 @@ class OverviewView(Screen):
         self.cards: dict[str, QLabel] = {}
         for key, caption in (("predictions", "predictions logged"), ("coverage", "labelled (ground truth)"),
                              ("span", "production period"), ("versions", "model versions"),
-                             ("lines", "lines reporting")):
+                             ("lines", "lines reporting"), ("review", "next review due")):
             frame, value = _card(caption)
             self.cards[key] = value
             cards.addWidget(frame)
@@ -140,6 +140,11 @@ class OverviewView(Screen):
         self.cards["span"].setToolTip(f"First record {ov.first_ts}, newest record {ov.last_ts}")
         self.cards["versions"].setText(str(ov.models.height))
         self.cards["lines"].setText(str(ov.lines.height))
+        due = ov.next_review.split(" ")[0] if ov.next_review else "-"
+        self.cards["review"].setText(f"{due} · {len(ov.open_triggers)} trigger(s)" if ov.open_triggers else due)
+        self.cards["review"].setToolTip("\n".join(["Open triggers (Reviews screen):", *ov.open_triggers])
+                                        if ov.open_triggers else "No event since the last review calls for an "
+                                                                 "event review")
         self.models_model.set_frame(ov.models)
         self.datasets_model.set_frame(ov.datasets)
         self.lines_model.set_frame(ov.lines)
