@@ -49,6 +49,9 @@ def _print(review: dict) -> None:
             print(f"    - {item}")
     a = review["alerts"]
     print(f"  Alerts raised {a['raised']}: real {a['real']}, false {a['false']}, open {a['open']}")
+    for r in a["precision_by_line"]:
+        before = "-" if r["precision_before"] is None else f"{r['precision_before']:.0%} of {r['judged_before']}"
+        print(f"    alert precision on {r['line']}: {r['precision']:.0%} of {r['judged']} judged (before: {before})")
     print(f"  Stage changes in the period: {len(review['inventory']['changes'])}")
 
 

@@ -152,3 +152,18 @@ def test_reviews_screen_builds_saves_and_exports(qtbot, sample_copy: Path, tmp_p
         view.ask_path = lambda suggestion: str(tmp_path / "review.pdf")
         written = view.export()
         assert written and verify_packet(written, []).indication == INDETERMINATE  # intact, nobody trusted
+
+
+def test_alerts_are_counted_with_precision_per_line_against_the_previous_period(sample_copy: Path):
+    rows = [("P2-L02", "real", "2026-09-10"), ("P2-L02", "false", "2026-09-12"), ("P2-L02", "false", "2026-08-10"),
+            ("P1-L01", "open", "2026-09-03"), ("P1-L01", "real", "2026-10-02")]
+    with Project.open(sample_copy) as project:
+        with project.change("test.alerts", "hand-made") as con:
+            for i, (line, state, ts) in enumerate(rows):
+                con.execute("INSERT INTO alerts (alert_id, rule, scope, line, subject, severity, message, "
+                            "evidence_json, raised_at, state) VALUES (?, 'recall_drop', 'line', ?, ?, 'warning', "
+                            "'m', '{}', ?::TIMESTAMP, ?)", [900 + i, line, f"s{i}", ts, state])
+        alerts = ops.build_review(project, ops.month(FIRMWARE_MONTH))["alerts"]
+    assert (alerts["raised"], alerts["real"], alerts["false"], alerts["open"]) == (3, 1, 1, 1)
+    assert alerts["precision_by_line"] == [{"line": "P2-L02", "precision": 0.5, "judged": 2, "precision_before": 0.0,
+                                            "judged_before": 1}]

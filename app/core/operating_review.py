@@ -218,11 +218,22 @@ def _latency(con, period: Period) -> list[dict[str, Any]]:
 
 
 def _alerts(con, period: Period) -> dict[str, Any]:
-    frame = con.sql("""SELECT line, state FROM alerts WHERE raised_at >= $s AND raised_at < $e""",
-                    params={"s": period.start, "e": period.end}).pl()
-    counts = {s: int((frame["state"] == s).sum()) for s in ("open", "real", "false")} if frame.height else \
+    """Alerts raised, acknowledged real or false, still open; alert precision per line against the period before."""
+    frame = con.sql("""SELECT coalesce(line, '(plant)') AS line, state, raised_at >= $s AS now FROM alerts
+                       WHERE raised_at >= $p AND raised_at < $e""",
+                    params={"s": period.start, "p": period.previous[0], "e": period.end}).pl()
+    current = frame.filter(pl.col("now")) if frame.height else frame
+    counts = {s: int((current["state"] == s).sum()) for s in ("open", "real", "false")} if current.height else \
         {"open": 0, "real": 0, "false": 0}
-    return {"raised": frame.height, **counts}
+    precision = []
+    if frame.height:
+        judged = frame.filter(pl.col("state").is_in(["real", "false"])).group_by("line", "now").agg(
+            (pl.col("state") == "real").mean().alias("precision"), pl.len().alias("judged"))
+        now = judged.filter(pl.col("now")).drop("now")
+        before = judged.filter(~pl.col("now")).select("line", pl.col("precision").alias("precision_before"),
+                                                      pl.col("judged").alias("judged_before"))
+        precision = now.join(before, on="line", how="left").sort("line").to_dicts()
+    return {"raised": current.height, **counts, "precision_by_line": precision}
 
 
 def _triggers(project: Project, con, period: Period) -> list[dict[str, Any]]:

@@ -73,6 +73,13 @@ def render_review(record: dict[str, Any], sha: str) -> bytes:
     story += _section("Plant-wide input changes", h["drift"]["plant_wide"], "None.", s, width)
     story += _section("Silent assets", h["silent"], "None.", s, width)
     story += _section("Latency changes on the same hardware", h["latency"], "None.", s, width)
+    precision = review["alerts"].get("precision_by_line", [])
+    story.append(Paragraph("Alert precision per line (acknowledged real / judged)", s["h2"]))
+    story.append(_table([["Line", "This period", "Previous period"]] +
+                        [[r["line"], f"{r['precision']:.0%} of {r['judged']}",
+                          "-" if r["precision_before"] is None else f"{r['precision_before']:.0%} of {r['judged_before']}"]
+                         for r in precision], [width * 0.3, width * 0.35, width * 0.35])
+                 if precision else Paragraph("No alert was acknowledged in the period.", s["small"]))
     inv = review["inventory"]
     story.append(Paragraph("Inventory: stage changes in the period", s["h2"]))
     story.append(_table([["When", "Version", "Site", "Stage", "By", "Reason"]] +
