@@ -22,6 +22,7 @@ from app.core.project import Project
 
 FORMAT = "lineproof-packet/1"
 AUDIT_EXCERPT = 80
+RECENT_DAYS = 14  # the same "recent" window as the Slices screen
 
 
 class PacketError(LineproofError):
@@ -151,7 +152,7 @@ def _drift_summary(result: dict[str, Any]) -> dict[str, Any]:
                         "evidence": [k["evidence"] for k in c["checks"]]} for c in checks]}
 
 
-def _recent_drift(project: Project, dataset_id: str, days: int = 28, shown: int = 40) -> dict[str, Any]:
+def _recent_drift(project: Project, dataset_id: str, days: int = RECENT_DAYS, shown: int = 40) -> dict[str, Any]:
     """Inputs of the last `days` of the production log per line against the held-out data the model was judged on."""
     from datetime import timedelta
 
