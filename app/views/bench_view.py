@@ -15,7 +15,6 @@ from PySide6.QtWidgets import (
     QGroupBox,
     QHBoxLayout,
     QLabel,
-    QProgressBar,
     QPushButton,
     QSpinBox,
     QSplitter,
@@ -35,6 +34,7 @@ from app.views.errors import show_error
 from app.views.screen import Screen
 from app.views.table_model import Column, FrameTableModel
 from app.views.table_view import DataTable
+from app.views.task_controls import TaskControls
 from app.views.workers import Task
 
 EMPTY = "No project open.\n\nOpen a project (Ctrl+O) to benchmark its models on this PC."
@@ -79,7 +79,6 @@ class BenchView(Screen):
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.project: Project | None = None
-        self.task: Task | None = None
         self.version = QComboBox(toolTip="Model version to benchmark")
         self.runtime = QComboBox(toolTip="Inference runtime")
         self.runtime.addItems(["onnxruntime", "openvino"])
@@ -95,10 +94,9 @@ class BenchView(Screen):
                                         "a dataset")
         self.run_button = QPushButton("Run benchmark", toolTip="Run in a separate process (Ctrl+R)")
         self.run_button.setShortcut("Ctrl+R")
-        self.cancel_button = QPushButton("Cancel", toolTip="Stop the benchmark process; nothing is recorded")
-        self.cancel_button.hide()
-        self.progress = QProgressBar(maximum=1000, textVisible=True)
-        self.progress.hide()
+        self.controls = TaskControls(self.run_button, "Stop the benchmark process; nothing is recorded")
+        self.cancel_button, self.progress = self.controls.cancel_button, self.controls.progress
+        self.controls.can_run = lambda: self.project is not None and not self.project.read_only
         self.budget = QDoubleSpinBox(minimum=0, maximum=100000, value=0, decimals=3, suffix=" ms",
                                      toolTip="Latency budget: drawn on the histogram; p99 above it is flagged")
         self.budget.setSpecialValueText("no budget")
@@ -147,7 +145,6 @@ class BenchView(Screen):
 
         self.runtime.currentTextChanged.connect(self._runtime_changed)
         self.run_button.clicked.connect(self.start)
-        self.cancel_button.clicked.connect(self.cancel)
         self.table.selectionModel().selectionChanged.connect(lambda *_: self.show_selected())
         self.budget.valueChanged.connect(lambda _: self.show_selected())
         self.ov_devices: list[str] = []
@@ -229,26 +226,19 @@ class BenchView(Screen):
         project, version_id, config = self.project, self.version.currentText(), self.config()
         task = self.run_job(f"Benchmark {version_id}", lambda progress: run_benchmark(project, version_id, config,
                                                                                       progress))
-        self.task = task
-        self.run_button.setEnabled(False)
-        self.cancel_button.show()
-        self.progress.show()
-        self.progress.setValue(0)
-        task.progress.connect(self._progress)
+        self.controls.attach(task)
         task.done.connect(self._done)
         task.error.connect(lambda exc: show_error(self, exc, "Benchmark"))
-        task.ended.connect(self._ended)
         return task
+
+    @property
+    def task(self) -> Task | None:
+        """The running benchmark, if any."""
+        return self.controls.task
 
     def cancel(self) -> None:
         """Stop the running benchmark."""
-        if self.task is not None:
-            self.progress.setFormat("Cancelling…")
-            self.task.cancel()
-
-    def _progress(self, fraction: float, message: str) -> None:
-        self.progress.setValue(int(fraction * 1000))
-        self.progress.setFormat(f"{message} (%p%)" if message else "%p%")
+        self.controls.cancel()
 
     def _done(self, result) -> None:
         self.reload(select=result.run_id)
@@ -258,11 +248,6 @@ class BenchView(Screen):
                        "Benchmark")
         self.recorded.emit(result)
 
-    def _ended(self) -> None:
-        self.task = None
-        self.run_button.setEnabled(self.project is not None and not self.project.read_only)
-        self.cancel_button.hide()
-        self.progress.hide()
 
     # ----- comparing
     def selected_runs(self) -> list[dict[str, Any]]:

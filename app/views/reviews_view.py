@@ -17,7 +17,6 @@ from PySide6.QtWidgets import (
     QLabel,
     QLineEdit,
     QPlainTextEdit,
-    QProgressBar,
     QPushButton,
     QSplitter,
     QVBoxLayout,
@@ -33,6 +32,7 @@ from app.views.screen import Screen
 from app.views.signing import ask_passphrase_dialog, unlock_with_prompt
 from app.views.table_model import Column, FrameTableModel
 from app.views.table_view import DataTable
+from app.views.task_controls import TaskControls
 
 EMPTY = "No project open.\n\nOpen a project (Ctrl+O) to hold its monthly, quarterly or event review."
 NO_LOG = "No prediction log yet.\n\nA review reads the log: import predictions first (File > Import predictions…)."
@@ -71,7 +71,6 @@ class ReviewsView(Screen):
         self.project: Project | None = None
         self.review: dict[str, Any] | None = None
         self.review_id: str | None = None
-        self.task = None
         self.ask_passphrase: Callable[[str], str | None] = lambda user: ask_passphrase_dialog(self, user)
         self.ask_path: Callable[[str], str | None] = self._ask_path
         self.kind = QComboBox(toolTip="Monthly, quarterly, or the days around an event (firmware change, new line)")
@@ -82,11 +81,12 @@ class ReviewsView(Screen):
         self.event_day.hide()
         self.build_button = QPushButton("Build review", toolTip="Compute every section (Ctrl+R)")
         self.build_button.setShortcut("Ctrl+R")
-        self.progress = QProgressBar(maximum=1000, textVisible=True)
-        self.progress.hide()
+        self.controls = TaskControls(self.build_button, "Stop building the review")
+        self.progress = self.controls.progress
         self.due = QLabel(objectName="reviewDue")
         top = QHBoxLayout()
-        for w in (QLabel("Review"), self.kind, self.period, self.event_day, self.build_button):
+        for w in (QLabel("Review"), self.kind, self.period, self.event_day, self.build_button,
+                  self.controls.cancel_button):
             top.addWidget(w)
         top.addWidget(self.progress, 1)
         top.addStretch(0)
@@ -177,19 +177,15 @@ class ReviewsView(Screen):
             return None
         project, period = self.project, self.chosen_period()
         task = self.run_job(f"Review {period.label}", lambda progress: ops.build_review(project, period, progress))
-        self.task = task
-        self.build_button.setEnabled(False)
-        self.progress.show()
-        task.progress.connect(lambda f, m: (self.progress.setValue(int(f * 1000)), self.progress.setFormat(m)))
+        self.controls.attach(task)
         task.done.connect(self.show_review)
         task.error.connect(lambda exc: show_error(self, exc, "Review"))
-        task.ended.connect(self._ended)
         return task
 
-    def _ended(self) -> None:
-        self.task = None
-        self.build_button.setEnabled(True)
-        self.progress.hide()
+    @property
+    def task(self):
+        """The review being built, if any."""
+        return self.controls.task
 
     def show_review(self, review: dict[str, Any] | None) -> None:
         """Summary line and findings table."""

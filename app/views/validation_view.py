@@ -16,7 +16,6 @@ from PySide6.QtWidgets import (
     QHBoxLayout,
     QLabel,
     QPlainTextEdit,
-    QProgressBar,
     QPushButton,
     QSplitter,
     QTabWidget,
@@ -34,7 +33,9 @@ from app.views.errors import show_error
 from app.views.screen import Screen
 from app.views.table_model import Column, FrameTableModel
 from app.views.table_view import DataTable
+from app.views.task_controls import TaskControls
 from app.views.validation_charts import LEGEND, ParityPlot, SliceComparison
+from app.views.workers import Task
 
 EMPTY = "No project open.\n\nOpen a project (Ctrl+O) to validate a candidate model against production."
 NO_MODELS = ("No binary model versions to validate.\n\nImport the candidate and the production model first "
@@ -81,7 +82,6 @@ class ValidationView(Screen):
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.project: Project | None = None
-        self.task = None
         self.result: dict[str, Any] | None = None
         self.candidate = QComboBox(toolTip="The version to validate")
         self.champion = QComboBox(toolTip="The production version it must not be worse than")
@@ -93,11 +93,10 @@ class ValidationView(Screen):
         self.export_button.setEnabled(False)
         self.run_button = QPushButton("Run validation", toolTip="Score both models and judge the plan (Ctrl+R)")
         self.run_button.setShortcut("Ctrl+R")
-        self.cancel_button = QPushButton("Cancel", toolTip="Stop scoring; the start stays in the audit trail, "
+        self.controls = TaskControls(self.run_button, "Stop scoring; the start stays in the audit trail, "
                                                            "no result is stored")
-        self.cancel_button.hide()
-        self.progress = QProgressBar(maximum=1000, textVisible=True)
-        self.progress.hide()
+        self.cancel_button, self.progress = self.controls.cancel_button, self.controls.progress
+        self.controls.can_run = lambda: self.project is not None and not self.project.read_only
         grid = QGridLayout()
         for i, (label, widget) in enumerate([("Candidate", self.candidate), ("Champion", self.champion),
                                              ("Dataset", self.dataset), ("Plan", self.plan)]):
@@ -198,7 +197,6 @@ class ValidationView(Screen):
         self.save_plan_button.clicked.connect(self.save_plan)
         QShortcut(QKeySequence.StandardKey.Save, self, activated=self.save_plan)
         self.run_button.clicked.connect(self.start)
-        self.cancel_button.clicked.connect(self.cancel)
         self.runs_table.selectionModel().selectionChanged.connect(lambda *_: self.show_selected_run())
         self.criteria_table.selectionModel().selectionChanged.connect(lambda *_: self.show_checks())
         self.grouping.currentIndexChanged.connect(lambda _i: self.show_comparison())
@@ -347,38 +345,25 @@ class ValidationView(Screen):
         dataset = self.dataset.currentData()
         task = self.run_job(f"Validate {cand}",
                             lambda progress: run_validation(project, plan, cand, champ, dataset, progress))
-        self.task = task
-        self.run_button.setEnabled(False)
-        self.cancel_button.show()
-        self.progress.show()
-        self.progress.setValue(0)
-        task.progress.connect(self._progress)
+        self.controls.attach(task)
         task.done.connect(self._done)
         task.error.connect(lambda exc: show_error(self, exc, "Validation"))
-        task.ended.connect(self._ended)
         return task
+
+    @property
+    def task(self) -> Task | None:
+        """The running validation, if any."""
+        return self.controls.task
 
     def cancel(self) -> None:
         """Stop the running validation."""
-        if self.task is not None:
-            self.progress.setFormat("Cancelling…")
-            self.task.cancel()
-
-    def _progress(self, fraction: float, message: str) -> None:
-        self.progress.setValue(int(fraction * 1000))
-        self.progress.setFormat(f"{message} (%p%)" if message else "%p%")
+        self.controls.cancel()
 
     def _done(self, run) -> None:
         self.reload_plans(select=run.result["plan"]["plan_id"])
         self.reload(select=run.run_id)
         self.tabs.setCurrentIndex(0)
         self.recorded.emit(run)
-
-    def _ended(self) -> None:
-        self.task = None
-        self.run_button.setEnabled(self.project is not None and not self.project.read_only)
-        self.cancel_button.hide()
-        self.progress.hide()
 
     # ----- reading a run
     def show_selected_run(self) -> None:
