@@ -55,7 +55,7 @@ def finding_rows(review: dict[str, Any]) -> pl.DataFrame:
     rows += [{"section": "Alert precision", "scope": r["line"], "finding":
               f"{r['precision']:.0%} of {r['judged']} acknowledged alerts were real (previous period: "
               + ("-" if r["precision_before"] is None else f"{r['precision_before']:.0%} of {r['judged_before']}")
-              + ")"} for r in review["alerts"].get("precision_by_line", [])]
+              + ")"} for r in review.get("alerts", {}).get("precision_by_line", [])]
     rows += [{"section": "Stage change", "scope": c["site"], "finding": f"{c['version_id']} -> {c['stage']} by "
               f"{c['changed_by']} ({c['changed_at']}): {c['reason']}"} for c in review["inventory"]["changes"]]
     return pl.DataFrame(rows, schema={"section": pl.Utf8, "scope": pl.Utf8, "finding": pl.Utf8})
