@@ -483,6 +483,9 @@ def build_parser() -> argparse.ArgumentParser:
     cli_validate.add_parsers(sub)
     cli_packet.add_parsers(sub)
     cli_packet.add_project_parsers(sub)
+    from app.cli_review import add_kpi_parser
+
+    add_kpi_parser(sub)
     return parser
 
 

@@ -53,6 +53,11 @@ def _print(review: dict) -> None:
         before = "-" if r["precision_before"] is None else f"{r['precision_before']:.0%} of {r['judged_before']}"
         print(f"    alert precision on {r['line']}: {r['precision']:.0%} of {r['judged']} judged (before: {before})")
     print(f"  Stage changes in the period: {len(review['inventory']['changes'])}")
+    for o in review.get("outcomes", []):
+        recall = "" if o["recall_now"] is None else f"; model recall {o['recall_now']:.3f} (before " \
+            f"{o['recall_before']:.3f})"
+        before = "-" if o["before"] is None else f"{o['before']:.2f}"
+        print(f"  Outcome {o['kpi']} on {o['line']}: {o['now']:.2f} (before {before}){recall}")
 
 
 def cmd_operating_review(args: argparse.Namespace) -> int:
@@ -94,6 +99,25 @@ def _reviewer(args: argparse.Namespace) -> str:
     from app.core.audit import current_actor
 
     return (args.sign_as or [current_actor()])[0].partition(":")[0]
+
+
+def cmd_kpis(args: argparse.Namespace) -> int:
+    """Import business KPIs (line, week, kpi, value) from CSV for the operating reviews."""
+    from app.cli import _open
+    from app.core.kpis import import_kpis
+
+    with _open(args.path) as project:
+        rows = import_kpis(project, args.file)
+    print(f"Imported {rows:,} KPI values from {Path(args.file).name}.")
+    return 0
+
+
+def add_kpi_parser(sub: argparse._SubParsersAction) -> None:
+    """Register `lineproof kpis`."""
+    p = sub.add_parser("kpis", help="import business KPIs per line and week (CSV: line, week, kpi, value)")
+    p.add_argument("path", help="project folder")
+    p.add_argument("file", help="CSV with columns line, week (2026-09-07 or 2026-W37), kpi, value")
+    p.set_defaults(func=cmd_kpis)
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:

@@ -149,9 +149,23 @@ def _drops(project: Project, period: Period, progress: Progress) -> dict[str, An
                          "evidence": f"{r['version']} on {r['line']}: {name} {r['now']:.3f} vs {r['before']:.3f} in "
                                      f"the previous period ({r['diff']:+.3f}, interval {r['low']:+.3f} to "
                                      f"{r['high']:+.3f}; {int(r['n1'])} vs {int(r['n0'])} cases)"})
-    return {"findings": findings, "tested": tested,
+    per_line = tests.filter(pl.col("metric") == "recall").select(
+        "line", pl.col("now").alias("recall_now"), pl.col("before").alias("recall_before")).to_dicts()
+    return {"findings": findings, "tested": tested, "per_line": per_line,
             "method": f"Newcombe interval of the difference, Bonferroni over {tested} line x metric tests "
                       f"(z = {z:.2f}); drops under {MIN_EFFECT} ignored"}
+
+
+def _outcomes(project: Project, period: Period, per_line: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Business KPIs per line (imported from CSV) next to the model's recall on that line."""
+    from app.core.kpis import kpi_changes
+
+    recall = {(r["line"]): r for r in per_line}
+    out = []
+    for r in kpi_changes(project, period.start.date(), period.end.date(), period.previous[0].date()):
+        model = recall.get(r["line"], {})
+        out.append({**r, "recall_now": model.get("recall_now"), "recall_before": model.get("recall_before")})
+    return out
 
 
 def _drift(project: Project, period: Period) -> dict[str, Any]:
@@ -279,13 +293,14 @@ def build_review(project: Project, period: Period, progress: Progress | None = N
     check_cancelled(progress)
     progress.report(0.6, "Input drift against the previous period")
     drift = _drift(project, period)
-    progress.report(0.9, "Silent assets")
+    progress.report(0.9, "Silent assets and business outcomes")
     fresh = _freshness(project, period)
+    outcomes = _outcomes(project, period, drops.get("per_line", []))
     progress.report(1.0, "Review ready")
     return {"period": {"label": period.label, "start": period.start.isoformat(), "end": period.end.isoformat(),
                        "previous": [t.isoformat() for t in period.previous]},
             "inventory": inventory, "health": {"drops": drops, "drift": drift, "silent": fresh, "latency": latency},
-            "alerts": alerts, "triggers": triggers}
+            "alerts": alerts, "triggers": triggers, "outcomes": outcomes}
 
 
 def findings_count(review: dict[str, Any]) -> int:

@@ -121,6 +121,13 @@ def _schema_10(con: duckdb.DuckDBPyConnection) -> None:
     con.execute(SCHEMA_10)
 
 
+def _schema_11(con: duckdb.DuckDBPyConnection) -> None:
+    """Schema 11: business KPIs per line and week."""
+    from app.core.kpis import SCHEMA_11
+
+    con.execute(SCHEMA_11)
+
+
 # MIGRATIONS[n - 1] brings a database from schema n - 1 to schema n.
 MIGRATIONS: tuple[Callable[[duckdb.DuckDBPyConnection], None], ...] = (
     _script(_SCHEMA_1),
@@ -133,6 +140,7 @@ MIGRATIONS: tuple[Callable[[duckdb.DuckDBPyConnection], None], ...] = (
     _schema_8,
     _schema_9,
     _schema_10,
+    _schema_11,
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 STAGES = ("candidate", "shadow", "pilot", "production", "retired")

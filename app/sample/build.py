@@ -104,6 +104,7 @@ def _build(project: Project, tmp: Path, scale: float, progress: Progress) -> Non
     import_predictions(project, tmp / "predictions.parquet", mapping)
     progress.report(0.85, "Importing labels")
     import_labels(project, tmp / "labels.parquet", LabelMapping())
+    _add_escapes_kpi(project, log, labels, tmp)
     progress.report(1.0, "Sample project ready")
 
 
@@ -118,6 +119,18 @@ def _add_release_plan(project: Project) -> None:
     path.write_text(RELEASE_PLAN, encoding="utf-8")
     with project.change("validation.plan.save", plan.name, {"sha256": plan.sha256}) as con:
         save_plan(con, plan, "qa-eng")
+
+
+def _add_escapes_kpi(project: Project, log: pl.DataFrame, labels: pl.DataFrame, tmp: Path) -> None:
+    """The plant's business KPI: defective seams that passed the model per 1000 inspected, per line and week."""
+    from app.core.kpis import import_kpis
+
+    inspected = log.select("record_id", "line", "ts", "predicted_label").join(labels, on="record_id")
+    kpi = inspected.group_by("line", pl.col("ts").dt.truncate("1w").dt.date().alias("week")).agg(
+        ((pl.col("label") == 1) & (pl.col("predicted_label") == 0)).mean().mul(1000).round(2).alias("value"))
+    kpi.with_columns(pl.lit("escapes_per_1000").alias("kpi")).select("line", "week", "kpi", "value").sort(
+        "line", "week").write_csv(tmp / "escapes.csv")
+    import_kpis(project, tmp / "escapes.csv")
 
 
 def model_hashes(folder: Path | str) -> dict[str, str]:

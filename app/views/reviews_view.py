@@ -37,7 +37,8 @@ from app.views.task_controls import TaskControls
 EMPTY = "No project open.\n\nOpen a project (Ctrl+O) to hold its monthly, quarterly or event review."
 NO_LOG = "No prediction log yet.\n\nA review reads the log: import predictions first (File > Import predictions…)."
 SECTION_COLOURS = {"Trigger": "#f8cbad", "Metric drop": "#f8cbad", "Line drift": "#fff2cc", "Silent asset": "#fff2cc",
-                   "Latency": "#fff2cc", "Plant-wide change": "#ededed", "Stage change": "#e2efda"}
+                   "Latency": "#fff2cc", "Plant-wide change": "#ededed", "Stage change": "#e2efda",
+                   "Outcome": "#dde6f0", "Alert precision": "#dde6f0"}
 FINDING_COLUMNS = [Column("section", "Section", background=lambda r: SECTION_COLOURS.get(r["section"])),
                    Column("scope", "Where"), Column("finding", "Finding", tooltip=lambda r: r["finding"])]
 
@@ -56,6 +57,10 @@ def finding_rows(review: dict[str, Any]) -> pl.DataFrame:
               f"{r['precision']:.0%} of {r['judged']} acknowledged alerts were real (previous period: "
               + ("-" if r["precision_before"] is None else f"{r['precision_before']:.0%} of {r['judged_before']}")
               + ")"} for r in review.get("alerts", {}).get("precision_by_line", [])]
+    rows += [{"section": "Outcome", "scope": o["line"], "finding":
+              f"{o['kpi']} {o['now']:.2f} (before {'-' if o['before'] is None else format(o['before'], '.2f')})"
+              + ("" if o["recall_now"] is None else f"; model recall {o['recall_now']:.3f} (before "
+                 f"{o['recall_before']:.3f})")} for o in review.get("outcomes", [])]
     rows += [{"section": "Stage change", "scope": c["site"], "finding": f"{c['version_id']} -> {c['stage']} by "
               f"{c['changed_by']} ({c['changed_at']}): {c['reason']}"} for c in review["inventory"]["changes"]]
     return pl.DataFrame(rows, schema={"section": pl.Utf8, "scope": pl.Utf8, "finding": pl.Utf8})
@@ -102,6 +107,8 @@ class ReviewsView(Screen):
         self.export_button = QPushButton("Export signed PDF…", toolTip="Sign the saved record and write a PDF that "
                                                                        "verifies like a packet")
         self.export_button.setEnabled(False)
+        self.kpi_button = QPushButton("Import KPIs…", toolTip="Business outcomes per line and week from CSV "
+                                                              "(line, week, kpi, value), shown next to the model")
         record = QWidget()
         rl = QVBoxLayout(record)
         rl.setContentsMargins(0, 0, 0, 0)
@@ -111,6 +118,7 @@ class ReviewsView(Screen):
         row.addWidget(QLabel("Reviewer"))
         row.addWidget(self.signer)
         row.addStretch(1)
+        row.addWidget(self.kpi_button)
         row.addWidget(self.save_button)
         row.addWidget(self.export_button)
         rl.addLayout(row)
@@ -123,6 +131,7 @@ class ReviewsView(Screen):
         self.build_button.clicked.connect(self.start)
         self.save_button.clicked.connect(self.save)
         self.export_button.clicked.connect(self.export)
+        self.kpi_button.clicked.connect(lambda: self.import_kpis())
 
     def set_project(self, project: Project | None) -> None:
         """Offer the months and quarters the log covers."""
@@ -221,6 +230,25 @@ class ReviewsView(Screen):
         self.summary.setText(self.summary.text() + f"<br>Saved as {self.review_id}.")
         self.changed.emit()
         return self.review_id
+
+    def import_kpis(self, path: str | None = None) -> int | None:
+        """Import a KPI CSV (asked for when not given); rebuild the review to see it."""
+        from app.core.kpis import import_kpis
+
+        if self.project is None or self.project.read_only:
+            return None
+        if not path:
+            path, _ = QFileDialog.getOpenFileName(self, "Import KPIs", "", "CSV (*.csv)")
+        if not path:
+            return None
+        try:
+            rows = import_kpis(self.project, path)
+        except Exception as exc:
+            show_error(self, exc, "Import KPIs")
+            return None
+        self.summary.setText(f"Imported {rows:,} KPI values; Build review (Ctrl+R) to see them next to the model.")
+        self.changed.emit()
+        return rows
 
     def _ask_path(self, suggestion: str) -> str | None:
         path, _ = QFileDialog.getSaveFileName(self, "Export signed review", suggestion, "PDF (*.pdf)")

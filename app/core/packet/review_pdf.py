@@ -73,6 +73,13 @@ def render_review(record: dict[str, Any], sha: str) -> bytes:
     story += _section("Plant-wide input changes", h["drift"]["plant_wide"], "None.", s, width)
     story += _section("Silent assets", h["silent"], "None.", s, width)
     story += _section("Latency changes on the same hardware", h["latency"], "None.", s, width)
+    outcomes = review.get("outcomes", [])
+    story.append(Paragraph("Business outcomes next to the model", s["h2"]))
+    story.append(_table([["Line", "KPI", "This period", "Before", "Model recall (before)"]] +
+                        [[o["line"], o["kpi"], f"{o['now']:.2f}", "-" if o["before"] is None else f"{o['before']:.2f}",
+                          "-" if o["recall_now"] is None else f"{o['recall_now']:.3f} ({o['recall_before']:.3f})"]
+                         for o in outcomes], [width * w for w in (0.15, 0.25, 0.17, 0.17, 0.26)])
+                 if outcomes else Paragraph("No KPIs imported (lineproof kpis PROJECT FILE.csv).", s["small"]))
     precision = review["alerts"].get("precision_by_line", [])
     story.append(Paragraph("Alert precision per line (acknowledged real / judged)", s["h2"]))
     story.append(_table([["Line", "This period", "Previous period"]] +
