@@ -25,6 +25,7 @@ from PySide6.QtWidgets import (
 
 from app.core import governance as gov
 from app.core import operating_review as ops
+from app.core.errors import LineproofError
 from app.core.project import Project
 from app.core.slices import logged_span
 from app.views.errors import show_error
@@ -260,6 +261,10 @@ class ReviewsView(Screen):
         from app.core.packet.review_pdf import export_review
 
         if self.project is None or self.review_id is None:
+            return None
+        if self.signer.currentData() is None:
+            show_error(self, LineproofError("Nobody can sign: this project has no registered users.",
+                                            "Add yourself on the Users & roles screen, then export."), "Export review")
             return None
         try:
             signer = unlock_with_prompt(self.project, self.signer.currentData(), self.ask_passphrase)
