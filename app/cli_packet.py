@@ -68,9 +68,8 @@ def cmd_verify(args: argparse.Namespace) -> int:
     from app.core.packet import verify_packet
 
     trust = list(args.trust or [])
-    if args.project:
-        trust += _project_certificates(args.project)
-    result = verify_packet(args.packet, trust)
+    pems = _project_certificates(args.project) if args.project else []
+    result = verify_packet(args.packet, trust, pems)
     if args.format == "json":
         print(json.dumps(result.as_dict(), indent=2))
         return result.exit_code
@@ -84,27 +83,22 @@ def cmd_verify(args: argparse.Namespace) -> int:
         print(f"    identity:      {s.trust}" + (f"\n    {s.timestamp}" if s.timestamp else "")
               + (f"\n    detail:        {s.detail}" if s.detail else ""))
     print(f"  evidence: {'ok' if result.evidence_ok else 'FAILED'}: {result.evidence}")
-    if not trust:
+    if not trust and not pems:
         print("  (no certificate trusted: pass --trust CERT.pem or --project PROJECT)")
     return result.exit_code
 
 
 def _project_certificates(folder: str) -> list[str]:
-    """The registered users' certificates of a project, as temporary PEM files to trust."""
-    import tempfile
-
+    """The registered users' certificates of a project (PEM texts) to trust."""
     from app.cli import _open
+    from app.core.packet.verify import project_certificates
 
     with _open(folder, read_only=True, allow_snapshot=True) as project:
-        with project.reading() as con:
-            pems = [r[0] for r in con.execute("SELECT cert_pem FROM users").fetchall()]
+        pems = project_certificates(project)
     if not pems:
         raise LineproofError(f"{folder} has no registered users whose certificates could be trusted.",
                              "Pass the signer's certificate with --trust CERT.pem.")
-    handle = tempfile.NamedTemporaryFile("w", suffix=".pem", delete=False)
-    handle.write("".join(pems))
-    handle.close()
-    return [handle.name]
+    return pems
 
 
 def add_parsers(sub: argparse._SubParsersAction) -> None:

@@ -150,7 +150,9 @@ def test_reviews_screen_builds_saves_and_exports(qtbot, sample_copy: Path, tmp_p
         assert view.save() and view.export_button.isEnabled()
         view.ask_passphrase = lambda user: "review-pass"
         view.ask_path = lambda suggestion: str(tmp_path / "review.pdf")
-        written = view.export()
+        with qtbot.waitSignal(view.export().done, timeout=60_000) as exported:
+            pass
+        written = exported.args[0]
         assert written and verify_packet(written, []).indication == INDETERMINATE  # intact, nobody trusted
 
 

@@ -29,6 +29,7 @@ from app.core.errors import LineproofError
 from app.core.identity import identity_path
 from app.core.packet import Signing, build_packet, gather, verify_packet
 from app.core.packet.sign import page_count
+from app.core.packet.verify import project_certificates
 from app.core.project import Project
 from app.core.validation.store import list_runs
 from app.views.errors import show_error
@@ -311,26 +312,17 @@ class VerifyPacketDialog(QDialog):
         self.trust_label.setText("Trusted: " + (", ".join(who) if who else "nobody (signatures will be "
                                                                            "INDETERMINATE at best)"))
 
-    def _trusted(self) -> list[str]:
-        files = list(self.trust)
+    def _trusted_pems(self) -> list[str]:
         if self.project is not None and self.trust_project.isChecked():
-            import tempfile
-
-            with self.project.reading() as con:
-                pems = "".join(r[0] for r in con.execute("SELECT cert_pem FROM users").fetchall())
-            if pems:
-                handle = tempfile.NamedTemporaryFile("w", suffix=".pem", delete=False)
-                handle.write(pems)
-                handle.close()
-                files.append(handle.name)
-        return files
+            return project_certificates(self.project)
+        return []
 
     def start(self) -> Task | None:
         """Verify the chosen file in the worker."""
         if self.task is not None or not self.path.text().strip():
             return None
-        path, trust = self.path.text().strip(), self._trusted()
-        task = start_task("Verify packet", lambda _p: verify_packet(path, trust), self)
+        path, files, pems = self.path.text().strip(), list(self.trust), self._trusted_pems()
+        task = start_task("Verify packet", lambda _p: verify_packet(path, files, pems), self)
         self.task = task
         self.verify_button.setEnabled(False)
         task.done.connect(self.show_result)

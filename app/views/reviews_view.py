@@ -255,8 +255,8 @@ class ReviewsView(Screen):
         path, _ = QFileDialog.getSaveFileName(self, "Export signed review", suggestion, "PDF (*.pdf)")
         return path or None
 
-    def export(self) -> str | None:
-        """Sign the saved record as the chosen reviewer and write the PDF."""
+    def export(self):
+        """Sign the saved record as the chosen reviewer and write the PDF in the worker; returns the task."""
         from app.core.packet import Signing
         from app.core.packet.review_pdf import export_review
 
@@ -270,16 +270,23 @@ class ReviewsView(Screen):
             signer = unlock_with_prompt(self.project, self.signer.currentData(), self.ask_passphrase)
             if signer is None:
                 return None
-            path = self.ask_path(str(self.project.folder / "packets" / f"{self.review_id}.pdf"))
-            if not path:
-                return None
-            written = export_review(self.project, self.review_id, path, [Signing(signer, "reviewed by")])
         except Exception as exc:
             show_error(self, exc, "Export review")
             return None
+        path = self.ask_path(str(self.project.folder / "packets" / f"{self.review_id}.pdf"))
+        if not path:
+            return None
+        project, review_id = self.project, self.review_id
+        task = self.run_job("Export review", lambda progress: export_review(
+            project, review_id, path, [Signing(signer, "reviewed by")], progress))
+        self.controls.attach(task)
+        task.done.connect(self._exported)
+        task.error.connect(lambda exc: show_error(self, exc, "Export review"))
+        return task
+
+    def _exported(self, written) -> None:
         self.summary.setText(self.summary.text() + f"<br>Signed PDF: {written}")
         self.changed.emit()
-        return str(written)
 
 
 def _actor() -> str:

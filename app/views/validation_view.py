@@ -265,17 +265,12 @@ class ValidationView(Screen):
         plan_id = self.plan.currentData()
         match = self.plans.filter(pl.col("plan_id") == plan_id) if plan_id else pl.DataFrame()
         if match.height:
-            self.editor.setPlainText(match["plan_toml"][0])
-            dataset = parse_plan(match["plan_toml"][0]).dataset if self._parses(match["plan_toml"][0]) else ""
-            _select(self.dataset, dataset or None)
-
-    @staticmethod
-    def _parses(text: str) -> bool:
-        try:
-            parse_plan(text)
-        except PlanError:
-            return False
-        return True
+            text = match["plan_toml"][0]
+            self.editor.setPlainText(text)
+            try:
+                _select(self.dataset, parse_plan(text).dataset or None)
+            except PlanError:
+                pass  # the editor's status line names the problem
 
     def reload(self, select: str | None = None) -> None:
         """Re-read the stored runs; select one (default the newest)."""

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import io
 import json
+from functools import cache
 from typing import Any
 
 from reportlab.lib import colors
@@ -39,6 +40,7 @@ VERDICT_COLOURS = {"PASS": "#375623", "FAIL": "#9c0006", "INCONCLUSIVE": "#7f600
 CHART_METRICS = (("recall", "recall (defects caught)"), ("fpr", "false-alarm rate"), ("auc", "ROC AUC"))
 
 
+@cache
 def _styles() -> dict[str, ParagraphStyle]:
     base = ParagraphStyle("body", fontName=REGULAR, fontSize=8.5, leading=11, alignment=TA_LEFT)
     return {
@@ -159,7 +161,7 @@ def _cover(e: dict[str, Any], sha: str, s: dict[str, ParagraphStyle], width: flo
               if e["dataset"] else v["dataset_id"]),
              ("Plan", f"{plan.get('name')} rev {plan.get('revision')} ({plan.get('decision')}, "
                       f"{plan.get('confidence', 0.95):.0%} intervals)"),
-             ("Model sha256", subject and v["candidate_sha256"]), ("Evidence sha256", sha)], width),
+             ("Model sha256", v["candidate_sha256"]), ("Evidence sha256", sha)], width),
         Spacer(1, 8),
         Paragraph("Criteria", s["h3"]),
     ]

@@ -62,11 +62,22 @@ class PacketVerification:
                 "evidence": self.evidence, "signatures": [asdict(s) for s in self.signatures]}
 
 
-def load_trust(paths: list[Path | str]) -> list[Any]:
-    """asn1crypto certificates from PEM or DER files (a user's certificate or a site CA)."""
+def _certificates(data: bytes, name: str) -> list[Any]:
     from asn1crypto import pem
     from asn1crypto import x509 as asn1_x509
 
+    try:
+        blocks = [der for _, _, der in pem.unarmor(data, multiple=True)] if pem.detect(data) else [data]
+        certs = [asn1_x509.Certificate.load(b) for b in blocks]
+        for c in certs:
+            _ = c.subject  # parse now: a broken file fails here, with its name
+    except Exception as exc:
+        raise VerifyError(f"{name} is not a certificate ({exc}).", "Give a PEM or DER certificate file.") from exc
+    return certs
+
+
+def load_trust(paths: list[Path | str], pems: list[str] = ()) -> list[Any]:
+    """asn1crypto certificates from PEM or DER files and from PEM texts (a user's certificate or a site CA)."""
     certs = []
     for p in paths:
         try:
@@ -74,14 +85,16 @@ def load_trust(paths: list[Path | str]) -> list[Any]:
         except OSError as exc:
             raise VerifyError(f"Cannot read the trusted certificate {p}: {exc.strerror}.",
                               "Give a PEM or DER certificate file.") from exc
-        try:
-            blocks = [der for _, _, der in pem.unarmor(data, multiple=True)] if pem.detect(data) else [data]
-            certs += [asn1_x509.Certificate.load(b) for b in blocks]
-            for c in certs:
-                _ = c.subject  # parse now: a broken file fails here, with its name
-        except Exception as exc:
-            raise VerifyError(f"{p} is not a certificate ({exc}).", "Give a PEM or DER certificate file.") from exc
+        certs += _certificates(data, str(p))
+    for i, text in enumerate(pems):
+        certs += _certificates(text.encode("ascii"), f"trusted certificate #{i + 1}")
     return certs
+
+
+def project_certificates(project: Any) -> list[str]:
+    """The PEM certificates of a project's registered users (to trust them)."""
+    with project.reading() as con:
+        return [r[0] for r in con.execute("SELECT cert_pem FROM users ORDER BY user_id").fetchall()]
 
 
 def _modifications(status: Any) -> tuple[str, str]:
@@ -167,8 +180,9 @@ def _evidence(reader: Any) -> tuple[bool, str]:
     return True, f"evidence.json matches the signed sha256 {digest[:16]}…; the validation result matches its hash"
 
 
-def verify_packet(path: Path | str, trust: list[Path | str] | None = None) -> PacketVerification:
-    """Check every signature of a packet offline against the trusted certificates."""
+def verify_packet(path: Path | str, trust: list[Path | str] | None = None, trusted_pems: list[str] = ()
+                  ) -> PacketVerification:
+    """Check every signature of a packet offline against the trusted certificates (files or PEM texts)."""
     import logging
 
     from pyhanko.pdf_utils.reader import PdfFileReader
@@ -183,7 +197,7 @@ def verify_packet(path: Path | str, trust: list[Path | str] | None = None) -> Pa
         raise VerifyError(f"Cannot read {path}: {exc.strerror}.", "Give the path of a packet PDF.") from exc
     if not data.startswith(b"%PDF"):
         raise VerifyError(f"{path.name} is not a PDF.", "Give the path of a packet PDF.")
-    roots = load_trust(list(trust or []))
+    roots = load_trust(list(trust or []), list(trusted_pems))
     try:
         reader = PdfFileReader(io.BytesIO(data), strict=False)
         signatures = reader.embedded_signatures

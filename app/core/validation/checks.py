@@ -101,14 +101,10 @@ def coverage_criterion(rule: DataRule, rows: int, labelled: int) -> Criterion:
                                                           f"required {need:.0%}", share, None, None, need, rows),))
 
 
-def overlap_count(con: duckdb.DuckDBPyConnection, held_out: Path, training: Path, key: str, features: list[str]
-                  ) -> int:
-    """Held-out rows that also appear in the training file, by record id or by a hash of the feature values."""
-    if key == "row":
-        cols = ", ".join(sql_ident(f) for f in features)
-        expr = f"hash({cols})"
-    else:
-        expr = sql_ident(key)
+def overlap_count(con: duckdb.DuckDBPyConnection, held_out: Path, training: Path, columns: list[str]) -> int:
+    """Held-out rows that also appear in the training file: the same record id (one column) or the same values
+    (a hash over the feature columns)."""
+    expr = f"hash({', '.join(sql_ident(c) for c in columns)})" if len(columns) > 1 else sql_ident(columns[0])
     return int(one(con, f"""SELECT count(*) FROM read_parquet({sql_literal(str(held_out))}) v
         WHERE {expr} IN (SELECT {expr} FROM read_parquet({sql_literal(str(training))}))""")[0])
 

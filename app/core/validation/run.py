@@ -355,34 +355,32 @@ def _latency(project: Project, plan: ValidationPlan, cand: ModelUnderTest, progr
 
 def _overlaps(project: Project, plan: ValidationPlan, models: list[ModelUnderTest], data_path: Path
               ) -> list[dict[str, Any]]:
+    """Per model: held-out rows found in its training dataset (by record id, or by feature values)."""
     found = []
     for m in models:
         finding: dict[str, Any] = {"version": m.version_id, "training": m.training_dataset, "overlap": 0, "rows": 0}
+        found.append(finding)
+        if not m.training_dataset:
+            finding["reason"] = ("its lineage names no training dataset, so overlap cannot be checked; set "
+                                 "lineage.training_dataset in Models")
+            continue
         with project.reading() as con:
-            row = one(con, "SELECT dataset_id, artifact_path FROM datasets WHERE sha256 = ? OR dataset_id = ?",
-                      [m.training_dataset, m.training_dataset]) if m.training_dataset else None
-            if not m.training_dataset:
-                finding["reason"] = ("its lineage names no training dataset, so overlap cannot be checked; set "
-                                     "lineage.training_dataset in Models")
-            elif not row:
+            row = one(con, "SELECT dataset_id, artifact_path, row_count FROM datasets WHERE sha256 = ? OR "
+                           "dataset_id = ?", [m.training_dataset, m.training_dataset])
+            if not row:
                 finding["reason"] = (f"its training dataset {m.training_dataset[:16]} is not registered in this "
                                      "project; register it (kind training) so overlap can be checked")
-            else:
-                training = project.folder / row[1]
-                finding["training"] = row[0]
-                columns = set(pq.read_schema(training).names)
-                needed = [plan.record_id] if plan.data.overlap_key == "record_id" else m.features
-                absent = [c for c in needed if c not in columns]
-                if absent:
-                    finding["reason"] = (f"its training dataset {row[0]} has no column {absent[0]!r}; use "
-                                         "overlap_key = \"row\" or add record ids")
-                else:
-                    finding["overlap"] = checks.overlap_count(con, data_path, training, plan.data.overlap_key
-                                                              if plan.data.overlap_key == "row" else plan.record_id,
-                                                              m.features)
-                    finding["rows"] = int(one(con, "SELECT row_count FROM datasets WHERE dataset_id = ?",
-                                              [row[0]])[0])
-        found.append(finding)
+                continue
+            training = project.folder / row[1]
+            compare = [plan.record_id] if plan.data.overlap_key == "record_id" else m.features
+            absent = [c for c in compare if c not in set(pq.read_schema(training).names)]
+            finding["training"] = row[0]
+            if absent:
+                finding["reason"] = (f"its training dataset {row[0]} has no column {absent[0]!r}; use "
+                                     "overlap_key = \"row\" or add record ids")
+                continue
+            finding["overlap"] = checks.overlap_count(con, data_path, training, compare)
+            finding["rows"] = int(row[2])
     return found
 
 

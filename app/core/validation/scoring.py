@@ -48,14 +48,10 @@ def _probability(outputs: list[np.ndarray], names: list[str], version: str) -> n
                        "[N], [N, 1] or [N, 2] probabilities.", "Re-export the model with a probability output.")
 
 
-def _batches(x: np.ndarray, batch: int) -> range:
-    return range(0, len(x), batch)
-
-
 def _loop(x: np.ndarray, batch: int, infer: Callable[[np.ndarray], np.ndarray], progress: Progress,
           report: Callable[[float], None]) -> np.ndarray:
     out = np.empty(len(x), dtype=np.float64)
-    starts = _batches(x, batch)
+    starts = range(0, len(x), batch)
     for i, start in enumerate(starts):
         check_cancelled(progress)
         out[start:start + batch] = infer(x[start:start + batch])
