@@ -61,6 +61,7 @@ class MainWindow(QMainWindow):
         super().__init__()
         self.settings = settings or QSettings("Lineproof", "Lineproof")
         self.project: Project | None = None
+        self.remember_geometry = True  # the smoke run (gui --quit-after) leaves the user's window size alone
         self.tasks: list[Task] = []
         self.last_overview: Overview | None = None
         self.setWindowTitle("Lineproof")
@@ -475,7 +476,8 @@ class MainWindow(QMainWindow):
                           "and signed packets for models on the production line. Works offline.")
 
     def closeEvent(self, event: QCloseEvent) -> None:
-        self.settings.setValue("window/geometry", self.saveGeometry())
+        if self.remember_geometry:
+            self.settings.setValue("window/geometry", self.saveGeometry())
         self.close_project()
         super().closeEvent(event)
 
@@ -500,7 +502,8 @@ def run_gui(path: str | None = None, read_only: bool = False, quit_after: float 
     app = make_app()
     window = MainWindow()
     screen = app.primaryScreen().availableGeometry()
-    if window.settings.value("window/geometry") is None and screen.width() <= 1440:
+    saved_fits = window.settings.value("window/geometry") is not None and screen.contains(window.geometry())
+    if not saved_fits and screen.width() <= 1440:
         window.setGeometry(screen)  # field laptops: use every pixel (works without a window manager too)
     window.show()
     if path:
@@ -512,6 +515,8 @@ def run_gui(path: str | None = None, read_only: bool = False, quit_after: float 
         else:
             QTimer.singleShot(0, window.open_sample)
     if quit_after > 0:
+        window.remember_geometry = False
+
         def report_and_quit() -> None:
             shown = window.project.display_name if window.project is not None else "no project"
             print(f"smoke: window shown with {shown}; screens: {window.nav.count()}", flush=True)
