@@ -331,3 +331,32 @@ def test_a_high_risk_release_request_needs_a_passed_run(small: Project, tmp_path
                                            [request]).fetchone()[0])
     assert subject["validation_result_sha256"] == passed.result_sha256
     assert subject["plan_sha256"] == parse_plan(HEAD + "[[overall]]\nmetric = 'recall'\nmin = 0.6\n").sha256
+
+
+def test_parity_fails_when_the_runtimes_disagree_and_is_skipped_without_openvino():
+    from app.core.validation.checks import parity_criterion, parity_summary
+    from app.core.validation.plan import ParityRule
+    from app.core.validation.scoring import RuntimeScores
+
+    ort_scores = np.linspace(0.0, 1.0, 1001)
+    drifted = ort_scores + np.where(np.abs(ort_scores - 0.5) < 0.01, 0.02, 0.0)  # 21 rows near the threshold move
+    rule = ParityRule(max_abs_diff=1e-4, min_agreement=0.999, models=("candidate",))
+    ok = parity_summary(RuntimeScores("onnxruntime", ort_scores), RuntimeScores("openvino", ort_scores.copy()), 0.5)
+    bad = parity_summary(RuntimeScores("onnxruntime", ort_scores), RuntimeScores("openvino", drifted), 0.5)
+    assert parity_criterion(rule, {"candidate": ok}, {"candidate": "m:cand"}).status == PASS
+    failed = parity_criterion(rule, {"candidate": bad}, {"candidate": "m:cand"})
+    assert failed.status == FAIL and bad["max_abs_diff"] == pytest.approx(0.02)
+    assert bad["disagreements"] == int(np.sum((ort_scores >= 0.5) != (drifted >= 0.5))) > 0
+    skipped = parity_summary(RuntimeScores("onnxruntime", ort_scores),
+                             RuntimeScores("openvino", None, skipped="OpenVINO has no conversion for X"), 0.5)
+    assert parity_criterion(rule, {"candidate": skipped}, {"candidate": "m:cand"}).status == SKIPPED
+
+
+def test_overlap_cannot_be_judged_without_a_known_training_dataset(small: Project, tmp_path: Path):
+    import_model(small, _score_model(tmp_path / "nolineage.onnx"), "m", "nolineage", 0.5, card={"features": ["cand"]})
+    plan = parse_plan(HEAD.replace("no_overlap_with_training = false", "no_overlap_with_training = true")
+                      + "[[overall]]\nmetric = 'recall'\nmin = 0.6\n")
+    run = run_validation(small, plan, "m:nolineage")
+    overlap = next(c for c in run.criteria if c.title.startswith("no overlap"))
+    assert overlap.status == INCONCLUSIVE and "names no training dataset" in overlap.checks[0].evidence
+    assert run.verdict == INCONCLUSIVE
