@@ -38,7 +38,7 @@ def _pairs(items: list[str] | None, what: str) -> dict[str, str]:
 
 
 def _open(path: str, read_only: bool = False, allow_snapshot: bool = False):
-    from app.core.project import Project
+    from app.core.store.project import Project
 
     try:
         return Project.open(path, read_only=read_only)
@@ -51,7 +51,7 @@ def _open(path: str, read_only: bool = False, allow_snapshot: bool = False):
 
 def cmd_init(args: argparse.Namespace) -> int:
     """Create an empty project."""
-    from app.core.project import Project
+    from app.core.store.project import Project
 
     dims = tuple(d.strip() for d in args.dimensions.split(",") if d.strip())
     with Project.create(args.path, args.name or Path(args.path).name, args.site, dims):
@@ -74,7 +74,7 @@ def cmd_sample(args: argparse.Namespace) -> int:
 
 def cmd_info(args: argparse.Namespace) -> int:
     """Print the project overview."""
-    from app.core.overview import build_overview, overview_json, overview_text
+    from app.core.analysis.overview import build_overview, overview_json, overview_text
 
     with _open(args.path, read_only=True, allow_snapshot=True) as project:
         ov = build_overview(project)
@@ -84,8 +84,8 @@ def cmd_info(args: argparse.Namespace) -> int:
 
 def cmd_ingest(args: argparse.Namespace) -> int:
     """Import a prediction log."""
-    from app.core.ingest import PredictionMapping, guess_prediction_mapping, import_predictions
-    from app.core.sources import inspect_file
+    from app.core.store.ingest import PredictionMapping, guess_prediction_mapping, import_predictions
+    from app.core.store.sources import inspect_file
 
     with _open(args.path) as project:
         roles = _pairs(args.map, "--map")
@@ -111,7 +111,7 @@ def cmd_ingest(args: argparse.Namespace) -> int:
 
 def cmd_labels(args: argparse.Namespace) -> int:
     """Import ground-truth labels."""
-    from app.core.ingest import LabelMapping, import_labels
+    from app.core.store.ingest import LabelMapping, import_labels
 
     roles = _pairs(args.map, "--map")
     mapping = LabelMapping(record_id=roles.get("record_id", "record_id"), label=roles.get("label", "label"),
@@ -129,8 +129,8 @@ def cmd_labels(args: argparse.Namespace) -> int:
 
 def cmd_slices(args: argparse.Namespace) -> int:
     """Print slice performance, worst first."""
-    from app.core.slice_report import slices_json, slices_text
-    from app.core.slices import SliceQuery, compute_slices, resolve_version
+    from app.core.analysis.slice_report import slices_json, slices_text
+    from app.core.analysis.slices import SliceQuery, compute_slices, resolve_version
 
     with _open(args.path, read_only=True, allow_snapshot=True) as project:
         version = resolve_version(project, args.model)
@@ -168,7 +168,7 @@ def _window(text: str, flag: str):
 
 def cmd_drift(args: argparse.Namespace) -> int:
     """Print drift and data quality per feature and slice."""
-    from app.core.drift import DriftQuery, compute_drift
+    from app.core.analysis.drift import DriftQuery, compute_drift
 
     if not args.reference and not args.reference_dataset:
         raise LineproofError("drift needs a reference: --reference FROM..TO or --reference-dataset ID.",
@@ -207,7 +207,7 @@ def cmd_drift(args: argparse.Namespace) -> int:
 
 def cmd_events(args: argparse.Namespace) -> int:
     """Detect, add and list timeline events."""
-    from app.core.events import add_event, list_events, record_detected_events
+    from app.core.analysis.events import add_event, list_events, record_detected_events
 
     with _open(args.path, read_only=not (args.detect or args.add)) as project:
         if args.detect:
@@ -229,7 +229,7 @@ def cmd_events(args: argparse.Namespace) -> int:
 
 def cmd_freshness(args: argparse.Namespace) -> int:
     """List silent gaps per asset."""
-    from app.core.freshness import silent_gaps
+    from app.core.analysis.freshness import silent_gaps
 
     with _open(args.path, read_only=True, allow_snapshot=True) as project:
         gaps = silent_gaps(project, per=args.per, expected_hours=args.expected_hours)
@@ -244,7 +244,7 @@ def cmd_freshness(args: argparse.Namespace) -> int:
 
 def cmd_alerts(args: argparse.Namespace) -> int:
     """Evaluate, acknowledge and list alerts, with alert precision per line."""
-    from app.core.alerts import acknowledge, alert_precision, evaluate_alerts, list_alerts
+    from app.core.analysis.alerts import acknowledge, alert_precision, evaluate_alerts, list_alerts
 
     writes = bool(args.evaluate or args.ack is not None)
     with _open(args.path, read_only=not writes, allow_snapshot=not writes) as project:
@@ -277,8 +277,8 @@ def cmd_alerts(args: argparse.Namespace) -> int:
 
 def cmd_import_model(args: argparse.Namespace) -> int:
     """Import a model file safely (ONNX, OpenVINO IR .xml+.bin, MLflow folder with an ONNX flavor)."""
-    from app.core.model_import import import_model
-    from app.core.registry import register_model
+    from app.core.models.model_import import import_model
+    from app.core.models.registry import register_model
 
     with _open(args.path) as project:
         with project.reading() as con:
@@ -294,7 +294,7 @@ def cmd_import_model(args: argparse.Namespace) -> int:
 
 def cmd_models(args: argparse.Namespace) -> int:
     """List model versions with stages, hashes and the runtimes that can load them."""
-    from app.core.registry import list_versions
+    from app.core.models.registry import list_versions
 
     with _open(args.path, read_only=True, allow_snapshot=True) as project:
         frame = list_versions(project)
@@ -309,13 +309,13 @@ def cmd_models(args: argparse.Namespace) -> int:
 
 def cmd_stage(args: argparse.Namespace) -> int:
     """Move a version to a stage at a site, or roll a model back at a site."""
-    from app.core.registry import rollback, set_stage
+    from app.core.models.registry import rollback, set_stage
 
     with _open(args.path) as project:
         by = None
         if args.as_user:
             from app.cli_governance import _passphrase
-            from app.core.governance import unlock
+            from app.core.governance.approvals import unlock
 
             by = unlock(project, args.as_user, _passphrase(f"Passphrase for {args.as_user}: "))
         if args.rollback:

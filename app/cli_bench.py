@@ -33,7 +33,7 @@ def _fmt(value: Any, digits: int = 3) -> str:
 def cmd_bench(args: argparse.Namespace) -> int:
     """Benchmark one model version on this PC and record the run."""
     from app.cli import _open, _progress
-    from app.core.bench import BenchConfig, run_benchmark
+    from app.core.models.bench import BenchConfig, run_benchmark
 
     config = BenchConfig(runtime=args.runtime, device=args.device, batch=args.batch, shapes=_shapes(args.shape),
                          threads=args.threads, streams=args.streams, hint=args.hint, precision=args.precision or "",
@@ -68,7 +68,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
 def cmd_bench_compare(args: argparse.Namespace) -> int:
     """Recorded runs side by side, as ratios to the first (baseline) run."""
     from app.cli import _open
-    from app.core.bench.store import compare_runs, list_runs
+    from app.core.models.bench.store import compare_runs, list_runs
 
     with _open(args.path, read_only=True, allow_snapshot=True) as project:
         with project.reading() as con:
@@ -105,7 +105,7 @@ def cmd_bench_compare(args: argparse.Namespace) -> int:
 
 def cmd_bench_child(_args: argparse.Namespace) -> int:
     """The benchmark process when Lineproof runs from a frozen bundle (no `python -m` there)."""
-    from app.core.bench.child import main
+    from app.core.models.bench.child import main
 
     return main()
 

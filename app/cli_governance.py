@@ -25,8 +25,8 @@ def _passphrase(prompt: str, env: str = PASS_ENV) -> str:
 def cmd_user(args: argparse.Namespace) -> int:
     """Create, import or list users and change their roles."""
     from app.cli import _open
-    from app.core import governance as gov
-    from app.core import identity
+    from app.core.governance import approvals as gov
+    from app.core.governance import identity
 
     if args.action == "list":
         with _open(args.path, read_only=True, allow_snapshot=True) as project:
@@ -76,7 +76,7 @@ def cmd_user(args: argparse.Namespace) -> int:
 def cmd_request(args: argparse.Namespace) -> int:
     """Ask for a release (or list requests)."""
     from app.cli import _open
-    from app.core import governance as gov
+    from app.core.governance import approvals as gov
 
     if args.list:
         with _open(args.path, read_only=True, allow_snapshot=True) as project:
@@ -102,7 +102,7 @@ def cmd_request(args: argparse.Namespace) -> int:
 def cmd_decide(args: argparse.Namespace) -> int:
     """Review, approve or reject a request with a signature (or, with a period, an operating review)."""
     from app.cli import _open
-    from app.core import governance as gov
+    from app.core.governance import approvals as gov
 
     if args.command == "review":
         from app.cli_review import cmd_operating_review, is_operating
@@ -125,7 +125,7 @@ def cmd_decide(args: argparse.Namespace) -> int:
 def cmd_audit(args: argparse.Namespace) -> int:
     """List the audit trail, or verify its hash chain (exit 1 when broken)."""
     from app.cli import _open
-    from app.core.audit import read_audit, verify_audit
+    from app.core.store.audit import read_audit, verify_audit
 
     with _open(args.path, read_only=True, allow_snapshot=True) as project:
         with project.reading() as con:

@@ -14,8 +14,8 @@ MEANING_OF_ROLE = {"validation_lead": "validated by", "approver": "approved by",
 def _signing(project, spec: str):
     """USER or USER:MEANING -> an unlocked signing (passphrase from the environment or asked)."""
     from app.cli_governance import _passphrase
-    from app.core import governance as gov
-    from app.core.packet import Signing
+    from app.core.governance import approvals as gov
+    from app.core.governance.packet import Signing
 
     user_id, _, meaning = spec.partition(":")
     roles = gov.user_roles(project, user_id) if gov.governed(project) else []
@@ -27,7 +27,7 @@ def _signing(project, spec: str):
 def cmd_packet(args: argparse.Namespace) -> int:
     """Build the packet for a validation run, sign it in order, write it atomically."""
     from app.cli import _open, _progress
-    from app.core.packet import build_packet
+    from app.core.governance.packet import build_packet
 
     with _open(args.path) as project:
         signings = [_signing(project, spec) for spec in args.sign_as]
@@ -51,7 +51,7 @@ def _tsa(url: str | None):
 def cmd_sign(args: argparse.Namespace) -> int:
     """Add a later signature (e.g. the approver's) to an existing packet."""
     from app.cli import _open
-    from app.core.packet import add_signature
+    from app.core.governance.packet import add_signature
 
     with _open(args.project) as project:
         signing = _signing(project, args.as_user)
@@ -65,7 +65,7 @@ def cmd_sign(args: argparse.Namespace) -> int:
 
 def cmd_verify(args: argparse.Namespace) -> int:
     """Verify every signature and the embedded evidence; exit 0 PASSED, 1 FAILED, 3 INDETERMINATE, 2 error."""
-    from app.core.packet import verify_packet
+    from app.core.governance.packet import verify_packet
 
     trust = list(args.trust or [])
     pems = _project_certificates(args.project) if args.project else []
@@ -91,7 +91,7 @@ def cmd_verify(args: argparse.Namespace) -> int:
 def _project_certificates(folder: str) -> list[str]:
     """The registered users' certificates of a project (PEM texts) to trust."""
     from app.cli import _open
-    from app.core.packet.verify import project_certificates
+    from app.core.governance.packet.verify import project_certificates
 
     with _open(folder, read_only=True, allow_snapshot=True) as project:
         pems = project_certificates(project)
@@ -137,7 +137,7 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
 def cmd_export_project(args: argparse.Namespace) -> int:
     """Write the project to one archive with a manifest of every file's sha256."""
     from app.cli import _open, _progress
-    from app.core.portable import export_project
+    from app.core.governance.portable import export_project
 
     with _open(args.path) as project:
         out = export_project(project, args.out, _progress(args.quiet))
@@ -148,7 +148,7 @@ def cmd_export_project(args: argparse.Namespace) -> int:
 def cmd_import_project(args: argparse.Namespace) -> int:
     """Check an archive completely, then unpack it into a new folder."""
     from app.cli import _progress
-    from app.core.portable import import_project
+    from app.core.governance.portable import import_project
 
     dest = import_project(args.archive, args.dest, _progress(args.quiet))
     print(f"Imported into {dest}: every file matches the manifest. Open it with: lineproof gui {dest}")

@@ -20,7 +20,7 @@ def is_operating(args: argparse.Namespace) -> bool:
 
 
 def _period(args: argparse.Namespace):
-    from app.core import operating_review as ops
+    from app.core.analysis import operating_review as ops
 
     if args.month:
         return ops.month(args.month)
@@ -63,7 +63,7 @@ def _print(review: dict) -> None:
 def cmd_operating_review(args: argparse.Namespace) -> int:
     """Build (and optionally save, sign and export) an operating review; exit 0."""
     from app.cli import _open, _progress
-    from app.core import operating_review as ops
+    from app.core.analysis import operating_review as ops
 
     with _open(args.path, read_only=not (args.save or args.out), allow_snapshot=True) as project:
         if args.list:
@@ -82,7 +82,7 @@ def cmd_operating_review(args: argparse.Namespace) -> int:
             review_id = ops.save_review(project, review, args.decision or "", args.action or [],
                                         args.reviewer or _reviewer(args))
             if args.out:
-                from app.core.packet.review_pdf import export_review
+                from app.core.governance.packet.review_pdf import export_review
 
                 signings = [_signing(project, spec) for spec in args.sign_as or []]
                 path = export_review(project, review_id, Path(args.out), signings)
@@ -96,7 +96,7 @@ def cmd_operating_review(args: argparse.Namespace) -> int:
 
 
 def _reviewer(args: argparse.Namespace) -> str:
-    from app.core.audit import current_actor
+    from app.core.store.audit import current_actor
 
     return (args.sign_as or [current_actor()])[0].partition(":")[0]
 
@@ -104,7 +104,7 @@ def _reviewer(args: argparse.Namespace) -> str:
 def cmd_kpis(args: argparse.Namespace) -> int:
     """Import business KPIs (line, week, kpi, value) from CSV for the operating reviews."""
     from app.cli import _open
-    from app.core.kpis import import_kpis
+    from app.core.analysis.kpis import import_kpis
 
     with _open(args.path) as project:
         rows = import_kpis(project, args.file)

@@ -23,7 +23,7 @@ def _plan_text(project, spec: str) -> tuple[str, str]:
             return path.read_text(encoding="utf-8"), path.name
         except (OSError, UnicodeDecodeError) as exc:
             raise LineproofError(f"Cannot read the plan {path}: {exc}.", "Give a UTF-8 TOML file.") from exc
-    from app.core.validation.store import list_plans
+    from app.core.models.validation.store import list_plans
 
     with project.reading() as con:
         plans = list_plans(con)
@@ -38,7 +38,7 @@ def _plan_text(project, spec: str) -> tuple[str, str]:
 def cmd_validate(args: argparse.Namespace) -> int:
     """Validate a candidate against the champion under a plan; store the run; exit with the verdict."""
     from app.cli import _open, _progress
-    from app.core.validation import parse_plan, run_validation
+    from app.core.models.validation import parse_plan, run_validation
 
     with _open(args.path) as project:
         text, source = _plan_text(project, args.plan)
@@ -67,7 +67,7 @@ def cmd_validate(args: argparse.Namespace) -> int:
 def cmd_validations(args: argparse.Namespace) -> int:
     """List stored validation runs."""
     from app.cli import _open
-    from app.core.validation.store import list_runs
+    from app.core.models.validation.store import list_runs
 
     with _open(args.path, read_only=True, allow_snapshot=True) as project:
         with project.reading() as con:

@@ -37,11 +37,11 @@ def step(name: str, command: list[str], env: dict[str, str], expect: str) -> Non
 def prepare(tmp: Path) -> tuple[Path, Path, Path]:
     """A small sample project, a validation run and a packet signed by a CA-issued identity."""
     os.environ["LINEPROOF_HOME"] = str(tmp / "profile")
-    from app.core.governance import add_user, unlock
-    from app.core.identity import cert_pem, create_identity, create_site_ca
-    from app.core.packet import Signing, build_packet
-    from app.core.project import Project
-    from app.core.validation import parse_plan, run_validation
+    from app.core.governance.approvals import add_user, unlock
+    from app.core.governance.identity import cert_pem, create_identity, create_site_ca
+    from app.core.governance.packet import Signing, build_packet
+    from app.core.store.project import Project
+    from app.core.models.validation import parse_plan, run_validation
     from app.sample.build import build_sample
     from app.sample.release_plan import RELEASE_PLAN
 

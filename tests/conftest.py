@@ -10,7 +10,7 @@ import pytest
 
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 
-from app.core.project import Project  # noqa: E402
+from app.core.store.project import Project  # noqa: E402
 
 SAMPLE_TEST_SCALE = 0.05  # ~100k predictions: every story of the sample, built in ~20 s
 

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from PySide6.QtCore import QItemSelectionModel
 
-from app.core.project import Project
+from app.core.store.project import Project
 from app.sample.plant import FIRMWARE_WEEK, START
 from app.views.alerts_view import AlertsView
 

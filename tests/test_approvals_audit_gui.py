@@ -8,11 +8,11 @@ from pathlib import Path
 import pytest
 from PySide6.QtWidgets import QMessageBox
 
-from app.core import governance as gov
-from app.core.identity import cert_pem, create_identity
-from app.core.model_import import import_model
-from app.core.project import Project
-from app.core.registry import register_model
+from app.core.governance import approvals as gov
+from app.core.governance.identity import cert_pem, create_identity
+from app.core.models.model_import import import_model
+from app.core.store.project import Project
+from app.core.models.registry import register_model
 from app.views.approvals_view import ApprovalsView
 from app.views.audit_view import AuditView
 from tests.test_governance import _model_file
@@ -158,7 +158,7 @@ def test_models_screen_asks_who_changes_a_stage_in_a_governed_project(qtbot, pro
 
 
 def test_users_screen_adds_users_with_a_new_or_an_imported_identity(qtbot, project: Project, tmp_path: Path):
-    from app.core.identity import identity_path
+    from app.core.governance.identity import identity_path
     from app.views.users_view import UsersView
 
     view = UsersView()

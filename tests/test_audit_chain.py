@@ -9,9 +9,9 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from app.core.audit import GENESIS, entry_hash, verify_audit
-from app.core.project import Project
-from app.core.registry import register_model
+from app.core.store.audit import GENESIS, entry_hash, verify_audit
+from app.core.store.project import Project
+from app.core.models.registry import register_model
 
 FIELDS = ("ts_text", "ts", "actor", "host", "app_version", "action", "target", "details_json", "reason")
 ALL = ("ts", "ts_text", "actor", "host", "app_version", "action", "target", "details_json", "old_json",
@@ -105,7 +105,7 @@ def test_two_hundred_random_tampers_are_all_caught(audited: Path, tmp_path: Path
 def test_clock_going_backwards_is_flagged(tmp_path: Path, monkeypatch) -> None:
     from datetime import datetime, timedelta
 
-    import app.core.audit as audit
+    import app.core.store.audit as audit
 
     class SlowClock(datetime):
         @classmethod

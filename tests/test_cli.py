@@ -61,7 +61,7 @@ def test_errors_go_to_stderr_with_exit_code_2(tmp_path: Path):
 def test_info_on_a_project_held_by_another_process_uses_a_snapshot(tmp_path: Path):
     proj = tmp_path / "held"
     assert lineproof("init", str(proj)).returncode == 0
-    holder = subprocess.Popen([sys.executable, "-c", "import sys, time\nfrom app.core.project import Project\n"
+    holder = subprocess.Popen([sys.executable, "-c", "import sys, time\nfrom app.core.store.project import Project\n"
                                "p = Project.open(sys.argv[1]); print('ok', flush=True); time.sleep(60)", str(proj)],
                               stdout=subprocess.PIPE, text=True, cwd=ROOT)
     try:

@@ -11,9 +11,9 @@ import pytest
 from scipy import stats
 from scipy.spatial.distance import jensenshannon
 
-from app.core.drift import PSI_EPSILON, DriftError, DriftQuery, compute_drift
-from app.core.ingest import PredictionMapping, import_predictions
-from app.core.project import Project
+from app.core.analysis.drift import PSI_EPSILON, DriftError, DriftQuery, compute_drift
+from app.core.store.ingest import PredictionMapping, import_predictions
+from app.core.store.project import Project
 from app.sample.plant import FIRMWARE_LINE, FIRMWARE_WEEK, START
 
 REF = (datetime(2026, 1, 1), datetime(2026, 2, 1))
@@ -140,8 +140,8 @@ def test_firmware_sensor_drifts_on_its_line_only(sample_folder: Path):
 
 
 def test_firmware_change_is_an_event_and_the_silent_asset_a_gap(sample_copy: Path):
-    from app.core.events import add_event, list_events, record_detected_events
-    from app.core.freshness import silent_gaps
+    from app.core.analysis.events import add_event, list_events, record_detected_events
+    from app.core.analysis.freshness import silent_gaps
     from app.sample.plant import SILENT_ASSET, SILENT_WEEK
 
     with Project.open(sample_copy) as project:
@@ -165,7 +165,7 @@ def test_firmware_change_is_an_event_and_the_silent_asset_a_gap(sample_copy: Pat
 
 
 def test_alerts_on_the_sample_and_the_false_alert_burden(sample_copy: Path):
-    from app.core.alerts import (
+    from app.core.analysis.alerts import (
         AlertError,
         AlertRules,
         acknowledge,
@@ -225,8 +225,8 @@ def test_reference_can_be_a_registered_dataset(sample_folder: Path):
 
 
 def test_manual_events_appear_on_the_slice_timeline(sample_copy: Path):
-    from app.core.events import add_event
-    from app.core.slices import SliceQuery, slice_trend
+    from app.core.analysis.events import add_event
+    from app.core.analysis.slices import SliceQuery, slice_trend
 
     with Project.open(sample_copy) as project:
         add_event(project, START + timedelta(weeks=12), "Tooling change", dimension="line", scope=FIRMWARE_LINE)

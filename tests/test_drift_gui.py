@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from app.core.project import Project
+from app.core.store.project import Project
 from app.sample.plant import FIRMWARE_LINE
 from app.views.drift_view import DriftView
 

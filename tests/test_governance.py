@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from app.core.governance import (
+from app.core.governance.approvals import (
     GovernanceError,
     add_user,
     create_request,
@@ -20,10 +20,10 @@ from app.core.governance import (
     unlock,
     verify_decisions,
 )
-from app.core.identity import cert_pem, create_identity, create_site_ca
-from app.core.model_import import import_model
-from app.core.project import Project
-from app.core.registry import register_model, set_stage
+from app.core.governance.identity import cert_pem, create_identity, create_site_ca
+from app.core.models.model_import import import_model
+from app.core.store.project import Project
+from app.core.models.registry import register_model, set_stage
 
 PASS = "passphrase-1"
 

@@ -12,7 +12,7 @@ import pytest
 from PySide6.QtCore import QSettings, Qt
 from PySide6.QtWidgets import QMessageBox
 
-from app.core.ingest import PredictionMapping
+from app.core.store.ingest import PredictionMapping
 from app.views.main_window import MainWindow
 from app.views.table_model import Column, FrameTableModel
 from tests.helpers import project_state, write_csv

@@ -12,8 +12,8 @@ import polars as pl
 import pytest
 
 from app.core.errors import IngestError
-from app.core.ingest import LabelMapping, PredictionMapping, import_labels, import_predictions
-from app.core.project import Project
+from app.core.store.ingest import LabelMapping, PredictionMapping, import_labels, import_predictions
+from app.core.store.project import Project
 from tests.helpers import project_state, write_csv
 
 HEADER = "record_id,ts,model_version,score,plant,line,current_a,material"

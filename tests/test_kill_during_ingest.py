@@ -17,16 +17,16 @@ import numpy as np
 import polars as pl
 import pytest
 
-from app.core.ingest import import_predictions
-from app.core.project import Project
+from app.core.store.ingest import import_predictions
+from app.core.store.project import Project
 
 ROWS = 1_500_000
 
 INGEST_SCRIPT = textwrap.dedent("""
     import sys
-    from app.core.ingest import import_predictions
+    from app.core.store.ingest import import_predictions
     from app.core.progress import TaskProgress
-    from app.core.project import Project
+    from app.core.store.project import Project
     def report(fraction, message):
         print(f"{fraction:.3f}", flush=True)
     with Project.open(sys.argv[1]) as project:

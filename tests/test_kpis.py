@@ -9,10 +9,10 @@ import polars as pl
 import pytest
 
 from app.cli import main
-from app.core import operating_review as ops
+from app.core.analysis import operating_review as ops
 from app.core.errors import IngestError
-from app.core.kpis import import_kpis
-from app.core.project import Project
+from app.core.analysis.kpis import import_kpis
+from app.core.store.project import Project
 
 
 def _csv(path: Path, *rows: str, header: str = "line,week,kpi,value") -> Path:

@@ -12,9 +12,9 @@ import onnx
 import pytest
 from onnx import TensorProto, helper, numpy_helper
 
-from app.core.model_import import ModelImportError, import_model
-from app.core.project import Project
-from app.core.registry import register_model
+from app.core.models.model_import import ModelImportError, import_model
+from app.core.store.project import Project
+from app.core.models.registry import register_model
 
 
 def _model(with_weights: bool = True) -> onnx.ModelProto:
@@ -174,7 +174,7 @@ def test_the_sample_tree_model_imports_and_openvino_names_the_operator(project: 
 
 
 def test_promotion_and_rollback_keep_one_production_version(sample_copy: Path):
-    from app.core.registry import RegistryError, current_production, rollback, set_stage
+    from app.core.models.registry import RegistryError, current_production, rollback, set_stage
 
     with Project.open(sample_copy) as project:
         set_stage(project, "weld-defect:v2", "P1", "production", "pilot passed")

@@ -10,7 +10,7 @@ import duckdb
 import pytest
 from PySide6.QtWidgets import QMessageBox
 
-from app.core.project import Project
+from app.core.store.project import Project
 from app.views.bench_view import BenchView
 from app.views.models_view import ModelsView
 

@@ -12,8 +12,8 @@ import pytest
 from scipy.stats import binomtest, norm
 
 from app.cli import main
-from app.core import operating_review as ops
-from app.core.project import Project
+from app.core.analysis import operating_review as ops
+from app.core.store.project import Project
 from app.sample.plant import FIRMWARE_LINE, SILENT_ASSET
 
 FIRMWARE_MONTH = "2026-09"  # the rollout starts on 2026-08-31 (week 18) and the robot is silent in week 21
@@ -87,10 +87,10 @@ def test_periods_and_their_comparison_periods():
 
 
 def test_a_saved_review_exports_signed_and_verifies_like_a_packet(sample_copy: Path, tmp_path: Path, monkeypatch):
-    from app.core.governance import add_user, unlock
-    from app.core.identity import cert_pem, create_identity, create_site_ca
-    from app.core.packet import PASSED, Signing, verify_packet
-    from app.core.packet.review_pdf import export_review
+    from app.core.governance.approvals import add_user, unlock
+    from app.core.governance.identity import cert_pem, create_identity, create_site_ca
+    from app.core.governance.packet import PASSED, Signing, verify_packet
+    from app.core.governance.packet.review_pdf import export_review
 
     monkeypatch.setenv("LINEPROOF_HOME", str(tmp_path / "profile"))
     ca = tmp_path / "ca.pem"
@@ -126,9 +126,9 @@ def test_cli_review_month(sample_folder: Path, capsys):
 
 @pytest.mark.gui
 def test_reviews_screen_builds_saves_and_exports(qtbot, sample_copy: Path, tmp_path: Path, monkeypatch):
-    from app.core.governance import add_user
-    from app.core.identity import cert_pem, create_identity
-    from app.core.packet import INDETERMINATE, verify_packet
+    from app.core.governance.approvals import add_user
+    from app.core.governance.identity import cert_pem, create_identity
+    from app.core.governance.packet import INDETERMINATE, verify_packet
     from app.views.reviews_view import ReviewsView
 
     monkeypatch.setenv("LINEPROOF_HOME", str(tmp_path / "profile"))

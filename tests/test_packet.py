@@ -18,12 +18,12 @@ import polars as pl
 import pytest
 
 from app.cli import main
-from app.core.governance import add_user, create_request, decide, unlock
-from app.core.identity import cert_pem, create_identity, create_site_ca, unlock_identity
-from app.core.packet import FAILED, INDETERMINATE, PASSED, PacketError, Signing, build_packet, verify_packet
-from app.core.project import Project
-from app.core.registry import register_model
-from app.core.validation import parse_plan, run_validation
+from app.core.governance.approvals import add_user, create_request, decide, unlock
+from app.core.governance.identity import cert_pem, create_identity, create_site_ca, unlock_identity
+from app.core.governance.packet import FAILED, INDETERMINATE, PASSED, PacketError, Signing, build_packet, verify_packet
+from app.core.store.project import Project
+from app.core.models.registry import register_model
+from app.core.models.validation import parse_plan, run_validation
 from tests.test_validation_run import HEAD, _held_out, _score_model
 
 PW = "packet-pass-1"
@@ -40,8 +40,8 @@ def signed(tmp_path_factory):
     old_home = os.environ.get("LINEPROOF_HOME")
     os.environ["LINEPROOF_HOME"] = str(root / "profile")
     try:
-        from app.core.datasets import register_dataset
-        from app.core.model_import import import_model
+        from app.core.store.datasets import register_dataset
+        from app.core.models.model_import import import_model
 
         project = Project.create(root / "proj", "Packet test, Łódź", site="P1")
         # Signers chain to a site CA: NSS (pdfsig) only accepts a CA certificate as a trust anchor.
@@ -262,7 +262,7 @@ def test_a_timestamped_signature_is_b_t(signed, tmp_path: Path):
     from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
     from pyhanko.sign.timestamps.dummy_client import DummyTimeStamper
 
-    from app.core.packet import add_signature
+    from app.core.governance.packet import add_signature
 
     key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
     name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "Test TSA")])

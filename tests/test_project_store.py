@@ -22,9 +22,9 @@ from app.core.errors import (
     ReadOnlyProjectError,
     SchemaTooNewError,
 )
-from app.core.manifest import read_manifest
-from app.core.project import Project
-from app.core.schema import SCHEMA_VERSION
+from app.core.store.manifest import read_manifest
+from app.core.store.project import Project
+from app.core.store.schema import SCHEMA_VERSION
 from tests.helpers import project_state, write_csv
 
 FIXTURE_SCHEMA1 = Path(__file__).parent / "fixtures" / "schema1-project"
@@ -111,7 +111,7 @@ def test_newer_schema_in_the_manifest_is_refused(empty_project: Project):
 def test_damaged_database_is_reported_and_left_alone(empty_project: Project, tmp_path: Path, damage: str):
     folder = empty_project.folder
     import_file = write_csv(tmp_path / "x.csv", "record_id,ts,model_version,score", "a,2026-01-01,v1,0.5")
-    from app.core.ingest import import_predictions
+    from app.core.store.ingest import import_predictions
     import_predictions(empty_project, import_file)
     empty_project.close()
     db = folder / "project.duckdb"
@@ -140,7 +140,7 @@ def test_unparseable_manifest_names_the_file(empty_project: Project):
 
 HOLD_SCRIPT = textwrap.dedent("""
     import sys, time
-    from app.core.project import Project
+    from app.core.store.project import Project
     p = Project.open(sys.argv[1])
     print("holding", flush=True)
     time.sleep(60)
@@ -180,7 +180,7 @@ def test_locked_project_can_be_opened_as_a_read_only_snapshot(held_project):
 
 
 def test_read_only_project_refuses_imports(empty_project: Project, tmp_path: Path):
-    from app.core.ingest import import_predictions
+    from app.core.store.ingest import import_predictions
 
     folder = empty_project.folder
     empty_project.close()
@@ -194,7 +194,7 @@ def test_read_only_project_refuses_imports(empty_project: Project, tmp_path: Pat
 NOT_WRITABLE_SCRIPT = textwrap.dedent("""
     import os, sys
     from app.core.errors import ProjectNotWritableError
-    from app.core.project import Project
+    from app.core.store.project import Project
     if os.getuid() == 0:
         os.setgid(65534); os.setuid(65534)   # root ignores permission bits: test as 'nobody'
     try:
@@ -233,6 +233,6 @@ def test_not_writable_error_type_is_raised_in_process(tmp_path: Path, monkeypatc
     def deny(*args, **kwargs):
         raise PermissionError(13, "Permission denied")
 
-    monkeypatch.setattr("app.core.project.tempfile.mkstemp", deny)
+    monkeypatch.setattr("app.core.store.project.tempfile.mkstemp", deny)
     with pytest.raises(ProjectNotWritableError, match="Permission denied"):
         Project.open(folder)

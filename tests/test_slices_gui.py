@@ -9,7 +9,7 @@ import polars as pl
 import pytest
 from PySide6.QtCore import QSettings
 
-from app.core.project import Project
+from app.core.store.project import Project
 from app.sample.plant import FIRMWARE_LINE
 from app.views.main_window import MainWindow
 from app.views.slices_view import SlicesView

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from PySide6.QtWidgets import QMessageBox
 
-from app.core.project import Project
+from app.core.store.project import Project
 from app.views.validation_view import EMPTY, NO_DATASET, ValidationView
 
 pytestmark = pytest.mark.gui
@@ -103,11 +103,11 @@ def test_empty_states_say_what_to_do(qtbot, empty_project: Project):
     assert view.empty.text() == EMPTY
     view.set_project(empty_project)
     assert "Import the candidate" in view.empty.text()
-    from app.core.registry import register_model
+    from app.core.models.registry import register_model
     from tests.test_validation_run import _score_model
 
     register_model(empty_project, "m", "scorer", "binary")
-    from app.core.model_import import import_model
+    from app.core.models.model_import import import_model
 
     import_model(empty_project, _score_model(empty_project.folder / "m.onnx"), "m", "v1", card={"features": ["a"]})
     view.set_project(empty_project)

@@ -13,13 +13,13 @@ import pytest
 from onnx import TensorProto, helper, numpy_helper
 
 from app.cli import main
-from app.core.datasets import register_dataset
+from app.core.store.datasets import register_dataset
 from app.core.errors import Cancelled
-from app.core.model_import import import_model
+from app.core.models.model_import import import_model
 from app.core.progress import TaskProgress
-from app.core.project import Project
-from app.core.registry import register_model
-from app.core.validation import (
+from app.core.store.project import Project
+from app.core.models.registry import register_model
+from app.core.models.validation import (
     FAIL,
     INCONCLUSIVE,
     PASS,
@@ -29,7 +29,7 @@ from app.core.validation import (
     parse_plan,
     run_validation,
 )
-from app.core.validation.criteria import NOT_JUDGED
+from app.core.models.validation.criteria import NOT_JUDGED
 
 HEAD = '[plan]\nname = "t"\ndataset = "held"\nrecord_id = "record_id"\n[data]\nno_overlap_with_training = false\n'
 
@@ -312,8 +312,8 @@ def test_cli_validate_exit_codes_gate_a_release(small: Project, tmp_path: Path, 
 
 
 def test_a_high_risk_release_request_needs_a_passed_run(small: Project, tmp_path: Path, monkeypatch) -> None:
-    from app.core.governance import GovernanceError, add_user, create_request, unlock
-    from app.core.identity import cert_pem, create_identity
+    from app.core.governance.approvals import GovernanceError, add_user, create_request, unlock
+    from app.core.governance.identity import cert_pem, create_identity
 
     monkeypatch.setenv("LINEPROOF_HOME", str(tmp_path / "profile"))
     add_user(small, "vera", "Vera Łukasz", cert_pem(create_identity("vera", "Vera Łukasz", "pw-123456")),
@@ -334,9 +334,9 @@ def test_a_high_risk_release_request_needs_a_passed_run(small: Project, tmp_path
 
 
 def test_parity_fails_when_the_runtimes_disagree_and_is_skipped_without_openvino():
-    from app.core.validation.checks import parity_criterion, parity_summary
-    from app.core.validation.plan import ParityRule
-    from app.core.validation.scoring import RuntimeScores
+    from app.core.models.validation.checks import parity_criterion, parity_summary
+    from app.core.models.validation.plan import ParityRule
+    from app.core.models.validation.scoring import RuntimeScores
 
     ort_scores = np.linspace(0.0, 1.0, 1001)
     drifted = ort_scores + np.where(np.abs(ort_scores - 0.5) < 0.01, 0.02, 0.0)  # 21 rows near the threshold move

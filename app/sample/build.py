@@ -8,13 +8,13 @@ from pathlib import Path
 import numpy as np
 import polars as pl
 
-from app.core.datasets import register_dataset
-from app.core.ingest import LabelMapping, PredictionMapping, import_labels, import_predictions
-from app.core.model_import import import_model
+from app.core.store.datasets import register_dataset
+from app.core.store.ingest import LabelMapping, PredictionMapping, import_labels, import_predictions
+from app.core.models.model_import import import_model
 from app.core.progress import NullProgress, Progress, check_cancelled
-from app.core.project import Project
-from app.core.registry import register_model, set_stage
-from app.core.sources import sha256_of
+from app.core.store.project import Project
+from app.core.models.registry import register_model, set_stage
+from app.core.store.sources import sha256_of
 from app.sample import models
 from app.sample.plant import ALUMINIUM_LINE, FEATURES, LINES_PER_PLANT, production_log, validation_set
 from app.sample.release_plan import RELEASE_PLAN
@@ -110,8 +110,8 @@ def _build(project: Project, tmp: Path, scale: float, progress: Progress) -> Non
 
 def _add_release_plan(project: Project) -> None:
     """The agreed release plan, stored in the project and as a file next to the artifacts for the CLI."""
-    from app.core.validation import parse_plan
-    from app.core.validation.store import save_plan
+    from app.core.models.validation import parse_plan
+    from app.core.models.validation.store import save_plan
 
     plan = parse_plan(RELEASE_PLAN, "weld-defect-release.toml")
     path = project.folder / "artifacts" / "plans" / "weld-defect-release.toml"
@@ -123,7 +123,7 @@ def _add_release_plan(project: Project) -> None:
 
 def _add_escapes_kpi(project: Project, log: pl.DataFrame, labels: pl.DataFrame, tmp: Path) -> None:
     """The plant's business KPI: defective seams that passed the model per 1000 inspected, per line and week."""
-    from app.core.kpis import import_kpis
+    from app.core.analysis.kpis import import_kpis
 
     inspected = log.select("record_id", "line", "ts", "predicted_label").join(labels, on="record_id")
     kpi = inspected.group_by("line", pl.col("ts").dt.truncate("1w").dt.date().alias("week")).agg(

@@ -20,9 +20,9 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from app.core.alerts import acknowledge, alert_precision, evaluate_alerts, list_alerts
-from app.core.project import Project
-from app.core.slices import logged_span
+from app.core.analysis.alerts import acknowledge, alert_precision, evaluate_alerts, list_alerts
+from app.core.store.project import Project
+from app.core.analysis.slices import logged_span
 from app.views.errors import show_error
 from app.views.screen import Screen
 from app.views.table_model import Column, FrameTableModel
@@ -48,7 +48,7 @@ def _dt(edit: QDateEdit) -> datetime:
 
 
 class AlertsView(Screen):
-    """Thin over app.core.alerts."""
+    """Thin over app.core.analysis.alerts."""
 
     refreshed = Signal()
 

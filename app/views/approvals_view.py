@@ -1,5 +1,5 @@
 """Approvals screen: release requests, who must still act, and signed decisions (passphrase asked at every
-signature). Thin over app.core.governance."""
+signature). Thin over app.core.governance.approvals."""
 
 from __future__ import annotations
 
@@ -19,11 +19,11 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from app.core import governance as gov
-from app.core.identity import identity_path
-from app.core.project import Project
-from app.core.registry import list_versions
-from app.core.schema import STAGES
+from app.core.governance import approvals as gov
+from app.core.governance.identity import identity_path
+from app.core.store.project import Project
+from app.core.models.registry import list_versions
+from app.core.store.schema import STAGES
 from app.views.errors import show_error
 from app.views.screen import Screen
 from app.views.signing import ask_passphrase_dialog, unlock_with_prompt

@@ -1,5 +1,5 @@
 """Audit screen: the filterable audit trail, the chain head, and a Verify button with its result.
-Thin over app.core.audit."""
+Thin over app.core.store.audit."""
 
 from __future__ import annotations
 
@@ -18,8 +18,8 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from app.core.audit import read_audit, verify_audit
-from app.core.project import Project
+from app.core.store.audit import read_audit, verify_audit
+from app.core.store.project import Project
 from app.views.screen import Screen
 from app.views.table_model import Column, FrameTableModel
 from app.views.table_view import DataTable

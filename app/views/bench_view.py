@@ -1,5 +1,5 @@
 """Benchmarks screen: configure and run a benchmark with progress and Cancel; runs table; latency histogram,
-percentiles table and throughput bars of the selected runs; a latency budget line. Thin over app.core.bench."""
+percentiles table and throughput bars of the selected runs; a latency budget line. Thin over app.core.models.bench."""
 
 from __future__ import annotations
 
@@ -23,12 +23,12 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from app.core.bench import BenchConfig, run_benchmark
-from app.core.bench.devices import openvino_devices
-from app.core.bench.store import list_runs, run_detail
+from app.core.models.bench import BenchConfig, run_benchmark
+from app.core.models.bench.devices import openvino_devices
+from app.core.models.bench.store import list_runs, run_detail
 from app.core.errors import LineproofError
-from app.core.project import Project
-from app.core.registry import list_versions
+from app.core.store.project import Project
+from app.core.models.registry import list_versions
 from app.views.bench_charts import LatencyHistogram, ThroughputBars
 from app.views.errors import show_error
 from app.views.screen import Screen

@@ -22,10 +22,10 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from app.core.drift import DriftQuery, DriftTable, compute_drift, drift_over_time, feature_histogram
-from app.core.events import detect_version_changes, list_events
-from app.core.project import Project
-from app.core.slices import logged_span, project_has_events, slice_dimensions
+from app.core.analysis.drift import DriftQuery, DriftTable, compute_drift, drift_over_time, feature_histogram
+from app.core.analysis.events import detect_version_changes, list_events
+from app.core.store.project import Project
+from app.core.analysis.slices import logged_span, project_has_events, slice_dimensions
 from app.views.errors import show_error
 from app.views.heatmap_widget import Heatmap
 from app.views.screen import Screen
@@ -56,7 +56,7 @@ def _dt(edit: QDateEdit) -> datetime:
 
 
 class DriftView(Screen):
-    """Thin over app.core.drift; all work runs in the shared worker."""
+    """Thin over app.core.analysis.drift; all work runs in the shared worker."""
 
     computed = Signal(object)  # DriftTable
     drilled = Signal(object)  # CellDetail

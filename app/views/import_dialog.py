@@ -18,8 +18,8 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from app.core.ingest import LabelMapping, PredictionMapping, guess_prediction_mapping
-from app.core.sources import FileInfo
+from app.core.store.ingest import LabelMapping, PredictionMapping, guess_prediction_mapping
+from app.core.store.sources import FileInfo
 from app.views.table_model import Column, FrameTableModel
 from app.views.table_view import DataTable
 

@@ -23,10 +23,10 @@ from PySide6.QtWidgets import (
 
 from app import __version__
 from app.core.errors import LineproofError, ProjectLockedError
-from app.core.ingest import import_labels, import_predictions
-from app.core.overview import Overview, build_overview
-from app.core.project import Project
-from app.core.sources import inspect_file
+from app.core.store.ingest import import_labels, import_predictions
+from app.core.analysis.overview import Overview, build_overview
+from app.core.store.project import Project
+from app.core.store.sources import inspect_file
 from app.views.alerts_view import AlertsView
 from app.views.approvals_view import ApprovalsView
 from app.views.audit_view import AuditView
@@ -413,7 +413,7 @@ class MainWindow(QMainWindow):
 
     def export_project_dialog(self, path: str | None = None) -> Task | None:
         """File > Export project: one .lpz archive with a manifest of every file's sha256."""
-        from app.core.portable import export_project
+        from app.core.governance.portable import export_project
 
         if self.project is None:
             return None
@@ -431,7 +431,7 @@ class MainWindow(QMainWindow):
 
     def import_project_dialog(self, archive: str | None = None, dest: str | None = None) -> Task | None:
         """File > Import project: check the archive completely, unpack into a new folder, open it."""
-        from app.core.portable import import_project
+        from app.core.governance.portable import import_project
 
         if not archive:
             archive, _ = QFileDialog.getOpenFileName(self, "Import project", str(Path.home()),

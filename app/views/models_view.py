@@ -1,5 +1,5 @@
 """Models screen: versions, signature and files, runtimes that can load them, lineage and model card editor,
-stage per site with promote and rollback. Thin over app.core.registry."""
+stage per site with promote and rollback. Thin over app.core.models.registry."""
 
 from __future__ import annotations
 
@@ -23,9 +23,9 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from app.core import governance as gov
-from app.core.project import Project
-from app.core.registry import (
+from app.core.governance import approvals as gov
+from app.core.store.project import Project
+from app.core.models.registry import (
     CARD_FIELDS,
     LINEAGE_FIELDS,
     RegistryError,
@@ -35,7 +35,7 @@ from app.core.registry import (
     set_stage,
     stage_history,
 )
-from app.core.schema import STAGES
+from app.core.store.schema import STAGES
 from app.views.errors import show_error
 from app.views.screen import Screen
 from app.views.signing import ask_passphrase_dialog, unlock_with_prompt

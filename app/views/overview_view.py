@@ -15,7 +15,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from app.core.overview import Overview
+from app.core.analysis.overview import Overview
 from app.views.screen import Screen
 from app.views.table_model import Column, FrameTableModel
 from app.views.table_view import DataTable
@@ -174,8 +174,8 @@ def main() -> int:
 
     from PySide6.QtWidgets import QApplication
 
-    from app.core.overview import build_overview
-    from app.core.project import Project
+    from app.core.analysis.overview import build_overview
+    from app.core.store.project import Project
 
     app = QApplication(sys.argv)
     view = OverviewView()

@@ -1,5 +1,5 @@
 """Reviews screen: build the monthly, quarterly or event review, read its findings, record the decision and
-actions, and export the record as a signed PDF. Thin over app.core.operating_review."""
+actions, and export the record as a signed PDF. Thin over app.core.analysis.operating_review."""
 
 from __future__ import annotations
 
@@ -23,11 +23,11 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from app.core import governance as gov
-from app.core import operating_review as ops
+from app.core.governance import approvals as gov
+from app.core.analysis import operating_review as ops
 from app.core.errors import LineproofError
-from app.core.project import Project
-from app.core.slices import logged_span
+from app.core.store.project import Project
+from app.core.analysis.slices import logged_span
 from app.views.errors import show_error
 from app.views.screen import Screen
 from app.views.signing import ask_passphrase_dialog, unlock_with_prompt
@@ -234,7 +234,7 @@ class ReviewsView(Screen):
 
     def import_kpis(self, path: str | None = None) -> int | None:
         """Import a KPI CSV (asked for when not given); rebuild the review to see it."""
-        from app.core.kpis import import_kpis
+        from app.core.analysis.kpis import import_kpis
 
         if self.project is None or self.project.read_only:
             return None
@@ -257,8 +257,8 @@ class ReviewsView(Screen):
 
     def export(self):
         """Sign the saved record as the chosen reviewer and write the PDF in the worker; returns the task."""
-        from app.core.packet import Signing
-        from app.core.packet.review_pdf import export_review
+        from app.core.governance.packet import Signing
+        from app.core.governance.packet.review_pdf import export_review
 
         if self.project is None or self.review_id is None:
             return None
@@ -290,7 +290,7 @@ class ReviewsView(Screen):
 
 
 def _actor() -> str:
-    from app.core.audit import current_actor
+    from app.core.store.audit import current_actor
 
     return current_actor()
 

@@ -64,7 +64,7 @@ def run_alone(screen_class: type, read_only: bool = True) -> int:
     """Show one screen by itself on the project named on the command line (python -m app.views.X PROJECT)."""
     import sys
 
-    from app.core.project import Project
+    from app.core.store.project import Project
     from app.views.main_window import make_app
 
     app = make_app(sys.argv)

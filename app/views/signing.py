@@ -6,9 +6,9 @@ from collections.abc import Callable
 
 from PySide6.QtWidgets import QInputDialog, QLineEdit, QWidget
 
-from app.core import governance as gov
-from app.core.identity import Signer
-from app.core.project import Project
+from app.core.governance import approvals as gov
+from app.core.governance.identity import Signer
+from app.core.store.project import Project
 
 AskPassphrase = Callable[[str], "str | None"]
 

@@ -24,9 +24,9 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from app.core.project import Project
-from app.core.slice_report import write_slices_csv
-from app.core.slices import (
+from app.core.store.project import Project
+from app.core.analysis.slice_report import write_slices_csv
+from app.core.analysis.slices import (
     LOWER_IS_BETTER,
     METRIC_LABELS,
     PERIOD,
@@ -74,7 +74,7 @@ def _axis_text(value: object) -> str:
 
 
 class SlicesView(Screen):
-    """Thin over app.core.slices: builds queries from the controls, shows results from the worker."""
+    """Thin over app.core.analysis.slices: builds queries from the controls, shows results from the worker."""
 
     computed = Signal(object)  # SliceTable, after the heatmap and table are updated
     drilled = Signal(object)  # SliceTrend

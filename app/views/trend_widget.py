@@ -7,7 +7,7 @@ import pyqtgraph as pg
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QLabel, QVBoxLayout, QWidget
 
-from app.core.slices import METRIC_LABELS, SliceTrend
+from app.core.analysis.slices import METRIC_LABELS, SliceTrend
 
 
 def _epoch(frame, column: str = "period") -> np.ndarray:

@@ -1,5 +1,5 @@
 """Users & roles screen (admin): users with roles and certificate fingerprints, role changes signed off by an
-admin's passphrase with a reason, and the risk-tier rules. Thin over app.core.governance."""
+admin's passphrase with a reason, and the risk-tier rules. Thin over app.core.governance.approvals."""
 
 from __future__ import annotations
 
@@ -21,8 +21,8 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from app.core import governance as gov
-from app.core.project import Project
+from app.core.governance import approvals as gov
+from app.core.store.project import Project
 from app.views.errors import show_error
 from app.views.screen import Screen
 from app.views.signing import ask_passphrase_dialog, unlock_with_prompt

@@ -1,6 +1,6 @@
 """Validation screen: pick candidate, champion, dataset and plan (edited in place, checked as you go), run with
 progress and Cancel; verdict, criteria and their checks, per-slice comparison, runtime parity, the plan of the run.
-Thin over app.core.validation."""
+Thin over app.core.models.validation."""
 
 from __future__ import annotations
 
@@ -24,11 +24,11 @@ from PySide6.QtWidgets import (
 )
 
 from app.core.errors import LineproofError
-from app.core.project import Project
-from app.core.registry import list_versions
-from app.core.validation import EXAMPLE_PLAN, PlanError, parse_plan, run_validation
-from app.core.validation.criteria import METRIC_NAMES
-from app.core.validation.store import list_plans, list_runs, load_result, save_plan
+from app.core.store.project import Project
+from app.core.models.registry import list_versions
+from app.core.models.validation import EXAMPLE_PLAN, PlanError, parse_plan, run_validation
+from app.core.models.validation.criteria import METRIC_NAMES
+from app.core.models.validation.store import list_plans, list_runs, load_result, save_plan
 from app.views.errors import show_error
 from app.views.screen import Screen
 from app.views.table_model import Column, FrameTableModel
@@ -515,7 +515,7 @@ def _html(text: str) -> str:
 
 
 def _actor() -> str:
-    from app.core.audit import current_actor
+    from app.core.store.audit import current_actor
 
     return current_actor()
 

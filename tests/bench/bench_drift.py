@@ -40,9 +40,9 @@ print(t1 - t0, time.perf_counter() - t1)
 
 def main() -> int:
     """Build a 10M-row project, time the drift matrix, then Evidently if a venv with it is given."""
-    from app.core.drift import DriftQuery, compute_drift
-    from app.core.ingest import PredictionMapping, import_predictions
-    from app.core.project import Project
+    from app.core.analysis.drift import DriftQuery, compute_drift
+    from app.core.store.ingest import PredictionMapping, import_predictions
+    from app.core.store.project import Project
 
     evidently_python = sys.argv[1] if len(sys.argv) > 1 else None
     workdir = Path(tempfile.mkdtemp(prefix="lineproof-bench-drift-"))

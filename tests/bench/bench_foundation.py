@@ -57,8 +57,8 @@ def make_labels(log: Path, path: Path) -> None:
 
 
 def time_labels(folder: Path, labels: Path) -> float:
-    from app.core.ingest import import_labels
-    from app.core.project import Project
+    from app.core.store.ingest import import_labels
+    from app.core.store.project import Project
 
     with Project.open(folder) as project:
         start = time.perf_counter()
@@ -86,8 +86,8 @@ def time_ctas(parquet: Path, workdir: Path) -> float:
 
 
 def time_ingest(parquet: Path, workdir: Path) -> tuple[float, Path]:
-    from app.core.ingest import PredictionMapping, import_predictions
-    from app.core.project import Project
+    from app.core.store.ingest import PredictionMapping, import_predictions
+    from app.core.store.project import Project
 
     folder = workdir / "proj"
     shutil.rmtree(folder, ignore_errors=True)
@@ -103,7 +103,7 @@ def time_ingest(parquet: Path, workdir: Path) -> tuple[float, Path]:
 
 def time_overview(folder: Path) -> tuple[float, float]:
     code = ("import time\n"
-            "from app.core.project import Project\nfrom app.core.overview import build_overview\n"
+            "from app.core.store.project import Project\nfrom app.core.analysis.overview import build_overview\n"
             f"t = time.perf_counter(); p = Project.open({str(folder)!r}, read_only=True); t1 = time.perf_counter()\n"
             "ov = build_overview(p); t2 = time.perf_counter()\n"
             "print(t1 - t, t2 - t1)")

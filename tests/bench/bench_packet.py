@@ -24,10 +24,10 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="lineproof-bench-packet-") as tmp:
         tmp_path = Path(tmp)
         os.environ["LINEPROOF_HOME"] = str(tmp_path / "profile")
-        from app.core.governance import add_user, create_request, decide, unlock
-        from app.core.identity import cert_pem, create_identity, create_site_ca
-        from app.core.project import Project
-        from app.core.validation import parse_plan, run_validation
+        from app.core.governance.approvals import add_user, create_request, decide, unlock
+        from app.core.governance.identity import cert_pem, create_identity, create_site_ca
+        from app.core.store.project import Project
+        from app.core.models.validation import parse_plan, run_validation
         from app.sample.build import build_sample
         from app.sample.release_plan import RELEASE_PLAN
 
@@ -47,8 +47,8 @@ def main() -> None:
         decide(project, request, "review", vera, "checked")
         decide(project, request, "approve", anna, "approved for the pilot")
 
-        from app.core.packet import Signing, build_packet, verify_packet
-        from app.core.packet.sign import page_count
+        from app.core.governance.packet import Signing, build_packet, verify_packet
+        from app.core.governance.packet.sign import page_count
 
         builds, verifies = [], []
         for i in range(ROUNDS):

@@ -1,0 +1,1 @@
+"""Monitoring analysis over the prediction log: slices, drift, freshness, events, alerts, reviews."""

@@ -1,0 +1,165 @@
+"""Alerts: rules evaluated over the log (metric below threshold, drift, silence, missingness), each stored
+with its evidence; users acknowledge them as real or false alarms (audited), and the false-alert burden is
+measured as alert precision per line."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from datetime import datetime
+
+import polars as pl
+
+from app.core.store.audit import current_actor
+from app.core.store.db import one
+from app.core.analysis.drift import DriftQuery, compute_drift
+from app.core.errors import LineproofError
+from app.core.analysis.freshness import silent_gaps
+from app.core.progress import NullProgress, Progress
+from app.core.store.project import Project
+from app.core.analysis.slices import SliceQuery, compute_slices, logged_versions
+
+CREATE = """
+CREATE TABLE alerts (
+    alert_id INTEGER PRIMARY KEY, rule VARCHAR NOT NULL, scope VARCHAR NOT NULL, line VARCHAR,
+    subject VARCHAR NOT NULL, window_start TIMESTAMP, window_end TIMESTAMP, severity VARCHAR NOT NULL,
+    message VARCHAR NOT NULL, evidence_json VARCHAR NOT NULL, raised_at TIMESTAMP NOT NULL,
+    state VARCHAR NOT NULL DEFAULT 'open', acked_by VARCHAR, acked_at TIMESTAMP, ack_comment VARCHAR,
+    UNIQUE (rule, scope, subject, window_start, window_end))
+"""
+VERDICTS = ("real", "false")
+
+
+class AlertError(LineproofError):
+    """An alert cannot be handled as asked."""
+
+
+@dataclass(frozen=True)
+class AlertRules:
+    """Thresholds of the alert rules; override in lineproof.toml under [alerts]."""
+
+    recall_min: float = 0.5
+    min_support: int = 30
+    stale_hours: float = 24.0
+    missing_increase: float = 0.05
+
+    @classmethod
+    def from_manifest(cls, extra: dict) -> AlertRules:
+        """Rules from the manifest's [alerts] table."""
+        table = extra.get("alerts", {}) if isinstance(extra, dict) else {}
+        return cls(**{k: type(getattr(cls, k))(v) for k, v in table.items() if k in cls.__dataclass_fields__})
+
+
+def _candidates(project: Project, reference: tuple[datetime, datetime], current: tuple[datetime, datetime],
+                rules: AlertRules, progress: Progress) -> list[dict]:
+    found: list[dict] = []
+    start, end = current
+    progress.report(0.05, "Checking metrics per line")
+    for version, _ in logged_versions(project):
+        table = compute_slices(project, SliceQuery(version, by=("line",), start=start, end=end,
+                                                   min_support=rules.min_support, latency=False))
+        if "recall" not in table.metrics:
+            continue
+        low = table.slices.filter(pl.col("recall_high") < rules.recall_min)
+        for r in low.iter_rows(named=True):
+            found.append({"rule": "metric_low", "scope": f"line={r['line']}", "line": r["line"],
+                          "subject": f"{version} recall", "severity": "high",
+                          "message": f"{version} recall {r['recall']:.3f} on {r['line']} (95% interval "
+                                     f"{r['recall_low']:.3f}-{r['recall_high']:.3f}) is below {rules.recall_min}",
+                          "evidence": {k: r[k] for k in ("n", "labelled", "tp", "fn", "recall", "recall_low",
+                                                         "recall_high")}})
+    progress.report(0.4, "Checking drift and missingness")
+    drift = compute_drift(project, DriftQuery(reference, current, by=("line",))).rows
+    if drift.height:
+        for r in drift.filter(pl.col("drifted").fill_null(False)).iter_rows(named=True):
+            found.append({"rule": "drift", "scope": f"line={r['line']}", "line": r["line"], "subject": r["feature"],
+                          "severity": "medium",
+                          "message": f"{r['feature']} drifted on {r['line']} ({r['method']}; PSI {r['psi']:.2f})",
+                          "evidence": {k: r.get(k) for k in ("n_ref", "n_cur", "psi", "ks_d", "ks_p", "js",
+                                                             "wasserstein_norm", "chi2_p", "method")}})
+        up = drift.filter((pl.col("missing_cur") - pl.col("missing_ref")) >= rules.missing_increase)
+        for r in up.iter_rows(named=True):
+            found.append({"rule": "missingness", "scope": f"line={r['line']}", "line": r["line"],
+                          "subject": r["feature"], "severity": "medium",
+                          "message": f"{r['feature']} missing in {r['missing_cur']:.1%} of rows on {r['line']} "
+                                     f"(reference {r['missing_ref']:.1%})",
+                          "evidence": {"missing_ref": r["missing_ref"], "missing_cur": r["missing_cur"]}})
+    progress.report(0.8, "Checking for silent assets")
+    gaps = silent_gaps(project, per="asset", expected_hours=rules.stale_hours)
+    if gaps.height:
+        in_window = gaps.filter((pl.col("gap_end") > start) & (pl.col("gap_start") < end))
+        for r in in_window.iter_rows(named=True):
+            found.append({"rule": "stale", "scope": f"asset={r['asset']}", "line": r["line"],
+                          "subject": f"silent from {r['gap_start']:%Y-%m-%d %H:%M}",
+                          "severity": "high" if r["open"] else "medium",
+                          "message": f"{r['asset']} sent nothing for {r['gap_hours']:.0f} h from "
+                                     f"{r['gap_start']:%Y-%m-%d %H:%M}" + (" (still silent)" if r["open"] else ""),
+                          "evidence": {"gap_start": r["gap_start"], "gap_end": r["gap_end"],
+                                       "gap_hours": r["gap_hours"], "expected_hours": rules.stale_hours}})
+    return found
+
+
+def evaluate_alerts(project: Project, reference: tuple[datetime, datetime], current: tuple[datetime, datetime],
+                    rules: AlertRules | None = None, progress: Progress | None = None) -> int:
+    """Evaluate every rule over the current window and store new alerts; returns how many were new."""
+    progress = progress or NullProgress()
+    project.require_writable()
+    rules = rules or AlertRules.from_manifest(project.manifest.extra)
+    found = _candidates(project, reference, current, rules, progress)
+    with project.reading() as con:
+        known = {(r[0], r[1], r[2]) for r in con.execute(
+            "SELECT rule, scope, subject FROM alerts WHERE window_start = ? AND window_end = ?",
+            list(current)).fetchall()}
+    new = []
+    for a in found:  # one alert per rule, scope and subject in a window, however often a rule fires
+        key = (a["rule"], a["scope"], a["subject"])
+        if key not in known:
+            known.add(key)
+            new.append(a)
+    details = {"reference": reference, "current": current, "new": len(new), "rules": rules.__dict__}
+    with project.change("alerts.evaluate", f"{current[0]:%Y-%m-%d}..{current[1]:%Y-%m-%d}", details) as con:
+        next_id = one(con, "SELECT coalesce(max(alert_id), 0) + 1 FROM alerts")[0]
+        rows = [(next_id + i, a["rule"], a["scope"], a["line"], a["subject"], current[0], current[1], a["severity"],
+                 a["message"], json.dumps(a["evidence"], default=str, sort_keys=True), datetime.now())
+                for i, a in enumerate(new)]
+        if rows:
+            con.executemany("INSERT INTO alerts (alert_id, rule, scope, line, subject, window_start, window_end, "
+                            "severity, message, evidence_json, raised_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                            rows)
+    progress.report(1.0, f"{len(new)} new alert(s)")
+    return len(new)
+
+
+def acknowledge(project: Project, alert_id: int, verdict: str, comment: str = "") -> None:
+    """Mark an alert as a real problem or a false alarm (audited)."""
+    if verdict not in VERDICTS:
+        raise AlertError(f"Unknown verdict {verdict!r}.", "Acknowledge as 'real' or 'false'.")
+    with project.reading() as con:
+        row = one(con, "SELECT state FROM alerts WHERE alert_id = ?", [alert_id])
+    if row is None:
+        raise AlertError(f"No alert #{alert_id}.", "List the alerts with `lineproof alerts PROJECT`.")
+    with project.change("alert.ack", f"alert {alert_id}", {"verdict": verdict, "comment": comment,
+                                                           "was": row[0]}) as con:
+        con.execute("UPDATE alerts SET state = ?, acked_by = ?, acked_at = now()::TIMESTAMP, ack_comment = ? "
+                    "WHERE alert_id = ?", [verdict, current_actor(), comment, alert_id])
+
+
+def list_alerts(project: Project, state: str | None = None) -> pl.DataFrame:
+    """Alerts: open first, then by severity, newest window first."""
+    with project.reading() as con:
+        where = "WHERE state = $s" if state else ""
+        return con.sql(f"SELECT * FROM alerts {where} ORDER BY state = 'open' DESC, "
+                       "CASE severity WHEN 'high' THEN 0 WHEN 'medium' THEN 1 ELSE 2 END, window_end DESC, alert_id",
+                       params={"s": state} if state else None).pl()
+
+
+def alert_precision(project: Project) -> pl.DataFrame:
+    """Per line: alerts raised, open, acknowledged real / false, and precision (real / acknowledged)."""
+    with project.reading() as con:
+        return con.sql("""SELECT coalesce(line, '(none)') AS line, count(*) AS raised,
+                                 count(*) FILTER (WHERE state = 'open') AS open,
+                                 count(*) FILTER (WHERE state = 'real') AS real,
+                                 count(*) FILTER (WHERE state = 'false') AS false_alarms,
+                                 count(*) FILTER (WHERE state = 'real')
+                                     / nullif(count(*) FILTER (WHERE state <> 'open'), 0) AS precision
+                          FROM alerts GROUP BY 1 ORDER BY 1""").pl()

@@ -1,0 +1,366 @@
+"""Input drift and data quality per feature and slice: a reference window against a current window.
+
+Numeric features: PSI over the reference's quantile bins (empty bins smoothed to PSI_EPSILON), the
+Kolmogorov-Smirnov statistic D and its asymptotic p-value, Jensen-Shannon distance (natural log, as scipy)
+over the same bins, and the Wasserstein distance normalised by the reference's standard deviation.
+Categorical features: Pearson chi-square (no continuity correction) and p-value, PSI and Jensen-Shannon
+over the categories. KS and Wasserstein are exact: they come from the empirical CDFs of both windows,
+built in DuckDB from (slice, value) counts; only those counts' summaries reach Python.
+
+Drift decision, as Evidently does by default: numeric features use normalised Wasserstein > 0.1 when the
+reference has more than 1,000 rows, else KS p < 0.05; categorical ones use Jensen-Shannon > 0.1 above
+1,000 rows, else chi-square p < 0.05. PSI (0.1 moderate, 0.2 significant) is reported alongside.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from datetime import datetime
+
+import numpy as np
+import polars as pl
+
+from app.core.store.db import one
+from app.core.errors import LineproofError
+from app.core.progress import NullProgress, Progress, check_cancelled
+from app.core.store.project import Project
+from app.core.store.sources import sql_ident, sql_literal
+from app.core.analysis.stats import chi2_sf, ks_pvalue
+
+PSI_EPSILON = 1e-4  # share given to an empty bin so that PSI stays finite
+LARGE_SAMPLE = 1000
+
+
+class DriftError(LineproofError):
+    """A drift query cannot be answered as asked."""
+
+
+@dataclass(frozen=True)
+class DriftThresholds:
+    """When a feature counts as drifted; override in lineproof.toml under [drift]."""
+
+    psi_moderate: float = 0.1
+    psi_significant: float = 0.2
+    wasserstein: float = 0.1
+    jensen_shannon: float = 0.1
+    p_value: float = 0.05
+
+    @classmethod
+    def from_manifest(cls, extra: dict) -> DriftThresholds:
+        """Thresholds from the manifest's [drift] table (unknown keys are ignored)."""
+        table = extra.get("drift", {}) if isinstance(extra, dict) else {}
+        known = {k: float(v) for k, v in table.items() if k in cls.__dataclass_fields__}
+        return cls(**known)
+
+
+@dataclass(frozen=True)
+class DriftQuery:
+    """Which rows form the reference and the current window, per slice."""
+
+    reference: tuple[datetime, datetime]  # [start, end)
+    current: tuple[datetime, datetime]
+    by: tuple[str, ...] = ("line",)
+    features: tuple[str, ...] | None = None  # default: every feature column
+    version_id: str | None = None  # default: all versions in the log
+    where: tuple[tuple[str, str], ...] = ()  # (dimension, value) filters, e.g. one line
+    reference_dataset: str | None = None  # a registered dataset (id) as reference instead of the window
+    reference_columns: tuple[str, ...] = ()  # filled in by compute_drift from the dataset's file
+    bins: int = 10
+    min_rows: int = 30
+
+
+@dataclass(frozen=True)
+class DriftTable:
+    """One row per (slice, feature)."""
+
+    query: DriftQuery
+    thresholds: DriftThresholds
+    rows: pl.DataFrame
+
+
+def _feature_columns(project: Project, wanted: tuple[str, ...] | None) -> list[tuple[str, str]]:
+    with project.reading() as con:
+        known = con.execute("SELECT name, dtype FROM log_columns WHERE role = 'feature' ORDER BY name").fetchall()
+    if wanted is None:
+        return known
+    types = dict(known)
+    missing = [f for f in wanted if f not in types]
+    if missing:
+        raise DriftError(f"Unknown feature(s): {', '.join(missing)}.",
+                         f"Features in this log: {', '.join(types) or 'none yet'}.")
+    return [(f, types[f]) for f in wanted]
+
+
+def _window_sql(query: DriftQuery, column: str, where: tuple[tuple[str, str], ...] = ()) -> str:
+    (rs, re_), (cs, ce) = query.reference, query.current
+
+    def ts(v: datetime) -> str:
+        return f"TIMESTAMP {sql_literal(v.isoformat(sep=' '))}"
+
+    keys = "".join(f"coalesce({sql_ident(d)}, '(missing)') AS {sql_ident(d)}, " for d in query.by)
+    in_cur = f"(ts >= {ts(cs)} AND ts < {ts(ce)})"
+    version = f" AND version_id = {sql_literal(query.version_id)}" if query.version_id else ""
+    filters = _where_sql(query.where + tuple(where))
+    if query.reference_dataset:
+        current = (f"SELECT {keys}{sql_ident(column)} AS x, false AS is_ref FROM predictions "
+                   f"WHERE {in_cur}{version}{filters}")
+        data = f"read_parquet({sql_literal(query.reference_dataset)})"
+        if all(d in query.reference_columns for d, _ in query.where + tuple(where)) and \
+                all(d in query.reference_columns for d in query.by):
+            reference = f"SELECT {keys}{sql_ident(column)} AS x, true AS is_ref FROM {data} WHERE true{filters}"
+        else:  # the dataset has no such slice column: every slice is compared with the whole dataset
+            slice_keys = ", ".join(sql_ident(d) for d in query.by) or "1 AS _one"
+            reference = (f"SELECT s.*, d.{sql_ident(column)} AS x, true AS is_ref FROM {data} d CROSS JOIN "
+                         f"(SELECT DISTINCT {slice_keys} FROM ({current})) s")
+            if not query.by:
+                reference = f"SELECT {sql_ident(column)} AS x, true AS is_ref FROM {data}"
+        return f"{reference} UNION ALL {current}"
+    in_ref = f"(ts >= {ts(rs)} AND ts < {ts(re_)})"
+    return (f"SELECT {keys}{sql_ident(column)} AS x, {in_ref} AS is_ref FROM predictions "
+            f"WHERE ({in_ref} OR {in_cur}){version}{filters}")
+
+
+def _resolve_reference(project: Project, query: DriftQuery, features: list[tuple[str, str]]) -> DriftQuery:
+    """Point the query at the reference dataset's Parquet file and check it has the features."""
+    if not query.reference_dataset:
+        return query
+    with project.reading() as con:
+        row = one(con, "SELECT artifact_path FROM datasets WHERE dataset_id = ? OR name = ?",
+                  [query.reference_dataset, query.reference_dataset])
+        if row is None:
+            known = ", ".join(r[0] for r in con.execute("SELECT dataset_id FROM datasets").fetchall()) or "none"
+            raise DriftError(f"No dataset {query.reference_dataset!r} in this project.", f"Datasets: {known}.")
+        path = str(project.folder / row[0])
+        columns = tuple(r[0] for r in con.execute(f"DESCRIBE SELECT * FROM read_parquet({sql_literal(path)})"
+                                                  ).fetchall())
+    missing = [f for f, _ in features if f not in columns]
+    if missing:
+        raise DriftError(f"Dataset {query.reference_dataset} has no column(s) {', '.join(missing)}.",
+                         "Choose features the dataset has (--features), or a reference window instead.")
+    return replace(query, reference_dataset=path, reference_columns=columns)
+
+
+def compute_drift(project: Project, query: DriftQuery, progress: Progress | None = None) -> DriftTable:
+    """Drift and data-quality statistics for every (slice, feature)."""
+    progress = progress or NullProgress()
+    if query.bins < 2:
+        raise DriftError("PSI needs at least 2 bins.", "Use --bins 10 (deciles), the usual choice.")
+    with project.reading() as con:
+        slice_cols = {r[0] for r in con.execute("SELECT name FROM log_columns WHERE role = 'slice'").fetchall()}
+    unknown = [d for d in query.by if d not in slice_cols]
+    if unknown:
+        raise DriftError(f"Unknown slice dimension(s): {', '.join(unknown)}.",
+                         f"This log has: {', '.join(sorted(slice_cols)) or 'no slice columns yet'}.")
+    features = _feature_columns(project, query.features)
+    query = _resolve_reference(project, query, features)
+    parts = []
+    with project.reading() as con:
+        for i, (feature, dtype) in enumerate(features):
+            check_cancelled(progress)
+            progress.report(i / max(len(features), 1), f"Drift of {feature}")
+            numeric = dtype == "DOUBLE"
+            part = _numeric(con, query, feature) if numeric else _categorical(con, query, feature)
+            parts.append(part.with_columns(pl.lit(feature).alias("feature"),
+                                           pl.lit("numeric" if numeric else "categorical").alias("kind")))
+    thresholds = DriftThresholds.from_manifest(project.manifest.extra)
+    rows = pl.concat(parts, how="diagonal_relaxed") if parts else pl.DataFrame()
+    if rows.height:
+        rows = _decide(rows, query, thresholds).sort([*query.by, "feature"])
+    progress.report(1.0, f"{rows.height:,} feature x slice cells")
+    return DriftTable(query, thresholds, rows)
+
+
+def _keys(query: DriftQuery) -> str:
+    return "".join(f"{sql_ident(d)}, " for d in query.by)
+
+
+def _partition(query: DriftQuery) -> str:
+    return f"PARTITION BY {', '.join(sql_ident(d) for d in query.by)} " if query.by else ""
+
+
+def _join(query: DriftQuery) -> str:
+    return f"USING ({', '.join(sql_ident(d) for d in query.by)})" if query.by else "ON true"
+
+
+def _numeric(con, query: DriftQuery, feature: str) -> pl.DataFrame:
+    keys, part, join = _keys(query), _partition(query), _join(query)
+    # The one scan of the log for this feature: (slice, value) counts per window; NULL/NaN values
+    # are kept as one group so that missingness comes from the same pass.
+    con.execute(f"""CREATE OR REPLACE TEMP TABLE _drift_g AS
+        SELECT {keys}CASE WHEN isfinite(x) THEN x END AS x,
+               count(*) FILTER (WHERE is_ref) AS r, count(*) FILTER (WHERE NOT is_ref) AS c
+        FROM ({_window_sql(query, feature)}) GROUP BY ALL""")
+    con.execute(f"""CREATE OR REPLACE TEMP TABLE _drift_cdf AS
+        WITH g AS (SELECT * FROM _drift_g WHERE x IS NOT NULL),
+        t AS (SELECT {keys}sum(r) AS nr, sum(c) AS nc, min(x) FILTER (WHERE r > 0) AS ref_min,
+                     max(x) FILTER (WHERE r > 0) AS ref_max, sum(r * x) / nullif(sum(r), 0) AS ref_mean,
+                     sum(r * x * x) / nullif(sum(r), 0) AS ref_sq FROM g GROUP BY ALL)
+        SELECT g.*, t.nr, t.nc, t.ref_min, t.ref_max, sqrt(greatest(t.ref_sq - t.ref_mean * t.ref_mean, 0)) AS ref_std,
+               sum(r) OVER ({part}ORDER BY x ROWS UNBOUNDED PRECEDING) AS cr,
+               sum(c) OVER ({part}ORDER BY x ROWS UNBOUNDED PRECEDING) AS cc,
+               lead(x) OVER ({part}ORDER BY x) - x AS dx
+        FROM g JOIN t {join}""")
+    summary = con.sql(f"""
+        SELECT {keys}any_value(nr)::BIGINT AS n_ref, any_value(nc)::BIGINT AS n_cur, any_value(ref_std) AS ref_std,
+               max(abs(cr / nullif(nr, 0) - cc / nullif(nc, 0))) AS ks_d,
+               sum(abs(cr / nullif(nr, 0) - cc / nullif(nc, 0)) * coalesce(dx, 0)) AS wasserstein,
+               coalesce(sum(c) FILTER (WHERE x < ref_min OR x > ref_max), 0)::BIGINT AS out_of_range_n
+        FROM _drift_cdf GROUP BY ALL""").pl()
+    # Quantile bins of the reference: value x falls in bin floor(bins * F_ref(just below x)).
+    shares = con.sql(f"""
+        SELECT {keys}least({query.bins - 1}, ((cr - r) * {query.bins}) // nullif(nr, 0))::INTEGER AS bin,
+               sum(r) / any_value(nullif(nr, 0)) AS p_ref, sum(c) / any_value(nullif(nc, 0)) AS p_cur
+        FROM _drift_cdf GROUP BY ALL""").pl()
+    missing = con.sql(f"""SELECT {keys}sum(r)::BIGINT AS rows_ref, sum(c)::BIGINT AS rows_cur,
+            sum(r) FILTER (WHERE x IS NULL) / nullif(sum(r), 0) AS missing_ref,
+            sum(c) FILTER (WHERE x IS NULL) / nullif(sum(c), 0) AS missing_cur
+        FROM _drift_g GROUP BY ALL""").pl().with_columns(pl.col("missing_ref", "missing_cur").fill_null(0.0))
+    con.execute("DROP TABLE IF EXISTS _drift_cdf")
+    con.execute("DROP TABLE IF EXISTS _drift_g")
+    frame = _with_bin_scores(summary, shares, query)
+    frame = frame.join(missing, on=list(query.by), how="full", coalesce=True) if query.by else pl.concat(
+        [frame, missing], how="horizontal")
+    return frame.with_columns(
+        pl.when(pl.col("n_cur") > 0).then(pl.col("out_of_range_n").fill_null(0) / pl.col("n_cur"))
+        .alias("out_of_range"),
+        pl.when(pl.col("ref_std") > 0).then(pl.col("wasserstein") / pl.col("ref_std"))
+        .when(pl.col("wasserstein") == 0).then(0.0).alias("wasserstein_norm"),
+        pl.Series("ks_p", ks_pvalue(frame["ks_d"].fill_null(np.nan).to_numpy(),
+                                    frame["n_ref"].fill_null(0).to_numpy(), frame["n_cur"].fill_null(0).to_numpy())
+                  ).fill_nan(None),
+    ).drop("out_of_range_n")
+
+
+def _missing(con, query: DriftQuery, feature: str) -> pl.DataFrame:
+    return con.sql(f"""SELECT {_keys(query)}
+            count(*) FILTER (WHERE is_ref)::BIGINT AS rows_ref, count(*) FILTER (WHERE NOT is_ref)::BIGINT AS rows_cur,
+            (count(*) FILTER (WHERE is_ref) - count(x) FILTER (WHERE is_ref)) / nullif(count(*) FILTER (WHERE is_ref), 0)
+                AS missing_ref,
+            (count(*) FILTER (WHERE NOT is_ref) - count(x) FILTER (WHERE NOT is_ref))
+                / nullif(count(*) FILTER (WHERE NOT is_ref), 0) AS missing_cur
+        FROM ({_window_sql(query, feature)}) GROUP BY ALL""").pl()
+
+
+def _with_bin_scores(frame: pl.DataFrame, shares: pl.DataFrame, query: DriftQuery) -> pl.DataFrame:
+    """PSI and Jensen-Shannon distance per slice from (slice, bin, p_ref, p_cur) rows."""
+    keys = list(query.by)
+    eps = PSI_EPSILON
+    s = shares.with_columns(pl.col("p_ref").fill_null(0.0), pl.col("p_cur").fill_null(0.0))
+    s = s.with_columns(pl.max_horizontal(pl.col("p_ref"), pl.lit(eps)).alias("r_s"),
+                       pl.max_horizontal(pl.col("p_cur"), pl.lit(eps)).alias("c_s"),
+                       ((pl.col("p_ref") + pl.col("p_cur")) / 2).alias("m"))
+
+    def kl(p: str) -> pl.Expr:
+        return pl.when(pl.col(p) > 0).then(pl.col(p) * (pl.col(p) / pl.col("m")).log()).otherwise(0.0)
+
+    agg = [((pl.col("c_s") - pl.col("r_s")) * (pl.col("c_s") / pl.col("r_s")).log()).sum().alias("psi"),
+           ((0.5 * kl("p_ref") + 0.5 * kl("p_cur")).sum().clip(0.0, None).sqrt()).alias("js")]
+    scores = s.group_by(keys).agg(agg) if keys else s.select(agg)
+    return frame.join(scores, on=keys, how="left") if keys else pl.concat([frame, scores], how="horizontal")
+
+
+def _categorical(con, query: DriftQuery, feature: str) -> pl.DataFrame:
+    keys = list(query.by)
+    counts = con.sql(f"""SELECT {_keys(query)}x::VARCHAR AS category,
+            count(*) FILTER (WHERE is_ref) AS r, count(*) FILTER (WHERE NOT is_ref) AS c
+        FROM ({_window_sql(query, feature)}) WHERE x IS NOT NULL GROUP BY ALL""").pl()
+    totals = counts.group_by(keys).agg(pl.col("r").sum().alias("n_ref"), pl.col("c").sum().alias("n_cur")) \
+        if keys else counts.select(pl.col("r").sum().alias("n_ref"), pl.col("c").sum().alias("n_cur"))
+    shares = (counts.join(totals, on=keys) if keys else counts.join(totals, how="cross")).with_columns(
+        (pl.col("r") / pl.col("n_ref")).alias("p_ref"), (pl.col("c") / pl.col("n_cur")).alias("p_cur"))
+    chi = shares.with_columns((pl.col("r") + pl.col("c")).alias("k_tot"),
+                              (pl.col("n_ref") + pl.col("n_cur")).alias("n_tot"))
+    chi = chi.with_columns((pl.col("k_tot") * pl.col("n_ref") / pl.col("n_tot")).alias("e_r"),
+                           (pl.col("k_tot") * pl.col("n_cur") / pl.col("n_tot")).alias("e_c"))
+    stat_exprs = [((pl.col("r") - pl.col("e_r")) ** 2 / pl.col("e_r") +
+                   (pl.col("c") - pl.col("e_c")) ** 2 / pl.col("e_c")).sum().alias("chi2"),
+                  pl.len().alias("categories"),
+                  pl.col("category").filter((pl.col("r") == 0) & (pl.col("c") > 0)).sort().alias("new_list"),
+                  pl.col("n_ref").first(), pl.col("n_cur").first()]
+    stats = chi.group_by(keys).agg(stat_exprs) if keys else chi.select(stat_exprs)
+    stats = stats.with_columns(
+        pl.struct("chi2", "categories").map_elements(
+            lambda s: chi2_sf(s["chi2"], s["categories"] - 1) if s["categories"] > 1 else None,
+            return_dtype=pl.Float64).alias("chi2_p"),
+        pl.col("new_list").list.join(", ").alias("new_categories")).drop("new_list")
+    frame = _with_bin_scores(stats, shares.select(*keys, "p_ref", "p_cur"), query)
+    missing = _missing(con, query, feature)
+    return frame.join(missing, on=keys, how="full", coalesce=True) if keys else pl.concat(
+        [frame, missing], how="horizontal")
+
+
+def _decide(rows: pl.DataFrame, query: DriftQuery, t: DriftThresholds) -> pl.DataFrame:
+    """Blank statistics without enough rows, and decide drift per (slice, feature)."""
+    for col in ("ks_d", "ks_p", "wasserstein", "wasserstein_norm", "chi2", "chi2_p", "psi", "js",
+                "new_categories", "out_of_range", "ref_std"):
+        if col not in rows.columns:
+            rows = rows.with_columns(pl.lit(None).alias(col))
+    rows = rows.with_columns(pl.col("n_ref").fill_null(0), pl.col("n_cur").fill_null(0))
+    enough = (pl.col("n_ref") >= query.min_rows) & (pl.col("n_cur") >= query.min_rows)
+    stat_cols = ["ks_d", "ks_p", "wasserstein", "wasserstein_norm", "chi2", "chi2_p", "psi", "js"]
+    rows = rows.with_columns(*[pl.when(enough).then(pl.col(c)).alias(c) for c in stat_cols])
+    large = pl.col("n_ref") > LARGE_SAMPLE
+    numeric = pl.col("kind") == "numeric"
+    method = (pl.when(numeric & large).then(pl.lit("wasserstein")).when(numeric).then(pl.lit("ks"))
+              .when(large).then(pl.lit("jensen_shannon")).otherwise(pl.lit("chi_square")))
+    drifted = (pl.when(~enough).then(None)
+               .when(numeric & large).then(pl.col("wasserstein_norm") > t.wasserstein)
+               .when(numeric).then(pl.col("ks_p") < t.p_value)
+               .when(large).then(pl.col("js") > t.jensen_shannon)
+               .otherwise(pl.col("chi2_p") < t.p_value))
+    status = (pl.when(~enough).then(pl.format("insufficient data ({} reference, {} current rows)",
+                                              pl.col("n_ref"), pl.col("n_cur")))
+              .when(numeric & (pl.col("ref_std") == 0) & (pl.col("wasserstein") > 0))
+              .then(pl.lit("reference is constant: any change is drift"))
+              .otherwise(pl.lit("ok")))
+    psi_band = (pl.when(pl.col("psi") >= t.psi_significant).then(pl.lit("significant"))
+                .when(pl.col("psi") >= t.psi_moderate).then(pl.lit("moderate"))
+                .when(pl.col("psi").is_not_null()).then(pl.lit("none")))
+    return rows.with_columns(method.alias("method"), drifted.alias("drifted"), status.alias("status"),
+                             psi_band.alias("psi_band"))
+
+
+def _where_sql(where: tuple[tuple[str, str], ...]) -> str:
+    return "".join(f" AND {sql_ident(d)} = {sql_literal(v)}" for d, v in where)
+
+
+def feature_histogram(project: Project, feature: str, where: tuple[tuple[str, str], ...],
+                      reference: tuple[datetime, datetime], current: tuple[datetime, datetime],
+                      bins: int = 30) -> pl.DataFrame:
+    """Shares of reference and current rows in `bins` equal-width bins over both windows' range."""
+    query = DriftQuery(reference, current, by=(), features=(feature,), where=where)
+    base = f"SELECT x, is_ref FROM ({_window_sql(query, feature)}) w WHERE isfinite(x)"
+    with project.reading() as con:
+        lo, hi = one(con, f"SELECT min(x), max(x) FROM ({base})")
+        if lo is None:
+            return pl.DataFrame(schema={"left": pl.Float64, "right": pl.Float64, "ref": pl.Float64, "cur": pl.Float64})
+        width = (hi - lo) / bins or 1.0
+        frame = con.sql(f"""SELECT least(floor((x - {lo}) / {width}), {bins - 1})::INTEGER AS b,
+                                   count(*) FILTER (WHERE is_ref) AS r, count(*) FILTER (WHERE NOT is_ref) AS c
+                            FROM ({base}) GROUP BY 1""").pl()
+    full = pl.DataFrame({"b": list(range(bins))}, schema={"b": pl.Int32}).join(frame, on="b", how="left").fill_null(0)
+    return full.select((lo + pl.col("b") * width).alias("left"), (lo + (pl.col("b") + 1) * width).alias("right"),
+                       (pl.col("r") / max(int(full["r"].sum()), 1)).alias("ref"),
+                       (pl.col("c") / max(int(full["c"].sum()), 1)).alias("cur"))
+
+
+def drift_over_time(project: Project, feature: str, where: tuple[tuple[str, str], ...],
+                    reference: tuple[datetime, datetime], current: tuple[datetime, datetime],
+                    step_days: int = 7) -> pl.DataFrame:
+    """PSI and normalised Wasserstein of each week of the current window against the reference."""
+    from datetime import timedelta
+
+    rows = []
+    start = current[0]
+    while start < current[1]:
+        end = min(start + timedelta(days=step_days), current[1])
+        q = DriftQuery(reference, (max(start, reference[1]), end), by=(), features=(feature,), where=where)
+        table = compute_drift(project, q).rows if end > reference[1] else pl.DataFrame()
+        if table.height:
+            r = table.row(0, named=True)
+            rows.append({"period": start, "psi": r["psi"], "wasserstein_norm": r["wasserstein_norm"],
+                         "js": r["js"], "n_cur": r["n_cur"], "drifted": r["drifted"]})
+        start = end
+    return pl.DataFrame(rows, schema={"period": pl.Datetime("us"), "psi": pl.Float64,
+                                      "wasserstein_norm": pl.Float64, "js": pl.Float64, "n_cur": pl.Int64,
+                                      "drifted": pl.Boolean})

@@ -1,0 +1,1 @@
+"""Users, signed approvals, the signed packet and portable project archives."""

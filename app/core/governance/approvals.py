@@ -1,0 +1,465 @@
+"""Users, roles, risk-tier rules and the signed approval workflow (request -> review -> approve / reject).
+
+Every decision is signed with the user's key over the canonical hash of what is approved, so editing a
+decision row or moving it to another request breaks its signature. Production needs the tier's approvals.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import polars as pl
+
+from app.core.store.audit import acting_as
+from app.core.store.db import one
+from app.core.errors import LineproofError
+from app.core.governance.identity import (
+    Signer,
+    WrongPassphrase,
+    cert_pem,
+    cert_sha256,
+    unlock_identity,
+    verify_signature,
+)
+from app.core.store.project import Project
+
+ROLES = ("viewer", "engineer", "validation_lead", "approver", "admin")
+ROLE_NAMES = {"viewer": "viewer", "engineer": "engineer", "validation_lead": "validation lead",
+              "approver": "approver", "admin": "admin"}
+MEANINGS = {"review": "reviewed by", "approve": "approved by", "reject": "rejected by"}
+MAX_FAILURES = 5
+LOCK_MINUTES = 15
+
+SCHEMA_8 = """
+CREATE TABLE users (
+    user_id VARCHAR PRIMARY KEY, name VARCHAR NOT NULL, roles_json VARCHAR NOT NULL, cert_pem VARCHAR NOT NULL,
+    cert_sha256 VARCHAR NOT NULL, active BOOLEAN NOT NULL DEFAULT true, added_at TIMESTAMP NOT NULL);
+CREATE TABLE tier_rules (tier VARCHAR PRIMARY KEY, rule_json VARCHAR NOT NULL);
+CREATE TABLE approval_requests (
+    request_id VARCHAR PRIMARY KEY, version_id VARCHAR NOT NULL, site VARCHAR NOT NULL, target_stage VARCHAR NOT NULL,
+    validation_run_id VARCHAR, subject_json VARCHAR NOT NULL, subject_sha256 VARCHAR NOT NULL,
+    requested_by VARCHAR NOT NULL, requested_at TIMESTAMP NOT NULL, comment VARCHAR DEFAULT '',
+    state VARCHAR NOT NULL);
+CREATE TABLE approval_decisions (
+    decision_id VARCHAR PRIMARY KEY, request_id VARCHAR NOT NULL, step INTEGER NOT NULL, user_id VARCHAR NOT NULL,
+    role VARCHAR NOT NULL, decision VARCHAR NOT NULL, meaning VARCHAR NOT NULL, comment VARCHAR NOT NULL,
+    decided_at VARCHAR NOT NULL, payload_sha256 VARCHAR NOT NULL, signature VARCHAR NOT NULL,
+    cert_sha256 VARCHAR NOT NULL);
+CREATE TABLE signing_failures (user_id VARCHAR NOT NULL, failed_at TIMESTAMP NOT NULL);
+CREATE TABLE validation_runs (
+    run_id VARCHAR PRIMARY KEY, candidate_version VARCHAR NOT NULL, champion_version VARCHAR,
+    dataset_id VARCHAR NOT NULL, dataset_sha256 VARCHAR NOT NULL, plan_sha256 VARCHAR NOT NULL,
+    plan_toml VARCHAR NOT NULL, candidate_sha256 VARCHAR NOT NULL, champion_sha256 VARCHAR,
+    verdict VARCHAR NOT NULL, result_json VARCHAR NOT NULL, result_sha256 VARCHAR NOT NULL,
+    tool_version VARCHAR NOT NULL, started_at TIMESTAMP NOT NULL, finished_at TIMESTAMP NOT NULL,
+    created_by VARCHAR NOT NULL)
+"""
+
+DEFAULT_TIER_RULES: dict[str, dict[str, Any]] = {
+    "low": {"needs_validation": False, "steps": [["approve", "validation_lead"]], "distinct_people": True,
+            "exclude_author": False},
+    "medium": {"needs_validation": False, "steps": [["review", "validation_lead"], ["approve", "approver"]],
+               "distinct_people": True, "exclude_author": False},
+    "high": {"needs_validation": True, "steps": [["review", "validation_lead"], ["approve", "approver"]],
+             "distinct_people": True, "exclude_author": True},
+    "safety-relevant": {"needs_validation": True,
+                        "steps": [["review", "validation_lead"], ["approve", "approver"], ["approve", "approver"]],
+                        "distinct_people": True, "exclude_author": True},
+}
+
+
+class GovernanceError(LineproofError):
+    """A governance action is refused: who may do what, in which order."""
+
+
+def seed_tier_rules(con) -> None:
+    """Schema 8: the default rules per risk tier."""
+    for tier, rule in DEFAULT_TIER_RULES.items():
+        con.execute("INSERT INTO tier_rules VALUES (?, ?)", [tier, json.dumps(rule, sort_keys=True)])
+
+
+def canonical(data: Any) -> bytes:
+    """The canonical JSON bytes that hashes and signatures are computed over."""
+    return json.dumps(data, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str).encode("utf-8")
+
+
+# ----- users and roles
+def governed(project: Project) -> bool:
+    """True once the project has users: from then on production needs the tier's approvals."""
+    with project.reading() as con:
+        return bool(one(con, "SELECT count(*) FROM users")[0])
+
+
+def list_users(project: Project) -> pl.DataFrame:
+    """Users with their roles and certificate fingerprints."""
+    with project.reading() as con:
+        return con.sql("SELECT user_id, name, roles_json, cert_sha256, active, added_at FROM users ORDER BY user_id"
+                       ).pl()
+
+
+def user_roles(project: Project, user_id: str) -> list[str]:
+    """The roles of an active user ([] for unknown or inactive users)."""
+    with project.reading() as con:
+        row = one(con, "SELECT roles_json FROM users WHERE user_id = ? AND active", [user_id])
+    return json.loads(row[0]) if row else []
+
+
+def _check_roles(roles: list[str]) -> None:
+    unknown = [r for r in roles if r not in ROLES]
+    if unknown or not roles:
+        raise GovernanceError(f"Unknown role {unknown[0]!r}." if unknown else "A user needs at least one role.",
+                              f"Roles: {', '.join(ROLES)}.")
+
+
+def _require_role(project: Project, signer: Signer | None, role: str, what: str) -> None:
+    if signer is None or role not in user_roles(project, signer.user_id):
+        who = signer.user_id if signer else "nobody"
+        raise GovernanceError(f"{who} may not {what}: that needs the {ROLE_NAMES[role]} role.",
+                              "Ask an admin; nothing was changed.")
+
+
+def add_user(project: Project, user_id: str, name: str, certificate_pem: str, roles: list[str],
+             by: Signer | None = None, reason: str = "") -> list[str]:
+    """Register a user's certificate and roles. The first user becomes admin; later ones need an admin."""
+    from cryptography import x509
+
+    _check_roles(roles)
+    first = not governed(project)
+    if first:
+        roles = sorted(set(roles) | {"admin"})
+    else:
+        _require_role(project, by, "admin", "add users")
+    with project.reading() as con:
+        if one(con, "SELECT 1 FROM users WHERE user_id = ?", [user_id]):
+            raise GovernanceError(f"User {user_id!r} already exists.", "Change their roles instead.")
+    cert = x509.load_pem_x509_certificate(certificate_pem.encode("ascii"))
+    actor = by.user_id if by else user_id
+    with acting_as(actor), project.change("user.add", user_id, {"name": name, "roles": roles,
+                                                                "cert_sha256": cert_sha256(cert),
+                                                                "reason": reason or ("first user" if first else "")}
+                                          ) as con:
+        con.execute("INSERT INTO users VALUES (?, ?, ?, ?, ?, true, now()::TIMESTAMP)",
+                    [user_id, name, json.dumps(sorted(roles)), cert_pem(cert), cert_sha256(cert)])
+    return roles
+
+
+def set_roles(project: Project, user_id: str, roles: list[str], by: Signer, reason: str) -> None:
+    """Change a user's roles (admin only; reason required; old and new audited)."""
+    _check_roles(roles)
+    _require_role(project, by, "admin", "change roles")
+    if not reason.strip():
+        raise GovernanceError("Changing roles needs a reason.", "Say why; nothing was changed.")
+    old = user_roles(project, user_id)
+    if not old:
+        raise GovernanceError(f"No active user {user_id!r}.", "Check the id with `lineproof user list`.")
+    with acting_as(by.user_id), project.change("user.roles", user_id, {"old": old, "new": sorted(roles),
+                                                                      "reason": reason}) as con:
+        con.execute("UPDATE users SET roles_json = ? WHERE user_id = ?", [json.dumps(sorted(roles)), user_id])
+
+
+def tier_rules(project: Project) -> dict[str, dict[str, Any]]:
+    """The rule of every risk tier."""
+    with project.reading() as con:
+        return {t: json.loads(r) for t, r in con.execute("SELECT tier, rule_json FROM tier_rules").fetchall()}
+
+
+def set_tier_rule(project: Project, tier: str, rule: dict[str, Any], by: Signer, reason: str) -> None:
+    """Change what a release to production needs for a tier (admin only; audited with old and new)."""
+    _require_role(project, by, "admin", "change risk-tier rules")
+    if not reason.strip():
+        raise GovernanceError("Changing a tier rule needs a reason.", "Say why; nothing was changed.")
+    old = tier_rules(project).get(tier)
+    if old is None:
+        raise GovernanceError(f"Unknown risk tier {tier!r}.", f"Tiers: {', '.join(DEFAULT_TIER_RULES)}.")
+    steps = rule.get("steps") or []
+    if not steps or any(len(s) != 2 or s[0] not in ("review", "approve") or s[1] not in ROLES for s in steps):
+        raise GovernanceError("A tier rule needs steps like [['review', 'validation_lead'], ['approve', 'approver']].",
+                              "Nothing was changed.")
+    if steps[-1][0] != "approve":
+        raise GovernanceError("The last step of a tier rule must be an approval.", "Nothing was changed.")
+    with acting_as(by.user_id), project.change("tier.rule", tier, {"old": old, "new": rule, "reason": reason}) as con:
+        con.execute("UPDATE tier_rules SET rule_json = ? WHERE tier = ?", [json.dumps(rule, sort_keys=True), tier])
+
+
+# ----- unlocking a signing identity (with lockout)
+def unlock(project: Project, user_id: str, passphrase: str) -> Signer:
+    """Open a user's identity for signing; 5 wrong passphrases lock it for 15 minutes (audited)."""
+    now = datetime.now(UTC).replace(tzinfo=None)
+    with project.reading() as con:
+        user = one(con, "SELECT cert_sha256 FROM users WHERE user_id = ? AND active", [user_id])
+        locked_at = one(con, "SELECT max(ts) FROM audit_log WHERE action = 'signing.locked' AND target = ?",
+                        [user_id])[0]
+        since = one(con, "SELECT coalesce(max(ts), TIMESTAMP '1970-01-01') FROM audit_log "
+                         "WHERE action IN ('signing.unlocked', 'signing.locked') AND target = ?", [user_id])[0]
+        failures = one(con, "SELECT count(*) FROM signing_failures WHERE user_id = ? AND failed_at > ?",
+                       [user_id, since])[0]
+    if user is None and governed(project):
+        raise GovernanceError(f"{user_id} is not a user of this project.", "Ask an admin to add you.")
+    if locked_at is not None and now - locked_at < timedelta(minutes=LOCK_MINUTES):
+        left = max(1, LOCK_MINUTES - int((now - locked_at).total_seconds() // 60))
+        raise GovernanceError(f"Signing is locked for {user_id} after {MAX_FAILURES} wrong passphrases.",
+                              f"Try again in about {left} minutes, or ask an admin.")
+    try:
+        signer = unlock_identity(user_id, passphrase)
+    except WrongPassphrase:
+        count = failures + 1
+        with acting_as(user_id), project.change("signing.failed", user_id, {"attempt": count}) as con:
+            con.execute("INSERT INTO signing_failures VALUES (?, ?)", [user_id, now])
+        if count >= MAX_FAILURES:
+            with acting_as(user_id), project.change("signing.locked", user_id,
+                                                    {"failures": count, "minutes": LOCK_MINUTES}):
+                pass
+            raise GovernanceError(f"Wrong passphrase for {user_id} ({count} in a row): signing is locked for "
+                                  f"{LOCK_MINUTES} minutes.", "This was recorded in the audit trail.") from None
+        raise GovernanceError(f"Wrong passphrase for {user_id} ({count} of {MAX_FAILURES} before signing locks).",
+                              "Type the passphrase of your signing identity.") from None
+    if user is not None and cert_sha256(signer.cert) != user[0]:
+        raise GovernanceError(f"The identity in your profile is not the certificate registered for {user_id}.",
+                              "Use the identity you registered with, or ask an admin to register the new one.")
+    if failures:
+        with acting_as(user_id), project.change("signing.unlocked", user_id, {"after_failures": failures}):
+            pass
+    return signer
+
+
+# ----- requests and decisions
+def _subject(project: Project, version_id: str, site: str, stage: str, validation_run_id: str | None
+             ) -> dict[str, Any]:
+    with project.reading() as con:
+        row = one(con, "SELECT v.sha256, v.runtimes_json, m.risk_tier, v.model_id FROM model_versions v "
+                       "JOIN models m USING (model_id) WHERE version_id = ?", [version_id])
+        if row is None:
+            raise GovernanceError(f"No model version {version_id!r}.", "Check the id with `lineproof models`.")
+        run = None
+        if validation_run_id:
+            run = one(con, "SELECT verdict, result_sha256, plan_sha256, dataset_sha256, candidate_version "
+                           "FROM validation_runs WHERE run_id = ?", [validation_run_id])
+            if run is None:
+                raise GovernanceError(f"No validation run {validation_run_id!r}.",
+                                      "Run `lineproof validate` first, or check the run id.")
+            if run[4] != version_id:
+                raise GovernanceError(f"Validation run {validation_run_id} validated {run[4]}, not {version_id}.",
+                                      "Name the validation run of this version.")
+    files = json.loads(row[1] or "{}").get("files", {})
+    return {"version_id": version_id, "model_id": row[3], "model_sha256": row[0], "files": files,
+            "risk_tier": row[2], "target_stage": stage, "site": site, "validation_run_id": validation_run_id,
+            "validation_verdict": run[0] if run else None, "validation_result_sha256": run[1] if run else None,
+            "plan_sha256": run[2] if run else None, "dataset_sha256": run[3] if run else None}
+
+
+def create_request(project: Project, version_id: str, site: str, stage: str, by: Signer,
+                   validation_run_id: str | None = None, comment: str = "") -> str:
+    """Ask for a version to move to a stage at a site; returns the request id."""
+    if not user_roles(project, by.user_id):
+        raise GovernanceError(f"{by.user_id} is not a user of this project.", "Ask an admin to add you.")
+    if "viewer" in user_roles(project, by.user_id) and len(user_roles(project, by.user_id)) == 1:
+        raise GovernanceError(f"{by.user_id} is a viewer and may not request releases.", "Ask an engineer.")
+    subject = _subject(project, version_id, site, stage, validation_run_id)
+    rule = tier_rules(project)[subject["risk_tier"]]
+    if rule.get("needs_validation") and stage == "production" and subject["validation_verdict"] != "PASS":
+        got = f"run {validation_run_id} is {subject['validation_verdict']}" if validation_run_id else "none was named"
+        raise GovernanceError(f"Risk tier {subject['risk_tier']} needs a passed validation run for production "
+                              f"({got}).", "Validate the version (lineproof validate) and name the passed run.")
+    request_id = f"REQ-{datetime.now(UTC):%Y%m%d}-{uuid.uuid4().hex[:6]}"
+    sha = hashlib.sha256(canonical(subject)).hexdigest()
+    with acting_as(by.user_id), project.change("approval.request", request_id, {"subject_sha256": sha, **subject,
+                                                                                  "comment": comment}) as con:
+        con.execute("INSERT INTO approval_requests VALUES (?, ?, ?, ?, ?, ?, ?, ?, now()::TIMESTAMP, ?, 'open')",
+                    [request_id, version_id, site, stage, validation_run_id, canonical(subject).decode("utf-8"),
+                     sha, by.user_id, comment])
+    return request_id
+
+
+@dataclass
+class RequestStatus:
+    """Where a request stands: done steps, the next step, and the state."""
+
+    request_id: str
+    version_id: str
+    site: str
+    target_stage: str
+    state: str
+    risk_tier: str
+    rule: dict[str, Any]
+    decisions: list[dict[str, Any]]
+    next_step: tuple[str, str] | None
+
+    def describe_missing(self) -> str:
+        """What is still needed, in words."""
+        steps = self.rule["steps"][len([d for d in self.decisions if d["decision"] != "reject"]):]
+        return ", ".join(f"{'a review' if a == 'review' else 'an approval'} by {ROLE_NAMES[r]}" for a, r in steps)
+
+
+def request_status(project: Project, request_id: str) -> RequestStatus:
+    """The state of one request with its decisions in order."""
+    with project.reading() as con:
+        row = one(con, "SELECT version_id, site, target_stage, state, subject_json FROM approval_requests "
+                       "WHERE request_id = ?", [request_id])
+        if row is None:
+            raise GovernanceError(f"No approval request {request_id!r}.", "List them with `lineproof request --list`.")
+        decisions = con.sql("SELECT * FROM approval_decisions WHERE request_id = ? ORDER BY step",
+                            params=[request_id]).pl().to_dicts()
+    subject = json.loads(row[4])
+    rule = tier_rules(project)[subject["risk_tier"]]
+    done = len([d for d in decisions if d["decision"] != "reject"])
+    nxt = tuple(rule["steps"][done]) if row[3] == "open" and done < len(rule["steps"]) else None
+    return RequestStatus(request_id, row[0], row[1], row[2], row[3], subject["risk_tier"], rule, decisions, nxt)
+
+
+def _payload(request_id: str, subject_sha256: str, step: int, user_id: str, role: str, decision: str,
+             comment: str, decided_at: str) -> bytes:
+    return canonical({"request_id": request_id, "subject_sha256": subject_sha256, "step": step, "user_id": user_id,
+                      "role": role, "decision": decision, "meaning": MEANINGS[decision], "comment": comment,
+                      "decided_at": decided_at})
+
+
+def decide(project: Project, request_id: str, decision: str, signer: Signer, comment: str) -> RequestStatus:
+    """Review, approve or reject a request, signed with the user's key; order and roles are enforced."""
+    if decision not in MEANINGS:
+        raise GovernanceError(f"Unknown decision {decision!r}.", "Use review, approve or reject.")
+    if not comment.strip():
+        raise GovernanceError("A decision needs a comment.", "Say what you checked; nothing was signed.")
+    status = request_status(project, request_id)
+    if status.state != "open":
+        raise GovernanceError(f"{request_id} is {status.state}; it takes no more decisions.",
+                              "Create a new request if needed.")
+    roles = user_roles(project, signer.user_id)
+    assert status.next_step is not None
+    action, role = status.next_step
+    if decision == "reject":
+        needed = {r for _, r in status.rule["steps"]}
+        role = next((r for r in roles if r in needed), "")
+        if not role:
+            raise GovernanceError(f"{signer.user_id} may not reject {request_id}: that needs one of the roles "
+                                  f"{', '.join(ROLE_NAMES[r] for r in sorted(needed))}.", "Nothing was signed.")
+    else:
+        if decision != action:
+            raise GovernanceError(f"{request_id} cannot be {MEANINGS[decision].split()[0]} yet: it first needs "
+                                  f"{status.describe_missing().split(', ')[0]}.", "Nothing was signed.")
+        if role not in roles:
+            raise GovernanceError(f"{signer.user_id} ({', '.join(ROLE_NAMES[r] for r in roles) or 'no role'}) may not "
+                                  f"{decision} {request_id}: this step needs the {ROLE_NAMES[role]} role.",
+                                  "Nothing was signed.")
+        if status.rule.get("distinct_people") and any(d["user_id"] == signer.user_id for d in status.decisions):
+            raise GovernanceError(f"{signer.user_id} already signed {request_id}; risk tier {status.risk_tier} needs "
+                                  "a different person for each step.", "Nothing was signed.")
+        if status.rule.get("exclude_author"):
+            with project.reading() as con:
+                lineage, name = one(con, "SELECT v.lineage_json, u.name FROM model_versions v, users u "
+                                         "WHERE v.version_id = ? AND u.user_id = ?", [status.version_id, signer.user_id])
+            author = str(json.loads(lineage or "{}").get("author") or "")
+            if author and author in (signer.user_id, name):
+                raise GovernanceError(f"{signer.user_id} is the author of {status.version_id} and may not "
+                                      f"{decision} its release (risk tier {status.risk_tier}).", "Nothing was signed.")
+    with project.reading() as con:
+        subject_sha = one(con, "SELECT subject_sha256 FROM approval_requests WHERE request_id = ?", [request_id])[0]
+    step = len(status.decisions) + 1
+    decided_at = datetime.now(UTC).isoformat(timespec="seconds")
+    payload = _payload(request_id, subject_sha, step, signer.user_id, role, decision, comment, decided_at)
+    signature = base64.b64encode(signer.sign(payload)).decode("ascii")
+    decision_id = f"{request_id}-{step}"
+    done_after = len([d for d in status.decisions if d["decision"] != "reject"]) + (decision != "reject")
+    new_state = "rejected" if decision == "reject" else "approved" if done_after == len(status.rule["steps"]) \
+        else "open"
+    details = {"request_id": request_id, "decision": decision, "meaning": MEANINGS[decision], "role": role,
+               "payload_sha256": hashlib.sha256(payload).hexdigest(), "state": new_state}
+    with acting_as(signer.user_id), project.change(f"approval.{decision}", decision_id, details) as con:
+        con.execute("INSERT INTO approval_decisions VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    [decision_id, request_id, step, signer.user_id, role, decision, MEANINGS[decision], comment,
+                     decided_at, hashlib.sha256(payload).hexdigest(), signature, cert_sha256(signer.cert)])
+        con.execute("UPDATE approval_requests SET state = ? WHERE request_id = ?", [new_state, request_id])
+    return request_status(project, request_id)
+
+
+def verify_decisions(project: Project, request_id: str | None = None) -> list[dict[str, Any]]:
+    """Check every decision's signature against its row, its request's subject and the signer's certificate."""
+    where = "WHERE d.request_id = ?" if request_id else ""
+    with project.reading() as con:
+        rows = con.sql(f"""SELECT d.*, r.subject_sha256 AS req_subject, r.subject_json, u.cert_pem,
+                                  u.cert_sha256 AS user_cert_sha256
+                           FROM approval_decisions d LEFT JOIN approval_requests r USING (request_id)
+                           LEFT JOIN users u USING (user_id) {where} ORDER BY d.request_id, d.step""",
+                       params=[request_id] if request_id else []).pl().to_dicts()
+    out = []
+    for d in rows:
+        problem = ""
+        if d["req_subject"] is None:
+            problem = "its request does not exist"
+        elif hashlib.sha256(d["subject_json"].encode("utf-8")).hexdigest() != d["req_subject"]:
+            problem = "the request's subject was changed after the request was made"
+        elif d["cert_pem"] is None or d["user_cert_sha256"] != d["cert_sha256"]:
+            problem = "the signer's certificate is not the one registered for the user"
+        else:
+            payload = _payload(d["request_id"], d["req_subject"], d["step"], d["user_id"], d["role"], d["decision"],
+                               d["comment"], d["decided_at"])
+            if hashlib.sha256(payload).hexdigest() != d["payload_sha256"] or d["meaning"] != MEANINGS.get(
+                    d["decision"]):
+                problem = "the decision row was edited or moved after signing"
+            elif not verify_signature(d["cert_pem"], payload, base64.b64decode(d["signature"])):
+                problem = "the signature does not match the decision (edited or moved)"
+        out.append({"decision_id": d["decision_id"], "request_id": d["request_id"], "user_id": d["user_id"],
+                    "decision": d["decision"], "ok": not problem, "problem": problem})
+    return out
+
+
+def production_clearance(project: Project, version_id: str, site: str) -> str | None:
+    """None when the version may go to production at the site; otherwise what is missing, in words."""
+    if not governed(project):
+        return None
+    with project.reading() as con:
+        tier = one(con, "SELECT m.risk_tier FROM model_versions v JOIN models m USING (model_id) "
+                        "WHERE version_id = ?", [version_id])[0]
+        requests = [r[0] for r in con.execute(
+            "SELECT request_id FROM approval_requests WHERE version_id = ? AND site = ? AND target_stage = "
+            "'production' ORDER BY requested_at DESC", [version_id, site]).fetchall()]
+    rule = tier_rules(project)[tier]
+    needs = ", ".join(f"{'a review' if a == 'review' else 'an approval'} by {ROLE_NAMES[r]}" for a, r in rule["steps"])
+    extra = (" (different people" + (", not the model's author" if rule.get("exclude_author") else "") + ")") \
+        if rule.get("distinct_people") and len(rule["steps"]) > 1 else ""
+    base = (f"{version_id} cannot go to production at {site}: risk tier {tier} needs "
+            f"{'a passed validation run, ' if rule.get('needs_validation') else ''}{needs}{extra}.")
+    if not requests:
+        return base + " Missing: an approval request (lineproof request)."
+    status = request_status(project, requests[0])
+    if status.state == "approved":
+        bad = [v for v in verify_decisions(project, status.request_id) if not v["ok"]]
+        if bad:
+            return base + f" Request {status.request_id} has a decision that fails verification: {bad[0]['problem']}."
+        current = _subject(project, version_id, site, "production", _request_run(project, status.request_id))
+        with project.reading() as con:
+            sha = one(con, "SELECT subject_sha256 FROM approval_requests WHERE request_id = ?",
+                      [status.request_id])[0]
+        if hashlib.sha256(canonical(current)).hexdigest() != sha:
+            return base + f" The model or validation changed since request {status.request_id} was approved."
+        return None
+    if status.state == "rejected":
+        return base + f" Request {status.request_id} was rejected."
+    return base + f" Request {status.request_id} still needs {status.describe_missing()}."
+
+
+def _request_run(project: Project, request_id: str) -> str | None:
+    with project.reading() as con:
+        return one(con, "SELECT validation_run_id FROM approval_requests WHERE request_id = ?", [request_id])[0]
+
+
+def mark_applied(con, version_id: str, site: str) -> None:
+    """After a promotion: the approved request that allowed it is used up."""
+    con.execute("UPDATE approval_requests SET state = 'applied' WHERE version_id = ? AND site = ? AND "
+                "target_stage = 'production' AND state = 'approved'", [version_id, site])
+
+
+def list_requests(project: Project, state: str | None = None) -> pl.DataFrame:
+    """Requests, newest first, with how many decisions they have."""
+    with project.reading() as con:
+        return con.sql("""SELECT r.request_id, r.version_id, r.site, r.target_stage, r.state, r.requested_by,
+                                 r.requested_at, r.validation_run_id, r.subject_sha256,
+                                 (SELECT count(*) FROM approval_decisions d WHERE d.request_id = r.request_id)
+                                   AS decisions
+                          FROM approval_requests r WHERE ? IS NULL OR r.state = ?
+                          ORDER BY r.requested_at DESC""", params=[state, state]).pl()

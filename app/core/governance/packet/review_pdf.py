@@ -1,0 +1,126 @@
+"""A saved operating review as a signed PDF, with the packet machinery (fonts, attachments, PAdES, atomic write),
+so it verifies exactly like a validation packet."""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+from typing import Any
+
+from reportlab.lib.pagesizes import A4
+from reportlab.lib.units import mm
+from reportlab.platypus import (
+    BaseDocTemplate,
+    Frame,
+    NextPageTemplate,
+    PageBreak,
+    PageTemplate,
+    Paragraph,
+    Spacer,
+)
+
+from app.core.governance.packet.evidence import PacketError, evidence_bytes, evidence_sha256
+from app.core.governance.packet.fonts import markup, register
+from app.core.governance.packet.render import SIGNATURE_AREA, _kv, _NumberedCanvas, _styles, _table
+from app.core.governance.packet.sign import Signing, _attach, sign_bytes, write_atomically
+from app.core.progress import NullProgress, Progress, check_cancelled
+from app.core.store.project import Project
+
+
+def _section(title: str, rows: list[dict[str, Any]], empty: str, s: dict, width: float) -> list[Any]:
+    out: list[Any] = [Paragraph(title, s["h2"])]
+    if not rows:
+        return out + [Paragraph(empty, s["small"])]
+    return out + [_table([["Finding"]] + [[r["evidence"] if "evidence" in r else r["action"]] for r in rows],
+                         [width])]
+
+
+def render_review(record: dict[str, Any], sha: str) -> bytes:
+    """The review's PDF bytes (unsigned)."""
+    register()
+    s = _styles()
+    buffer = io.BytesIO()
+    width = A4[0] - 36 * mm
+    review = record["review"]
+    period = review["period"]
+    cover = Frame(18 * mm, SIGNATURE_AREA, width, A4[1] - 18 * mm - SIGNATURE_AREA, id="cover")
+    body = Frame(18 * mm, 16 * mm, width, A4[1] - 34 * mm, id="body")
+    doc = BaseDocTemplate(buffer, pagesize=A4, title=f"Operating review {period['label']}", author="Lineproof",
+                          subject=f"Operating review {period['label']}: {record['decision'][:80]}",
+                          keywords=f"lineproof-evidence-sha256:{sha}", creator="Lineproof",
+                          pageTemplates=[PageTemplate("cover", [cover]), PageTemplate("body", [body])])
+    h = review["health"]
+    story: list[Any] = [
+        Paragraph(f"Operating review {markup(period['label'])}", s["h1"]),
+        Paragraph(markup(f"{record['project']} · {period['start'][:10]} to {period['end'][:10]} (compared with "
+                         f"{period['previous'][0][:10]} to {period['previous'][1][:10]})"), s["body"]), Spacer(1, 6),
+        _kv([("Review", record["review_id"]), ("Reviewer", record["reviewer"]), ("Saved", record["saved_at"][:19]),
+             ("Decision", record["decision"]), ("Actions", "; ".join(record["actions"]) or "none"),
+             ("Findings sha256", record["findings_sha256"])], width), Spacer(1, 6),
+        _table([["Section", "Findings"], ["Metric drops (evidence-backed)", str(len(h["drops"]["findings"]))],
+                ["Line-specific input drift", str(len(h["drift"]["line_specific"]))],
+                ["Plant-wide input changes", str(len(h["drift"]["plant_wide"]))],
+                ["Silent assets", str(len(h["silent"]))], ["Latency changes", str(len(h["latency"]))],
+                ["Triggers for event reviews", str(len(review["triggers"]))],
+                ["Alerts raised / real / false / open", "{raised} / {real} / {false} / {open}".format(**review["alerts"])]],
+               [width * 0.6, width * 0.4]),
+        NextPageTemplate("body"), PageBreak(),
+    ]
+    story += _section("Triggers: events that call for an event review", review["triggers"], "None.", s, width)
+    story += _section("Metric drops", h["drops"]["findings"], "None the evidence supports.", s, width)
+    story.append(Paragraph(markup(h["drops"]["method"]), s["small"]))
+    story += _section("Input drift on single lines", h["drift"]["line_specific"], "None.", s, width)
+    story += _section("Plant-wide input changes", h["drift"]["plant_wide"], "None.", s, width)
+    story += _section("Silent assets", h["silent"], "None.", s, width)
+    story += _section("Latency changes on the same hardware", h["latency"], "None.", s, width)
+    outcomes = review.get("outcomes", [])
+    story.append(Paragraph("Business outcomes next to the model", s["h2"]))
+    story.append(_table([["Line", "KPI", "This period", "Before", "Model recall (before)"]] +
+                        [[o["line"], o["kpi"], f"{o['now']:.2f}", "-" if o["before"] is None else f"{o['before']:.2f}",
+                          "-" if o["recall_now"] is None else f"{o['recall_now']:.3f} ({o['recall_before']:.3f})"]
+                         for o in outcomes], [width * w for w in (0.15, 0.25, 0.17, 0.17, 0.26)])
+                 if outcomes else Paragraph("No KPIs imported (lineproof kpis PROJECT FILE.csv).", s["small"]))
+    precision = review["alerts"].get("precision_by_line", [])
+    story.append(Paragraph("Alert precision per line (acknowledged real / judged)", s["h2"]))
+    story.append(_table([["Line", "This period", "Previous period"]] +
+                        [[r["line"], f"{r['precision']:.0%} of {r['judged']}",
+                          "-" if r["precision_before"] is None else f"{r['precision_before']:.0%} of {r['judged_before']}"]
+                         for r in precision], [width * 0.3, width * 0.35, width * 0.35])
+                 if precision else Paragraph("No alert was acknowledged in the period.", s["small"]))
+    inv = review["inventory"]
+    story.append(Paragraph("Inventory: stage changes in the period", s["h2"]))
+    story.append(_table([["When", "Version", "Site", "Stage", "By", "Reason"]] +
+                        [[c["changed_at"], c["version_id"], c["site"], c["stage"], c["changed_by"], c["reason"]]
+                         for c in inv["changes"]], [width * w for w in (0.16, 0.18, 0.08, 0.12, 0.14, 0.32)])
+                 if inv["changes"] else Paragraph("No stage changes.", s["small"]))
+    story.append(Paragraph("Inventory: stages at the end of the period", s["h2"]))
+    story.append(_table([["Version", "Site", "Stage"]] + [[r["version_id"], r["site"], r["stage"]]
+                                                         for r in inv["at_end"]], [width * 0.4, width * 0.2, width * 0.4])
+                 if inv["at_end"] else Paragraph("No version was staged.", s["small"]))
+    _NumberedCanvas.header = f"Lineproof operating review {period['label']} · {record['review_id']} · evidence {sha[:16]}…"
+    doc.build(story, canvasmaker=_NumberedCanvas)
+    return buffer.getvalue()
+
+
+def export_review(project: Project, review_id: str, out: Path | str, signings: list[Signing],
+                  progress: Progress | None = None) -> Path:
+    """Render, attach the review as JSON, sign in order and write atomically."""
+    from app.core.analysis.operating_review import load_review
+
+    progress = progress or NullProgress()
+    if not signings:
+        raise PacketError("A review record needs at least one signer.", "Name who signs (--sign-as USER).")
+    record = {**load_review(project, review_id), "project": project.display_name}
+    data = evidence_bytes(record)
+    sha = evidence_sha256(data)
+    progress.report(0.3, "Laying out the review")
+    pdf = render_review(record, sha)
+    check_cancelled(progress)
+    for i, signing in enumerate(signings):
+        progress.report(0.6, f"Signing as {signing.signer.name}")
+        pdf = sign_bytes(pdf, signing, None, _attach(data, b"") if i == 0 else None)
+    path = write_atomically(Path(out), pdf)
+    with project.change("review.export", review_id, {"file": path.name, "evidence_sha256": sha}):
+        pass
+    progress.report(1.0, f"Review written: {path.name}")
+    return path

@@ -1,0 +1,219 @@
+"""Portable projects: one .lpz archive (zip) with a manifest of every file's size and sha256, and an import that
+checks all of it before anything is used.
+
+The import never trusts the archive: names that escape the destination, links, device files, entries the
+manifest does not list, sizes above the declared ones (zip bombs) and hash mismatches are refused, and the
+project only appears under its final name once every file was written and checked.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import stat
+import tempfile
+import zipfile
+from datetime import UTC, datetime
+from pathlib import Path, PurePosixPath
+from typing import Any
+
+from app.core.errors import LineproofError
+from app.core.progress import NullProgress, Progress, check_cancelled
+from app.core.store.project import Project
+
+FORMAT = "lineproof-project-bundle/1"
+MANIFEST = "MANIFEST.json"
+SKIP_DIRS = {".staging", ".lineproof-lock"}
+CHUNK = 1 << 20
+MAX_RATIO = 200  # a larger compression ratio than this is treated as a zip bomb
+
+
+class BundleError(LineproofError):
+    """An archive cannot be written or imported; nothing was changed."""
+
+
+def _files(folder: Path) -> list[Path]:
+    out = []
+    for path in sorted(folder.rglob("*")):
+        rel = path.relative_to(folder)
+        if rel.parts[0] in SKIP_DIRS or path.name.endswith((".partial", ".wal", ".lock")):
+            continue
+        if path.is_symlink():
+            raise BundleError(f"{rel} in the project is a link.", "Replace it with the file itself; nothing was written.")
+        if path.is_file():
+            out.append(path)
+    return out
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        while block := f.read(CHUNK):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def export_project(project: Project, out: Path | str, progress: Progress | None = None) -> Path:
+    """Write the project (database checkpointed first) and its artifacts to one archive with a manifest."""
+    from app import __version__
+
+    progress = progress or NullProgress()
+    out = Path(out)
+    if out.exists():
+        raise BundleError(f"{out} exists already.", "Choose a new file name; nothing was written.")
+    folder = project.folder
+    with project.write_lock():  # no change may land between the checkpoint and the copy
+        files = _files(folder)
+        total = sum(f.stat().st_size for f in files) or 1
+        if not project.read_only:
+            # Audited before the copy, so the archive carries its own export entry and the same chain head.
+            with project.change("project.export", out.name, {"files": len(files), "bytes": total}):
+                pass
+            with project.reading() as con:
+                con.execute("CHECKPOINT")  # the .wal is not exported: everything must be in the main file
+            files = _files(folder)
+        entries: list[dict[str, Any]] = []
+        out.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp_name = tempfile.mkstemp(prefix=f".{out.stem}-", suffix=".partial", dir=out.parent)
+        os.close(fd)
+        tmp = Path(tmp_name)
+        try:
+            done = 0
+            with zipfile.ZipFile(tmp, "w", compression=zipfile.ZIP_DEFLATED, compresslevel=1) as archive:
+                for path in files:
+                    check_cancelled(progress)
+                    rel = path.relative_to(folder).as_posix()
+                    entries.append({"path": rel, "size": path.stat().st_size, "sha256": _sha256(path)})
+                    archive.write(path, rel)
+                    done += path.stat().st_size
+                    progress.report(0.95 * done / total, f"Packing {rel}")
+                manifest = {"format": FORMAT, "project": project.display_name, "created_at":
+                            datetime.now(UTC).isoformat(timespec="seconds"), "app_version": __version__,
+                            "files": entries, "total_size": sum(e["size"] for e in entries)}
+                archive.writestr(MANIFEST, json.dumps(manifest, indent=1, sort_keys=True))
+            with open(tmp, "rb") as f:
+                os.fsync(f.fileno())
+            os.replace(tmp, out)
+        except BaseException as exc:
+            tmp.unlink(missing_ok=True)
+            if not project.read_only:
+                with project.change("project.export.failed", out.name, {"why": str(exc)[:200] or type(exc).__name__}):
+                    pass
+            raise
+    progress.report(1.0, f"Exported {len(entries)} files to {out.name}")
+    return out
+
+
+def _safe_name(name: str, archive: str) -> PurePosixPath:
+    path = PurePosixPath(name)
+    if not name or name.startswith(("/", "\\")) or "\\" in name or ":" in path.parts[0] or ".." in path.parts:
+        raise BundleError(f"{archive} contains the entry {name!r}, which points outside the project folder.",
+                          "The archive is unsafe (zip slip); nothing was written. Ask for a new export.")
+    return path
+
+
+def _check_entry(info: zipfile.ZipInfo, archive: str) -> None:
+    mode = info.external_attr >> 16
+    kind = stat.S_IFMT(mode)  # 0 when the archiver recorded permissions only
+    if kind == stat.S_IFLNK:
+        raise BundleError(f"{archive} contains a link ({info.filename}).",
+                          "Projects never contain links; nothing was written. Ask for a new export.")
+    if kind not in (0, stat.S_IFREG, stat.S_IFDIR):
+        raise BundleError(f"{archive} contains a special file ({info.filename}, mode {oct(mode)}).",
+                          "Only plain files are accepted; nothing was written.")
+
+
+def read_manifest(archive_path: Path | str) -> dict[str, Any]:
+    """The archive's manifest after the structural checks (names, links, sizes, bombs), before extraction."""
+    archive_path = Path(archive_path)
+    name = archive_path.name
+    try:
+        archive = zipfile.ZipFile(archive_path)
+    except (zipfile.BadZipFile, OSError) as exc:
+        raise BundleError(f"{name} is not a complete project archive ({exc}).",
+                          "It is damaged or truncated: copy it again; nothing was written.") from exc
+    with archive:
+        try:
+            manifest = json.loads(archive.read(MANIFEST))
+        except KeyError as exc:
+            raise BundleError(f"{name} has no {MANIFEST}.", "It is not a Lineproof project archive.") from exc
+        except (zipfile.BadZipFile, ValueError, OSError) as exc:
+            raise BundleError(f"{name}'s manifest cannot be read ({exc}).", "Copy the archive again.") from exc
+        if manifest.get("format") != FORMAT:
+            raise BundleError(f"{name} is a {manifest.get('format')!r} archive.", f"Expected {FORMAT}.")
+        declared = {e["path"]: e for e in manifest["files"]}
+        infos = [i for i in archive.infolist() if i.filename != MANIFEST]
+        for info in infos:
+            _safe_name(info.filename, name)
+            _check_entry(info, name)
+            if info.is_dir():
+                continue
+            entry = declared.get(info.filename)
+            if entry is None:
+                raise BundleError(f"{name} contains {info.filename}, which its manifest does not list.",
+                                  "The archive was changed after export; nothing was written.")
+            if info.file_size != entry["size"]:
+                raise BundleError(f"{info.filename} in {name} is {info.file_size:,} bytes, the manifest says "
+                                  f"{entry['size']:,}.", "The archive was changed after export; nothing was written.")
+            if info.compress_size and info.file_size / info.compress_size > MAX_RATIO and info.file_size > CHUNK:
+                raise BundleError(f"{info.filename} in {name} expands {info.file_size / info.compress_size:,.0f}x "
+                                  "(a zip bomb?).", "Refused; nothing was written.")
+        missing = sorted(set(declared) - {i.filename for i in infos})
+        if missing:
+            raise BundleError(f"{name} lacks {len(missing)} file(s) its manifest lists, e.g. {missing[0]}.",
+                              "It is incomplete: copy it again; nothing was written.")
+        for path in declared:
+            _safe_name(path, name)
+    return manifest
+
+
+def import_project(archive_path: Path | str, dest: Path | str, progress: Progress | None = None) -> Path:
+    """Check and unpack an archive into a new folder `dest`; the folder appears only when everything checked out."""
+    progress = progress or NullProgress()
+    archive_path, dest = Path(archive_path), Path(dest)
+    if dest.exists() and (not dest.is_dir() or any(dest.iterdir())):
+        raise BundleError(f"{dest} exists already.", "Import into a new folder; an existing project is never "
+                                                     "overwritten.")
+    manifest = read_manifest(archive_path)
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{dest.name}-importing-", dir=dest.parent))
+    try:
+        total = manifest["total_size"] or 1
+        done = 0
+        with zipfile.ZipFile(archive_path) as archive:
+            for entry in manifest["files"]:
+                check_cancelled(progress)
+                target = staging / _safe_name(entry["path"], archive_path.name)
+                target.parent.mkdir(parents=True, exist_ok=True)
+                digest, written = hashlib.sha256(), 0
+                try:
+                    with archive.open(entry["path"]) as src, open(target, "wb") as out:
+                        while block := src.read(CHUNK):
+                            written += len(block)
+                            if written > entry["size"]:  # never trust the header: stop at the declared size
+                                raise BundleError(f"{entry['path']} in {archive_path.name} is larger than declared.",
+                                                  "Refused (a zip bomb?); nothing was written.")
+                            digest.update(block)
+                            out.write(block)
+                except (zipfile.BadZipFile, EOFError, OSError) as exc:
+                    raise BundleError(f"{entry['path']} in {archive_path.name} cannot be read ({exc}).",
+                                      "The archive is damaged or truncated: copy it again; nothing was written.") \
+                        from exc
+                if digest.hexdigest() != entry["sha256"]:
+                    raise BundleError(f"{entry['path']} in {archive_path.name} does not match its sha256 in the "
+                                      "manifest.", "The file was changed or damaged; nothing was written.")
+                done += written
+                progress.report(0.9 * done / total, f"Checking {entry['path']}")
+        if not (staging / "lineproof.toml").is_file():
+            raise BundleError(f"{archive_path.name} holds no lineproof.toml.", "It is not a Lineproof project.")
+        check_cancelled(progress)
+        if dest.exists():
+            dest.rmdir()
+        staging.rename(dest)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    progress.report(1.0, f"Imported {len(manifest['files'])} files into {dest}")
+    return dest

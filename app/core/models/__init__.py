@@ -1,0 +1,1 @@
+"""Model versions: safe import, registry and stages, benchmarks, offline validation."""

@@ -1,0 +1,234 @@
+"""Safe import of model files (a model file is untrusted input): ONNX, OpenVINO IR, MLflow folders with an
+ONNX flavor. Nothing is unpickled; nothing outside the model's own folder is read; the project changes only
+when every check has passed."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import stat
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import onnx
+
+from app.core.store.db import one
+from app.core.errors import LineproofError
+from app.core.store.project import Project
+from app.core.store.sources import sha256_of
+
+MAX_BYTES = 4 << 30  # refuse files above 4 GiB: no production inspection model is that large
+PICKLE_SUFFIXES = {".pkl", ".pickle", ".joblib", ".pt", ".pth", ".sav"}
+
+
+class ModelImportError(LineproofError):
+    """A model file is refused; nothing was written to the project."""
+
+
+@dataclass(frozen=True)
+class ImportedModel:
+    """What import_model recorded."""
+
+    version_id: str
+    format: str
+    sha256: str
+    files: dict[str, str]  # file name -> sha256
+    runtimes: dict[str, str]  # runtime -> "ok" or the reason it cannot load the model
+
+
+def _refuse(what: str, todo: str = "Nothing was imported.") -> ModelImportError:
+    return ModelImportError(what, todo)
+
+
+def _check_plain_file(path: Path, root: Path) -> None:
+    """A regular file inside `root`: no link, no hard link, no device, not empty, not huge."""
+    if path.is_symlink():
+        raise _refuse(f"{path.name} is a symbolic link.", "Import the real file, not a link; nothing was imported.")
+    try:
+        info = path.lstat()
+    except FileNotFoundError as exc:
+        raise _refuse(f"{path} does not exist.", "Check the path; nothing was imported.") from exc
+    if not stat.S_ISREG(info.st_mode):
+        raise _refuse(f"{path.name} is not a regular file.", "Import model files only; nothing was imported.")
+    if info.st_nlink > 1:
+        raise _refuse(f"{path.name} is a hard link ({info.st_nlink} names for one file).",
+                      "Copy the model to a plain file first; nothing was imported.")
+    if info.st_size == 0:
+        raise _refuse(f"{path.name} is empty (0 bytes).", "Export the model again; nothing was imported.")
+    if info.st_size > MAX_BYTES:
+        raise _refuse(f"{path.name} is {info.st_size / 2**30:.1f} GiB, above the {MAX_BYTES >> 30} GiB limit.")
+    resolved = path.resolve()
+    if root.resolve() not in resolved.parents and resolved != root.resolve():
+        raise _refuse(f"{path} points outside the model's folder {root}.",
+                      "Models must keep their data next to them; nothing was imported.")
+
+
+def _inside(base: Path, location: str, what: str) -> Path:
+    """Resolve a relative location inside `base` or refuse (absolute paths and .. escapes)."""
+    if not location or os.path.isabs(location) or re.match(r"^[A-Za-z]:", location):
+        raise _refuse(f"{what} points to the absolute path {location!r}.",
+                      "Models must keep their data next to them; nothing was imported.")
+    if os.path.normpath(location).split(os.sep)[0] == "..":
+        raise _refuse(f"{what} points outside the model's folder ({location!r}).",
+                      "Models must keep their data next to them; nothing was imported.")
+    return base / location  # links and escapes through links are caught by _check_plain_file
+
+
+def _onnx_files(model_path: Path) -> tuple[onnx.ModelProto, list[Path]]:
+    """Parse and check an ONNX file and every external-data file it names (tensors and sparse initializers)."""
+    base = model_path.parent
+    _check_plain_file(model_path, base)
+    try:
+        model = onnx.load(str(model_path), load_external_data=False)
+    except Exception as exc:  # protobuf raises DecodeError and others for a cut or foreign file
+        raise _refuse(f"{model_path.name} is not a readable ONNX model ({type(exc).__name__}: truncated or "
+                      "not ONNX).", "Export the model again; nothing was imported.") from exc
+    tensors = list(model.graph.initializer)
+    for sparse in model.graph.sparse_initializer:
+        tensors += [sparse.values, sparse.indices]
+    for node in model.graph.node:  # constants inside nodes can carry external data too
+        for attr in node.attribute:
+            if attr.HasField("t"):
+                tensors.append(attr.t)
+    extra: list[Path] = []
+    for tensor in tensors:
+        if tensor.data_location != onnx.TensorProto.EXTERNAL:
+            continue
+        location = next((e.value for e in tensor.external_data if e.key == "location"), "")
+        data = _inside(base, location, f"Tensor {tensor.name!r}'s external data")
+        _check_plain_file(data, base)
+        if data not in extra:
+            extra.append(data)
+    try:
+        onnx.checker.check_model(str(model_path))
+    except Exception as exc:
+        raise _refuse(f"{model_path.name} fails the ONNX checker: {str(exc).splitlines()[0]}",
+                      "Fix or re-export the model; nothing was imported.") from exc
+    return model, extra
+
+
+def _mlflow_onnx(folder: Path) -> Path:
+    """The ONNX file of an MLflow model folder (its MLmodel must declare an onnx flavor)."""
+    mlmodel = folder / "MLmodel"
+    _check_plain_file(mlmodel, folder)
+    text = mlmodel.read_text(encoding="utf-8", errors="replace")
+    if not re.search(r"^\s{2}onnx:\s*$", text, flags=re.M):
+        flavors = re.findall(r"^\s{2}(\w+):\s*$", text, flags=re.M)
+        raise _refuse(f"{folder.name} is an MLflow model without an ONNX flavor (flavors: {', '.join(flavors)}).",
+                      "Lineproof never unpickles models: log the model with mlflow.onnx; nothing was imported.")
+    block = text.split("  onnx:", 1)[1]
+    match = re.search(r"^\s{4}data:\s*(\S+)\s*$", block, flags=re.M)
+    if not match:
+        raise _refuse(f"{folder.name}/MLmodel names no data file for the onnx flavor.")
+    return _inside(folder, match.group(1).strip("'\""), "The MLmodel onnx flavor's data path")
+
+
+def _tensor_info(values: Any) -> list[dict[str, Any]]:
+    """Name, dtype and shape (dynamic dims by name) of graph inputs or outputs."""
+    out = []
+    for v in values:
+        t = v.type.tensor_type
+        dims = [d.dim_param or (d.dim_value if d.HasField("dim_value") else None) for d in t.shape.dim]
+        out.append({"name": v.name, "dtype": onnx.TensorProto.DataType.Name(t.elem_type) if t.elem_type else "?",
+                    "shape": dims})
+    return out
+
+
+def check_runtimes(model_path: Path) -> dict[str, str]:
+    """Try ONNX Runtime and OpenVINO on the model; 'ok' or the reason (with the unsupported operator named)."""
+    result: dict[str, str] = {}
+    try:
+        import onnxruntime as ort
+
+        ort.InferenceSession(str(model_path), providers=["CPUExecutionProvider"])
+        result["onnxruntime"] = "ok"
+    except Exception as exc:
+        result["onnxruntime"] = f"cannot load: {str(exc).splitlines()[0][:200]}"
+    try:
+        import openvino as ov
+
+        ov.Core().compile_model(str(model_path), "CPU")
+        result["openvino"] = "ok"
+    except Exception as exc:
+        ops = re.findall(r"(?:ai\.onnx\.ml\.|ai\.onnx\.)?([A-Z][A-Za-z]+)", str(exc).split("operations:")[-1]) \
+            if "operations:" in str(exc) else []
+        result["openvino"] = f"not supported ({', '.join(dict.fromkeys(ops))})" if ops else \
+            f"cannot compile: {str(exc).splitlines()[0][:200]}"
+    return result
+
+
+def import_model(project: Project, path: Path | str, model_id: str, version: str, threshold: float = 0.5,
+                 lineage: dict | None = None, card: dict | None = None) -> ImportedModel:
+    """Check, copy (read-only, content-addressed) and record a model version; refuse anything unsafe."""
+    project.require_writable()
+    src = Path(path)
+    if src.suffix.lower() in PICKLE_SUFFIXES:
+        raise _refuse(f"{src.name} is a pickled model ({src.suffix}).",
+                      "Lineproof never unpickles files (they can run code): export to ONNX or OpenVINO IR; "
+                      "nothing was imported.")
+    if src.is_dir() and not src.is_symlink():
+        main = _mlflow_onnx(src)
+        model, extra = _onnx_files(main)
+        fmt, files = "onnx", [main, *extra]
+    elif src.suffix.lower() == ".xml":
+        _check_plain_file(src, src.parent)
+        weights = src.with_suffix(".bin")
+        if not weights.exists():
+            raise _refuse(f"{src.name} is an OpenVINO IR without its weights file {weights.name}.",
+                          "Import the .xml and .bin pair from the same folder; nothing was imported.")
+        _check_plain_file(weights, src.parent)
+        fmt, files, model = "openvino-ir", [src, weights], None
+    else:
+        model, extra = _onnx_files(src)
+        fmt, files = "onnx", [src, *extra]
+    with project.reading() as con:
+        if not one(con, "SELECT 1 FROM models WHERE model_id = ?", [model_id]):
+            raise _refuse(f"No model {model_id!r} in this project.", "Register the model first (lineproof models).")
+        version_id = f"{model_id}:{version}"
+        if one(con, "SELECT 1 FROM model_versions WHERE version_id = ?", [version_id]):
+            raise _refuse(f"Version {version_id} already exists.", "Give the new file another version name.")
+    hashes = {f.name: sha256_of(f) for f in files}
+    sha = hashes[files[0].name]
+    runtimes = check_runtimes(files[0]) if fmt == "onnx" else {"openvino": "ok (IR)"}
+    dest = project.models_dir / sha
+    staging = Path(tempfile.mkdtemp(prefix=".import-", dir=project.models_dir))
+    try:
+        base = files[0].parent
+        for f in files:
+            target = staging / f.relative_to(base)
+            target.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(f, target)
+            os.chmod(target, stat.S_IRUSR | stat.S_IRGRP | stat.S_IROTH)
+        io = {"inputs": [], "outputs": [], "opset": {}, "producer": ""}
+        if model is not None:
+            io = {"inputs": _tensor_info(model.graph.input), "outputs": _tensor_info(model.graph.output),
+                  "opset": {o.domain or "ai.onnx": o.version for o in model.opset_import},
+                  "producer": f"{model.producer_name} {model.producer_version}".strip(),
+                  "metadata": {p.key: p.value for p in model.metadata_props}}
+        rel = (Path("artifacts") / "models" / sha / files[0].name).as_posix()
+        details = {"sha256": sha, "files": hashes, "format": fmt, "runtimes": runtimes}
+        with project.change("model_version.import", version_id, details) as con:
+            con.execute("INSERT INTO model_versions (version_id, model_id, version, format, sha256, artifact_path, "
+                        "size_bytes, threshold, inputs_json, outputs_json, lineage_json, card_json, created_at, "
+                        "runtimes_json) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, now()::TIMESTAMP, ?)",
+                        [version_id, model_id, version, fmt, sha, rel, sum(f.stat().st_size for f in files),
+                         threshold, json.dumps(io["inputs"]),
+                         json.dumps({k: v for k, v in io.items() if k != "inputs"}),
+                         json.dumps(lineage or {}, sort_keys=True), json.dumps(card or {}, sort_keys=True),
+                         json.dumps({"files": hashes, **runtimes}, sort_keys=True)])
+            if not dest.exists():
+                staging.rename(dest)  # same folder: atomic; a failed commit leaves only an unreferenced copy
+            else:
+                # Same content imported before, possibly under another file name: add the names it lacks.
+                for f in staging.rglob("*"):
+                    target = dest / f.relative_to(staging)
+                    if f.is_file() and not target.exists():
+                        target.parent.mkdir(parents=True, exist_ok=True)
+                        os.replace(f, target)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    return ImportedModel(version_id, fmt, sha, hashes, runtimes)

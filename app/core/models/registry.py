@@ -1,0 +1,182 @@
+"""Models, model versions and their lifecycle stage per site (the foundation part of the registry)."""
+
+from __future__ import annotations
+
+import json
+
+import polars as pl
+
+from app.core.store.audit import acting_as, current_actor
+from app.core.store.db import one
+from app.core.errors import LineproofError
+from app.core.governance.identity import Signer
+from app.core.store.project import Project
+from app.core.store.schema import STAGES
+
+TASKS = ("binary", "regression", "multiclass")
+RISK_TIERS = ("low", "medium", "high", "safety-relevant")
+
+
+class RegistryError(LineproofError):
+    """A model cannot be registered or moved as asked."""
+
+
+def register_model(project: Project, model_id: str, name: str, task: str, risk_tier: str = "medium",
+                   description: str = "") -> None:
+    """Create a model entry (a name that versions belong to)."""
+    if task not in TASKS:
+        raise RegistryError(f"Unknown task {task!r}.", f"Use one of {', '.join(TASKS)}.")
+    if risk_tier not in RISK_TIERS:
+        raise RegistryError(f"Unknown risk tier {risk_tier!r}.", f"Use one of {', '.join(RISK_TIERS)}.")
+    if one(project.con, "SELECT 1 FROM models WHERE model_id = ?", [model_id]):
+        raise RegistryError(f"A model with id {model_id!r} already exists.", "Choose another id.")
+    with project.change("model.register", model_id, {"name": name, "task": task, "risk_tier": risk_tier}) as con:
+        con.execute("INSERT INTO models (model_id, name, task, description, created_at, risk_tier) "
+                    "VALUES (?, ?, ?, ?, now()::TIMESTAMP, ?)", [model_id, name, task, description, risk_tier])
+
+
+def set_stage(project: Project, version_id: str, site: str, stage: str, reason: str = "",
+              rolling_back: bool = False, by: Signer | None = None) -> None:
+    """Move a version to a stage at a site; a new production version retires to pilot the previous one.
+
+    Production needs the risk tier's approvals once the project has users; a rollback returns to a version
+    that was in production before and needs none (it is audited as a rollback). Once the project has users,
+    every stage change is made by one of them (`by`, an unlocked identity) and audited under their name.
+    """
+    from app.core.governance.approvals import GovernanceError, governed, user_roles
+
+    if governed(project):
+        if by is None:
+            raise GovernanceError("Stage changes in this project are made by a registered user.",
+                                  "Sign in as yourself (--as USER, or choose the user on the Models screen); "
+                                  "nothing was changed.")
+        roles = user_roles(project, by.user_id)
+        if not roles or roles == ["viewer"]:
+            raise GovernanceError(f"{by.user_id} may not change stages (roles: {', '.join(roles) or 'none'}).",
+                                  "Ask an engineer, a validation lead or an approver; nothing was changed.")
+        with acting_as(by.user_id):
+            _set_stage(project, version_id, site, stage, reason, rolling_back)
+        return
+    _set_stage(project, version_id, site, stage, reason, rolling_back)
+
+
+def _set_stage(project: Project, version_id: str, site: str, stage: str, reason: str, rolling_back: bool) -> None:
+    if stage not in STAGES:
+        raise RegistryError(f"Unknown stage {stage!r}.", f"Use one of {', '.join(STAGES)}.")
+    row = one(project.con, "SELECT model_id FROM model_versions WHERE version_id = ?", [version_id])
+    if not row:
+        raise RegistryError(f"No model version {version_id!r}.", "Check the id with `lineproof info`.")
+    if stage == "production" and not rolling_back:
+        from app.core.governance.approvals import GovernanceError, production_clearance
+
+        missing = production_clearance(project, version_id, site)
+        if missing:
+            raise GovernanceError(missing, "Nothing was changed.")
+    action = "stage.rollback" if rolling_back else "stage.set"
+    with project.change(action, version_id, {"site": site, "stage": stage, "reason": reason}) as con:
+        next_id = one(con, "SELECT coalesce(max(change_id), 0) + 1 FROM stage_history")[0]
+        if stage == "production":
+            # At most one production version per model and site: the previous one goes back to pilot.
+            current = con.execute(
+                "SELECT version_id FROM current_stages WHERE model_id = ? AND site = ? AND stage = 'production' "
+                "AND version_id <> ?", [row[0], site, version_id]).fetchall()
+            for (old,) in current:
+                con.execute("INSERT INTO stage_history VALUES (?, ?, ?, 'pilot', now()::TIMESTAMP, ?, ?)",
+                            [next_id, old, site, current_actor(), f"superseded by {version_id}"])
+                next_id += 1
+        con.execute("INSERT INTO stage_history VALUES (?, ?, ?, ?, now()::TIMESTAMP, ?, ?)",
+                    [next_id, version_id, site, stage, current_actor(), reason])
+        if stage == "production":
+            from app.core.governance.approvals import mark_applied
+
+            mark_applied(con, version_id, site)
+
+
+def current_production(project: Project, model_id: str, site: str) -> str | None:
+    """The version in production for a model at a site, if any."""
+    with project.reading() as con:
+        row = one(con, "SELECT version_id FROM current_stages WHERE model_id = ? AND site = ? AND stage = 'production'",
+                  [model_id, site])
+    return row[0] if row else None
+
+
+def rollback(project: Project, model_id: str, site: str, reason: str = "rollback", by: Signer | None = None) -> str:
+    """Make the version that was in production before the current one current again; returns its id."""
+    current = current_production(project, model_id, site)
+    if current is None:
+        raise RegistryError(f"{model_id} has no production version at {site}.", "Nothing to roll back.")
+    with project.reading() as con:
+        row = one(con, """SELECT h.version_id FROM stage_history h JOIN model_versions v USING (version_id)
+                          WHERE v.model_id = ? AND h.site = ? AND h.stage = 'production' AND h.version_id <> ?
+                          ORDER BY h.change_id DESC LIMIT 1""", [model_id, site, current])
+    if row is None:
+        raise RegistryError(f"{current} is the only version {model_id} ever had in production at {site}.",
+                            "Promote another version instead; nothing was changed.")
+    set_stage(project, row[0], site, "production", f"{reason} (from {current})", rolling_back=True, by=by)
+    return row[0]
+
+
+LINEAGE_FIELDS = ("training_dataset", "code_revision", "parent_version", "author")
+CARD_FIELDS = ("intended_use", "out_of_scope", "known_limits", "training_data")
+
+
+def edit_version_metadata(project: Project, version_id: str, lineage: dict[str, str] | None = None,
+                          card: dict[str, str] | None = None, reason: str = "") -> dict[str, dict]:
+    """Change lineage and model-card fields of a version; the audit entry keeps old and new values."""
+    if not reason.strip():
+        raise RegistryError("A change to lineage or the model card needs a reason.",
+                            "Say why (e.g. 'author corrected after review'); nothing was changed.")
+    unknown = sorted(set(lineage or {}) - set(LINEAGE_FIELDS)) + sorted(set(card or {}) - set(CARD_FIELDS))
+    if unknown:
+        raise RegistryError(f"Unknown field {unknown[0]!r}.",
+                            f"Lineage: {', '.join(LINEAGE_FIELDS)}; card: {', '.join(CARD_FIELDS)}.")
+    with project.reading() as con:
+        row = one(con, "SELECT lineage_json, card_json FROM model_versions WHERE version_id = ?", [version_id])
+    if row is None:
+        raise RegistryError(f"No model version {version_id!r}.", "Check the id with `lineproof models`.")
+    old_lineage, old_card = json.loads(row[0] or "{}"), json.loads(row[1] or "{}")
+    new_lineage = {**old_lineage, **(lineage or {})}
+    new_card = {**old_card, **(card or {})}
+    changes = {f"lineage.{k}": {"old": old_lineage.get(k), "new": v} for k, v in (lineage or {}).items()
+               if old_lineage.get(k) != v}
+    changes |= {f"card.{k}": {"old": old_card.get(k), "new": v} for k, v in (card or {}).items()
+                if old_card.get(k) != v}
+    if not changes:
+        return {}
+    with project.change("model_version.edit", version_id, {"changes": changes, "reason": reason}) as con:
+        con.execute("UPDATE model_versions SET lineage_json = ?, card_json = ? WHERE version_id = ?",
+                    [json.dumps(new_lineage, sort_keys=True), json.dumps(new_card, sort_keys=True), version_id])
+    return changes
+
+
+def list_versions(project: Project) -> pl.DataFrame:
+    """Every version with its model, tier, hash, runtime states and current stages per site."""
+    with project.reading() as con:
+        return con.sql("""
+            SELECT v.version_id, v.model_id, m.name AS model_name, v.version, v.format, m.task, m.risk_tier,
+                   v.sha256, v.size_bytes, v.threshold, v.created_at,
+                   coalesce(v.runtimes_json, '{}') AS runtimes_json,
+                   coalesce(json_extract_string(v.runtimes_json, '$.onnxruntime'), 'not checked') AS onnxruntime,
+                   coalesce(json_extract_string(v.runtimes_json, '$.openvino'), 'not checked') AS openvino,
+                   v.inputs_json, v.outputs_json,
+                   v.lineage_json, v.card_json,
+                   (SELECT string_agg(c.site || ': ' || c.stage, ', ' ORDER BY c.site) FROM current_stages c
+                    WHERE c.version_id = v.version_id) AS stages
+            FROM model_versions v JOIN models m USING (model_id) ORDER BY v.model_id, v.created_at, v.version_id
+        """).pl()
+
+
+def stage_history(project: Project, version_id: str | None = None, model_id: str | None = None) -> pl.DataFrame:
+    """Every stage change, newest first (for one version, one model, or all)."""
+    where, params = [], []
+    if version_id:
+        where.append("h.version_id = ?")
+        params.append(version_id)
+    if model_id:
+        where.append("v.model_id = ?")
+        params.append(model_id)
+    clause = f"WHERE {' AND '.join(where)}" if where else ""
+    with project.reading() as con:
+        return con.sql(f"""SELECT h.change_id, h.version_id, h.site, h.stage, h.changed_at, h.changed_by, h.reason
+                           FROM stage_history h JOIN model_versions v USING (version_id) {clause}
+                           ORDER BY h.change_id DESC""", params=params).pl()

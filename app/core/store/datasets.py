@@ -1,0 +1,44 @@
+"""Immutable datasets (validation, reference, training) stored as content-addressed Parquet files."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import stat
+from pathlib import Path
+
+from app.core.store.db import one
+from app.core.errors import LineproofError
+from app.core.store.project import Project
+from app.core.store.sources import recognise, sha256_of, sql_literal
+
+DATASET_KINDS = ("validation", "reference", "training")
+
+
+class DatasetError(LineproofError):
+    """A dataset cannot be registered."""
+
+
+def register_dataset(project: Project, dataset_id: str, name: str, kind: str, parquet_path: Path | str,
+                     description: str = "") -> str:
+    """Copy a Parquet file into artifacts/datasets/<sha256>.parquet and record it; returns the hash."""
+    if kind not in DATASET_KINDS:
+        raise DatasetError(f"Unknown dataset kind {kind!r}.", f"Use one of {', '.join(DATASET_KINDS)}.")
+    source = recognise(parquet_path)
+    if source.format != "parquet":
+        raise DatasetError(f"{source.path.name} is not Parquet.", "Datasets are stored as Parquet; convert it first.")
+    sha = sha256_of(source.path)
+    rel = Path("artifacts") / "datasets" / f"{sha}.parquet"
+    dest = project.folder / rel
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    if not dest.exists():
+        tmp = dest.with_suffix(".partial")
+        shutil.copyfile(source.path, tmp)
+        os.chmod(tmp, stat.S_IRUSR | stat.S_IRGRP | stat.S_IROTH)
+        tmp.replace(dest)
+    rows = one(project.con, f"SELECT count(*) FROM read_parquet({sql_literal(str(dest))})")[0]
+    with project.change("dataset.register", dataset_id, {"name": name, "kind": kind, "sha256": sha, "rows": rows}
+                        ) as con:
+        con.execute("INSERT INTO datasets VALUES (?, ?, ?, ?, ?, ?, ?, now()::TIMESTAMP)",
+                    [dataset_id, name, kind, sha, rel.as_posix(), rows, description])
+    return sha

@@ -1,0 +1,392 @@
+"""Import prediction logs and delayed ground-truth labels: checked, all-or-nothing, never twice."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import duckdb
+
+from app.core.store import summary
+from app.core.store.db import one
+from app.core.errors import Cancelled, IngestError
+from app.core.progress import NullProgress, Progress, check_cancelled, interrupt_on_cancel
+from app.core.store.project import Project
+from app.core.store.sources import (
+    SourceFile,
+    file_sha256,
+    is_numeric_type,
+    recognise,
+    sql_ident,
+    stage,
+    staged_columns,
+    unstage,
+)
+
+CORE_COLUMNS = ("record_id", "ts", "version_id", "score", "predicted_label", "import_id")
+_STAGE = "_ingest_src"
+
+
+@dataclass(frozen=True)
+class PredictionMapping:
+    """Which file column plays which role. Features default to every column not mapped otherwise."""
+
+    record_id: str = "record_id"
+    timestamp: str = "ts"
+    model_version: str = "model_version"
+    score: str = "score"
+    predicted_label: str | None = None
+    slices: dict[str, str] = field(default_factory=dict)  # dimension -> file column
+    features: tuple[str, ...] | None = None
+
+    def roles(self) -> dict[str, str]:
+        """Role name -> file column, for the required and optional single-column roles."""
+        roles = {"record_id": self.record_id, "timestamp": self.timestamp,
+                 "model_version": self.model_version, "score": self.score}
+        if self.predicted_label:
+            roles["predicted_label"] = self.predicted_label
+        return roles
+
+
+@dataclass(frozen=True)
+class LabelMapping:
+    """Columns of a label file; `labelled_at` may be absent (the import time is used)."""
+
+    record_id: str = "record_id"
+    label: str = "label"
+    labelled_at: str | None = "labelled_at"
+
+
+@dataclass(frozen=True)
+class ImportResult:
+    """What an import did."""
+
+    import_id: int
+    file_name: str
+    file_sha256: str
+    rows: int
+    new_columns: tuple[str, ...] = ()
+    unknown_ids: int = 0
+    unknown_examples: tuple[str, ...] = ()
+    replaced: int = 0
+
+
+def guess_prediction_mapping(columns: list[str], dimensions: tuple[str, ...]) -> PredictionMapping:
+    """A mapping from common column names (case-insensitive); the dialog lets the user correct it."""
+    lower = {c.lower(): c for c in columns}
+
+    def pick(*names: str, default: str) -> str:
+        return next((lower[n] for n in names if n in lower), default)
+
+    mapping = PredictionMapping(
+        record_id=pick("record_id", "id", "part_id", "serial", default="record_id"),
+        timestamp=pick("ts", "timestamp", "time", "datetime", "produced_at", default="ts"),
+        model_version=pick("model_version", "version_id", "version", "model", default="model_version"),
+        score=pick("score", "probability", "proba", "prediction", default="score"),
+        predicted_label=next((lower[n] for n in ("predicted_label", "pred_label", "decision") if n in lower), None),
+        slices={d: lower[d.lower()] for d in dimensions if d.lower() in lower},
+    )
+    return mapping
+
+
+def _first_bad(con: duckdb.DuckDBPyConnection, checks: list[tuple[str, str, str]]) -> tuple[str, int, object] | None:
+    """Run (label, column, SQL condition) checks in one scan; return the first failing (label, row, value)."""
+    if not checks:
+        return None
+    parts = []
+    for i, (_, column, cond) in enumerate(checks):
+        parts.append(f"min(_row) FILTER (WHERE {cond}) AS r{i}")
+        parts.append(f"arg_min({sql_ident(column)}::VARCHAR, _row) FILTER (WHERE {cond}) AS v{i}")
+    row = one(con, f"SELECT {', '.join(parts)} FROM {_STAGE}")
+    failures = [(checks[i][0], row[2 * i], row[2 * i + 1]) for i in range(len(checks)) if row[2 * i] is not None]
+    return min(failures, key=lambda f: f[1]) if failures else None
+
+
+def _row_text(source: SourceFile, row: int) -> str:
+    return f"row {row} (line {row + 1} of the file)" if source.format == "csv" else f"row {row}"
+
+
+def _raise_bad(source: SourceFile, bad: tuple[str, int, object]) -> None:
+    label, row, value = bad
+    raise IngestError(f"{source.path.name}, {_row_text(source, row)}: {label} (value {value!r}).",
+                      "Correct the file and import it again; nothing was imported.")
+
+
+def _check_columns(source: SourceFile, present: list[str], wanted: dict[str, str]) -> None:
+    missing = [f"'{col}' ({role})" for role, col in wanted.items() if col not in present]
+    if missing:
+        raise IngestError(
+            f"{source.path.name} has no column {', '.join(missing)}. Its columns are: {', '.join(present)}.",
+            "Map the roles to the file's columns (--map ROLE=COLUMN, or the import dialog); nothing was imported.")
+
+
+def _check_not_imported(con: duckdb.DuckDBPyConnection, source: SourceFile, sha: str) -> None:
+    done = one(con, "SELECT import_id, kind, imported_at FROM imports WHERE file_sha256 = ?", [sha])
+    if done:
+        raise IngestError(
+            f"{source.path.name} was already imported (import #{done[0]}, {done[1]}, {done[2]:%Y-%m-%d %H:%M}); "
+            "its content hash matches.", "Nothing was imported twice. Import only new files.")
+
+
+def _next_import_id(con: duckdb.DuckDBPyConnection) -> int:
+    return int(one(con, "SELECT coalesce(max(import_id), 0) + 1 FROM imports")[0])
+
+
+
+@contextmanager
+def _staged_file(project: Project, path: Path | str, progress: Progress
+                 ) -> Iterator[tuple[duckdb.DuckDBPyConnection, SourceFile, str]]:
+    """Check and stage an input file on a private cursor: hash it, refuse a re-import, expose it as _STAGE.
+
+    DuckDB errors become IngestError, an interrupt becomes Cancelled; staging is always dropped.
+    """
+    project.require_writable()
+    source = recognise(path)
+    con = project.cursor()
+    try:
+        with interrupt_on_cancel(progress, con):
+            sha = file_sha256(source, progress, share=0.15)
+            _check_not_imported(con, source, sha)
+            progress.report(0.17, f"Reading {source.path.name}")
+            stage(con, source, _STAGE)
+            check_cancelled(progress)
+            yield con, source, sha
+    except duckdb.InterruptException as exc:
+        raise Cancelled() from exc
+    except duckdb.Error as exc:
+        raise IngestError(f"{source.path.name} could not be imported: {str(exc).splitlines()[0]}",
+                          "Nothing was imported. Check the file against the message.") from exc
+    finally:
+        try:
+            con.execute("DROP TABLE IF EXISTS _new_labels")
+            unstage(con, _STAGE)
+        except duckdb.Error:
+            pass
+        con.close()
+
+
+def import_predictions(project: Project, path: Path | str, mapping: PredictionMapping | None = None,
+                       progress: Progress | None = None) -> ImportResult:
+    """Import a prediction log (CSV or Parquet) in one transaction; nothing changes on any error."""
+    progress = progress or NullProgress()
+    with _staged_file(project, path, progress) as (con, source, sha):
+        columns = staged_columns(con, _STAGE)
+        present = [c for c, _ in columns]
+        types = dict(columns)
+        mapping = mapping or guess_prediction_mapping(present, project.manifest.slice_dimensions)
+        unknown_dims = [d for d in mapping.slices if d not in project.manifest.slice_dimensions]
+        if unknown_dims:
+            raise IngestError(f"Slice dimension(s) {unknown_dims} are not in this project's manifest "
+                              f"({', '.join(project.manifest.slice_dimensions)}).",
+                              "Add them to [slices] dimensions in lineproof.toml, or map other columns.")
+        roles = mapping.roles()
+        _check_columns(source, present, {**roles, **{f"slice {d}": c for d, c in mapping.slices.items()}})
+        used = set(roles.values()) | set(mapping.slices.values())
+        features = list(mapping.features) if mapping.features is not None else [c for c in present if c not in used]
+        _check_columns(source, present, {f"feature {f}": f for f in features})
+        clash = [f for f in features if f in CORE_COLUMNS or f in project.manifest.slice_dimensions or f == "_row"]
+        if clash:
+            raise IngestError(f"{source.path.name}: feature column(s) {clash} clash with Lineproof's own columns.",
+                              "Rename them in the file, or map them to their role; nothing was imported.")
+        count = one(con, f"SELECT count(*) FROM {_STAGE}")[0]
+        if count == 0:
+            raise IngestError(f"{source.path.name} has a header but no data rows.",
+                              "Export the data again; nothing was imported.")
+        progress.report(0.3, f"Checking {count:,} rows")
+        existing = dict(con.execute("SELECT name, dtype FROM log_columns").fetchall())
+        feature_types = _feature_types(con, source, features, types, existing)
+        check_cancelled(progress)
+        progress.report(0.45, f"Importing {count:,} rows")
+        try:
+            # Fast path: one pass that checks while it inserts; a bad value aborts the transaction.
+            result = _insert_predictions(project, con, source, sha, mapping, feature_types, existing, int(count),
+                                         progress)
+        except (duckdb.ConversionException, duckdb.InvalidInputException, duckdb.ConstraintException) as exc:
+            # Rolled back; a second, slower pass names the first bad row and column.
+            _validate_predictions(con, source, mapping, feature_types)
+            raise IngestError(f"{source.path.name} could not be imported: {str(exc).splitlines()[0]}",
+                              "Nothing was imported. Check the file against the message.") from exc
+        progress.report(1.0, f"Imported {count:,} rows from {source.path.name}")
+        return result
+
+
+def _feature_types(con, source: SourceFile, features: list[str], types: dict[str, str],
+                   existing: dict[str, str]) -> dict[str, str]:
+    """DOUBLE or VARCHAR per feature; a feature already known keeps its type."""
+    result: dict[str, str] = {}
+    undecided = []
+    for f in features:
+        if f in existing:
+            result[f] = existing[f]
+        elif is_numeric_type(types[f]):
+            result[f] = "DOUBLE"
+        elif types[f] == "VARCHAR" and source.format == "csv":
+            undecided.append(f)
+        else:
+            result[f] = "VARCHAR"
+    if undecided:
+        parts = ", ".join(f"bool_and(TRY_CAST({sql_ident(f)} AS DOUBLE) IS NOT NULL OR {sql_ident(f)} IS NULL)"
+                          for f in undecided)
+        flags = one(con, f"SELECT {parts} FROM {_STAGE}")
+        result.update({f: "DOUBLE" if flag else "VARCHAR" for f, flag in zip(undecided, flags, strict=True)})
+    return result
+
+
+def _validate_predictions(con, source: SourceFile, m: PredictionMapping, feature_types: dict[str, str]) -> None:
+    rid, ts, ver, score = (sql_ident(c) for c in (m.record_id, m.timestamp, m.model_version, m.score))
+    checks = [
+        (f"column '{m.record_id}' (record id) is empty", m.record_id, f"{rid} IS NULL OR trim({rid}::VARCHAR) = ''"),
+        (f"column '{m.timestamp}' (timestamp) is not a date-time", m.timestamp,
+         f"{ts} IS NULL OR TRY_CAST({ts} AS TIMESTAMP) IS NULL"),
+        (f"column '{m.model_version}' (model version) is empty", m.model_version,
+         f"{ver} IS NULL OR trim({ver}::VARCHAR) = ''"),
+        (f"column '{m.score}' (score) is not a number", m.score, f"TRY_CAST({score} AS DOUBLE) IS NULL"),
+        (f"column '{m.score}' (score) is NaN or infinite; scores must be finite", m.score,
+         f"NOT isfinite(TRY_CAST({score} AS DOUBLE))"),
+    ]
+    if m.predicted_label:
+        pl_ = sql_ident(m.predicted_label)
+        checks.append((f"column '{m.predicted_label}' (predicted label) is not a whole number", m.predicted_label,
+                       f"{pl_} IS NOT NULL AND TRY_CAST({pl_} AS INTEGER) IS NULL"))
+    for f, dtype in feature_types.items():
+        if dtype == "DOUBLE":
+            q = sql_ident(f)
+            checks.append((f"feature column '{f}' is not a number (earlier imports made it numeric)", f,
+                           f"{q} IS NOT NULL AND TRY_CAST({q} AS DOUBLE) IS NULL"))
+    bad = _first_bad(con, checks)
+    if bad:
+        _raise_bad(source, bad)
+
+
+def _check_record_ids(con, source: SourceFile, import_id: int) -> None:
+    """Inside the import's transaction: record ids unique in the file and new to the project."""
+    # Distinct 64-bit hashes prove distinct ids and cost less than distinct strings; only a
+    # (duplicate or colliding) shortfall pays for the exact search.
+    dup = one(con, "SELECT count(*) - count(DISTINCT hash(record_id)) FROM predictions WHERE import_id = ?",
+              [import_id])[0]
+    if dup and one(con, "SELECT count(*) - count(DISTINCT record_id) FROM predictions WHERE import_id = ?",
+                   [import_id])[0]:
+        rid, n = one(con, "SELECT record_id, count(*) FROM predictions WHERE import_id = ? GROUP BY 1 "
+                          "HAVING count(*) > 1 ORDER BY 1 LIMIT 1", [import_id])
+        raise IngestError(f"{source.path.name}: record id {rid!r} appears {n} times.",
+                          "Record ids must be unique; nothing was imported.")
+    if one(con, "SELECT count(*) FROM predictions WHERE import_id <> ?", [import_id])[0]:
+        clash = one(con, "SELECT n.record_id FROM predictions n SEMI JOIN (SELECT record_id FROM predictions "
+                         "WHERE import_id <> $i) o USING (record_id) WHERE n.import_id = $i LIMIT 1", {"i": import_id})
+        if clash:
+            raise IngestError(f"{source.path.name}: record id {clash[0]!r} is already in the project.",
+                              "This file overlaps an earlier import; remove the overlap; nothing was imported.")
+
+
+def _insert_predictions(project: Project, con, source: SourceFile, sha: str, m: PredictionMapping,
+                        feature_types: dict[str, str], existing: dict[str, str], count: int,
+                        progress: Progress) -> ImportResult:
+    new_columns = [(d, "VARCHAR", "slice") for d in m.slices if d not in existing]
+    new_columns += [(f, t, "feature") for f, t in feature_types.items() if f not in existing]
+    rid, ver, score = sql_ident(m.record_id), sql_ident(m.model_version), sql_ident(m.score)
+    targets = ["record_id", "ts", "version_id", "score", "import_id"]
+    exprs = [f"CASE WHEN trim({rid}::VARCHAR) <> '' THEN {rid}::VARCHAR ELSE error('empty record id') END",
+             f"CAST({sql_ident(m.timestamp)} AS TIMESTAMP)",
+             f"CASE WHEN trim({ver}::VARCHAR) <> '' THEN {ver}::VARCHAR ELSE error('empty model version') END",
+             f"CASE WHEN isfinite(CAST({score} AS DOUBLE)) THEN CAST({score} AS DOUBLE) "
+             "ELSE error('score not finite') END", "$import_id"]
+    if m.predicted_label:
+        targets.append("predicted_label")
+        exprs.append(f"CAST({sql_ident(m.predicted_label)} AS INTEGER)")
+    for dim, col in m.slices.items():
+        targets.append(dim)
+        exprs.append(f"{sql_ident(col)}::VARCHAR")
+    for f, t in feature_types.items():
+        targets.append(f)
+        exprs.append(f"CAST({sql_ident(f)} AS {t})")
+    details = {"file": source.path.name, "sha256": sha, "rows": count, "mapping": asdict(m)}
+    with project.change("predictions.import", source.path.name, details, con=con):
+        import_id = _next_import_id(con)
+        details["import_id"] = import_id
+        for name, dtype, role in new_columns:
+            con.execute(f"ALTER TABLE predictions ADD COLUMN {sql_ident(name)} {dtype}")
+            con.execute("INSERT INTO log_columns VALUES (?, ?, ?)", [name, role, dtype])
+        cols = ", ".join(sql_ident(t) for t in targets)
+        con.execute(f"INSERT INTO predictions ({cols}) SELECT {', '.join(exprs)} FROM {_STAGE}",
+                    {"import_id": import_id})
+        check_cancelled(progress)
+        progress.report(0.85, "Checking record ids")
+        _check_record_ids(con, source, import_id)
+        summary.add_predictions(con, import_id)
+        con.execute("INSERT INTO imports VALUES (?, 'predictions', ?, ?, ?, ?, now()::TIMESTAMP)",
+                    [import_id, source.path.name, sha, count, json.dumps(asdict(m))])
+        progress.report(0.95, "Committing")
+    return ImportResult(import_id, source.path.name, sha, count, tuple(n for n, _, _ in new_columns))
+
+
+def import_labels(project: Project, path: Path | str, mapping: LabelMapping | None = None,
+                  skip_unknown: bool = False, progress: Progress | None = None) -> ImportResult:
+    """Import ground-truth labels that join predictions by record id; unknown ids are refused or reported."""
+    progress = progress or NullProgress()
+    mapping = mapping or LabelMapping()
+    with _staged_file(project, path, progress) as (con, source, sha):
+        present = [c for c, _ in staged_columns(con, _STAGE)]
+        wanted = {"record_id": mapping.record_id, "label": mapping.label}
+        if mapping.labelled_at and mapping.labelled_at in present:
+            wanted["labelled_at"] = mapping.labelled_at
+        _check_columns(source, present, wanted)
+        count = one(con, f"SELECT count(*) FROM {_STAGE}")[0]
+        if count == 0:
+            raise IngestError(f"{source.path.name} has a header but no data rows.", "Nothing was imported.")
+        rid, lab = sql_ident(mapping.record_id), sql_ident(mapping.label)
+        checks = [
+            (f"column '{mapping.record_id}' (record id) is empty", mapping.record_id,
+             f"{rid} IS NULL OR trim({rid}::VARCHAR) = ''"),
+            (f"column '{mapping.label}' (label) is not a finite number", mapping.label,
+             f"NOT coalesce(isfinite(TRY_CAST({lab} AS DOUBLE)), false)"),
+        ]
+        at_expr = "now()::TIMESTAMP"
+        if "labelled_at" in wanted:
+            at = sql_ident(mapping.labelled_at)
+            checks.append((f"column '{mapping.labelled_at}' (labelled at) is not a date-time", mapping.labelled_at,
+                           f"{at} IS NULL OR TRY_CAST({at} AS TIMESTAMP) IS NULL"))
+            at_expr = f"CAST({at} AS TIMESTAMP)"
+        progress.report(0.3, f"Checking {count:,} labels")
+        bad = _first_bad(con, checks)
+        if bad:
+            _raise_bad(source, bad)
+        dup = one(con, f"SELECT {rid}::VARCHAR, count(*) FROM {_STAGE} GROUP BY 1 HAVING count(*) > 1 LIMIT 1"
+                          )
+        if dup:
+            raise IngestError(f"{source.path.name}: record id {dup[0]!r} has {dup[1]} labels.",
+                              "Keep one label per record; nothing was imported.")
+        check_cancelled(progress)
+        unknown_n, examples = one(con,
+            f"SELECT count(*), list(rid ORDER BY _row)[1:5] FROM (SELECT {rid}::VARCHAR AS rid, _row FROM {_STAGE}) s "
+            "ANTI JOIN predictions p ON p.record_id = s.rid")
+        if unknown_n and not skip_unknown:
+            raise IngestError(
+                f"{source.path.name}: {unknown_n:,} of {count:,} labels name record ids that are not in the "
+                f"project, e.g. {', '.join(examples)}.",
+                "Import the predictions for them first, or import with --skip-unknown to keep only the known ones "
+                "(the unknown ones are reported); nothing was imported.")
+        details = {"file": source.path.name, "sha256": sha, "rows": count, "unknown": unknown_n,
+                   "mapping": asdict(mapping)}
+        progress.report(0.5, f"Joining {count:,} labels")
+        with project.change("labels.import", source.path.name, details, con=con):
+            import_id = _next_import_id(con)
+            con.execute(f"CREATE OR REPLACE TEMP TABLE _new_labels AS SELECT {rid}::VARCHAR AS record_id, "
+                        f"CAST({lab} AS DOUBLE) AS label, {at_expr} AS labelled_at FROM {_STAGE} s "
+                        f"SEMI JOIN predictions p ON p.record_id = s.{rid}::VARCHAR")
+            replaced = one(con, "SELECT count(*) FROM labels l SEMI JOIN _new_labels n USING (record_id)"
+                                   )[0]
+            summary.add_labels(con, "_new_labels")
+            if replaced:  # a later label corrects an earlier one; the audit entry records how many
+                con.execute("DELETE FROM labels WHERE record_id IN (SELECT record_id FROM _new_labels)")
+            kept = one(con, "INSERT INTO labels SELECT record_id, label, labelled_at, ? FROM _new_labels",
+                               [import_id])[0]
+            con.execute("INSERT INTO imports VALUES (?, 'labels', ?, ?, ?, ?, now()::TIMESTAMP)",
+                        [import_id, source.path.name, sha, kept, json.dumps(asdict(mapping))])
+            con.execute("DROP TABLE _new_labels")
+            details.update(import_id=import_id, replaced=replaced)
+        progress.report(1.0, f"Imported {kept:,} labels")
+        return ImportResult(import_id, source.path.name, sha, int(kept), (), int(unknown_n),
+                            tuple(examples or ()) if unknown_n else (), int(replaced))

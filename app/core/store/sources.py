@@ -1,0 +1,187 @@
+"""Input files (CSV, Parquet): recognise, hash, inspect, and expose them to DuckDB with row numbers."""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import duckdb
+import polars as pl
+
+from app.core.store.db import one
+from app.core.errors import IngestError
+from app.core.progress import NullProgress, Progress, check_cancelled
+
+CSV_SUFFIXES = {".csv", ".tsv", ".txt"}
+PARQUET_SUFFIXES = {".parquet", ".pq"}
+_CHUNK = 4 << 20
+
+
+@dataclass(frozen=True)
+class SourceFile:
+    """A recognised input file."""
+
+    path: Path
+    format: str  # "csv" or "parquet"
+    size_bytes: int
+
+
+@dataclass(frozen=True)
+class FileInfo:
+    """What the import dialog shows about a file before importing."""
+
+    source: SourceFile
+    columns: tuple[tuple[str, str], ...]  # (name, DuckDB type)
+    preview: pl.DataFrame
+    row_count: int
+
+
+def sql_literal(text: str) -> str:
+    """A single-quoted SQL string literal."""
+    return "'" + text.replace("'", "''") + "'"
+
+
+def sql_ident(name: str) -> str:
+    """A double-quoted SQL identifier."""
+    return '"' + name.replace('"', '""') + '"'
+
+
+def recognise(path: Path | str) -> SourceFile:
+    """Decide whether a file is CSV or Parquet, by its bytes as much as by its name."""
+    path = Path(path)
+    if not path.is_file():
+        raise IngestError(f"{path}: no such file.", "Check the path and try again; nothing was imported.")
+    size = path.stat().st_size
+    if size == 0:
+        raise IngestError(f"{path.name} is empty (0 bytes).", "Export the data again; nothing was imported.")
+    with path.open("rb") as fh:
+        head = fh.read(4096)
+        fh.seek(max(0, size - 4))
+        tail = fh.read(4)
+    if head[:4] == b"PAR1":
+        if tail != b"PAR1":
+            raise IngestError(f"{path.name} starts like Parquet but its footer is missing (truncated copy?).",
+                              "Copy the file again; nothing was imported.")
+        return SourceFile(path, "parquet", size)
+    if path.suffix.lower() in PARQUET_SUFFIXES:
+        raise IngestError(f"{path.name} is named .parquet but is not a Parquet file.",
+                          "Export it again as Parquet, or rename it if it is a CSV; nothing was imported.")
+    if b"\x00" in head:
+        raise IngestError(f"{path.name} is not a CSV or Parquet file (it contains binary data).",
+                          "Import CSV (with a header row) or Parquet files; nothing was imported.")
+    try:
+        head.decode("utf-8")
+    except UnicodeDecodeError:
+        try:
+            head[:-4].decode("utf-8")  # a multi-byte character may be cut at 4096
+        except UnicodeDecodeError as exc:
+            raise IngestError(f"{path.name} is not UTF-8 text (byte {exc.start}).",
+                              "Save the CSV as UTF-8 and import it again; nothing was imported.") from exc
+    return SourceFile(path, "csv", size)
+
+
+def sha256_of(path: Path, on_chunk: Callable[[int], None] | None = None) -> str:
+    """sha256 of a file read in 4 MiB chunks; `on_chunk(bytes_done)` may report progress or raise Cancelled."""
+    digest = hashlib.sha256()
+    done = 0
+    with Path(path).open("rb") as fh:
+        while chunk := fh.read(_CHUNK):
+            digest.update(chunk)
+            done += len(chunk)
+            if on_chunk is not None:
+                on_chunk(done)
+    return digest.hexdigest()
+
+
+def file_sha256(source: SourceFile, progress: Progress | None = None, share: float = 1.0) -> str:
+    """Content hash of an input file, reported as progress and cancellable."""
+    progress = progress or NullProgress()
+
+    def report(done: int) -> None:
+        check_cancelled(progress)
+        progress.report(share * done / max(source.size_bytes, 1), f"Checking {source.path.name}")
+
+    return sha256_of(source.path, report)
+
+
+def scan_sql(source: SourceFile) -> str:
+    """A SQL table expression over the file with a 1-based `_row` column.
+
+    CSV is read as text so that a wrong value is reported with its row instead of failing the read.
+    """
+    lit = sql_literal(str(source.path))
+    if source.format == "parquet":
+        return f"(SELECT file_row_number + 1 AS _row, * EXCLUDE (file_row_number) " \
+               f"FROM read_parquet({lit}, file_row_number = true))"
+    return f"(SELECT * FROM read_csv({lit}, header = true, all_varchar = true, " \
+           f"auto_detect = true, strict_mode = true))"
+
+
+def stage(con: duckdb.DuckDBPyConnection, source: SourceFile, name: str) -> str:
+    """Make the file queryable as `name` with `_row`; CSV is staged in a temp table (keeps row order)."""
+    try:
+        if source.format == "parquet":
+            con.execute(f"CREATE OR REPLACE TEMP VIEW {name} AS SELECT * FROM {scan_sql(source)}")
+        else:
+            con.execute(f"CREATE OR REPLACE TEMP TABLE {name}_raw AS SELECT * FROM {scan_sql(source)}")
+            con.execute(f"CREATE OR REPLACE TEMP VIEW {name} AS SELECT rowid + 1 AS _row, * FROM {name}_raw")
+        con.execute(f"SELECT * FROM {name} LIMIT 0")
+    except duckdb.InterruptException:
+        raise
+    except duckdb.Error as exc:
+        raise IngestError(f"{source.path.name} cannot be read as {source.format.upper()}: "
+                          f"{str(exc).splitlines()[0]}",
+                          "Fix the file (the message names the line where possible); nothing was imported.") from exc
+    return name
+
+
+def unstage(con: duckdb.DuckDBPyConnection, name: str) -> None:
+    """Drop what stage() created."""
+    con.execute(f"DROP VIEW IF EXISTS {name}")
+    con.execute(f"DROP TABLE IF EXISTS {name}_raw")
+
+
+def staged_columns(con: duckdb.DuckDBPyConnection, name: str) -> list[tuple[str, str]]:
+    """(name, type) of the staged file's columns, without `_row`."""
+    rows = con.execute(f"DESCRIBE SELECT * FROM {name}").fetchall()
+    return [(r[0], r[1]) for r in rows if r[0] != "_row"]
+
+
+def inspect_file(cur: duckdb.DuckDBPyConnection, path: Path | str, preview_rows: int = 20) -> FileInfo:
+    """Columns, types, a preview and the row count of a file, for the mapping dialog (closes `cur`)."""
+    try:
+        source = recognise(path)
+        name = stage(cur, source, "_inspect")
+        columns = staged_columns(cur, name)
+        if source.format == "csv":
+            columns = _csv_types(cur, name, columns)
+        preview = cur.sql(f"SELECT * EXCLUDE (_row) FROM {name} ORDER BY _row LIMIT {int(preview_rows)}").pl()
+        count = one(cur, f"SELECT count(*) FROM {name}")[0]
+        unstage(cur, name)
+    finally:
+        cur.close()
+    if count == 0:
+        raise IngestError(f"{source.path.name} has a header but no data rows.",
+                          "Export the data again; nothing was imported.")
+    return FileInfo(source, tuple(columns), preview, int(count))
+
+
+def _csv_types(con: duckdb.DuckDBPyConnection, name: str, columns: list[tuple[str, str]]) -> list[tuple[str, str]]:
+    """Guess numeric CSV columns (all non-empty values cast to DOUBLE) in one scan."""
+    if not columns:
+        return columns
+    parts = ", ".join(
+        f"bool_and(TRY_CAST({sql_ident(c)} AS DOUBLE) IS NOT NULL OR {sql_ident(c)} IS NULL)" for c, _ in columns)
+    flags = one(con, f"SELECT {parts} FROM {name}")
+    return [(c, "DOUBLE" if flag else "VARCHAR") for (c, _), flag in zip(columns, flags, strict=True)]
+
+
+NUMERIC_TYPES = ("TINYINT", "SMALLINT", "INTEGER", "BIGINT", "HUGEINT", "UTINYINT", "USMALLINT", "UINTEGER",
+                 "UBIGINT", "FLOAT", "DOUBLE", "REAL")
+
+
+def is_numeric_type(dtype: str) -> bool:
+    """True for DuckDB numeric types (DECIMAL included)."""
+    return dtype.upper() in NUMERIC_TYPES or dtype.upper().startswith("DECIMAL")
