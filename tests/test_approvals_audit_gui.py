@@ -11,8 +11,8 @@ from PySide6.QtWidgets import QMessageBox
 from app.core.governance import approvals as gov
 from app.core.governance.identity import cert_pem, create_identity
 from app.core.models.model_import import import_model
-from app.core.store.project import Project
 from app.core.models.registry import register_model
+from app.core.store.project import Project
 from app.views.approvals_view import ApprovalsView
 from app.views.audit_view import AuditView
 from tests.test_governance import _model_file

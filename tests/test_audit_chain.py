@@ -9,9 +9,9 @@ from pathlib import Path
 import duckdb
 import pytest
 
+from app.core.models.registry import register_model
 from app.core.store.audit import GENESIS, entry_hash, verify_audit
 from app.core.store.project import Project
-from app.core.models.registry import register_model
 
 FIELDS = ("ts_text", "ts", "actor", "host", "app_version", "action", "target", "details_json", "reason")
 ALL = ("ts", "ts_text", "actor", "host", "app_version", "action", "target", "details_json", "old_json",

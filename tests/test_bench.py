@@ -15,13 +15,13 @@ import onnx
 import pytest
 from onnx import TensorProto, helper, numpy_helper
 
+from app.core.errors import Cancelled
 from app.core.models.bench import BenchConfig, BenchError, run_benchmark
 from app.core.models.bench.fingerprint import hardware_fingerprint
-from app.core.errors import Cancelled
 from app.core.models.model_import import import_model
+from app.core.models.registry import register_model
 from app.core.progress import TaskProgress
 from app.core.store.project import Project
-from app.core.models.registry import register_model
 
 
 def _save(model: onnx.ModelProto, path: Path) -> Path:

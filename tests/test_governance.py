@@ -22,8 +22,8 @@ from app.core.governance.approvals import (
 )
 from app.core.governance.identity import cert_pem, create_identity, create_site_ca
 from app.core.models.model_import import import_model
-from app.core.store.project import Project
 from app.core.models.registry import register_model, set_stage
+from app.core.store.project import Project
 
 PASS = "passphrase-1"
 

@@ -10,8 +10,8 @@ import pytest
 
 from app.cli import main
 from app.core.analysis import operating_review as ops
-from app.core.errors import IngestError
 from app.core.analysis.kpis import import_kpis
+from app.core.errors import IngestError
 from app.core.store.project import Project
 
 

@@ -13,8 +13,8 @@ import pytest
 from onnx import TensorProto, helper, numpy_helper
 
 from app.core.models.model_import import ModelImportError, import_model
-from app.core.store.project import Project
 from app.core.models.registry import register_model
+from app.core.store.project import Project
 
 
 def _model(with_weights: bool = True) -> onnx.ModelProto:

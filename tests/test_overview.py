@@ -7,8 +7,8 @@ from pathlib import Path
 
 import polars as pl
 
-from app.core.store.ingest import import_labels, import_predictions
 from app.core.analysis.overview import build_overview, overview_json, overview_text
+from app.core.store.ingest import import_labels, import_predictions
 from app.core.store.project import Project
 from tests.helpers import write_csv
 

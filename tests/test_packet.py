@@ -20,10 +20,18 @@ import pytest
 from app.cli import main
 from app.core.governance.approvals import add_user, create_request, decide, unlock
 from app.core.governance.identity import cert_pem, create_identity, create_site_ca, unlock_identity
-from app.core.governance.packet import FAILED, INDETERMINATE, PASSED, PacketError, Signing, build_packet, verify_packet
-from app.core.store.project import Project
+from app.core.governance.packet import (
+    FAILED,
+    INDETERMINATE,
+    PASSED,
+    PacketError,
+    Signing,
+    build_packet,
+    verify_packet,
+)
 from app.core.models.registry import register_model
 from app.core.models.validation import parse_plan, run_validation
+from app.core.store.project import Project
 from tests.test_validation_run import HEAD, _held_out, _score_model
 
 PW = "packet-pass-1"
@@ -40,8 +48,8 @@ def signed(tmp_path_factory):
     old_home = os.environ.get("LINEPROOF_HOME")
     os.environ["LINEPROOF_HOME"] = str(root / "profile")
     try:
-        from app.core.store.datasets import register_dataset
         from app.core.models.model_import import import_model
+        from app.core.store.datasets import register_dataset
 
         project = Project.create(root / "proj", "Packet test, Łódź", site="P1")
         # Signers chain to a site CA: NSS (pdfsig) only accepts a CA certificate as a trust anchor.

@@ -12,8 +12,8 @@ from pathlib import Path
 import pytest
 
 from app.cli import main
-from app.core.store.audit import verify_audit
 from app.core.governance.portable import MANIFEST, BundleError, export_project, import_project
+from app.core.store.audit import verify_audit
 from app.core.store.project import Project
 
 TABLES = ("predictions", "labels", "model_versions", "datasets", "audit_log", "validation_plans")

@@ -13,11 +13,8 @@ import pytest
 from onnx import TensorProto, helper, numpy_helper
 
 from app.cli import main
-from app.core.store.datasets import register_dataset
 from app.core.errors import Cancelled
 from app.core.models.model_import import import_model
-from app.core.progress import TaskProgress
-from app.core.store.project import Project
 from app.core.models.registry import register_model
 from app.core.models.validation import (
     FAIL,
@@ -30,6 +27,9 @@ from app.core.models.validation import (
     run_validation,
 )
 from app.core.models.validation.criteria import NOT_JUDGED
+from app.core.progress import TaskProgress
+from app.core.store.datasets import register_dataset
+from app.core.store.project import Project
 
 HEAD = '[plan]\nname = "t"\ndataset = "held"\nrecord_id = "record_id"\n[data]\nno_overlap_with_training = false\n'
 

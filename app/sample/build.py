@@ -8,12 +8,12 @@ from pathlib import Path
 import numpy as np
 import polars as pl
 
+from app.core.models.model_import import import_model
+from app.core.models.registry import register_model, set_stage
+from app.core.progress import NullProgress, Progress, check_cancelled
 from app.core.store.datasets import register_dataset
 from app.core.store.ingest import LabelMapping, PredictionMapping, import_labels, import_predictions
-from app.core.models.model_import import import_model
-from app.core.progress import NullProgress, Progress, check_cancelled
 from app.core.store.project import Project
-from app.core.models.registry import register_model, set_stage
 from app.core.store.sources import sha256_of
 from app.sample import models
 from app.sample.plant import ALUMINIUM_LINE, FEATURES, LINES_PER_PLANT, production_log, validation_set

@@ -21,9 +21,9 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from app.core.errors import LineproofError
 from app.core.governance import approvals as gov
 from app.core.governance import identity
-from app.core.errors import LineproofError
 from app.core.store.project import Project
 from app.views.errors import show_error
 from app.views.signing import ask_passphrase_dialog, unlock_with_prompt

@@ -21,8 +21,8 @@ from PySide6.QtWidgets import (
 )
 
 from app.core.analysis.alerts import acknowledge, alert_precision, evaluate_alerts, list_alerts
-from app.core.store.project import Project
 from app.core.analysis.slices import logged_span
+from app.core.store.project import Project
 from app.views.errors import show_error
 from app.views.screen import Screen
 from app.views.table_model import Column, FrameTableModel

@@ -21,8 +21,8 @@ from PySide6.QtWidgets import (
 
 from app.core.governance import approvals as gov
 from app.core.governance.identity import identity_path
-from app.core.store.project import Project
 from app.core.models.registry import list_versions
+from app.core.store.project import Project
 from app.core.store.schema import STAGES
 from app.views.errors import show_error
 from app.views.screen import Screen

@@ -23,12 +23,12 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from app.core.errors import LineproofError
 from app.core.models.bench import BenchConfig, run_benchmark
 from app.core.models.bench.devices import openvino_devices
 from app.core.models.bench.store import list_runs, run_detail
-from app.core.errors import LineproofError
-from app.core.store.project import Project
 from app.core.models.registry import list_versions
+from app.core.store.project import Project
 from app.views.bench_charts import LatencyHistogram, ThroughputBars
 from app.views.errors import show_error
 from app.views.screen import Screen

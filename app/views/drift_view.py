@@ -24,8 +24,8 @@ from PySide6.QtWidgets import (
 
 from app.core.analysis.drift import DriftQuery, DriftTable, compute_drift, drift_over_time, feature_histogram
 from app.core.analysis.events import detect_version_changes, list_events
-from app.core.store.project import Project
 from app.core.analysis.slices import logged_span, project_has_events, slice_dimensions
+from app.core.store.project import Project
 from app.views.errors import show_error
 from app.views.heatmap_widget import Heatmap
 from app.views.screen import Screen

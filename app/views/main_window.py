@@ -22,9 +22,9 @@ from PySide6.QtWidgets import (
 )
 
 from app import __version__
+from app.core.analysis.overview import Overview, build_overview
 from app.core.errors import LineproofError, ProjectLockedError
 from app.core.store.ingest import import_labels, import_predictions
-from app.core.analysis.overview import Overview, build_overview
 from app.core.store.project import Project
 from app.core.store.sources import inspect_file
 from app.views.alerts_view import AlertsView

@@ -24,7 +24,6 @@ from PySide6.QtWidgets import (
 )
 
 from app.core.governance import approvals as gov
-from app.core.store.project import Project
 from app.core.models.registry import (
     CARD_FIELDS,
     LINEAGE_FIELDS,
@@ -35,6 +34,7 @@ from app.core.models.registry import (
     set_stage,
     stage_history,
 )
+from app.core.store.project import Project
 from app.core.store.schema import STAGES
 from app.views.errors import show_error
 from app.views.screen import Screen

@@ -24,14 +24,14 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from app.core.governance import approvals as gov
 from app.core.errors import LineproofError
+from app.core.governance import approvals as gov
 from app.core.governance.identity import identity_path
 from app.core.governance.packet import Signing, build_packet, gather, verify_packet
 from app.core.governance.packet.sign import page_count
 from app.core.governance.packet.verify import project_certificates
-from app.core.store.project import Project
 from app.core.models.validation.store import list_runs
+from app.core.store.project import Project
 from app.views.errors import show_error
 from app.views.signing import ask_passphrase_dialog
 from app.views.workers import Task, start_task

@@ -23,11 +23,11 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from app.core.governance import approvals as gov
 from app.core.analysis import operating_review as ops
-from app.core.errors import LineproofError
-from app.core.store.project import Project
 from app.core.analysis.slices import logged_span
+from app.core.errors import LineproofError
+from app.core.governance import approvals as gov
+from app.core.store.project import Project
 from app.views.errors import show_error
 from app.views.screen import Screen
 from app.views.signing import ask_passphrase_dialog, unlock_with_prompt

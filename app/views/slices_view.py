@@ -24,7 +24,6 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from app.core.store.project import Project
 from app.core.analysis.slice_report import write_slices_csv
 from app.core.analysis.slices import (
     LOWER_IS_BETTER,
@@ -40,6 +39,7 @@ from app.core.analysis.slices import (
     slice_trend,
     task_metrics,
 )
+from app.core.store.project import Project
 from app.views.errors import show_error
 from app.views.heatmap_widget import Heatmap
 from app.views.screen import Screen

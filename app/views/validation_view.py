@@ -24,11 +24,11 @@ from PySide6.QtWidgets import (
 )
 
 from app.core.errors import LineproofError
-from app.core.store.project import Project
 from app.core.models.registry import list_versions
 from app.core.models.validation import EXAMPLE_PLAN, PlanError, parse_plan, run_validation
 from app.core.models.validation.criteria import METRIC_NAMES
 from app.core.models.validation.store import list_plans, list_runs, load_result, save_plan
+from app.core.store.project import Project
 from app.views.errors import show_error
 from app.views.screen import Screen
 from app.views.table_model import Column, FrameTableModel

@@ -18,8 +18,8 @@ sys.path.insert(0, str(ROOT))
 
 from app.core.models.bench import BenchConfig, run_benchmark  # noqa: E402
 from app.core.models.model_import import import_model  # noqa: E402
-from app.core.store.project import Project  # noqa: E402
 from app.core.models.registry import register_model  # noqa: E402
+from app.core.store.project import Project  # noqa: E402
 from app.sample.models import build_vision_cnn  # noqa: E402
 
 ROUNDS = 5

@@ -26,8 +26,8 @@ def main() -> None:
         os.environ["LINEPROOF_HOME"] = str(tmp_path / "profile")
         from app.core.governance.approvals import add_user, create_request, decide, unlock
         from app.core.governance.identity import cert_pem, create_identity, create_site_ca
-        from app.core.store.project import Project
         from app.core.models.validation import parse_plan, run_validation
+        from app.core.store.project import Project
         from app.sample.build import build_sample
         from app.sample.release_plan import RELEASE_PLAN
 

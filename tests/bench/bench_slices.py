@@ -54,9 +54,9 @@ def sklearn_per_group(project) -> tuple[float, float]:
 
 def main() -> int:
     """Build a 10M-row project, then time the three ways."""
+    from app.core.analysis.slices import SliceQuery, compute_slices
     from app.core.store.ingest import LabelMapping, PredictionMapping, import_labels, import_predictions
     from app.core.store.project import Project
-    from app.core.analysis.slices import SliceQuery, compute_slices
 
     workdir = Path(tempfile.mkdtemp(prefix="lineproof-bench-slices-"))
     results: dict = {"rows": ROWS, "load_before": load_average()}

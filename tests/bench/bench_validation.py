@@ -17,13 +17,13 @@ import numpy as np
 ROOT = Path(__file__).parents[2]
 sys.path.insert(0, str(ROOT))
 
-from app.core.store.datasets import register_dataset  # noqa: E402
 from app.core.models.model_import import import_model  # noqa: E402
-from app.core.progress import NullProgress  # noqa: E402
-from app.core.store.project import Project  # noqa: E402
 from app.core.models.registry import register_model  # noqa: E402
 from app.core.models.validation import parse_plan, run_validation  # noqa: E402
 from app.core.models.validation.scoring import score_onnxruntime  # noqa: E402
+from app.core.progress import NullProgress  # noqa: E402
+from app.core.store.datasets import register_dataset  # noqa: E402
+from app.core.store.project import Project  # noqa: E402
 from app.sample import models  # noqa: E402
 from app.sample.plant import FEATURES, validation_set  # noqa: E402
 from app.sample.release_plan import RELEASE_PLAN  # noqa: E402

@@ -10,14 +10,14 @@ from datetime import datetime
 
 import polars as pl
 
+from app.core.analysis.drift import DriftQuery, compute_drift
+from app.core.analysis.freshness import silent_gaps
+from app.core.analysis.slices import SliceQuery, compute_slices, logged_versions
+from app.core.errors import LineproofError
+from app.core.progress import NullProgress, Progress
 from app.core.store.audit import current_actor
 from app.core.store.db import one
-from app.core.analysis.drift import DriftQuery, compute_drift
-from app.core.errors import LineproofError
-from app.core.analysis.freshness import silent_gaps
-from app.core.progress import NullProgress, Progress
 from app.core.store.project import Project
-from app.core.analysis.slices import SliceQuery, compute_slices, logged_versions
 
 CREATE = """
 CREATE TABLE alerts (

@@ -20,12 +20,12 @@ from datetime import datetime
 import numpy as np
 import polars as pl
 
-from app.core.store.db import one
+from app.core.analysis.stats import chi2_sf, ks_pvalue
 from app.core.errors import LineproofError
 from app.core.progress import NullProgress, Progress, check_cancelled
+from app.core.store.db import one
 from app.core.store.project import Project
 from app.core.store.sources import sql_ident, sql_literal
-from app.core.analysis.stats import chi2_sf, ks_pvalue
 
 PSI_EPSILON = 1e-4  # share given to an empty bin so that PSI stays finite
 LARGE_SAMPLE = 1000

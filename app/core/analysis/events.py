@@ -7,9 +7,9 @@ from datetime import datetime
 
 import polars as pl
 
+from app.core.errors import LineproofError
 from app.core.store.audit import current_actor
 from app.core.store.db import one
-from app.core.errors import LineproofError
 from app.core.store.project import Project
 from app.core.store.sources import sql_ident
 

@@ -16,10 +16,10 @@ from typing import Any
 
 import polars as pl
 
-from app.core.store.db import one
-from app.core.errors import LineproofError
 from app.core.analysis.intervals import wilson, z_value
+from app.core.errors import LineproofError
 from app.core.progress import NullProgress, Progress, check_cancelled
+from app.core.store.db import one
 from app.core.store.project import Project
 
 SCHEMA_10 = """

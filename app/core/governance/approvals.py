@@ -16,8 +16,6 @@ from typing import Any
 
 import polars as pl
 
-from app.core.store.audit import acting_as
-from app.core.store.db import one
 from app.core.errors import LineproofError
 from app.core.governance.identity import (
     Signer,
@@ -27,6 +25,8 @@ from app.core.governance.identity import (
     unlock_identity,
     verify_signature,
 )
+from app.core.store.audit import acting_as
+from app.core.store.db import one
 from app.core.store.project import Project
 
 ROLES = ("viewer", "engineer", "validation_lead", "approver", "admin")

@@ -16,8 +16,8 @@ from typing import Any
 
 import onnx
 
-from app.core.store.db import one
 from app.core.errors import LineproofError
+from app.core.store.db import one
 from app.core.store.project import Project
 from app.core.store.sources import sha256_of
 

@@ -6,10 +6,10 @@ import json
 
 import polars as pl
 
-from app.core.store.audit import acting_as, current_actor
-from app.core.store.db import one
 from app.core.errors import LineproofError
 from app.core.governance.identity import Signer
+from app.core.store.audit import acting_as, current_actor
+from app.core.store.db import one
 from app.core.store.project import Project
 from app.core.store.schema import STAGES
 

@@ -7,8 +7,8 @@ import shutil
 import stat
 from pathlib import Path
 
-from app.core.store.db import one
 from app.core.errors import LineproofError
+from app.core.store.db import one
 from app.core.store.project import Project
 from app.core.store.sources import recognise, sha256_of, sql_literal
 

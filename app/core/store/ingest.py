@@ -10,10 +10,10 @@ from pathlib import Path
 
 import duckdb
 
-from app.core.store import summary
-from app.core.store.db import one
 from app.core.errors import Cancelled, IngestError
 from app.core.progress import NullProgress, Progress, check_cancelled, interrupt_on_cancel
+from app.core.store import summary
+from app.core.store.db import one
 from app.core.store.project import Project
 from app.core.store.sources import (
     SourceFile,

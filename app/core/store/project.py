@@ -18,8 +18,6 @@ from typing import Any
 import duckdb
 
 from app import __version__
-from app.core.store.audit import append_audit, current_actor
-from app.core.store.db import one
 from app.core.errors import (
     ProjectCorruptError,
     ProjectExistsError,
@@ -29,7 +27,15 @@ from app.core.errors import (
     ReadOnlyProjectError,
     SchemaTooNewError,
 )
-from app.core.store.manifest import DEFAULT_SLICE_DIMENSIONS, MANIFEST_NAME, Manifest, read_manifest, write_manifest
+from app.core.store.audit import append_audit, current_actor
+from app.core.store.db import one
+from app.core.store.manifest import (
+    DEFAULT_SLICE_DIMENSIONS,
+    MANIFEST_NAME,
+    Manifest,
+    read_manifest,
+    write_manifest,
+)
 from app.core.store.schema import SCHEMA_VERSION, migrate, stored_version
 
 DB_NAME = "project.duckdb"

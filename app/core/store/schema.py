@@ -73,8 +73,7 @@ def _schema_3(con: duckdb.DuckDBPyConnection) -> None:
 
 def _schema_4(con: duckdb.DuckDBPyConnection) -> None:
     """Schema 4: events on the timeline (detected version changes, manual events) and alerts."""
-    from app.core.analysis import alerts
-    from app.core.analysis import events
+    from app.core.analysis import alerts, events
 
     con.execute(events.CREATE)
     con.execute(alerts.CREATE)

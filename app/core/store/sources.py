@@ -10,9 +10,9 @@ from pathlib import Path
 import duckdb
 import polars as pl
 
-from app.core.store.db import one
 from app.core.errors import IngestError
 from app.core.progress import NullProgress, Progress, check_cancelled
+from app.core.store.db import one
 
 CSV_SUFFIXES = {".csv", ".tsv", ".txt"}
 PARQUET_SUFFIXES = {".parquet", ".pq"}

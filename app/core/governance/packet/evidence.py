@@ -15,9 +15,9 @@ from typing import Any
 
 import polars as pl
 
+from app.core.errors import LineproofError
 from app.core.store.audit import verify_audit
 from app.core.store.db import one
-from app.core.errors import LineproofError
 from app.core.store.project import Project
 
 FORMAT = "lineproof-packet/1"

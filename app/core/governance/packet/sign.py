@@ -18,7 +18,13 @@ from typing import Any
 from cryptography.hazmat.primitives import serialization
 
 from app.core.governance.identity import Signer
-from app.core.governance.packet.evidence import PacketError, evidence_bytes, evidence_sha256, gather, slices_csv
+from app.core.governance.packet.evidence import (
+    PacketError,
+    evidence_bytes,
+    evidence_sha256,
+    gather,
+    slices_csv,
+)
 from app.core.governance.packet.render import render
 from app.core.progress import NullProgress, Progress, check_cancelled
 from app.core.store.project import Project

@@ -20,13 +20,13 @@ from typing import Any
 import numpy as np
 import psutil
 
+from app.core.errors import Cancelled
 from app.core.models.bench import store
 from app.core.models.bench.config import BenchConfig, BenchError
 from app.core.models.bench.devices import openvino_devices
 from app.core.models.bench.fingerprint import hardware_fingerprint
-from app.core.store.db import one
-from app.core.errors import Cancelled
 from app.core.progress import NullProgress, Progress
+from app.core.store.db import one
 from app.core.store.project import Project
 from app.core.store.sources import sql_literal
 

@@ -8,11 +8,11 @@ from typing import Any
 import duckdb
 import numpy as np
 
-from app.core.store.db import one
-from app.core.store.sources import sql_ident, sql_literal
 from app.core.models.validation.criteria import FAIL, INCONCLUSIVE, PASS, SKIPPED, Check, Criterion, combine
 from app.core.models.validation.plan import DataRule, LatencyRule, ParityRule
 from app.core.models.validation.scoring import RuntimeScores
+from app.core.store.db import one
+from app.core.store.sources import sql_ident, sql_literal
 
 
 def parity_summary(ort: RuntimeScores, ov: RuntimeScores, threshold: float) -> dict[str, Any]:

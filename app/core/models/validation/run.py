@@ -20,19 +20,19 @@ import numpy as np
 import polars as pl
 import pyarrow.parquet as pq
 
-from app.core.store.audit import current_actor
-from app.core.store.db import one
-from app.core.errors import LineproofError
 from app.core.analysis.intervals import z_value
-from app.core.progress import NullProgress, Progress, check_cancelled
-from app.core.store.project import Project
-from app.core.store.sources import sha256_of
+from app.core.errors import LineproofError
 from app.core.models.validation import checks, criteria
 from app.core.models.validation.criteria import Criterion
 from app.core.models.validation.paired import slice_metrics
 from app.core.models.validation.plan import PlanError, ValidationPlan, check_plan_columns
 from app.core.models.validation.scoring import RuntimeScores, score_onnxruntime, score_openvino
 from app.core.models.validation.store import insert_run, save_plan
+from app.core.progress import NullProgress, Progress, check_cancelled
+from app.core.store.audit import current_actor
+from app.core.store.db import one
+from app.core.store.project import Project
+from app.core.store.sources import sha256_of
 
 ROUND = 12  # digits kept in stored floats: identical runs store identical text
 

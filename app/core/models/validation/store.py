@@ -9,8 +9,8 @@ from typing import Any
 import duckdb
 import polars as pl
 
-from app.core.store.db import one
 from app.core.models.validation.plan import ValidationPlan
+from app.core.store.db import one
 
 SCHEMA_9 = """
 CREATE TABLE validation_plans (
