@@ -89,8 +89,8 @@ def test_periods_and_their_comparison_periods():
 def test_a_saved_review_exports_signed_and_verifies_like_a_packet(sample_copy: Path, tmp_path: Path, monkeypatch):
     from app.core.governance.approvals import add_user, unlock
     from app.core.governance.identity import cert_pem, create_identity, create_site_ca
-    from app.core.governance.packet import PASSED, Signing, verify_packet
-    from app.core.governance.packet.review_pdf import export_review
+    from app.core.packet import PASSED, Signing, verify_packet
+    from app.core.packet.review_pdf import export_review
 
     monkeypatch.setenv("LINEPROOF_HOME", str(tmp_path / "profile"))
     ca = tmp_path / "ca.pem"
@@ -128,7 +128,7 @@ def test_cli_review_month(sample_folder: Path, capsys):
 def test_reviews_screen_builds_saves_and_exports(qtbot, sample_copy: Path, tmp_path: Path, monkeypatch):
     from app.core.governance.approvals import add_user
     from app.core.governance.identity import cert_pem, create_identity
-    from app.core.governance.packet import INDETERMINATE, verify_packet
+    from app.core.packet import INDETERMINATE, verify_packet
     from app.views.reviews_view import ReviewsView
 
     monkeypatch.setenv("LINEPROOF_HOME", str(tmp_path / "profile"))

@@ -20,7 +20,9 @@ import pytest
 from app.cli import main
 from app.core.governance.approvals import add_user, create_request, decide, unlock
 from app.core.governance.identity import cert_pem, create_identity, create_site_ca, unlock_identity
-from app.core.governance.packet import (
+from app.core.models.registry import register_model
+from app.core.models.validation import parse_plan, run_validation
+from app.core.packet import (
     FAILED,
     INDETERMINATE,
     PASSED,
@@ -29,8 +31,6 @@ from app.core.governance.packet import (
     build_packet,
     verify_packet,
 )
-from app.core.models.registry import register_model
-from app.core.models.validation import parse_plan, run_validation
 from app.core.store.project import Project
 from tests.test_validation_run import HEAD, _held_out, _score_model
 
@@ -270,7 +270,7 @@ def test_a_timestamped_signature_is_b_t(signed, tmp_path: Path):
     from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
     from pyhanko.sign.timestamps.dummy_client import DummyTimeStamper
 
-    from app.core.governance.packet import add_signature
+    from app.core.packet import add_signature
 
     key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
     name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "Test TSA")])

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from app.core.governance.packet import PASSED, verify_packet
+from app.core.packet import PASSED, verify_packet
 from app.views.packet_dialogs import ExportPacketDialog, VerifyPacketDialog
 from tests.test_packet import PW, signed  # noqa: F401  (the module-scoped fixture)
 

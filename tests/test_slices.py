@@ -15,10 +15,10 @@ from onnx import TensorProto, helper
 from scipy.stats import binomtest
 from sklearn import metrics as skm
 
-from app.core.analysis.intervals import wilson, z_value
 from app.core.analysis.slices import SliceError, SliceQuery, compute_slices, firmware_changes, resolve_version
 from app.core.models.model_import import import_model
 from app.core.models.registry import register_model
+from app.core.stats.intervals import wilson, z_value
 from app.core.store.ingest import LabelMapping, PredictionMapping, import_labels, import_predictions
 from app.core.store.project import Project
 from app.sample.plant import FIRMWARE_LINE, FIRMWARE_WEEK, START

@@ -10,9 +10,9 @@ import pytest
 from scipy.stats import binomtest
 from sklearn.metrics import roc_auc_score
 
-from app.core.analysis.intervals import z_value
 from app.core.models.validation.criteria import FAIL, INCONCLUSIVE, NOT_JUDGED, PASS, judge
 from app.core.models.validation.paired import newcombe_paired, slice_metrics
+from app.core.stats.intervals import z_value
 
 Z = z_value(0.95)
 

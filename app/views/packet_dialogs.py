@@ -1,4 +1,4 @@
-"""Export packet and Verify packet dialogs. Thin over app.core.governance.packet; long work runs in the shared worker."""
+"""Export packet and Verify packet dialogs. Thin over app.core.packet; long work runs in the shared worker."""
 
 from __future__ import annotations
 
@@ -27,10 +27,10 @@ from PySide6.QtWidgets import (
 from app.core.errors import LineproofError
 from app.core.governance import approvals as gov
 from app.core.governance.identity import identity_path
-from app.core.governance.packet import Signing, build_packet, gather, verify_packet
-from app.core.governance.packet.sign import page_count
-from app.core.governance.packet.verify import project_certificates
 from app.core.models.validation.store import list_runs
+from app.core.packet import Signing, build_packet, gather, verify_packet
+from app.core.packet.sign import page_count
+from app.core.packet.verify import project_certificates
 from app.core.store.project import Project
 from app.views.errors import show_error
 from app.views.signing import ask_passphrase_dialog
@@ -43,8 +43,8 @@ INDICATION_COLOURS = {"PASSED": ("#375623", "#e2efda"), "FAILED": ("#9c0006", "#
 
 def preview(project: Project, run_id: str, request_id: str | None) -> tuple[int, int]:
     """(pages, bytes) of the packet as it would be exported, before any signature."""
-    from app.core.governance.packet.evidence import evidence_bytes, evidence_sha256
-    from app.core.governance.packet.render import render
+    from app.core.packet.evidence import evidence_bytes, evidence_sha256
+    from app.core.packet.render import render
 
     evidence = gather(project, run_id, request_id)
     pdf = render(evidence, evidence_sha256(evidence_bytes(evidence)))

@@ -257,8 +257,8 @@ class ReviewsView(Screen):
 
     def export(self):
         """Sign the saved record as the chosen reviewer and write the PDF in the worker; returns the task."""
-        from app.core.governance.packet import Signing
-        from app.core.governance.packet.review_pdf import export_review
+        from app.core.packet import Signing
+        from app.core.packet.review_pdf import export_review
 
         if self.project is None or self.review_id is None:
             return None

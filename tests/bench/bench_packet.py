@@ -47,8 +47,8 @@ def main() -> None:
         decide(project, request, "review", vera, "checked")
         decide(project, request, "approve", anna, "approved for the pilot")
 
-        from app.core.governance.packet import Signing, build_packet, verify_packet
-        from app.core.governance.packet.sign import page_count
+        from app.core.packet import Signing, build_packet, verify_packet
+        from app.core.packet.sign import page_count
 
         builds, verifies = [], []
         for i in range(ROUNDS):

@@ -19,14 +19,6 @@ from app.core.store.audit import current_actor
 from app.core.store.db import one
 from app.core.store.project import Project
 
-CREATE = """
-CREATE TABLE alerts (
-    alert_id INTEGER PRIMARY KEY, rule VARCHAR NOT NULL, scope VARCHAR NOT NULL, line VARCHAR,
-    subject VARCHAR NOT NULL, window_start TIMESTAMP, window_end TIMESTAMP, severity VARCHAR NOT NULL,
-    message VARCHAR NOT NULL, evidence_json VARCHAR NOT NULL, raised_at TIMESTAMP NOT NULL,
-    state VARCHAR NOT NULL DEFAULT 'open', acked_by VARCHAR, acked_at TIMESTAMP, ack_comment VARCHAR,
-    UNIQUE (rule, scope, subject, window_start, window_end))
-"""
 VERDICTS = ("real", "false")
 
 

@@ -20,9 +20,9 @@ from datetime import datetime
 import numpy as np
 import polars as pl
 
-from app.core.analysis.stats import chi2_sf, ks_pvalue
 from app.core.errors import LineproofError
 from app.core.progress import NullProgress, Progress, check_cancelled
+from app.core.stats.tails import chi2_sf, ks_pvalue
 from app.core.store.db import one
 from app.core.store.project import Project
 from app.core.store.sources import sql_ident, sql_literal

@@ -13,13 +13,6 @@ from app.core.store.db import one
 from app.core.store.project import Project
 from app.core.store.sources import sql_ident
 
-CREATE = """
-CREATE TABLE events (
-    event_id INTEGER PRIMARY KEY, ts TIMESTAMP NOT NULL, kind VARCHAR NOT NULL, source VARCHAR NOT NULL,
-    dimension VARCHAR, scope VARCHAR, line VARCHAR, old_value VARCHAR, new_value VARCHAR,
-    description VARCHAR NOT NULL, created_by VARCHAR NOT NULL, created_at TIMESTAMP NOT NULL)
-"""
-
 
 class EventError(LineproofError):
     """An event cannot be recorded as asked."""

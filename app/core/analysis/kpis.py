@@ -11,10 +11,6 @@ from app.core.errors import IngestError
 from app.core.store.project import Project
 from app.core.store.sources import recognise
 
-SCHEMA_11 = """
-CREATE TABLE kpis (line VARCHAR NOT NULL, week DATE NOT NULL, kpi VARCHAR NOT NULL, value DOUBLE NOT NULL,
-                   PRIMARY KEY (line, week, kpi))
-"""
 COLUMNS = ("line", "week", "kpi", "value")
 
 

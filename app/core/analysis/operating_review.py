@@ -16,18 +16,12 @@ from typing import Any
 
 import polars as pl
 
-from app.core.analysis.intervals import wilson, z_value
 from app.core.errors import LineproofError
 from app.core.progress import NullProgress, Progress, check_cancelled
+from app.core.stats.intervals import wilson, z_value
 from app.core.store.db import one
 from app.core.store.project import Project
 
-SCHEMA_10 = """
-CREATE TABLE operating_reviews (
-    review_id VARCHAR PRIMARY KEY, label VARCHAR NOT NULL, period_start TIMESTAMP NOT NULL,
-    period_end TIMESTAMP NOT NULL, findings_json VARCHAR NOT NULL, findings_sha256 VARCHAR NOT NULL,
-    decision VARCHAR NOT NULL, actions_json VARCHAR NOT NULL, reviewer VARCHAR NOT NULL, created_at TIMESTAMP NOT NULL)
-"""
 DROP_METRICS = {"recall": "higher", "fpr": "lower"}
 MIN_SUPPORT = 30
 MIN_EFFECT = 0.03  # a drop smaller than 3 points is not worth a review's time, even if it is real

@@ -17,9 +17,9 @@ from datetime import datetime, timedelta
 import duckdb
 import polars as pl
 
-from app.core.analysis.intervals import hanley_mcneil, normal_mean, wilson, z_value
 from app.core.errors import Cancelled, LineproofError
 from app.core.progress import NullProgress, Progress, check_cancelled, interrupt_on_cancel
+from app.core.stats.intervals import hanley_mcneil, normal_mean, wilson, z_value
 from app.core.store.db import one
 from app.core.store.project import Project
 from app.core.store.sources import sql_ident, sql_literal

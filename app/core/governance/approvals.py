@@ -36,31 +36,6 @@ MEANINGS = {"review": "reviewed by", "approve": "approved by", "reject": "reject
 MAX_FAILURES = 5
 LOCK_MINUTES = 15
 
-SCHEMA_8 = """
-CREATE TABLE users (
-    user_id VARCHAR PRIMARY KEY, name VARCHAR NOT NULL, roles_json VARCHAR NOT NULL, cert_pem VARCHAR NOT NULL,
-    cert_sha256 VARCHAR NOT NULL, active BOOLEAN NOT NULL DEFAULT true, added_at TIMESTAMP NOT NULL);
-CREATE TABLE tier_rules (tier VARCHAR PRIMARY KEY, rule_json VARCHAR NOT NULL);
-CREATE TABLE approval_requests (
-    request_id VARCHAR PRIMARY KEY, version_id VARCHAR NOT NULL, site VARCHAR NOT NULL, target_stage VARCHAR NOT NULL,
-    validation_run_id VARCHAR, subject_json VARCHAR NOT NULL, subject_sha256 VARCHAR NOT NULL,
-    requested_by VARCHAR NOT NULL, requested_at TIMESTAMP NOT NULL, comment VARCHAR DEFAULT '',
-    state VARCHAR NOT NULL);
-CREATE TABLE approval_decisions (
-    decision_id VARCHAR PRIMARY KEY, request_id VARCHAR NOT NULL, step INTEGER NOT NULL, user_id VARCHAR NOT NULL,
-    role VARCHAR NOT NULL, decision VARCHAR NOT NULL, meaning VARCHAR NOT NULL, comment VARCHAR NOT NULL,
-    decided_at VARCHAR NOT NULL, payload_sha256 VARCHAR NOT NULL, signature VARCHAR NOT NULL,
-    cert_sha256 VARCHAR NOT NULL);
-CREATE TABLE signing_failures (user_id VARCHAR NOT NULL, failed_at TIMESTAMP NOT NULL);
-CREATE TABLE validation_runs (
-    run_id VARCHAR PRIMARY KEY, candidate_version VARCHAR NOT NULL, champion_version VARCHAR,
-    dataset_id VARCHAR NOT NULL, dataset_sha256 VARCHAR NOT NULL, plan_sha256 VARCHAR NOT NULL,
-    plan_toml VARCHAR NOT NULL, candidate_sha256 VARCHAR NOT NULL, champion_sha256 VARCHAR,
-    verdict VARCHAR NOT NULL, result_json VARCHAR NOT NULL, result_sha256 VARCHAR NOT NULL,
-    tool_version VARCHAR NOT NULL, started_at TIMESTAMP NOT NULL, finished_at TIMESTAMP NOT NULL,
-    created_by VARCHAR NOT NULL)
-"""
-
 DEFAULT_TIER_RULES: dict[str, dict[str, Any]] = {
     "low": {"needs_validation": False, "steps": [["approve", "validation_lead"]], "distinct_people": True,
             "exclude_author": False},
@@ -76,13 +51,6 @@ DEFAULT_TIER_RULES: dict[str, dict[str, Any]] = {
 
 class GovernanceError(LineproofError):
     """A governance action is refused: who may do what, in which order."""
-
-
-def seed_tier_rules(con) -> None:
-    """Schema 8: the default rules per risk tier."""
-    for tier, rule in DEFAULT_TIER_RULES.items():
-        con.execute("INSERT INTO tier_rules VALUES (?, ?)", [tier, json.dumps(rule, sort_keys=True)])
-
 
 def canonical(data: Any) -> bytes:
     """The canonical JSON bytes that hashes and signatures are computed over."""

@@ -22,19 +22,6 @@ GENESIS = "0" * 64
 HASHED = ("seq", "ts_text", "actor", "host", "app_version", "action", "target", "details_json", "old_json",
           "new_json", "reason", "prev_hash")
 
-# Schema 7: the chain columns, the head kept apart from the log, and the hash of each entry written before.
-SCHEMA_7 = """
-ALTER TABLE audit_log ADD COLUMN ts_text VARCHAR;
-ALTER TABLE audit_log ADD COLUMN host VARCHAR DEFAULT '';
-ALTER TABLE audit_log ADD COLUMN app_version VARCHAR DEFAULT '';
-ALTER TABLE audit_log ADD COLUMN old_json VARCHAR;
-ALTER TABLE audit_log ADD COLUMN new_json VARCHAR;
-ALTER TABLE audit_log ADD COLUMN reason VARCHAR DEFAULT '';
-ALTER TABLE audit_log ADD COLUMN prev_hash VARCHAR;
-ALTER TABLE audit_log ADD COLUMN entry_hash VARCHAR;
-CREATE TABLE audit_head (id INTEGER PRIMARY KEY, seq BIGINT NOT NULL, entry_hash VARCHAR NOT NULL)
-"""
-
 
 def current_actor() -> str:
     """The acting user: the signed-in Lineproof user if any, else the OS user name."""
@@ -98,22 +85,6 @@ def append_audit(
                 [values[n] for n in names])
     con.execute("INSERT OR REPLACE INTO audit_head VALUES (1, ?, ?)", [seq, values["entry_hash"]])
     return int(seq)
-
-
-def chain_existing(con: duckdb.DuckDBPyConnection) -> None:
-    """Migration 7: give the entries written before chaining their hashes, in sequence order."""
-    rows = con.execute("SELECT seq, ts, actor, action, target, details_json FROM audit_log ORDER BY seq").fetchall()
-    prev = GENESIS
-    for seq, ts, actor, action, target, details in rows:
-        values = {"seq": int(seq), "ts_text": ts.replace(tzinfo=UTC).isoformat(timespec="microseconds"),
-                  "actor": actor, "host": "", "app_version": "", "action": action, "target": target,
-                  "details_json": details, "old_json": None, "new_json": None, "reason": "", "prev_hash": prev}
-        prev = entry_hash(values)
-        con.execute("UPDATE audit_log SET ts_text = ?, host = '', app_version = '', reason = '', prev_hash = ?, "
-                    "entry_hash = ? WHERE seq = ?", [values["ts_text"], values["prev_hash"], prev, seq])
-    if rows:
-        con.execute("INSERT OR REPLACE INTO audit_head VALUES (1, ?, ?)", [rows[-1][0], prev])
-
 
 @dataclass
 class AuditVerdict:

@@ -12,12 +12,6 @@ from app.core.store.sources import sql_ident
 
 KEYS = ("plant", "line")
 
-CREATE = """
-CREATE TABLE coverage_summary (
-    plant VARCHAR, line VARCHAR, version_id VARCHAR NOT NULL, week DATE NOT NULL,
-    rows BIGINT NOT NULL, labelled BIGINT NOT NULL, first_ts TIMESTAMP, last_ts TIMESTAMP)
-"""
-
 
 def _keys(con: duckdb.DuckDBPyConnection, alias: str) -> str:
     known = {r[0] for r in con.execute("SELECT name FROM log_columns").fetchall()}

@@ -8,18 +8,6 @@ from typing import Any
 import duckdb
 import polars as pl
 
-CREATE = """
-CREATE TABLE bench_runs (
-    run_id VARCHAR PRIMARY KEY, version_id VARCHAR NOT NULL, model_sha256 VARCHAR NOT NULL,
-    runtime VARCHAR NOT NULL, device VARCHAR NOT NULL, hint VARCHAR, mode VARCHAR, batch INTEGER,
-    site VARCHAR, status VARCHAR NOT NULL, reason VARCHAR, started_at TIMESTAMP NOT NULL,
-    load_ms DOUBLE, compile_ms DOUBLE, first_ms DOUBLE,
-    p50_ms DOUBLE, p90_ms DOUBLE, p95_ms DOUBLE, p99_ms DOUBLE, p999_ms DOUBLE, max_ms DOUBLE, mean_ms DOUBLE,
-    throughput DOUBLE, inferences BIGINT, measure_s DOUBLE, peak_rss_mb DOUBLE,
-    background_load DOUBLE, noisy BOOLEAN, fingerprint_id VARCHAR, fingerprint_json VARCHAR,
-    config_json VARCHAR NOT NULL, details_json VARCHAR, latencies_ms DOUBLE[])
-"""
-
 SUMMARY_COLUMNS = ("run_id", "version_id", "runtime", "device", "hint", "mode", "batch", "site", "status",
                    "started_at", "compile_ms", "first_ms", "p50_ms", "p90_ms", "p95_ms", "p99_ms", "p999_ms",
                    "max_ms", "mean_ms", "throughput", "peak_rss_mb", "background_load", "noisy", "fingerprint_id",

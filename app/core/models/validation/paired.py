@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import polars as pl
 
-from app.core.analysis.intervals import wilson
+from app.core.stats.intervals import wilson
 
 MODELS = ("cand", "champ")
 _KEY = "_group"

@@ -20,7 +20,6 @@ import numpy as np
 import polars as pl
 import pyarrow.parquet as pq
 
-from app.core.analysis.intervals import z_value
 from app.core.errors import LineproofError
 from app.core.models.validation import checks, criteria
 from app.core.models.validation.criteria import Criterion
@@ -29,6 +28,7 @@ from app.core.models.validation.plan import PlanError, ValidationPlan, check_pla
 from app.core.models.validation.scoring import RuntimeScores, score_onnxruntime, score_openvino
 from app.core.models.validation.store import insert_run, save_plan
 from app.core.progress import NullProgress, Progress, check_cancelled
+from app.core.stats.intervals import z_value
 from app.core.store.audit import current_actor
 from app.core.store.db import one
 from app.core.store.project import Project

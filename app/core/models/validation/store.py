@@ -12,13 +12,6 @@ import polars as pl
 from app.core.models.validation.plan import ValidationPlan
 from app.core.store.db import one
 
-SCHEMA_9 = """
-CREATE TABLE validation_plans (
-    plan_id VARCHAR NOT NULL, revision INTEGER NOT NULL, name VARCHAR NOT NULL, sha256 VARCHAR NOT NULL,
-    plan_toml VARCHAR NOT NULL, saved_at TIMESTAMP NOT NULL, saved_by VARCHAR NOT NULL,
-    PRIMARY KEY (plan_id, revision))
-"""
-
 
 def plan_id_of(name: str) -> str:
     """A stable id from a plan's name: lower case, words joined by '-'."""

@@ -6,6 +6,7 @@ import argparse
 import json
 from typing import Any
 
+from app.cli.common import open_project, show_progress
 from app.core.errors import LineproofError
 
 
@@ -32,15 +33,14 @@ def _fmt(value: Any, digits: int = 3) -> str:
 
 def cmd_bench(args: argparse.Namespace) -> int:
     """Benchmark one model version on this PC and record the run."""
-    from app.cli import _open, _progress
     from app.core.models.bench import BenchConfig, run_benchmark
 
     config = BenchConfig(runtime=args.runtime, device=args.device, batch=args.batch, shapes=_shapes(args.shape),
                          threads=args.threads, streams=args.streams, hint=args.hint, precision=args.precision or "",
                          mode=args.mode, seconds=args.seconds, iterations=args.iterations, warmup=args.warmup,
                          dataset_id=args.dataset or "", timeout_s=args.timeout)
-    with _open(args.path) as project:
-        result = run_benchmark(project, args.model, config, _progress(args.quiet or args.format == "json"),
+    with open_project(args.path) as project:
+        result = run_benchmark(project, args.model, config, show_progress(args.quiet or args.format == "json"),
                                site=args.site or "")
     if args.format == "json":
         print(json.dumps(result.as_dict(), indent=2, default=str))
@@ -67,10 +67,9 @@ def cmd_bench(args: argparse.Namespace) -> int:
 
 def cmd_bench_compare(args: argparse.Namespace) -> int:
     """Recorded runs side by side, as ratios to the first (baseline) run."""
-    from app.cli import _open
     from app.core.models.bench.store import compare_runs, list_runs
 
-    with _open(args.path, read_only=True, allow_snapshot=True) as project:
+    with open_project(args.path, read_only=True, allow_snapshot=True) as project:
         with project.reading() as con:
             if args.runs:
                 frame = compare_runs(con, args.runs)
@@ -103,7 +102,7 @@ def cmd_bench_compare(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_bench_child(_args: argparse.Namespace) -> int:
+def run_child() -> int:
     """The benchmark process when Lineproof runs from a frozen bundle (no `python -m` there)."""
     from app.core.models.bench.child import main
 
@@ -145,5 +144,3 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--format", choices=("table", "csv", "json"), default="table")
     p.set_defaults(func=cmd_bench_compare)
 
-    p = sub.add_parser("_bench-child", help=argparse.SUPPRESS)  # the benchmark process inside a frozen bundle
-    p.set_defaults(func=cmd_bench_child)

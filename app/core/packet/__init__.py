@@ -1,8 +1,8 @@
 """The signed validation and approval packet: evidence, PDF, PAdES signatures, offline verification."""
 
-from app.core.governance.packet.evidence import PacketError, gather
-from app.core.governance.packet.sign import Signing, add_signature, build_packet
-from app.core.governance.packet.verify import (
+from app.core.packet.evidence import PacketError, gather
+from app.core.packet.sign import Signing, add_signature, build_packet
+from app.core.packet.verify import (
            FAILED,
            INDETERMINATE,
            PASSED,

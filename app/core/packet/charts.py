@@ -7,7 +7,7 @@ from typing import Any
 from reportlab.graphics.shapes import Circle, Drawing, Line, Polygon, String
 from reportlab.lib import colors
 
-from app.core.governance.packet.fonts import REGULAR
+from app.core.packet.fonts import REGULAR
 
 CANDIDATE, CHAMPION, FAILED = colors.HexColor("#c55a11"), colors.HexColor("#1f4e79"), colors.HexColor("#c00000")
 GRID = colors.HexColor("#d9d9d9")

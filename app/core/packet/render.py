@@ -30,8 +30,8 @@ from reportlab.platypus import (
     TableStyle,
 )
 
-from app.core.governance.packet.charts import slice_chart
-from app.core.governance.packet.fonts import BOLD, MONO, REGULAR, markup, register
+from app.core.packet.charts import slice_chart
+from app.core.packet.fonts import BOLD, MONO, REGULAR, markup, register
 
 SIGNATURE_AREA = 150  # points at the bottom of the cover kept for signature boxes
 STATUS_COLOURS = {"PASS": "#e2efda", "FAIL": "#f8cbad", "INCONCLUSIVE": "#fff2cc", "SKIPPED": "#ededed",

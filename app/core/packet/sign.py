@@ -18,14 +18,14 @@ from typing import Any
 from cryptography.hazmat.primitives import serialization
 
 from app.core.governance.identity import Signer
-from app.core.governance.packet.evidence import (
+from app.core.packet.evidence import (
     PacketError,
     evidence_bytes,
     evidence_sha256,
     gather,
     slices_csv,
 )
-from app.core.governance.packet.render import render
+from app.core.packet.render import render
 from app.core.progress import NullProgress, Progress, check_cancelled
 from app.core.store.project import Project
 
@@ -64,8 +64,8 @@ def _stamp_style(signing: Signing, folder: Path, size: tuple[float, float]):
     from reportlab.pdfgen import canvas
     from reportlab.platypus import Paragraph
 
-    from app.core.governance.packet.fonts import BOLD, REGULAR, markup, register
-    from app.core.governance.packet.render import _styles
+    from app.core.packet.fonts import BOLD, REGULAR, markup, register
+    from app.core.packet.render import _styles
 
     register()
     path = folder / "stamp.pdf"

@@ -1,7 +1,6 @@
 """`lineproof validate` and `lineproof validations`: offline validation from the command line.
 
-Exit codes gate release scripts: 0 PASS, 1 FAIL, 2 INCONCLUSIVE or an error.
-"""
+Exit codes gate release scripts: 0 PASS, 1 FAIL, 2 INCONCLUSIVE or an error."""
 
 from __future__ import annotations
 
@@ -9,9 +8,12 @@ import argparse
 import json
 from pathlib import Path
 
+from app.cli.common import open_project, show_progress
 from app.core.errors import LineproofError
 
 EXIT = {"PASS": 0, "FAIL": 1, "INCONCLUSIVE": 2}
+
+
 MARK = {"PASS": "pass", "FAIL": "FAIL", "INCONCLUSIVE": "????", "SKIPPED": "skip", "NOT JUDGED": "n/j"}
 
 
@@ -37,14 +39,13 @@ def _plan_text(project, spec: str) -> tuple[str, str]:
 
 def cmd_validate(args: argparse.Namespace) -> int:
     """Validate a candidate against the champion under a plan; store the run; exit with the verdict."""
-    from app.cli import _open, _progress
     from app.core.models.validation import parse_plan, run_validation
 
-    with _open(args.path) as project:
+    with open_project(args.path) as project:
         text, source = _plan_text(project, args.plan)
         plan = parse_plan(text, source)
         run = run_validation(project, plan, args.candidate, args.champion, args.dataset,
-                             _progress(args.quiet or args.format == "json"))
+                             show_progress(args.quiet or args.format == "json"))
     if args.format == "json":
         print(json.dumps({"run_id": run.run_id, "verdict": run.verdict, "result_sha256": run.result_sha256,
                           **run.result}, indent=2, default=str))
@@ -66,10 +67,9 @@ def cmd_validate(args: argparse.Namespace) -> int:
 
 def cmd_validations(args: argparse.Namespace) -> int:
     """List stored validation runs."""
-    from app.cli import _open
     from app.core.models.validation.store import list_runs
 
-    with _open(args.path, read_only=True, allow_snapshot=True) as project:
+    with open_project(args.path, read_only=True, allow_snapshot=True) as project:
         with project.reading() as con:
             frame = list_runs(con, args.candidate)
     if args.format == "json":

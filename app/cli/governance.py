@@ -3,33 +3,21 @@
 from __future__ import annotations
 
 import argparse
-import getpass
 import json
 import os
-import sys
 
+from app.cli.common import PASS_ENV, open_project, passphrase
+from app.cli.reviews import add_arguments, cmd_operating_review, is_operating
 from app.core.errors import LineproofError
-
-PASS_ENV = "LINEPROOF_PASSPHRASE"
-
-
-def _passphrase(prompt: str, env: str = PASS_ENV) -> str:
-    """From the environment variable (scripts), else asked without echo (people)."""
-    if os.environ.get(env):
-        return os.environ[env]
-    if not sys.stdin.isatty():
-        raise LineproofError("No passphrase given.", f"Run in a terminal, or set {env} for scripts.")
-    return getpass.getpass(prompt)
 
 
 def cmd_user(args: argparse.Namespace) -> int:
     """Create, import or list users and change their roles."""
-    from app.cli import _open
     from app.core.governance import approvals as gov
     from app.core.governance import identity
 
     if args.action == "list":
-        with _open(args.path, read_only=True, allow_snapshot=True) as project:
+        with open_project(args.path, read_only=True, allow_snapshot=True) as project:
             frame = gov.list_users(project)
         for r in frame.iter_rows(named=True):
             print(f"{r['user_id']:<16} {r['name']:<24} {', '.join(json.loads(r['roles_json'])):<36} "
@@ -39,12 +27,12 @@ def cmd_user(args: argparse.Namespace) -> int:
                   "(the first user becomes admin)")
         return 0
     roles = [r.strip() for r in (args.role or "").split(",") if r.strip()]
-    with _open(args.path) as project:
+    with open_project(args.path) as project:
         admin = None
         if gov.governed(project) and args.action in ("create", "import", "roles"):
             if not args.as_user:
                 raise LineproofError("Adding users and changing roles needs an admin.", "Give --as ADMIN_ID.")
-            admin = gov.unlock(project, args.as_user, _passphrase(f"Passphrase of {args.as_user}: ",
+            admin = gov.unlock(project, args.as_user, passphrase(f"Passphrase of {args.as_user}: ",
                                                                   "LINEPROOF_ADMIN_PASSPHRASE"))
         if args.action == "roles":
             gov.set_roles(project, args.id, roles, admin, args.reason or "")
@@ -54,19 +42,19 @@ def cmd_user(args: argparse.Namespace) -> int:
             if args.ca and not args.ca_passphrase_env:
                 raise LineproofError("Signing with a site CA needs its passphrase.",
                                      "Set --ca-passphrase-env VAR (the variable holding it).")
-            cert = identity.create_identity(args.id, args.name or args.id, _passphrase(f"New passphrase for "
+            cert = identity.create_identity(args.id, args.name or args.id, passphrase(f"New passphrase for "
                                                                                       f"{args.id}: "),
                                             ca_id=args.ca, ca_passphrase=os.environ.get(args.ca_passphrase_env or "",
                                                                                         ""))
         elif args.action == "create-ca":
-            cert = identity.create_site_ca(args.id, args.name or args.id, _passphrase("New CA passphrase: "))
+            cert = identity.create_site_ca(args.id, args.name or args.id, passphrase("New CA passphrase: "))
             path = identity.identity_path(args.id).with_suffix(".cert.pem")
             print(f"Site CA {args.id} created; give {path} to everyone who verifies packets.")
             return 0
         else:
             if not args.p12:
                 raise LineproofError("Importing needs the PKCS#12 file.", "Give --p12 FILE.")
-            cert = identity.import_identity(args.p12, args.id, _passphrase(f"Passphrase of {args.p12}: "))
+            cert = identity.import_identity(args.p12, args.id, passphrase(f"Passphrase of {args.p12}: "))
         given = gov.add_user(project, args.id, args.name or args.id, identity.cert_pem(cert), roles or ["viewer"],
                              by=admin, reason=args.reason or "")
     print(f"User {args.id} added with roles {', '.join(given)}; identity in {identity.identity_path(args.id)}")
@@ -75,11 +63,10 @@ def cmd_user(args: argparse.Namespace) -> int:
 
 def cmd_request(args: argparse.Namespace) -> int:
     """Ask for a release (or list requests)."""
-    from app.cli import _open
     from app.core.governance import approvals as gov
 
     if args.list:
-        with _open(args.path, read_only=True, allow_snapshot=True) as project:
+        with open_project(args.path, read_only=True, allow_snapshot=True) as project:
             for r in gov.list_requests(project).iter_rows(named=True):
                 status = gov.request_status(project, r["request_id"])
                 missing = status.describe_missing() if status.state == "open" else ""
@@ -90,8 +77,8 @@ def cmd_request(args: argparse.Namespace) -> int:
         raise LineproofError("A request needs --model M:V --stage STAGE --site SITE --as USER.",
                              "Example: lineproof request PROJECT --model weld-defect:v2 --stage production --site P1 "
                              "--validation VAL-... --as eve")
-    with _open(args.path) as project:
-        signer = gov.unlock(project, args.as_user, _passphrase(f"Passphrase of {args.as_user}: "))
+    with open_project(args.path) as project:
+        signer = gov.unlock(project, args.as_user, passphrase(f"Passphrase of {args.as_user}: "))
         request_id = gov.create_request(project, args.model, args.site, args.stage, signer, args.validation,
                                         args.comment or "")
         status = gov.request_status(project, request_id)
@@ -101,11 +88,9 @@ def cmd_request(args: argparse.Namespace) -> int:
 
 def cmd_decide(args: argparse.Namespace) -> int:
     """Review, approve or reject a request with a signature (or, with a period, an operating review)."""
-    from app.cli import _open
     from app.core.governance import approvals as gov
 
     if args.command == "review":
-        from app.cli_review import cmd_operating_review, is_operating
 
         if is_operating(args):
             return cmd_operating_review(args)
@@ -113,8 +98,8 @@ def cmd_decide(args: argparse.Namespace) -> int:
             raise LineproofError("Name a request with --as and --comment, or a period (--month YYYY-MM).",
                                  "e.g. lineproof review PROJECT REQ-... --as vera --comment 'checked', or "
                                  "lineproof review PROJECT --month 2026-09")
-    with _open(args.path) as project:
-        signer = gov.unlock(project, args.as_user, _passphrase(f"Passphrase of {args.as_user}: "))
+    with open_project(args.path) as project:
+        signer = gov.unlock(project, args.as_user, passphrase(f"Passphrase of {args.as_user}: "))
         status = gov.decide(project, args.request, args.command, signer, args.comment or "")
     meaning = gov.MEANINGS[args.command]
     left = f"; still needs {status.describe_missing()}" if status.state == "open" else ""
@@ -124,10 +109,9 @@ def cmd_decide(args: argparse.Namespace) -> int:
 
 def cmd_audit(args: argparse.Namespace) -> int:
     """List the audit trail, or verify its hash chain (exit 1 when broken)."""
-    from app.cli import _open
     from app.core.store.audit import read_audit, verify_audit
 
-    with _open(args.path, read_only=True, allow_snapshot=True) as project:
+    with open_project(args.path, read_only=True, allow_snapshot=True) as project:
         with project.reading() as con:
             if args.action == "verify":
                 verdict = verify_audit(con)
@@ -190,7 +174,6 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
         p.add_argument("--as", dest="as_user", required=name != "review", help="your user id")
         p.add_argument("--comment", required=name != "review", help="what you checked (signed with the decision)")
         if name == "review":
-            from app.cli_review import add_arguments
 
             p.description += (" With --month, --quarter or --event instead of REQUEST: the operating review of "
                               "that period (findings, and with --save a signed record).")

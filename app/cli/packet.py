@@ -6,34 +6,19 @@ import argparse
 import json
 from pathlib import Path
 
+from app.cli.common import open_project, show_progress, signing_for
 from app.core.errors import LineproofError
-
-MEANING_OF_ROLE = {"validation_lead": "validated by", "approver": "approved by", "engineer": "prepared by"}
-
-
-def _signing(project, spec: str):
-    """USER or USER:MEANING -> an unlocked signing (passphrase from the environment or asked)."""
-    from app.cli_governance import _passphrase
-    from app.core.governance import approvals as gov
-    from app.core.governance.packet import Signing
-
-    user_id, _, meaning = spec.partition(":")
-    roles = gov.user_roles(project, user_id) if gov.governed(project) else []
-    meaning = meaning or next((MEANING_OF_ROLE[r] for r in MEANING_OF_ROLE if r in roles), "signed by")
-    signer = gov.unlock(project, user_id, _passphrase(f"Passphrase for {user_id}: "))
-    return Signing(signer, meaning, project.manifest.site)
 
 
 def cmd_packet(args: argparse.Namespace) -> int:
     """Build the packet for a validation run, sign it in order, write it atomically."""
-    from app.cli import _open, _progress
-    from app.core.governance.packet import build_packet
+    from app.core.packet import build_packet
 
-    with _open(args.path) as project:
-        signings = [_signing(project, spec) for spec in args.sign_as]
+    with open_project(args.path) as project:
+        signings = [signing_for(project, spec) for spec in args.sign_as]
         out = Path(args.out) if args.out else project.folder / "packets" / f"{args.validation}.pdf"
         path = build_packet(project, args.validation, out, signings, args.request, timestamper=_tsa(args.tsa_url),
-                            progress=_progress(args.quiet))
+                            progress=show_progress(args.quiet))
     print(f"Packet written: {path} ({path.stat().st_size / 1024:.0f} KiB, signed by "
           f"{', '.join(f'{s.signer.name} ({s.meaning})' for s in signings)})")
     return 0
@@ -50,11 +35,10 @@ def _tsa(url: str | None):
 
 def cmd_sign(args: argparse.Namespace) -> int:
     """Add a later signature (e.g. the approver's) to an existing packet."""
-    from app.cli import _open
-    from app.core.governance.packet import add_signature
+    from app.core.packet import add_signature
 
-    with _open(args.project) as project:
-        signing = _signing(project, args.as_user)
+    with open_project(args.project) as project:
+        signing = signing_for(project, args.as_user)
         add_signature(args.packet, signing, _tsa(args.tsa_url))
         with project.change("packet.sign", Path(args.packet).name, {"signer": signing.signer.user_id,
                                                                      "meaning": signing.meaning}):
@@ -65,7 +49,7 @@ def cmd_sign(args: argparse.Namespace) -> int:
 
 def cmd_verify(args: argparse.Namespace) -> int:
     """Verify every signature and the embedded evidence; exit 0 PASSED, 1 FAILED, 3 INDETERMINATE, 2 error."""
-    from app.core.governance.packet import verify_packet
+    from app.core.packet import verify_packet
 
     trust = list(args.trust or [])
     pems = _project_certificates(args.project) if args.project else []
@@ -90,10 +74,9 @@ def cmd_verify(args: argparse.Namespace) -> int:
 
 def _project_certificates(folder: str) -> list[str]:
     """The registered users' certificates of a project (PEM texts) to trust."""
-    from app.cli import _open
-    from app.core.governance.packet.verify import project_certificates
+    from app.core.packet.verify import project_certificates
 
-    with _open(folder, read_only=True, allow_snapshot=True) as project:
+    with open_project(folder, read_only=True, allow_snapshot=True) as project:
         pems = project_certificates(project)
     if not pems:
         raise LineproofError(f"{folder} has no registered users whose certificates could be trusted.",
@@ -132,38 +115,3 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--project", help="trust the certificates of this project's users")
     p.add_argument("--format", choices=("text", "json"), default="text")
     p.set_defaults(func=cmd_verify)
-
-
-def cmd_export_project(args: argparse.Namespace) -> int:
-    """Write the project to one archive with a manifest of every file's sha256."""
-    from app.cli import _open, _progress
-    from app.core.governance.portable import export_project
-
-    with _open(args.path) as project:
-        out = export_project(project, args.out, _progress(args.quiet))
-    print(f"Exported {project.display_name} to {out} ({out.stat().st_size / 1e6:,.1f} MB)")
-    return 0
-
-
-def cmd_import_project(args: argparse.Namespace) -> int:
-    """Check an archive completely, then unpack it into a new folder."""
-    from app.cli import _progress
-    from app.core.governance.portable import import_project
-
-    dest = import_project(args.archive, args.dest, _progress(args.quiet))
-    print(f"Imported into {dest}: every file matches the manifest. Open it with: lineproof gui {dest}")
-    return 0
-
-
-def add_project_parsers(sub: argparse._SubParsersAction) -> None:
-    """Register export-project and import-project."""
-    p = sub.add_parser("export-project", help="write the project to one .lpz archive (for a USB stick)")
-    p.add_argument("path", help="project folder")
-    p.add_argument("--out", required=True, help="archive to write (.lpz); never overwritten")
-    p.add_argument("-q", "--quiet", action="store_true", help="no progress output")
-    p.set_defaults(func=cmd_export_project)
-    p = sub.add_parser("import-project", help="check an archive and unpack it into a new project folder")
-    p.add_argument("archive", help=".lpz archive")
-    p.add_argument("dest", help="new project folder (must not exist)")
-    p.add_argument("-q", "--quiet", action="store_true", help="no progress output")
-    p.set_defaults(func=cmd_import_project)

@@ -19,10 +19,10 @@ from reportlab.platypus import (
     Spacer,
 )
 
-from app.core.governance.packet.evidence import PacketError, evidence_bytes, evidence_sha256
-from app.core.governance.packet.fonts import markup, register
-from app.core.governance.packet.render import SIGNATURE_AREA, _kv, _NumberedCanvas, _styles, _table
-from app.core.governance.packet.sign import Signing, _attach, sign_bytes, write_atomically
+from app.core.packet.evidence import PacketError, evidence_bytes, evidence_sha256
+from app.core.packet.fonts import markup, register
+from app.core.packet.render import SIGNATURE_AREA, _kv, _NumberedCanvas, _styles, _table
+from app.core.packet.sign import Signing, _attach, sign_bytes, write_atomically
 from app.core.progress import NullProgress, Progress, check_cancelled
 from app.core.store.project import Project
 

@@ -13,7 +13,7 @@ from xml.sax.saxutils import escape
 
 from app.core.errors import LineproofError
 
-ROOT = Path(getattr(sys, "_MEIPASS", Path(__file__).resolve().parents[4]))  # a PyInstaller bundle, or the checkout
+ROOT = Path(getattr(sys, "_MEIPASS", Path(__file__).resolve().parents[3]))  # a PyInstaller bundle, or the checkout
 SEARCH = [ROOT / "resources" / "fonts", Path("/usr/share/fonts/truetype/dejavu"),
           Path("/usr/share/fonts/truetype/droid"), Path("/usr/share/fonts/truetype/wqy"),
           Path("/usr/share/fonts/dejavu"), Path("C:/Windows/Fonts")]

@@ -1,8 +1,7 @@
 """`lineproof review PROJECT --month 2026-09`: the operating review from the command line.
 
 `lineproof review PROJECT REQUEST --as USER --comment TEXT` stays the signed review of an approval request; the
-period options (--month, --quarter, --event) select the operating review.
-"""
+period options (--month, --quarter, --event) select the operating review."""
 
 from __future__ import annotations
 
@@ -11,6 +10,7 @@ import json
 from datetime import date
 from pathlib import Path
 
+from app.cli.common import open_project, show_progress, signing_for
 from app.core.errors import LineproofError
 
 
@@ -62,10 +62,9 @@ def _print(review: dict) -> None:
 
 def cmd_operating_review(args: argparse.Namespace) -> int:
     """Build (and optionally save, sign and export) an operating review; exit 0."""
-    from app.cli import _open, _progress
     from app.core.analysis import operating_review as ops
 
-    with _open(args.path, read_only=not (args.save or args.out), allow_snapshot=True) as project:
+    with open_project(args.path, read_only=not (args.save or args.out), allow_snapshot=True) as project:
         if args.list:
             with project.reading() as con:
                 rows = con.execute("SELECT review_id, label, reviewer, created_at, decision FROM operating_reviews "
@@ -74,17 +73,16 @@ def cmd_operating_review(args: argparse.Namespace) -> int:
                 print(f"{r[0]:<28} {r[1]:<24} {r[2]:<12} {r[3]:%Y-%m-%d %H:%M}  {r[4]}")
             print("" if rows else "No saved reviews yet: lineproof review PROJECT --month YYYY-MM --save --decision TEXT")
             return 0
-        review = ops.build_review(project, _period(args), _progress(args.quiet or args.format == "json"))
+        review = ops.build_review(project, _period(args), show_progress(args.quiet or args.format == "json"))
         review_id = None
         if args.save or args.out:
-            from app.cli_packet import _signing
 
             review_id = ops.save_review(project, review, args.decision or "", args.action or [],
                                         args.reviewer or _reviewer(args))
             if args.out:
-                from app.core.governance.packet.review_pdf import export_review
+                from app.core.packet.review_pdf import export_review
 
-                signings = [_signing(project, spec) for spec in args.sign_as or []]
+                signings = [signing_for(project, spec) for spec in args.sign_as or []]
                 path = export_review(project, review_id, Path(args.out), signings)
     if args.format == "json":
         print(json.dumps({"review_id": review_id, **review}, indent=2, default=str))
@@ -99,25 +97,6 @@ def _reviewer(args: argparse.Namespace) -> str:
     from app.core.store.audit import current_actor
 
     return (args.sign_as or [current_actor()])[0].partition(":")[0]
-
-
-def cmd_kpis(args: argparse.Namespace) -> int:
-    """Import business KPIs (line, week, kpi, value) from CSV for the operating reviews."""
-    from app.cli import _open
-    from app.core.analysis.kpis import import_kpis
-
-    with _open(args.path) as project:
-        rows = import_kpis(project, args.file)
-    print(f"Imported {rows:,} KPI values from {Path(args.file).name}.")
-    return 0
-
-
-def add_kpi_parser(sub: argparse._SubParsersAction) -> None:
-    """Register `lineproof kpis`."""
-    p = sub.add_parser("kpis", help="import business KPIs per line and week (CSV: line, week, kpi, value)")
-    p.add_argument("path", help="project folder")
-    p.add_argument("file", help="CSV with columns line, week (2026-09-07 or 2026-W37), kpi, value")
-    p.set_defaults(func=cmd_kpis)
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:

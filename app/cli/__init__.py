@@ -1,0 +1,47 @@
+"""The `lineproof` command: every core capability headless, plus `gui`; one module per command group."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from app import __version__
+from app.cli import bench, data, governance, models, monitoring, packet, project, validation
+from app.core.errors import LineproofError
+
+# The benchmark's measuring process inside a frozen bundle; internal, so it is not on the parser (nor in --help).
+BENCH_CHILD = "_bench-child"
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser with every subcommand, in the order a user meets them."""
+    parser = argparse.ArgumentParser(
+        prog="lineproof", description="Trust machine-learning models on the production line. "
+        "With no command, opens the last project (or the sample) in the desktop app.")
+    parser.add_argument("--version", action="version", version=f"lineproof {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for group in (project, data, monitoring, models, bench, governance, validation, packet):
+        group.add_parsers(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point; returns the exit code."""
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if argv[:1] == [BENCH_CHILD]:
+        return bench.run_child()
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.command is None:
+        args = parser.parse_args(["gui"])
+    try:
+        return args.func(args)
+    except LineproofError as exc:
+        print(f"lineproof {args.command}: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("Interrupted; nothing was changed.", file=sys.stderr)
+        return 130
+    except BrokenPipeError:  # `lineproof ... | head`: the reader has all it wanted
+        sys.stderr.close()
+        return 0

@@ -1,0 +1,93 @@
+"""`lineproof ingest|labels|kpis`: prediction logs, delayed labels and business KPIs into the project."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from app.cli.common import open_project, pairs, show_progress
+from app.core.errors import LineproofError
+
+
+def cmd_ingest(args: argparse.Namespace) -> int:
+    """Import a prediction log."""
+    from app.core.store.ingest import PredictionMapping, guess_prediction_mapping, import_predictions
+    from app.core.store.sources import inspect_file
+
+    with open_project(args.path) as project:
+        roles = pairs(args.map, "--map")
+        slices = pairs(args.slice, "--slice")
+        info = inspect_file(project.cursor(), args.file, preview_rows=1)
+        guess = guess_prediction_mapping([c for c, _ in info.columns], project.manifest.slice_dimensions)
+        unknown = set(roles) - {"record_id", "timestamp", "model_version", "score", "predicted_label"}
+        if unknown:
+            raise LineproofError(f"Unknown role(s) {sorted(unknown)} in --map.",
+                                 "Roles: record_id, timestamp, model_version, score, predicted_label.")
+        mapping = PredictionMapping(
+            record_id=roles.get("record_id", guess.record_id), timestamp=roles.get("timestamp", guess.timestamp),
+            model_version=roles.get("model_version", guess.model_version), score=roles.get("score", guess.score),
+            predicted_label=roles.get("predicted_label", guess.predicted_label),
+            slices=slices or guess.slices,
+            features=tuple(f.strip() for f in args.features.split(",")) if args.features else None)
+        result = import_predictions(project, args.file, mapping, show_progress(args.quiet))
+    print(f"Imported {result.rows:,} predictions from {result.file_name} (import #{result.import_id})")
+    if result.new_columns:
+        print(f"  new columns: {', '.join(result.new_columns)}")
+    return 0
+
+
+def cmd_labels(args: argparse.Namespace) -> int:
+    """Import ground-truth labels."""
+    from app.core.store.ingest import LabelMapping, import_labels
+
+    roles = pairs(args.map, "--map")
+    mapping = LabelMapping(record_id=roles.get("record_id", "record_id"), label=roles.get("label", "label"),
+                           labelled_at=roles.get("labelled_at", "labelled_at"))
+    with open_project(args.path) as project:
+        result = import_labels(project, args.file, mapping, args.skip_unknown, show_progress(args.quiet))
+    print(f"Imported {result.rows:,} labels from {result.file_name} (import #{result.import_id})")
+    if result.replaced:
+        print(f"  {result.replaced:,} earlier labels were replaced by corrections")
+    if result.unknown_ids:
+        print(f"  skipped {result.unknown_ids:,} labels for unknown record ids, e.g. "
+              f"{', '.join(result.unknown_examples)}", file=sys.stderr)
+    return 0
+
+
+def cmd_kpis(args: argparse.Namespace) -> int:
+    """Import business KPIs (line, week, kpi, value) from CSV for the operating reviews."""
+    from app.core.analysis.kpis import import_kpis
+
+    with open_project(args.path) as project:
+        rows = import_kpis(project, args.file)
+    print(f"Imported {rows:,} KPI values from {Path(args.file).name}.")
+    return 0
+
+
+def add_parsers(sub: argparse._SubParsersAction) -> None:
+    """Register `ingest`, `labels`."""
+    p = sub.add_parser("ingest", help="import a prediction log (CSV or Parquet)",
+                       description="Import a prediction log. Columns are matched by name; map others with "
+                       "--map ROLE=COLUMN (roles: record_id, timestamp, model_version, score, predicted_label) "
+                       "and --slice DIMENSION=COLUMN. Every other column becomes a feature unless --features.")
+    p.add_argument("path", help="project folder")
+    p.add_argument("file", help="CSV or Parquet file")
+    p.add_argument("--map", action="append", metavar="ROLE=COLUMN")
+    p.add_argument("--slice", action="append", metavar="DIMENSION=COLUMN")
+    p.add_argument("--features", help="comma-separated feature columns (default: all unmapped columns)")
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress output")
+    p.set_defaults(func=cmd_ingest)
+
+    p = sub.add_parser("labels", help="import delayed ground-truth labels (CSV or Parquet)")
+    p.add_argument("path", help="project folder")
+    p.add_argument("file", help="CSV or Parquet with record_id, label and optionally labelled_at")
+    p.add_argument("--map", action="append", metavar="ROLE=COLUMN", help="roles: record_id, label, labelled_at")
+    p.add_argument("--skip-unknown", action="store_true",
+                   help="import the labels whose record ids are known and report the others")
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress output")
+    p.set_defaults(func=cmd_labels)
+    p = sub.add_parser("kpis", help="import business KPIs per line and week (CSV: line, week, kpi, value)")
+    p.add_argument("path", help="project folder")
+    p.add_argument("file", help="CSV with columns line, week (2026-09-07 or 2026-W37), kpi, value")
+    p.set_defaults(func=cmd_kpis)

@@ -1,0 +1,90 @@
+"""`lineproof import-model|models|stage`: model versions and their lifecycle stages."""
+
+from __future__ import annotations
+
+import argparse
+
+from app.cli.common import open_project, passphrase
+from app.core.errors import LineproofError
+
+
+def cmd_import_model(args: argparse.Namespace) -> int:
+    """Import a model file safely (ONNX, OpenVINO IR .xml+.bin, MLflow folder with an ONNX flavor)."""
+    from app.core.models.model_import import import_model
+    from app.core.models.registry import register_model
+
+    with open_project(args.path) as project:
+        with project.reading() as con:
+            known = con.execute("SELECT 1 FROM models WHERE model_id = ?", [args.model]).fetchall()
+        if not known:
+            register_model(project, args.model, args.name or args.model, args.task, args.risk_tier)
+        result = import_model(project, args.file, args.model, args.version, args.threshold)
+    print(f"Imported {result.version_id} ({result.format}), sha256 {result.sha256}")
+    for runtime, state in result.runtimes.items():
+        print(f"  {runtime:<12} {state}")
+    return 0
+
+
+def cmd_models(args: argparse.Namespace) -> int:
+    """List model versions with stages, hashes and the runtimes that can load them."""
+    from app.core.models.registry import list_versions
+
+    with open_project(args.path, read_only=True, allow_snapshot=True) as project:
+        frame = list_versions(project)
+    for r in frame.iter_rows(named=True):
+        print(f"{r['version_id']:<22} {r['format']:<11} {r['task']:<10} {r['risk_tier'] or '':<8} "
+              f"sha256 {r['sha256'][:12]}  {r['stages'] or 'not staged'}")
+        print(f"{'':<22} runtimes: onnxruntime {r['onnxruntime']}, openvino {r['openvino']}")
+    if frame.is_empty():
+        print("No models yet: lineproof import-model PROJECT FILE --model ID --version V")
+    return 0
+
+
+def cmd_stage(args: argparse.Namespace) -> int:
+    """Move a version to a stage at a site, or roll a model back at a site."""
+    from app.core.models.registry import rollback, set_stage
+
+    with open_project(args.path) as project:
+        by = None
+        if args.as_user:
+            from app.core.governance.approvals import unlock
+
+            by = unlock(project, args.as_user, passphrase(f"Passphrase for {args.as_user}: "))
+        if args.rollback:
+            version = rollback(project, args.rollback, args.site, args.reason or "rollback", by=by)
+            print(f"{version} is in production at {args.site} again.")
+        else:
+            if not (args.version and args.to):
+                raise LineproofError("Name a version and --to STAGE, or --rollback MODEL.",
+                                     "Example: lineproof stage PROJECT weld-defect:v2 --site P1 --to pilot")
+            set_stage(project, args.version, args.site, args.to, args.reason or "", by=by)
+            print(f"{args.version} is {args.to} at {args.site}.")
+    return 0
+
+
+def add_parsers(sub: argparse._SubParsersAction) -> None:
+    """Register `import-model`, `models`, `stage`."""
+    p = sub.add_parser("import-model", help="import a model file safely (ONNX, OpenVINO IR, MLflow ONNX folder)")
+    p.add_argument("path", help="project folder")
+    p.add_argument("file", help=".onnx file, OpenVINO .xml (with its .bin), or an MLflow model folder")
+    p.add_argument("--model", required=True, help="model id (registered on first import)")
+    p.add_argument("--version", required=True, help="version name, e.g. v3")
+    p.add_argument("--name", help="display name of a new model")
+    p.add_argument("--task", default="binary", choices=("binary", "regression", "multiclass"))
+    p.add_argument("--risk-tier", default="medium", choices=("low", "medium", "high", "safety-relevant"))
+    p.add_argument("--threshold", type=float, default=0.5, help="decision threshold for binary models")
+    p.set_defaults(func=cmd_import_model)
+
+    p = sub.add_parser("models", help="list model versions, stages, hashes and runtimes")
+    p.add_argument("path", help="project folder")
+    p.set_defaults(func=cmd_models)
+
+    p = sub.add_parser("stage", help="move a model version through candidate/shadow/pilot/production/retired")
+    p.add_argument("path", help="project folder")
+    p.add_argument("version", nargs="?", help="version id, e.g. weld-defect:v2")
+    p.add_argument("--site", required=True, help="plant or site, e.g. P1")
+    p.add_argument("--to", choices=("candidate", "shadow", "pilot", "production", "retired"))
+    p.add_argument("--rollback", metavar="MODEL", help="make the previous production version current again")
+    p.add_argument("--reason", help="why (audited)")
+    p.add_argument("--as", dest="as_user", metavar="USER", help="who makes the change (required once the project has users; passphrase asked)")
+    p.set_defaults(func=cmd_stage)

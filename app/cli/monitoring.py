@@ -1,0 +1,203 @@
+"""`lineproof slices|drift|events|freshness|alerts`: how the models do on the line."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+from app.cli.common import open_project, parse_when, parse_window, show_progress
+from app.core.errors import LineproofError
+
+
+def cmd_slices(args: argparse.Namespace) -> int:
+    """Print slice performance, worst first."""
+    from app.core.analysis.slice_report import slices_json, slices_text
+    from app.core.analysis.slices import SliceQuery, compute_slices, resolve_version
+
+    with open_project(args.path, read_only=True, allow_snapshot=True) as project:
+        version = resolve_version(project, args.model)
+        by = tuple(d.strip() for d in (args.by or "").split(",") if d.strip())
+        query = SliceQuery(version, by, args.window, parse_when(args.start, "--from"), parse_when(args.end, "--to"),
+                           min_support=args.min_support, confidence=args.confidence)
+        table = compute_slices(project, query, show_progress(args.quiet or args.format != "table"))
+    metric = args.metric or table.metrics[0 if table.task != "binary" else 2]
+    if args.format == "json":
+        print(slices_json(table, metric))
+    elif args.format == "csv":
+        sys.stdout.write(table.worst(metric).write_csv())
+    else:
+        print(slices_text(table, metric, limit=args.limit))
+    return 0
+
+
+def cmd_drift(args: argparse.Namespace) -> int:
+    """Print drift and data quality per feature and slice."""
+    from app.core.analysis.drift import DriftQuery, compute_drift
+
+    if not args.reference and not args.reference_dataset:
+        raise LineproofError("drift needs a reference: --reference FROM..TO or --reference-dataset ID.",
+                             "Example: --reference 2026-05-04..2026-08-24, or --reference-dataset train-v1")
+    current = parse_window(args.current, "--current")
+    reference = parse_window(args.reference, "--reference") if args.reference else (current[0], current[0])
+    query = DriftQuery(reference, current, reference_dataset=args.reference_dataset,
+                       by=tuple(d.strip() for d in args.by.split(",") if d.strip()),
+                       features=tuple(f.strip() for f in args.features.split(",")) if args.features else None,
+                       bins=args.bins, min_rows=args.min_rows)
+    with open_project(args.path, read_only=True, allow_snapshot=True) as project:
+        table = compute_drift(project, query, show_progress(args.quiet or args.format != "table"))
+    rows = table.rows
+    if args.only_drifted and rows.height:
+        rows = rows.filter(rows["drifted"].fill_null(False))
+    if args.format == "json":
+        print(json.dumps([{k: (v.isoformat() if hasattr(v, "isoformat") else v) for k, v in r.items()}
+                          for r in rows.iter_rows(named=True)], indent=2))
+    elif args.format == "csv":
+        sys.stdout.write(rows.write_csv())
+    else:
+        keys = list(query.by)
+        print(f"reference {args.reference or 'dataset ' + args.reference_dataset}, current {args.current}; drift decided by "
+              "normalised Wasserstein (numeric) / Jensen-Shannon (categorical), PSI alongside")
+        print("  ".join([*(k.ljust(10) for k in keys), "feature".ljust(22), "    PSI", "   KS D", "  KS p",
+                         " W/std", "    JS", " missing", "drift"]))
+        for r in rows.iter_rows(named=True):
+            def f(v, d=3):
+                return "–".rjust(7) if v is None else f"{v:7.{d}f}"
+            flag = "DRIFT" if r["drifted"] else ("" if r["drifted"] is not None else r["status"])
+            print("  ".join([*(str(r[k]).ljust(10) for k in keys), r["feature"].ljust(22), f(r["psi"]),
+                             f(r["ks_d"]), f(r["ks_p"], 2), f(r["wasserstein_norm"]), f(r["js"]),
+                             f"{(r['missing_cur'] or 0):8.1%}", flag]))
+    return 0
+
+
+def cmd_events(args: argparse.Namespace) -> int:
+    """Detect, add and list timeline events."""
+    from app.core.analysis.events import add_event, list_events, record_detected_events
+
+    with open_project(args.path, read_only=not (args.detect or args.add)) as project:
+        if args.detect:
+            print(f"Detected {record_detected_events(project)} new version change(s).")
+        if args.add:
+            at = parse_when(args.at, "--at")
+            if at is None:
+                raise LineproofError("--add needs --at DATE.", "Example: --add 'new wire supplier' --at 2026-07-01")
+            dim, _, scope = (args.scope or "").partition("=")
+            event_id = add_event(project, at, args.add, dimension=dim or None, scope=scope or None)
+            print(f"Added event #{event_id}.")
+        events = list_events(project)
+    for r in events.iter_rows(named=True):
+        print(f"#{r['event_id']:<4} {r['ts']:%Y-%m-%d %H:%M}  {r['source']:<8} {r['line'] or '':<8} {r['description']}")
+    if not events.height:
+        print("No events. `lineproof events PROJECT --detect` finds firmware changes in the log.")
+    return 0
+
+
+def cmd_freshness(args: argparse.Namespace) -> int:
+    """List silent gaps per asset."""
+    from app.core.analysis.freshness import silent_gaps
+
+    with open_project(args.path, read_only=True, allow_snapshot=True) as project:
+        gaps = silent_gaps(project, per=args.per, expected_hours=args.expected_hours)
+    if not gaps.height:
+        print(f"No {args.per} was silent for more than {args.expected_hours:g} h.")
+    for r in gaps.iter_rows(named=True):
+        state = "still silent" if r["open"] else f"until {r['gap_end']:%Y-%m-%d %H:%M}"
+        print(f"{r[args.per]:<14} {r['line'] or '':<8} silent {r['gap_hours']:6.0f} h from "
+              f"{r['gap_start']:%Y-%m-%d %H:%M} {state}")
+    return 0
+
+
+def cmd_alerts(args: argparse.Namespace) -> int:
+    """Evaluate, acknowledge and list alerts, with alert precision per line."""
+    from app.core.analysis.alerts import acknowledge, alert_precision, evaluate_alerts, list_alerts
+
+    writes = bool(args.evaluate or args.ack is not None)
+    with open_project(args.path, read_only=not writes, allow_snapshot=not writes) as project:
+        if args.evaluate:
+            if not (args.reference and args.current):
+                raise LineproofError("--evaluate needs --reference FROM..TO and --current FROM..TO.",
+                                     "Example: --reference 2026-05-04..2026-08-24 --current 2026-09-07..2026-10-19")
+            new = evaluate_alerts(project, parse_window(args.reference, "--reference"), parse_window(args.current, "--current"),
+                                  progress=show_progress(args.quiet))
+            print(f"{new} new alert(s).")
+        if args.ack is not None:
+            if args.verdict is None:
+                raise LineproofError("--ack needs --as real|false.", "Example: --ack 3 --as false --comment seasonal")
+            acknowledge(project, args.ack, args.verdict, args.comment or "")
+            print(f"Alert #{args.ack} acknowledged as {args.verdict}.")
+        alerts = list_alerts(project, None if args.all else "open")
+        precision = alert_precision(project)
+    for r in alerts.iter_rows(named=True):
+        print(f"#{r['alert_id']:<4} {r['state']:<5} {r['severity']:<6} {r['rule']:<11} {r['message']}")
+    if not alerts.height:
+        print("No open alerts." if not args.all else "No alerts.")
+    if precision.height:
+        print("\nAlert precision per line (real / acknowledged):")
+        for r in precision.iter_rows(named=True):
+            p = "–" if r["precision"] is None else f"{r['precision']:.0%}"
+            print(f"  {r['line']:<10} raised {r['raised']:>3}  open {r['open']:>3}  real {r['real']:>3}  "
+                  f"false {r['false_alarms']:>3}  precision {p}")
+    return 0
+
+
+def add_parsers(sub: argparse._SubParsersAction) -> None:
+    """Register `slices`, `drift`, `events`, `freshness`, `alerts`."""
+    p = sub.add_parser("slices", help="performance per slice with confidence intervals, worst first",
+                       description="Metrics per slice of one model version's prediction log joined with its "
+                       "labels. Binary: accuracy, precision, recall, f1, fpr, auc, brier; regression: mae, "
+                       "rmse, bias; multiclass: accuracy, macro_f1. Slices below --min-support labelled rows "
+                       "show 'insufficient data'.")
+    p.add_argument("path", help="project folder")
+    p.add_argument("--model", required=True, metavar="NAME[:VERSION]", help="model id or name, or a version id")
+    p.add_argument("--by", default="", help="comma-separated slice dimensions, e.g. line,asset")
+    p.add_argument("--window", choices=("day", "week", "month"), help="also slice by time window")
+    p.add_argument("--metric", help="metric to rank by (default: recall for binary models)")
+    p.add_argument("--from", dest="start", metavar="DATE", help="first day (inclusive)")
+    p.add_argument("--to", dest="end", metavar="DATE", help="end (exclusive)")
+    p.add_argument("--min-support", type=int, default=30, help="labelled rows a slice needs (default 30)")
+    p.add_argument("--confidence", type=float, default=0.95, help="interval level (default 0.95)")
+    p.add_argument("--format", choices=("table", "csv", "json"), default="table")
+    p.add_argument("--limit", type=int, default=40, help="rows in the table format (default 40)")
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress output")
+    p.set_defaults(func=cmd_slices)
+
+    p = sub.add_parser("drift", help="input drift and data quality per feature and slice",
+                       description="Compare a reference window with a current window of the prediction log.")
+    p.add_argument("path", help="project folder")
+    p.add_argument("--reference", metavar="FROM..TO", help="reference window, e.g. 2026-05-04..2026-08-24")
+    p.add_argument("--reference-dataset", metavar="ID", help="a registered dataset as reference (e.g. train-v1)")
+    p.add_argument("--current", required=True, metavar="FROM..TO", help="current window")
+    p.add_argument("--by", default="line", help="comma-separated slice dimensions (default: line; '' for none)")
+    p.add_argument("--features", help="comma-separated features (default: all)")
+    p.add_argument("--bins", type=int, default=10, help="reference quantile bins for PSI and JS (default 10)")
+    p.add_argument("--min-rows", type=int, default=30, help="rows each window needs (default 30)")
+    p.add_argument("--only-drifted", action="store_true", help="show drifted cells only")
+    p.add_argument("--format", choices=("table", "csv", "json"), default="table")
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress output")
+    p.set_defaults(func=cmd_drift)
+
+    p = sub.add_parser("events", help="firmware changes and manual events on the timeline")
+    p.add_argument("path", help="project folder")
+    p.add_argument("--detect", action="store_true", help="find version changes (firmware) in the log and store them")
+    p.add_argument("--add", metavar="TEXT", help="add a manual event with this description")
+    p.add_argument("--at", metavar="DATE", help="when the manual event happened")
+    p.add_argument("--scope", metavar="DIMENSION=VALUE", help="where, e.g. line=P1-L04")
+    p.set_defaults(func=cmd_events)
+
+    p = sub.add_parser("freshness", help="assets that went silent, and for how long")
+    p.add_argument("path", help="project folder")
+    p.add_argument("--per", default="asset", help="slice column to check (default asset)")
+    p.add_argument("--expected-hours", type=float, default=24.0, help="longest normal silence (default 24)")
+    p.set_defaults(func=cmd_freshness)
+
+    p = sub.add_parser("alerts", help="evaluate alert rules, acknowledge alerts, see the false-alert burden")
+    p.add_argument("path", help="project folder")
+    p.add_argument("--evaluate", action="store_true", help="evaluate the rules (needs --reference and --current)")
+    p.add_argument("--reference", metavar="FROM..TO", help="reference window for drift")
+    p.add_argument("--current", metavar="FROM..TO", help="window the rules look at")
+    p.add_argument("--ack", type=int, metavar="ID", help="acknowledge this alert")
+    p.add_argument("--as", dest="verdict", choices=("real", "false"), help="the acknowledgement's verdict")
+    p.add_argument("--comment", help="why (stored and audited)")
+    p.add_argument("--all", action="store_true", help="list acknowledged alerts too")
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress output")
+    p.set_defaults(func=cmd_alerts)
