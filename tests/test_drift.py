@@ -11,11 +11,14 @@ import pytest
 from scipy import stats
 from scipy.spatial.distance import jensenshannon
 
-from app.core.analysis.drift import PSI_EPSILON, DriftError, DriftQuery, compute_drift
+from app.core.analysis.drift import DriftError, DriftQuery, compute_drift
 from app.core.store.ingest import PredictionMapping, import_predictions
 from app.core.store.project import Project
 from app.sample.plant import FIRMWARE_LINE, FIRMWARE_WEEK, START
 
+# The documented floor for an empty bin's share (README, drift): written out here, not imported, so that a
+# changed constant in the code is caught rather than followed.
+PSI_EPSILON = 1e-4
 REF = (datetime(2026, 1, 1), datetime(2026, 2, 1))
 CUR = (datetime(2026, 2, 1), datetime(2026, 3, 1))
 
@@ -66,6 +69,36 @@ def test_numeric_statistics_match_scipy_and_a_hand_worked_psi(tmp_path: Path):
     r, c = _hand_bins(ref, cur)
     assert row["js"] == pytest.approx(jensenshannon(r, c), rel=1e-9)
     assert (row["n_ref"], row["n_cur"], row["method"], row["drifted"]) == (1500, 1200, "wasserstein", True)
+
+
+@pytest.mark.parametrize("shift", [-4.0, 4.0])
+def test_ks_is_two_sided_in_both_directions(tmp_path: Path, shift: float):
+    """The current window shifted down and up: D is the largest gap whichever CDF lies above."""
+    rng = np.random.default_rng(5)
+    ref = rng.normal(50, 5, 800).round(3)
+    cur = (rng.normal(50, 5, 600) + shift).round(3)
+    project = _log(tmp_path, {"x": ref}, {"x": cur})
+    try:
+        row = compute_drift(project, DriftQuery(REF, CUR)).rows.row(0, named=True)
+    finally:
+        project.close()
+    expected = stats.ks_2samp(ref, cur).statistic
+    assert expected > 0.2
+    assert row["ks_d"] == pytest.approx(expected, abs=1e-12)
+
+
+@pytest.mark.parametrize(("d", "n_ref", "n_cur"), [(0.05, 1500, 1200), (0.2, 40, 35), (0.31, 12, 9),
+                                                    (0.01, 20000, 30000), (0.5, 30, 300)])
+def test_ks_pvalue_is_the_kolmogorov_tail_with_stephens_correction(d: float, n_ref: int, n_cur: int):
+    """Oracle: scipy.special.kolmogorov (the complementary Kolmogorov CDF) at Stephens' lambda."""
+    from scipy.special import kolmogorov
+
+    from app.core.stats.tails import ks_pvalue
+
+    ne = n_ref * n_cur / (n_ref + n_cur)
+    expected = kolmogorov((np.sqrt(ne) + 0.12 + 0.11 / np.sqrt(ne)) * d)
+    got = ks_pvalue(np.array([d]), np.array([n_ref]), np.array([n_cur]))[0]
+    assert got == pytest.approx(expected, rel=1e-9, abs=1e-15)
 
 
 def test_psi_by_hand_on_a_tiny_example(tmp_path: Path):

@@ -206,3 +206,25 @@ def test_stage_changes_in_a_governed_project_are_made_by_a_user(governed: Projec
     set_stage(governed, "med:v1", "P1", "pilot", "pilot on line 1", by=signer(governed, "eve"))
     assert governed.con.execute("SELECT changed_by FROM stage_history ORDER BY change_id DESC LIMIT 1"
                                 ).fetchone()[0] == "eve"
+
+
+def test_safety_relevant_tier_needs_a_second_distinct_approver(governed: Project, tmp_path: Path) -> None:
+    """Safety-relevant: review, approve, approve, by three different people; one approval is not enough."""
+    register_model(governed, "saf", "safety model", "binary", risk_tier="safety-relevant")
+    import_model(governed, _model_file(tmp_path), "saf", "v1", lineage={"author": "eve"})
+    with governed.change("validation.record", "VAL-S") as con:
+        con.execute("""INSERT INTO validation_runs VALUES ('VAL-S', 'saf:v1', NULL, 'holdout', 'd'||repeat('0',63),
+                       'p'||repeat('0',63), '', (SELECT sha256 FROM model_versions WHERE version_id = 'saf:v1'), NULL,
+                       'PASS', '{}', 'r'||repeat('0',63), '0.1.0', now()::TIMESTAMP, now()::TIMESTAMP, 'vera')""")
+    req = create_request(governed, "saf:v1", "P1", "production", signer(governed, "eve"), validation_run_id="VAL-S")
+    decide(governed, req, "review", signer(governed, "vera"), "checked")
+    status = decide(governed, req, "approve", signer(governed, "anna"), "first approval")
+    assert status.state != "approved"
+    with pytest.raises(GovernanceError, match="still needs an approval by approver"):
+        set_stage(governed, "saf:v1", "P1", "production", by=signer(governed, "eve"))
+    with pytest.raises(GovernanceError):
+        decide(governed, req, "approve", signer(governed, "anna"), "approving twice")
+    status = decide(governed, req, "approve", signer(governed, "both"), "second approval")
+    assert status.state == "approved"
+    assert [d["user_id"] for d in status.decisions] == ["vera", "anna", "both"]
+    set_stage(governed, "saf:v1", "P1", "production", "approved release", by=signer(governed, "eve"))

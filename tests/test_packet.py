@@ -336,3 +336,33 @@ def test_killing_the_export_never_leaves_a_partial_packet(signed, tmp_path: Path
         for pdf in packets.glob("*") if packets.exists() else []:
             assert pdf.suffix == ".pdf", pdf  # no temp file ever lands in packets/
             assert verify_packet(pdf, [signed["certs"]["plant-ca"]]).indication == PASSED, pdf
+
+
+@pytest.mark.parametrize("forgery", ["signed hash of other evidence", "evidence result edited"])
+def test_evidence_that_does_not_match_its_hashes_fails_although_the_signature_is_intact(
+        signed, tmp_path: Path, monkeypatch, forgery: str):
+    """A packet signed in good order over evidence that does not match: the signature alone proves nothing."""
+    import hashlib
+
+    from app.core.packet import sign as packet_sign
+
+    if forgery == "signed hash of other evidence":
+        monkeypatch.setattr(packet_sign, "evidence_sha256",
+                            lambda data: hashlib.sha256(data + b" ").hexdigest())
+    else:
+        real = packet_sign.evidence_bytes
+
+        def edited(evidence: dict) -> bytes:
+            evidence["validation"]["result"]["verdict"] = "PASS" if evidence["validation"]["result"].get(
+                "verdict") != "PASS" else "FAIL"
+            return real(evidence)
+
+        monkeypatch.setattr(packet_sign, "evidence_bytes", edited)
+    project = signed["project"]
+    out = build_packet(project, signed["run"].run_id, tmp_path / "forged.pdf",
+                       [Signing(unlock(project, "vera", PW), "validated by")])
+    verdict = verify_packet(out, [signed["certs"]["plant-ca"]])
+    assert [s.integrity for s in verdict.signatures] == ["intact"]
+    assert verdict.indication == FAILED and not verdict.evidence_ok
+    assert ("does not match the signed hash" if forgery.startswith("signed") else "does not match its recorded sha256") \
+        in verdict.evidence

@@ -113,6 +113,34 @@ def test_damaged_or_hostile_archives_are_refused_and_write_nothing(archive: Path
     assert not (tmp_path.parent / "evil.sh").exists()
 
 
+def test_a_directory_link_entry_is_refused(archive: Path, tmp_path: Path):
+    """A link whose name looks like a folder (ends in /) is a link all the same: unpacked first, it would let
+    later entries land wherever it points."""
+    def add(name, data):
+        if name == MANIFEST:
+            return [(name, data, None), ("artifacts/outside/", b"/tmp", (stat.S_IFLNK | 0o777) << 16)]
+        return None
+    bad = _rewrite(archive, tmp_path / "dirlink.lpz", add)
+    landing = tmp_path / "landing"
+    landing.mkdir()
+    with pytest.raises(BundleError, match=r"contains a link \(artifacts/outside/\)"):
+        import_project(bad, landing / "weld")
+    assert list(landing.iterdir()) == []
+
+
+def test_exporting_a_project_with_a_linked_folder_is_refused(sample_copy: Path, tmp_path: Path):
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    (elsewhere / "weights.bin").write_bytes(b"not in the project")
+    (sample_copy / "artifacts" / "linked").symlink_to(elsewhere, target_is_directory=True)
+    with Project.open(sample_copy) as project:
+        before = _counts(project)
+        with pytest.raises(BundleError, match="artifacts/linked in the project is a link"):
+            export_project(project, tmp_path / "out.lpz")
+        assert _counts(project) == before  # not even an audit entry
+    assert not (tmp_path / "out.lpz").exists()
+
+
 def test_an_existing_project_is_never_overwritten(archive: Path, sample_copy: Path, tmp_path: Path, capsys):
     before = _hashes(sample_copy)
     with pytest.raises(BundleError, match="exists already"):

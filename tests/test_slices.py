@@ -136,6 +136,24 @@ def test_auc_interval_covers_the_bootstrap_spread(binary_case):
     assert 0.7 < analytic_se / np.std(boots) < 1.4
 
 
+def test_auc_interval_is_hanley_mcneil_with_positives_and_negatives_in_their_places(binary_case):
+    """Hand-written Hanley & McNeil (1982): Q1 = A/(2-A) goes with the positives, Q2 = 2A^2/(1+A) with the
+    negatives. About 30% positives here, so swapping the two sizes moves the interval."""
+    project, frame = binary_case
+    table = compute_slices(project, SliceQuery("m:v1", min_support=1))
+    f = frame.filter(pl.col("label").is_not_null())
+    y, s = f["label"].to_numpy(), f["score"].to_numpy()
+    a, n1, n0 = skm.roc_auc_score(y, s), float(y.sum()), float(len(y) - y.sum())
+    q1, q2 = a / (2 - a), 2 * a * a / (1 + a)
+    se = np.sqrt((a * (1 - a) + (n1 - 1) * (q1 - a * a) + (n0 - 1) * (q2 - a * a)) / (n1 * n0))
+    swapped = np.sqrt((a * (1 - a) + (n0 - 1) * (q1 - a * a) + (n1 - 1) * (q2 - a * a)) / (n1 * n0))
+    assert abs(se - swapped) > 1e-3  # the case tells the two apart
+    z = 1.959963984540054
+    assert table.overall["auc"][0] == pytest.approx(a, abs=1e-12)
+    assert (table.overall["auc_low"][0], table.overall["auc_high"][0]) == pytest.approx((a - z * se, a + z * se),
+                                                                                        abs=1e-9)
+
+
 def test_auc_with_fine_scores_stays_within_the_reported_bound(tmp_path: Path):
     rng = np.random.default_rng(9)
     n = 2000

@@ -57,3 +57,7 @@ class Cancelled(LineproofError):
 
     def __init__(self, what: str = "Cancelled by the user; nothing was changed.", todo: str = "") -> None:
         super().__init__(what, todo)
+
+
+class SettingsError(ProjectError):
+    """A table of lineproof.toml holds a key or value Lineproof cannot use."""

@@ -17,6 +17,7 @@ from app.core.errors import LineproofError
 from app.core.progress import NullProgress, Progress
 from app.core.store.audit import current_actor
 from app.core.store.db import one
+from app.core.store.manifest import settings_table
 from app.core.store.project import Project
 
 VERDICTS = ("real", "false")
@@ -37,9 +38,8 @@ class AlertRules:
 
     @classmethod
     def from_manifest(cls, extra: dict) -> AlertRules:
-        """Rules from the manifest's [alerts] table."""
-        table = extra.get("alerts", {}) if isinstance(extra, dict) else {}
-        return cls(**{k: type(getattr(cls, k))(v) for k, v in table.items() if k in cls.__dataclass_fields__})
+        """Rules from the manifest's [alerts] table; a bad key or value is a SettingsError naming it."""
+        return settings_table(cls, extra, "alerts", {"recall_min": (0.0, 1.0), "missing_increase": (0.0, 1.0)})
 
 
 def _candidates(project: Project, reference: tuple[datetime, datetime], current: tuple[datetime, datetime],

@@ -24,6 +24,7 @@ from app.core.errors import LineproofError
 from app.core.progress import NullProgress, Progress, check_cancelled
 from app.core.stats.tails import chi2_sf, ks_pvalue
 from app.core.store.db import one
+from app.core.store.manifest import settings_table
 from app.core.store.project import Project
 from app.core.store.sources import sql_ident, sql_literal
 
@@ -47,10 +48,8 @@ class DriftThresholds:
 
     @classmethod
     def from_manifest(cls, extra: dict) -> DriftThresholds:
-        """Thresholds from the manifest's [drift] table (unknown keys are ignored)."""
-        table = extra.get("drift", {}) if isinstance(extra, dict) else {}
-        known = {k: float(v) for k, v in table.items() if k in cls.__dataclass_fields__}
-        return cls(**known)
+        """Thresholds from the manifest's [drift] table; a bad key or value is a SettingsError naming it."""
+        return settings_table(cls, extra, "drift", {"p_value": (0.0, 1.0), "jensen_shannon": (0.0, 1.0)})
 
 
 @dataclass(frozen=True)

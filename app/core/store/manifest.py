@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import dataclasses
+import math
 import tomllib
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import Any
 
-from app.core.errors import ProjectCorruptError
+from app.core.errors import ProjectCorruptError, SettingsError
 
 MANIFEST_NAME = "lineproof.toml"
 DEFAULT_SLICE_DIMENSIONS = ("plant", "line", "asset", "shift", "firmware")
@@ -86,3 +89,36 @@ def read_manifest(folder: Path) -> Manifest:
         description=str(project.get("description", "")),
         extra=extra,
     )
+
+
+def settings_table(cls: type, extra: dict, table: str, limits: dict[str, tuple[float, float]] | None = None) -> Any:
+    """An instance of the dataclass `cls` from the manifest's [table], every key and value checked.
+
+    Unknown keys (typos such as `stale_hour`) are named rather than ignored, because a threshold that silently
+    keeps its default is worse than an error. Values must be finite numbers within `limits` (default >= 0).
+    """
+    data = extra.get(table, {}) if isinstance(extra, dict) else {}
+    where = f"{MANIFEST_NAME} [{table}]"
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    if not isinstance(data, dict):
+        raise SettingsError(f"{where} is not a table.", f"Write it as a table: [{table}] on its own line, then "
+                                                        "key = value lines.")
+    unknown = sorted(set(data) - set(fields))
+    if unknown:
+        raise SettingsError(f"{where} has unknown key(s): {', '.join(unknown)}.",
+                            f"Known keys: {', '.join(fields)}. Fix the spelling or remove the line.")
+    values = {}
+    for key, value in data.items():
+        default = fields[key].default
+        low, high = (limits or {}).get(key, (0.0, math.inf))
+        example = f"{key} = {default}"
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+            raise SettingsError(f"{where} {key} = {value!r} is not a number.",
+                                f"Write a number, e.g. {example} (the default), or remove the line.")
+        if isinstance(default, int) and not float(value).is_integer():
+            raise SettingsError(f"{where} {key} = {value!r} must be a whole number.", f"For example {example}.")
+        if not low <= value <= high:
+            bound = f"between {low:g} and {high:g}" if math.isfinite(high) else f"at least {low:g}"
+            raise SettingsError(f"{where} {key} = {value!r} is out of range.", f"Use a value {bound}, e.g. {example}.")
+        values[key] = type(default)(value)
+    return cls(**values)
