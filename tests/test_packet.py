@@ -286,7 +286,7 @@ def test_a_timestamped_signature_is_b_t(signed, tmp_path: Path):
     path = tmp_path / "timestamped.pdf"
     path.write_bytes(signed["other"].read_bytes())
     os.environ["LINEPROOF_HOME"] = str(signed["root"] / "profile")
-    add_signature(path, Signing(unlock_identity("vera", PW), "checked by"), timestamper=tsa)
+    add_signature(path, Signing(unlock_identity("vera", PW), "reviewed by"), timestamper=tsa)
     tsa_pem = tmp_path / "tsa.pem"
     tsa_pem.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
     result = verify_packet(path, [signed["certs"]["plant-ca"], tsa_pem])
@@ -366,3 +366,146 @@ def test_evidence_that_does_not_match_its_hashes_fails_although_the_signature_is
     assert verdict.indication == FAILED and not verdict.evidence_ok
     assert ("does not match the signed hash" if forgery.startswith("signed") else "does not match its recorded sha256") \
         in verdict.evidence
+
+
+def _incremental(path: Path, change) -> None:
+    from pyhanko.pdf_utils.incremental_writer import IncrementalPdfFileWriter
+
+    writer = IncrementalPdfFileWriter(io.BytesIO(path.read_bytes()), strict=False)
+    change(writer)
+    out = io.BytesIO()
+    writer.write(out)
+    path.write_bytes(out.getvalue())
+
+
+def _add_empty_signature_field(writer) -> None:
+    from pyhanko.sign import fields
+
+    fields.append_signature_field(writer, fields.SigFieldSpec("Approval", on_page=0, box=(60, 620, 560, 760)))
+
+
+def _fill_a_text_field(writer) -> None:
+    """A text field over the verdict, filled with 'PASS' (what a form filler could add after signing)."""
+    from pyhanko.pdf_utils import generic
+
+    page_ref = writer.root["/Pages"]["/Kids"][0]
+    page = page_ref.get_object()
+    n = generic.NameObject
+    field = writer.add_object(generic.DictionaryObject({
+        n("/Type"): n("/Annot"), n("/Subtype"): n("/Widget"), n("/FT"): n("/Tx"),
+        n("/T"): generic.TextStringObject("Verdict"), n("/V"): generic.TextStringObject("PASS"),
+        n("/Rect"): generic.ArrayObject([generic.FloatObject(v) for v in (60, 640, 560, 760)]), n("/P"): page_ref}))
+    annots = page["/Annots"] if "/Annots" in page else generic.ArrayObject()
+    annots.append(field)
+    page[n("/Annots")] = annots
+    writer.update_container(page)
+    form = writer.root["/AcroForm"]
+    form["/Fields"].append(field)
+    writer.update_container(form)
+
+
+@pytest.mark.parametrize(("change", "named"), [(_add_empty_signature_field, "Approval (empty signature field)"),
+                                                (_fill_a_text_field, "Verdict")])
+def test_fields_added_after_signing_fail_and_are_named(signed, tmp_path: Path, change, named: str):
+    path = _copy(signed, tmp_path)
+    _incremental(path, change)
+    result = verify_packet(path, [signed["certs"]["plant-ca"]])
+    assert result.indication == FAILED
+    assert all(s.integrity == "intact" for s in result.signatures)
+    assert any(named in s.detail for s in result.signatures), [s.detail for s in result.signatures]
+    assert main(["verify", str(path), "--trust", str(signed["certs"]["plant-ca"])]) == 1
+
+
+def _sign_elsewhere(path: Path, signing, box: tuple[int, int, int, int]) -> None:
+    """A real signature by a trusted identity, but with its appearance where Lineproof never puts one."""
+    import tempfile
+
+    from app.core.packet import sign as packet_sign
+
+    pdf = path.read_bytes()
+    slot = packet_sign.existing_signatures(pdf)
+    with tempfile.TemporaryDirectory() as tmp:
+        style = packet_sign._stamp_style(signing, Path(tmp), (box[2] - box[0], box[3] - box[1]))
+        path.write_bytes(packet_sign._sign(pdf, signing, slot, box, style, None, None))
+
+
+def test_a_later_signature_whose_box_covers_the_cover_fails(signed, tmp_path: Path):
+    path = _copy(signed, tmp_path)
+    _sign_elsewhere(path, Signing(unlock_identity("anna", PW), "approved by"), (40, 560, 570, 800))
+    result = verify_packet(path, [signed["certs"]["plant-ca"]])
+    assert [s.integrity for s in result.signatures] == ["intact"] * 3
+    assert result.indication == FAILED and result.signatures[2].indication == FAILED
+    assert "is not signature slot 3 on the cover" in result.signatures[2].detail
+
+
+def test_with_the_project_a_signer_needs_the_role_for_the_meaning(signed, tmp_path: Path, capsys):
+    project = signed["project"]
+    if "victor" not in {r[0] for r in project.con.execute("SELECT user_id FROM users").fetchall()}:
+        cert = create_identity("victor", "Victor Viewer", PW, ca_id="plant-ca", ca_passphrase=PW)
+        add_user(project, "victor", "Victor Viewer", cert_pem(cert), ["viewer"], by=unlock(project, "vera", PW))
+    path = _copy(signed, tmp_path)
+    from app.core.packet import add_signature
+
+    add_signature(path, Signing(unlock_identity("victor", PW), "approved by"))  # in slot 3, a proper box
+    trust = [signed["certs"]["plant-ca"]]
+    assert verify_packet(path, trust).indication == PASSED  # without the project, roles cannot be known...
+    result = verify_packet(path, trust, project=project)  # ...with it, the viewer's approval is refused
+    assert result.indication == FAILED
+    assert [s.indication for s in result.signatures] == [PASSED, PASSED, FAILED]
+    assert "victor (viewer) may not sign 'approved by': that needs approver" in result.signatures[2].role
+    assert "validation_lead" in result.signatures[0].role and "approver" in result.signatures[1].role
+    assert verify_packet(signed["packet"], trust, project=project).indication == PASSED
+
+
+def test_with_the_project_the_run_verdict_and_evidence_must_be_the_stored_ones(signed, tmp_path: Path):
+    project = signed["project"]
+    trust = [signed["certs"]["plant-ca"]]
+    run_id = signed["run"].run_id
+    verdict = project.con.execute("SELECT verdict FROM validation_runs WHERE run_id = ?", [run_id]).fetchall()[0][0]
+    other = "PASS" if verdict != "PASS" else "FAIL"
+    project.con.execute("UPDATE validation_runs SET verdict = ? WHERE run_id = ?", [other, run_id])
+    try:
+        result = verify_packet(signed["packet"], trust, project=project)
+    finally:
+        project.con.execute("UPDATE validation_runs SET verdict = ? WHERE run_id = ?", [verdict, run_id])
+    assert result.indication == FAILED and f"the project stored {other}" in result.evidence
+    # A packet this project never exported (made elsewhere, from a copy): its evidence hash is in no audit entry.
+    copy_root = tmp_path / "copy"
+    shutil.copytree(project.folder, copy_root, ignore=shutil.ignore_patterns("*.lock", ".lineproof-lock"))
+    with Project.open(copy_root) as twin:
+        foreign = build_packet(twin, run_id, tmp_path / "foreign.pdf", [Signing(unlock(twin, "vera", PW),
+                                                                                "validated by")])
+    result = verify_packet(foreign, trust, project=project)
+    assert result.indication == FAILED and "never exported a packet with this evidence" in result.evidence
+
+
+def test_a_timestamp_from_an_untrusted_tsa_is_never_passed(signed, tmp_path: Path):
+    from datetime import UTC, datetime, timedelta
+
+    from asn1crypto import keys as asn1_keys
+    from asn1crypto import x509 as asn1_x509
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import rsa
+    from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+    from pyhanko.sign.timestamps.dummy_client import DummyTimeStamper
+
+    from app.core.packet import add_signature
+
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "Rogue TSA")])
+    now = datetime.now(UTC)
+    cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
+            .serial_number(9).not_valid_before(now - timedelta(days=1)).not_valid_after(now + timedelta(days=30))
+            .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.TIME_STAMPING]), critical=True)
+            .sign(key, hashes.SHA256()))
+    der = serialization.Encoding.DER
+    tsa = DummyTimeStamper(asn1_x509.Certificate.load(cert.public_bytes(der)),
+                           asn1_keys.PrivateKeyInfo.load(key.private_bytes(der, serialization.PrivateFormat.PKCS8,
+                                                                           serialization.NoEncryption())))
+    path = _copy(signed, tmp_path)
+    add_signature(path, Signing(unlock_identity("anna", PW), "approved by"), timestamper=tsa)
+    result = verify_packet(path, [signed["certs"]["plant-ca"]])  # the signer is trusted, the TSA is not
+    assert result.signatures[2].trust == "trusted"
+    assert result.indication == INDETERMINATE and result.signatures[2].indication == INDETERMINATE
+    assert "untrusted TSA" in result.signatures[2].timestamp

@@ -86,6 +86,7 @@ def signing_for(project, spec: str):
 
     user_id, _, meaning = spec.partition(":")
     roles = gov.user_roles(project, user_id) if gov.governed(project) else []
-    meaning = meaning or next((MEANING_OF_ROLE[r] for r in MEANING_OF_ROLE if r in roles), "signed by")
+    meaning = meaning or next((MEANING_OF_ROLE[r] for r in MEANING_OF_ROLE if r in roles), "reviewed by")
+    gov.check_signing_meaning(project, user_id, meaning)
     signer = gov.unlock(project, user_id, passphrase(f"Passphrase for {user_id}: "))
     return Signing(signer, meaning, project.manifest.site)

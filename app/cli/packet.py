@@ -7,7 +7,6 @@ import json
 from pathlib import Path
 
 from app.cli.common import open_project, show_progress, signing_for
-from app.core.errors import LineproofError
 
 
 def cmd_packet(args: argparse.Namespace) -> int:
@@ -52,8 +51,15 @@ def cmd_verify(args: argparse.Namespace) -> int:
     from app.core.packet import verify_packet
 
     trust = list(args.trust or [])
-    pems = _project_certificates(args.project) if args.project else []
-    result = verify_packet(args.packet, trust, pems)
+    if args.project:
+        from app.core.packet.verify import project_certificates
+
+        with open_project(args.project, read_only=True, allow_snapshot=True) as project:
+            pems = project_certificates(project)
+            result = verify_packet(args.packet, trust, pems, project=project)
+    else:
+        pems = []
+        result = verify_packet(args.packet, trust, pems)
     if args.format == "json":
         print(json.dumps(result.as_dict(), indent=2))
         return result.exit_code
@@ -64,24 +70,13 @@ def cmd_verify(args: argparse.Namespace) -> int:
         print(f"  {s.field}: {s.indication}  {s.meaning} {s.signer} at {s.signed_at}")
         print(f"    integrity:     {s.integrity}")
         print(f"    modifications: {s.modifications}")
+        print(f"    role:          {s.role}")
         print(f"    identity:      {s.trust}" + (f"\n    {s.timestamp}" if s.timestamp else "")
               + (f"\n    detail:        {s.detail}" if s.detail else ""))
     print(f"  evidence: {'ok' if result.evidence_ok else 'FAILED'}: {result.evidence}")
     if not trust and not pems:
         print("  (no certificate trusted: pass --trust CERT.pem or --project PROJECT)")
     return result.exit_code
-
-
-def _project_certificates(folder: str) -> list[str]:
-    """The registered users' certificates of a project (PEM texts) to trust."""
-    from app.core.packet.verify import project_certificates
-
-    with open_project(folder, read_only=True, allow_snapshot=True) as project:
-        pems = project_certificates(project)
-    if not pems:
-        raise LineproofError(f"{folder} has no registered users whose certificates could be trusted.",
-                             "Pass the signer's certificate with --trust CERT.pem.")
-    return pems
 
 
 def add_parsers(sub: argparse._SubParsersAction) -> None:

@@ -322,7 +322,8 @@ class VerifyPacketDialog(QDialog):
         if self.task is not None or not self.path.text().strip():
             return None
         path, files, pems = self.path.text().strip(), list(self.trust), self._trusted_pems()
-        task = start_task("Verify packet", lambda _p: verify_packet(path, files, pems), self)
+        project = self.project if pems else None  # the project's users are trusted: check their roles too
+        task = start_task("Verify packet", lambda _p: verify_packet(path, files, pems, project=project), self)
         self.task = task
         self.verify_button.setEnabled(False)
         task.done.connect(self.show_result)
@@ -345,7 +346,9 @@ class VerifyPacketDialog(QDialog):
             lines.append(f"<br><b>{s.field}: {s.indication}</b> &nbsp; {_html(s.meaning)} {_html(s.signer)} at "
                          f"{s.signed_at}<br>&nbsp;&nbsp;integrity: {_html(s.integrity)}<br>&nbsp;&nbsp;"
                          f"modifications after signing: {_html(s.modifications)}<br>&nbsp;&nbsp;identity: "
-                         f"{_html(s.trust)}" + (f"<br>&nbsp;&nbsp;{_html(s.timestamp)}" if s.timestamp else ""))
+                         f"{_html(s.trust)}<br>&nbsp;&nbsp;role: {_html(s.role)}"
+                         + (f"<br>&nbsp;&nbsp;{_html(s.timestamp)}" if s.timestamp else "")
+                         + (f"<br>&nbsp;&nbsp;<b>{_html(s.detail)}</b>" if s.detail else ""))
         lines.append(f"<br>Evidence: {'ok' if result.evidence_ok else 'FAILED'}: {_html(result.evidence)}")
         self.result.setText("<br>".join(lines))
         self.result.setStyleSheet(f"QLabel#verifyResult {{ color: {fg}; background: {bg}; padding: 8px; }}")

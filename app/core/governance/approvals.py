@@ -33,6 +33,10 @@ ROLES = ("viewer", "engineer", "validation_lead", "approver", "admin")
 ROLE_NAMES = {"viewer": "viewer", "engineer": "engineer", "validation_lead": "validation lead",
               "approver": "approver", "admin": "admin"}
 MEANINGS = {"review": "reviewed by", "approve": "approved by", "reject": "rejected by"}
+# What a signature on a packet may mean, and the roles that may sign with that meaning (viewers and admins as such
+# sign nothing: an admin manages people, not releases).
+SIGNING_ROLES = {"validated by": ("validation_lead",), "approved by": ("approver",),
+                 "reviewed by": ("validation_lead", "approver", "engineer"), "prepared by": ("engineer", "validation_lead")}
 MAX_FAILURES = 5
 LOCK_MINUTES = 15
 
@@ -76,6 +80,21 @@ def user_roles(project: Project, user_id: str) -> list[str]:
     with project.reading() as con:
         row = one(con, "SELECT roles_json FROM users WHERE user_id = ? AND active", [user_id])
     return json.loads(row[0]) if row else []
+
+
+def check_signing_meaning(project: Project, user_id: str, meaning: str) -> None:
+    """Refuse a packet signature whose meaning the signer's roles do not allow (once the project has users)."""
+    if meaning not in SIGNING_ROLES:
+        raise GovernanceError(f"{meaning!r} is not a meaning a packet signature can carry.",
+                              f"Use one of: {', '.join(SIGNING_ROLES)}.")
+    if not governed(project):
+        return
+    roles = set(user_roles(project, user_id))
+    allowed = SIGNING_ROLES[meaning]
+    if not roles & set(allowed):
+        raise GovernanceError(f"{user_id} ({', '.join(sorted(roles)) or 'no role'}) may not sign {meaning!r}: that "
+                              f"needs {' or '.join(ROLE_NAMES[r] for r in allowed)}.",
+                              "Sign with the meaning your role allows, or ask an admin for the role.")
 
 
 def _check_roles(roles: list[str]) -> None:

@@ -187,6 +187,10 @@ def build_packet(project: Project, run_id: str, out: Path | str, signings: list[
     progress = progress or NullProgress()
     if not signings:
         raise PacketError("A packet needs at least one signer.", "Name who signs (--sign-as USER).")
+    from app.core.governance.approvals import check_signing_meaning
+
+    for signing in signings:
+        check_signing_meaning(project, signing.signer.user_id, signing.meaning)
     progress.report(0.05, "Gathering the evidence")
     evidence = gather(project, run_id, request_id)
     data = evidence_bytes(evidence)

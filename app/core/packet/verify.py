@@ -25,7 +25,7 @@ class VerifyError(LineproofError):
     """The file cannot be checked at all."""
 
 
-@dataclass(frozen=True)
+@dataclass
 class SignatureCheck:
     """The three answers for one signature, and the indication they add up to."""
 
@@ -39,6 +39,7 @@ class SignatureCheck:
     indication: str
     detail: str = ""
     timestamp: str = ""
+    role: str = "not checked (verify with --project to check each signer's role)"
 
 
 @dataclass
@@ -97,22 +98,20 @@ def project_certificates(project: Any) -> list[str]:
         return [r[0] for r in con.execute("SELECT cert_pem FROM users ORDER BY user_id").fetchall()]
 
 
-def _modifications(status: Any) -> tuple[str, str]:
-    from pyhanko.sign.diff_analysis import ModificationLevel
-
-    level = status.modification_level
-    if status.coverage is not None and status.coverage.name == "ENTIRE_FILE":
-        return "none", PASSED
-    if level in (ModificationLevel.NONE, ModificationLevel.LTA_UPDATES):
-        return "none after signing (only validation data)", PASSED
-    if level == ModificationLevel.FORM_FILLING and status.docmdp_ok:
-        return "only allowed ones (later signatures)", PASSED
-    if level == ModificationLevel.ANNOTATIONS:
-        return "changed after signing: annotations were added or changed", INDETERMINATE
-    return f"illegal: the document was changed after signing ({getattr(level, 'name', level)})", FAILED
+def _diff(status: Any) -> tuple[Any, set[str], str]:
+    """pyHanko's difference analysis after this signature: (level or None, changed fields, its own words)."""
+    diff = status.diff_result
+    if diff is None:
+        return None, set(), "no later revision"
+    if not hasattr(diff, "modification_level"):  # pyHanko's SuspiciousModification
+        return "SUSPICIOUS", set(), f"pyHanko: suspicious modification ({str(diff)[:200]})"
+    changed = set(diff.changed_form_fields)
+    words = f"pyHanko: {diff.modification_level.name}" + (f", changed fields {', '.join(sorted(changed))}"
+                                                          if changed else "")
+    return diff.modification_level, changed, words
 
 
-def _check(sig: Any, context: Any) -> SignatureCheck:
+def _check(sig: Any, context: Any) -> tuple[SignatureCheck, Any]:
     from pyhanko.sign.validation import async_validate_pdf_signature
 
     name = sig.field_name
@@ -121,35 +120,149 @@ def _check(sig: Any, context: Any) -> SignatureCheck:
         status = asyncio.run(async_validate_pdf_signature(sig, context))
     except Exception as exc:  # pyHanko raises on structurally broken signatures: that is a failure, not a crash
         return SignatureCheck(name, "unknown", "", meaning, "cannot be checked", "unknown", "unknown", FAILED,
-                              f"{type(exc).__name__}: {str(exc)[:200]}")
+                              f"{type(exc).__name__}: {str(exc)[:200]}"), None
     subject = status.signing_cert.subject.native if status.signing_cert else {}
     signer = f"{subject.get('common_name', '?')} ({subject.get('user_id', 'no user id')})" if subject else "unknown"
     when = status.signer_reported_dt.isoformat(timespec="seconds") if status.signer_reported_dt else ""
-    stamp = ""
+    stamp, stamp_ok = "", True
     if status.timestamp_validity is not None:
         ts = status.timestamp_validity
-        stamp = f"timestamp {ts.timestamp.isoformat(timespec='seconds')} ({'valid' if ts.valid and ts.intact else 'INVALID'})"
+        stamp_ok = bool(ts.valid and ts.intact and ts.trusted)
+        state = "valid, trusted TSA" if stamp_ok else (
+            "INVALID" if not (ts.valid and ts.intact) else "untrusted TSA: its certificate does not chain to a "
+                                                           "trusted one")
+        stamp = f"timestamp {ts.timestamp.isoformat(timespec='seconds')} ({state})"
     if not status.intact:
         return SignatureCheck(name, signer, when, meaning, "NOT intact: the signed bytes were changed (digest mismatch)",
-                              "unknown", "unknown", FAILED, "", stamp)
+                              "unknown", "unknown", FAILED, "", stamp), status
     if not status.valid:
         return SignatureCheck(name, signer, when, meaning, "invalid: the signature does not match the signed data",
-                              "unknown", "unknown", FAILED, "", stamp)
-    modifications, indication = _modifications(status)
+                              "unknown", "unknown", FAILED, "", stamp), status
     trust = "trusted" if status.trusted else "untrusted (the signer's certificate does not chain to a trusted one)"
-    if indication == PASSED and not status.trusted:
-        indication = INDETERMINATE
-    return SignatureCheck(name, signer, when, meaning, "intact", modifications, trust, indication, "", stamp)
+    indication = PASSED if status.trusted and stamp_ok else INDETERMINATE
+    return SignatureCheck(name, signer, when, meaning, "intact", "", trust, indication, "", stamp), status
 
 
-def _evidence(reader: Any) -> tuple[bool, str]:
-    """The attached evidence against the sha256 in the document information, and its validation result hash."""
+def _rect(widget: Any) -> tuple[float, ...]:
+    return tuple(round(float(v), 1) for v in widget["/Rect"]) if "/Rect" in widget else ()
+
+
+def _form_fields(reader: Any) -> list[tuple[str, bool, bool]]:
+    """(name, is a signature field, is signed) of every form field of the final revision."""
+    root = reader.root
+    form = root["/AcroForm"] if "/AcroForm" in root else None
+    out = []
+    for ref in (form["/Fields"] if form is not None and "/Fields" in form else []):
+        item = ref.get_object()
+        kind = str(item.get("/FT", ""))
+        out.append((str(item.get("/T", "?")), kind == "/Sig", "/V" in item))
+    return out
+
+
+def _apply_packet_rules(reader: Any, sigs: list[Any], checks: list[SignatureCheck], statuses: list[Any]) -> None:
+    """Lineproof's own rules on top of pyHanko: a packet holds only its own signatures, each in its slot on the
+    cover with a known meaning, and after a signature nothing may change but the later Lineproof signatures."""
+    from pyhanko.sign.diff_analysis import ModificationLevel
+
+    from app.core.governance.approvals import SIGNING_ROLES
+    from app.core.packet.sign import SIGNATURE_SLOTS
+
+    names = [c.field for c in checks]
+    expected = [f"Signature{i + 1}" for i in range(len(checks))]
+    cover = reader.root["/Pages"]["/Kids"][0].get_object()
+    stray = [f"{name} ({'empty signature field' if is_sig and not signed else 'form field'})"
+             for name, is_sig, signed in _form_fields(reader) if name not in names]
+    for i, (sig, check, status) in enumerate(zip(sigs, checks, statuses, strict=True)):
+        problems = []
+        if check.field != expected[i]:
+            problems.append(f"field {check.field!r} is not Lineproof's {expected[i]!r}")
+        widget = sig.sig_field
+        page = widget.get("/P").get_object() if "/P" in widget else None
+        slot = tuple(float(v) for v in SIGNATURE_SLOTS[i]) if i < len(SIGNATURE_SLOTS) else ()
+        if _rect(widget) != slot or (page is not None and page.idnum != cover.idnum if hasattr(page, "idnum")
+                                     else False):
+            problems.append(f"its box {_rect(widget)} is not signature slot {i + 1} on the cover (it could cover "
+                            "the content)")
+        if check.meaning not in SIGNING_ROLES:
+            problems.append(f"meaning {check.meaning!r} is not one of {', '.join(SIGNING_ROLES)}")
+        if status is not None and check.integrity == "intact":
+            level, changed, words = _diff(status)
+            later = set(names[i + 1:])
+            covers_all = status.coverage is not None and status.coverage.name == "ENTIRE_FILE"
+            if covers_all or level is None:
+                check.modifications = "none"
+            elif level in (ModificationLevel.NONE, ModificationLevel.LTA_UPDATES) and not changed:
+                check.modifications = f"none after signing (only validation data); {words}"
+            elif level == ModificationLevel.FORM_FILLING and changed <= later and not stray:
+                check.modifications = f"only the later Lineproof signature(s) {', '.join(sorted(changed))}; {words}"
+            else:
+                other = sorted(changed - later) + stray
+                problems.append("changed after signing: " + (f"{', '.join(other)}; " if other else "") + words)
+                check.modifications = f"illegal: the document was changed after signing ({words})"
+        if problems:
+            check.indication = FAILED
+            check.detail = "; ".join(problems)
+    if stray and checks and checks[-1].indication != FAILED:
+        checks[-1].indication = FAILED
+        checks[-1].detail = f"the packet holds fields Lineproof never adds: {', '.join(stray)}"
+
+
+def _project_rules(project: Any, sigs: list[Any], checks: list[SignatureCheck], evidence: dict | None,
+                   evidence_sha: str) -> list[str]:
+    """With the project at hand: each signer is a registered, active user whose roles allow the meaning signed,
+    and the packet's run, verdict and evidence are the ones the project stored. Returns problems with the packet."""
+    import json as _json
+
+    from app.core.governance.approvals import ROLE_NAMES, SIGNING_ROLES
+    from app.core.store.db import one
+
+    with project.reading() as con:
+        users = {r[0]: (r[1], set(_json.loads(r[2])), bool(r[3])) for r in con.execute(
+            "SELECT cert_sha256, user_id, roles_json, active FROM users").fetchall()}
+        for sig, check in zip(sigs, checks, strict=True):
+            der = sig.signer_cert.dump() if sig.signer_cert is not None else b""
+            user = users.get(hashlib.sha256(der).hexdigest())
+            allowed = SIGNING_ROLES.get(check.meaning, ())
+            if user is None:
+                check.role = "not a registered user of this project"
+            elif not user[2]:
+                check.role = f"{user[0]} is no longer an active user"
+            elif not user[1] & set(allowed):
+                check.role = (f"{user[0]} ({', '.join(sorted(user[1]))}) may not sign {check.meaning!r}: that "
+                              f"needs {' or '.join(ROLE_NAMES[r] for r in allowed) or 'a signing role'}")
+            else:
+                check.role = f"{user[0]}: {', '.join(sorted(user[1] & set(allowed)))} (checked against the project)"
+                continue
+            check.indication = FAILED
+        problems = []
+        if evidence is None:
+            return ["the evidence cannot be compared with the project"]
+        if "validation" in evidence:
+            run_id = evidence["validation"].get("run_id")
+            row = one(con, "SELECT verdict, result_sha256 FROM validation_runs WHERE run_id = ?", [run_id])
+            if row is None:
+                problems.append(f"validation run {run_id} is not in this project")
+            elif (row[0], row[1]) != (evidence["validation"].get("verdict"), evidence["validation"].get("result_sha256")):
+                problems.append(f"the packet says run {run_id} gave {evidence['validation'].get('verdict')}; the "
+                                f"project stored {row[0]} (result {row[1][:16]}…)")
+        exported = {r[0] for r in con.execute(
+            "SELECT json_extract_string(details_json, '$.evidence_sha256') FROM audit_log "
+            "WHERE action IN ('packet.export', 'review.export')").fetchall()}
+        if evidence_sha not in exported:
+            problems.append("this project never exported a packet with this evidence (no audit entry carries its "
+                            "sha256)")
+    return problems
+
+
+def _evidence(reader: Any) -> tuple[bool, str, dict | None, str]:
+    """The attached evidence against the sha256 in the document information, and its validation result hash:
+    (ok, in words, the evidence when it could be read, its sha256)."""
     trailer = reader.trailer_view
     info = trailer["/Info"] if "/Info" in trailer else None
     keywords = str(info["/Keywords"]) if info is not None and "/Keywords" in info else ""
     match = re.search(r"lineproof-evidence-sha256:([0-9a-f]{64})", keywords)
     if not match:
-        return False, "no Lineproof evidence hash in the document information"
+        return False, "no Lineproof evidence hash in the document information", None, ""
     root = reader.root
     names = root["/Names"] if "/Names" in root else None
     files = names["/EmbeddedFiles"] if names is not None and "/EmbeddedFiles" in names else None
@@ -159,30 +272,34 @@ def _evidence(reader: Any) -> tuple[bool, str]:
         if str(entries[i]) == "evidence.json":
             data = entries[i + 1]["/EF"]["/F"].data
     if data is None:
-        return False, "the evidence.json attachment is missing"
+        return False, "the evidence.json attachment is missing", None, ""
     digest = hashlib.sha256(data).hexdigest()
     if digest != match.group(1):
-        return False, f"evidence.json does not match the signed hash ({digest[:16]}… vs {match.group(1)[:16]}…)"
+        return False, f"evidence.json does not match the signed hash ({digest[:16]}… vs {match.group(1)[:16]}…)", None, digest
     try:
         evidence = json.loads(data)
         if "validation" not in evidence:  # an operating review: its findings carry their own hash
             body = json.dumps(evidence["review"], sort_keys=True, default=str).encode()
             if hashlib.sha256(body).hexdigest() != evidence["findings_sha256"]:
-                return False, "the review's findings inside the evidence do not match their recorded sha256"
-            return True, f"evidence.json matches the signed sha256 {digest[:16]}…; the findings match their hash"
+                return False, "the review's findings inside the evidence do not match their recorded sha256", None, digest
+            return True, f"evidence.json matches the signed sha256 {digest[:16]}…; the findings match their hash", evidence, digest
         from app.core.models.validation.run import result_sha256
 
         stored = evidence["validation"]["result"]
         if result_sha256(stored) != evidence["validation"]["result_sha256"]:
-            return False, "the validation result inside the evidence does not match its recorded sha256"
+            return False, "the validation result inside the evidence does not match its recorded sha256", None, digest
+        if stored.get("verdict") != evidence["validation"]["verdict"]:
+            return False, "the verdict in the evidence differs from the validation result's own", None, digest
     except (ValueError, KeyError, TypeError) as exc:
-        return False, f"the evidence cannot be read ({exc})"
-    return True, f"evidence.json matches the signed sha256 {digest[:16]}…; the validation result matches its hash"
+        return False, f"the evidence cannot be read ({exc})", None, digest
+    return (True, f"evidence.json matches the signed sha256 {digest[:16]}…; the validation result matches its hash",
+            evidence, digest)
 
 
-def verify_packet(path: Path | str, trust: list[Path | str] | None = None, trusted_pems: list[str] = ()
-                  ) -> PacketVerification:
-    """Check every signature of a packet offline against the trusted certificates (files or PEM texts)."""
+def verify_packet(path: Path | str, trust: list[Path | str] | None = None, trusted_pems: list[str] = (),
+                  project: Any = None) -> PacketVerification:
+    """Check every signature of a packet offline against the trusted certificates (files or PEM texts); with the
+    project, also each signer's role and that the run, verdict and evidence are the ones the project stored."""
     import logging
 
     from pyhanko.pdf_utils.reader import PdfFileReader
@@ -208,8 +325,17 @@ def verify_packet(path: Path | str, trust: list[Path | str] | None = None, trust
         result.evidence = "the PDF carries no signature"
         return result
     context = ValidationContext(trust_roots=roots, allow_fetching=False)
-    result.signatures = [_check(sig, context) for sig in signatures]
-    result.evidence_ok, result.evidence = _evidence(reader)
+    checked = [_check(sig, context) for sig in signatures]
+    result.signatures = [c for c, _ in checked]
+    _apply_packet_rules(reader, signatures, result.signatures, [s for _, s in checked])
+    result.evidence_ok, result.evidence, evidence, digest = _evidence(reader)
+    if project is not None:
+        problems = _project_rules(project, signatures, result.signatures, evidence, digest)
+        if problems:
+            result.evidence_ok = False
+            result.evidence += "; against the project: " + "; ".join(problems)
+        elif result.evidence_ok:
+            result.evidence += "; the run, verdict and evidence are the ones this project stored"
     indications = [s.indication for s in result.signatures]
     if FAILED in indications or not result.evidence_ok:
         result.indication = FAILED
