@@ -3,26 +3,30 @@ decision cannot be edited or moved."""
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import json
 from pathlib import Path
 
 import pytest
 
+from app.core.errors import LineproofError
 from app.core.governance.approvals import (
     GovernanceError,
     add_user,
+    canonical,
     create_request,
     decide,
     production_clearance,
     request_status,
     set_roles,
     unlock,
+    user_roles,
     verify_decisions,
 )
 from app.core.governance.identity import cert_pem, create_identity, create_site_ca
 from app.core.models.model_import import import_model
-from app.core.models.registry import register_model, set_stage
+from app.core.models.registry import edit_version_metadata, register_model, set_stage
 from app.core.store.project import Project
 
 PASS = "passphrase-1"
@@ -68,12 +72,25 @@ def governed(tmp_path: Path, profile: Path):
     path = _model_file(tmp_path)
     import_model(project, path, "hi", "v1", lineage={"author": "eve"})
     import_model(project, path, "med", "v1", lineage={"author": "eve"})
-    with project.change("validation.record", "VAL-1") as con:  # a finished validation run of hi:v1
-        con.execute("""INSERT INTO validation_runs VALUES ('VAL-1', 'hi:v1', NULL, 'holdout', 'd'||repeat('0',63),
-                       'p'||repeat('0',63), '', (SELECT sha256 FROM model_versions WHERE version_id = 'hi:v1'), NULL,
-                       'PASS', '{}', 'r'||repeat('0',63), '0.1.0', now()::TIMESTAMP, now()::TIMESTAMP, 'vera')""")
+    _record_passed_run(project, "VAL-1", "hi:v1")
     yield project
     project.close()
+
+
+PLAN_TEXT = 'name = "release"\n'
+
+
+def _record_passed_run(project: Project, run_id: str, version_id: str) -> None:
+    """A finished PASS validation run of the version under a saved plan revision (no scoring needed here)."""
+    sha = hashlib.sha256(PLAN_TEXT.encode()).hexdigest()
+    with project.change("validation.record", run_id) as con:
+        if not con.execute("SELECT 1 FROM validation_plans WHERE sha256 = ?", [sha]).fetchall():
+            con.execute("INSERT INTO validation_plans VALUES ('release', 1, 'release', ?, ?, now()::TIMESTAMP, 'vera')",
+                        [sha, PLAN_TEXT])
+        con.execute("""INSERT INTO validation_runs VALUES (?, ?, NULL, 'holdout', 'd'||repeat('0',63), ?, ?,
+                       (SELECT sha256 FROM model_versions WHERE version_id = ?), NULL, 'PASS', '{}', 'r'||repeat('0',63),
+                       '0.1.0', now()::TIMESTAMP, now()::TIMESTAMP, 'vera')""",
+                    [run_id, version_id, sha, PLAN_TEXT, version_id])
 
 
 def signer(project: Project, user_id: str):
@@ -212,10 +229,7 @@ def test_safety_relevant_tier_needs_a_second_distinct_approver(governed: Project
     """Safety-relevant: review, approve, approve, by three different people; one approval is not enough."""
     register_model(governed, "saf", "safety model", "binary", risk_tier="safety-relevant")
     import_model(governed, _model_file(tmp_path), "saf", "v1", lineage={"author": "eve"})
-    with governed.change("validation.record", "VAL-S") as con:
-        con.execute("""INSERT INTO validation_runs VALUES ('VAL-S', 'saf:v1', NULL, 'holdout', 'd'||repeat('0',63),
-                       'p'||repeat('0',63), '', (SELECT sha256 FROM model_versions WHERE version_id = 'saf:v1'), NULL,
-                       'PASS', '{}', 'r'||repeat('0',63), '0.1.0', now()::TIMESTAMP, now()::TIMESTAMP, 'vera')""")
+    _record_passed_run(governed, "VAL-S", "saf:v1")
     req = create_request(governed, "saf:v1", "P1", "production", signer(governed, "eve"), validation_run_id="VAL-S")
     decide(governed, req, "review", signer(governed, "vera"), "checked")
     status = decide(governed, req, "approve", signer(governed, "anna"), "first approval")
@@ -228,3 +242,129 @@ def test_safety_relevant_tier_needs_a_second_distinct_approver(governed: Project
     assert status.state == "approved"
     assert [d["user_id"] for d in status.decisions] == ["vera", "anna", "both"]
     set_stage(governed, "saf:v1", "P1", "production", "approved release", by=signer(governed, "eve"))
+
+
+def _cert_for(key, user_id: str, start_days: float, end_days: float):
+    """A self-signed certificate for `key` valid from now + start_days to now + end_days."""
+    from datetime import UTC, datetime, timedelta
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes
+    from cryptography.x509.oid import NameOID
+
+    now = datetime.now(UTC)
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, user_id), x509.NameAttribute(NameOID.USER_ID, user_id)])
+    return (x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
+            .serial_number(x509.random_serial_number()).not_valid_before(now + timedelta(days=start_days))
+            .not_valid_after(now + timedelta(days=end_days)).sign(key, hashes.SHA256()))
+
+
+def test_a_request_marked_approved_in_the_database_does_not_release(governed: Project) -> None:
+    req = create_request(governed, "med:v1", "P1", "production", signer(governed, "eve"))
+    governed.con.execute("UPDATE approval_requests SET state = 'approved' WHERE request_id = ?", [req])
+    with pytest.raises(GovernanceError, match=r"marked approved, but it carries 0 signed decision\(s\) where the "
+                                              r"rule needs 2"):
+        set_stage(governed, "med:v1", "P1", "production", by=signer(governed, "eve"))
+    # A real review plus a forged second decision row (copied from the review) does not pass either.
+    governed.con.execute("UPDATE approval_requests SET state = 'open' WHERE request_id = ?", [req])
+    decide(governed, req, "review", signer(governed, "vera"), "checked")
+    governed.con.execute("""INSERT INTO approval_decisions SELECT decision_id || 'x', request_id, 2, user_id, role,
+                            decision, meaning, comment, decided_at, payload_sha256, signature, cert_sha256
+                            FROM approval_decisions WHERE request_id = ?""", [req])
+    governed.con.execute("UPDATE approval_requests SET state = 'approved' WHERE request_id = ?", [req])
+    with pytest.raises(GovernanceError, match="fails verification|marked approved, but"):
+        set_stage(governed, "med:v1", "P1", "production", by=signer(governed, "eve"))
+    assert governed.con.execute("SELECT count(*) FROM stage_history WHERE stage = 'production'").fetchall()[0][0] == 0
+
+
+def test_the_requester_may_not_approve_their_own_request(governed: Project) -> None:
+    req = create_request(governed, "med:v1", "P1", "production", signer(governed, "anna"))
+    decide(governed, req, "review", signer(governed, "vera"), "checked")
+    with pytest.raises(GovernanceError, match="anna asked for .* and may not approve it"):
+        decide(governed, req, "approve", signer(governed, "anna"), "approving my own request")
+    assert decide(governed, req, "approve", signer(governed, "both"), "ok").state == "approved"
+
+
+def test_the_author_may_not_approve_even_in_a_medium_tier(governed: Project) -> None:
+    edit_version_metadata(governed, "med:v1", lineage={"author": "anna"}, reason="author corrected",
+                          by=signer(governed, "admin"))
+    req = create_request(governed, "med:v1", "P1", "production", signer(governed, "eve"))
+    decide(governed, req, "review", signer(governed, "vera"), "checked")
+    with pytest.raises(GovernanceError, match="anna is the author of med:v1 and may not approve"):
+        decide(governed, req, "approve", signer(governed, "anna"), "mine")
+
+
+def test_changing_the_author_is_a_signed_change_and_voids_an_approval(governed: Project) -> None:
+    from app.core.governance.identity import verify_signature
+
+    with pytest.raises(GovernanceError, match="signed change by a registered user"):
+        edit_version_metadata(governed, "med:v1", lineage={"author": "zoe"}, reason="typo")
+    req = create_request(governed, "med:v1", "P1", "production", signer(governed, "eve"))
+    decide(governed, req, "review", signer(governed, "vera"), "checked")
+    decide(governed, req, "approve", signer(governed, "anna"), "ok")
+    edit_version_metadata(governed, "med:v1", lineage={"author": "anna"}, reason="really anna's",
+                          by=signer(governed, "eve"))
+    actor, details = governed.con.execute("SELECT actor, details_json FROM audit_log WHERE action = "
+                                          "'model_version.edit' ORDER BY seq DESC LIMIT 1").fetchall()[0]
+    details = json.loads(details)
+    cert = governed.con.execute("SELECT cert_pem FROM users WHERE user_id = 'eve'").fetchall()[0][0]
+    payload = canonical({"version_id": "med:v1", "changes": details["changes"], "reason": "really anna's"})
+    assert actor == "eve" and verify_signature(cert, payload, base64.b64decode(details["signature"]))
+    with pytest.raises(GovernanceError, match="changed since request"):
+        set_stage(governed, "med:v1", "P1", "production", by=signer(governed, "eve"))
+
+
+def test_an_admin_may_not_grant_themselves_approval_roles(governed: Project, profile: Path) -> None:
+    with pytest.raises(GovernanceError, match="may not grant themselves approver"):
+        set_roles(governed, "admin", ["admin", "approver"], signer(governed, "admin"), "I approve too")
+    cert = create_identity("ada", "Ada Second-Admin", PASS)
+    add_user(governed, "ada", "Ada", cert_pem(cert), ["admin"], by=signer(governed, "admin"))
+    set_roles(governed, "admin", ["admin", "approver"], signer(governed, "ada"), "second approver needed")
+    assert "approver" in user_roles(governed, "admin")
+
+
+def test_the_last_admin_keeps_the_role(governed: Project, profile: Path) -> None:
+    with pytest.raises(GovernanceError, match="admin is the last admin"):
+        set_roles(governed, "admin", ["viewer"], signer(governed, "admin"), "stepping down")
+    cert = create_identity("ada", "Ada Second-Admin", PASS)
+    add_user(governed, "ada", "Ada", cert_pem(cert), ["admin"], by=signer(governed, "admin"))
+    set_roles(governed, "admin", ["viewer"], signer(governed, "admin"), "stepping down, ada takes over")
+    assert user_roles(governed, "admin") == ["viewer"]
+
+
+def test_the_request_pins_the_plan_revision_and_refuses_an_edited_plan(governed: Project) -> None:
+    req = create_request(governed, "hi:v1", "P1", "production", signer(governed, "eve"), validation_run_id="VAL-1")
+    subject = json.loads(governed.con.execute("SELECT subject_json FROM approval_requests WHERE request_id = ?",
+                                              [req]).fetchall()[0][0])
+    assert subject["plan_revision"] == "release#1" and subject["author"] == "eve" and subject["rule"]["steps"]
+    governed.con.execute("UPDATE validation_runs SET plan_toml = plan_toml || '# looser' WHERE run_id = 'VAL-1'")
+    with pytest.raises(GovernanceError, match="does not match its sha256: it was edited after the run"):
+        create_request(governed, "hi:v1", "P1", "production", signer(governed, "eve"), validation_run_id="VAL-1")
+    governed.con.execute("UPDATE validation_runs SET plan_toml = replace(plan_toml, '# looser', '') "
+                         "WHERE run_id = 'VAL-1'")
+    governed.con.execute("DELETE FROM validation_plans")  # the run's plan is no saved revision any more
+    with pytest.raises(GovernanceError, match="used a plan that is not a saved revision"):
+        create_request(governed, "hi:v1", "P1", "production", signer(governed, "eve"), validation_run_id="VAL-1")
+
+
+@pytest.mark.parametrize(("start", "end", "message"), [(-30, -1, "expired on"), (1, 30, "is not valid before")])
+def test_expired_or_future_certificates_are_refused_when_adding_a_user(governed: Project, start, end, message):
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import rsa
+
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    pem = _cert_for(key, "old", start, end).public_bytes(serialization.Encoding.PEM).decode("ascii")
+    with pytest.raises(LineproofError, match=message):
+        add_user(governed, "old", "Old Cert", pem, ["approver"], by=signer(governed, "admin"))
+    assert not governed.con.execute("SELECT 1 FROM users WHERE user_id = 'old'").fetchall()
+
+
+def test_a_decision_with_an_expired_certificate_is_refused(governed: Project) -> None:
+    import dataclasses
+
+    req = create_request(governed, "med:v1", "P1", "production", signer(governed, "eve"))
+    vera = signer(governed, "vera")
+    expired = dataclasses.replace(vera, cert=_cert_for(vera.key, "vera", -30, -1))
+    with pytest.raises(GovernanceError, match="expired on .* A decision cannot be signed with it"):
+        decide(governed, req, "review", expired, "checked")
+    assert request_status(governed, req).decisions == []

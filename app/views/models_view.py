@@ -238,7 +238,11 @@ class ModelsView(Screen):
         lineage = {k: v for k, v in self._field_values(LINEAGE_FIELDS).items() if str(old_l.get(k) or "") != v}
         card = {k: v for k, v in self._field_values(CARD_FIELDS).items() if str(old_c.get(k) or "") != v}
         try:
-            changes = edit_version_metadata(self.project, row["version_id"], lineage, card, self.reason.text())
+            by = self._signer() if "author" in lineage else None  # the author decides who may approve: signed
+            if by is False:
+                return False
+            changes = edit_version_metadata(self.project, row["version_id"], lineage, card, self.reason.text(),
+                                            by=by or None)
         except Exception as exc:
             show_error(self, exc, "Lineage and model card")
             return False

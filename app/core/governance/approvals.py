@@ -22,6 +22,7 @@ from app.core.governance.identity import (
     WrongPassphrase,
     cert_pem,
     cert_sha256,
+    check_validity,
     unlock_identity,
     verify_signature,
 )
@@ -126,6 +127,7 @@ def add_user(project: Project, user_id: str, name: str, certificate_pem: str, ro
         if one(con, "SELECT 1 FROM users WHERE user_id = ?", [user_id]):
             raise GovernanceError(f"User {user_id!r} already exists.", "Change their roles instead.")
     cert = x509.load_pem_x509_certificate(certificate_pem.encode("ascii"))
+    check_validity(cert, user_id)
     actor = by.user_id if by else user_id
     with acting_as(actor), project.change("user.add", user_id, {"name": name, "roles": roles,
                                                                 "cert_sha256": cert_sha256(cert),
@@ -145,6 +147,19 @@ def set_roles(project: Project, user_id: str, roles: list[str], by: Signer, reas
     old = user_roles(project, user_id)
     if not old:
         raise GovernanceError(f"No active user {user_id!r}.", "Check the id with `lineproof user list`.")
+    gained = sorted(set(roles) - set(old) - {"viewer"})
+    if user_id == by.user_id and gained:
+        raise GovernanceError(f"{by.user_id} may not grant themselves {', '.join(ROLE_NAMES[r] for r in gained)}: "
+                              "an admin who could then approve alone would defeat the four-eyes rule.",
+                              "Another admin must grant it; nothing was changed.")
+    if "admin" in old and "admin" not in roles:
+        with project.reading() as con:
+            admins = [r[0] for r in con.execute("SELECT user_id FROM users WHERE active AND "
+                                                "list_contains(json_extract_string(roles_json, '$[*]'), 'admin')"
+                                                ).fetchall()]
+        if admins == [user_id]:
+            raise GovernanceError(f"{user_id} is the last admin; without one nobody could manage users again.",
+                                  "Make another user admin first; nothing was changed.")
     with acting_as(by.user_id), project.change("user.roles", user_id, {"old": old, "new": sorted(roles),
                                                                       "reason": reason}) as con:
         con.execute("UPDATE users SET roles_json = ? WHERE user_id = ?", [json.dumps(sorted(roles)), user_id])
@@ -233,11 +248,25 @@ def _subject(project: Project, version_id: str, site: str, stage: str, validatio
             if run[4] != version_id:
                 raise GovernanceError(f"Validation run {validation_run_id} validated {run[4]}, not {version_id}.",
                                       "Name the validation run of this version.")
+        author = str(json.loads(one(con, "SELECT lineage_json FROM model_versions WHERE version_id = ?",
+                                    [version_id])[0] or "{}").get("author") or "")
+        plan = None
+        if run is not None:
+            plan = one(con, "SELECT plan_id, revision FROM validation_plans WHERE sha256 = ? "
+                            "ORDER BY saved_at LIMIT 1", [run[2]])
+            text = one(con, "SELECT plan_toml FROM validation_runs WHERE run_id = ?", [validation_run_id])[0]
+            if hashlib.sha256(text.encode("utf-8")).hexdigest() != run[2]:
+                raise GovernanceError(f"The plan stored with validation run {validation_run_id} does not match its "
+                                      "sha256: it was edited after the run.", "Validate again; nothing was changed.")
     files = json.loads(row[1] or "{}").get("files", {})
+    # The subject is what every decision signs: the author and the tier's rule are in it, so that changing who
+    # may approve, or what approval needs, after the request voids the decisions instead of passing silently.
     return {"version_id": version_id, "model_id": row[3], "model_sha256": row[0], "files": files,
-            "risk_tier": row[2], "target_stage": stage, "site": site, "validation_run_id": validation_run_id,
+            "risk_tier": row[2], "rule": tier_rules(project)[row[2]], "author": author,
+            "target_stage": stage, "site": site, "validation_run_id": validation_run_id,
             "validation_verdict": run[0] if run else None, "validation_result_sha256": run[1] if run else None,
-            "plan_sha256": run[2] if run else None, "dataset_sha256": run[3] if run else None}
+            "plan_sha256": run[2] if run else None, "dataset_sha256": run[3] if run else None,
+            "plan_revision": f"{plan[0]}#{plan[1]}" if plan else None}
 
 
 def create_request(project: Project, version_id: str, site: str, stage: str, by: Signer,
@@ -253,6 +282,10 @@ def create_request(project: Project, version_id: str, site: str, stage: str, by:
         got = f"run {validation_run_id} is {subject['validation_verdict']}" if validation_run_id else "none was named"
         raise GovernanceError(f"Risk tier {subject['risk_tier']} needs a passed validation run for production "
                               f"({got}).", "Validate the version (lineproof validate) and name the passed run.")
+    if rule.get("needs_validation") and stage == "production" and subject["plan_revision"] is None:
+        raise GovernanceError(f"Validation run {validation_run_id} used a plan that is not a saved revision.",
+                              "Save the plan in the project (Validation screen or --plan with a stored plan) and "
+                              "validate with it; the request pins that revision.")
     request_id = f"REQ-{datetime.now(UTC):%Y%m%d}-{uuid.uuid4().hex[:6]}"
     sha = hashlib.sha256(canonical(subject)).hexdigest()
     with acting_as(by.user_id), project.change("approval.request", request_id, {"subject_sha256": sha, **subject,
@@ -293,7 +326,7 @@ def request_status(project: Project, request_id: str) -> RequestStatus:
         decisions = con.sql("SELECT * FROM approval_decisions WHERE request_id = ? ORDER BY step",
                             params=[request_id]).pl().to_dicts()
     subject = json.loads(row[4])
-    rule = tier_rules(project)[subject["risk_tier"]]
+    rule = subject.get("rule") or tier_rules(project)[subject["risk_tier"]]  # the rule the request was made under
     done = len([d for d in decisions if d["decision"] != "reject"])
     nxt = tuple(rule["steps"][done]) if row[3] == "open" and done < len(rule["steps"]) else None
     return RequestStatus(request_id, row[0], row[1], row[2], row[3], subject["risk_tier"], rule, decisions, nxt)
@@ -316,6 +349,10 @@ def decide(project: Project, request_id: str, decision: str, signer: Signer, com
     if status.state != "open":
         raise GovernanceError(f"{request_id} is {status.state}; it takes no more decisions.",
                               "Create a new request if needed.")
+    try:
+        check_validity(signer.cert, signer.user_id)
+    except LineproofError as exc:
+        raise GovernanceError(f"{exc.what} A decision cannot be signed with it.", exc.todo) from None
     roles = user_roles(project, signer.user_id)
     assert status.next_step is not None
     action, role = status.next_step
@@ -336,14 +373,18 @@ def decide(project: Project, request_id: str, decision: str, signer: Signer, com
         if status.rule.get("distinct_people") and any(d["user_id"] == signer.user_id for d in status.decisions):
             raise GovernanceError(f"{signer.user_id} already signed {request_id}; risk tier {status.risk_tier} needs "
                                   "a different person for each step.", "Nothing was signed.")
-        if status.rule.get("exclude_author"):
-            with project.reading() as con:
-                lineage, name = one(con, "SELECT v.lineage_json, u.name FROM model_versions v, users u "
-                                         "WHERE v.version_id = ? AND u.user_id = ?", [status.version_id, signer.user_id])
-            author = str(json.loads(lineage or "{}").get("author") or "")
-            if author and author in (signer.user_id, name):
-                raise GovernanceError(f"{signer.user_id} is the author of {status.version_id} and may not "
-                                      f"{decision} its release (risk tier {status.risk_tier}).", "Nothing was signed.")
+        with project.reading() as con:
+            lineage, name, requester = one(
+                con, "SELECT v.lineage_json, u.name, r.requested_by FROM model_versions v, users u, "
+                     "approval_requests r WHERE v.version_id = ? AND u.user_id = ? AND r.request_id = ?",
+                [status.version_id, signer.user_id, request_id])
+        author = str(json.loads(lineage or "{}").get("author") or "")
+        if decision == "approve" and signer.user_id == requester:
+            raise GovernanceError(f"{signer.user_id} asked for {request_id} and may not approve it (four eyes).",
+                                  "Another approver must decide; nothing was signed.")
+        if author and author in (signer.user_id, name) and (decision == "approve" or status.rule.get("exclude_author")):
+            raise GovernanceError(f"{signer.user_id} is the author of {status.version_id} and may not "
+                                  f"{decision} its release (risk tier {status.risk_tier}).", "Nothing was signed.")
     with project.reading() as con:
         subject_sha = one(con, "SELECT subject_sha256 FROM approval_requests WHERE request_id = ?", [request_id])[0]
     step = len(status.decisions) + 1
@@ -418,6 +459,9 @@ def production_clearance(project: Project, version_id: str, site: str) -> str | 
         bad = [v for v in verify_decisions(project, status.request_id) if not v["ok"]]
         if bad:
             return base + f" Request {status.request_id} has a decision that fails verification: {bad[0]['problem']}."
+        problem = signed_steps_problem(project, status)
+        if problem:
+            return base + f" Request {status.request_id} is marked approved, but {problem}."
         current = _subject(project, version_id, site, "production", _request_run(project, status.request_id))
         with project.reading() as con:
             sha = one(con, "SELECT subject_sha256 FROM approval_requests WHERE request_id = ?",
@@ -428,6 +472,33 @@ def production_clearance(project: Project, version_id: str, site: str) -> str | 
     if status.state == "rejected":
         return base + f" Request {status.request_id} was rejected."
     return base + f" Request {status.request_id} still needs {status.describe_missing()}."
+
+
+def signed_steps_problem(project: Project, status: RequestStatus) -> str:
+    """Recompute approval from the signed decisions alone (the state column is only a convenience): every step
+    of the rule the request was made under, in order, by the right role, by different people, neither the
+    requester nor the author approving. Returns what is wrong, or ''."""
+    with project.reading() as con:
+        subject_json, requester = one(con, "SELECT subject_json, requested_by FROM approval_requests "
+                                           "WHERE request_id = ?", [status.request_id])
+    subject = json.loads(subject_json)
+    rule = subject.get("rule") or status.rule
+    decisions = status.decisions
+    if any(d["decision"] == "reject" for d in decisions):
+        return "it carries a rejection"
+    if len(decisions) != len(rule["steps"]):
+        return f"it carries {len(decisions)} signed decision(s) where the rule needs {len(rule['steps'])}"
+    people = [d["user_id"] for d in decisions]
+    for d, (action, role) in zip(decisions, rule["steps"], strict=True):
+        if d["decision"] != action or d["role"] != role:
+            return f"step {d['step']} is a {d['decision']} as {d['role']}, the rule needs a {action} as {role}"
+        if role not in user_roles(project, d["user_id"]):
+            return f"{d['user_id']} does not hold the {ROLE_NAMES[role]} role"
+        if action == "approve" and d["user_id"] in (requester, subject.get("author")):
+            return f"{d['user_id']} approved their own request or model"
+    if rule.get("distinct_people") and len(set(people)) != len(people):
+        return "one person signed more than one step"
+    return ""
 
 
 def _request_run(project: Project, request_id: str) -> str | None:

@@ -175,6 +175,18 @@ def create_site_ca(ca_id: str, name: str, passphrase: str, days: int = 10 * 365)
     return cert
 
 
+def check_validity(cert: x509.Certificate, what: str, at: dt.datetime | None = None) -> None:
+    """Refuse a certificate that has expired or is not valid yet (at `at`, default now)."""
+    at = at or dt.datetime.now(dt.UTC)
+    start, end = cert.not_valid_before_utc, cert.not_valid_after_utc
+    if at < start:
+        raise IdentityError(f"The certificate of {what} is not valid before {start:%Y-%m-%d %H:%M} UTC.",
+                            "Check this PC's clock, or use a certificate that is valid now.")
+    if at > end:
+        raise IdentityError(f"The certificate of {what} expired on {end:%Y-%m-%d %H:%M} UTC.",
+                            "Renew the certificate (a new identity, registered by an admin); nothing was changed.")
+
+
 def import_identity(p12_file: Path | str, user_id: str, passphrase: str) -> x509.Certificate:
     """Copy a PKCS#12 file from the organisation's PKI into the profile (after checking the passphrase)."""
     _check_id(user_id)
@@ -189,6 +201,7 @@ def import_identity(p12_file: Path | str, user_id: str, passphrase: str) -> x509
     if key is None or cert is None or not isinstance(key, rsa.RSAPrivateKey):
         raise IdentityError(f"{source.name} holds no RSA private key with a certificate.",
                             "Export the signing key with its certificate as PKCS#12.")
+    check_validity(cert, source.name)
     path = identity_path(user_id)
     if path.exists():
         raise IdentityError(f"An identity {user_id!r} already exists in {path.parent}.", "Choose another id.")

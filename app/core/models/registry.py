@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import base64
 import json
+from contextlib import nullcontext
 
 import polars as pl
 
@@ -121,8 +123,12 @@ CARD_FIELDS = ("intended_use", "out_of_scope", "known_limits", "training_data")
 
 
 def edit_version_metadata(project: Project, version_id: str, lineage: dict[str, str] | None = None,
-                          card: dict[str, str] | None = None, reason: str = "") -> dict[str, dict]:
-    """Change lineage and model-card fields of a version; the audit entry keeps old and new values."""
+                          card: dict[str, str] | None = None, reason: str = "", by: Signer | None = None
+                          ) -> dict[str, dict]:
+    """Change lineage and model-card fields of a version; the audit entry keeps old and new values.
+
+    The author decides who may approve a release (four eyes), so in a governed project changing it is a signed
+    change by an unlocked user who is not a viewer, and never by the author-to-be's approver alone."""
     if not reason.strip():
         raise RegistryError("A change to lineage or the model card needs a reason.",
                             "Say why (e.g. 'author corrected after review'); nothing was changed.")
@@ -143,7 +149,20 @@ def edit_version_metadata(project: Project, version_id: str, lineage: dict[str, 
                 if old_card.get(k) != v}
     if not changes:
         return {}
-    with project.change("model_version.edit", version_id, {"changes": changes, "reason": reason}) as con:
+    details: dict = {"changes": changes, "reason": reason}
+    if "lineage.author" in changes:
+        from app.core.governance.approvals import GovernanceError, canonical, governed, user_roles
+
+        if governed(project):
+            roles = set(user_roles(project, by.user_id)) if by else set()
+            if by is None or not roles - {"viewer"}:
+                raise GovernanceError("Changing the author of a version is a signed change by a registered user.",
+                                      "Choose who makes the change and give the passphrase; nothing was changed.")
+            details["signed_by"] = by.user_id
+            details["signature"] = base64.b64encode(by.sign(canonical(
+                {"version_id": version_id, "changes": changes, "reason": reason}))).decode("ascii")
+    with acting_as(by.user_id) if by else nullcontext(), project.change("model_version.edit", version_id,
+                                                                         details) as con:
         con.execute("UPDATE model_versions SET lineage_json = ?, card_json = ? WHERE version_id = ?",
                     [json.dumps(new_lineage, sort_keys=True), json.dumps(new_card, sort_keys=True), version_id])
     return changes
