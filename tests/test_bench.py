@@ -6,7 +6,10 @@ from __future__ import annotations
 import os
 import signal
 import statistics
+import subprocess
+import sys
 import threading
+import time
 from pathlib import Path
 
 import duckdb
@@ -200,3 +203,48 @@ def test_benchmarks_in_parallel_threads_do_not_share_a_connection(bench_project:
         t.join()
     assert [r.status for r in results] == ["ok", "ok"]
     assert _rows(bench_project, "SELECT count(*) FROM bench_runs") == [(2,)]
+
+
+def _children_after(parent: subprocess.Popen, deadline_s: float = 60.0) -> list[int]:
+    import psutil
+
+    end = time.monotonic() + deadline_s
+    while time.monotonic() < end:
+        kids = [c.pid for c in psutil.Process(parent.pid).children(recursive=True)]
+        if kids:
+            return kids
+        time.sleep(0.1)
+    raise AssertionError("the benchmark child never started")
+
+
+def _gone(pid: int, within_s: float = 10.0) -> bool:
+    import psutil
+
+    end = time.monotonic() + within_s
+    while time.monotonic() < end:
+        if not psutil.pid_exists(pid) or psutil.Process(pid).status() == psutil.STATUS_ZOMBIE:
+            return True
+        time.sleep(0.1)
+    return False
+
+
+@pytest.mark.parametrize("how", [signal.SIGINT, signal.SIGTERM, signal.SIGKILL])
+def test_stopping_lineproof_bench_stops_the_benchmark_child(bench_project: Project, how) -> None:
+    """Ctrl-C, SIGTERM, or even SIGKILL of `lineproof bench`: the measuring process does not live on."""
+    folder = bench_project.folder
+    bench_project.close()
+    cli = subprocess.Popen([sys.executable, "-m", "app", "bench", str(folder), "--model", "m:ok", "--seconds", "120",
+                            "-q"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        kids = _children_after(cli)
+        time.sleep(1.0)  # let it start measuring
+        cli.send_signal(how)
+        cli.wait(timeout=30)
+        assert all(_gone(pid) for pid in kids), "the benchmark child outlived lineproof bench"
+    finally:
+        cli.kill()
+        cli.wait()
+    if how != signal.SIGKILL:
+        assert cli.returncode == 130 and "Interrupted" in cli.stderr.read()
+    with Project.open(folder) as project:
+        assert _rows(project, "SELECT count(*) FROM bench_runs") == [(0,)]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import signal
 import sys
 
 from app import __version__
@@ -34,6 +35,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.command is None:
         args = parser.parse_args(["gui"])
+    previous = _stop_on_sigterm()
     try:
         return args.func(args)
     except LineproofError as exc:
@@ -45,3 +47,18 @@ def main(argv: list[str] | None = None) -> int:
     except BrokenPipeError:  # `lineproof ... | head`: the reader has all it wanted
         sys.stderr.close()
         return 0
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
+
+
+def _stop_on_sigterm() -> object:
+    """SIGTERM (a service manager, `kill`) unwinds like Ctrl-C, so that child processes are stopped and
+    transactions rolled back; returns the previous handler (None off the main thread)."""
+    def interrupt(_signum: int, _frame: object) -> None:
+        raise KeyboardInterrupt
+
+    try:
+        return signal.signal(signal.SIGTERM, interrupt)
+    except ValueError:  # not the main thread (tests, embedding)
+        return None

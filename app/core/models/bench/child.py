@@ -8,6 +8,7 @@ Protocol: one JSON job on stdin; JSON lines out ({"progress": f, "message": m}, 
 from __future__ import annotations
 
 import json
+import os
 import sys
 import threading
 import time
@@ -258,8 +259,24 @@ def _openvino_async(make_queue: Any, batches: list[dict[str, np.ndarray]], clock
     return latencies
 
 
+def _exit_with_parent() -> None:
+    """Stop when the Lineproof process that started this one is gone (even killed with SIGKILL): a benchmark
+    nobody waits for must not keep a core busy."""
+    import threading
+
+    parent = os.getppid()
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(0.5)
+        os._exit(3)
+
+    threading.Thread(target=watch, daemon=True, name="parent-watch").start()
+
+
 def main() -> int:
     """Read the job from stdin, run it, print the result; the exit code is 0 even for a model error."""
+    _exit_with_parent()
     job = json.loads(sys.stdin.read())
     try:
         _say(progress=0.02, message=f"Loading the model in {job['config']['runtime']}")

@@ -186,6 +186,41 @@ def _kill(proc: subprocess.Popen[str]) -> None:
     proc.wait()
 
 
+def _supervise(proc: subprocess.Popen[str], watch: _Watch, config: BenchConfig, progress: Progress,
+               limit_mb: float) -> tuple[dict[str, Any] | None, str]:
+    """Follow the child until it ends, is cancelled, runs away with memory or hangs: (result, failure reason)."""
+    deadline = time.monotonic() + config.effective_timeout
+    result: dict[str, Any] | None = None
+    reason = ""
+    while True:
+        try:
+            message = watch.lines.get(timeout=_POLL_S)
+        except queue.Empty:
+            message = None
+        if message is not None:
+            if "progress" in message:
+                progress.report(float(message["progress"]), str(message.get("message", "")))
+            elif "result" in message:
+                result = message["result"]
+            elif "error" in message:
+                reason = f"The model failed in {config.runtime}: {message['error']}"
+        if progress.cancelled():
+            _kill(proc)
+            raise Cancelled("Benchmark cancelled; the benchmark process was stopped and nothing was recorded.")
+        if watch.rss_mb() > limit_mb:
+            _kill(proc)
+            reason = (f"The benchmark process used more than {limit_mb:,} MB of memory and was stopped "
+                      "(runaway allocation).")
+            break
+        if time.monotonic() > deadline:
+            _kill(proc)
+            reason = f"The benchmark did not finish within {config.effective_timeout:.0f} s and was stopped (hang)."
+            break
+        if proc.poll() is not None and watch.lines.empty() and not watch.output_open():
+            break
+    return result, reason
+
+
 def _exit_reason(code: int, stderr: deque[str]) -> str:
     if code < 0:
         try:
@@ -245,35 +280,11 @@ def run_benchmark(project: Project, version_id: str, config: BenchConfig, progre
         proc.stdin.close()
     except OSError:
         pass  # the child died at once; its exit code tells why
-    deadline = time.monotonic() + config.effective_timeout
-    result: dict[str, Any] | None = None
-    reason = ""
-    while True:
-        try:
-            message = watch.lines.get(timeout=_POLL_S)
-        except queue.Empty:
-            message = None
-        if message is not None:
-            if "progress" in message:
-                progress.report(float(message["progress"]), str(message.get("message", "")))
-            elif "result" in message:
-                result = message["result"]
-            elif "error" in message:
-                reason = f"The model failed in {config.runtime}: {message['error']}"
-        if progress.cancelled():
-            _kill(proc)
-            raise Cancelled("Benchmark cancelled; the benchmark process was stopped and nothing was recorded.")
-        if watch.rss_mb() > limit_mb:
-            _kill(proc)
-            reason = (f"The benchmark process used more than {limit_mb:,} MB of memory and was stopped "
-                      "(runaway allocation).")
-            break
-        if time.monotonic() > deadline:
-            _kill(proc)
-            reason = f"The benchmark did not finish within {config.effective_timeout:.0f} s and was stopped (hang)."
-            break
-        if proc.poll() is not None and watch.lines.empty() and not watch.output_open():
-            break
+    try:
+        result, reason = _supervise(proc, watch, config, progress, limit_mb)
+    except BaseException:  # Ctrl-C, SIGTERM (SystemExit), a crash here: never leave the child running
+        _kill(proc)
+        raise
     proc.wait()
     watch.join()
     while not watch.lines.empty():  # anything said after the last poll
