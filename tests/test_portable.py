@@ -156,3 +156,71 @@ def test_cli_export_and_import(sample_copy: Path, tmp_path: Path, capsys):
     assert main(["import-project", str(out), str(tmp_path / "back"), "-q"]) == 0
     assert "Imported" in capsys.readouterr().out
     assert main(["export-project", str(sample_copy), "--out", str(out), "-q"]) == 2  # never overwrites the archive
+
+
+def test_many_small_files_that_expand_enormously_in_all_are_refused(archive: Path, tmp_path: Path):
+    """No single file is big (each 96 KiB of zeros), but 800 of them expand ~75 MiB from a few hundred KiB."""
+    zeros = b"\0" * (96 << 10)
+    extra = [(f"artifacts/pad/{i:04d}.bin", zeros, None) for i in range(800)]
+
+    def add(name, data):
+        if name == MANIFEST:
+            for path, content, _ in extra:
+                data = _add_to_manifest(data, path, content)
+            return [(name, data, None), *extra]
+        return None
+    bad = _rewrite(archive, tmp_path / "many.lpz", add)
+    landing = tmp_path / "landing"
+    landing.mkdir()
+    with pytest.raises(BundleError, match=r"800 entries that would expand [\d,]+x.*zip bomb"):
+        import_project(bad, landing / "weld")
+    assert list(landing.iterdir()) == []
+
+
+@pytest.fixture
+def governed_copy(sample_copy: Path, tmp_path: Path, monkeypatch) -> Path:
+    """The sample with one registered user (who becomes admin) and a large all-zero model file."""
+    from app.core.governance.approvals import add_user
+    from app.core.governance.identity import cert_pem, create_identity
+
+    monkeypatch.setenv("LINEPROOF_HOME", str(tmp_path / "profile"))
+    with Project.open(sample_copy) as project:
+        add_user(project, "ines", "Ines Export", cert_pem(create_identity("ines", "Ines Export", "pass-word-1")),
+                 ["engineer"])
+    (sample_copy / "artifacts" / "models" / "zeros-weights.bin").write_bytes(b"\0" * (80 << 20))
+    return sample_copy
+
+
+def test_a_governed_project_exports_a_signed_manifest_that_import_checks(governed_copy: Path, tmp_path: Path):
+    from app.core.governance.approvals import unlock
+    from app.core.governance.portable import SIGNATURE
+
+    with Project.open(governed_copy) as project:
+        with pytest.raises(BundleError, match="Exporting a project with users is a signed change"):
+            export_project(project, tmp_path / "unsigned.lpz")
+        out = export_project(project, tmp_path / "signed.lpz", by=unlock(project, "ines", "pass-word-1"))
+    # 80 MiB of zeros compress ~1000:1, yet the signed export imports whole.
+    landing = tmp_path / "landing"
+    landing.mkdir()
+    imported = import_project(out, landing / "ok")
+    assert (imported / "artifacts" / "models" / "zeros-weights.bin").stat().st_size == 80 << 20
+
+    def edit_manifest(name, data):
+        if name == MANIFEST:
+            manifest = json.loads(data)
+            manifest["project"] = "renamed after export"
+            return [(name, json.dumps(manifest).encode(), None)]
+        return None
+
+    def drop_signature(name, data):
+        return [] if name == SIGNATURE else None
+
+    for bad, message in ((_rewrite(out, tmp_path / "edited.lpz", edit_manifest),
+                          "manifest does not match the signature of ines"),
+                         (_rewrite(out, tmp_path / "stripped.lpz", drop_signature),
+                          "would expand|holds a project with users but its manifest is not signed")):
+        target = tmp_path / f"landing-{bad.stem}"
+        target.mkdir()
+        with pytest.raises(BundleError, match=message):
+            import_project(bad, target / "weld")
+        assert list(target.iterdir()) == []

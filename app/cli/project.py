@@ -7,7 +7,7 @@ import json
 import time
 from pathlib import Path
 
-from app.cli.common import open_project, show_progress
+from app.cli.common import open_project, passphrase, show_progress
 
 
 def cmd_init(args: argparse.Namespace) -> int:
@@ -55,7 +55,12 @@ def cmd_export_project(args: argparse.Namespace) -> int:
     from app.core.governance.portable import export_project
 
     with open_project(args.path) as project:
-        out = export_project(project, args.out, show_progress(args.quiet))
+        by = None
+        if args.as_user:
+            from app.core.governance.approvals import unlock
+
+            by = unlock(project, args.as_user, passphrase(f"Passphrase for {args.as_user}: "))
+        out = export_project(project, args.out, show_progress(args.quiet), by=by)
     print(f"Exported {project.display_name} to {out} ({out.stat().st_size / 1e6:,.1f} MB)")
     return 0
 
@@ -98,6 +103,8 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("export-project", help="write the project to one .lpz archive (for a USB stick)")
     p.add_argument("path", help="project folder")
     p.add_argument("--out", required=True, help="archive to write (.lpz); never overwritten")
+    p.add_argument("--as", dest="as_user", metavar="USER",
+                   help="who exports: signs the manifest (required once the project has users; passphrase asked)")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress output")
     p.set_defaults(func=cmd_export_project)
     p = sub.add_parser("import-project", help="check an archive and unpack it into a new project folder")

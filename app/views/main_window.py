@@ -423,11 +423,32 @@ class MainWindow(QMainWindow):
         if not path:
             return None
         project = self.project
-        task = self._track(start_task("Exporting the project", lambda p: export_project(project, path, p), self))
+        by = self._exporting_user(project)
+        if by is False:
+            return None
+        task = self._track(start_task("Exporting the project", lambda p: export_project(project, path, p, by=by),
+                                      self))
         attach_progress_dialog(task, self)
         task.done.connect(lambda out: self.statusBar().showMessage(f"Exported to {out}", 15_000))
         task.error.connect(lambda exc: show_error(self, exc, "Export project"))
         return task
+
+    def _exporting_user(self, project):
+        """In a governed project the exporting user signs the manifest: pick them and unlock (False: cancelled)."""
+        from PySide6.QtWidgets import QInputDialog
+
+        from app.core.governance import approvals as gov
+        from app.views.signing import ask_passphrase_dialog, unlock_with_prompt
+
+        if not gov.governed(project):
+            return None
+        users = [u for u in gov.list_users(project)["user_id"].to_list() if gov.user_roles(project, u)]
+        user_id, ok = QInputDialog.getItem(self, "Export project", "Who exports (signs the archive's manifest)?",
+                                           users, 0, False)
+        if not ok:
+            return False
+        signer = unlock_with_prompt(project, user_id, lambda uid: ask_passphrase_dialog(self, uid))
+        return False if signer is None else signer
 
     def import_project_dialog(self, archive: str | None = None, dest: str | None = None) -> Task | None:
         """File > Import project: check the archive completely, unpack into a new folder, open it."""

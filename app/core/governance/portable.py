@@ -8,6 +8,7 @@ project only appears under its final name once every file was written and checke
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import json
 import os
@@ -25,9 +26,12 @@ from app.core.store.project import Project
 
 FORMAT = "lineproof-project-bundle/1"
 MANIFEST = "MANIFEST.json"
+SIGNATURE = "MANIFEST.sig.json"  # who exported: their certificate and signature over the manifest bytes
 SKIP_DIRS = {".staging", ".lineproof-lock"}
 CHUNK = 1 << 20
-MAX_RATIO = 200  # a larger compression ratio than this is treated as a zip bomb
+MAX_RATIO = 200  # an entry that expands more than this is "bomb-like"...
+BOMB_FLOOR = 32 << 20  # ...and an unsigned archive whose bomb-like entries expand to more than this, in all, is refused
+DISK_MARGIN = 256 << 20  # free space the import leaves on the destination drive
 
 
 class BundleError(LineproofError):
@@ -55,12 +59,17 @@ def _sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
-def export_project(project: Project, out: Path | str, progress: Progress | None = None) -> Path:
-    """Write the project (database checkpointed first) and its artifacts to one archive with a manifest."""
+def export_project(project: Project, out: Path | str, progress: Progress | None = None, by: Any = None) -> Path:
+    """Write the project (database checkpointed first) and its artifacts to one archive with a manifest; from a
+    governed project the exporting user (`by`, an unlocked Signer) signs the manifest."""
     from app import __version__
+    from app.core.governance.approvals import governed
 
     progress = progress or NullProgress()
     out = Path(out)
+    if by is None and governed(project):
+        raise BundleError("Exporting a project with users is a signed change.",
+                          "Say who exports (--as USER, or choose the user in the dialog); nothing was written.")
     if out.exists():
         raise BundleError(f"{out} exists already.", "Choose a new file name; nothing was written.")
     folder = project.folder
@@ -92,7 +101,14 @@ def export_project(project: Project, out: Path | str, progress: Progress | None 
                 manifest = {"format": FORMAT, "project": project.display_name, "created_at":
                             datetime.now(UTC).isoformat(timespec="seconds"), "app_version": __version__,
                             "files": entries, "total_size": sum(e["size"] for e in entries)}
-                archive.writestr(MANIFEST, json.dumps(manifest, indent=1, sort_keys=True))
+                manifest_bytes = json.dumps(manifest, indent=1, sort_keys=True).encode("utf-8")
+                archive.writestr(MANIFEST, manifest_bytes)
+                if by is not None:
+                    from app.core.governance.identity import cert_pem
+
+                    archive.writestr(SIGNATURE, json.dumps({
+                        "user_id": by.user_id, "cert_pem": cert_pem(by.cert),
+                        "signature": base64.b64encode(by.sign(manifest_bytes)).decode("ascii")}, indent=1))
             with open(tmp, "rb") as f:
                 os.fsync(f.fileno())
             os.replace(tmp, out)
@@ -143,8 +159,9 @@ def read_manifest(archive_path: Path | str) -> dict[str, Any]:
             raise BundleError(f"{name}'s manifest cannot be read ({exc}).", "Copy the archive again.") from exc
         if manifest.get("format") != FORMAT:
             raise BundleError(f"{name} is a {manifest.get('format')!r} archive.", f"Expected {FORMAT}.")
+        manifest["signed_by"], manifest["signer_cert_pem"] = _check_signature(archive, name)
         declared = {e["path"]: e for e in manifest["files"]}
-        infos = [i for i in archive.infolist() if i.filename != MANIFEST]
+        infos = [i for i in archive.infolist() if i.filename not in (MANIFEST, SIGNATURE)]
         for info in infos:
             _safe_name(info.filename, name)
             _check_entry(info, name)
@@ -157,16 +174,71 @@ def read_manifest(archive_path: Path | str) -> dict[str, Any]:
             if info.file_size != entry["size"]:
                 raise BundleError(f"{info.filename} in {name} is {info.file_size:,} bytes, the manifest says "
                                   f"{entry['size']:,}.", "The archive was changed after export; nothing was written.")
-            if info.compress_size and info.file_size / info.compress_size > MAX_RATIO and info.file_size > CHUNK:
-                raise BundleError(f"{info.filename} in {name} expands {info.file_size / info.compress_size:,.0f}x "
-                                  "(a zip bomb?).", "Refused; nothing was written.")
         missing = sorted(set(declared) - {i.filename for i in infos})
         if missing:
             raise BundleError(f"{name} lacks {len(missing)} file(s) its manifest lists, e.g. {missing[0]}.",
                               "It is incomplete: copy it again; nothing was written.")
         for path in declared:
             _safe_name(path, name)
+        expanded = sum(i.file_size for i in infos)
+        # Counted over all entries: a thousand small bomb-like files are as bad as one big one.
+        bomb_like = [i for i in infos if i.file_size > MAX_RATIO * max(i.compress_size, 1)]
+        swollen, packed = sum(i.file_size for i in bomb_like), sum(i.compress_size for i in bomb_like) or 1
+        if swollen > BOMB_FLOOR and manifest["signed_by"] is None:
+            raise BundleError(f"{name} has {len(bomb_like):,} entries that would expand {swollen / packed:,.0f}x, "
+                              f"to {swollen / 2**20:,.0f} MiB from {packed / 2**10:,.0f} KiB (a zip bomb?).",
+                              "Refused; nothing was written. An export signed by a user of a governed project is "
+                              "accepted however well it compresses.")
+        manifest["expanded_size"] = expanded
     return manifest
+
+
+def _check_signature(archive: zipfile.ZipFile, name: str) -> tuple[str | None, str]:
+    """(the exporting user's id, their certificate) when the manifest carries a valid signature, (None, '')
+    when it carries none; a signature that does not match is refused."""
+    from cryptography import x509
+
+    from app.core.governance.identity import check_validity, verify_signature
+
+    try:
+        signed = json.loads(archive.read(SIGNATURE))
+    except KeyError:
+        return None, ""
+    except (zipfile.BadZipFile, ValueError, OSError) as exc:
+        raise BundleError(f"{name}'s manifest signature cannot be read ({exc}).", "Copy the archive again.") from exc
+    try:
+        cert = x509.load_pem_x509_certificate(signed["cert_pem"].encode("ascii"))
+        good = verify_signature(signed["cert_pem"], archive.read(MANIFEST), base64.b64decode(signed["signature"]))
+    except (KeyError, ValueError, TypeError) as exc:
+        raise BundleError(f"{name}'s manifest signature is malformed ({exc}).", "Ask for a new export.") from exc
+    if not good:
+        raise BundleError(f"{name}'s manifest does not match the signature of {signed.get('user_id')}.",
+                          "The archive was changed after export; nothing was written.")
+    check_validity(cert, str(signed.get("user_id")), at=datetime.fromisoformat(
+        json.loads(archive.read(MANIFEST))["created_at"]))
+    return str(signed["user_id"]), signed["cert_pem"]
+
+
+def _check_exporter(staging: Path, manifest: dict[str, Any], name: str) -> None:
+    """A project with users was exported by one of them, who signed the manifest with their registered key."""
+    import duckdb
+
+    signer = manifest.get("signed_by")
+    con = duckdb.connect(str(staging / "project.duckdb"), read_only=True)
+    try:
+        has_users = con.execute("SELECT count(*) FROM information_schema.tables WHERE table_name = 'users'"
+                                ).fetchall()[0][0] and con.execute("SELECT count(*) FROM users").fetchall()[0][0]
+        registered = con.execute("SELECT cert_pem FROM users WHERE user_id = ?", [signer]).fetchall() \
+            if has_users and signer else []
+    finally:
+        con.close()
+    if has_users and signer is None:
+        raise BundleError(f"{name} holds a project with users but its manifest is not signed.",
+                          "Exports of governed projects are signed by the exporting user; ask for a new export. "
+                          "Nothing was written.")
+    if has_users and (not registered or registered[0][0].strip() != manifest["signer_cert_pem"].strip()):
+        raise BundleError(f"{name} was signed by {signer}, who is not a registered user of the project inside.",
+                          "Ask a user of that project for a new export; nothing was written.")
 
 
 def import_project(archive_path: Path | str, dest: Path | str, progress: Progress | None = None) -> Path:
@@ -178,6 +250,11 @@ def import_project(archive_path: Path | str, dest: Path | str, progress: Progres
                                                      "overwritten.")
     manifest = read_manifest(archive_path)
     dest.parent.mkdir(parents=True, exist_ok=True)
+    free = shutil.disk_usage(dest.parent).free
+    if manifest["expanded_size"] + DISK_MARGIN > free:
+        raise BundleError(f"{archive_path.name} expands to {manifest['expanded_size'] / 2**30:,.1f} GiB; "
+                          f"{dest.parent} has {free / 2**30:,.1f} GiB free.",
+                          "Free some space or import onto another drive; nothing was written.")
     staging = Path(tempfile.mkdtemp(prefix=f".{dest.name}-importing-", dir=dest.parent))
     try:
         total = manifest["total_size"] or 1
@@ -208,6 +285,7 @@ def import_project(archive_path: Path | str, dest: Path | str, progress: Progres
                 progress.report(0.9 * done / total, f"Checking {entry['path']}")
         if not (staging / "lineproof.toml").is_file():
             raise BundleError(f"{archive_path.name} holds no lineproof.toml.", "It is not a Lineproof project.")
+        _check_exporter(staging, manifest, archive_path.name)
         check_cancelled(progress)
         if dest.exists():
             dest.rmdir()
