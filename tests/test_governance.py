@@ -368,3 +368,53 @@ def test_a_decision_with_an_expired_certificate_is_refused(governed: Project) ->
     with pytest.raises(GovernanceError, match="expired on .* A decision cannot be signed with it"):
         decide(governed, req, "review", expired, "checked")
     assert request_status(governed, req).decisions == []
+
+
+def _rewrite_history(project: Project, seq: int) -> None:
+    """What an insider with the database file can do: change entry `seq`, recompute every later hash, move the
+    head. The hash chain alone cannot tell."""
+    from app.core.store.audit import GENESIS, HASHED, entry_hash
+
+    rows = project.con.sql(f"SELECT {', '.join(HASHED)} FROM audit_log ORDER BY seq").pl().to_dicts()
+    prev = GENESIS
+    for row in rows:
+        if row["seq"] == seq:
+            row["details_json"] = json.dumps({"note": "history rewritten"})
+        row["prev_hash"] = prev
+        prev = entry_hash(row)
+        project.con.execute("UPDATE audit_log SET details_json = ?, prev_hash = ?, entry_hash = ? WHERE seq = ?",
+                            [row["details_json"], row["prev_hash"], prev, row["seq"]])
+    project.con.execute("UPDATE audit_head SET entry_hash = ? WHERE id = 1", [prev])
+
+
+def test_a_recomputed_chain_is_caught_by_the_signed_receipts(governed: Project, tmp_path: Path, capsys) -> None:
+    from app.cli import main
+    from app.core.governance.receipts import export_receipt, verify_receipts
+    from app.core.store.audit import verify_audit
+
+    req = create_request(governed, "med:v1", "P1", "production", signer(governed, "eve"))
+    decide(governed, req, "review", signer(governed, "vera"), "checked")  # writes a signed receipt
+    outside = export_receipt(governed, signer(governed, "anna"), tmp_path / "head.json")
+    assert verify_receipts(governed, [outside]) == (governed.con.execute(
+        "SELECT count(*) FROM audit_receipts").fetchall()[0][0] + 1, [])
+    _rewrite_history(governed, 3)
+    assert verify_audit(governed.con).ok  # the chain itself is consistent again...
+    checked, problems = verify_receipts(governed, [outside])
+    assert problems and all("the log was rewritten" in p for p in problems)  # ...the receipts are not
+    # Deleting the receipts inside the project does not help: the file kept outside still catches it.
+    governed.con.execute("DELETE FROM audit_receipts")
+    checked, problems = verify_receipts(governed, [outside])
+    assert checked == 1 and "head.json: anna signed entry" in problems[0]
+    folder = governed.folder
+    governed.close()
+    assert main(["audit", "verify", str(folder), "--receipt", str(outside)]) == 1
+    assert "RECEIPT FAILED" in capsys.readouterr().out
+
+
+def test_an_emptied_log_does_not_verify(governed: Project) -> None:
+    from app.core.store.audit import verify_audit
+
+    governed.con.execute("DELETE FROM audit_log")
+    governed.con.execute("DELETE FROM audit_head")
+    verdict = verify_audit(governed.con)
+    assert not verdict.ok and "it was emptied" in verdict.problem

@@ -35,6 +35,7 @@ FROZEN = {
     "m009_validation_plans.py": "09a2352fbf04f0e1cd4a91c2e7985a0715043777474c4a660a5188316c82b86f",
     "m010_operating_reviews.py": "fd2c12a34909b697af2de80bf3baf8fd688166ee0389d0d51d8bcc70221fa4af",
     "m011_kpis.py": "01793a6188f5949dc4e967e74ba3379fd22fcdedda4ad5b15a1b8a3c67289063",
+    "m012_audit_receipts.py": "f8a21d05255e90dd4353e310dde3ce2be7dbe4d7ad5240ef52b37c2b135c8d48",
 }
 
 

@@ -108,25 +108,46 @@ def cmd_decide(args: argparse.Namespace) -> int:
 
 
 def cmd_audit(args: argparse.Namespace) -> int:
-    """List the audit trail, or verify its hash chain (exit 1 when broken)."""
+    """List the audit trail, verify its hash chain and signed receipts (exit 1 when broken), or export a receipt."""
+    from app.core.governance.receipts import export_receipt, verify_receipts
     from app.core.store.audit import read_audit, verify_audit
 
+    if args.action == "receipt":
+        if not (args.as_user and args.out):
+            raise LineproofError("A receipt needs --as USER and --out FILE.",
+                                 "Example: lineproof audit receipt PROJECT --as vera --out head-2026-12-01.json")
+        from app.core.governance.approvals import unlock
+
+        with open_project(args.path) as project:
+            signer = unlock(project, args.as_user, passphrase(f"Passphrase for {args.as_user}: "))
+            out = export_receipt(project, signer, args.out)
+        print(f"Receipt written: {out} (keep it outside the project folder: it pins the log as it is now)")
+        return 0
     with open_project(args.path, read_only=True, allow_snapshot=True) as project:
         with project.reading() as con:
             if args.action == "verify":
                 verdict = verify_audit(con)
             else:
                 frame = read_audit(con, args.limit, args.filter_action, args.actor, args.text)
+        if args.action == "verify":
+            checked, problems = verify_receipts(project, args.receipt or [])
     if args.action == "verify":
+        ok = verdict.ok and not problems
         if args.format == "json":
-            print(json.dumps(verdict.__dict__, indent=2))
+            print(json.dumps({**verdict.__dict__, "receipts_checked": checked, "receipt_problems": problems,
+                              "ok": ok}, indent=2))
         elif verdict.ok:
-            print(f"Audit trail intact: {verdict.entries} entries, head #{verdict.head_seq} {verdict.head_hash}")
+            print(f"Hash chain intact: {verdict.entries} entries, head #{verdict.head_seq} {verdict.head_hash}")
         else:
             print(f"AUDIT TRAIL BROKEN at entry {verdict.first_bad_seq}: {verdict.problem}")
-        for warning in verdict.clock_warnings:
-            print(f"warning: {warning}")
-        return 0 if verdict.ok else 1
+        if args.format != "json":
+            for problem in problems:
+                print(f"RECEIPT FAILED: {problem}")
+            print(f"Signed receipts: {checked} checked, {len(problems)} failed" + (
+                "" if checked else " (none yet: export one with `lineproof audit receipt`)"))
+            for warning in verdict.clock_warnings:
+                print(f"warning: {warning}")
+        return 0 if ok else 1
     if args.format == "json":
         print(json.dumps(frame.to_dicts(), indent=2, default=str))
         return 0
@@ -180,12 +201,18 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
             add_arguments(p)
         p.set_defaults(func=cmd_decide)
 
-    p = sub.add_parser("audit", help="list the audit trail or verify its hash chain")
-    p.add_argument("action", choices=("list", "verify"))
+    p = sub.add_parser("audit", help="list the audit trail, verify it, or export a signed receipt of its head",
+                       description="verify recomputes the hash chain and checks every signed receipt (those kept "
+                                   "in the project and the files given with --receipt); receipt signs the current "
+                                   "head with your key into a file to keep outside the project.")
+    p.add_argument("action", choices=("list", "verify", "receipt"))
     p.add_argument("path", help="project folder")
     p.add_argument("--limit", type=int, default=50)
     p.add_argument("--action", dest="filter_action", help="only actions starting with this, e.g. approval.")
     p.add_argument("--actor", help="only this user")
     p.add_argument("--text", help="only entries mentioning this")
     p.add_argument("--format", choices=("table", "json"), default="table")
+    p.add_argument("--receipt", action="append", metavar="FILE", help="a receipt file to check the log against")
+    p.add_argument("--as", dest="as_user", metavar="USER", help="who signs the receipt (passphrase asked)")
+    p.add_argument("--out", metavar="FILE", help="where to write the receipt")
     p.set_defaults(func=cmd_audit)

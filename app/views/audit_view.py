@@ -18,6 +18,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from app.core.governance.receipts import verify_receipts
 from app.core.store.audit import read_audit, verify_audit
 from app.core.store.project import Project
 from app.views.screen import Screen
@@ -93,16 +94,24 @@ class AuditView(Screen):
             return False
         with self.project.reading() as con:
             verdict = verify_audit(con)
+        checked, problems = verify_receipts(self.project)
         if verdict.ok:
             text = (f"<span style='color:#2e7d32'><b>Chain intact</b></span>: {verdict.entries} entries. "
                     f"Head #{verdict.head_seq}: <code>{verdict.head_hash}</code>")
         else:
             text = (f"<span style='color:#c00000'><b>CHAIN BROKEN at entry {verdict.first_bad_seq}</b></span>: "
                     f"{verdict.problem}")
+        if problems:
+            text += ("<br><span style='color:#c00000'><b>SIGNED RECEIPTS FAILED</b></span>: "
+                     + "; ".join(problems[:3]))
+        else:
+            text += (f"<br>Signed receipts: {checked} checked, all match" if checked else
+                     "<br>No signed receipt yet (one is written at every signed action; "
+                     "<code>lineproof audit receipt</code> exports one to keep outside the project)")
         if verdict.clock_warnings:
             text += "<br>Clock warnings: " + "; ".join(verdict.clock_warnings[:3])
         self.head.setText(text)
-        return verdict.ok
+        return verdict.ok and not problems
 
     def _show_entry(self) -> None:
         rows = self.table.selectionModel().selectedRows()

@@ -26,6 +26,7 @@ from app.core.governance.identity import (
     unlock_identity,
     verify_signature,
 )
+from app.core.governance.receipts import sign_head
 from app.core.store.audit import acting_as
 from app.core.store.db import one
 from app.core.store.project import Project
@@ -135,6 +136,8 @@ def add_user(project: Project, user_id: str, name: str, certificate_pem: str, ro
                                           ) as con:
         con.execute("INSERT INTO users VALUES (?, ?, ?, ?, ?, true, now()::TIMESTAMP)",
                     [user_id, name, json.dumps(sorted(roles)), cert_pem(cert), cert_sha256(cert)])
+    if by is not None:
+        sign_head(project, by)
     return roles
 
 
@@ -163,6 +166,7 @@ def set_roles(project: Project, user_id: str, roles: list[str], by: Signer, reas
     with acting_as(by.user_id), project.change("user.roles", user_id, {"old": old, "new": sorted(roles),
                                                                       "reason": reason}) as con:
         con.execute("UPDATE users SET roles_json = ? WHERE user_id = ?", [json.dumps(sorted(roles)), user_id])
+    sign_head(project, by)
 
 
 def tier_rules(project: Project) -> dict[str, dict[str, Any]]:
@@ -402,6 +406,7 @@ def decide(project: Project, request_id: str, decision: str, signer: Signer, com
                     [decision_id, request_id, step, signer.user_id, role, decision, MEANINGS[decision], comment,
                      decided_at, hashlib.sha256(payload).hexdigest(), signature, cert_sha256(signer.cert)])
         con.execute("UPDATE approval_requests SET state = ? WHERE request_id = ?", [new_state, request_id])
+    sign_head(project, signer)
     return request_status(project, request_id)
 
 

@@ -80,6 +80,10 @@ def export_project(project: Project, out: Path | str, progress: Progress | None 
             # Audited before the copy, so the archive carries its own export entry and the same chain head.
             with project.change("project.export", out.name, {"files": len(files), "bytes": total}):
                 pass
+            if by is not None:
+                from app.core.governance.receipts import sign_head
+
+                sign_head(project, by)  # the archive carries a signed head: a copy's log can be checked against it
             with project.reading() as con:
                 con.execute("CHECKPOINT")  # the .wal is not exported: everything must be in the main file
             files = _files(folder)

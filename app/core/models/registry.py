@@ -10,6 +10,7 @@ import polars as pl
 
 from app.core.errors import LineproofError
 from app.core.governance.identity import Signer
+from app.core.governance.receipts import sign_head
 from app.core.store.audit import acting_as, current_actor
 from app.core.store.db import one
 from app.core.store.project import Project
@@ -58,6 +59,7 @@ def set_stage(project: Project, version_id: str, site: str, stage: str, reason: 
                                   "Ask an engineer, a validation lead or an approver; nothing was changed.")
         with acting_as(by.user_id):
             _set_stage(project, version_id, site, stage, reason, rolling_back)
+        sign_head(project, by)
         return
     _set_stage(project, version_id, site, stage, reason, rolling_back)
 
@@ -165,6 +167,8 @@ def edit_version_metadata(project: Project, version_id: str, lineage: dict[str, 
                                                                          details) as con:
         con.execute("UPDATE model_versions SET lineage_json = ?, card_json = ? WHERE version_id = ?",
                     [json.dumps(new_lineage, sort_keys=True), json.dumps(new_card, sort_keys=True), version_id])
+    if by is not None:
+        sign_head(project, by)
     return changes
 
 

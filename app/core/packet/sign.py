@@ -208,6 +208,9 @@ def build_packet(project: Project, run_id: str, out: Path | str, signings: list[
                                                    "signers": [s.signer.user_id for s in signings],
                                                    "request": (evidence["approvals"] or {}).get("request_id")}):
         pass
+    from app.core.governance.receipts import sign_head
+
+    sign_head(project, signings[0].signer)
     progress.report(1.0, f"Packet written: {path.name}")
     return path
 

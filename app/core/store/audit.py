@@ -140,6 +140,8 @@ def verify_audit(con: duckdb.DuckDBPyConnection) -> AuditVerdict:
             return bad(len(rows), f"entry {len(rows)} was rewritten (it no longer matches the recorded head).")
     elif rows:
         return bad(1, "the recorded head of the log is missing.")
+    if not rows:  # every project's first entry is its creation: an empty log was emptied
+        return bad(1, "the log is empty, but every project starts with its creation entry: it was emptied.")
     return AuditVerdict(True, len(rows), len(rows), prev_hash, None, "", warnings)
 
 

@@ -23,6 +23,7 @@ from app.core.store.migrations import (
     m009_validation_plans,
     m010_operating_reviews,
     m011_kpis,
+    m012_audit_receipts,
 )
 
 Migration = Callable[[duckdb.DuckDBPyConnection], None]
@@ -39,4 +40,5 @@ MIGRATIONS: tuple[Migration, ...] = (
     m009_validation_plans.apply,
     m010_operating_reviews.apply,
     m011_kpis.apply,
+    m012_audit_receipts.apply,
 )
