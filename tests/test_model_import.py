@@ -193,3 +193,117 @@ def test_promotion_and_rollback_keep_one_production_version(sample_copy: Path):
     assert production == 1
     assert history[-1] == ("weld-defect:v1", "production", "recall dropped on P1-L04 (from weld-defect:v2)")
     assert audit[-2:] == ["stage.set", "stage.rollback"]
+
+
+def _external_with(folder: Path, weights: np.ndarray) -> Path:
+    """model.onnx + weights.bin with the given 3x4 weights (the graph file is the same for any weights)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    model = _model()
+    model.graph.initializer[0].CopyFrom(numpy_helper.from_array(weights.astype(np.float32), "w"))
+    onnx.external_data_helper.convert_model_to_external_data(model, all_tensors_to_one_file=True,
+                                                             location="weights.bin", size_threshold=0)
+    onnx.save(model, str(folder / "model.onnx"))
+    return folder / "model.onnx"
+
+
+def test_the_same_graph_with_other_weights_is_stored_apart_and_runs_its_own_weights(project: Project,
+                                                                                   tmp_path: Path):
+    import onnxruntime as ort
+
+    a = _external_with(tmp_path / "a", np.ones((3, 4)))
+    b = _external_with(tmp_path / "b", np.full((3, 4), 2.0))
+    assert a.read_bytes() == b.read_bytes()  # identical graph files: only the weights differ
+    v1, v2 = import_model(project, a, "weld", "v1"), import_model(project, b, "weld", "v2")
+    assert v1.sha256 != v2.sha256
+    x = np.ones((1, 3), dtype=np.float32)
+    outputs = []
+    for version in ("weld:v1", "weld:v2"):
+        rel = project.con.execute("SELECT artifact_path FROM model_versions WHERE version_id = ?",
+                                  [version]).fetchall()[0][0]
+        session = ort.InferenceSession(str(project.folder / rel), providers=["CPUExecutionProvider"])
+        outputs.append(session.run(None, {"x": x})[0])
+    assert np.allclose(outputs[0], 3.0) and np.allclose(outputs[1], 6.0)
+
+
+def test_a_changed_weights_file_is_refused_before_any_use(project: Project, tmp_path: Path):
+    from app.core.models.bench import BenchConfig, run_benchmark
+    from app.core.models.integrity import ModelIntegrityError
+    from app.core.models.registry import set_stage
+
+    result = import_model(project, _external_with(tmp_path / "a", np.ones((3, 4))), "weld", "v1")
+    weights = project.folder / "artifacts" / "models" / result.sha256 / "weights.bin"
+    os.chmod(weights, 0o644)
+    data = bytearray(weights.read_bytes())
+    data[0] ^= 0x01
+    weights.write_bytes(bytes(data))
+    audit_before = project.con.execute("SELECT count(*) FROM audit_log").fetchall()[0][0]
+    with pytest.raises(ModelIntegrityError, match="weights.bin of weld:v1 does not match the sha256 recorded"):
+        run_benchmark(project, "weld:v1", BenchConfig(iterations=5))
+    with pytest.raises(ModelIntegrityError, match="weights.bin of weld:v1 does not match"):
+        set_stage(project, "weld:v1", "P1", "pilot")
+    assert project.con.execute("SELECT count(*) FROM audit_log").fetchall()[0][0] == audit_before
+    assert project.con.execute("SELECT count(*) FROM bench_runs").fetchall()[0][0] == 0
+
+
+def test_external_data_used_only_inside_a_subgraph_is_copied(project: Project, tmp_path: Path):
+    folder = tmp_path / "sub"
+    folder.mkdir()
+    values = np.arange(4, dtype=np.float32)
+    (folder / "branch.bin").write_bytes(values.tobytes())
+    tensor = onnx.TensorProto(name="c", data_type=TensorProto.FLOAT, dims=[4])
+    tensor.data_location = TensorProto.EXTERNAL
+    for key, value in (("location", "branch.bin"), ("offset", "0"), ("length", str(values.nbytes))):
+        tensor.external_data.add(key=key, value=value)
+    then_graph = helper.make_graph([helper.make_node("Constant", [], ["t"], value=tensor)], "then", [],
+                                   [helper.make_tensor_value_info("t", TensorProto.FLOAT, [4])])
+    else_graph = helper.make_graph([helper.make_node("Constant", [], ["e"], value=numpy_helper.from_array(
+        np.zeros(4, dtype=np.float32), "z"))], "else", [], [helper.make_tensor_value_info("e", TensorProto.FLOAT, [4])])
+    graph = helper.make_graph([helper.make_node("If", ["cond"], ["y"], then_branch=then_graph, else_branch=else_graph)],
+                              "g", [helper.make_tensor_value_info("cond", TensorProto.BOOL, [])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, [4])])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8
+    onnx.save(model, str(folder / "model.onnx"))
+    result = import_model(project, folder / "model.onnx", "weld", "v1")
+    assert set(result.files) == {"model.onnx", "branch.bin"}
+    stored = project.folder / "artifacts" / "models" / result.sha256
+    assert (stored / "branch.bin").read_bytes() == values.tobytes()
+
+
+def test_a_model_that_explodes_when_loaded_is_stopped_in_a_child_and_leaves_nothing(project: Project,
+                                                                                    tmp_path: Path):
+    """181 bytes that make OpenVINO fold a 12000 x 12000 constant: the probe process is stopped at the limit."""
+    from app.core.models.runtime_probe import RuntimeCheckError
+
+    shape = helper.make_tensor("shape", TensorProto.INT64, [2], [12000, 12000])
+    nodes = [helper.make_node("ConstantOfShape", ["shape"], ["big"],
+                              value=helper.make_tensor("v", TensorProto.FLOAT, [1], [1.0])),
+             helper.make_node("ReduceSum", ["big"], ["s"], keepdims=0), helper.make_node("Add", ["x", "s"], ["y"])]
+    graph = helper.make_graph(nodes, "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1])], [shape])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8
+    path = tmp_path / "bomb.onnx"
+    onnx.save(model, str(path))
+    before = project_state_open(project), _tree(project.folder / "artifacts")
+    models_before = project.con.execute("SELECT count(*) FROM models").fetchall()[0][0]
+    with pytest.raises(RuntimeCheckError, match="used more than 300 MB of memory and was stopped"):
+        import_model(project, path, "newmodel", "v1", new_model={"name": "New", "task": "binary"},
+                     check_limits={"memory_mb": 300})
+    assert (project_state_open(project), _tree(project.folder / "artifacts")) == before
+    assert project.con.execute("SELECT count(*) FROM models").fetchall()[0][0] == models_before
+
+
+def test_a_refused_file_registers_no_new_model(project: Project, tmp_path: Path, capsys):
+    from app.cli import main
+
+    bad = tmp_path / "cut.onnx"
+    bad.write_bytes(b"\x08\x07\x12\x05cut o")  # an ONNX file cut short
+    folder = project.folder
+    before = project_state_open(project)
+    project.close()
+    assert main(["import-model", str(folder), str(bad), "--model", "fresh", "--version", "v1", "--name", "Fresh"]) == 2
+    assert "nothing was imported" in capsys.readouterr().err.lower()
+    with Project.open(folder) as again:
+        assert again.con.execute("SELECT count(*) FROM models WHERE model_id = 'fresh'").fetchall()[0][0] == 0
+        assert project_state_open(again) == before

@@ -12,6 +12,7 @@ from app.core.errors import LineproofError
 
 # The benchmark's measuring process inside a frozen bundle; internal, so it is not on the parser (nor in --help).
 BENCH_CHILD = "_bench-child"
+RUNTIME_CHECK = "_runtime-check"  # the model-loading probe of an import, likewise
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -31,6 +32,10 @@ def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
     if argv[:1] == [BENCH_CHILD]:
         return bench.run_child()
+    if argv[:1] == [RUNTIME_CHECK]:
+        from app.core.models.runtime_probe import main as probe
+
+        return probe()
     parser = build_parser()
     args = parser.parse_args(argv)
     if args.command is None:

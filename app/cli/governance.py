@@ -136,8 +136,11 @@ def cmd_audit(args: argparse.Namespace) -> int:
         if args.format == "json":
             print(json.dumps({**verdict.__dict__, "receipts_checked": checked, "receipt_problems": problems,
                               "ok": ok}, indent=2))
+        elif ok:
+            print(f"Audit trail intact: {verdict.entries} entries, head #{verdict.head_seq} {verdict.head_hash}")
         elif verdict.ok:
-            print(f"Hash chain intact: {verdict.entries} entries, head #{verdict.head_seq} {verdict.head_hash}")
+            print(f"AUDIT TRAIL REWRITTEN: the hash chain is consistent, but {len(problems)} signed receipt(s) do "
+                  "not match it (someone recomputed the chain)")
         else:
             print(f"AUDIT TRAIL BROKEN at entry {verdict.first_bad_seq}: {verdict.problem}")
         if args.format != "json":

@@ -11,14 +11,12 @@ from app.core.errors import LineproofError
 def cmd_import_model(args: argparse.Namespace) -> int:
     """Import a model file safely (ONNX, OpenVINO IR .xml+.bin, MLflow folder with an ONNX flavor)."""
     from app.core.models.model_import import import_model
-    from app.core.models.registry import register_model
 
     with open_project(args.path) as project:
-        with project.reading() as con:
-            known = con.execute("SELECT 1 FROM models WHERE model_id = ?", [args.model]).fetchall()
-        if not known:
-            register_model(project, args.model, args.name or args.model, args.task, args.risk_tier)
-        result = import_model(project, args.file, args.model, args.version, args.threshold)
+        # A new model is registered with its first version, in one transaction: a refused file leaves nothing.
+        result = import_model(project, args.file, args.model, args.version, args.threshold,
+                              new_model={"name": args.name or args.model, "task": args.task,
+                                         "risk_tier": args.risk_tier})
     print(f"Imported {result.version_id} ({result.format}), sha256 {result.sha256}")
     for runtime, state in result.runtimes.items():
         print(f"  {runtime:<12} {state}")

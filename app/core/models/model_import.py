@@ -17,6 +17,8 @@ from typing import Any
 import onnx
 
 from app.core.errors import LineproofError
+from app.core.models.integrity import content_sha256
+from app.core.models.runtime_probe import check_runtimes_isolated
 from app.core.store.db import one
 from app.core.store.project import Project
 from app.core.store.sources import sha256_of
@@ -78,6 +80,23 @@ def _inside(base: Path, location: str, what: str) -> Path:
     return base / location  # links and escapes through links are caught by _check_plain_file
 
 
+def _all_tensors(graph: onnx.GraphProto) -> list[onnx.TensorProto]:
+    """Every tensor of a graph and of its subgraphs (If/Loop/Scan bodies): any of them may live in a file."""
+    tensors = list(graph.initializer)
+    for sparse in graph.sparse_initializer:
+        tensors += [sparse.values, sparse.indices]
+    for node in graph.node:  # constants and subgraphs inside nodes can carry external data too
+        for attr in node.attribute:
+            if attr.HasField("t"):
+                tensors.append(attr.t)
+            tensors += list(attr.tensors)
+            if attr.HasField("g"):
+                tensors += _all_tensors(attr.g)
+            for sub in attr.graphs:
+                tensors += _all_tensors(sub)
+    return tensors
+
+
 def _onnx_files(model_path: Path) -> tuple[onnx.ModelProto, list[Path]]:
     """Parse and check an ONNX file and every external-data file it names (tensors and sparse initializers)."""
     base = model_path.parent
@@ -87,13 +106,7 @@ def _onnx_files(model_path: Path) -> tuple[onnx.ModelProto, list[Path]]:
     except Exception as exc:  # protobuf raises DecodeError and others for a cut or foreign file
         raise _refuse(f"{model_path.name} is not a readable ONNX model ({type(exc).__name__}: truncated or "
                       "not ONNX).", "Export the model again; nothing was imported.") from exc
-    tensors = list(model.graph.initializer)
-    for sparse in model.graph.sparse_initializer:
-        tensors += [sparse.values, sparse.indices]
-    for node in model.graph.node:  # constants inside nodes can carry external data too
-        for attr in node.attribute:
-            if attr.HasField("t"):
-                tensors.append(attr.t)
+    tensors = _all_tensors(model.graph)
     extra: list[Path] = []
     for tensor in tensors:
         if tensor.data_location != onnx.TensorProto.EXTERNAL:
@@ -138,32 +151,14 @@ def _tensor_info(values: Any) -> list[dict[str, Any]]:
     return out
 
 
-def check_runtimes(model_path: Path) -> dict[str, str]:
-    """Try ONNX Runtime and OpenVINO on the model; 'ok' or the reason (with the unsupported operator named)."""
-    result: dict[str, str] = {}
-    try:
-        import onnxruntime as ort
-
-        ort.InferenceSession(str(model_path), providers=["CPUExecutionProvider"])
-        result["onnxruntime"] = "ok"
-    except Exception as exc:
-        result["onnxruntime"] = f"cannot load: {str(exc).splitlines()[0][:200]}"
-    try:
-        import openvino as ov
-
-        ov.Core().compile_model(str(model_path), "CPU")
-        result["openvino"] = "ok"
-    except Exception as exc:
-        ops = re.findall(r"(?:ai\.onnx\.ml\.|ai\.onnx\.)?([A-Z][A-Za-z]+)", str(exc).split("operations:")[-1]) \
-            if "operations:" in str(exc) else []
-        result["openvino"] = f"not supported ({', '.join(dict.fromkeys(ops))})" if ops else \
-            f"cannot compile: {str(exc).splitlines()[0][:200]}"
-    return result
-
-
 def import_model(project: Project, path: Path | str, model_id: str, version: str, threshold: float = 0.5,
-                 lineage: dict | None = None, card: dict | None = None) -> ImportedModel:
-    """Check, copy (read-only, content-addressed) and record a model version; refuse anything unsafe."""
+                 lineage: dict | None = None, card: dict | None = None, new_model: dict | None = None,
+                 check_limits: dict | None = None) -> ImportedModel:
+    """Check, copy (read-only, content-addressed) and record a model version; refuse anything unsafe.
+
+    `new_model` (name, task, risk_tier) registers the model in the same transaction when it does not exist yet,
+    so that a refused file leaves no model and no audit entry behind. The runtimes load the file in a child
+    process under `check_limits` (timeout_s, memory_mb; default the benchmark's)."""
     project.require_writable()
     src = Path(path)
     if src.suffix.lower() in PICKLE_SUFFIXES:
@@ -186,18 +181,20 @@ def import_model(project: Project, path: Path | str, model_id: str, version: str
         model, extra = _onnx_files(src)
         fmt, files = "onnx", [src, *extra]
     with project.reading() as con:
-        if not one(con, "SELECT 1 FROM models WHERE model_id = ?", [model_id]):
+        exists = bool(one(con, "SELECT 1 FROM models WHERE model_id = ?", [model_id]))
+        if not exists and new_model is None:
             raise _refuse(f"No model {model_id!r} in this project.", "Register the model first (lineproof models).")
         version_id = f"{model_id}:{version}"
         if one(con, "SELECT 1 FROM model_versions WHERE version_id = ?", [version_id]):
             raise _refuse(f"Version {version_id} already exists.", "Give the new file another version name.")
-    hashes = {f.name: sha256_of(f) for f in files}
-    sha = hashes[files[0].name]
-    runtimes = check_runtimes(files[0]) if fmt == "onnx" else {"openvino": "ok (IR)"}
+    base = files[0].parent
+    hashes = {f.relative_to(base).as_posix(): sha256_of(f) for f in files}
+    sha = content_sha256(hashes)  # the folder is named after every file's bytes, not the graph's alone
+    runtimes = check_runtimes_isolated(files[0], **(check_limits or {})) if fmt == "onnx" else \
+        {"openvino": "ok (IR)"}
     dest = project.models_dir / sha
     staging = Path(tempfile.mkdtemp(prefix=".import-", dir=project.models_dir))
     try:
-        base = files[0].parent
         for f in files:
             target = staging / f.relative_to(base)
             target.parent.mkdir(parents=True, exist_ok=True)
@@ -211,7 +208,19 @@ def import_model(project: Project, path: Path | str, model_id: str, version: str
                   "metadata": {p.key: p.value for p in model.metadata_props}}
         rel = (Path("artifacts") / "models" / sha / files[0].name).as_posix()
         details = {"sha256": sha, "files": hashes, "format": fmt, "runtimes": runtimes}
+        if not exists:
+            details["registered_model"] = new_model
         with project.change("model_version.import", version_id, details) as con:
+            if not exists:
+                from app.core.models.registry import RISK_TIERS, TASKS
+
+                task, tier = new_model.get("task", "binary"), new_model.get("risk_tier", "medium")
+                if task not in TASKS or tier not in RISK_TIERS:
+                    raise _refuse(f"Unknown task {task!r} or risk tier {tier!r}.",
+                                  f"Tasks: {', '.join(TASKS)}; tiers: {', '.join(RISK_TIERS)}.")
+                con.execute("INSERT INTO models (model_id, name, task, description, created_at, risk_tier) "
+                            "VALUES (?, ?, ?, '', now()::TIMESTAMP, ?)",
+                            [model_id, new_model.get("name") or model_id, task, tier])
             con.execute("INSERT INTO model_versions (version_id, model_id, version, format, sha256, artifact_path, "
                         "size_bytes, threshold, inputs_json, outputs_json, lineage_json, card_json, created_at, "
                         "runtimes_json) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, now()::TIMESTAMP, ?)",

@@ -70,6 +70,10 @@ def _set_stage(project: Project, version_id: str, site: str, stage: str, reason:
     row = one(project.con, "SELECT model_id FROM model_versions WHERE version_id = ?", [version_id])
     if not row:
         raise RegistryError(f"No model version {version_id!r}.", "Check the id with `lineproof info`.")
+    if stage != "retired":  # a version is only put to use with the bytes it was imported with
+        from app.core.models.integrity import verify_version_files
+
+        verify_version_files(project, version_id)
     if stage == "production" and not rolling_back:
         from app.core.governance.approvals import GovernanceError, production_clearance
 

@@ -16,6 +16,7 @@ from typing import Any
 import polars as pl
 
 from app.core.errors import LineproofError
+from app.core.models.integrity import verify_version_files
 from app.core.store.audit import verify_audit
 from app.core.store.db import one
 from app.core.store.project import Project
@@ -91,6 +92,9 @@ def gather(project: Project, run_id: str, request_id: str | None = None) -> dict
                               f"Recent runs: {', '.join(known) or 'none (run lineproof validate first)'}.")
         result = json.loads(run[10])
         candidate, champion = _version(con, run[1]), _version(con, run[2])
+    for version_id in filter(None, (run[1], run[2])):  # the packet vouches for these bytes: check them all
+        verify_version_files(project, version_id)
+    with project.reading() as con:
         dataset = one(con, "SELECT dataset_id, name, kind, sha256, row_count, description FROM datasets "
                            "WHERE dataset_id = ?", [run[3]])
         request = _request(project, con, request_id, run_id)

@@ -25,6 +25,7 @@ from app.core.models.bench import store
 from app.core.models.bench.config import BenchConfig, BenchError
 from app.core.models.bench.devices import openvino_devices
 from app.core.models.bench.fingerprint import hardware_fingerprint
+from app.core.models.integrity import verify_version_files
 from app.core.progress import NullProgress, Progress
 from app.core.store.db import one
 from app.core.store.project import Project
@@ -260,6 +261,7 @@ def run_benchmark(project: Project, version_id: str, config: BenchConfig, progre
     project.require_writable()
     config.check()
     info = _version(project, version_id)
+    verify_version_files(project, version_id)
     _check_runtime(info, config)
     job: dict[str, Any] = {"config": json.loads(config.to_json()), "inputs": info["inputs"],
                            "model_path": str(project.folder / info["artifact_path"])}

@@ -21,6 +21,7 @@ import polars as pl
 import pyarrow.parquet as pq
 
 from app.core.errors import LineproofError
+from app.core.models.integrity import verify_version_files
 from app.core.models.validation import checks, criteria
 from app.core.models.validation.criteria import Criterion
 from app.core.models.validation.paired import slice_metrics
@@ -89,9 +90,7 @@ def _model(project: Project, role: str, version_id: str) -> ModelUnderTest:
         raise ValidationError(f"{version_id} is stored as {fmt}; validation scores ONNX files on both runtimes.",
                               "Import the ONNX export of this model.")
     path = project.folder / rel
-    if not path.is_file() or sha256_of(path) != sha:
-        raise ValidationError(f"{version_id}'s model file {rel} is missing or no longer matches its sha256.",
-                              "Restore the file from a backup of the project; nothing was run.")
+    verify_version_files(project, version_id)  # every file (external weights too), not the graph alone
     card, lineage = json.loads(card or "{}"), json.loads(lineage or "{}")
     return ModelUnderTest(role, version_id, sha, path, float(threshold if threshold is not None else 0.5), task,
                           list(card.get("features") or []), str(lineage.get("training_dataset") or ""))
