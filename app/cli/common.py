@@ -53,12 +53,14 @@ def open_project(path: str, read_only: bool = False, allow_snapshot: bool = Fals
 
 
 def parse_when(text: str | None, flag: str):
-    from datetime import datetime
+    """A date or date-time from the command line as naive UTC (the project stores UTC); an offset is honoured."""
+    from datetime import UTC, datetime
 
     if not text:
         return None
     try:
-        return datetime.fromisoformat(text)
+        when = datetime.fromisoformat(text)
+        return when.astimezone(UTC).replace(tzinfo=None) if when.tzinfo else when
     except ValueError as exc:
         raise LineproofError(f"{flag} {text!r} is not a date.", "Use YYYY-MM-DD or YYYY-MM-DDTHH:MM.") from exc
 

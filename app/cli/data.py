@@ -29,7 +29,8 @@ def cmd_ingest(args: argparse.Namespace) -> int:
             model_version=roles.get("model_version", guess.model_version), score=roles.get("score", guess.score),
             predicted_label=roles.get("predicted_label", guess.predicted_label),
             slices=slices or guess.slices,
-            features=tuple(f.strip() for f in args.features.split(",")) if args.features else None)
+            features=tuple(f.strip() for f in args.features.split(",")) if args.features else None,
+            score_kind=args.score_kind)
         result = import_predictions(project, args.file, mapping, show_progress(args.quiet))
     print(f"Imported {result.rows:,} predictions from {result.file_name} (import #{result.import_id})")
     if result.new_columns:
@@ -74,6 +75,9 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     p.add_argument("path", help="project folder")
     p.add_argument("file", help="CSV or Parquet file")
     p.add_argument("--map", action="append", metavar="ROLE=COLUMN")
+    p.add_argument("--score-kind", choices=("probability", "logit", "value"),
+                   help="what the score column holds: probability (0..1, the default for binary models), logit "
+                        "(converted with the logistic function) or value (regression output)")
     p.add_argument("--slice", action="append", metavar="DIMENSION=COLUMN")
     p.add_argument("--features", help="comma-separated feature columns (default: all unmapped columns)")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress output")

@@ -19,7 +19,7 @@ def cmd_slices(args: argparse.Namespace) -> int:
         version = resolve_version(project, args.model)
         by = tuple(d.strip() for d in (args.by or "").split(",") if d.strip())
         query = SliceQuery(version, by, args.window, parse_when(args.start, "--from"), parse_when(args.end, "--to"),
-                           min_support=args.min_support, confidence=args.confidence)
+                           min_support=args.min_support, confidence=args.confidence, threshold=args.threshold)
         table = compute_slices(project, query, show_progress(args.quiet or args.format != "table"))
     metric = args.metric or table.metrics[0 if table.task != "binary" else 2]
     if args.format == "json":
@@ -97,12 +97,18 @@ def cmd_freshness(args: argparse.Namespace) -> int:
     from app.core.analysis.freshness import silent_gaps
 
     with open_project(args.path, read_only=True, allow_snapshot=True) as project:
+        with project.reading() as con:
+            slices = [r[0] for r in con.execute("SELECT name FROM log_columns WHERE role = 'slice' ORDER BY 1")
+                      .fetchall()]
+        if args.per not in slices:
+            raise LineproofError(f"--per {args.per!r}: the log has no such slice column.",
+                                 f"Use one of: {', '.join(slices) or 'none (import a log with slice columns)'}.")
         gaps = silent_gaps(project, per=args.per, expected_hours=args.expected_hours)
     if not gaps.height:
         print(f"No {args.per} was silent for more than {args.expected_hours:g} h.")
     for r in gaps.iter_rows(named=True):
         state = "still silent" if r["open"] else f"until {r['gap_end']:%Y-%m-%d %H:%M}"
-        print(f"{r[args.per]:<14} {r['line'] or '':<8} silent {r['gap_hours']:6.0f} h from "
+        print(f"{r[args.per]:<14} {r.get('line') or '':<8} silent {r['gap_hours']:6.0f} h from "
               f"{r['gap_start']:%Y-%m-%d %H:%M} {state}")
     return 0
 
@@ -154,6 +160,8 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--metric", help="metric to rank by (default: recall for binary models)")
     p.add_argument("--from", dest="start", metavar="DATE", help="first day (inclusive)")
     p.add_argument("--to", dest="end", metavar="DATE", help="end (exclusive)")
+    p.add_argument("--threshold", type=float, help="decision threshold on the score (default: the registered "
+                   "version's, or the log's predicted labels; needed for a log-only model without them)")
     p.add_argument("--min-support", type=int, default=30, help="labelled rows a slice needs (default 30)")
     p.add_argument("--confidence", type=float, default=0.95, help="interval level (default 0.95)")
     p.add_argument("--format", choices=("table", "csv", "json"), default="table")

@@ -12,6 +12,7 @@ from PySide6.QtWidgets import (
     QCheckBox,
     QComboBox,
     QDateEdit,
+    QDoubleSpinBox,
     QFileDialog,
     QGroupBox,
     QHBoxLayout,
@@ -96,6 +97,11 @@ class SlicesView(Screen):
         self.metric_box = QComboBox(toolTip="Metric shown and used to rank the slices")
         self.support_box = QSpinBox(minimum=1, maximum=100_000, value=30,
                                     toolTip="Slices with fewer labelled rows show 'insufficient data'")
+        self.threshold_box = QDoubleSpinBox(minimum=0.0, maximum=1.0, singleStep=0.05, decimals=3, value=0.0,
+                                            specialValueText="auto", toolTip=(
+                                                "Decision threshold on the score. auto: the registered version's "
+                                                "threshold, or the decisions the log carries. A log-only model "
+                                                "without logged decisions needs one."))
         self.use_dates = QCheckBox("From", toolTip="Limit to a date range")
         self.start_edit = QDateEdit(calendarPopup=True, displayFormat="yyyy-MM-dd")
         self.end_edit = QDateEdit(calendarPopup=True, displayFormat="yyyy-MM-dd")
@@ -108,7 +114,8 @@ class SlicesView(Screen):
         self.cancel_button.hide()
         controls = QHBoxLayout()
         for label, widget in (("Model", self.model_box), ("Rows", self.rows_box), ("Columns", self.cols_box),
-                              ("Metric", self.metric_box), ("Min. labelled", self.support_box)):
+                              ("Metric", self.metric_box), ("Min. labelled", self.support_box),
+                              ("Threshold", self.threshold_box)):
             controls.addWidget(QLabel(label))
             controls.addWidget(widget)
         controls.addWidget(self.use_dates)
@@ -159,6 +166,7 @@ class SlicesView(Screen):
             box.currentIndexChanged.connect(self._controls_changed)
         self.metric_box.currentIndexChanged.connect(self._metric_changed)
         self.support_box.editingFinished.connect(self.recompute)
+        self.threshold_box.editingFinished.connect(self.recompute)
         self.use_dates.toggled.connect(self._dates_toggled)
         self.start_edit.dateChanged.connect(lambda _: self.use_dates.isChecked() and self.recompute())
         self.end_edit.dateChanged.connect(lambda _: self.use_dates.isChecked() and self.recompute())
@@ -239,7 +247,8 @@ class SlicesView(Screen):
             start = datetime.combine(self.start_edit.date().toPython(), datetime.min.time())
             end = datetime.combine(self.end_edit.date().toPython(), datetime.min.time())
         return SliceQuery(self.model_box.currentData(), by, value if kind == "window" else None, start, end,
-                          min_support=self.support_box.value())
+                          min_support=self.support_box.value(),
+                          threshold=self.threshold_box.value() or None)
 
     def recompute(self) -> Task | None:
         """Compute the slice table for the current controls in the worker."""

@@ -12,7 +12,7 @@ import polars as pl
 
 from app.core.analysis.drift import DriftQuery, compute_drift
 from app.core.analysis.freshness import silent_gaps
-from app.core.analysis.slices import SliceQuery, compute_slices, logged_versions
+from app.core.analysis.slices import SliceQuery, ThresholdUnknown, compute_slices, logged_versions
 from app.core.errors import LineproofError
 from app.core.progress import NullProgress, Progress
 from app.core.store.audit import current_actor
@@ -48,8 +48,11 @@ def _candidates(project: Project, reference: tuple[datetime, datetime], current:
     start, end = current
     progress.report(0.05, "Checking metrics per line")
     for version, _ in logged_versions(project):
-        table = compute_slices(project, SliceQuery(version, by=("line",), start=start, end=end,
-                                                   min_support=rules.min_support, latency=False))
+        try:
+            table = compute_slices(project, SliceQuery(version, by=("line",), start=start, end=end,
+                                                       min_support=rules.min_support, latency=False))
+        except ThresholdUnknown:  # a log-only version nobody gave a threshold: no decisions to judge
+            continue
         if "recall" not in table.metrics:
             continue
         low = table.slices.filter(pl.col("recall_high") < rules.recall_min)

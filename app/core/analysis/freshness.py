@@ -32,8 +32,9 @@ def silent_gaps(project: Project, per: str = "asset", expected_hours: float = 24
                                    pl.col("next_hour").is_null().alias("open"))
     gaps = ordered.with_columns(
         ((pl.col("next_seen") - pl.col("hour")).dt.total_seconds() / 3600 - 1).alias("gap_hours"))
+    columns = [pl.col("key").alias(per)] + ([] if per == "line" else ["line"])  # per line: the key is the line
     return gaps.filter(pl.col("gap_hours") > expected_hours).select(
-        pl.col("key").alias(per), "line", (pl.col("hour") + pl.duration(hours=1)).alias("gap_start"),
+        *columns, (pl.col("hour") + pl.duration(hours=1)).alias("gap_start"),
         pl.col("next_seen").alias("gap_end"), "gap_hours", "open").sort("gap_hours", descending=True)
 
 

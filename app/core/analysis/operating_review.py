@@ -99,7 +99,7 @@ def _inventory(con, period: Period) -> dict[str, Any]:
 
 def _drops(project: Project, period: Period, progress: Progress) -> dict[str, Any]:
     """Per line and metric, a worsening the evidence supports (Bonferroni over every line x metric tested)."""
-    from app.core.analysis.slices import SliceQuery, compute_slices, logged_versions
+    from app.core.analysis.slices import SliceQuery, ThresholdUnknown, compute_slices, logged_versions
 
     findings, tested = [], 0
     rows: list[pl.DataFrame] = []
@@ -107,12 +107,18 @@ def _drops(project: Project, period: Period, progress: Progress) -> dict[str, An
         check_cancelled(progress)
         frames = []
         for tag, (start, end) in (("now", (period.start, period.end)), ("before", period.previous)):
-            table = compute_slices(project, SliceQuery(version, by=("line",), start=start, end=end,
-                                                       min_support=0, auc=False, latency=False))
+            try:
+                table = compute_slices(project, SliceQuery(version, by=("line",), start=start, end=end,
+                                                           min_support=0, auc=False, latency=False))
+            except ThresholdUnknown:  # a log-only version nobody gave a threshold: no decisions to judge
+                frames = []
+                break
             frames.append(table.slices.select("line", pl.col("positives").alias(f"pos_{tag}"),
                                               pl.col("negatives").alias(f"neg_{tag}"),
                                               pl.col("tp").alias(f"tp_{tag}"), pl.col("fp").alias(f"fp_{tag}")))
-        rows.append(frames[0].join(frames[1], on="line", how="inner").with_columns(pl.lit(version).alias("version")))
+        if len(frames) == 2:
+            rows.append(frames[0].join(frames[1], on="line", how="inner").with_columns(
+                pl.lit(version).alias("version")))
     if not rows:
         return {"findings": [], "tested": 0, "method": "no prediction log"}
     frame = pl.concat(rows)

@@ -120,11 +120,24 @@ def resolve_version(project: Project, spec: str) -> str:
     raise SliceError(f"Unknown model or version {spec!r}.", f"Versions with predictions: {known}.")
 
 
-def _model_info(project: Project, version_id: str) -> tuple[str, float]:
+class ThresholdUnknown(SliceError):
+    """A log-only binary version without predicted labels: nobody said where its decision threshold is."""
+
+
+def _model_info(project: Project, version_id: str) -> tuple[str, float | None, bool]:
+    """(task, threshold, whether the log carries predicted labels) of a version; threshold None when unknown."""
     with project.reading() as con:
         row = one(con, "SELECT m.task, v.threshold FROM model_versions v JOIN models m USING (model_id) "
                        "WHERE v.version_id = ?", [version_id])
-    return (row[0], float(row[1] if row[1] is not None else 0.5)) if row else ("binary", 0.5)
+        rows, decided = one(con, "SELECT count(*), count(predicted_label) FROM predictions WHERE version_id = ?",
+                            [version_id])
+    if not rows:
+        raise SliceError(f"No predictions are logged for {version_id}.",
+                         "Import its prediction log, or choose another model version.")
+    has_pred = decided > 0
+    if row is None:
+        return "binary", None, has_pred
+    return row[0], float(row[1] if row[1] is not None else 0.5), has_pred
 
 
 def _check_dimensions(project: Project, query: SliceQuery) -> None:
@@ -169,13 +182,22 @@ def compute_slices(project: Project, query: SliceQuery, progress: Progress | Non
     """Metrics per slice and overall for one model version (binary, regression or multiclass)."""
     progress = progress or NullProgress()
     _check_dimensions(project, query)
-    task, threshold = _model_info(project, query.version_id)
+    task, threshold, has_pred = _model_info(project, query.version_id)
+    # The line's own decisions (a predicted label column) are what happened; a threshold given here overrides
+    # them to explore another operating point.
+    use_pred = has_pred and query.threshold is None
     if query.threshold is not None:
         threshold = query.threshold
+    if task == "binary" and threshold is None and not use_pred:
+        raise ThresholdUnknown(f"{query.version_id} is not a registered model and its log carries no predicted "
+                               "labels, so its decision threshold is unknown.",
+                               "Give the threshold (--threshold 0.4, or Threshold on the Slices screen), import the "
+                               "log with its decision column (--map predicted_label=pred), or register the model.")
     con = project.cursor()
     try:
         with interrupt_on_cancel(progress, con):
-            return _compute(project, con, query, task, threshold, progress)
+            return _compute(project, con, query, task, threshold if threshold is not None else 0.5, progress,
+                            use_pred)
     except duckdb.InterruptException as exc:
         raise Cancelled() from exc
     finally:
@@ -183,7 +205,7 @@ def compute_slices(project: Project, query: SliceQuery, progress: Progress | Non
 
 
 def _compute(project: Project, con, query: SliceQuery, task: str, threshold: float,
-             progress: Progress) -> SliceTable:
+             progress: Progress, use_pred: bool = False) -> SliceTable:
     latest = one(con, "SELECT max(ts) FROM predictions WHERE version_id = ?", [query.version_id])[0]
     if latest is None:
         raise SliceError(f"No predictions are logged for {query.version_id}.",
@@ -194,7 +216,7 @@ def _compute(project: Project, con, query: SliceQuery, task: str, threshold: flo
     con.execute(f"CREATE OR REPLACE TEMP VIEW _slice_base AS {_base_sql(query, whole_log=versions == 1)}")
     check_cancelled(progress)
     if task == "binary":
-        overall, slices = _binary(con, query, threshold, recent_from, progress)
+        overall, slices = _binary(con, query, threshold, recent_from, progress, use_pred)
         metrics = BINARY_METRICS
     elif task == "regression":
         overall, slices = _regression(con, query, recent_from)
@@ -228,16 +250,19 @@ def _key_list(keys: tuple[str, ...]) -> str:
     return "".join(f"{sql_ident(k)}, " for k in keys)
 
 
-def _binary(con, query: SliceQuery, threshold: float, recent_from: datetime, progress: Progress):
+def _binary(con, query: SliceQuery, threshold: float, recent_from: datetime, progress: Progress,
+            use_pred: bool = False):
     keys = query.keys
+    flagged = ("(CASE WHEN predicted_label IS NOT NULL THEN predicted_label = 1 ELSE score >= $t END)" if use_pred
+               else "score >= $t")
     bin_expr = (f"greatest(0, least(floor(round(score * {AUC_BINS}, 6)), {AUC_BINS - 1}))::INTEGER"
                 if query.auc else "0")
     con.execute(f"""CREATE OR REPLACE TEMP TABLE _slice_bins AS
         SELECT {_key_list(keys)}
                {bin_expr} AS bin,
                count(*) AS n, count(label) AS nl, coalesce(sum(label), 0)::BIGINT AS np,
-               count(*) FILTER (WHERE label = 1 AND score >= $t) AS tp,
-               count(*) FILTER (WHERE label = 0 AND score >= $t) AS fp,
+               count(*) FILTER (WHERE label = 1 AND {flagged}) AS tp,
+               count(*) FILTER (WHERE label = 0 AND {flagged}) AS fp,
                coalesce(sum((score - label) ^ 2), 0) AS se, {_latency_sql(query)},
                count(*) FILTER (WHERE label NOT IN (0, 1)) AS not_binary
         FROM _slice_base GROUP BY ALL""", {"t": threshold, **({"recent": recent_from} if query.latency else {})})
@@ -428,7 +453,7 @@ def slice_dimensions(project: Project) -> list[str]:
 
 def task_metrics(project: Project, version_id: str) -> tuple[str, ...]:
     """The metrics available for a version's task."""
-    task, _ = _model_info(project, version_id)
+    task, _, _ = _model_info(project, version_id)
     return {"binary": BINARY_METRICS, "regression": REGRESSION_METRICS}.get(task, MULTICLASS_METRICS)
 
 

@@ -41,6 +41,10 @@ class PredictionMapping:
     predicted_label: str | None = None
     slices: dict[str, str] = field(default_factory=dict)  # dimension -> file column
     features: tuple[str, ...] | None = None
+    # What the score column holds: "probability" (0..1, checked), "logit" (turned into a probability with the
+    # logistic function), "value" (a regression output, any finite number). None: value for versions of
+    # registered regression/multiclass models, probability for everything else.
+    score_kind: str | None = None
 
     def roles(self) -> dict[str, str]:
         """Role name -> file column, for the required and optional single-column roles."""
@@ -86,7 +90,8 @@ def guess_prediction_mapping(columns: list[str], dimensions: tuple[str, ...]) ->
         timestamp=pick("ts", "timestamp", "time", "datetime", "produced_at", default="ts"),
         model_version=pick("model_version", "version_id", "version", "model", default="model_version"),
         score=pick("score", "probability", "proba", "prediction", default="score"),
-        predicted_label=next((lower[n] for n in ("predicted_label", "pred_label", "decision") if n in lower), None),
+        predicted_label=next((lower[n] for n in ("predicted_label", "pred_label", "pred", "decision") if n in lower),
+                             None),
         slices={d: lower[d.lower()] for d in dimensions if d.lower() in lower},
     )
     return mapping
@@ -232,7 +237,62 @@ def _feature_types(con, source: SourceFile, features: list[str], types: dict[str
                           for f in undecided)
         flags = one(con, f"SELECT {parts} FROM {_STAGE}")
         result.update({f: "DOUBLE" if flag else "VARCHAR" for f, flag in zip(undecided, flags, strict=True)})
+        _refuse_decimal_commas(con, source, [f for f, flag in zip(undecided, flags, strict=True) if not flag])
     return result
+
+
+# A number as a spreadsheet in a German or French locale writes it: 12,5 or 1.234,5 (never a plain integer).
+_DECIMAL_COMMA = r"^\s*[-+]?(\d{1,3}(\.\d{3})+|\d+),\d+\s*$"
+
+
+def _refuse_decimal_commas(con, source: SourceFile, text_features: list[str]) -> None:
+    """A feature that is numeric but for its decimal commas would silently become categorical: refuse instead."""
+    if not text_features:
+        return
+    parts = ", ".join(
+        f"bool_and(regexp_matches({sql_ident(f)}, '{_DECIMAL_COMMA}') OR TRY_CAST({sql_ident(f)} AS DOUBLE) IS NOT "
+        f"NULL OR {sql_ident(f)} IS NULL) AND bool_or(regexp_matches({sql_ident(f)}, '{_DECIMAL_COMMA}')), "
+        f"min(_row) FILTER (WHERE regexp_matches({sql_ident(f)}, '{_DECIMAL_COMMA}')), "
+        f"arg_min({sql_ident(f)}, _row) FILTER (WHERE regexp_matches({sql_ident(f)}, '{_DECIMAL_COMMA}'))"
+        for f in text_features)
+    row = one(con, f"SELECT {parts} FROM {_STAGE}")
+    for i, f in enumerate(text_features):
+        if row[3 * i]:
+            raise IngestError(
+                f"{source.path.name}, {_row_text(source, row[3 * i + 1])}: feature column '{f}' holds numbers "
+                f"written with a decimal comma (value {row[3 * i + 2]!r}); read as text they would make '{f}' a "
+                "category and its drift meaningless.",
+                "Export the file with a decimal point (in Excel: File > Options > Advanced, uncheck 'Use system "
+                "separators'), or save it as Parquet; nothing was imported.")
+
+
+def utc_timestamp(column_sql: str) -> str:
+    """SQL for a column as a UTC TIMESTAMP: an offset in the text (+02:00, Z) or a time zone in the Parquet type
+    is honoured; a time without either is taken as UTC (the connection's zone), never as this PC's zone."""
+    return f"CAST(CAST({column_sql} AS TIMESTAMPTZ) AS TIMESTAMP)"
+
+
+SCORE_KINDS = ("probability", "logit", "value")
+
+
+def _outside_probability(con: duckdb.DuckDBPyConnection, m: PredictionMapping) -> str:
+    """SQL condition: this row's score should be a probability and is not."""
+    if m.score_kind not in (None, *SCORE_KINDS):
+        raise IngestError(f"Unknown score kind {m.score_kind!r}.", f"Use one of: {', '.join(SCORE_KINDS)}.")
+    if m.score_kind in ("logit", "value"):
+        return "false"
+    score, ver = sql_ident(m.score), sql_ident(m.model_version)
+    outside = f"(CAST({score} AS DOUBLE) < 0 OR CAST({score} AS DOUBLE) > 1)"
+    if m.score_kind == "probability":
+        return outside
+    values = [r[0] for r in con.execute("SELECT v.version_id FROM model_versions v JOIN models m USING (model_id) "
+                                        "WHERE m.task <> 'binary'").fetchall()]
+    return f"({outside} AND NOT list_contains({sql_literal_list(values)}, {ver}::VARCHAR))"
+
+
+def sql_literal_list(values: list[str]) -> str:
+    """A DuckDB list literal of strings."""
+    return "[" + ", ".join("'" + v.replace("'", "''") + "'" for v in values) + "]::VARCHAR[]"
 
 
 def _validate_predictions(con, source: SourceFile, m: PredictionMapping, feature_types: dict[str, str]) -> None:
@@ -240,12 +300,16 @@ def _validate_predictions(con, source: SourceFile, m: PredictionMapping, feature
     checks = [
         (f"column '{m.record_id}' (record id) is empty", m.record_id, f"{rid} IS NULL OR trim({rid}::VARCHAR) = ''"),
         (f"column '{m.timestamp}' (timestamp) is not a date-time", m.timestamp,
-         f"{ts} IS NULL OR TRY_CAST({ts} AS TIMESTAMP) IS NULL"),
+         f"{ts} IS NULL OR TRY_CAST({ts} AS TIMESTAMPTZ) IS NULL"),
         (f"column '{m.model_version}' (model version) is empty", m.model_version,
          f"{ver} IS NULL OR trim({ver}::VARCHAR) = ''"),
         (f"column '{m.score}' (score) is not a number", m.score, f"TRY_CAST({score} AS DOUBLE) IS NULL"),
         (f"column '{m.score}' (score) is NaN or infinite; scores must be finite", m.score,
          f"NOT isfinite(TRY_CAST({score} AS DOUBLE))"),
+        (f"column '{m.score}' (score) is outside 0..1, so it is not a probability. If the model logs logits, "
+         "import with --score-kind logit (turned into probabilities); if it is a regression output, register "
+         "the model as regression or use --score-kind value", m.score,
+         f"TRY_CAST({score} AS DOUBLE) IS NOT NULL AND {_outside_probability(con, m)}"),
     ]
     if m.predicted_label:
         pl_ = sql_ident(m.predicted_label)
@@ -288,11 +352,14 @@ def _insert_predictions(project: Project, con, source: SourceFile, sha: str, m: 
     new_columns += [(f, t, "feature") for f, t in feature_types.items() if f not in existing]
     rid, ver, score = sql_ident(m.record_id), sql_ident(m.model_version), sql_ident(m.score)
     targets = ["record_id", "ts", "version_id", "score", "import_id"]
+    value = f"CAST({score} AS DOUBLE)"
+    if m.score_kind == "logit":
+        value = f"1 / (1 + exp(-{value}))"
     exprs = [f"CASE WHEN trim({rid}::VARCHAR) <> '' THEN {rid}::VARCHAR ELSE error('empty record id') END",
-             f"CAST({sql_ident(m.timestamp)} AS TIMESTAMP)",
+             utc_timestamp(sql_ident(m.timestamp)),
              f"CASE WHEN trim({ver}::VARCHAR) <> '' THEN {ver}::VARCHAR ELSE error('empty model version') END",
-             f"CASE WHEN isfinite(CAST({score} AS DOUBLE)) THEN CAST({score} AS DOUBLE) "
-             "ELSE error('score not finite') END", "$import_id"]
+             f"CASE WHEN NOT isfinite(CAST({score} AS DOUBLE)) THEN error('score not finite') "
+             f"WHEN {_outside_probability(con, m)} THEN error('score outside 0..1') ELSE {value} END", "$import_id"]
     if m.predicted_label:
         targets.append("predicted_label")
         exprs.append(f"CAST({sql_ident(m.predicted_label)} AS INTEGER)")
@@ -347,8 +414,8 @@ def import_labels(project: Project, path: Path | str, mapping: LabelMapping | No
         if "labelled_at" in wanted:
             at = sql_ident(mapping.labelled_at)
             checks.append((f"column '{mapping.labelled_at}' (labelled at) is not a date-time", mapping.labelled_at,
-                           f"{at} IS NULL OR TRY_CAST({at} AS TIMESTAMP) IS NULL"))
-            at_expr = f"CAST({at} AS TIMESTAMP)"
+                           f"{at} IS NULL OR TRY_CAST({at} AS TIMESTAMPTZ) IS NULL"))
+            at_expr = utc_timestamp(at)
         progress.report(0.3, f"Checking {count:,} labels")
         bad = _first_bad(con, checks)
         if bad:

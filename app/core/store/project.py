@@ -46,7 +46,8 @@ WRITE_WAIT_S = 120
 def _connect(path: Path, read_only: bool) -> duckdb.DuckDBPyConnection:
     con = duckdb.connect(str(path), read_only=read_only)
     con.execute("SET enable_progress_bar = false")
-    con.execute("SET TimeZone = 'UTC'")
+    # GLOBAL: every cursor (a connection of its own) reads and writes UTC too, whatever this PC's zone is.
+    con.execute("SET GLOBAL TimeZone = 'UTC'")
     return con
 
 

@@ -106,12 +106,35 @@ def file_sha256(source: SourceFile, progress: Progress | None = None, share: flo
     return sha256_of(source.path, report)
 
 
+_GLOB_CHARS = set("*?[]{}")
+_link_dir: Path | None = None
+
+
+def literal_path(path: Path) -> Path:
+    """A path DuckDB reads as exactly this file: a name with glob characters (log[1].csv, a*b.parquet) would be a
+    pattern to read_csv/read_parquet, so it is read through a link with a plain name in a private folder."""
+    global _link_dir
+    if not _GLOB_CHARS & set(str(path)):
+        return path
+    if _link_dir is None:
+        import atexit
+        import shutil
+        import tempfile
+
+        _link_dir = Path(tempfile.mkdtemp(prefix="lineproof-read-"))
+        atexit.register(shutil.rmtree, _link_dir, True)
+    link = _link_dir / (hashlib.sha256(str(path.resolve()).encode()).hexdigest()[:24] + path.suffix.lower())
+    if not link.exists():
+        link.symlink_to(path.resolve())
+    return link
+
+
 def scan_sql(source: SourceFile) -> str:
     """A SQL table expression over the file with a 1-based `_row` column.
 
     CSV is read as text so that a wrong value is reported with its row instead of failing the read.
     """
-    lit = sql_literal(str(source.path))
+    lit = sql_literal(str(literal_path(source.path)))
     if source.format == "parquet":
         return f"(SELECT file_row_number + 1 AS _row, * EXCLUDE (file_row_number) " \
                f"FROM read_parquet({lit}, file_row_number = true))"
