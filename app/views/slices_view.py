@@ -309,7 +309,7 @@ class SlicesView(Screen):
         self.summary.setText(
             f"{table.query.version_id}: overall {METRIC_LABELS.get(metric, metric)} "
             f"{'–' if value is None else f'{value:.3f}'} on {o['labelled']:,} labelled of {o['n']:,} "
-            f"(threshold {table.threshold:g}). {table.slices.height:,} slices; grey = fewer than "
+            f"({'decisions as logged' if table.logged_decisions else f'threshold {table.threshold:g}'}). {table.slices.height:,} slices; grey = fewer than "
             f"{table.query.min_support} labelled.")
         self._fill_heatmap(table, metric, keys)
         ranked = table.worst(metric)

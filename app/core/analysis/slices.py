@@ -74,6 +74,7 @@ class SliceTable:
     overall: pl.DataFrame
     slices: pl.DataFrame
     notes: tuple[str, ...] = field(default_factory=tuple)
+    logged_decisions: bool = False  # decisions from the log's predicted labels rather than the threshold
 
     def worst(self, metric: str) -> pl.DataFrame:
         """Slices ranked worst first by the bound of the metric's interval that favours the slice.
@@ -239,7 +240,10 @@ def _compute(project: Project, con, query: SliceQuery, task: str, threshold: flo
         slices = slices.sort(list(query.keys))
     progress.report(1.0, f"{slices.height:,} slices")
     notes = (f"ROC AUC from scores in {AUC_BINS} bins; see auc_max_error.",) if task == "binary" else ()
-    return SliceTable(query, task, threshold, metrics, overall, slices, notes)
+    if task == "binary" and use_pred:
+        notes += ("Decisions are the predicted labels in the log (what the line did); rows without one use the "
+                  "threshold.",)
+    return SliceTable(query, task, threshold, metrics, overall, slices, notes, use_pred)
 
 
 def _partition(keys: tuple[str, ...]) -> str:
