@@ -150,3 +150,38 @@ def test_export_and_import_project_from_the_file_menu(qtbot, window: MainWindow,
         pass
     qtbot.waitUntil(lambda: window.project is not None and window.project.folder == tmp_path / "arrived",
                     timeout=10_000)
+
+
+def test_a_read_only_window_does_not_keep_writers_out(qtbot, window: MainWindow, sample_copy: Path, tmp_path: Path):
+    """`gui --read-only` reads a private snapshot: an ingest (here in the same process, as strict as another one)
+    can still write the project while the window stays open."""
+    from app.core.store.project import Project
+
+    assert window.open_project(sample_copy, read_only=True)
+    assert window.project.read_only and window.project.snapshot_of == sample_copy.resolve()
+    log = write_csv(tmp_path / "more.csv", "record_id,ts,model_version,score,line",
+                    "late-1,2026-11-01 10:00,weld-defect:v1,0.3,P1-L01")
+    with Project.open(sample_copy) as writer:
+        from app.core.store.ingest import import_predictions
+
+        assert import_predictions(writer, log, PredictionMapping(timestamp="ts", slices={"line": "line"})).rows == 1
+    window.close_project()
+
+
+def test_every_keyboard_shortcut_does_one_thing(qtbot, window: MainWindow, sample_folder: Path):
+    """Menus and screens together: a key that two places claim does nothing in Qt (an ambiguous shortcut)."""
+    from collections import defaultdict
+
+    from PySide6.QtGui import QAction, QShortcut
+
+    _open(qtbot, window, sample_folder)
+    owners = defaultdict(list)
+    for action in window.findChildren(QAction):
+        for key in action.shortcuts():
+            if not key.isEmpty():
+                owners[key.toString()].append(action.text())
+    for shortcut in window.findChildren(QShortcut):
+        if not shortcut.key().isEmpty():
+            owners[shortcut.key().toString()].append(type(shortcut.parent()).__name__)
+    assert len(owners) > 15
+    assert {k: v for k, v in owners.items() if len(v) > 1} == {}

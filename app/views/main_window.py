@@ -256,7 +256,9 @@ class MainWindow(QMainWindow):
         """Open a project folder; offers a read-only snapshot when another process holds it."""
         self.close_project()
         try:
-            project = Project.open(folder, read_only=read_only)
+            # Read-only is a private snapshot: DuckDB's lock would otherwise keep every writer (an ingest from
+            # the command line, a colleague's Lineproof) out for as long as this window stays open.
+            project = Project.open_snapshot(folder) if read_only else Project.open(folder)
         except ProjectLockedError as exc:
             answer = QMessageBox.question(
                 self, "Project in use", f"{exc.what}\n\nOpen a read-only snapshot of it instead?",

@@ -107,7 +107,7 @@ class SlicesView(Screen):
         self.end_edit = QDateEdit(calendarPopup=True, displayFormat="yyyy-MM-dd")
         self.start_edit.setEnabled(False)
         self.end_edit.setEnabled(False)
-        self.export_button = QPushButton("Export CSV…", toolTip="Save the ranked slice table (Ctrl+E)")
+        self.export_button = QPushButton("Export CSV…", toolTip="Save the ranked slice table (Ctrl+Shift+E)")
         self.busy = QProgressBar(maximum=1000, maximumWidth=140, textVisible=False)
         self.cancel_button = QPushButton("Cancel")
         self.busy.hide()
@@ -174,7 +174,7 @@ class SlicesView(Screen):
         self.table_view.clicked.connect(self._row_clicked)
         self.export_button.clicked.connect(self.export_csv_dialog)
         self.cancel_button.clicked.connect(self.cancel)
-        QShortcut(QKeySequence("Ctrl+E"), self, activated=self.export_csv_dialog)
+        QShortcut(QKeySequence("Ctrl+Shift+E"), self, activated=self.export_csv_dialog)
 
     # ----- project
     def set_project(self, project: Project | None) -> None:
