@@ -119,3 +119,41 @@ def test_file_names_are_never_read_as_patterns(empty_project: Project, tmp_path:
     write_csv(tmp_path / "line2.csv", HEADER, "y,2026-03-01 10:00,m:v1,0.4,L1,1.5")
     assert import_predictions(empty_project, tmp_path / name).rows == 1
     assert empty_project.con.execute("SELECT record_id FROM predictions").fetchall() == [("a",)]
+
+
+def test_alerts_work_without_a_line_dimension(tmp_path: Path):
+    """A log sliced only by asset: metric, drift and missingness alerts are about the whole log."""
+    from datetime import datetime
+
+    from app.core.analysis.alerts import evaluate_alerts, list_alerts
+
+    project = Project.create(tmp_path / "noline", "no lines", slice_dimensions=("asset",))
+    rng = np.random.default_rng(8)
+    n = 600
+    y = (rng.random(n) < 0.5).astype(int)
+    score = np.where(y == 1, rng.random(n) * 0.6, rng.random(n) * 0.4).round(3)  # poor recall at 0.5
+    temp = np.where(np.arange(n) < n // 2, rng.normal(20, 1, n), rng.normal(30, 1, n)).round(2)
+    days = [f"2026-03-{1 + (i * 28) // n:02d} 10:00" for i in range(n)]
+    write_csv(tmp_path / "log.csv", "record_id,ts,model_version,score,pred,asset,temp",
+              *[f"r{i},{days[i]},cam:v1,{score[i]},{int(score[i] >= 0.5)},R{i % 3},{temp[i]}" for i in range(n)])
+    write_csv(tmp_path / "labels.csv", "record_id,label", *[f"r{i},{y[i]}" for i in range(n)])
+    import_predictions(project, tmp_path / "log.csv", PredictionMapping(predicted_label="pred", slices={"asset": "asset"}))
+    import_labels(project, tmp_path / "labels.csv", LabelMapping(labelled_at=None))
+    evaluate_alerts(project, (datetime(2026, 3, 1), datetime(2026, 3, 15)), (datetime(2026, 3, 15),
+                                                                                datetime(2026, 3, 29)),
+                    _threshold_rules())
+    alerts = list_alerts(project)
+    rules = {(r["rule"], r["scope"]) for r in alerts.iter_rows(named=True)}
+    assert ("drift", "all") in rules and ("metric_low", "all") in rules
+    from app.core.analysis import operating_review as ops
+
+    review = ops.build_review(project, ops.around(datetime(2026, 3, 15).date(), 14))
+    assert [f["feature"] for f in review["health"]["drift"]["line_specific"]] == ["temp"]
+    assert review["health"]["drift"]["line_specific"][0]["line"] == "all" and review["health"]["drift"]["plant_wide"] == []
+    project.close()
+
+
+def _threshold_rules():
+    from app.core.analysis.alerts import AlertRules
+
+    return AlertRules(recall_min=0.9, min_support=30)

@@ -21,6 +21,7 @@ from app.core.store.manifest import settings_table
 from app.core.store.project import Project
 
 VERDICTS = ("real", "false")
+PLANT_WIDE_SHARE = 0.5  # a feature drifting on this share of the lines at once is one plant-wide alert
 
 
 class AlertError(LineproofError):
@@ -46,37 +47,65 @@ def _candidates(project: Project, reference: tuple[datetime, datetime], current:
                 rules: AlertRules, progress: Progress) -> list[dict]:
     found: list[dict] = []
     start, end = current
-    progress.report(0.05, "Checking metrics per line")
+    with project.reading() as con:
+        has_line = bool(con.execute("SELECT 1 FROM log_columns WHERE name = 'line' AND role = 'slice'").fetchall())
+    by = ("line",) if has_line else ()  # a log without lines is judged as a whole
+
+    def where(r: dict) -> tuple[str, str | None, str]:
+        """(scope, line, words) of a result row."""
+        return (f"line={r['line']}", r["line"], f"on {r['line']}") if has_line else ("all", None, "overall")
+
+    progress.report(0.05, "Checking metrics per line" if has_line else "Checking metrics")
     for version, _ in logged_versions(project):
         try:
-            table = compute_slices(project, SliceQuery(version, by=("line",), start=start, end=end,
+            table = compute_slices(project, SliceQuery(version, by=by, start=start, end=end,
                                                        min_support=rules.min_support, latency=False))
         except ThresholdUnknown:  # a log-only version nobody gave a threshold: no decisions to judge
             continue
         if "recall" not in table.metrics:
             continue
-        low = table.slices.filter(pl.col("recall_high") < rules.recall_min)
+        results = table.slices if has_line else table.overall.filter(pl.col("labelled") >= rules.min_support)
+        low = results.filter(pl.col("recall_high") < rules.recall_min)
         for r in low.iter_rows(named=True):
-            found.append({"rule": "metric_low", "scope": f"line={r['line']}", "line": r["line"],
+            scope, line, words = where(r)
+            found.append({"rule": "metric_low", "scope": scope, "line": line,
                           "subject": f"{version} recall", "severity": "high",
-                          "message": f"{version} recall {r['recall']:.3f} on {r['line']} (95% interval "
+                          "message": f"{version} recall {r['recall']:.3f} {words} (95% interval "
                                      f"{r['recall_low']:.3f}-{r['recall_high']:.3f}) is below {rules.recall_min}",
                           "evidence": {k: r[k] for k in ("n", "labelled", "tp", "fn", "recall", "recall_low",
                                                          "recall_high")}})
     progress.report(0.4, "Checking drift and missingness")
-    drift = compute_drift(project, DriftQuery(reference, current, by=("line",))).rows
+    drift = compute_drift(project, DriftQuery(reference, current, by=by)).rows
     if drift.height:
-        for r in drift.filter(pl.col("drifted").fill_null(False)).iter_rows(named=True):
-            found.append({"rule": "drift", "scope": f"line={r['line']}", "line": r["line"], "subject": r["feature"],
+        drifted = drift.filter(pl.col("drifted").fill_null(False))
+        plant_wide: set[str] = set()
+        if has_line:
+            # A feature that moved on at least half of the lines is one plant-wide change (a season, a new
+            # material lot), not a dozen line problems: one alert.
+            lines = drift["line"].n_unique()
+            per_feature = drifted.group_by("feature").agg(pl.col("line").n_unique().alias("lines"),
+                                                          pl.col("psi").max().alias("psi_max"))
+            wide = per_feature.filter(pl.col("lines") >= max(2, lines * PLANT_WIDE_SHARE))
+            plant_wide = set(wide["feature"].to_list())
+            for r in wide.iter_rows(named=True):
+                found.append({"rule": "drift", "scope": "plant-wide", "line": None, "subject": r["feature"],
+                              "severity": "medium",
+                              "message": f"{r['feature']} drifted on {r['lines']} of {lines} lines at once "
+                                         f"(plant-wide; highest PSI {r['psi_max']:.2f})",
+                              "evidence": {"lines": r["lines"], "of_lines": lines, "psi_max": r["psi_max"]}})
+        for r in drifted.filter(~pl.col("feature").is_in(list(plant_wide))).iter_rows(named=True):
+            scope, line, words = where(r)
+            found.append({"rule": "drift", "scope": scope, "line": line, "subject": r["feature"],
                           "severity": "medium",
-                          "message": f"{r['feature']} drifted on {r['line']} ({r['method']}; PSI {r['psi']:.2f})",
+                          "message": f"{r['feature']} drifted {words} ({r['method']}; PSI {r['psi']:.2f})",
                           "evidence": {k: r.get(k) for k in ("n_ref", "n_cur", "psi", "ks_d", "ks_p", "js",
                                                              "wasserstein_norm", "chi2_p", "method")}})
         up = drift.filter((pl.col("missing_cur") - pl.col("missing_ref")) >= rules.missing_increase)
         for r in up.iter_rows(named=True):
-            found.append({"rule": "missingness", "scope": f"line={r['line']}", "line": r["line"],
+            scope, line, words = where(r)
+            found.append({"rule": "missingness", "scope": scope, "line": line,
                           "subject": r["feature"], "severity": "medium",
-                          "message": f"{r['feature']} missing in {r['missing_cur']:.1%} of rows on {r['line']} "
+                          "message": f"{r['feature']} missing in {r['missing_cur']:.1%} of rows {words} "
                                      f"(reference {r['missing_ref']:.1%})",
                           "evidence": {"missing_ref": r["missing_ref"], "missing_cur": r["missing_cur"]}})
     progress.report(0.8, "Checking for silent assets")
@@ -84,7 +113,7 @@ def _candidates(project: Project, reference: tuple[datetime, datetime], current:
     if gaps.height:
         in_window = gaps.filter((pl.col("gap_end") > start) & (pl.col("gap_start") < end))
         for r in in_window.iter_rows(named=True):
-            found.append({"rule": "stale", "scope": f"asset={r['asset']}", "line": r["line"],
+            found.append({"rule": "stale", "scope": f"asset={r['asset']}", "line": r.get("line"),
                           "subject": f"silent from {r['gap_start']:%Y-%m-%d %H:%M}",
                           "severity": "high" if r["open"] else "medium",
                           "message": f"{r['asset']} sent nothing for {r['gap_hours']:.0f} h from "
@@ -151,7 +180,7 @@ def list_alerts(project: Project, state: str | None = None) -> pl.DataFrame:
 def alert_precision(project: Project) -> pl.DataFrame:
     """Per line: alerts raised, open, acknowledged real / false, and precision (real / acknowledged)."""
     with project.reading() as con:
-        return con.sql("""SELECT coalesce(line, '(none)') AS line, count(*) AS raised,
+        return con.sql("""SELECT coalesce(line, '(plant-wide)') AS line, count(*) AS raised,
                                  count(*) FILTER (WHERE state = 'open') AS open,
                                  count(*) FILTER (WHERE state = 'real') AS real,
                                  count(*) FILTER (WHERE state = 'false') AS false_alarms,

@@ -97,23 +97,31 @@ def _inventory(con, period: Period) -> dict[str, Any]:
             "approvals": approvals}
 
 
+def _has_line(project: Project) -> bool:
+    """Whether the log has a line dimension (reviews compare lines; without one, the whole log)."""
+    with project.reading() as con:
+        return bool(con.execute("SELECT 1 FROM log_columns WHERE name = 'line' AND role = 'slice'").fetchall())
+
+
 def _drops(project: Project, period: Period, progress: Progress) -> dict[str, Any]:
     """Per line and metric, a worsening the evidence supports (Bonferroni over every line x metric tested)."""
     from app.core.analysis.slices import SliceQuery, ThresholdUnknown, compute_slices, logged_versions
 
     findings, tested = [], 0
     rows: list[pl.DataFrame] = []
+    by = ("line",) if _has_line(project) else ()  # without lines, the whole log is one unit called "all"
     for version, _ in logged_versions(project):
         check_cancelled(progress)
         frames = []
         for tag, (start, end) in (("now", (period.start, period.end)), ("before", period.previous)):
             try:
-                table = compute_slices(project, SliceQuery(version, by=("line",), start=start, end=end,
+                table = compute_slices(project, SliceQuery(version, by=by, start=start, end=end,
                                                            min_support=0, auc=False, latency=False))
             except ThresholdUnknown:  # a log-only version nobody gave a threshold: no decisions to judge
                 frames = []
                 break
-            frames.append(table.slices.select("line", pl.col("positives").alias(f"pos_{tag}"),
+            units = table.slices if by else table.overall.with_columns(pl.lit("all").alias("line"))
+            frames.append(units.select("line", pl.col("positives").alias(f"pos_{tag}"),
                                               pl.col("negatives").alias(f"neg_{tag}"),
                                               pl.col("tp").alias(f"tp_{tag}"), pl.col("fp").alias(f"fp_{tag}")))
         if len(frames) == 2:
@@ -171,18 +179,19 @@ def _outcomes(project: Project, period: Period, per_line: list[dict[str, Any]]) 
 def _drift(project: Project, period: Period) -> dict[str, Any]:
     from app.core.analysis.drift import DriftQuery, compute_drift
 
+    by = ("line",) if _has_line(project) else ()
     try:
         table = compute_drift(project, DriftQuery(reference=period.previous, current=(period.start, period.end),
-                                                  by=("line",)))
+                                                  by=by))
     except LineproofError as exc:
         return {"line_specific": [], "plant_wide": [], "note": exc.what}
-    rows = table.rows
+    rows = table.rows if by else table.rows.with_columns(pl.lit("all").alias("line"))
     if not rows.height:
         return {"line_specific": [], "plant_wide": [], "note": "no feature columns in the log"}
     lines = rows["line"].n_unique()
     drifted = rows.filter(pl.col("drifted").fill_null(False) & (pl.col("psi_band") == "significant"))
     spread = drifted.group_by("feature").agg(pl.len().alias("lines"), pl.col("psi").median().alias("psi"))
-    wide = spread.filter(pl.col("lines") >= PLANT_WIDE_SHARE * lines)
+    wide = spread.filter(pl.col("lines") >= PLANT_WIDE_SHARE * lines) if by else spread.clear()
     specific = drifted.join(wide.select("feature"), on="feature", how="anti").sort("psi", descending=True)
     return {"line_specific": [{"line": r["line"], "feature": r["feature"], "psi": r["psi"],
                                "evidence": f"{r['feature']} on {r['line']}: PSI {r['psi']:.2f} against the previous "
