@@ -185,3 +185,21 @@ def test_every_keyboard_shortcut_does_one_thing(qtbot, window: MainWindow, sampl
             owners[shortcut.key().toString()].append(type(shortcut.parent()).__name__)
     assert len(owners) > 15
     assert {k: v for k, v in owners.items() if len(v) > 1} == {}
+
+
+def test_adding_the_first_user_updates_every_screen_that_shows_users(qtbot, window: MainWindow, sample_copy: Path,
+                                                                     tmp_path: Path, monkeypatch):
+    """No stale 'Nobody is registered' on Approvals after a user was added on Users & roles."""
+    from app.core.governance import approvals as gov
+    from app.core.governance.identity import cert_pem, create_identity
+
+    monkeypatch.setenv("LINEPROOF_HOME", str(tmp_path / "profile"))
+    _open(qtbot, window, sample_copy)
+    assert window.approvals.stack.currentWidget() is window.approvals.empty
+    assert "Nobody is registered" in window.approvals.empty.text()
+    gov.add_user(window.project, "ines", "Ines", cert_pem(create_identity("ines", "Ines", "pass-word-1")),
+                 ["validation_lead"])
+    window.users.changed.emit()  # what the Users & roles screen says after its Add user dialog
+    assert window.approvals.stack.currentWidget() is not window.approvals.empty
+    assert window.approvals.user.findText("ines") >= 0
+    assert window.models.stage_user.findData("ines") >= 0 or window.models.stage_user.findText("ines") >= 0

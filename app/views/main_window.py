@@ -97,8 +97,8 @@ class MainWindow(QMainWindow):
         self.screens.addWidget(self.audit)
         self.screens.addWidget(self.users)
         for screen in (self.models, self.approvals, self.users, self.reviews):
-            screen.changed.connect(self.audit.set_project_refresh)
-        self.validation.recorded.connect(lambda _run: self.audit.set_project_refresh())
+            screen.changed.connect(lambda source=screen: self.project_changed(source))
+        self.validation.recorded.connect(lambda _run: self.project_changed(self.validation))
         self.validation.export_requested.connect(self.export_packet_dialog)
         self.nav.currentRowChanged.connect(self.screens.setCurrentIndex)
         self.nav.setCurrentRow(0)
@@ -217,7 +217,7 @@ class MainWindow(QMainWindow):
         if self.project is None or self.project.read_only:
             return
         dialog = ExportPacketDialog(self.project, run_id if isinstance(run_id, str) else None, self)
-        dialog.exported.connect(lambda _path: self.audit.set_project_refresh())
+        dialog.exported.connect(lambda _path: self.project_changed())
         dialog.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
         dialog.show()
 
@@ -330,6 +330,17 @@ class MainWindow(QMainWindow):
         self.tasks.append(task)
         task.ended.connect(lambda: self.tasks.remove(task) if task in self.tasks else None)
         return task
+
+    def project_changed(self, source: QWidget | None = None) -> None:
+        """A screen changed users, requests, stages, reviews or runs: every screen that shows them re-reads the
+        project (the source keeps its own state), and the overview is recomputed."""
+        if self.project is None:
+            return
+        for screen in (self.models, self.approvals, self.users, self.reviews):
+            if screen is not source:
+                screen.set_project(self.project)
+        self.audit.set_project_refresh()
+        self.refresh()
 
     # ----- background work
     def refresh(self) -> Task | None:
