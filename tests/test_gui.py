@@ -203,3 +203,19 @@ def test_adding_the_first_user_updates_every_screen_that_shows_users(qtbot, wind
     assert window.approvals.stack.currentWidget() is not window.approvals.empty
     assert window.approvals.user.findText("ines") >= 0
     assert window.models.stage_user.findData("ines") >= 0 or window.models.stage_user.findText("ines") >= 0
+
+
+def test_sorting_keeps_the_selection_on_the_same_record(qtbot):
+    from app.views.table_view import DataTable
+
+    model = FrameTableModel([Column("id", "Id", "text"), Column("value", "Value", "float")])
+    table = DataTable(model)
+    qtbot.addWidget(table)
+    model.set_frame(pl.DataFrame({"id": ["a", "b", "c", "d"], "value": [3.0, 1.0, 4.0, 2.0]}))
+    table.selectRow(2)  # record "c"
+    for column, order in ((1, Qt.SortOrder.AscendingOrder), (1, Qt.SortOrder.DescendingOrder),
+                          (0, Qt.SortOrder.DescendingOrder)):
+        table.sortByColumn(column, order)
+        rows = table.selectionModel().selectedRows()
+        assert len(rows) == 1 and model.row(rows[0].row())["id"] == "c"
+    assert [model.row(r)["id"] for r in range(4)] == ["d", "c", "b", "a"]

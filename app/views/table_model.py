@@ -111,8 +111,15 @@ class FrameTableModel(QAbstractTableModel):
         if not self.frame.height or key not in self.frame.columns:
             return
         self.layoutAboutToBeChanged.emit()
-        self.frame = self.frame.sort(key, descending=order == Qt.SortOrder.DescendingOrder, nulls_last=True)
+        ranked = self.frame.with_row_index("__row").sort(key, descending=order == Qt.SortOrder.DescendingOrder,
+                                                         nulls_last=True, maintain_order=True)
+        new_of_old = {old: new for new, old in enumerate(ranked["__row"].to_list())}
+        self.frame = ranked.drop("__row")
         self._rows = self.frame.to_dicts()
+        # Selections and current items are persistent indexes: move them with their records, so a selected
+        # request or alert stays selected after a sort instead of pointing at whatever row took its place.
+        moved = self.persistentIndexList()
+        self.changePersistentIndexList(moved, [self.index(new_of_old[i.row()], i.column()) for i in moved])
         self.layoutChanged.emit()
 
     def as_tsv(self, rows: list[int] | None = None) -> str:
