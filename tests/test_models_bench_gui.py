@@ -8,6 +8,7 @@ from pathlib import Path
 
 import duckdb
 import pytest
+from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QMessageBox
 
 from app.core.store.project import Project
@@ -95,6 +96,12 @@ def test_benchmarks_screen_runs_and_compares(qtbot, open_sample: Project):
         assert done.args[0].status == "ok", done.args[0].reason
         qtbot.waitUntil(lambda: view.run_button.isEnabled())
     assert view.runs.rowCount() == 2
+    headers = [view.runs.headerData(c, Qt.Orientation.Horizontal) for c in range(view.runs.columnCount())]
+    assert "Peak RSS MB" in headers and "Noisy" in headers
+    rss = [view.runs.row(r)["peak_rss_mb"] for r in range(2)]
+    assert all(value is not None and value > 30 for value in rss)  # the child's own memory: a runtime and a model
+    noisy_column = headers.index("Noisy")
+    assert {view.runs.data(view.runs.index(r, noisy_column)) for r in range(2)} <= {"yes", "no"}
     view.table.selectAll()
     view.budget.setValue(0.001)  # 1 µs: every run is over it
     runs = view.selected_runs()

@@ -54,7 +54,10 @@ RUN_COLUMNS = [
     Column("p50_ms", "p50 ms", tooltip=lambda r: "Median latency per inference (ms)"),
     Column("p99_ms", "p99 ms", tooltip=lambda r: "99th percentile latency (ms): 1 inference in 100 is slower"),
     Column("throughput", "Throughput/s", tooltip=lambda r: "Inferences x batch per second"),
+    Column("peak_rss_mb", "Peak RSS MB", tooltip=lambda r: "Peak resident memory of the benchmark process itself "
+                                                          "(the runtime, the model and its buffers), in MB"),
     Column("background_load", "Bg load", "percent", tooltip=_load_tip),
+    Column("noisy", "Noisy", tooltip=_load_tip),
     Column("status", "Status", tooltip=lambda r: r["reason"] or "Completed"),
     Column("site", "Site"), Column("fingerprint_id", "Hardware", tooltip=lambda r: "Hardware fingerprint id"),
 ]
