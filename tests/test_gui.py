@@ -219,3 +219,11 @@ def test_sorting_keeps_the_selection_on_the_same_record(qtbot):
         rows = table.selectionModel().selectedRows()
         assert len(rows) == 1 and model.row(rows[0].row())["id"] == "c"
     assert [model.row(r)["id"] for r in range(4)] == ["d", "c", "b", "a"]
+
+
+def test_the_overview_points_at_alerts_the_worst_line_and_silent_assets(qtbot, window: MainWindow,
+                                                                       sample_folder: Path):
+    _open(qtbot, window, sample_folder)
+    qtbot.waitUntil(lambda: "Worst line" in window.overview.attention.text(), timeout=30_000)
+    text = window.overview.attention.text()
+    assert text.startswith("Open alerts: ") and "Silent now: " in text

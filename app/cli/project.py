@@ -35,11 +35,19 @@ def cmd_sample(args: argparse.Namespace) -> int:
 
 def cmd_info(args: argparse.Namespace) -> int:
     """Print the project overview."""
+    from dataclasses import asdict
+
+    from app.core.analysis.attention import attention_text, build_attention
     from app.core.analysis.overview import build_overview, overview_json, overview_text
 
     with open_project(args.path, read_only=True, allow_snapshot=True) as project:
         ov = build_overview(project)
-    print(json.dumps(overview_json(ov), indent=2, default=str) if args.json else overview_text(ov))
+        attention = build_attention(project) if ov.prediction_rows else None
+    if args.json:
+        print(json.dumps({**overview_json(ov), "attention": asdict(attention) if attention else None}, indent=2,
+                         default=str))
+    else:
+        print(overview_text(ov) + (f"\nAttention\n  {attention_text(attention)}" if attention else ""))
     return 0
 
 

@@ -356,7 +356,22 @@ class MainWindow(QMainWindow):
         self.status_busy.show()
         task.ended.connect(self.status_busy.hide)
         task.done.connect(self._show_overview)
+        task.done.connect(lambda _ov: self._start_attention(project))
         task.error.connect(lambda exc: show_error(self, exc))
+        return task
+
+    def _start_attention(self, project: Project) -> Task | None:
+        """Open alerts, worst line and silent assets: they scan the log, so they follow the overview."""
+        from app.core.analysis.attention import build_attention
+
+        if project is not self.project:
+            return None
+        self.overview.attention.setText("Looking for open alerts, the worst line and silent assets…")
+        task = self._track(start_task("Open alerts, worst line, silent assets",
+                                      lambda progress: build_attention(project), self))
+        task.done.connect(lambda attention: self.overview.set_attention(attention) if project is self.project
+                          else None)
+        task.error.connect(lambda exc: self.overview.attention.setText(f"Could not check alerts and lines: {exc}"))
         return task
 
     def _show_overview(self, ov: Overview) -> None:

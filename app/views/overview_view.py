@@ -95,6 +95,10 @@ class OverviewView(Screen):
             self.cards[key] = value
             cards.addWidget(frame)
 
+        self.attention = QLabel("", objectName="attention", wordWrap=True)
+        self.attention.setToolTip("Open alerts (Alerts screen), the line whose recall is lowest even at the top of "
+                                  "its 95% interval over the last 28 days (Slices screen), and assets that have sent "
+                                  "nothing for more than 24 h up to the newest record.")
         self.plot = pg.PlotWidget(background="w")
         self.plot.setMinimumHeight(150)
         self.plot.setLabel("left", "predictions / week")
@@ -113,7 +117,7 @@ class OverviewView(Screen):
         top = QSplitter(Qt.Orientation.Horizontal)
         top.addWidget(_group("Models and versions", self.models_table))
         top.addWidget(_group("Datasets", self.datasets_table))
-        top.setSizes([640, 460])
+        top.setSizes([830, 370])  # the models table has the most columns: none cut at 1366x768
         bottom = QSplitter(Qt.Orientation.Horizontal)
         bottom.addWidget(_group("Lines: data, label coverage and freshness", self.lines_table))
         bottom.addWidget(_group("Per week: predictions / labelled", self.plot))
@@ -123,7 +127,7 @@ class OverviewView(Screen):
         body.addWidget(bottom)
         body.setSizes([200, 400])
 
-        self.install(header, cards, body, empty_message="No project open.\n\nFile > Open project… (Ctrl+O) opens a project folder, "
+        self.install(header, cards, self.attention, body, empty_message="No project open.\n\nFile > Open project… (Ctrl+O) opens a project folder, "
                         "File > New project… (Ctrl+N) creates one, File > Open sample project builds the demo.")
 
     def set_overview(self, ov: Overview) -> None:
@@ -152,6 +156,12 @@ class OverviewView(Screen):
         self.show_content()
         if ov.prediction_rows == 0:
             self.lines_table.setToolTip("No prediction log yet: File > Import predictions… (Ctrl+I)")
+
+    def set_attention(self, attention) -> None:
+        """Show what needs a look first (computed after the overview, in the worker)."""
+        from app.core.analysis.attention import attention_text
+
+        self.attention.setText(attention_text(attention))
 
     def _set_weekly(self, ov: Overview) -> None:
         weekly = ov.weekly
