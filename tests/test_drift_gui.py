@@ -39,6 +39,18 @@ def test_drift_matrix_and_cell_detail(qtbot, sample_folder: Path):
         with qtbot.waitSignal(view.drilled, timeout=60_000) as other:
             view._cell_clicked(features.index("current_a"), 0)
         assert other.args[0].feature == "current_a"
+        # New windows: the same cell's detail follows them (it used to keep the old windows' histogram).
+        first = detail.over_time.height
+        with qtbot.waitSignal(view.drilled, timeout=120_000) as followed:
+            view.cur_from.setDate(view.cur_from.date().addDays(-28))
+        assert followed.args[0].feature == "current_a" and view._detail_query == view.query()
+        assert followed.args[0].over_time.height >= first - 1
+        # Cancel stops what is running and leaves the screen usable.
+        view.recompute()
+        assert view.cancel_button.isVisible()
+        view.cancel()
+        qtbot.waitUntil(lambda: not view.jobs, timeout=30_000)
+        assert not view.cancel_button.isVisible()
     finally:
         view.set_project(None)
         project.close()

@@ -10,6 +10,7 @@ import numpy as np
 import polars as pl
 import pyqtgraph as pg
 from PySide6.QtCore import QDate, Qt, Signal
+from PySide6.QtGui import QKeySequence, QShortcut
 from PySide6.QtWidgets import (
     QComboBox,
     QDateEdit,
@@ -17,6 +18,7 @@ from PySide6.QtWidgets import (
     QHBoxLayout,
     QLabel,
     QProgressBar,
+    QPushButton,
     QSplitter,
     QVBoxLayout,
     QWidget,
@@ -67,6 +69,8 @@ class DriftView(Screen):
         self.table: DriftTable | None = None
         self._task: Task | None = None
         self._detail_task: Task | None = None
+        self._cell: tuple[str, tuple[tuple[str, str], ...]] | None = None  # the cell shown in the detail
+        self._detail_query: DriftQuery | None = None
         self._build()
 
     def _build(self) -> None:
@@ -78,6 +82,8 @@ class DriftView(Screen):
             self.score_box.addItem(label, key)
         self.busy = QProgressBar(maximum=1000, maximumWidth=140, textVisible=False)
         self.busy.hide()
+        self.cancel_button = QPushButton("Cancel", toolTip="Stop the drift computation and the cell detail (Esc)")
+        self.cancel_button.hide()
         controls = QHBoxLayout()
         for label, widgets in (("Reference", (self.ref_from, QLabel("to"), self.ref_to)),
                                ("Current", (self.cur_from, QLabel("to"), self.cur_to)),
@@ -87,6 +93,7 @@ class DriftView(Screen):
                 controls.addWidget(w)
         controls.addStretch(1)
         controls.addWidget(self.busy)
+        controls.addWidget(self.cancel_button)
 
         self.summary = QLabel(wordWrap=True)
         self.heatmap = Heatmap()
@@ -139,12 +146,26 @@ class DriftView(Screen):
         self.score_box.currentIndexChanged.connect(lambda _: self.table and self._show(self.table))
         self.heatmap.cellClicked.connect(self._cell_clicked)
         self.table_view.clicked.connect(self._row_clicked)
+        self.cancel_button.clicked.connect(self.cancel)
+        QShortcut(QKeySequence(Qt.Key.Key_Escape), self, activated=self.cancel)
+
+    def cancel(self) -> None:
+        """Stop the matrix and the cell detail still being computed."""
+        for task in list(self.jobs):
+            task.cancel()
+
+    def _track(self, task: Task) -> Task:
+        """Show Cancel while any of this screen's jobs runs."""
+        self.cancel_button.show()
+        task.ended.connect(lambda: self.cancel_button.setVisible(any(j is not task for j in self.jobs)))
+        return task
 
     def set_project(self, project: Project | None) -> None:
         """Default windows: the first 12 weeks as reference, the last 6 weeks as current."""
         self.stop_jobs()  # older drill-downs included: none may outlive the project they read
         self._task = None  # late results of stopped jobs are ignored
         self.project, self.table, self._detail_task = project, None, None
+        self._cell = self._detail_query = None
         if project is None:
             self.show_empty("No project open.\n\nOpen a project (Ctrl+O) to see its input drift.")
             return
@@ -186,7 +207,7 @@ class DriftView(Screen):
         if self._task is not None and self._task.running:
             self._task.cancel()
         project, query = self.project, self.query()
-        task = self.run_job("Computing drift", lambda progress: compute_drift(project, query, progress))
+        task = self._track(self.run_job("Computing drift", lambda progress: compute_drift(project, query, progress)))
         self._task = task
         self.busy.show()
         task.progress.connect(lambda f, m: self.busy.setValue(int(f * 1000)))
@@ -231,7 +252,10 @@ class DriftView(Screen):
                    Column("method", "Decided by")]
         ranked = drifted.sort("psi", descending=True, nulls_last=True) if drifted.height else drifted
         self.table_model.set_frame(ranked, columns)
-        if ranked.height and self._detail_task is None:
+        cell = self._cell if self._cell and self._cell[1][0][0] == dim else None
+        if cell is not None and self._detail_query != table.query:
+            self.drill(*cell)  # the same cell, for the windows now chosen
+        elif cell is None and ranked.height:
             self.drill(ranked["feature"][0], ((dim, str(ranked[dim][0])),))  # start at the strongest drift
         self.computed.emit(table)
 
@@ -249,6 +273,9 @@ class DriftView(Screen):
         if self.project is None or self.table is None:
             return None
         project, q = self.project, self.table.query
+        if self._detail_task is not None and self._detail_task.running:
+            self._detail_task.cancel()
+        self._cell, self._detail_query = (feature, where), q
 
         def job(progress) -> CellDetail:
             hist = feature_histogram(project, feature, where, q.reference, q.current)
@@ -267,7 +294,7 @@ class DriftView(Screen):
                                         manual.select("ts", pl.col("description").alias("label"))])
             return CellDetail(feature, where, hist, trend, events.select("ts", "label"))
 
-        task = self.run_job("Cell detail", job)
+        task = self._track(self.run_job("Cell detail", job))
         self._detail_task = task
         task.done.connect(lambda d: self._show_detail(d) if task is self._detail_task else None)
         task.error.connect(lambda exc: show_error(self, exc, "Drift detail"))
