@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 from datetime import datetime
 from pathlib import Path
 
@@ -10,7 +11,7 @@ import numpy as np
 import polars as pl
 import pytest
 from PySide6.QtCore import QSettings, Qt
-from PySide6.QtWidgets import QMessageBox
+from PySide6.QtWidgets import QApplication, QMessageBox
 
 from app.core.store.ingest import PredictionMapping
 from app.views.main_window import MainWindow
@@ -27,7 +28,10 @@ def window(qtbot, tmp_path: Path):
     qtbot.addWidget(win)
     win.show()
     yield win
-    win.close_project()
+    win.close_project(force=True)
+    win.deleteLater()
+    QApplication.processEvents()
+    gc.collect()  # drop the window's Python wrappers while Qt is still up, not at interpreter exit
 
 
 def _open(qtbot, window: MainWindow, folder: Path) -> None:
@@ -227,3 +231,23 @@ def test_the_overview_points_at_alerts_the_worst_line_and_silent_assets(qtbot, w
     qtbot.waitUntil(lambda: "Worst line" in window.overview.attention.text(), timeout=30_000)
     text = window.overview.attention.text()
     assert text.startswith("Open alerts: ") and "Silent now: " in text
+
+
+def test_unsaved_edits_are_not_lost_without_asking(qtbot, window: MainWindow, sample_copy: Path):
+    _open(qtbot, window, sample_copy)
+    asked: list[list[str]] = []
+    window.ask_discard = lambda lost: asked.append(lost) or False  # the user answers Cancel
+    window.validation.editor.setPlainText(window.validation.editor.toPlainText() + "\n# tightened by the lead\n")
+    assert window.close_project() is False and window.project is not None
+    assert asked and "acceptance plan" in asked[0][0]
+    models = window.models
+    models.table.selectRow(0)
+    first = models.selected()["version_id"]
+    models.fields["author"].setText("edited, not saved")
+    models.ask_discard = lambda lost: asked.append(lost) or False
+    models.table.selectRow(1)  # another version: the edit would be overwritten
+    qtbot.waitUntil(lambda: models.selected()["version_id"] == first, timeout=5_000)
+    assert models.selected()["version_id"] == first and models.fields["author"].text() == "edited, not saved"
+    assert any("author" in item for lost in asked for item in lost)
+    window.ask_discard = lambda lost: asked.append(lost) or True  # now the user discards
+    assert window.close_project() is True and window.project is None

@@ -25,3 +25,15 @@ def show_error(parent: QWidget | None, exc: BaseException, title: str = "Linepro
     box.setObjectName("errorDialog")
     box.open()
     return box
+
+
+def ask_discard_dialog(parent: QWidget | None, lost: list[str]) -> bool:
+    """Ask whether unsaved edits may be dropped; True to discard them."""
+    box = QMessageBox(parent)
+    box.setWindowTitle("Unsaved changes")
+    box.setIcon(QMessageBox.Icon.Question)
+    box.setText("These changes are not saved:")
+    box.setInformativeText("\n".join(f"• {item}" for item in lost) + "\n\nDiscard them?")
+    box.setStandardButtons(QMessageBox.StandardButton.Discard | QMessageBox.StandardButton.Cancel)
+    box.setDefaultButton(QMessageBox.StandardButton.Cancel)
+    return box.exec() == QMessageBox.StandardButton.Discard

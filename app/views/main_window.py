@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 from PySide6.QtCore import QByteArray, QSettings, Qt, QThreadPool, QTimer
@@ -32,7 +33,7 @@ from app.views.approvals_view import ApprovalsView
 from app.views.audit_view import AuditView
 from app.views.bench_view import BenchView
 from app.views.drift_view import DriftView
-from app.views.errors import show_error
+from app.views.errors import ask_discard_dialog, show_error
 from app.views.import_dialog import LabelImportDialog, PredictionImportDialog
 from app.views.models_view import ModelsView
 from app.views.overview_view import OverviewView
@@ -60,6 +61,7 @@ class MainWindow(QMainWindow):
     def __init__(self, settings: QSettings | None = None) -> None:
         super().__init__()
         self.settings = settings or QSettings("Lineproof", "Lineproof")
+        self.ask_discard: Callable[[list[str]], bool] = lambda lost: ask_discard_dialog(self, lost)
         self.project: Project | None = None
         self.remember_geometry = True  # the smoke run (gui --quit-after) leaves the user's window size alone
         self.tasks: list[Task] = []
@@ -245,6 +247,8 @@ class MainWindow(QMainWindow):
         name, ok = QInputDialog.getText(self, "New project", "Project name:", text=Path(folder).name)
         if not ok:
             return
+        if not self.close_project():  # the open project (and any unsaved edit) goes first
+            return
         try:
             project = Project.create(folder, name or Path(folder).name)
         except LineproofError as exc:
@@ -254,7 +258,8 @@ class MainWindow(QMainWindow):
 
     def open_project(self, folder: str | Path, read_only: bool = False) -> bool:
         """Open a project folder; offers a read-only snapshot when another process holds it."""
-        self.close_project()
+        if not self.close_project():
+            return False
         try:
             # Read-only is a private snapshot: DuckDB's lock would otherwise keep every writer (an ingest from
             # the command line, a colleague's Lineproof) out for as long as this window stays open.
@@ -296,8 +301,15 @@ class MainWindow(QMainWindow):
         self.audit.set_project(project)
         self.users.set_project(project)
 
-    def close_project(self) -> None:
-        """Cancel running work and release the project."""
+    def unsaved_changes(self) -> list[str]:
+        """Edits that closing the project now would lose."""
+        return self.validation.unsaved_changes() + self.models.unsaved_changes()
+
+    def close_project(self, force: bool = False) -> bool:
+        """Cancel running work and release the project; False when the user kept unsaved edits."""
+        lost = [] if force or self.project is None else self.unsaved_changes()
+        if lost and not self.ask_discard(lost):
+            return False
         self.slices.set_project(None)
         self.drift.set_project(None)
         self.alerts.set_project(None)
@@ -319,6 +331,7 @@ class MainWindow(QMainWindow):
         self.overview.show_empty("No project open.\n\nFile > Open project… (Ctrl+O), File > New project… "
                                  "(Ctrl+N), or File > Open sample project.")
         self._update_actions()
+        return True
 
     def _stop_tasks(self) -> None:
         for task in list(self.tasks):
@@ -337,7 +350,7 @@ class MainWindow(QMainWindow):
         if self.project is None:
             return
         for screen in (self.models, self.approvals, self.users, self.reviews):
-            if screen is not source:
+            if screen is not source and not (screen is self.models and self.models.unsaved_changes()):
                 screen.set_project(self.project)
         self.audit.set_project_refresh()
         self.refresh()
@@ -525,9 +538,11 @@ class MainWindow(QMainWindow):
                           "and signed packets for models on the production line. Works offline.")
 
     def closeEvent(self, event: QCloseEvent) -> None:
+        if not self.close_project():
+            event.ignore()
+            return
         if self.remember_geometry:
             self.settings.setValue("window/geometry", self.saveGeometry())
-        self.close_project()
         super().closeEvent(event)
 
 

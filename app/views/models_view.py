@@ -7,7 +7,7 @@ import json
 from collections.abc import Callable
 from typing import Any
 
-from PySide6.QtCore import Qt, Signal
+from PySide6.QtCore import Qt, QTimer, Signal
 from PySide6.QtWidgets import (
     QComboBox,
     QFormLayout,
@@ -36,7 +36,7 @@ from app.core.models.registry import (
 )
 from app.core.store.project import Project
 from app.core.store.schema import STAGES
-from app.views.errors import show_error
+from app.views.errors import ask_discard_dialog, show_error
 from app.views.screen import Screen
 from app.views.signing import ask_passphrase_dialog, unlock_with_prompt
 from app.views.table_model import Column, FrameTableModel
@@ -126,6 +126,7 @@ class ModelsView(Screen):
         self.stage_user = QComboBox(toolTip="Who makes the change (a registered user; passphrase asked)")
         self.stage_user_label = QLabel("As")
         self.ask_passphrase: Callable[[str], str | None] = lambda user: ask_passphrase_dialog(self, user)
+        self.ask_discard: Callable[[list[str]], bool] = lambda lost: ask_discard_dialog(self, lost)
         stage_bar = QHBoxLayout()
         for w in (QLabel("Site"), self.site, QLabel("Stage"), self.stage, self.stage_reason, self.stage_user_label,
                   self.stage_user, self.apply_stage, self.rollback_button):
@@ -162,6 +163,7 @@ class ModelsView(Screen):
     def set_project(self, project: Project | None) -> None:
         """Show a project's versions (or the empty state)."""
         self.project = project
+        self._shown = None
         if project is None:
             self.show_empty(EMPTY)
             return
@@ -209,10 +211,28 @@ class ModelsView(Screen):
         rows = self.table.selectionModel().selectedRows()
         return self.versions.row(rows[0].row()) if rows else None
 
+    def unsaved_changes(self) -> list[str]:
+        """What would be lost now: lineage or model-card fields edited but not saved."""
+        shown = getattr(self, "_shown", None)
+        if self.project is None or shown is None:
+            return []
+        lineage, card = json.loads(shown["lineage_json"] or "{}"), json.loads(shown["card_json"] or "{}")
+        edited = [name for name, value in self._field_values(tuple(self.fields)).items()
+                  if value != str((lineage if name in LINEAGE_FIELDS else card).get(name) or "")]
+        return [f"{shown['version_id']}: {', '.join(edited)} (Models > lineage and card)"] if edited else []
+
     def _show_selected(self) -> None:
         row = self.selected()
         if row is None or self.project is None:
             return
+        lost, shown = self.unsaved_changes(), getattr(self, "_shown", None)
+        if lost and shown is not None:
+            if row["version_id"] == shown["version_id"]:
+                return  # back on the version being edited (the user kept the edits): leave the fields alone
+            if not self.ask_discard(lost):
+                self._reselect(shown["version_id"])
+                return
+        self._shown = row
         self.title.setText(f"<b>{row['version_id']}</b> — {row['model_name']} ({row['task']}, risk tier "
                            f"{row['risk_tier']})")
         self.signature.setPlainText(describe_signature(row))
@@ -221,6 +241,12 @@ class ModelsView(Screen):
             value = str((lineage if name in LINEAGE_FIELDS else card).get(name) or "")
             edit.setText(value) if isinstance(edit, QLineEdit) else edit.setPlainText(value)
         self.history.set_frame(stage_history(self.project, model_id=row["model_id"]))
+
+    def _reselect(self, version_id: str) -> None:
+        """Go back to the version whose edits the user kept (later, once this selection change is over)."""
+        rows = [r for r in range(self.versions.rowCount()) if self.versions.row(r)["version_id"] == version_id]
+        if rows:
+            QTimer.singleShot(0, lambda: self.table.selectRow(rows[0]))
 
     def _field_values(self, names: tuple[str, ...]) -> dict[str, str]:
         out = {}
@@ -247,6 +273,7 @@ class ModelsView(Screen):
             show_error(self, exc, "Lineage and model card")
             return False
         self.reason.clear()
+        self._shown = None  # saved: the stored values are the new baseline
         self.reload(keep=row["version_id"])
         self.changed.emit()
         return bool(changes)

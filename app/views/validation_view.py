@@ -257,6 +257,7 @@ class ValidationView(Screen):
         if self.plans.is_empty():
             self.plan.addItem("(no stored plan: write one in the Plan tab)", "")
             self.editor.setPlainText(EXAMPLE_PLAN)
+            self._plan_baseline = EXAMPLE_PLAN
             return
         _select(self.plan, select)
         self._load_stored_plan()
@@ -267,6 +268,7 @@ class ValidationView(Screen):
         if match.height:
             text = match["plan_toml"][0]
             self.editor.setPlainText(text)
+            self._plan_baseline = text
             try:
                 _select(self.dataset, parse_plan(text).dataset or None)
             except PlanError:
@@ -309,6 +311,14 @@ class ValidationView(Screen):
                 show_error(self, LineproofError(f"Cannot read {path}: {exc}.", "Choose a UTF-8 TOML file."), "Plan")
                 return
             self.tabs.setCurrentIndex(3)
+
+    def unsaved_changes(self) -> list[str]:
+        """What would be lost if the project closed now (the plan editor's unsaved text)."""
+        if self.project is None or self.project.read_only:
+            return []
+        baseline = getattr(self, "_plan_baseline", None)
+        return ["the acceptance plan being edited (Validation > Plan)"] if baseline is not None and \
+            self.editor.toPlainText() != baseline else []
 
     def save_plan(self) -> None:
         """Store the editor's plan as a new revision (audited)."""
