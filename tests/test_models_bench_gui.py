@@ -141,3 +141,32 @@ def test_empty_states(qtbot, empty_project: Project):
     models.set_project(empty_project)
     bench.set_project(empty_project)
     assert "lineproof import-model" in models.empty.text() and "Import a model first" in bench.empty.text()
+
+
+def test_a_model_file_is_imported_from_the_models_screen(qtbot, tmp_path: Path):
+    import onnx
+    from onnx import TensorProto, helper
+
+    from app.views.models_view import ModelsView
+
+    graph = helper.make_graph([helper.make_node("Sigmoid", ["x"], ["y"])], "g",
+                              [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["n", 1])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["n", 1])])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8
+    onnx.save(model, str(tmp_path / "gate.onnx"))
+    project = Project.create(tmp_path / "p", "gui import")
+    view = ModelsView()
+    qtbot.addWidget(view)
+    view.set_project(project)
+    try:
+        with qtbot.waitSignal(view.changed, timeout=60_000):
+            view.start_import(str(tmp_path / "gate.onnx"), "gate", "v1", 0.4,
+                              new_model={"name": "Gate check", "task": "binary", "risk_tier": "low"})
+        assert [view.versions.row(r)["version_id"] for r in range(view.versions.rowCount())] == ["gate:v1"]
+        row = project.con.execute("SELECT m.name, m.risk_tier, v.threshold FROM model_versions v JOIN models m "
+                                  "USING (model_id)").fetchall()
+        assert row == [("Gate check", "low", 0.4)]
+    finally:
+        view.set_project(None)
+        project.close()

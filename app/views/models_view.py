@@ -147,8 +147,12 @@ class ModelsView(Screen):
         rl.setContentsMargins(0, 0, 0, 0)
         rl.addWidget(self.title)
         rl.addWidget(self.tabs, 1)
+        self.import_button = QPushButton("Import model…", toolTip="Check a model file (ONNX, OpenVINO IR, MLflow "
+                                                                   "folder) and add it as a new version")
         left = QGroupBox("Model versions")
-        QVBoxLayout(left).addWidget(self.table)
+        ll = QVBoxLayout(left)
+        ll.addWidget(self.import_button, 0, Qt.AlignmentFlag.AlignLeft)
+        ll.addWidget(self.table)
         body = QSplitter(Qt.Orientation.Horizontal)
         body.addWidget(left)
         body.addWidget(right)
@@ -157,6 +161,7 @@ class ModelsView(Screen):
 
         self.table.selectionModel().selectionChanged.connect(lambda *_: self._show_selected())
         self.save_button.clicked.connect(self.save_metadata)
+        self.import_button.clicked.connect(self.import_model_dialog)
         self.apply_stage.clicked.connect(self.apply_selected_stage)
         self.rollback_button.clicked.connect(self.rollback_selected)
 
@@ -241,6 +246,43 @@ class ModelsView(Screen):
             value = str((lineage if name in LINEAGE_FIELDS else card).get(name) or "")
             edit.setText(value) if isinstance(edit, QLineEdit) else edit.setPlainText(value)
         self.history.set_frame(stage_history(self.project, model_id=row["model_id"]))
+
+    def import_model_dialog(self) -> None:
+        """Ask for a model file and its version, then import it in the worker."""
+        from app.views.import_model_dialog import ImportModelDialog
+
+        if self.project is None or self.project.read_only:
+            return
+        with self.project.reading() as con:
+            models = [r[0] for r in con.execute("SELECT model_id FROM models ORDER BY 1").fetchall()]
+        dialog = ImportModelDialog(models, self)
+        if dialog.exec() == ImportModelDialog.DialogCode.Accepted:
+            self.start_import(**dialog.values())
+
+    def start_import(self, path: str, model_id: str, version: str, threshold: float = 0.5,
+                     new_model: dict | None = None):
+        """Import a model file in the worker (the runtimes load it in a child process); reload when done."""
+        from app.core.models.model_import import import_model
+
+        if self.project is None:
+            return None
+        if not (path and model_id and version):
+            show_error(self, RegistryError("A file, a model id and a version name are needed.",
+                                           "Fill them in; nothing was imported."), "Import model")
+            return None
+        project = self.project
+        task = self.run_job("Importing a model", lambda progress: import_model(
+            project, path, model_id, version, threshold, new_model=new_model))
+        self.import_button.setEnabled(False)
+
+        def imported(result) -> None:
+            self.reload(keep=result.version_id)
+            self.changed.emit()
+
+        task.done.connect(imported)
+        task.error.connect(lambda exc: show_error(self, exc, "Import model"))
+        task.ended.connect(lambda: self.import_button.setEnabled(True))
+        return task
 
     def _reselect(self, version_id: str) -> None:
         """Go back to the version whose edits the user kept (later, once this selection change is over)."""
