@@ -170,3 +170,43 @@ def test_a_model_file_is_imported_from_the_models_screen(qtbot, tmp_path: Path):
     finally:
         view.set_project(None)
         project.close()
+
+
+def test_the_model_cards_features_are_edited_as_a_list(qtbot, tmp_path: Path):
+    import json as _json
+
+    from app.core.models.registry import edit_version_metadata
+    from app.views.models_view import ModelsView
+
+    project = Project.create(tmp_path / "p", "card features")
+    view = ModelsView()
+    qtbot.addWidget(view)
+    view.set_project(project)
+    try:
+        with qtbot.waitSignal(view.changed, timeout=60_000):
+            view.start_import(str(_sigmoid(tmp_path)), "gate", "v1", 0.5, new_model={"task": "binary"})
+        edit_version_metadata(project, "gate:v1", card={"features": "current_a, voltage_v ,wire_feed"},
+                              reason="inputs listed for validation")
+        stored = _json.loads(project.con.execute("SELECT card_json FROM model_versions").fetchall()[0][0])
+        assert stored["features"] == ["current_a", "voltage_v", "wire_feed"]
+        view.reload(keep="gate:v1")
+        view._shown = None
+        view._show_selected()
+        assert view.fields["features"].toPlainText() == "current_a, voltage_v, wire_feed"
+        assert view.unsaved_changes() == []
+    finally:
+        view.set_project(None)
+        project.close()
+
+
+def _sigmoid(folder: Path) -> Path:
+    import onnx
+    from onnx import TensorProto, helper
+
+    graph = helper.make_graph([helper.make_node("Sigmoid", ["x"], ["y"])], "g",
+                              [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["n", 1])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["n", 1])])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8
+    onnx.save(model, str(folder / "gate.onnx"))
+    return folder / "gate.onnx"

@@ -28,6 +28,7 @@ from app.core.models.registry import (
     CARD_FIELDS,
     LINEAGE_FIELDS,
     RegistryError,
+    card_text,
     edit_version_metadata,
     list_versions,
     rollback,
@@ -58,7 +59,8 @@ HISTORY_COLUMNS = [Column("changed_at", "When"), Column("site", "Site"), Column(
                    Column("reason", "Reason", tooltip=lambda r: r["reason"])]
 LABELS = {"training_dataset": "Training dataset", "code_revision": "Code revision",
           "parent_version": "Parent version", "author": "Author", "intended_use": "Intended use",
-          "out_of_scope": "Out-of-scope use", "known_limits": "Known limits", "training_data": "Training data"}
+          "out_of_scope": "Out-of-scope use", "known_limits": "Known limits", "training_data": "Training data",
+          "features": "Input features (comma-separated)"}
 
 
 def describe_signature(row: dict[str, Any]) -> str:
@@ -223,7 +225,7 @@ class ModelsView(Screen):
             return []
         lineage, card = json.loads(shown["lineage_json"] or "{}"), json.loads(shown["card_json"] or "{}")
         edited = [name for name, value in self._field_values(tuple(self.fields)).items()
-                  if value != str((lineage if name in LINEAGE_FIELDS else card).get(name) or "")]
+                  if value != card_text((lineage if name in LINEAGE_FIELDS else card).get(name))]
         return [f"{shown['version_id']}: {', '.join(edited)} (Models > lineage and card)"] if edited else []
 
     def _show_selected(self) -> None:
@@ -243,7 +245,7 @@ class ModelsView(Screen):
         self.signature.setPlainText(describe_signature(row))
         lineage, card = json.loads(row["lineage_json"] or "{}"), json.loads(row["card_json"] or "{}")
         for name, edit in self.fields.items():
-            value = str((lineage if name in LINEAGE_FIELDS else card).get(name) or "")
+            value = card_text((lineage if name in LINEAGE_FIELDS else card).get(name))
             edit.setText(value) if isinstance(edit, QLineEdit) else edit.setPlainText(value)
         self.history.set_frame(stage_history(self.project, model_id=row["model_id"]))
 
@@ -303,8 +305,8 @@ class ModelsView(Screen):
         if row is None or self.project is None:
             return False
         old_l, old_c = json.loads(row["lineage_json"] or "{}"), json.loads(row["card_json"] or "{}")
-        lineage = {k: v for k, v in self._field_values(LINEAGE_FIELDS).items() if str(old_l.get(k) or "") != v}
-        card = {k: v for k, v in self._field_values(CARD_FIELDS).items() if str(old_c.get(k) or "") != v}
+        lineage = {k: v for k, v in self._field_values(LINEAGE_FIELDS).items() if card_text(old_l.get(k)) != v}
+        card = {k: v for k, v in self._field_values(CARD_FIELDS).items() if card_text(old_c.get(k)) != v}
         try:
             by = self._signer() if "author" in lineage else None  # the author decides who may approve: signed
             if by is False:

@@ -125,7 +125,14 @@ def rollback(project: Project, model_id: str, site: str, reason: str = "rollback
 
 
 LINEAGE_FIELDS = ("training_dataset", "code_revision", "parent_version", "author")
-CARD_FIELDS = ("intended_use", "out_of_scope", "known_limits", "training_data")
+CARD_FIELDS = ("intended_use", "out_of_scope", "known_limits", "training_data", "features")
+
+
+def card_text(value: object) -> str:
+    """A lineage or card value as the text a form shows (the feature list comma-separated)."""
+    if isinstance(value, list):
+        return ", ".join(str(v) for v in value)
+    return str(value or "")
 
 
 def edit_version_metadata(project: Project, version_id: str, lineage: dict[str, str] | None = None,
@@ -147,6 +154,8 @@ def edit_version_metadata(project: Project, version_id: str, lineage: dict[str, 
     if row is None:
         raise RegistryError(f"No model version {version_id!r}.", "Check the id with `lineproof models`.")
     old_lineage, old_card = json.loads(row[0] or "{}"), json.loads(row[1] or "{}")
+    if card and isinstance(card.get("features"), str):  # the model's input columns, as validation matches them
+        card = {**card, "features": [f.strip() for f in card["features"].split(",") if f.strip()]}
     new_lineage = {**old_lineage, **(lineage or {})}
     new_card = {**old_card, **(card or {})}
     changes = {f"lineage.{k}": {"old": old_lineage.get(k), "new": v} for k, v in (lineage or {}).items()
