@@ -251,3 +251,18 @@ def test_unsaved_edits_are_not_lost_without_asking(qtbot, window: MainWindow, sa
     assert any("author" in item for lost in asked for item in lost)
     window.ask_discard = lambda lost: asked.append(lost) or True  # now the user discards
     assert window.close_project() is True and window.project is None
+
+
+def test_a_dataset_is_registered_from_the_file_menu(qtbot, window: MainWindow, sample_copy: Path, tmp_path: Path):
+    _open(qtbot, window, sample_copy)
+    frame = pl.DataFrame({"record_id": ["a", "b"], "current_a": [210.0, 215.5], "label": [0, 1]})
+    frame.write_parquet(tmp_path / "spot-check.parquet")
+    before = window.last_overview.datasets.height
+    task = window.register_dataset_dialog(str(tmp_path / "spot-check.parquet"), "spot-check", "validation")
+    qtbot.waitUntil(lambda: window.last_overview is not None and window.last_overview.datasets.height == before + 1,
+                    timeout=30_000)
+    assert task is not None
+    rows = window.project.con.execute("SELECT kind, row_count FROM datasets WHERE dataset_id = 'spot-check'"
+                                      ).fetchall()
+    assert rows == [("validation", 2)]
+    assert window.validation.dataset.findText("spot-check", Qt.MatchFlag.MatchContains) >= 0

@@ -154,6 +154,8 @@ class MainWindow(QMainWindow):
                                        "Import a prediction log (CSV or Parquet)")
         self.act_labels = self._action("Import &labels…", self.import_labels_dialog, "Ctrl+L",
                                        "Import ground-truth labels that arrived later")
+        self.act_dataset = self._action("Register &dataset…", lambda: self.register_dataset_dialog(), None,
+                                        "Add a Parquet file as a held-out, reference or training dataset")
         self.act_packet = self._action("&Export signed packet…", self.export_packet_dialog, "Ctrl+E",
                                        "Build and sign the validation and approval packet (PDF)")
         self.act_verify = self._action("&Verify packet…", self.verify_packet_dialog, "Ctrl+Shift+V",
@@ -165,7 +167,7 @@ class MainWindow(QMainWindow):
         self.act_close = self._action("&Close project", self.close_project, QKeySequence.StandardKey.Close)
         self.act_quit = self._action("&Quit", self.close, QKeySequence.StandardKey.Quit)
         for item in (self.act_new, self.act_open, self.act_open_ro, None, self.act_sample, None,
-                     self.act_import, self.act_labels, None, self.act_packet, self.act_verify, None,
+                     self.act_import, self.act_labels, self.act_dataset, None, self.act_packet, self.act_verify, None,
                      self.act_export_project, self.act_import_project, None,
                      self.act_close, self.act_quit):
             if item is None:
@@ -205,12 +207,45 @@ class MainWindow(QMainWindow):
     def _update_actions(self) -> None:
         has = self.project is not None
         writable = has and not self.project.read_only
-        for action in (self.act_import, self.act_labels, self.act_packet):
+        for action in (self.act_import, self.act_labels, self.act_dataset, self.act_packet):
             action.setEnabled(writable)
             action.setToolTip(action.statusTip() if writable else "Open a project for writing first")
         self.act_close.setEnabled(has)
         self.act_refresh.setEnabled(has)
         self.act_export_project.setEnabled(has)
+
+    def register_dataset_dialog(self, path: str | None = None, dataset_id: str | None = None,
+                                kind: str | None = None) -> Task | None:
+        """File > Register dataset: a Parquet file becomes a dataset (copied, hashed, audited) in the worker."""
+        from PySide6.QtWidgets import QInputDialog
+
+        from app.core.store.datasets import DATASET_KINDS, register_dataset
+
+        if self.project is None or self.project.read_only:
+            return None
+        if not path:
+            path, _ = QFileDialog.getOpenFileName(self, "Register dataset", str(Path.home()),
+                                                  "Parquet (*.parquet);;All files (*)")
+        if not path:
+            return None
+        if not dataset_id:
+            dataset_id, ok = QInputDialog.getText(self, "Register dataset", "Dataset id (e.g. holdout-2026H2):",
+                                                  text=Path(path).stem)
+            if not ok or not dataset_id.strip():
+                return None
+        if not kind:
+            kind, ok = QInputDialog.getItem(self, "Register dataset", "What is it for?", list(DATASET_KINDS), 0,
+                                            False)
+            if not ok:
+                return None
+        project, name = self.project, dataset_id.strip()
+        task = self._track(start_task("Registering a dataset", lambda progress: register_dataset(
+            project, name, name, kind, path), self))
+        attach_progress_dialog(task, self)
+        task.done.connect(lambda _sha: self.project_changed())
+        task.done.connect(lambda _sha: self.validation.set_project(project) if project is self.project else None)
+        task.error.connect(lambda exc: show_error(self, exc, "Register dataset"))
+        return task
 
     def export_packet_dialog(self, run_id: str | None = None) -> None:
         """Open the Export packet dialog for the open project."""

@@ -17,6 +17,7 @@ from PySide6.QtWidgets import (
     QLineEdit,
     QPlainTextEdit,
     QPushButton,
+    QScrollArea,
     QSplitter,
     QTabWidget,
     QVBoxLayout,
@@ -115,8 +116,10 @@ class ModelsView(Screen):
         self.save_button.setShortcut("Ctrl+S")
         form.addRow("Reason", self.reason)
         form.addRow("", self.save_button)
-        card_page = QWidget()
-        card_page.setLayout(form)
+        form_widget = QWidget()
+        form_widget.setLayout(form)
+        card_page = QScrollArea(widgetResizable=True)  # a long form must not set the window's minimum height
+        card_page.setWidget(form_widget)
 
         self.site = QComboBox(editable=True, toolTip="Plant or site")
         self.stage = QComboBox(toolTip="Lifecycle stage")
