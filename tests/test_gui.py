@@ -266,3 +266,30 @@ def test_a_dataset_is_registered_from_the_file_menu(qtbot, window: MainWindow, s
                                       ).fetchall()
     assert rows == [("validation", 2)]
     assert window.validation.dataset.findText("spot-check", Qt.MatchFlag.MatchContains) >= 0
+
+
+def test_changes_are_audited_under_the_signed_in_user(qtbot, window: MainWindow, sample_copy: Path, tmp_path: Path,
+                                                      monkeypatch):
+    from app.core.governance import approvals as gov
+    from app.core.governance.identity import cert_pem, create_identity
+
+    monkeypatch.setenv("LINEPROOF_HOME", str(tmp_path / "profile"))
+    _open(qtbot, window, sample_copy)
+    gov.add_user(window.project, "ines", "Ines", cert_pem(create_identity("ines", "Ines", "pass-word-1")),
+                 ["engineer"])
+    with pytest.raises(gov.GovernanceError):
+        window.sign_in("ines", "wrong passphrase")
+    assert window.signed_in is None
+    window.sign_in("ines", "pass-word-1")
+    assert window.status_user.text() == "Signed in: ines"
+    pl.DataFrame({"record_id": ["a"], "current_a": [210.0], "label": [0]}).write_parquet(tmp_path / "d.parquet")
+    task = window.register_dataset_dialog(str(tmp_path / "d.parquet"), "spot", "validation")
+    with qtbot.waitSignal(task.ended, timeout=30_000):
+        pass
+    actor = window.project.con.execute("SELECT actor FROM audit_log WHERE action = 'dataset.register' "
+                                       "ORDER BY seq DESC LIMIT 1").fetchall()[0][0]
+    assert actor == "ines"
+    window.close_project()
+    from app.core.store.audit import current_actor
+
+    assert window.signed_in is None and current_actor() != "ines"

@@ -114,11 +114,14 @@ class MainWindow(QMainWindow):
 
         self.status_project = QLabel("No project")
         self.status_rows = QLabel("")
+        self.status_user = QLabel("", toolTip="Changes made here are audited under this user (File > Sign out)")
+        self.signed_in: str | None = None
         self.status_busy = QProgressBar()
         self.status_busy.setMaximumWidth(160)
         self.status_busy.setRange(0, 0)
         self.status_busy.hide()
         self.statusBar().addWidget(self.status_project, 1)
+        self.statusBar().addPermanentWidget(self.status_user)
         self.statusBar().addPermanentWidget(self.status_rows)
         self.statusBar().addPermanentWidget(self.status_busy)
         self._build_menus()
@@ -164,11 +167,15 @@ class MainWindow(QMainWindow):
                                                "Write the project to one .lpz archive (USB stick)")
         self.act_import_project = self._action("Im&port project…", lambda: self.import_project_dialog(), None,
                                                "Check an .lpz archive and unpack it into a new folder")
+        self.act_sign_in = self._action("&Sign in…", lambda: self.sign_in_dialog(), None,
+                                        "Work as a registered user: changes are audited under your name")
+        self.act_sign_out = self._action("Sign &out", lambda: self.sign_out(), None, "Stop working as that user")
         self.act_close = self._action("&Close project", self.close_project, QKeySequence.StandardKey.Close)
         self.act_quit = self._action("&Quit", self.close, QKeySequence.StandardKey.Quit)
         for item in (self.act_new, self.act_open, self.act_open_ro, None, self.act_sample, None,
                      self.act_import, self.act_labels, self.act_dataset, None, self.act_packet, self.act_verify, None,
-                     self.act_export_project, self.act_import_project, None,
+                     self.act_export_project, self.act_import_project, None, self.act_sign_in, self.act_sign_out,
+                     None,
                      self.act_close, self.act_quit):
             if item is None:
                 file_menu.addSeparator()
@@ -212,6 +219,8 @@ class MainWindow(QMainWindow):
             action.setToolTip(action.statusTip() if writable else "Open a project for writing first")
         self.act_close.setEnabled(has)
         self.act_refresh.setEnabled(has)
+        self.act_sign_in.setEnabled(has and not getattr(self, "signed_in", None))
+        self.act_sign_out.setEnabled(bool(getattr(self, "signed_in", None)))
         self.act_export_project.setEnabled(has)
 
     def register_dataset_dialog(self, path: str | None = None, dataset_id: str | None = None,
@@ -336,6 +345,53 @@ class MainWindow(QMainWindow):
         self.audit.set_project(project)
         self.users.set_project(project)
 
+    def sign_in(self, user_id: str, passphrase: str) -> None:
+        """Prove who works at this PC (the passphrase unlocks their identity); changes are audited under them."""
+        from app.core.governance.approvals import unlock
+        from app.core.store.audit import set_session_user
+
+        if self.project is None:
+            return
+        unlock(self.project, user_id, passphrase)  # wrong passphrases count towards the lockout, as anywhere
+        self.signed_in = user_id
+        set_session_user(user_id)
+        self.status_user.setText(f"Signed in: {user_id}")
+        self._update_actions()
+
+    def sign_out(self) -> None:
+        """Back to the PC's own account in the audit trail."""
+        from app.core.store.audit import set_session_user
+
+        self.signed_in = None
+        set_session_user(None)
+        self.status_user.setText("")
+        self._update_actions()
+
+    def sign_in_dialog(self) -> None:
+        """File > Sign in: pick a registered user and give the passphrase."""
+        from PySide6.QtWidgets import QInputDialog
+
+        from app.core.governance import approvals as gov
+        from app.views.signing import ask_passphrase_dialog
+
+        if self.project is None:
+            return
+        users = gov.list_users(self.project)["user_id"].to_list()
+        if not users:
+            self.statusBar().showMessage("Nobody is registered in this project: add users on Users & roles first.",
+                                         10_000)
+            return
+        user_id, ok = QInputDialog.getItem(self, "Sign in", "Who is working at this PC?", users, 0, False)
+        if not ok:
+            return
+        passphrase = ask_passphrase_dialog(self, user_id)
+        if passphrase is None:
+            return
+        try:
+            self.sign_in(user_id, passphrase)
+        except LineproofError as exc:
+            show_error(self, exc, "Sign in")
+
     def unsaved_changes(self) -> list[str]:
         """Edits that closing the project now would lose."""
         return self.validation.unsaved_changes() + self.models.unsaved_changes()
@@ -345,6 +401,7 @@ class MainWindow(QMainWindow):
         lost = [] if force or self.project is None else self.unsaved_changes()
         if lost and not self.ask_discard(lost):
             return False
+        self.sign_out()  # a sign-in belongs to a project's users
         self.slices.set_project(None)
         self.drift.set_project(None)
         self.alerts.set_project(None)

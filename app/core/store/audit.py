@@ -27,6 +27,8 @@ def current_actor() -> str:
     """The acting user: the signed-in Lineproof user if any, else the OS user name."""
     if _acting_user:
         return _acting_user[-1]
+    if _session_user:
+        return _session_user[0]
     try:
         return getpass.getuser()
     except Exception:  # no passwd entry (containers): still record something honest
@@ -34,6 +36,14 @@ def current_actor() -> str:
 
 
 _acting_user: list[str] = []
+_session_user: list[str] = []  # who signed in to the desktop app (one at a time)
+
+
+def set_session_user(user_id: str | None) -> None:
+    """The signed-in user of a desktop session: audit entries name them unless a block says otherwise."""
+    _session_user.clear()
+    if user_id:
+        _session_user.append(user_id)
 
 
 class acting_as:  # noqa: N801 - used as a context manager like a function
