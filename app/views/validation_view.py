@@ -86,6 +86,8 @@ class ValidationView(Screen):
         self.candidate = QComboBox(toolTip="The version to validate")
         self.champion = QComboBox(toolTip="The production version it must not be worse than")
         self.dataset = QComboBox(toolTip="Held-out dataset (never used for training)")
+        self.dataset.currentTextChanged.connect(  # the box can be narrower than a dataset's description
+            lambda text: self.dataset.setToolTip(f"Held-out dataset (never used for training): {text}"))
         self.plan = QComboBox(toolTip="Plans stored in the project (latest revision); edit one in the Plan tab")
         self.open_plan = QPushButton("Open plan file…", toolTip="Load a TOML plan from a file into the editor")
         self.export_button = QPushButton("Export packet…", toolTip="Sign and export the packet of the selected run "
@@ -238,6 +240,7 @@ class ValidationView(Screen):
         self.dataset.clear()
         for dataset_id, name in datasets:
             self.dataset.addItem(f"{dataset_id}: {name}", dataset_id)
+            self.dataset.setItemData(self.dataset.count() - 1, f"{dataset_id}: {name}", Qt.ItemDataRole.ToolTipRole)
         self.run_button.setEnabled(not project.read_only)
         self.save_plan_button.setEnabled(not project.read_only)
         if project.read_only:
