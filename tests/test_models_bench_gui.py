@@ -144,17 +144,9 @@ def test_empty_states(qtbot, empty_project: Project):
 
 
 def test_a_model_file_is_imported_from_the_models_screen(qtbot, tmp_path: Path):
-    import onnx
-    from onnx import TensorProto, helper
-
     from app.views.models_view import ModelsView
 
-    graph = helper.make_graph([helper.make_node("Sigmoid", ["x"], ["y"])], "g",
-                              [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["n", 1])],
-                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["n", 1])])
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
-    model.ir_version = 8
-    onnx.save(model, str(tmp_path / "gate.onnx"))
+    _sigmoid(tmp_path)
     project = Project.create(tmp_path / "p", "gui import")
     view = ModelsView()
     qtbot.addWidget(view)

@@ -259,7 +259,8 @@ def test_an_untrusted_signer_is_indeterminate_never_passed(signed, tmp_path: Pat
     assert not any(s["certificate"] == "Certificate is Trusted." for s in sigs)
 
 
-def test_a_timestamped_signature_is_b_t(signed, tmp_path: Path):
+def _dummy_tsa(common_name: str):
+    """pyHanko's in-process timestamper with a fresh self-signed TSA certificate: (timestamper, certificate)."""
     from datetime import UTC, datetime, timedelta
 
     from asn1crypto import keys as asn1_keys
@@ -270,25 +271,31 @@ def test_a_timestamped_signature_is_b_t(signed, tmp_path: Path):
     from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
     from pyhanko.sign.timestamps.dummy_client import DummyTimeStamper
 
-    from app.core.packet import add_signature
-
     key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "Test TSA")])
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name)])
     now = datetime.now(UTC)
     cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
-            .serial_number(7).not_valid_before(now - timedelta(days=1)).not_valid_after(now + timedelta(days=30))
+            .serial_number(x509.random_serial_number()).not_valid_before(now - timedelta(days=1))
+            .not_valid_after(now + timedelta(days=30))
             .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.TIME_STAMPING]), critical=True)
             .sign(key, hashes.SHA256()))
     der = serialization.Encoding.DER
     tsa = DummyTimeStamper(asn1_x509.Certificate.load(cert.public_bytes(der)),
                            asn1_keys.PrivateKeyInfo.load(key.private_bytes(der, serialization.PrivateFormat.PKCS8,
                                                                            serialization.NoEncryption())))
+    return tsa, cert
+
+
+def test_a_timestamped_signature_is_b_t(signed, tmp_path: Path):
+    from app.core.packet import add_signature
+
+    tsa, cert = _dummy_tsa("Test TSA")
     path = tmp_path / "timestamped.pdf"
     path.write_bytes(signed["other"].read_bytes())
     os.environ["LINEPROOF_HOME"] = str(signed["root"] / "profile")
     add_signature(path, Signing(unlock_identity("vera", PW), "reviewed by"), timestamper=tsa)
     tsa_pem = tmp_path / "tsa.pem"
-    tsa_pem.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    tsa_pem.write_text(cert_pem(cert))
     result = verify_packet(path, [signed["certs"]["plant-ca"], tsa_pem])
     assert result.indication == PASSED and len(result.signatures) == 3
     assert result.signatures[2].timestamp.startswith("timestamp") and "valid" in result.signatures[2].timestamp
@@ -480,29 +487,9 @@ def test_with_the_project_the_run_verdict_and_evidence_must_be_the_stored_ones(s
 
 
 def test_a_timestamp_from_an_untrusted_tsa_is_never_passed(signed, tmp_path: Path):
-    from datetime import UTC, datetime, timedelta
-
-    from asn1crypto import keys as asn1_keys
-    from asn1crypto import x509 as asn1_x509
-    from cryptography import x509
-    from cryptography.hazmat.primitives import hashes, serialization
-    from cryptography.hazmat.primitives.asymmetric import rsa
-    from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
-    from pyhanko.sign.timestamps.dummy_client import DummyTimeStamper
-
     from app.core.packet import add_signature
 
-    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "Rogue TSA")])
-    now = datetime.now(UTC)
-    cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
-            .serial_number(9).not_valid_before(now - timedelta(days=1)).not_valid_after(now + timedelta(days=30))
-            .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.TIME_STAMPING]), critical=True)
-            .sign(key, hashes.SHA256()))
-    der = serialization.Encoding.DER
-    tsa = DummyTimeStamper(asn1_x509.Certificate.load(cert.public_bytes(der)),
-                           asn1_keys.PrivateKeyInfo.load(key.private_bytes(der, serialization.PrivateFormat.PKCS8,
-                                                                           serialization.NoEncryption())))
+    tsa, cert = _dummy_tsa("Rogue TSA")
     path = _copy(signed, tmp_path)
     add_signature(path, Signing(unlock_identity("anna", PW), "approved by"), timestamper=tsa)
     result = verify_packet(path, [signed["certs"]["plant-ca"]])  # the signer is trusted, the TSA is not

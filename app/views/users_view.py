@@ -122,7 +122,7 @@ class UsersView(Screen):
         self.admin.clear()
         self.admin.addItems(admins)
         rules = gov.tier_rules(self.project)
-        order = [t for t in gov.DEFAULT_TIER_RULES if t in rules]
+        order = [t for t in gov.TIER_ORDER if t in rules]
         self.tiers.set_frame(pl.DataFrame({"tier": order, "needs": [describe_rule(rules[t]) for t in order]}))
         ids = frame["user_id"].to_list()
         if ids:

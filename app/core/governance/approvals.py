@@ -42,17 +42,8 @@ SIGNING_ROLES = {"validated by": ("validation_lead",), "approved by": ("approver
 MAX_FAILURES = 5
 LOCK_MINUTES = 15
 
-DEFAULT_TIER_RULES: dict[str, dict[str, Any]] = {
-    "low": {"needs_validation": False, "steps": [["approve", "validation_lead"]], "distinct_people": True,
-            "exclude_author": False},
-    "medium": {"needs_validation": False, "steps": [["review", "validation_lead"], ["approve", "approver"]],
-               "distinct_people": True, "exclude_author": False},
-    "high": {"needs_validation": True, "steps": [["review", "validation_lead"], ["approve", "approver"]],
-             "distinct_people": True, "exclude_author": True},
-    "safety-relevant": {"needs_validation": True,
-                        "steps": [["review", "validation_lead"], ["approve", "approver"], ["approve", "approver"]],
-                        "distinct_people": True, "exclude_author": True},
-}
+# The risk tiers in order of strictness; their rules were seeded by migration 8 and live in `tier_rules`.
+TIER_ORDER = ("low", "medium", "high", "safety-relevant")
 
 
 class GovernanceError(LineproofError):
@@ -182,7 +173,7 @@ def set_tier_rule(project: Project, tier: str, rule: dict[str, Any], by: Signer,
         raise GovernanceError("Changing a tier rule needs a reason.", "Say why; nothing was changed.")
     old = tier_rules(project).get(tier)
     if old is None:
-        raise GovernanceError(f"Unknown risk tier {tier!r}.", f"Tiers: {', '.join(DEFAULT_TIER_RULES)}.")
+        raise GovernanceError(f"Unknown risk tier {tier!r}.", f"Tiers: {', '.join(TIER_ORDER)}.")
     steps = rule.get("steps") or []
     if not steps or any(len(s) != 2 or s[0] not in ("review", "approve") or s[1] not in ROLES for s in steps):
         raise GovernanceError("A tier rule needs steps like [['review', 'validation_lead'], ['approve', 'approver']].",

@@ -8,7 +8,6 @@ the model path on stdin, watches memory and time with the benchmark's limits, an
 from __future__ import annotations
 
 import json
-import os
 import re
 import subprocess
 import sys
@@ -111,14 +110,9 @@ def check_runtimes_isolated(model_path: Path, timeout_s: float = TIMEOUT_S, memo
 
 def main() -> int:
     """The probe process: read {"path": ...} from stdin, print the runtimes' answers as one JSON line."""
-    parent = os.getppid()
+    from app.core.models.child_guard import exit_with_parent
 
-    def watch_parent() -> None:  # stop when nobody waits for the answer any more
-        while os.getppid() == parent:
-            time.sleep(0.5)
-        os._exit(3)
-
-    threading.Thread(target=watch_parent, daemon=True).start()
+    exit_with_parent()
     job = json.loads(sys.stdin.read())
     print(json.dumps(check_runtimes(Path(job["path"]))), flush=True)
     return 0

@@ -8,13 +8,14 @@ Protocol: one JSON job on stdin; JSON lines out ({"progress": f, "message": m}, 
 from __future__ import annotations
 
 import json
-import os
 import sys
 import threading
 import time
 from typing import Any
 
 import numpy as np
+
+from app.core.models.child_guard import exit_with_parent
 
 _DTYPES = {"f32": np.float32, "f16": np.float16, "f64": np.float64, "i64": np.int64, "i32": np.int32,
            "u8": np.uint8, "i8": np.int8, "boolean": np.bool_, "FLOAT": np.float32, "FLOAT16": np.float16, "DOUBLE": np.float64, "INT64": np.int64,
@@ -259,24 +260,9 @@ def _openvino_async(make_queue: Any, batches: list[dict[str, np.ndarray]], clock
     return latencies
 
 
-def _exit_with_parent() -> None:
-    """Stop when the Lineproof process that started this one is gone (even killed with SIGKILL): a benchmark
-    nobody waits for must not keep a core busy."""
-    import threading
-
-    parent = os.getppid()
-
-    def watch() -> None:
-        while os.getppid() == parent:
-            time.sleep(0.5)
-        os._exit(3)
-
-    threading.Thread(target=watch, daemon=True, name="parent-watch").start()
-
-
 def main() -> int:
     """Read the job from stdin, run it, print the result; the exit code is 0 even for a model error."""
-    _exit_with_parent()
+    exit_with_parent()
     job = json.loads(sys.stdin.read())
     try:
         _say(progress=0.02, message=f"Loading the model in {job['config']['runtime']}")
