@@ -266,10 +266,13 @@ def _refuse_decimal_commas(con, source: SourceFile, text_features: list[str]) ->
                 "separators'), or save it as Parquet; nothing was imported.")
 
 
-def utc_timestamp(column_sql: str) -> str:
-    """SQL for a column as a UTC TIMESTAMP: an offset in the text (+02:00, Z) or a time zone in the Parquet type
-    is honoured; a time without either is taken as UTC (the connection's zone), never as this PC's zone."""
-    return f"CAST(CAST({column_sql} AS TIMESTAMPTZ) AS TIMESTAMP)"
+def utc_timestamp(con: duckdb.DuckDBPyConnection, column: str) -> str:
+    """SQL for a staged column as a UTC TIMESTAMP: an offset in the text (+02:00, Z) or a time zone in the Parquet
+    type is honoured; a time without either is taken as UTC (the connection's zone), never as this PC's zone."""
+    dtype = dict(staged_columns(con, _STAGE)).get(column, "VARCHAR").upper()
+    if dtype.startswith("TIMESTAMP") and "TIME ZONE" not in dtype:
+        return f"CAST({sql_ident(column)} AS TIMESTAMP)"  # already naive UTC: skip the zone arithmetic per row
+    return f"CAST(CAST({sql_ident(column)} AS TIMESTAMPTZ) AS TIMESTAMP)"
 
 
 SCORE_KINDS = ("probability", "logit", "value")
@@ -356,7 +359,7 @@ def _insert_predictions(project: Project, con, source: SourceFile, sha: str, m: 
     if m.score_kind == "logit":
         value = f"1 / (1 + exp(-{value}))"
     exprs = [f"CASE WHEN trim({rid}::VARCHAR) <> '' THEN {rid}::VARCHAR ELSE error('empty record id') END",
-             utc_timestamp(sql_ident(m.timestamp)),
+             utc_timestamp(con, m.timestamp),
              f"CASE WHEN trim({ver}::VARCHAR) <> '' THEN {ver}::VARCHAR ELSE error('empty model version') END",
              f"CASE WHEN NOT isfinite(CAST({score} AS DOUBLE)) THEN error('score not finite') "
              f"WHEN {_outside_probability(con, m)} THEN error('score outside 0..1') ELSE {value} END", "$import_id"]
@@ -415,7 +418,7 @@ def import_labels(project: Project, path: Path | str, mapping: LabelMapping | No
             at = sql_ident(mapping.labelled_at)
             checks.append((f"column '{mapping.labelled_at}' (labelled at) is not a date-time", mapping.labelled_at,
                            f"{at} IS NULL OR TRY_CAST({at} AS TIMESTAMPTZ) IS NULL"))
-            at_expr = utc_timestamp(at)
+            at_expr = utc_timestamp(con, mapping.labelled_at)
         progress.report(0.3, f"Checking {count:,} labels")
         bad = _first_bad(con, checks)
         if bad:
