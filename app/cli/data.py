@@ -24,15 +24,22 @@ def cmd_ingest(args: argparse.Namespace) -> int:
         if unknown:
             raise LineproofError(f"Unknown role(s) {sorted(unknown)} in --map.",
                                  "Roles: record_id, timestamp, model_version, score, predicted_label.")
+        if args.inputs_only and {"model_version", "score", "predicted_label"} & set(roles):
+            raise LineproofError("--inputs-only imports no model version, score or predicted label, but --map "
+                                 "names one.", "Leave those roles out of --map, or drop --inputs-only.")
+        model = {} if args.inputs_only else {
+            "model_version": roles.get("model_version", guess.model_version), "score": roles.get("score", guess.score),
+            "predicted_label": roles.get("predicted_label", guess.predicted_label)}
         mapping = PredictionMapping(
             record_id=roles.get("record_id", guess.record_id), timestamp=roles.get("timestamp", guess.timestamp),
-            model_version=roles.get("model_version", guess.model_version), score=roles.get("score", guess.score),
-            predicted_label=roles.get("predicted_label", guess.predicted_label),
+            model_version=model.get("model_version"), score=model.get("score"),
+            predicted_label=model.get("predicted_label"),
             slices=slices or guess.slices,
             features=tuple(f.strip() for f in args.features.split(",")) if args.features else None,
             score_kind=args.score_kind)
         result = import_predictions(project, args.file, mapping, show_progress(args.quiet))
-    print(f"Imported {result.rows:,} predictions from {result.file_name} (import #{result.import_id})")
+    what = "input records (no model: drift and data quality only)" if mapping.inputs_only else "predictions"
+    print(f"Imported {result.rows:,} {what} from {result.file_name} (import #{result.import_id})")
     if result.new_columns:
         print(f"  new columns: {', '.join(result.new_columns)}")
     return 0
@@ -78,6 +85,9 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--score-kind", choices=("probability", "logit", "value"),
                    help="what the score column holds: probability (0..1, the default for binary models), logit "
                         "(converted with the logistic function) or value (regression output)")
+    p.add_argument("--inputs-only", action="store_true",
+                   help="the file logs a line's inputs without a model version or score: its rows feed drift "
+                        "and data-quality checks, not performance metrics")
     p.add_argument("--slice", action="append", metavar="DIMENSION=COLUMN")
     p.add_argument("--features", help="comma-separated feature columns (default: all unmapped columns)")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress output")

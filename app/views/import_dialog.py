@@ -18,12 +18,12 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from app.core.store.ingest import LabelMapping, PredictionMapping, guess_prediction_mapping
+from app.core.store.ingest import NO_COLUMN, LabelMapping, PredictionMapping, guess_prediction_mapping
 from app.core.store.sources import FileInfo
 from app.views.table_model import Column, FrameTableModel
 from app.views.table_view import DataTable
 
-NONE = "— none —"
+NONE = NO_COLUMN
 
 
 def _combo(columns: list[str], current: str | None, optional: bool) -> QComboBox:
@@ -60,14 +60,21 @@ class PredictionImportDialog(QDialog):
         form = QFormLayout()
         self.record_id = _combo(columns, guess.record_id, False)
         self.timestamp = _combo(columns, guess.timestamp, False)
-        self.model_version = _combo(columns, guess.model_version, False)
-        self.score = _combo(columns, guess.score, False)
+        self.model_version = _combo(columns, guess.model_version, True)
+        self.score = _combo(columns, guess.score, True)
         self.predicted_label = _combo(columns, guess.predicted_label, True)
+        for box in (self.model_version, self.score):
+            box.setToolTip(f"'{NONE}' for both imports the file as inputs only: drift and data quality, no metrics.")
+            box.currentTextChanged.connect(self._show_kind)
+        self.kind = QLabel()
+        self.kind.setWordWrap(True)
         form.addRow("Record id", self.record_id)
         form.addRow("Timestamp", self.timestamp)
         form.addRow("Model version", self.model_version)
         form.addRow("Score (probability)", self.score)
         form.addRow("Predicted label", self.predicted_label)
+        form.addRow(self.kind)
+        self._show_kind()
         roles = QGroupBox("Roles")
         roles.setLayout(form)
 
@@ -106,11 +113,21 @@ class PredictionImportDialog(QDialog):
         layout.addWidget(_preview(info), 1)
         layout.addWidget(buttons)
 
+    def _show_kind(self) -> None:
+        version, score = _value(self.model_version), _value(self.score)
+        if version is None and score is None:
+            self.kind.setText("Inputs only: no model version and no score, so the rows feed drift and data-quality "
+                              "checks, not performance metrics.")
+        elif version is None or score is None:
+            self.kind.setText("Map both the model version and the score, or neither (inputs only).")
+        else:
+            self.kind.setText("")
+
     def mapping(self) -> PredictionMapping:
         """The mapping the user chose."""
         slices = {d: v for d, box in self.slices.items() if (v := _value(box))}
-        roles = {self.record_id.currentText(), self.timestamp.currentText(), self.model_version.currentText(),
-                 self.score.currentText(), _value(self.predicted_label), *slices.values()}
+        roles = {self.record_id.currentText(), self.timestamp.currentText(), _value(self.model_version),
+                 _value(self.score), _value(self.predicted_label), *slices.values()}
         features = []
         for i in range(self.features.count()):
             item = self.features.item(i)
@@ -118,7 +135,7 @@ class PredictionImportDialog(QDialog):
             if item.checkState() == Qt.CheckState.Checked and col not in roles:
                 features.append(col)
         return PredictionMapping(self.record_id.currentText(), self.timestamp.currentText(),
-                                 self.model_version.currentText(), self.score.currentText(),
+                                 _value(self.model_version), _value(self.score),
                                  _value(self.predicted_label), slices, tuple(features))
 
 

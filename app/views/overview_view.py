@@ -136,7 +136,9 @@ class OverviewView(Screen):
         self.subtitle.setText(f"{ov.site + ' · ' if ov.site else ''}{ov.folder} · schema {ov.schema_version}")
         self.read_only_badge.setVisible(ov.read_only)
         self.cards["predictions"].setText(f"{ov.prediction_rows:,}")
-        self.cards["predictions"].setToolTip(f"{ov.prediction_rows:,} predictions, {ov.label_rows:,} labels")
+        inputs = (f"\n{ov.input_only_rows:,} of them inputs only (no model version or score): drift and data "
+                  "quality, no metrics") if ov.input_only_rows else ""
+        self.cards["predictions"].setToolTip(f"{ov.prediction_rows:,} predictions, {ov.label_rows:,} labels{inputs}")
         self.cards["coverage"].setText(f"{ov.label_coverage:.1%}")
         self.cards["coverage"].setToolTip(f"{ov.labelled_rows:,} of {ov.prediction_rows:,} predictions labelled")
         span = f"{ov.first_ts:%d %b} – {ov.last_ts:%d %b %Y}" if ov.first_ts else "no data"

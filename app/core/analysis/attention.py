@@ -35,7 +35,8 @@ def build_attention(project: Project) -> Attention:
                                      "WHERE state = 'open'")
         newest = one(con, "SELECT max(ts) FROM predictions")[0]
         has_line = bool(con.execute("SELECT 1 FROM log_columns WHERE name = 'line'").fetchall())
-        busiest = one(con, "SELECT version_id FROM predictions WHERE ts >= ? GROUP BY 1 ORDER BY count(*) DESC "
+        busiest = one(con, "SELECT version_id FROM predictions WHERE ts >= ? AND version_id IS NOT NULL GROUP BY 1 "
+                           "ORDER BY count(*) DESC "
                            "LIMIT 1", [newest - timedelta(days=RECENT_DAYS)]) if newest else None
     worst = None
     if busiest and has_line:

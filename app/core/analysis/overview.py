@@ -33,6 +33,7 @@ class Overview:
     labelled_rows: int = 0  # predictions that have a label (labels are unique per record)
     next_review: str = ""  # the month the next operating review is due
     open_triggers: tuple[str, ...] = ()  # events since the last review that call for an event review
+    input_only_rows: int = 0  # log rows without a model version (input-only monitoring), part of prediction_rows
 
     @property
     def label_coverage(self) -> float:
@@ -44,9 +45,9 @@ def build_overview(project: Project) -> Overview:
     """Read the overview from the coverage summary kept by every import (no scan of the log)."""
     con = project.cursor()
     try:
-        n_pred, n_labelled, first_ts, last_ts = one(
-            con, "SELECT coalesce(sum(rows), 0), coalesce(sum(labelled), 0), min(first_ts), max(last_ts) "
-                 "FROM coverage_summary")
+        n_pred, n_labelled, first_ts, last_ts, n_inputs = one(
+            con, "SELECT coalesce(sum(rows), 0), coalesce(sum(labelled), 0), min(first_ts), max(last_ts), "
+                 "coalesce(sum(rows) FILTER (WHERE version_id IS NULL), 0) FROM coverage_summary")
         n_labels = one(con, "SELECT count(*) FROM labels")[0]
         models = con.sql("""
             SELECT m.name AS model, v.version, v.version_id, m.task, m.risk_tier, v.format,
@@ -81,7 +82,7 @@ def build_overview(project: Project) -> Overview:
     return Overview(m.name, m.site, str(project.snapshot_of or project.folder), project.read_only,
                     m.schema_version, int(n_pred), int(n_labels), first_ts, last_ts, models, datasets, lines, weekly,
                     int(n_labelled), next_review_due(project),
-                    tuple(t["action"] for t in open_triggers(project)) if n_pred else ())
+                    tuple(t["action"] for t in open_triggers(project)) if n_pred else (), int(n_inputs))
 
 
 def overview_text(ov: Overview) -> str:
@@ -91,7 +92,11 @@ def overview_text(ov: Overview) -> str:
            f"Folder    {ov.folder}" + ("  [read-only]" if ov.read_only else ""),
            f"Schema    {ov.schema_version}",
            f"Data      {ov.prediction_rows:,} predictions, {ov.label_rows:,} labels "
-           f"({ov.label_coverage:.1%} labelled), {span}", ""]
+           f"({ov.label_coverage:.1%} labelled), {span}"]
+    if ov.input_only_rows:
+        out.append(f"          {ov.input_only_rows:,} of the rows are inputs only (no model version or score): "
+                   "drift and data quality, no metrics")
+    out.append("")
     out.append("Models")
     if ov.models.height:
         for r in ov.models.iter_rows(named=True):
@@ -126,7 +131,7 @@ def overview_json(ov: Overview) -> dict:
         return [{k: (v.isoformat() if hasattr(v, "isoformat") else v) for k, v in r.items()}
                 for r in df.iter_rows(named=True)]
     return {"name": ov.name, "site": ov.site, "folder": ov.folder, "read_only": ov.read_only,
-            "schema_version": ov.schema_version, "prediction_rows": ov.prediction_rows,
+            "schema_version": ov.schema_version, "prediction_rows": ov.prediction_rows, "input_only_rows": ov.input_only_rows,
             "label_rows": ov.label_rows, "label_coverage": ov.label_coverage,
             "first_ts": ov.first_ts.isoformat() if ov.first_ts else None,
             "last_ts": ov.last_ts.isoformat() if ov.last_ts else None,

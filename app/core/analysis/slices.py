@@ -104,7 +104,8 @@ def resolve_version(project: Project, spec: str) -> str:
         if ":" in spec and one(con, "SELECT 1 FROM model_versions WHERE version_id = ?", [spec]):
             return spec
         model = one(con, "SELECT model_id FROM models WHERE model_id = ? OR name = ?", [spec, spec])
-        logged = con.execute("SELECT version_id, count(*) FROM predictions GROUP BY 1 ORDER BY 1").fetchall()
+        logged = con.execute("SELECT version_id, count(*) FROM predictions WHERE version_id IS NOT NULL GROUP BY 1 "
+                             "ORDER BY 1").fetchall()
     finally:
         con.close()
     if model:
@@ -213,7 +214,8 @@ def _compute(project: Project, con, query: SliceQuery, task: str, threshold: flo
                          "Import its prediction log, or choose another model version.")
     recent_from = min(latest, query.end or latest) - timedelta(days=RECENT_DAYS)
     progress.report(0.1, "Joining predictions with labels")
-    versions = one(con, "SELECT count(DISTINCT version_id) FROM coverage_summary")[0]
+    # Input-only rows (no version) count as another version here: they must never reach the metrics.
+    versions = one(con, "SELECT count(DISTINCT coalesce(version_id, '')) FROM coverage_summary")[0]
     con.execute(f"CREATE OR REPLACE TEMP VIEW _slice_base AS {_base_sql(query, whole_log=versions == 1)}")
     check_cancelled(progress)
     if task == "binary":
@@ -437,7 +439,8 @@ def firmware_changes(project: Project, version_id: str, where: tuple[tuple[str, 
 def logged_versions(project: Project) -> list[tuple[str, int]]:
     """(version id, predictions) for every version in the log, from the coverage summary."""
     with project.reading() as con:
-        rows = con.execute("SELECT version_id, sum(rows) FROM coverage_summary GROUP BY 1 ORDER BY 1").fetchall()
+        rows = con.execute("SELECT version_id, sum(rows) FROM coverage_summary WHERE version_id IS NOT NULL "
+                           "GROUP BY 1 ORDER BY 1").fetchall()
     return [(v, int(n)) for v, n in rows]
 
 

@@ -26,6 +26,7 @@ from app.core.store.sources import (
     unstage,
 )
 
+NO_COLUMN = "— none —"  # what the import dialog shows for an unmapped optional role
 CORE_COLUMNS = ("record_id", "ts", "version_id", "score", "predicted_label", "import_id")
 _STAGE = "_ingest_src"
 
@@ -36,8 +37,9 @@ class PredictionMapping:
 
     record_id: str = "record_id"
     timestamp: str = "ts"
-    model_version: str = "model_version"
-    score: str = "score"
+    # Both None: an input-only log (no model runs on it yet); its rows feed drift and data quality, not metrics.
+    model_version: str | None = "model_version"
+    score: str | None = "score"
     predicted_label: str | None = None
     slices: dict[str, str] = field(default_factory=dict)  # dimension -> file column
     features: tuple[str, ...] | None = None
@@ -46,10 +48,16 @@ class PredictionMapping:
     # registered regression/multiclass models, probability for everything else.
     score_kind: str | None = None
 
+    @property
+    def inputs_only(self) -> bool:
+        """True for a log of inputs without a model version or score."""
+        return self.model_version is None and self.score is None
+
     def roles(self) -> dict[str, str]:
         """Role name -> file column, for the required and optional single-column roles."""
-        roles = {"record_id": self.record_id, "timestamp": self.timestamp,
-                 "model_version": self.model_version, "score": self.score}
+        roles = {"record_id": self.record_id, "timestamp": self.timestamp}
+        if not self.inputs_only:
+            roles.update(model_version=self.model_version, score=self.score)
         if self.predicted_label:
             roles["predicted_label"] = self.predicted_label
         return roles
@@ -128,6 +136,26 @@ def _check_columns(source: SourceFile, present: list[str], wanted: dict[str, str
             "Map the roles to the file's columns (--map ROLE=COLUMN, or the import dialog); nothing was imported.")
 
 
+def _check_model_roles(source: SourceFile, present: list[str], m: PredictionMapping) -> None:
+    """A score needs the version that made it; a file with neither is offered the input-only import."""
+    if (m.model_version is None) != (m.score is None):
+        given, missing = ("score", "model version") if m.model_version is None else ("model version", "score")
+        raise IngestError(f"{source.path.name}: a {given} column is mapped but no {missing} column.",
+                          "Map both (a score belongs to the model version that produced it), or neither to import "
+                          "the file as inputs only; nothing was imported.")
+    if m.inputs_only and m.predicted_label:
+        raise IngestError(f"{source.path.name}: a predicted label ('{m.predicted_label}') is mapped in an input-only "
+                          "import.", "Map the model version and score as well, or no predicted label; nothing was "
+                          "imported.")
+    if not m.inputs_only and m.model_version not in present and m.score not in present:
+        raise IngestError(
+            f"{source.path.name} has no column '{m.model_version}' (model version) and no '{m.score}' (score). "
+            f"Its columns are: {', '.join(present)}.",
+            "If the file logs a line's inputs without a model, import it as inputs only (--inputs-only, or "
+            f"'{NO_COLUMN}' for both in the import dialog) to monitor drift and data quality; otherwise map the "
+            "roles (--map model_version=COLUMN --map score=COLUMN); nothing was imported.")
+
+
 def _check_not_imported(con: duckdb.DuckDBPyConnection, source: SourceFile, sha: str) -> None:
     done = one(con, "SELECT import_id, kind, imported_at FROM imports WHERE file_sha256 = ?", [sha])
     if done:
@@ -187,6 +215,7 @@ def import_predictions(project: Project, path: Path | str, mapping: PredictionMa
             raise IngestError(f"Slice dimension(s) {unknown_dims} are not in this project's manifest "
                               f"({', '.join(project.manifest.slice_dimensions)}).",
                               "Add them to [slices] dimensions in lineproof.toml, or map other columns.")
+        _check_model_roles(source, present, mapping)
         roles = mapping.roles()
         _check_columns(source, present, {**roles, **{f"slice {d}": c for d, c in mapping.slices.items()}})
         used = set(roles.values()) | set(mapping.slices.values())
@@ -282,7 +311,7 @@ def _outside_probability(con: duckdb.DuckDBPyConnection, m: PredictionMapping) -
     """SQL condition: this row's score should be a probability and is not."""
     if m.score_kind not in (None, *SCORE_KINDS):
         raise IngestError(f"Unknown score kind {m.score_kind!r}.", f"Use one of: {', '.join(SCORE_KINDS)}.")
-    if m.score_kind in ("logit", "value"):
+    if m.score_kind in ("logit", "value") or m.inputs_only:
         return "false"
     score, ver = sql_ident(m.score), sql_ident(m.model_version)
     outside = f"(CAST({score} AS DOUBLE) < 0 OR CAST({score} AS DOUBLE) > 1)"
@@ -298,12 +327,10 @@ def sql_literal_list(values: list[str]) -> str:
     return "[" + ", ".join("'" + v.replace("'", "''") + "'" for v in values) + "]::VARCHAR[]"
 
 
-def _validate_predictions(con, source: SourceFile, m: PredictionMapping, feature_types: dict[str, str]) -> None:
-    rid, ts, ver, score = (sql_ident(c) for c in (m.record_id, m.timestamp, m.model_version, m.score))
-    checks = [
-        (f"column '{m.record_id}' (record id) is empty", m.record_id, f"{rid} IS NULL OR trim({rid}::VARCHAR) = ''"),
-        (f"column '{m.timestamp}' (timestamp) is not a date-time", m.timestamp,
-         f"{ts} IS NULL OR TRY_CAST({ts} AS TIMESTAMPTZ) IS NULL"),
+def _model_checks(con, m: PredictionMapping) -> list[tuple[str, str, str]]:
+    """Row checks of the model version and score columns."""
+    ver, score = sql_ident(m.model_version), sql_ident(m.score)
+    return [
         (f"column '{m.model_version}' (model version) is empty", m.model_version,
          f"{ver} IS NULL OR trim({ver}::VARCHAR) = ''"),
         (f"column '{m.score}' (score) is not a number", m.score, f"TRY_CAST({score} AS DOUBLE) IS NULL"),
@@ -314,6 +341,17 @@ def _validate_predictions(con, source: SourceFile, m: PredictionMapping, feature
          "the model as regression or use --score-kind value", m.score,
          f"TRY_CAST({score} AS DOUBLE) IS NOT NULL AND {_outside_probability(con, m)}"),
     ]
+
+
+def _validate_predictions(con, source: SourceFile, m: PredictionMapping, feature_types: dict[str, str]) -> None:
+    rid, ts = sql_ident(m.record_id), sql_ident(m.timestamp)
+    checks = [
+        (f"column '{m.record_id}' (record id) is empty", m.record_id, f"{rid} IS NULL OR trim({rid}::VARCHAR) = ''"),
+        (f"column '{m.timestamp}' (timestamp) is not a date-time", m.timestamp,
+         f"{ts} IS NULL OR TRY_CAST({ts} AS TIMESTAMPTZ) IS NULL"),
+    ]
+    if not m.inputs_only:
+        checks += _model_checks(con, m)
     if m.predicted_label:
         pl_ = sql_ident(m.predicted_label)
         checks.append((f"column '{m.predicted_label}' (predicted label) is not a whole number", m.predicted_label,
@@ -353,16 +391,19 @@ def _insert_predictions(project: Project, con, source: SourceFile, sha: str, m: 
                         progress: Progress) -> ImportResult:
     new_columns = [(d, "VARCHAR", "slice") for d in m.slices if d not in existing]
     new_columns += [(f, t, "feature") for f, t in feature_types.items() if f not in existing]
-    rid, ver, score = sql_ident(m.record_id), sql_ident(m.model_version), sql_ident(m.score)
-    targets = ["record_id", "ts", "version_id", "score", "import_id"]
-    value = f"CAST({score} AS DOUBLE)"
-    if m.score_kind == "logit":
-        value = f"1 / (1 + exp(-{value}))"
+    rid = sql_ident(m.record_id)
+    targets = ["record_id", "ts", "import_id"]
     exprs = [f"CASE WHEN trim({rid}::VARCHAR) <> '' THEN {rid}::VARCHAR ELSE error('empty record id') END",
-             utc_timestamp(con, m.timestamp),
-             f"CASE WHEN trim({ver}::VARCHAR) <> '' THEN {ver}::VARCHAR ELSE error('empty model version') END",
-             f"CASE WHEN NOT isfinite(CAST({score} AS DOUBLE)) THEN error('score not finite') "
-             f"WHEN {_outside_probability(con, m)} THEN error('score outside 0..1') ELSE {value} END", "$import_id"]
+             utc_timestamp(con, m.timestamp), "$import_id"]
+    if not m.inputs_only:
+        ver, score = sql_ident(m.model_version), sql_ident(m.score)
+        value = f"CAST({score} AS DOUBLE)"
+        if m.score_kind == "logit":
+            value = f"1 / (1 + exp(-{value}))"
+        targets += ["version_id", "score"]
+        exprs += [f"CASE WHEN trim({ver}::VARCHAR) <> '' THEN {ver}::VARCHAR ELSE error('empty model version') END",
+                  f"CASE WHEN NOT isfinite(CAST({score} AS DOUBLE)) THEN error('score not finite') "
+                  f"WHEN {_outside_probability(con, m)} THEN error('score outside 0..1') ELSE {value} END"]
     if m.predicted_label:
         targets.append("predicted_label")
         exprs.append(f"CAST({sql_ident(m.predicted_label)} AS INTEGER)")

@@ -24,6 +24,7 @@ from app.core.store.migrations import (
     m010_operating_reviews,
     m011_kpis,
     m012_audit_receipts,
+    m013_inputs_only_rows,
 )
 
 Migration = Callable[[duckdb.DuckDBPyConnection], None]
@@ -41,4 +42,5 @@ MIGRATIONS: tuple[Migration, ...] = (
     m010_operating_reviews.apply,
     m011_kpis.apply,
     m012_audit_receipts.apply,
+    m013_inputs_only_rows.apply,
 )
