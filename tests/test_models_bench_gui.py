@@ -97,7 +97,7 @@ def test_benchmarks_screen_runs_and_compares(qtbot, open_sample: Project):
         qtbot.waitUntil(lambda: view.run_button.isEnabled())
     assert view.runs.rowCount() == 2
     headers = [view.runs.headerData(c, Qt.Orientation.Horizontal) for c in range(view.runs.columnCount())]
-    assert "Peak RSS MB" in headers and "Noisy" in headers
+    assert "RSS MB" in headers and "Noisy" in headers
     rss = [view.runs.row(r)["peak_rss_mb"] for r in range(2)]
     assert all(value is not None and value > 30 for value in rss)  # the child's own memory: a runtime and a model
     noisy_column = headers.index("Noisy")

@@ -37,7 +37,7 @@ class AddUserDialog(QDialog):
     def __init__(self, project: Project, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.setWindowTitle("Add user")
-        self.setMinimumWidth(560)
+        self.setMinimumWidth(640)  # five role boxes in one row
         self.project = project
         self.ask_passphrase: Callable[[str], str | None] = lambda user: ask_passphrase_dialog(self, user)
         self.added: str | None = None

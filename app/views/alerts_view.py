@@ -30,9 +30,9 @@ from app.views.table_view import DataTable
 from app.views.workers import Task
 
 ALERT_COLUMNS = [Column("alert_id", "#"), Column("state", "State"), Column("severity", "Severity"),
-                 Column("rule", "Rule"), Column("line", "Line"), Column("subject", "Subject"),
-                 Column("message", "What happened", tooltip=lambda r: r["message"]),
-                 Column("window_end", "Window end")]
+                 Column("rule", "Rule"), Column("line", "Line"), Column("subject", "Subject", free_text=True),
+                 Column("message", "What happened", tooltip=lambda r: r["message"], free_text=True),
+                 Column("window_end", "Window end", "date", tooltip=lambda r: f"Current window ends {r['window_end']}")]
 PRECISION_COLUMNS = [Column("line", "Line"), Column("raised", "Raised"), Column("open", "Open"),
                      Column("real", "Real"), Column("false_alarms", "False alarms"),
                      Column("precision", "Precision", "percent",
@@ -73,7 +73,8 @@ class AlertsView(Screen):
         self.alerts_model = FrameTableModel(ALERT_COLUMNS)
         self.alerts_table = DataTable(self.alerts_model)
         self.evidence = QPlainTextEdit(readOnly=True, placeholderText="Select an alert to see its evidence.")
-        self.comment = QLineEdit(placeholderText="Comment (why real, why a false alarm)")
+        self.comment = QLineEdit(placeholderText="Why real, or why a false alarm",
+                                 toolTip="Comment stored with the acknowledgement (why real, why a false alarm)")
         self.real_button = QPushButton("Real problem")
         self.false_button = QPushButton("False alarm")
         ack = QHBoxLayout()
@@ -95,7 +96,7 @@ class AlertsView(Screen):
         body = QSplitter(Qt.Orientation.Horizontal)
         body.addWidget(alerts_box)
         body.addWidget(right)
-        body.setSizes([760, 420])
+        body.setSizes([660, 520])  # the precision table's columns all show at 1366x768
         self.install(bar, body, empty_message="No project open.\n\nOpen a project (Ctrl+O) to see its alerts.")
 
         self.evaluate_button.clicked.connect(self.evaluate)

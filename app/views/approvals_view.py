@@ -38,8 +38,8 @@ REQUEST_COLUMNS = [Column("request_id", "Request"), Column("version_id", "Versio
                    Column("target_stage", "To"), Column("state", "State"), Column("requested_by", "By"),
                    Column("requested_at", "When"), Column("validation_run_id", "Validation run")]
 DECISION_COLUMNS = [Column("step", "#"), Column("meaning", "Meaning"), Column("user_id", "Signer"),
-                    Column("role", "Role"), Column("decided_at", "Signed at (UTC)"),
-                    Column("comment", "Comment", tooltip=lambda r: r["comment"]),
+                    Column("role", "Role"), Column("decided_at", "Signed (UTC)"),
+                    Column("comment", "Comment", tooltip=lambda r: r["comment"], free_text=True),
                     Column("verified", "Signature", tooltip=lambda r: r["verified_tip"])]
 
 
@@ -57,7 +57,8 @@ class ApprovalsView(Screen):
         self.decisions = FrameTableModel(DECISION_COLUMNS)
         self.status = QLabel(wordWrap=True, objectName="requestStatus")
         self.user = QComboBox(toolTip="Who signs: users of this project whose identity is in your profile")
-        self.comment = QLineEdit(placeholderText="What you checked (signed with the decision)")
+        self.comment = QLineEdit(placeholderText="What you checked",
+                                 toolTip="What you checked; signed with the decision and shown in the packet")
         self.review_button = QPushButton("Review", toolTip="Sign 'reviewed by'")
         self.approve_button = QPushButton("Approve", toolTip="Sign 'approved by'")
         self.reject_button = QPushButton("Reject", toolTip="Sign 'rejected by'; the request ends")

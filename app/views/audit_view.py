@@ -26,9 +26,9 @@ from app.views.table_model import Column, FrameTableModel
 from app.views.table_view import DataTable
 
 EMPTY = "No project open.\n\nOpen a project (Ctrl+O) to see who changed what, and verify the audit trail."
-COLUMNS = [Column("seq", "#"), Column("ts_text", "When (UTC)"), Column("actor", "Who"), Column("host", "Host"),
-           Column("action", "Action"), Column("target", "Object", tooltip=lambda r: r["target"]),
-           Column("reason", "Reason", tooltip=lambda r: r["reason"] or "")]
+COLUMNS = [Column("seq", "#"), Column("ts_text", "When (UTC)", "instant", tooltip=lambda r: r["ts_text"]), Column("actor", "Who"), Column("host", "Host"),
+           Column("action", "Action"), Column("target", "Object", tooltip=lambda r: r["target"], free_text=True),
+           Column("reason", "Reason", tooltip=lambda r: r["reason"] or "", free_text=True)]
 
 
 class AuditView(Screen):

@@ -30,7 +30,8 @@ class ImportModelDialog(QDialog):
     def __init__(self, models: list[str], parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.setWindowTitle("Import model")
-        self.path = QLineEdit(placeholderText="model.onnx, an OpenVINO .xml (with its .bin), or an MLflow folder")
+        self.path = QLineEdit(placeholderText="ONNX, OpenVINO .xml or MLflow folder",
+                              toolTip="model.onnx, an OpenVINO .xml (with its .bin next to it), or an MLflow folder")
         browse = QPushButton("Browse…")
         browse.clicked.connect(self._browse)
         row = QHBoxLayout()

@@ -7,7 +7,9 @@ import json
 from collections.abc import Callable
 from typing import Any
 
+import polars as pl
 from PySide6.QtCore import Qt, QTimer, Signal
+from PySide6.QtGui import QFontDatabase
 from PySide6.QtWidgets import (
     QComboBox,
     QFormLayout,
@@ -50,14 +52,24 @@ NO_MODELS = ("No model versions yet.\n\nImport one from the command line:\n"
 
 VERSION_COLUMNS = [
     Column("version_id", "Version"), Column("format", "Format"), Column("risk_tier", "Risk tier"),
-    Column("onnxruntime", "ONNX Runtime", tooltip=lambda r: r["onnxruntime"]),
-    Column("openvino", "OpenVINO", tooltip=lambda r: r["openvino"]),
-    Column("stages", "Stage per site", tooltip=lambda r: r["stages"] or "not staged"),
-    Column("sha256", "sha256", tooltip=lambda r: f"sha256 of the model file: {r['sha256']}"),
+    Column("runs_on", "Runs on", tooltip=lambda r: f"ONNX Runtime: {r['onnxruntime']}\nOpenVINO: {r['openvino']}",
+           free_text=True),
+    Column("stages", "Stage per site", tooltip=lambda r: r["stages"] or "not staged", free_text=True),
+    Column("sha256", "sha256", "digest", tooltip=lambda r: f"sha256 of the model files: {r['sha256']}"),
 ]
-HISTORY_COLUMNS = [Column("changed_at", "When"), Column("site", "Site"), Column("stage", "Stage"),
+def runs_on() -> pl.Expr:
+    """Both runtime checks in one column: 'ONNX Runtime, OpenVINO', a failing one with its reason in brackets."""
+    checks = (("onnxruntime", "ONNX Runtime"), ("openvino", "OpenVINO"))
+    fine = pl.concat_str([pl.when(pl.col(c) == "ok").then(pl.lit(n)) for c, n in checks], separator=", ",
+                         ignore_nulls=True)
+    failed = pl.concat_str([pl.when(pl.col(c) != "ok").then(pl.format("({}: {})", pl.lit(n), pl.col(c)))
+                            for c, n in checks], separator=" ", ignore_nulls=True)
+    return pl.concat_str([fine, failed], separator=" ").str.strip_chars().alias("runs_on")
+
+
+HISTORY_COLUMNS = [Column("changed_at", "When (UTC)"), Column("site", "Site"), Column("stage", "Stage"),
                    Column("version_id", "Version"), Column("changed_by", "By"),
-                   Column("reason", "Reason", tooltip=lambda r: r["reason"])]
+                   Column("reason", "Reason", tooltip=lambda r: r["reason"], free_text=True)]
 LABELS = {"training_dataset": "Training dataset", "code_revision": "Code revision",
           "parent_version": "Parent version", "author": "Author", "intended_use": "Intended use",
           "out_of_scope": "Out-of-scope use", "known_limits": "Known limits", "training_data": "Training data",
@@ -104,13 +116,16 @@ class ModelsView(Screen):
         form = QFormLayout()
         for name in LINEAGE_FIELDS:
             self.fields[name] = QLineEdit()
+            if name in ("training_dataset", "code_revision"):  # usually a hash: fixed pitch, and 64 hex digits fit
+                self.fields[name].setFont(QFontDatabase.systemFont(QFontDatabase.SystemFont.FixedFont))
             form.addRow(LABELS[name], self.fields[name])
         for name in CARD_FIELDS:
             edit = QPlainTextEdit()
             edit.setFixedHeight(46)
             self.fields[name] = edit
             form.addRow(LABELS[name], edit)
-        self.reason = QLineEdit(placeholderText="Reason for the change (required, audited)")
+        self.reason = QLineEdit(placeholderText="Reason (required, audited)",
+                                toolTip="Why the lineage or card changes: required, and kept in the audit trail")
         self.save_button = QPushButton("Save lineage and card", toolTip="Write the changes with their reason to the "
                                                                          "audit log (Ctrl+S)")
         self.save_button.setShortcut("Ctrl+S")
@@ -128,14 +143,17 @@ class ModelsView(Screen):
         self.apply_stage = QPushButton("Set stage", toolTip="Move the selected version to this stage at the site")
         self.rollback_button = QPushButton("Roll back", toolTip="Make the previous production version of this "
                                                                 "model current again at the site")
-        self.stage_user = QComboBox(toolTip="Who makes the change (a registered user; passphrase asked)")
+        self.stage_user = QComboBox(toolTip="Who makes the change (a registered user; passphrase asked)",
+                                    sizeAdjustPolicy=QComboBox.SizeAdjustPolicy.AdjustToContents)
         self.stage_user_label = QLabel("As")
         self.ask_passphrase: Callable[[str], str | None] = lambda user: ask_passphrase_dialog(self, user)
         self.ask_discard: Callable[[list[str]], bool] = lambda lost: ask_discard_dialog(self, lost)
         stage_bar = QHBoxLayout()
-        for w in (QLabel("Site"), self.site, QLabel("Stage"), self.stage, self.stage_reason, self.stage_user_label,
-                  self.stage_user, self.apply_stage, self.rollback_button):
+        for w in (QLabel("Site"), self.site, QLabel("Stage"), self.stage, self.stage_user_label, self.stage_user):
             stage_bar.addWidget(w)
+        stage_bar.addWidget(self.stage_reason, 1)
+        stage_bar.addWidget(self.apply_stage)
+        stage_bar.addWidget(self.rollback_button)
         self.history = FrameTableModel(HISTORY_COLUMNS)
         stage_page = QWidget()
         sl = QVBoxLayout(stage_page)
@@ -146,7 +164,7 @@ class ModelsView(Screen):
         self.tabs.addTab(self.signature, "Signature and files")
         self.tabs.addTab(card_page, "Lineage and model card")
         self.tabs.addTab(stage_page, "Stages")
-        self.title = QLabel(objectName="sectionTitle")
+        self.title = QLabel(objectName="sectionTitle", wordWrap=True)
         right = QWidget()
         rl = QVBoxLayout(right)
         rl.setContentsMargins(0, 0, 0, 0)
@@ -158,10 +176,12 @@ class ModelsView(Screen):
         ll = QVBoxLayout(left)
         ll.addWidget(self.import_button, 0, Qt.AlignmentFlag.AlignLeft)
         ll.addWidget(self.table)
-        body = QSplitter(Qt.Orientation.Horizontal)
+        # Versions above their details: a project holds a handful of versions, and side by side neither the
+        # versions' columns nor a sha256 in the lineage fit 1366 px.
+        body = QSplitter(Qt.Orientation.Vertical)
         body.addWidget(left)
         body.addWidget(right)
-        body.setSizes([640, 560])
+        body.setSizes([180, 420])
         self.install(body, empty_message=EMPTY)
 
         self.table.selectionModel().selectionChanged.connect(lambda *_: self._show_selected())
@@ -198,7 +218,7 @@ class ModelsView(Screen):
             self.show_empty(NO_MODELS)
             return
         self.show_content()
-        self.versions.set_frame(frame)
+        self.versions.set_frame(frame.with_columns(runs_on()))
         sites = set(self.project.manifest.site.split(",")) if self.project.manifest.site else set()
         sites |= set(stage_history(self.project)["site"].to_list())
         current = self.site.currentText()

@@ -21,16 +21,17 @@ from app.views.table_model import Column, FrameTableModel
 from app.views.table_view import DataTable
 
 MODEL_COLUMNS = [
-    Column("model", "Model"), Column("version", "Version"), Column("stages", "Stage (sites)"),
+    Column("model", "Model", free_text=True), Column("version", "Version"),
+    Column("stages", "Stage (sites)", free_text=True),
     Column("task", "Task"), Column("risk_tier", "Risk tier"),
     Column("predictions", "Predictions", tooltip=lambda r: f"{r['predictions']:,} logged predictions"),
-    Column("format", "Format"),
-    Column("sha256", "sha256", tooltip=lambda r: f"First 12 hex digits of the artifact's sha256 "
+    Column("sha256", "sha256", tooltip=lambda r: f"First 12 hex digits of the {r['format']} artifact's sha256 "
                                                  f"({r['size_bytes']:,} bytes)"),
 ]
 DATASET_COLUMNS = [
-    Column("dataset_id", "Id", tooltip=lambda r: r["name"]), Column("kind", "Kind"), Column("rows", "Rows"),
-    Column("sha256", "sha256", tooltip=lambda r: "First 12 hex digits of the Parquet file's sha256"),
+    # The file hash lives in the Id tooltip: the models table beside it needs the width at 1366x768
+    Column("dataset_id", "Id", tooltip=lambda r: f"{r['name']}\nParquet sha256 {r['sha256']}…"),
+    Column("kind", "Kind"), Column("rows", "Rows"),
 ]
 LINE_COLUMNS = [
     Column("plant", "Plant"), Column("line", "Line"),
@@ -45,14 +46,15 @@ LINE_COLUMNS = [
 ]
 
 
-def _card(caption: str) -> tuple[QFrame, QLabel]:
+def _card(caption: str) -> tuple[QFrame, QLabel, QLabel]:
     frame = QFrame(objectName="card")
     layout = QVBoxLayout(frame)
     layout.setContentsMargins(12, 8, 12, 8)
     value = QLabel("–", objectName="cardValue")
+    below = QLabel(caption, objectName="cardCaption")
     layout.addWidget(value)
-    layout.addWidget(QLabel(caption, objectName="cardCaption"))
-    return frame, value
+    layout.addWidget(below)
+    return frame, value, below
 
 
 def _group(title: str, widget: QWidget) -> QGroupBox:
@@ -88,11 +90,13 @@ class OverviewView(Screen):
 
         cards = QHBoxLayout()
         self.cards: dict[str, QLabel] = {}
+        self.captions: dict[str, QLabel] = {}  # the small text under a card's value (it says what the value is)
         for key, caption in (("predictions", "predictions logged"), ("coverage", "labelled (ground truth)"),
                              ("span", "production period"), ("versions", "model versions"),
                              ("lines", "lines reporting"), ("review", "next review due")):
-            frame, value = _card(caption)
+            frame, value, below = _card(caption)
             self.cards[key] = value
+            self.captions[key] = below
             cards.addWidget(frame)
 
         self.attention = QLabel("", objectName="attention", wordWrap=True)
@@ -117,7 +121,7 @@ class OverviewView(Screen):
         top = QSplitter(Qt.Orientation.Horizontal)
         top.addWidget(_group("Models and versions", self.models_table))
         top.addWidget(_group("Datasets", self.datasets_table))
-        top.setSizes([830, 370])  # the models table has the most columns: none cut at 1366x768
+        top.setSizes([900, 300])  # the models table has the most columns: none cut at 1366x768
         bottom = QSplitter(Qt.Orientation.Horizontal)
         bottom.addWidget(_group("Lines: data, label coverage and freshness", self.lines_table))
         bottom.addWidget(_group("Per week: predictions / labelled", self.plot))
@@ -141,13 +145,20 @@ class OverviewView(Screen):
         self.cards["predictions"].setToolTip(f"{ov.prediction_rows:,} predictions, {ov.label_rows:,} labels{inputs}")
         self.cards["coverage"].setText(f"{ov.label_coverage:.1%}")
         self.cards["coverage"].setToolTip(f"{ov.labelled_rows:,} of {ov.prediction_rows:,} predictions labelled")
-        span = f"{ov.first_ts:%d %b} – {ov.last_ts:%d %b %Y}" if ov.first_ts else "no data"
+        # Big figures stay short (six cards fit 1366 px): the years go in the caption.
+        span = f"{ov.first_ts:%d %b} – {ov.last_ts:%d %b}" if ov.first_ts else "no data"
+        years = "" if not ov.first_ts else f" {ov.first_ts:%Y}" if ov.first_ts.year == ov.last_ts.year else \
+            f" {ov.first_ts:%Y}–{ov.last_ts:%Y}"
         self.cards["span"].setText(span)
+        self.captions["span"].setText(f"production period{years}")
         self.cards["span"].setToolTip(f"First record {ov.first_ts}, newest record {ov.last_ts}")
         self.cards["versions"].setText(str(ov.models.height))
         self.cards["lines"].setText(str(ov.lines.height))
         due = ov.next_review.split(" ")[0] if ov.next_review else "-"
-        self.cards["review"].setText(f"{due} · {len(ov.open_triggers)} trigger(s)" if ov.open_triggers else due)
+        self.cards["review"].setText(due)
+        n = len(ov.open_triggers)
+        self.captions["review"].setText(f"next review due · {n} trigger{'s' if n != 1 else ''}" if n else
+                                        "next review due")
         self.cards["review"].setToolTip("\n".join(["Open triggers (Reviews screen):", *ov.open_triggers])
                                         if ov.open_triggers else "No event since the last review calls for an "
                                                                  "event review")

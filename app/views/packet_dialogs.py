@@ -59,7 +59,7 @@ class ExportPacketDialog(QDialog):
     def __init__(self, project: Project, run_id: str | None = None, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.setWindowTitle("Export signed packet")
-        self.setMinimumWidth(620)
+        self.setMinimumWidth(760)  # a run's id, verdict and both versions show whole (1366x768 has room)
         self.project = project
         self.task: Task | None = None
         self.ask_passphrase: Callable[[str], str | None] = lambda user: ask_passphrase_dialog(self, user)

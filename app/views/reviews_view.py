@@ -41,7 +41,7 @@ SECTION_COLOURS = {"Trigger": "#f8cbad", "Metric drop": "#f8cbad", "Line drift":
                    "Latency": "#fff2cc", "Plant-wide change": "#ededed", "Stage change": "#e2efda",
                    "Outcome": "#dde6f0", "Alert precision": "#dde6f0"}
 FINDING_COLUMNS = [Column("section", "Section", background=lambda r: SECTION_COLOURS.get(r["section"])),
-                   Column("scope", "Where"), Column("finding", "Finding", tooltip=lambda r: r["finding"])]
+                   Column("scope", "Where"), Column("finding", "Finding", tooltip=lambda r: r["finding"], free_text=True)]
 
 
 def finding_rows(review: dict[str, Any]) -> pl.DataFrame:

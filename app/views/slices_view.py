@@ -112,17 +112,26 @@ class SlicesView(Screen):
         self.cancel_button = QPushButton("Cancel")
         self.busy.hide()
         self.cancel_button.hide()
-        controls = QHBoxLayout()
-        for label, widget in (("Model", self.model_box), ("Rows", self.rows_box), ("Columns", self.cols_box),
-                              ("Metric", self.metric_box), ("Min. labelled", self.support_box),
-                              ("Threshold", self.threshold_box)):
-            controls.addWidget(QLabel(label))
-            controls.addWidget(widget)
-        controls.addWidget(self.use_dates)
-        controls.addWidget(self.start_edit)
-        controls.addWidget(QLabel("to"))
-        controls.addWidget(self.end_edit)
-        controls.addStretch(1)
+        # Two rows: what is sliced and shown, then which rows count; one row cut the model box at 1366x768.
+        for box in (self.model_box, self.rows_box, self.cols_box, self.metric_box):
+            box.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToContents)
+        what, which = QHBoxLayout(), QHBoxLayout()
+        for row, pairs in ((what, (("Model", self.model_box), ("Metric", self.metric_box), ("Rows", self.rows_box),
+                                   ("Columns", self.cols_box))),
+                           (which, (("Min. labelled", self.support_box), ("Threshold", self.threshold_box)))):
+            for label, widget in pairs:
+                row.addWidget(QLabel(label))
+                row.addWidget(widget)
+        which.addWidget(self.use_dates)
+        which.addWidget(self.start_edit)
+        which.addWidget(QLabel("to"))
+        which.addWidget(self.end_edit)
+        what.addStretch(1)
+        which.addStretch(1)
+        controls = QVBoxLayout()
+        controls.setSpacing(4)
+        controls.addLayout(what)
+        controls.addLayout(which)
 
         self.heatmap = Heatmap()
         self.heatmap.setToolTip("Grey: too few labelled rows; white: no predictions. Click a cell to drill in.")
@@ -325,7 +334,7 @@ class SlicesView(Screen):
                            tooltip=lambda r: "Mean days from prediction to label"),
                     Column("recent_coverage", "Recent coverage", "percent",
                            tooltip=lambda r: "Share labelled among the last 14 days' predictions"),
-                    Column("status", "Status")]
+                    Column("status", "Status", free_text=True)]
         self.table_model.set_frame(ranked, columns)
         if self.trend is None and ranked.height and table.query.by:
             # Start where the user would look first: the worst slice.

@@ -21,15 +21,29 @@ class Column:
 
     key: str
     header: str
-    kind: str = "auto"  # auto, percent, hours, days (one decimal)
+    # auto, percent, hours, days (one decimal), date (a time shown as its day); shortened for the screen, copied whole: digest (first 12 hex
+    # digits of a hash), instant (an ISO time text to the second)
+    kind: str = "auto"
     tooltip: Callable[[dict[str, Any]], str] | None = None
     background: Callable[[dict[str, Any]], str | None] | None = None  # a colour name for the cell, or None
+    # Long free text (a message, a reason, a list of sites): the column gives up width first when the table is
+    # narrower than its contents, and the cell's tooltip shows the whole text.
+    free_text: bool = False
+
+
+SHORTENED = ("digest", "instant")  # kinds shown shortened, copied whole
 
 
 def format_value(value: Any, kind: str) -> str:
     """Text for a cell, by kind."""
     if value is None:
         return "–"
+    if kind == "date" and isinstance(value, datetime | date):
+        return f"{value:%Y-%m-%d}"
+    if kind == "digest":
+        return str(value)[:12]
+    if kind == "instant":
+        return str(value)[:19].replace("T", " ")
     if kind == "percent":
         return f"{value:.1%}"
     if kind == "days":
@@ -86,7 +100,9 @@ class FrameTableModel(QAbstractTableModel):
         if role == Qt.ItemDataRole.DisplayRole:
             return format_value(value, col.kind)
         if role == Qt.ItemDataRole.ToolTipRole:
-            return col.tooltip(record) if col.tooltip else None
+            if col.tooltip:
+                return col.tooltip(record)
+            return format_value(value, col.kind) if col.free_text else None
         if role == Qt.ItemDataRole.TextAlignmentRole:
             numeric = isinstance(value, int | float) and not isinstance(value, bool)
             align = Qt.AlignmentFlag.AlignRight if numeric else Qt.AlignmentFlag.AlignLeft
@@ -126,5 +142,6 @@ class FrameTableModel(QAbstractTableModel):
         """Rows as tab-separated text with a header, for the clipboard."""
         picked = range(len(self._rows)) if rows is None else rows
         lines = ["\t".join(c.header for c in self.columns)]
-        lines += ["\t".join(format_value(self._rows[r].get(c.key), c.kind) for c in self.columns) for r in picked]
+        lines += ["\t".join(format_value(self._rows[r].get(c.key), "auto" if c.kind in SHORTENED else c.kind)
+                            for c in self.columns) for r in picked]
         return "\n".join(lines)

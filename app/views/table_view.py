@@ -1,12 +1,26 @@
-"""A QTableView with the behaviour users expect: sortable, Ctrl+C copies the selection as TSV."""
+"""A QTableView with the behaviour users expect: sortable, Ctrl+C copies as TSV, columns fit the table."""
 
 from __future__ import annotations
 
-from PySide6.QtCore import Qt
+from PySide6.QtCore import QEvent, Qt
 from PySide6.QtGui import QGuiApplication, QKeySequence
-from PySide6.QtWidgets import QAbstractItemView, QHeaderView, QTableView
+from PySide6.QtWidgets import QAbstractItemView, QHeaderView, QTableView, QToolTip
 
 from app.views.table_model import FrameTableModel
+
+FREE_TEXT_MIN = 100  # pixels a free-text column keeps when it gives way: a dozen characters to recognise it
+
+
+def _common_cap(widths: list[int], floors: list[int], excess: int) -> int:
+    """The largest width cap on the free-text columns that saves `excess` pixels (0 if even the floors do not)."""
+    def saved(cap: int) -> int:
+        return sum(w - max(f, min(w, cap)) for w, f in zip(widths, floors, strict=True))
+
+    lo, hi = 0, max(widths)
+    while lo < hi:  # largest cap with saved(cap) >= excess; saved() falls as the cap rises
+        mid = (lo + hi + 1) // 2
+        lo, hi = (mid, hi) if saved(mid) >= excess else (lo, mid - 1)
+    return lo
 
 
 class DataTable(QTableView):
@@ -14,6 +28,7 @@ class DataTable(QTableView):
 
     def __init__(self, model: FrameTableModel, parent=None) -> None:
         super().__init__(parent)
+        self._natural: list[int] = []  # content widths after the last reset, before free-text columns give way
         self.setModel(model)
         # No sort column until the user clicks a header: rows keep the order core chose.
         # (Qt crashes on setSortIndicator for a header without sections; those have nothing to sort.)
@@ -28,12 +43,61 @@ class DataTable(QTableView):
         self.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeMode.Interactive)
         self.horizontalHeader().setStretchLastSection(True)
         self.model().modelReset.connect(self._after_reset)
+        self._after_reset()  # a table that stays empty still gets columns as wide as their headers
 
     def _after_reset(self) -> None:
         if self.model().columnCount() > 0 and self.horizontalHeader().sortIndicatorSection() >= \
                 self.model().columnCount():
             self.horizontalHeader().setSortIndicator(-1, Qt.SortOrder.AscendingOrder)
-        self.resizeColumnsToContents()
+        header = self.horizontalHeader()
+        # What resizeColumnsToContents would give, read before any stretching (a stretched last section's width
+        # is the room left over, not what its text needs).
+        self._natural = [max(self.sizeHintForColumn(c), header.sectionSizeHint(c))
+                         for c in range(self.model().columnCount())]
+        for c, width in enumerate(self._natural):
+            self.setColumnWidth(c, width)
+        self.fit_columns()
+
+    def fit_columns(self) -> None:
+        """Every column at its content width; when that is wider than the table, free-text columns give way."""
+        model = self.model()
+        if not self._natural or len(self._natural) != model.columnCount():
+            return
+        widths = list(self._natural)
+        room = self.viewport().width() - 2
+        free = [c for c, col in enumerate(model.columns) if col.free_text] if hasattr(model, "columns") else []
+        excess = sum(widths) - room
+        if excess > 0 and free:
+            floors = {c: min(widths[c], max(FREE_TEXT_MIN, self._header_width(c))) for c in free}
+            cap = _common_cap([widths[c] for c in free], [floors[c] for c in free], excess)
+            for c in free:
+                widths[c] = max(floors[c], min(widths[c], cap))
+        header = self.horizontalHeader()
+        blocked = header.blockSignals(True)
+        for c, w in enumerate(widths):
+            if w != self.columnWidth(c):
+                self.setColumnWidth(c, w)
+        header.blockSignals(blocked)
+
+    def _header_width(self, column: int) -> int:
+        title = str(self.model().headerData(column, Qt.Orientation.Horizontal) or "")
+        return max((self.fontMetrics().horizontalAdvance(t) for t in title.splitlines()), default=0) + 24
+
+    def resizeEvent(self, event) -> None:
+        super().resizeEvent(event)
+        if event.oldSize().width() != event.size().width():
+            self.fit_columns()
+
+    def viewportEvent(self, event) -> bool:
+        # A cell Qt had to elide shows its whole text on hover, even where the model gives no tooltip.
+        if event.type() == QEvent.Type.ToolTip:
+            index = self.indexAt(event.pos())
+            if index.isValid() and index.data(Qt.ItemDataRole.ToolTipRole) is None:
+                text = str(index.data(Qt.ItemDataRole.DisplayRole) or "")
+                if self.fontMetrics().horizontalAdvance(text) + 8 > self.visualRect(index).width():
+                    QToolTip.showText(event.globalPos(), text, self.viewport(), self.visualRect(index))
+                    return True
+        return super().viewportEvent(event)
 
     def keyPressEvent(self, event) -> None:
         if event.matches(QKeySequence.StandardKey.Copy):

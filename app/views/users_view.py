@@ -31,9 +31,9 @@ from app.views.table_view import DataTable
 
 EMPTY = "No project open.\n\nOpen a project (Ctrl+O) to manage its users and roles."
 USER_COLUMNS = [Column("user_id", "User"), Column("name", "Name"), Column("roles", "Roles"),
-                Column("cert_sha256", "Certificate sha256", tooltip=lambda r: r["cert_sha256"]),
+                Column("cert_sha256", "Certificate sha256", "digest", tooltip=lambda r: r["cert_sha256"]),
                 Column("added_at", "Added")]
-TIER_COLUMNS = [Column("tier", "Risk tier"), Column("needs", "Production needs", tooltip=lambda r: r["needs"])]
+TIER_COLUMNS = [Column("tier", "Risk tier"), Column("needs", "Production needs", tooltip=lambda r: r["needs"], free_text=True)]
 
 
 def describe_rule(rule: dict) -> str:

@@ -69,7 +69,7 @@ CHECK_COLUMNS = [
     Column("bound", "Bound", tooltip=lambda r: "Required minimum or maximum of the judged value"),
     Column("support", "Support", tooltip=lambda r: "Count the interval rests on (defects for recall, good parts "
                                                    "for the false-alarm rate, ...)"),
-    Column("evidence", "Evidence", tooltip=lambda r: r["evidence"]),
+    Column("evidence", "Evidence", tooltip=lambda r: r["evidence"], free_text=True),
 ]
 
 
@@ -86,8 +86,9 @@ class ValidationView(Screen):
         self.candidate = QComboBox(toolTip="The version to validate")
         self.champion = QComboBox(toolTip="The production version it must not be worse than")
         self.dataset = QComboBox(toolTip="Held-out dataset (never used for training)")
-        self.dataset.currentTextChanged.connect(  # the box can be narrower than a dataset's description
-            lambda text: self.dataset.setToolTip(f"Held-out dataset (never used for training): {text}"))
+        self.dataset.currentIndexChanged.connect(  # the box shows the id; its name is in the tooltip
+            lambda i: self.dataset.setToolTip("Held-out dataset (never used for training): "
+                                              f"{self.dataset.itemData(i, Qt.ItemDataRole.ToolTipRole) or ''}"))
         self.plan = QComboBox(toolTip="Plans stored in the project (latest revision); edit one in the Plan tab")
         self.open_plan = QPushButton("Open plan file…", toolTip="Load a TOML plan from a file into the editor")
         self.export_button = QPushButton("Export packet…", toolTip="Sign and export the packet of the selected run "
@@ -239,7 +240,7 @@ class ValidationView(Screen):
         _select(self.champion, next((v for v in versions["version_id"] if "production" in stages.get(v, "")), None))
         self.dataset.clear()
         for dataset_id, name in datasets:
-            self.dataset.addItem(f"{dataset_id}: {name}", dataset_id)
+            self.dataset.addItem(dataset_id, dataset_id)
             self.dataset.setItemData(self.dataset.count() - 1, f"{dataset_id}: {name}", Qt.ItemDataRole.ToolTipRole)
         self.run_button.setEnabled(not project.read_only)
         self.save_plan_button.setEnabled(not project.read_only)
