@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 from pathlib import Path
 
 import numpy as np
@@ -11,7 +11,7 @@ import pytest
 from scipy import stats
 from scipy.spatial.distance import jensenshannon
 
-from app.core.analysis.drift import DriftError, DriftQuery, compute_drift
+from app.core.analysis.drift import DriftError, DriftQuery, compute_drift, default_windows
 from app.core.store.ingest import PredictionMapping, import_predictions
 from app.core.store.project import Project
 from app.sample.plant import FIRMWARE_LINE, FIRMWARE_WEEK, START
@@ -266,3 +266,31 @@ def test_manual_events_appear_on_the_slice_timeline(sample_copy: Path):
         add_event(project, START + timedelta(weeks=13), "Other line's change", dimension="line", scope="P1-L01")
         trend = slice_trend(project, SliceQuery("weld-defect:v1", by=("line",)), (("line", FIRMWARE_LINE),))
     assert trend.events["label"].to_list() == ["Tooling change", "firmware 5.0.0"]
+
+
+def test_overlapping_windows_are_refused_not_counted_as_reference(tmp_path: Path):
+    """Rows in both windows used to count as reference, leaving the current window nearly empty."""
+    rng = np.random.default_rng(2)
+    project = _log(tmp_path, {"x": rng.normal(0, 1, 200)}, {"x": rng.normal(1, 1, 200)})
+    try:
+        with pytest.raises(DriftError, match=r"\(2026-01-01..2026-02-15\) and the current window "
+                                             r"\(2026-02-01..2026-03-01\) overlap"):
+            compute_drift(project, DriftQuery((datetime(2026, 1, 1), datetime(2026, 2, 15)), CUR, by=("line",)))
+        with pytest.raises(DriftError, match="ends before it starts"):
+            compute_drift(project, DriftQuery((datetime(2026, 2, 1), datetime(2026, 1, 1)), CUR, by=("line",)))
+    finally:
+        project.close()
+
+
+@pytest.mark.parametrize("first, last, reference, current", [
+    # 26 weeks: the first 12 against the last 6
+    (date(2026, 5, 4), date(2026, 11, 1), (date(2026, 5, 4), date(2026, 7, 27)),
+     (date(2026, 9, 20), date(2026, 11, 2))),
+    # 8 weeks is too short for 12 + 6: two halves of 28 days, end exclusive
+    (date(2026, 9, 1), date(2026, 10, 26), (date(2026, 9, 1), date(2026, 9, 29)),
+     (date(2026, 9, 29), date(2026, 10, 27))),
+    # a single day still gives two windows
+    (date(2026, 9, 1), date(2026, 9, 1), (date(2026, 9, 1), date(2026, 9, 2)), (date(2026, 9, 2), date(2026, 9, 2))),
+])
+def test_default_windows_never_overlap(first, last, reference, current):
+    assert default_windows(first, last) == (reference, current)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from datetime import datetime, timedelta
+from datetime import date, datetime
 
 from PySide6.QtCore import QDate, Qt, Signal
 from PySide6.QtWidgets import (
@@ -21,6 +21,7 @@ from PySide6.QtWidgets import (
 )
 
 from app.core.analysis.alerts import acknowledge, alert_precision, evaluate_alerts, list_alerts
+from app.core.analysis.drift import default_windows
 from app.core.analysis.slices import logged_span
 from app.core.store.project import Project
 from app.views.errors import show_error
@@ -39,7 +40,7 @@ PRECISION_COLUMNS = [Column("line", "Line"), Column("raised", "Raised"), Column(
                             tooltip=lambda r: "Real alerts / acknowledged alerts: the false-alert burden")]
 
 
-def _qdate(value: datetime) -> QDate:
+def _qdate(value: date) -> QDate:
     return QDate(value.year, value.month, value.day)
 
 
@@ -114,10 +115,10 @@ class AlertsView(Screen):
             return
         first, last = logged_span(project)
         if first is not None:
-            self.ref_from.setDate(_qdate(first))
-            self.ref_to.setDate(_qdate(min(first + timedelta(weeks=12), last)))
-            self.cur_from.setDate(_qdate(max(last - timedelta(weeks=6), first)))
-            self.cur_to.setDate(_qdate(last + timedelta(days=1)))
+            reference, current = default_windows(first.date(), last.date())
+            for edit, day in zip((self.ref_from, self.ref_to, self.cur_from, self.cur_to), (*reference, *current),
+                                 strict=True):
+                edit.setDate(_qdate(day))
         writable = not project.read_only
         for button in (self.evaluate_button, self.real_button, self.false_button):
             button.setEnabled(writable)

@@ -4,7 +4,7 @@ distributions and the score over time with firmware events."""
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import date, datetime
 
 import numpy as np
 import polars as pl
@@ -24,7 +24,14 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from app.core.analysis.drift import DriftQuery, DriftTable, compute_drift, drift_over_time, feature_histogram
+from app.core.analysis.drift import (
+    DriftQuery,
+    DriftTable,
+    compute_drift,
+    default_windows,
+    drift_over_time,
+    feature_histogram,
+)
 from app.core.analysis.events import detect_version_changes, list_events
 from app.core.analysis.slices import logged_span, project_has_events, slice_dimensions
 from app.core.store.project import Project
@@ -49,7 +56,7 @@ class CellDetail:
     events: pl.DataFrame
 
 
-def _qdate(value: datetime) -> QDate:
+def _qdate(value: date) -> QDate:
     return QDate(value.year, value.month, value.day)
 
 
@@ -177,10 +184,10 @@ class DriftView(Screen):
         widgets = (self.ref_from, self.ref_to, self.cur_from, self.cur_to, self.by_box)
         for w in widgets:
             w.blockSignals(True)
-        self.ref_from.setDate(_qdate(first))
-        self.ref_to.setDate(_qdate(min(first + timedelta(weeks=12), last)))
-        self.cur_from.setDate(_qdate(max(last - timedelta(weeks=6), first)))
-        self.cur_to.setDate(_qdate(last + timedelta(days=1)))
+        reference, current = default_windows(first.date(), last.date())
+        for edit, day in zip((self.ref_from, self.ref_to, self.cur_from, self.cur_to), (*reference, *current),
+                             strict=True):
+            edit.setDate(_qdate(day))
         self.by_box.clear()
         self.by_box.addItems(dims)
         self.by_box.setCurrentText("line" if "line" in dims else dims[0])

@@ -482,8 +482,9 @@ class MainWindow(QMainWindow):
     def _show_overview(self, ov: Overview) -> None:
         self.last_overview = ov
         self.overview.set_overview(ov)
-        self.status_rows.setText(f"{ov.prediction_rows:,} predictions · {ov.label_rows:,} labels · "
-                                 f"{ov.label_coverage:.1%} labelled")
+        inputs = f" + {ov.input_only_rows:,} input-only records" if ov.input_only_rows else ""
+        self.status_rows.setText(f"{ov.prediction_rows - ov.input_only_rows:,} predictions{inputs} · "
+                                 f"{ov.label_rows:,} labels · {ov.label_coverage:.1%} labelled")
         if ov.prediction_rows == 0:
             self.statusBar().showMessage("No prediction log yet: File > Import predictions… (Ctrl+I)", 10_000)
 

@@ -140,6 +140,8 @@ class OverviewView(Screen):
         self.subtitle.setText(f"{ov.site + ' · ' if ov.site else ''}{ov.folder} · schema {ov.schema_version}")
         self.read_only_badge.setVisible(ov.read_only)
         self.cards["predictions"].setText(f"{ov.prediction_rows:,}")
+        self.captions["predictions"].setText(f"records, {ov.input_only_rows:,} inputs only" if ov.input_only_rows
+                                             else "predictions logged")
         inputs = (f"\n{ov.input_only_rows:,} of them inputs only (no model version or score): drift and data "
                   "quality, no metrics") if ov.input_only_rows else ""
         self.cards["predictions"].setToolTip(f"{ov.prediction_rows:,} predictions, {ov.label_rows:,} labels{inputs}")
@@ -184,7 +186,7 @@ class OverviewView(Screen):
         self.rows_bars.setOpts(x=x, height=rows)
         self.labelled_bars.setOpts(x=x, height=labelled)
         if weekly.height:
-            step = max(1, weekly.height // 5)
+            step = -(-weekly.height // 4)  # at most four dates: each needs ~50 px of a ~300 px plot
             ticks = [(float(i), f"{w:%d %b}") for i, w in enumerate(weekly["week"]) if i % step == 0]
             self.plot.getAxis("bottom").setTicks([ticks])
             self.plot.setXRange(-0.6, weekly.height - 0.4, padding=0)

@@ -196,6 +196,11 @@ class SlicesView(Screen):
             return
         versions = logged_versions(project)
         dims = slice_dimensions(project)
+        if not versions and logged_span(project)[0] is not None:
+            self.show_empty("The log holds input records only (no model version or score): there is nothing to "
+                            "judge yet.\n\nDrift and Alerts work on these inputs. To see a model's slices, import "
+                            "its predictions (File > Import predictions…, Ctrl+I), then the labels (Ctrl+L).")
+            return
         if not versions or not dims:
             self.show_empty("No prediction log with slice columns yet.\n\n"
                              "File > Import predictions… (Ctrl+I), then File > Import labels… (Ctrl+L).")

@@ -15,7 +15,7 @@ reference has more than 1,000 rows, else KS p < 0.05; categorical ones use Jense
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
-from datetime import datetime
+from datetime import date, datetime, timedelta
 
 import numpy as np
 import polars as pl
@@ -139,11 +139,36 @@ def _resolve_reference(project: Project, query: DriftQuery, features: list[tuple
     return replace(query, reference_dataset=path, reference_columns=columns)
 
 
+Window = tuple[date, date]
+
+
+def default_windows(first: date, last: date) -> tuple[Window, Window]:
+    """Reference = the first 12 weeks, current = the last 6 (days, end exclusive); a log too short for both is
+    split in two halves, so the windows never overlap."""
+    end = last + timedelta(days=1)
+    reference, current = (first, first + timedelta(weeks=12)), (last - timedelta(weeks=6), end)
+    if reference[1] > current[0]:
+        middle = first + timedelta(days=max((end - first).days // 2, 1))
+        reference, current = (first, middle), (middle, end)
+    return reference, current
+
+
+def _check_windows(query: DriftQuery) -> None:
+    (r0, r1), (c0, c1) = query.reference, query.current
+    if c1 <= c0 or query.reference_dataset is None and r1 <= r0:
+        raise DriftError("A window ends before it starts.", "Give each window as FROM..TO with FROM before TO.")
+    if query.reference_dataset is None and r0 < c1 and c0 < r1:
+        raise DriftError(f"The reference window ({r0:%Y-%m-%d}..{r1:%Y-%m-%d}) and the current window "
+                         f"({c0:%Y-%m-%d}..{c1:%Y-%m-%d}) overlap: rows in both would count as reference.",
+                         "Choose windows that do not overlap, e.g. end the reference where the current one starts.")
+
+
 def compute_drift(project: Project, query: DriftQuery, progress: Progress | None = None) -> DriftTable:
     """Drift and data-quality statistics for every (slice, feature)."""
     progress = progress or NullProgress()
     if query.bins < 2:
         raise DriftError("PSI needs at least 2 bins.", "Use --bins 10 (deciles), the usual choice.")
+    _check_windows(query)
     with project.reading() as con:
         slice_cols = {r[0] for r in con.execute("SELECT name FROM log_columns WHERE role = 'slice'").fetchall()}
     unknown = [d for d in query.by if d not in slice_cols]

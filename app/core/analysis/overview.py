@@ -91,11 +91,11 @@ def overview_text(ov: Overview) -> str:
     out = [f"Project   {ov.name}" + (f" ({ov.site})" if ov.site else ""),
            f"Folder    {ov.folder}" + ("  [read-only]" if ov.read_only else ""),
            f"Schema    {ov.schema_version}",
-           f"Data      {ov.prediction_rows:,} predictions, {ov.label_rows:,} labels "
+           f"Data      {ov.prediction_rows - ov.input_only_rows:,} predictions, {ov.label_rows:,} labels "
            f"({ov.label_coverage:.1%} labelled), {span}"]
     if ov.input_only_rows:
-        out.append(f"          {ov.input_only_rows:,} of the rows are inputs only (no model version or score): "
-                   "drift and data quality, no metrics")
+        out.append(f"          + {ov.input_only_rows:,} input-only records (no model version or score): drift and "
+                   "data quality, no metrics")
     out.append("")
     out.append("Models")
     if ov.models.height:
