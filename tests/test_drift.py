@@ -289,8 +289,8 @@ def test_overlapping_windows_are_refused_not_counted_as_reference(tmp_path: Path
     # 8 weeks is too short for 12 + 6: two halves of 28 days, end exclusive
     (date(2026, 9, 1), date(2026, 10, 26), (date(2026, 9, 1), date(2026, 9, 29)),
      (date(2026, 9, 29), date(2026, 10, 27))),
-    # a single day still gives two windows
-    (date(2026, 9, 1), date(2026, 9, 1), (date(2026, 9, 1), date(2026, 9, 2)), (date(2026, 9, 2), date(2026, 9, 2))),
+    # a single day still gives two windows (the current one empty until tomorrow's data)
+    (date(2026, 9, 1), date(2026, 9, 1), (date(2026, 9, 1), date(2026, 9, 2)), (date(2026, 9, 2), date(2026, 9, 3))),
 ])
 def test_default_windows_never_overlap(first, last, reference, current):
     assert default_windows(first, last) == (reference, current)

@@ -149,7 +149,7 @@ def default_windows(first: date, last: date) -> tuple[Window, Window]:
     reference, current = (first, first + timedelta(weeks=12)), (last - timedelta(weeks=6), end)
     if reference[1] > current[0]:
         middle = first + timedelta(days=max((end - first).days // 2, 1))
-        reference, current = (first, middle), (middle, end)
+        reference, current = (first, middle), (middle, max(end, middle + timedelta(days=1)))
     return reference, current
 
 
