@@ -257,6 +257,11 @@ class VerifyPacketDialog(QDialog):
         self.result = QLabel(wordWrap=True, objectName="verifyResult")
         self.result.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
         self.result.setAlignment(Qt.AlignmentFlag.AlignTop)
+        self.result.setText("<span style='color:#666'>The report appears here: for each signature, whether the "
+                            "document is intact, what changed after it was signed, and whether the signer is "
+                            "trusted; then whether the evidence inside matches what was signed.<br><br>A packet "
+                            "passes only when every signature does. Trust this project's users, or a signer's or "
+                            "site CA's certificate, before verifying.</span>")
         row = QHBoxLayout()
         row.addWidget(self.path, 1)
         row.addWidget(browse)
