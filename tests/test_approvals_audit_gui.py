@@ -153,7 +153,9 @@ def test_models_screen_asks_who_changes_a_stage_in_a_governed_project(qtbot, pro
     asked = []
     view.ask_passphrase = lambda user: asked.append(user) or PASS
     view.stage_reason.setText("pilot on line 1")
-    assert view.apply_selected_stage() and asked == ["eve"]
+    with qtbot.waitSignal(view.apply_selected_stage().done, timeout=20_000):
+        pass
+    assert asked == ["eve"]
     assert project.con.execute("SELECT stage, changed_by FROM stage_history").fetchall() == [("pilot", "eve")]
 
 

@@ -4,6 +4,7 @@ run a benchmark through the worker, compare runs, cancel a run."""
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import duckdb
@@ -66,12 +67,17 @@ def test_models_screen_promotes_and_rolls_back(qtbot, open_sample: Project):
     view.site.setCurrentText("P1")
     view.stage.setCurrentText("production")
     view.stage_reason.setText("pilot passed")
-    assert view.apply_selected_stage()
+    with qtbot.waitSignal(view.apply_selected_stage().done, timeout=20_000):
+        assert not view.apply_stage.isEnabled()  # one change at a time, in the worker
+    qtbot.waitUntil(lambda: view.apply_stage.isEnabled(), timeout=5_000)
     stages = {view.versions.row(r)["version_id"]: view.versions.row(r)["stages"]
               for r in range(view.versions.rowCount())}
     assert "P1: production" in stages["weld-defect:v2"] and "P1: pilot" in stages["weld-defect:v1"]
     assert view.history.frame["stage"][0] == "production"
-    assert view.rollback_selected() == "weld-defect:v1"
+    with qtbot.waitSignal(view.rollback_selected().done, timeout=20_000) as rolled:
+        pass
+    assert rolled.args == ["weld-defect:v1"]
+    qtbot.waitUntil(lambda: view.apply_stage.isEnabled(), timeout=5_000)
     with open_sample.reading() as con:
         now = con.execute("SELECT version_id FROM current_stages WHERE model_id = 'weld-defect' AND site = 'P1' "
                           "AND stage = 'production'").fetchall()
@@ -202,3 +208,31 @@ def _sigmoid(folder: Path) -> Path:
     model.ir_version = 8
     onnx.save(model, str(folder / "gate.onnx"))
     return folder / "gate.onnx"
+
+
+def test_a_stage_change_on_a_changed_model_file_fails_in_the_worker_and_changes_nothing(qtbot, open_sample: Project):
+    view = ModelsView()
+    qtbot.addWidget(view)
+    view.show()
+    view.set_project(open_sample)
+    view.select("weld-defect:v2")
+    with open_sample.reading() as con:
+        artifact = open_sample.folder / con.execute("SELECT artifact_path FROM model_versions "
+                                                    "WHERE version_id = 'weld-defect:v2'").fetchall()[0][0]
+    os.chmod(artifact, 0o644)
+    data = bytearray(artifact.read_bytes())
+    data[-1] ^= 0x01
+    artifact.write_bytes(bytes(data))
+    with open_sample.reading() as con:
+        before = con.execute("SELECT count(*) FROM stage_history").fetchall()[0][0]
+    view.site.setCurrentText("P1")
+    view.stage.setCurrentText("production")
+    view.stage_reason.setText("pilot passed")
+    with qtbot.waitSignal(view.apply_selected_stage().error, timeout=20_000):
+        pass
+    qtbot.waitUntil(lambda: view.apply_stage.isEnabled(), timeout=5_000)
+    box = view.findChild(QMessageBox, "errorDialog")
+    assert box is not None and "does not match the sha256 recorded" in box.text()
+    with open_sample.reading() as con:
+        assert con.execute("SELECT count(*) FROM stage_history").fetchall()[0][0] == before
+    assert view.stage_reason.text() == "pilot passed"  # kept for a retry once the file is restored

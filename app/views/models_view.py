@@ -45,6 +45,7 @@ from app.views.screen import Screen
 from app.views.signing import ask_passphrase_dialog, unlock_with_prompt
 from app.views.table_model import Column, FrameTableModel
 from app.views.table_view import DataTable
+from app.views.workers import Task
 
 EMPTY = "No project open.\n\nOpen a project (Ctrl+O) to see its model versions."
 NO_MODELS = ("No model versions yet.\n\nImport one from the command line:\n"
@@ -331,7 +332,7 @@ class ModelsView(Screen):
         lineage = {k: v for k, v in self._field_values(LINEAGE_FIELDS).items() if card_text(old_l.get(k)) != v}
         card = {k: v for k, v in self._field_values(CARD_FIELDS).items() if card_text(old_c.get(k)) != v}
         try:
-            by = self._signer() if "author" in lineage else None  # the author decides who may approve: signed
+            by = self._signer("Lineage and model card") if "author" in lineage else None  # the author decides who may approve: signed
             if by is False:
                 return False
             changes = edit_version_metadata(self.project, row["version_id"], lineage, card, self.reason.text(),
@@ -345,53 +346,68 @@ class ModelsView(Screen):
         self.changed.emit()
         return bool(changes)
 
-    def apply_selected_stage(self) -> bool:
-        """Move the selected version to the chosen stage at the chosen site."""
+    def apply_selected_stage(self) -> Task | None:
+        """Move the selected version to the chosen stage at the chosen site, in the worker (its files are re-hashed
+        first, which takes a while for a large model); None when nothing was started."""
         row = self.selected()
         site = self.site.currentText().strip()
         if row is None or self.project is None:
-            return False
-        try:
-            if not site:
-                raise RegistryError("No site chosen.", "Type or pick the plant or site, e.g. P1.")
-            by = self._signer()
-            if by is False:
-                return False
-            set_stage(self.project, row["version_id"], site, self.stage.currentText(), self.stage_reason.text(),
-                      by=by or None)
-        except Exception as exc:
-            show_error(self, exc, "Stage")
-            return False
-        self.stage_reason.clear()
-        self.reload(keep=row["version_id"])
-        self.changed.emit()
-        return True
+            return None
+        if not site:
+            show_error(self, RegistryError("No site chosen.", "Type or pick the plant or site, e.g. P1."), "Stage")
+            return None
+        by = self._signer("Stage")
+        if by is False:
+            return None
+        project, version_id, stage = self.project, row["version_id"], self.stage.currentText()
+        reason = self.stage_reason.text()
+        task = self._stage_job("Changing a stage", lambda progress: set_stage(
+            project, version_id, site, stage, reason, by=by or None), "Stage")
+        task.done.connect(lambda _result: (self.stage_reason.clear(), self.reload(keep=version_id)))
+        return task
 
-    def _signer(self):
-        """The chosen user unlocked (governed projects), None in setup mode, False when the prompt was cancelled."""
+    def _stage_job(self, title: str, fn: Callable, error_title: str) -> Task:
+        """Run a stage change in the worker; the stage buttons wait for it, the other screens refresh after it."""
+        for button in (self.apply_stage, self.rollback_button):
+            button.setEnabled(False)
+        task = self.run_job(title, fn)
+        task.done.connect(lambda _result: self.changed.emit())
+        task.error.connect(lambda exc: show_error(self, exc, error_title))
+        task.ended.connect(self._enable_stage_buttons)
+        return task
+
+    def _enable_stage_buttons(self) -> None:
+        writable = self.project is not None and not self.project.read_only
+        for button in (self.apply_stage, self.rollback_button):
+            button.setEnabled(writable)
+
+    def _signer(self, title: str):
+        """The chosen user unlocked (governed projects), None in setup mode, False when the prompt was cancelled
+        or the passphrase refused (said in a message box)."""
         if self.project is None or not gov.governed(self.project):
             return None
-        signer = unlock_with_prompt(self.project, self.stage_user.currentData(), self.ask_passphrase)
+        try:
+            signer = unlock_with_prompt(self.project, self.stage_user.currentData(), self.ask_passphrase)
+        except Exception as exc:
+            show_error(self, exc, title)
+            return False
         return False if signer is None else signer
 
-    def rollback_selected(self) -> str | None:
-        """Roll the selected version's model back at the chosen site; returns the version now in production."""
+    def rollback_selected(self) -> Task | None:
+        """Roll the selected version's model back at the chosen site, in the worker; the task's result is the
+        version now in production."""
         row = self.selected()
         if row is None or self.project is None:
             return None
-        try:
-            by = self._signer()
-            if by is False:
-                return None
-            version = rollback(self.project, row["model_id"], self.site.currentText().strip(),
-                               self.stage_reason.text() or "rollback", by=by or None)
-        except Exception as exc:
-            show_error(self, exc, "Roll back")
+        by = self._signer("Roll back")
+        if by is False:
             return None
-        self.reload(keep=version)
-        self.changed.emit()
-        return version
-
+        project, model_id, site = self.project, row["model_id"], self.site.currentText().strip()
+        reason = self.stage_reason.text() or "rollback"
+        task = self._stage_job("Rolling back", lambda progress: rollback(project, model_id, site, reason,
+                                                                         by=by or None), "Roll back")
+        task.done.connect(lambda version: self.reload(keep=version))
+        return task
 
 
 if __name__ == "__main__":
