@@ -15,7 +15,7 @@ from app.core.analysis.drift import DriftQuery, compute_drift
 from app.core.analysis.overview import build_overview
 from app.core.analysis.slices import SliceQuery, compute_slices, logged_versions, resolve_version
 from app.core.errors import IngestError
-from app.core.store.ingest import LabelMapping, PredictionMapping, import_labels, import_predictions
+from app.core.store.ingest import NO_COLUMN, LabelMapping, PredictionMapping, import_labels, import_predictions
 from app.core.store.project import Project
 from tests.helpers import project_state, write_csv
 
@@ -134,6 +134,10 @@ def test_the_import_dialog_offers_inputs_only_for_a_file_without_model_columns(q
     mapping = dialog.mapping()
     assert mapping.inputs_only and mapping.slices == {"line": "line"} and mapping.features == ("temp",)
     assert dialog.kind.text().startswith("Inputs only")
+    dialog.model_version.setCurrentText("temp")
+    dialog.predicted_label.setCurrentText("line")
+    dialog.model_version.setCurrentText(NO_COLUMN)  # back to inputs only: a decision column makes no sense
+    assert dialog.predicted_label.currentText() == NO_COLUMN and not dialog.predicted_label.isEnabled()
     dialog.score.setCurrentText("temp")
     assert "or neither" in dialog.kind.text()
     with pytest.raises(IngestError, match="a score column is mapped but no model version"):

@@ -115,7 +115,11 @@ class PredictionImportDialog(QDialog):
 
     def _show_kind(self) -> None:
         version, score = _value(self.model_version), _value(self.score)
-        if version is None and score is None:
+        inputs_only = version is None and score is None
+        if inputs_only:  # no model, so no decisions either
+            self.predicted_label.setCurrentText(NONE)
+        self.predicted_label.setEnabled(not inputs_only)
+        if inputs_only:
             self.kind.setText("Inputs only: no model version and no score, so the rows feed drift and data-quality "
                               "checks, not performance metrics.")
         elif version is None or score is None:
