@@ -21,8 +21,8 @@ class Column:
 
     key: str
     header: str
-    # auto, percent, hours, days (one decimal), date (a time shown as its day); shortened for the screen, copied whole: digest (first 12 hex
-    # digits of a hash), instant (an ISO time text to the second)
+    # How a value shows: auto, percent, hours, days (one decimal), date (a time as its day); and two kinds shortened
+    # on screen but copied whole: digest (first 12 hex digits of a hash), instant (an ISO time text to the second)
     kind: str = "auto"
     tooltip: Callable[[dict[str, Any]], str] | None = None
     background: Callable[[dict[str, Any]], str | None] | None = None  # a colour name for the cell, or None

@@ -72,12 +72,9 @@ class DataTable(QTableView):
             cap = _common_cap([widths[c] for c in free], [floors[c] for c in free], excess)
             for c in free:
                 widths[c] = max(floors[c], min(widths[c], cap))
-        header = self.horizontalHeader()
-        blocked = header.blockSignals(True)
         for c, w in enumerate(widths):
             if w != self.columnWidth(c):
                 self.setColumnWidth(c, w)
-        header.blockSignals(blocked)
 
     def _header_width(self, column: int) -> int:
         title = str(self.model().headerData(column, Qt.Orientation.Horizontal) or "")
