@@ -321,7 +321,7 @@ class DriftView(Screen):
             self.cur_bars.setOpts(x=centres, height=h["cur"].to_numpy(), width=width * 0.6)
             self.hist.autoRange()
         t = detail.over_time
-        x = np.array([np.datetime64(v, "s").astype("int64") for v in t["period"].to_list()], dtype=float)
+        x = t["period"].cast(pl.Datetime("us")).dt.epoch("s").to_numpy().astype(float)
         self.trend_curve.setData(x, t["psi"].fill_null(np.nan).to_numpy())
         self.threshold_line.setValue(self.table.thresholds.psi_significant if self.table else 0.2)
         for line in self.event_lines:
@@ -335,6 +335,8 @@ class DriftView(Screen):
             self.event_lines.append(line)
         self.trend.setLabel("left", "PSI")
         self.trend.autoRange()
+        if len(x) and x.max() - x.min() < 7 * 86400:  # one week alone: a readable date axis, not seconds
+            self.trend.setXRange(x.min() - 4 * 86400, x.max() + 4 * 86400, padding=0)
         self.drilled.emit(detail)
 
 
