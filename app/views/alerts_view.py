@@ -33,7 +33,8 @@ from app.views.workers import Task
 ALERT_COLUMNS = [Column("alert_id", "#"), Column("state", "State"), Column("severity", "Severity"),
                  Column("rule", "Rule"), Column("line", "Line"), Column("subject", "Subject", free_text=True),
                  Column("message", "What happened", tooltip=lambda r: r["message"], free_text=True),
-                 Column("window_end", "Window end", "date", tooltip=lambda r: f"Current window ends {r['window_end']}")]
+                 Column("window_end", "Until", "date",
+                        tooltip=lambda r: f"Raised on the current window ending {r['window_end']}")]
 PRECISION_COLUMNS = [Column("line", "Line"), Column("raised", "Raised"), Column("open", "Open"),
                      Column("real", "Real"), Column("false_alarms", "False alarms"),
                      Column("precision", "Precision", "percent",
