@@ -86,6 +86,7 @@ def test_audit_screen_verifies_and_names_the_tampered_entry(qtbot, project: Proj
     qtbot.addWidget(view)
     view.show()
     view.set_project(project)
+    qtbot.waitUntil(lambda: view.intact is not None, timeout=10_000)  # verified in the worker
     assert "Chain intact" in view.head.text()
     with project.reading() as con:
         n, head = con.execute("SELECT count(*), max_by(entry_hash, seq) FROM audit_log").fetchall()[0]
@@ -95,7 +96,9 @@ def test_audit_screen_verifies_and_names_the_tampered_entry(qtbot, project: Proj
     view.table.selectRow(0)
     assert "user.add" in view.detail.toPlainText()
     project.con.execute("UPDATE audit_log SET actor = 'mallory' WHERE seq = 3")
-    assert not view.verify()
+    with qtbot.waitSignal(view.verify().done, timeout=10_000):
+        pass
+    assert not view.intact
     assert "CHAIN BROKEN at entry 3" in view.head.text()
 
 

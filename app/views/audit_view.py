@@ -19,11 +19,12 @@ from PySide6.QtWidgets import (
 )
 
 from app.core.governance.receipts import verify_receipts
-from app.core.store.audit import read_audit, verify_audit
+from app.core.store.audit import AuditVerdict, read_audit, verify_audit
 from app.core.store.project import Project
 from app.views.screen import Screen
 from app.views.table_model import Column, FrameTableModel
 from app.views.table_view import DataTable
+from app.views.workers import Task
 
 EMPTY = "No project open.\n\nOpen a project (Ctrl+O) to see who changed what, and verify the audit trail."
 COLUMNS = [Column("seq", "#"), Column("ts_text", "When (UTC)", "instant", tooltip=lambda r: r["ts_text"]), Column("actor", "Who"), Column("host", "Host"),
@@ -37,6 +38,7 @@ class AuditView(Screen):
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.project: Project | None = None
+        self.intact: bool | None = None  # the last verification's verdict (None while one runs)
         self.action = QLineEdit(placeholderText="Action starts with… (e.g. approval.)")
         self.actor = QLineEdit(placeholderText="Who")
         self.text = QLineEdit(placeholderText="Text in object, details or reason")
@@ -67,6 +69,7 @@ class AuditView(Screen):
 
     def set_project(self, project: Project | None) -> None:
         """Show a project's audit trail (or the empty state)."""
+        self.stop_jobs()
         self.project = project
         if project is None:
             self.show_empty(EMPTY)
@@ -88,13 +91,30 @@ class AuditView(Screen):
             self.entries.set_frame(read_audit(con, 1000, self.action.text().strip() or None,
                                               self.actor.text().strip() or None, self.text.text().strip() or None))
 
-    def verify(self) -> bool:
-        """Verify the chain and show the result with the head; returns whether it is intact."""
+    def verify(self) -> Task | None:
+        """Verify the chain and the signed receipts in the worker (both grow with the project: every entry is
+        re-hashed, every receipt's signature checked); the result shows above the log when it lands."""
         if self.project is None:
-            return False
-        with self.project.reading() as con:
-            verdict = verify_audit(con)
-        checked, problems = verify_receipts(self.project)
+            return None
+        for task in list(self.jobs):  # a newer check replaces one still running
+            task.cancel()
+        project = self.project
+        self.intact = None
+        if "verifying…" not in self.head.text().lower():
+            self.head.setText(self.head.text() + " <i>(verifying…)</i>" if self.head.text() else "Verifying…")
+
+        def check(progress) -> tuple:
+            with project.reading() as con:
+                verdict = verify_audit(con)
+            return (verdict, *verify_receipts(project))
+
+        task = self.run_job("Verifying the audit trail", check)
+        task.done.connect(lambda result: self._show_verdict(*result) if project is self.project else None)
+        task.error.connect(lambda exc: self.head.setText(f"<span style='color:#c00000'><b>Could not verify"
+                                                         f"</b></span>: {exc}"))
+        return task
+
+    def _show_verdict(self, verdict: AuditVerdict, checked: int, problems: list[str]) -> None:
         if verdict.ok:
             text = (f"<span style='color:#2e7d32'><b>Chain intact</b></span>: {verdict.entries} entries. "
                     f"Head #{verdict.head_seq}: <code>{verdict.head_hash}</code>")
@@ -111,7 +131,7 @@ class AuditView(Screen):
         if verdict.clock_warnings:
             text += "<br>Clock warnings: " + "; ".join(verdict.clock_warnings[:3])
         self.head.setText(text)
-        return verdict.ok and not problems
+        self.intact = verdict.ok and not problems
 
     def _show_entry(self) -> None:
         rows = self.table.selectionModel().selectedRows()
