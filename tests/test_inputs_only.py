@@ -15,7 +15,13 @@ from app.core.analysis.drift import DriftQuery, compute_drift
 from app.core.analysis.overview import build_overview
 from app.core.analysis.slices import SliceQuery, compute_slices, logged_versions, resolve_version
 from app.core.errors import IngestError
-from app.core.store.ingest import NO_COLUMN, LabelMapping, PredictionMapping, import_labels, import_predictions
+from app.core.store.ingest import (
+    NO_COLUMN,
+    LabelMapping,
+    PredictionMapping,
+    import_labels,
+    import_predictions,
+)
 from app.core.store.project import Project
 from tests.helpers import project_state, write_csv
 
