@@ -10,7 +10,6 @@ from PySide6.QtWidgets import (
     QCheckBox,
     QComboBox,
     QDialog,
-    QDialogButtonBox,
     QFileDialog,
     QFormLayout,
     QHBoxLayout,
@@ -25,6 +24,7 @@ from app.core.errors import LineproofError
 from app.core.governance import approvals as gov
 from app.core.governance import identity
 from app.core.store.project import Project
+from app.views.dialog_buttons import action_buttons
 from app.views.errors import show_error
 from app.views.signing import ask_passphrase_dialog, unlock_with_prompt
 
@@ -78,8 +78,7 @@ class AddUserDialog(QDialog):
         form.addRow("Certificate", cert_row)
         form.addRow("Authorised by", self.admin)
         self.form = form
-        buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Ok | QDialogButtonBox.StandardButton.Cancel)
-        buttons.button(QDialogButtonBox.StandardButton.Ok).setText("Add user")
+        buttons = action_buttons(self, "Add user", self.add)
         layout = QVBoxLayout(self)
         if first:
             layout.addWidget(QLabel("Nobody is registered yet: this first user becomes admin, and from now on "
@@ -89,8 +88,6 @@ class AddUserDialog(QDialog):
         self.admin.setEnabled(not first)
         browse.clicked.connect(self._browse)
         self.source.currentIndexChanged.connect(lambda _i: self._source_changed())
-        buttons.accepted.connect(self.add)
-        buttons.rejected.connect(self.reject)
         self._source_changed()
 
     def _source_changed(self) -> None:

@@ -7,7 +7,6 @@ from PySide6.QtWidgets import (
     QCheckBox,
     QComboBox,
     QDialog,
-    QDialogButtonBox,
     QFormLayout,
     QGroupBox,
     QHBoxLayout,
@@ -20,6 +19,7 @@ from PySide6.QtWidgets import (
 
 from app.core.store.ingest import NO_COLUMN, LabelMapping, PredictionMapping, guess_prediction_mapping
 from app.core.store.sources import FileInfo
+from app.views.dialog_buttons import action_buttons
 from app.views.table_model import Column, FrameTableModel
 from app.views.table_view import DataTable
 
@@ -101,10 +101,7 @@ class PredictionImportDialog(QDialog):
         top.addWidget(roles)
         top.addWidget(slices)
         top.addWidget(feats)
-        buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Ok | QDialogButtonBox.StandardButton.Cancel)
-        buttons.button(QDialogButtonBox.StandardButton.Ok).setText("Import")
-        buttons.accepted.connect(self.accept)
-        buttons.rejected.connect(self.reject)
+        buttons = action_buttons(self, "Import")
         layout = QVBoxLayout(self)
         layout.addWidget(QLabel(f"{info.row_count:,} rows, {len(columns)} columns, {info.source.format.upper()}. "
                                 "Nothing is written until every row has been checked."))
@@ -162,10 +159,7 @@ class LabelImportDialog(QDialog):
         form.addRow("Label (0/1 or value)", self.label)
         form.addRow("Labelled at", self.labelled_at)
         form.addRow("", self.skip_unknown)
-        buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Ok | QDialogButtonBox.StandardButton.Cancel)
-        buttons.button(QDialogButtonBox.StandardButton.Ok).setText("Import")
-        buttons.accepted.connect(self.accept)
-        buttons.rejected.connect(self.reject)
+        buttons = action_buttons(self, "Import")
         layout = QVBoxLayout(self)
         layout.addWidget(QLabel(f"{info.row_count:,} labels in {info.source.path.name}. Labels join predictions "
                                 "by record id; a later label for the same record replaces the earlier one."))

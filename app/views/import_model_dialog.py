@@ -11,7 +11,6 @@ from pathlib import Path
 from PySide6.QtWidgets import (
     QComboBox,
     QDialog,
-    QDialogButtonBox,
     QDoubleSpinBox,
     QFileDialog,
     QFormLayout,
@@ -22,6 +21,7 @@ from PySide6.QtWidgets import (
 )
 
 from app.core.models.registry import RISK_TIERS, TASKS
+from app.views.dialog_buttons import action_buttons
 
 
 class ImportModelDialog(QDialog):
@@ -56,11 +56,7 @@ class ImportModelDialog(QDialog):
         form.addRow("Task", self.task)
         form.addRow("Risk tier", self.tier)
         form.addRow("Threshold", self.threshold)
-        buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Ok | QDialogButtonBox.StandardButton.Cancel)
-        buttons.button(QDialogButtonBox.StandardButton.Ok).setText("Check and import")
-        buttons.accepted.connect(self.accept)
-        buttons.rejected.connect(self.reject)
-        form.addRow(buttons)
+        form.addRow(action_buttons(self, "Check and import"))
         self.resize(620, 0)
 
     def _browse(self) -> None:
