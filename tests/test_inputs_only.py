@@ -12,7 +12,7 @@ from sklearn import metrics as skm
 
 from app.cli import main
 from app.core.analysis.drift import DriftQuery, compute_drift
-from app.core.analysis.overview import build_overview
+from app.core.analysis.overview import build_overview, log_rows_text
 from app.core.analysis.slices import SliceQuery, compute_slices, logged_versions, resolve_version
 from app.core.errors import IngestError
 from app.core.store.ingest import (
@@ -52,7 +52,9 @@ def test_an_input_only_log_imports_and_its_drift_matches_scipy(empty_project: Pr
     assert row["ks_d"] == pytest.approx(expected.statistic, abs=1e-12)
     assert row["n_ref"] == len(ref) and row["n_cur"] == len(cur)
     assert logged_versions(empty_project) == []  # nothing to compute metrics for
-    assert build_overview(empty_project).input_only_rows == 400
+    overview = build_overview(empty_project)
+    assert overview.input_only_rows == 400
+    assert log_rows_text(overview) == "0 predictions + 400 input-only records"
 
 
 def test_input_rows_never_reach_the_metrics_of_the_only_model(empty_project: Project, tmp_path: Path):

@@ -23,7 +23,7 @@ from PySide6.QtWidgets import (
 )
 
 from app import __version__
-from app.core.analysis.overview import Overview, build_overview
+from app.core.analysis.overview import Overview, build_overview, log_rows_text
 from app.core.errors import LineproofError, ProjectLockedError
 from app.core.store.ingest import import_labels, import_predictions
 from app.core.store.project import Project
@@ -482,9 +482,7 @@ class MainWindow(QMainWindow):
     def _show_overview(self, ov: Overview) -> None:
         self.last_overview = ov
         self.overview.set_overview(ov)
-        inputs = f" + {ov.input_only_rows:,} input-only records" if ov.input_only_rows else ""
-        self.status_rows.setText(f"{ov.prediction_rows - ov.input_only_rows:,} predictions{inputs} · "
-                                 f"{ov.label_rows:,} labels · {ov.label_coverage:.1%} labelled")
+        self.status_rows.setText(f"{log_rows_text(ov)} · {ov.label_rows:,} labels · {ov.label_coverage:.1%} labelled")
         if ov.prediction_rows == 0:
             self.statusBar().showMessage("No prediction log yet: File > Import predictions… (Ctrl+I)", 10_000)
 

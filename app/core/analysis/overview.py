@@ -85,17 +85,21 @@ def build_overview(project: Project) -> Overview:
                     tuple(t["action"] for t in open_triggers(project)) if n_pred else (), int(n_inputs))
 
 
+def log_rows_text(ov: Overview) -> str:
+    """'1,234 predictions', with '+ 56 input-only records' when the log also holds rows without a model."""
+    inputs = f" + {ov.input_only_rows:,} input-only records" if ov.input_only_rows else ""
+    return f"{ov.prediction_rows - ov.input_only_rows:,} predictions{inputs}"
+
+
 def overview_text(ov: Overview) -> str:
     """The overview as plain text for the terminal."""
     span = f"{ov.first_ts:%Y-%m-%d} .. {ov.last_ts:%Y-%m-%d}" if ov.first_ts else "no data yet"
     out = [f"Project   {ov.name}" + (f" ({ov.site})" if ov.site else ""),
            f"Folder    {ov.folder}" + ("  [read-only]" if ov.read_only else ""),
            f"Schema    {ov.schema_version}",
-           f"Data      {ov.prediction_rows - ov.input_only_rows:,} predictions, {ov.label_rows:,} labels "
-           f"({ov.label_coverage:.1%} labelled), {span}"]
+           f"Data      {log_rows_text(ov)}, {ov.label_rows:,} labels ({ov.label_coverage:.1%} labelled), {span}"]
     if ov.input_only_rows:
-        out.append(f"          + {ov.input_only_rows:,} input-only records (no model version or score): drift and "
-                   "data quality, no metrics")
+        out.append("          (input-only records have no model version or score: drift and data quality, no metrics)")
     out.append("")
     out.append("Models")
     if ov.models.height:
@@ -131,7 +135,8 @@ def overview_json(ov: Overview) -> dict:
         return [{k: (v.isoformat() if hasattr(v, "isoformat") else v) for k, v in r.items()}
                 for r in df.iter_rows(named=True)]
     return {"name": ov.name, "site": ov.site, "folder": ov.folder, "read_only": ov.read_only,
-            "schema_version": ov.schema_version, "prediction_rows": ov.prediction_rows, "input_only_rows": ov.input_only_rows,
+            "schema_version": ov.schema_version, "prediction_rows": ov.prediction_rows,
+            "input_only_rows": ov.input_only_rows,
             "label_rows": ov.label_rows, "label_coverage": ov.label_coverage,
             "first_ts": ov.first_ts.isoformat() if ov.first_ts else None,
             "last_ts": ov.last_ts.isoformat() if ov.last_ts else None,
