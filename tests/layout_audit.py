@@ -7,7 +7,6 @@ from PySide6.QtWidgets import (
     QAbstractButton,
     QAbstractItemView,
     QComboBox,
-    QHeaderView,
     QLabel,
     QLineEdit,
     QTableView,
@@ -68,14 +67,10 @@ def _columns_cut(view: QTableView) -> list[str]:
     model = view.model()
     if model is None or model.rowCount() == 0 and model.columnCount() == 0:
         return []
-    header = view.horizontalHeader()
     cut = []
     for c in range(model.columnCount()):
-        if view.isColumnHidden(c) or header.sectionResizeMode(c) == QHeaderView.ResizeMode.Stretch \
-                and header.stretchLastSection() and c == model.columnCount() - 1:
-            continue
-        if getattr(model, "columns", None) and getattr(model.columns[c], "free_text", False):
-            continue  # gives way by design; its tooltip shows the whole text
+        if view.isColumnHidden(c) or getattr(model, "columns", None) and getattr(model.columns[c], "free_text", False):
+            continue  # a free-text column gives way by design; its tooltip shows the whole text
         title = str(model.headerData(c, Qt.Orientation.Horizontal) or "")
         width = view.columnWidth(c)
         title_needed = max((view.fontMetrics().horizontalAdvance(t) for t in title.splitlines()), default=0) + 12
