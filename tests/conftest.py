@@ -15,6 +15,27 @@ from app.core.store.project import Project  # noqa: E402
 SAMPLE_TEST_SCALE = 0.05  # ~100k predictions: every story of the sample, built in ~20 s
 
 
+@pytest.fixture(autouse=True)
+def pinned_test_identities(request, monkeypatch):
+    """Tests stand for a site that pins its people's certificates on this PC (lineproof trust add): a self-signed
+    identity made in a test is pinned as an anchor when it is created. Tests of unanchored identities opt out
+    with @pytest.mark.unpinned."""
+    if request.node.get_closest_marker("unpinned"):
+        yield
+        return
+    from app.core.governance import identity, trust
+
+    original = identity._write_p12
+
+    def write_and_pin(path, user_id, key, cert, chain, passphrase):
+        original(path, user_id, key, cert, chain, passphrase)
+        if not chain:  # self-signed (a site CA pins itself anyway)
+            trust.add_anchor(cert)
+
+    monkeypatch.setattr(identity, "_write_p12", write_and_pin)
+    yield
+
+
 @pytest.fixture
 def empty_project(tmp_path: Path):
     """A new project with the default slice dimensions, open for writing."""

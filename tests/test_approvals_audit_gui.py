@@ -29,7 +29,7 @@ def project(tmp_path: Path, monkeypatch):
                            ("anna", ["approver"])):
         cert = create_identity(user_id, f"{user_id.title()} Żółć", PASS)
         gov.add_user(project, user_id, user_id.title(), cert_pem(cert), roles,
-                     by=None if user_id == "admin" else gov.unlock(project, "admin", PASS))
+                     by=gov.unlock(project, "admin", PASS))
     register_model(project, "med", "medium", "binary", risk_tier="medium")
     import_model(project, _model_file(tmp_path), "med", "v1")
     yield project

@@ -195,14 +195,14 @@ def test_adding_the_first_user_updates_every_screen_that_shows_users(qtbot, wind
                                                                      tmp_path: Path, monkeypatch):
     """No stale 'Nobody is registered' on Approvals after a user was added on Users & roles."""
     from app.core.governance import approvals as gov
-    from app.core.governance.identity import cert_pem, create_identity
+    from app.core.governance.identity import cert_pem, create_identity, unlock_identity
 
     monkeypatch.setenv("LINEPROOF_HOME", str(tmp_path / "profile"))
     _open(qtbot, window, sample_copy)
     assert window.approvals.stack.currentWidget() is window.approvals.empty
     assert "Nobody is registered" in window.approvals.empty.text()
     gov.add_user(window.project, "ines", "Ines", cert_pem(create_identity("ines", "Ines", "pass-word-1")),
-                 ["validation_lead"])
+                 ["validation_lead"], by=unlock_identity("ines", "pass-word-1"))
     window.users.changed.emit()  # what the Users & roles screen says after its Add user dialog
     assert window.approvals.stack.currentWidget() is not window.approvals.empty
     assert window.approvals.user.findText("ines") >= 0
@@ -271,12 +271,12 @@ def test_a_dataset_is_registered_from_the_file_menu(qtbot, window: MainWindow, s
 def test_changes_are_audited_under_the_signed_in_user(qtbot, window: MainWindow, sample_copy: Path, tmp_path: Path,
                                                       monkeypatch):
     from app.core.governance import approvals as gov
-    from app.core.governance.identity import cert_pem, create_identity
+    from app.core.governance.identity import cert_pem, create_identity, unlock_identity
 
     monkeypatch.setenv("LINEPROOF_HOME", str(tmp_path / "profile"))
     _open(qtbot, window, sample_copy)
     gov.add_user(window.project, "ines", "Ines", cert_pem(create_identity("ines", "Ines", "pass-word-1")),
-                 ["engineer"])
+                 ["engineer"], by=unlock_identity("ines", "pass-word-1"))
     with pytest.raises(gov.GovernanceError):
         window.sign_in("ines", "wrong passphrase")
     assert window.signed_in is None

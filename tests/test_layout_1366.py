@@ -38,7 +38,7 @@ def busy_sample(sample_copy: Path, tmp_path: Path, monkeypatch) -> Path:
                                  ("anna", "Anna Öberg", ["approver", "engineer"])):
         cert = create_identity(user_id, name, PASS)
         gov.add_user(project, user_id, name, cert_pem(cert), roles,
-                     by=None if user_id == "vera" else gov.unlock(project, "vera", PASS))
+                     by=gov.unlock(project, "vera", PASS))
     project.close()
     return sample_copy
 

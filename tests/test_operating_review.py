@@ -88,7 +88,7 @@ def test_periods_and_their_comparison_periods():
 
 def test_a_saved_review_exports_signed_and_verifies_like_a_packet(sample_copy: Path, tmp_path: Path, monkeypatch):
     from app.core.governance.approvals import add_user, unlock
-    from app.core.governance.identity import cert_pem, create_identity, create_site_ca
+    from app.core.governance.identity import cert_pem, create_identity, unlock_identity, create_site_ca
     from app.core.packet import PASSED, Signing, verify_packet
     from app.core.packet.review_pdf import export_review
 
@@ -98,7 +98,7 @@ def test_a_saved_review_exports_signed_and_verifies_like_a_packet(sample_copy: P
     with Project.open(sample_copy) as project:
         add_user(project, "ola", "Ola Ødegård", cert_pem(create_identity("ola", "Ola Ødegård", "review-pass",
                                                                          ca_id="plant-ca", ca_passphrase="review-pass")),
-                 ["validation_lead"])
+                 ["validation_lead"], by=unlock_identity("ola", "review-pass"))
         review = ops.build_review(project, ops.month(FIRMWARE_MONTH))
         with pytest.raises(ops.ReviewError, match="needs the reviewer's decision"):
             ops.save_review(project, review, " ", [], "ola")
@@ -127,13 +127,14 @@ def test_cli_review_month(sample_folder: Path, capsys):
 @pytest.mark.gui
 def test_reviews_screen_builds_saves_and_exports(qtbot, sample_copy: Path, tmp_path: Path, monkeypatch):
     from app.core.governance.approvals import add_user
-    from app.core.governance.identity import cert_pem, create_identity
+    from app.core.governance.identity import cert_pem, create_identity, unlock_identity
     from app.core.packet import INDETERMINATE, verify_packet
     from app.views.reviews_view import ReviewsView
 
     monkeypatch.setenv("LINEPROOF_HOME", str(tmp_path / "profile"))
     with Project.open(sample_copy) as project:
-        add_user(project, "ola", "Ola", cert_pem(create_identity("ola", "Ola", "review-pass")), ["validation_lead"])
+        add_user(project, "ola", "Ola", cert_pem(create_identity("ola", "Ola", "review-pass")), ["validation_lead"],
+                 by=unlock_identity("ola", "review-pass"))
         view = ReviewsView()
         qtbot.addWidget(view)
         view.set_project(project)

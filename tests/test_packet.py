@@ -63,7 +63,7 @@ def signed(tmp_path_factory):
             certs[user_id] = root / f"{user_id}.pem"
             certs[user_id].write_text(cert_pem(cert))
             add_user(project, user_id, name, cert_pem(cert), roles,
-                     by=None if user_id == "vera" else unlock(project, "vera", PW))
+                     by=unlock(project, "vera", PW))
         register_model(project, "m", "scorer", "binary")
         model = _score_model(root / "m.onnx")
         _held_out().write_parquet(root / "held.parquet")

@@ -181,12 +181,12 @@ def test_many_small_files_that_expand_enormously_in_all_are_refused(archive: Pat
 def governed_copy(sample_copy: Path, tmp_path: Path, monkeypatch) -> Path:
     """The sample with one registered user (who becomes admin) and a large all-zero model file."""
     from app.core.governance.approvals import add_user
-    from app.core.governance.identity import cert_pem, create_identity
+    from app.core.governance.identity import cert_pem, create_identity, unlock_identity
 
     monkeypatch.setenv("LINEPROOF_HOME", str(tmp_path / "profile"))
     with Project.open(sample_copy) as project:
         add_user(project, "ines", "Ines Export", cert_pem(create_identity("ines", "Ines Export", "pass-word-1")),
-                 ["engineer"])
+                 ["engineer"], by=unlock_identity("ines", "pass-word-1"))
     (sample_copy / "artifacts" / "models" / "zeros-weights.bin").write_bytes(b"\0" * (80 << 20))
     return sample_copy
 

@@ -19,7 +19,7 @@ from app.core.store.schema import SCHEMA_VERSION, migrate, stored_version
 
 FIXTURES = Path(__file__).parent / "fixtures" / "schemas"
 MIGRATIONS_DIR = Path(__file__).parents[1] / "app" / "core" / "store" / "migrations"
-RELEASED = (1, 2, 3, 4, 5, 6, 8, 9, 10, 11, 12)
+RELEASED = (1, 2, 3, 4, 5, 6, 8, 9, 10, 11, 12, 13)
 
 # A released migration is never edited: a schema change is a new file. Add a line here with the new file.
 FROZEN = {
@@ -37,6 +37,7 @@ FROZEN = {
     "m011_kpis.py": "01793a6188f5949dc4e967e74ba3379fd22fcdedda4ad5b15a1b8a3c67289063",
     "m012_audit_receipts.py": "f8a21d05255e90dd4353e310dde3ce2be7dbe4d7ad5240ef52b37c2b135c8d48",
     "m013_inputs_only_rows.py": "e4acf0954aea9b727f68e4ee82fa7d783876a893c0c94c9a3eafa29bdeff8122",
+    "m014_statements.py": "09a8cef569d080ef24c37ebe49acf3b462614dddcab814c357c24413c676a8aa",
 }
 
 

@@ -21,6 +21,8 @@ def build_parser() -> argparse.ArgumentParser:
         prog="lineproof", description="Trust machine-learning models on the production line. "
         "With no command, opens the last project (or the sample) in the desktop app.")
     parser.add_argument("--version", action="version", version=f"lineproof {__version__}")
+    parser.add_argument("--trust", dest="anchor", action="append", metavar="CERT.pem",
+                        help="also trust this site CA or pinned certificate for this run (besides this PC's anchors)")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for group in (project, data, monitoring, models, bench, governance, validation, packet):
         group.add_parsers(sub)
@@ -42,6 +44,11 @@ def main(argv: list[str] | None = None) -> int:
         args = parser.parse_args(["gui"])
     previous = _stop_on_sigterm()
     try:
+        anchors = list(getattr(args, "anchor", None) or []) + list(getattr(args, "trust", None) or [])
+        if anchors:
+            from app.core.governance.trust import use_extra_anchors
+
+            use_extra_anchors(anchors)
         return args.func(args)
     except LineproofError as exc:
         print(f"lineproof {args.command}: error: {exc}", file=sys.stderr)

@@ -21,19 +21,24 @@ def cmd_user(args: argparse.Namespace) -> int:
             frame = gov.list_users(project)
         for r in frame.iter_rows(named=True):
             print(f"{r['user_id']:<16} {r['name']:<24} {', '.join(json.loads(r['roles_json'])):<36} "
-                  f"cert {r['cert_sha256'][:16]}{'' if r['active'] else '  (inactive)'}")
+                  f"cert {r['cert_sha256'][:16]}{'' if r['active'] else '  (inactive)'}"
+                  f"{'' if r['verified'] else '  (NOT BACKED by a signed statement: ignored)'}")
         if frame.is_empty():
             print("No users yet: lineproof user create PROJECT --id ID --name NAME --role engineer "
                   "(the first user becomes admin)")
         return 0
     roles = [r.strip() for r in (args.role or "").split(",") if r.strip()]
     with open_project(args.path) as project:
-        admin = None
-        if gov.governed(project) and args.action in ("create", "import", "roles"):
+        admin = cosigner = None
+        first = not gov.governed(project)
+        if not first and args.action in ("create", "import", "roles"):
             if not args.as_user:
                 raise LineproofError("Adding users and changing roles needs an admin.", "Give --as ADMIN_ID.")
             admin = gov.unlock(project, args.as_user, passphrase(f"Passphrase of {args.as_user}: ",
                                                                   "LINEPROOF_ADMIN_PASSPHRASE"))
+            if args.countersign:
+                cosigner = gov.unlock(project, args.countersign, passphrase(
+                    f"Passphrase of {args.countersign} (countersigning): ", "LINEPROOF_COSIGN_PASSPHRASE"))
         if args.action == "roles":
             gov.set_roles(project, args.id, roles, admin, args.reason or "")
             print(f"{args.id} now has the roles {', '.join(sorted(roles))}.")
@@ -42,21 +47,26 @@ def cmd_user(args: argparse.Namespace) -> int:
             if args.ca and not args.ca_passphrase_env:
                 raise LineproofError("Signing with a site CA needs its passphrase.",
                                      "Set --ca-passphrase-env VAR (the variable holding it).")
-            cert = identity.create_identity(args.id, args.name or args.id, passphrase(f"New passphrase for "
-                                                                                      f"{args.id}: "),
-                                            ca_id=args.ca, ca_passphrase=os.environ.get(args.ca_passphrase_env or "",
-                                                                                        ""))
+            secret = passphrase(f"New passphrase for {args.id}: ")
+            cert = identity.create_identity(args.id, args.name or args.id, secret, ca_id=args.ca,
+                                            ca_passphrase=os.environ.get(args.ca_passphrase_env or "", ""))
+            if first:  # the first user signs their own registration, which starts governance
+                admin = identity.unlock_identity(args.id, secret)
         elif args.action == "create-ca":
             cert = identity.create_site_ca(args.id, args.name or args.id, passphrase("New CA passphrase: "))
             path = identity.identity_path(args.id).with_suffix(".cert.pem")
-            print(f"Site CA {args.id} created; give {path} to everyone who verifies packets.")
+            print(f"Site CA {args.id} created and trusted on this PC; give {path} to every PC that verifies "
+                  "(lineproof trust add) and to everyone who verifies packets.")
             return 0
         else:
             if not args.p12:
                 raise LineproofError("Importing needs the PKCS#12 file.", "Give --p12 FILE.")
-            cert = identity.import_identity(args.p12, args.id, passphrase(f"Passphrase of {args.p12}: "))
+            secret = passphrase(f"Passphrase of {args.p12}: ")
+            cert = identity.import_identity(args.p12, args.id, secret)
+            if first:
+                admin = identity.unlock_identity(args.id, secret)
         given = gov.add_user(project, args.id, args.name or args.id, identity.cert_pem(cert), roles or ["viewer"],
-                             by=admin, reason=args.reason or "")
+                             by=admin, reason=args.reason or "", countersign=cosigner)
     print(f"User {args.id} added with roles {', '.join(given)}; identity in {identity.identity_path(args.id)}")
     return 0
 
@@ -109,8 +119,8 @@ def cmd_decide(args: argparse.Namespace) -> int:
 
 def cmd_audit(args: argparse.Namespace) -> int:
     """List the audit trail, verify its hash chain and signed receipts (exit 1 when broken), or export a receipt."""
-    from app.core.governance.receipts import export_receipt, verify_receipts
-    from app.core.store.audit import read_audit, verify_audit
+    from app.core.governance.receipts import export_receipt
+    from app.core.store.audit import read_audit
 
     if args.action == "receipt":
         if not (args.as_user and args.out):
@@ -123,40 +133,90 @@ def cmd_audit(args: argparse.Namespace) -> int:
             out = export_receipt(project, signer, args.out)
         print(f"Receipt written: {out} (keep it outside the project folder: it pins the log as it is now)")
         return 0
+    if args.action == "verify":
+        return _audit_verify(args)
     with open_project(args.path, read_only=True, allow_snapshot=True) as project:
         with project.reading() as con:
-            if args.action == "verify":
-                verdict = verify_audit(con)
-            else:
-                frame = read_audit(con, args.limit, args.filter_action, args.actor, args.text)
-        if args.action == "verify":
-            checked, problems = verify_receipts(project, args.receipt or [])
-    if args.action == "verify":
-        ok = verdict.ok and not problems
-        if args.format == "json":
-            print(json.dumps({**verdict.__dict__, "receipts_checked": checked, "receipt_problems": problems,
-                              "ok": ok}, indent=2))
-        elif ok:
-            print(f"Audit trail intact: {verdict.entries} entries, head #{verdict.head_seq} {verdict.head_hash}")
-        elif verdict.ok:
-            print(f"AUDIT TRAIL REWRITTEN: the hash chain is consistent, but {len(problems)} signed receipt(s) do "
-                  "not match it (someone recomputed the chain)")
-        else:
-            print(f"AUDIT TRAIL BROKEN at entry {verdict.first_bad_seq}: {verdict.problem}")
-        if args.format != "json":
-            for problem in problems:
-                print(f"RECEIPT FAILED: {problem}")
-            print(f"Signed receipts: {checked} checked, {len(problems)} failed" + (
-                "" if checked else " (none yet: export one with `lineproof audit receipt`)"))
-            for warning in verdict.clock_warnings:
-                print(f"warning: {warning}")
-        return 0 if ok else 1
+            frame = read_audit(con, args.limit, args.filter_action, args.actor, args.text)
     if args.format == "json":
         print(json.dumps(frame.to_dicts(), indent=2, default=str))
         return 0
     for r in frame.iter_rows(named=True):
         reason = f"  reason: {r['reason']}" if r["reason"] else ""
         print(f"#{r['seq']:<5} {r['ts_text'][:19]} {r['actor']:<12} {r['action']:<24} {r['target']}{reason}")
+    return 0
+
+
+def _audit_verify(args: argparse.Namespace) -> int:
+    """The chain, the signed governance record and every receipt (exit 1 when anything contradicts them)."""
+    from pathlib import Path
+
+    from app.core.governance.integrity import verify_project
+
+    files = [f for f in args.receipt or [] if not str(f).lower().endswith(".pdf")]
+    with open_project(args.path, read_only=True, allow_snapshot=True) as project:
+        packets = [Path(f) for f in args.receipt or [] if str(f).lower().endswith(".pdf")]
+        packets += sorted((project.snapshot_of or project.folder).joinpath("packets").glob("*.pdf"))
+        verdict = verify_project(project, files, _packet_receipts(packets))
+    if args.format == "json":
+        print(json.dumps(verdict.as_dict(), indent=2, default=str))
+        return 0 if verdict.ok else 1
+    chain = verdict.chain
+    if not verdict.anchored:
+        print(f"warning: {verdict.anchor_note}")
+    if verdict.ok:
+        print(f"Audit trail intact: {chain.entries} entries, head #{chain.head_seq} {chain.head_hash}")
+    elif not chain.ok:
+        print(f"AUDIT TRAIL BROKEN at entry {chain.first_bad_seq}: {chain.problem}")
+    elif verdict.anchors.problems:
+        print(f"AUDIT TRAIL REWRITTEN: the hash chain is consistent, but {len(verdict.anchors.problems)} signed "
+              "receipt(s) contradict it")
+    else:
+        print(f"GOVERNANCE RECORD TAMPERED: {len(verdict.governance)} row(s) or statement(s) no signature backs")
+    for problem in verdict.anchors.problems:
+        print(f"RECEIPT FAILED: {problem}")
+    for problem in verdict.governance:
+        print(f"NOT BACKED: {problem}")
+    for note in verdict.anchors.notes:
+        print(f"note: {note}")
+    print(f"Signed receipts: {verdict.anchors.checked} checked, {len(verdict.anchors.problems)} failed" + (
+        "" if verdict.anchors.checked else " (none yet: export one with `lineproof audit receipt`)"))
+    for warning in chain.clock_warnings:
+        print(f"warning: {warning}")
+    return 0 if verdict.ok else 1
+
+
+def _packet_receipts(paths: list) -> list[dict]:
+    """The audit receipts embedded in packets and review records (each one an anchor kept outside)."""
+    from app.core.packet.evidence import embedded_receipt
+
+    out = []
+    for path in paths:
+        receipt = embedded_receipt(path)
+        if receipt is not None:
+            out.append({**receipt, "_source": path.name})
+    return out
+
+
+def cmd_trust(args: argparse.Namespace) -> int:
+    """Show or change this PC's trust anchors (kept outside every project)."""
+    from app.core.governance import trust
+
+    if args.action == "add":
+        if not args.cert:
+            raise LineproofError("Name the certificate to trust.", "lineproof trust add SITE-CA.pem")
+        out = trust.add_anchor(args.cert)
+        print(f"Trusted on this PC: {args.cert} (stored as {out})")
+        return 0
+    files = trust.anchor_files()
+    if not files:
+        print("This PC has no trust anchor: projects are treated as ungoverned for verification.\n"
+              "Install the site CA certificate: lineproof trust add SITE-CA.pem")
+        return 0
+    print(f"Trust configuration: {trust.trust_dir()}")
+    for path in files:
+        for cert in trust.anchors_in(path):
+            print(f"  {cert.subject.rfc4514_string():<50} sha256 {trust.der_sha256(cert)[:16]}…  ({path.name})")
     return 0
 
 
@@ -174,8 +234,18 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--ca-passphrase-env", help="environment variable holding the CA passphrase")
     p.add_argument("--p12", help="PKCS#12 file to import (organisation PKI)")
     p.add_argument("--as", dest="as_user", help="admin who authorises the change")
+    p.add_argument("--countersign", metavar="ADMIN2",
+                   help="a second admin countersigns the registration (needed for a certificate the site CA did not "
+                        "issue; passphrase from LINEPROOF_COSIGN_PASSPHRASE or asked)")
     p.add_argument("--reason", help="why (required for role changes)")
     p.set_defaults(func=cmd_user)
+
+    p = sub.add_parser("trust", help="this PC's trust anchors (site CA or pinned certificates)",
+                       description="Identities must chain to an anchor configured on this PC, never read from a "
+                                   "project. `add` trusts a site CA certificate (or pins one certificate).")
+    p.add_argument("action", choices=("add", "list"))
+    p.add_argument("cert", nargs="?", help="certificate file (PEM or DER) for add")
+    p.set_defaults(func=cmd_trust)
 
     p = sub.add_parser("request", help="ask for a model version to move to a stage at a site (or --list)")
     p.add_argument("path", help="project folder")
@@ -215,7 +285,9 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--actor", help="only this user")
     p.add_argument("--text", help="only entries mentioning this")
     p.add_argument("--format", choices=("table", "json"), default="table")
-    p.add_argument("--receipt", action="append", metavar="FILE", help="a receipt file to check the log against")
+    p.add_argument("--receipt", action="append", metavar="FILE",
+                   help="a receipt file (or a packet PDF that embeds one) to check the log against")
+    p.add_argument("--trust", action="append", metavar="CERT.pem", help="also trust this anchor for this run")
     p.add_argument("--as", dest="as_user", metavar="USER", help="who signs the receipt (passphrase asked)")
     p.add_argument("--out", metavar="FILE", help="where to write the receipt")
     p.set_defaults(func=cmd_audit)

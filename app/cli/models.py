@@ -13,10 +13,16 @@ def cmd_import_model(args: argparse.Namespace) -> int:
     from app.core.models.model_import import import_model
 
     with open_project(args.path) as project:
+        by = None
+        if getattr(args, "as_user", None):  # signs the new model's risk tier and the version's author
+            from app.core.governance.approvals import unlock
+
+            by = unlock(project, args.as_user, passphrase(f"Passphrase for {args.as_user}: "))
         # A new model is registered with its first version, in one transaction: a refused file leaves nothing.
         result = import_model(project, args.file, args.model, args.version, args.threshold,
+                              lineage={"author": args.author} if getattr(args, "author", None) else None,
                               new_model={"name": args.name or args.model, "task": args.task,
-                                         "risk_tier": args.risk_tier})
+                                         "risk_tier": args.risk_tier}, by=by)
     print(f"Imported {result.version_id} ({result.format}), sha256 {result.sha256}")
     for runtime, state in result.runtimes.items():
         print(f"  {runtime:<12} {state}")
@@ -68,6 +74,9 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--model", required=True, help="model id (registered on first import)")
     p.add_argument("--version", required=True, help="version name, e.g. v3")
     p.add_argument("--name", help="display name of a new model")
+    p.add_argument("--author", help="who built this version (never approves its release)")
+    p.add_argument("--as", dest="as_user", metavar="USER",
+                   help="in a governed project: sign the version's author and a new model's risk tier")
     p.add_argument("--task", default="binary", choices=("binary", "regression", "multiclass"))
     p.add_argument("--risk-tier", default="medium", choices=("low", "medium", "high", "safety-relevant"))
     p.add_argument("--threshold", type=float, default=0.5, help="decision threshold for binary models")

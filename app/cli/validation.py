@@ -8,7 +8,7 @@ import argparse
 import json
 from pathlib import Path
 
-from app.cli.common import open_project, show_progress
+from app.cli.common import open_project, passphrase, show_progress
 from app.core.errors import LineproofError
 
 EXIT = {"PASS": 0, "FAIL": 1, "INCONCLUSIVE": 2}
@@ -44,8 +44,13 @@ def cmd_validate(args: argparse.Namespace) -> int:
     with open_project(args.path) as project:
         text, source = _plan_text(project, args.plan)
         plan = parse_plan(text, source)
+        by = None
+        if args.as_user:  # the person running it signs the result (a governed release needs that)
+            from app.core.governance.approvals import unlock
+
+            by = unlock(project, args.as_user, passphrase(f"Passphrase for {args.as_user}: "))
         run = run_validation(project, plan, args.candidate, args.champion, args.dataset,
-                             show_progress(args.quiet or args.format == "json"))
+                             show_progress(args.quiet or args.format == "json"), by=by)
     if args.format == "json":
         print(json.dumps({"run_id": run.run_id, "verdict": run.verdict, "result_sha256": run.result_sha256,
                           **run.result}, indent=2, default=str))
@@ -66,8 +71,20 @@ def cmd_validate(args: argparse.Namespace) -> int:
 
 
 def cmd_validations(args: argparse.Namespace) -> int:
-    """List stored validation runs."""
+    """List stored validation runs (or sign one's result as the person who ran it)."""
     from app.core.models.validation.store import list_runs
+
+    if args.sign:
+        from app.core.governance.approvals import unlock
+        from app.core.models.validation.run import sign_run
+
+        if not args.as_user:
+            raise LineproofError("Signing a run needs --as USER (the person who ran it).",
+                                 f"lineproof validations PROJECT --sign {args.sign} --as USER")
+        with open_project(args.path) as project:
+            sign_run(project, args.sign, unlock(project, args.as_user, passphrase(f"Passphrase for {args.as_user}: ")))
+        print(f"{args.sign}: result signed by {args.as_user}.")
+        return 0
 
     with open_project(args.path, read_only=True, allow_snapshot=True) as project:
         with project.reading() as con:
@@ -99,10 +116,13 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--format", choices=("table", "json"), default="table")
     p.add_argument("--max-lines", type=int, default=8, help="checks shown per criterion (default 8)")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress output")
+    p.add_argument("--as", dest="as_user", metavar="USER", help="sign the result as this user (passphrase asked)")
     p.set_defaults(func=cmd_validate)
 
     p = sub.add_parser("validations", help="list stored validation runs")
     p.add_argument("path", help="project folder")
     p.add_argument("--candidate", metavar="M:V", help="only runs of this candidate")
     p.add_argument("--format", choices=("table", "json"), default="table")
+    p.add_argument("--sign", metavar="RUN", help="sign this run's result as the person who ran it (with --as)")
+    p.add_argument("--as", dest="as_user", metavar="USER", help="who signs")
     p.set_defaults(func=cmd_validations)

@@ -17,6 +17,7 @@ from typing import Any
 import polars as pl
 
 from app.core.errors import LineproofError
+from app.core.governance import trust
 from app.core.governance.identity import (
     Signer,
     WrongPassphrase,
@@ -26,6 +27,18 @@ from app.core.governance.identity import (
     unlock_identity,
     verify_signature,
 )
+from app.core.governance.ledger import (
+    MEANINGS,
+    TIER_ORDER,
+    GovernanceState,
+    append_statement,
+    canonical,
+    decision_payload,
+    identity_problem,
+    project_key,
+    release_problem,
+    replay,
+)
 from app.core.governance.receipts import sign_head
 from app.core.store.audit import acting_as
 from app.core.store.db import one
@@ -34,7 +47,6 @@ from app.core.store.project import Project
 ROLES = ("viewer", "engineer", "validation_lead", "approver", "admin")
 ROLE_NAMES = {"viewer": "viewer", "engineer": "engineer", "validation_lead": "validation lead",
               "approver": "approver", "admin": "admin"}
-MEANINGS = {"review": "reviewed by", "approve": "approved by", "reject": "rejected by"}
 # What a signature on a packet may mean, and the roles that may sign with that meaning (viewers and admins as such
 # sign nothing: an admin manages people, not releases).
 SIGNING_ROLES = {"validated by": ("validation_lead",), "approved by": ("approver",),
@@ -42,37 +54,63 @@ SIGNING_ROLES = {"validated by": ("validation_lead",), "approved by": ("approver
 MAX_FAILURES = 5
 LOCK_MINUTES = 15
 
-# The risk tiers in order of strictness; their rules were seeded by migration 8 and live in `tier_rules`.
-TIER_ORDER = ("low", "medium", "high", "safety-relevant")
-
 
 class GovernanceError(LineproofError):
     """A governance action is refused: who may do what, in which order."""
 
-def canonical(data: Any) -> bytes:
-    """The canonical JSON bytes that hashes and signatures are computed over."""
-    return json.dumps(data, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str).encode("utf-8")
 
-
-# ----- users and roles
-def governed(project: Project) -> bool:
-    """True once the project has users: from then on production needs the tier's approvals."""
+# ----- the verified state (replayed from signed statements, cached per open project)
+def governance(project: Project) -> GovernanceState:
+    """The governance state that this PC's anchor verifies (statements replayed; unsigned rows reported)."""
     with project.reading() as con:
-        return bool(one(con, "SELECT count(*) FROM users")[0])
+        count, last = one(con, "SELECT count(*), max(sha256) FROM statements")
+        head = one(con, "SELECT entry_hash FROM audit_head WHERE id = 1")
+        key = (count, last, head[0] if head else None, tuple(str(p) for p in trust.anchor_files()),
+               tuple(p.stat().st_mtime_ns for p in trust.anchor_files() if p.exists()))
+        cached = getattr(project, "_governance_cache", None)
+        if cached is not None and cached[0] == key:
+            return cached[1]
+        state = replay(con)
+    project._governance_cache = (key, state)
+    return state
+
+
+def governed(project: Project) -> bool:
+    """True once the project has users (or ever had: statements, receipts on this PC): releases need approvals."""
+    with project.reading() as con:
+        users, statements = one(con, "SELECT (SELECT count(*) FROM users), (SELECT count(*) FROM statements)")
+        if users or statements:
+            return True
+        if one(con, "SELECT count(*) FROM audit_log WHERE action IN ('user.add', 'governance.start')")[0]:
+            return True
+        key = project_key(con)
+    return bool(trust.pc_receipts(key))
+
+
+def require_anchor(project: Project) -> GovernanceState:
+    """The verified state, or a clear refusal when this PC has no trust anchor to verify it with."""
+    state = governance(project)
+    if not state.anchored:
+        raise GovernanceError("This PC has no trust anchor configured, so nobody's signature can be verified here.",
+                              "Install the site CA certificate: lineproof trust add SITE-CA.pem (or pin the admins' "
+                              "certificates); nothing was changed.")
+    return state
 
 
 def list_users(project: Project) -> pl.DataFrame:
-    """Users with their roles and certificate fingerprints."""
+    """Users with their roles and certificate fingerprints, and whether the signed record backs the row."""
+    state = governance(project)
     with project.reading() as con:
-        return con.sql("SELECT user_id, name, roles_json, cert_sha256, active, added_at FROM users ORDER BY user_id"
-                       ).pl()
+        frame = con.sql("SELECT user_id, name, roles_json, cert_sha256, active, added_at FROM users ORDER BY user_id"
+                        ).pl()
+    verified = [u in state.users and sorted(json.loads(r)) == state.users[u].roles
+                for u, r in zip(frame["user_id"], frame["roles_json"], strict=True)]
+    return frame.with_columns(pl.Series("verified", verified, dtype=pl.Boolean))
 
 
 def user_roles(project: Project, user_id: str) -> list[str]:
-    """The roles of an active user ([] for unknown or inactive users)."""
-    with project.reading() as con:
-        row = one(con, "SELECT roles_json FROM users WHERE user_id = ? AND active", [user_id])
-    return json.loads(row[0]) if row else []
+    """The roles of an active user as the verified statements say ([] for unknown, inactive or unsigned users)."""
+    return governance(project).roles(user_id)
 
 
 def check_signing_meaning(project: Project, user_id: str, meaning: str) -> None:
@@ -82,6 +120,7 @@ def check_signing_meaning(project: Project, user_id: str, meaning: str) -> None:
                               f"Use one of: {', '.join(SIGNING_ROLES)}.")
     if not governed(project):
         return
+    require_anchor(project)
     roles = set(user_roles(project, user_id))
     allowed = SIGNING_ROLES[meaning]
     if not roles & set(allowed):
@@ -98,42 +137,96 @@ def _check_roles(roles: list[str]) -> None:
 
 
 def _require_role(project: Project, signer: Signer | None, role: str, what: str) -> None:
+    require_anchor(project)
     if signer is None or role not in user_roles(project, signer.user_id):
         who = signer.user_id if signer else "nobody"
         raise GovernanceError(f"{who} may not {what}: that needs the {ROLE_NAMES[role]} role.",
                               "Ask an admin; nothing was changed.")
+    _require_registered_cert(project, signer)
+
+
+def _require_registered_cert(project: Project, signer: Signer) -> None:
+    user = governance(project).users.get(signer.user_id)
+    if user is None or user.cert_sha256 != cert_sha256(signer.cert):
+        raise GovernanceError(f"The identity unlocked for {signer.user_id} is not their registered certificate.",
+                              "Use the identity you registered with; nothing was changed.")
+
+
+def _require_identity(cert: Any, user_id: str) -> None:
+    problem = identity_problem(cert)
+    if problem:
+        raise GovernanceError(f"{user_id}'s certificate cannot be registered: {problem}.",
+                              "Use an identity issued by the site CA (lineproof user create --ca SITE-CA), or have "
+                              "a second admin countersign (--countersign ADMIN2); nothing was changed.")
+
+
+def _genesis(project: Project, user_id: str, name: str, cert: Any, roles: list[str]) -> dict[str, Any]:
+    """What the first admin adopts when governance starts: the rules, tiers, authors, runs and stages as they are."""
+    with project.reading() as con:
+        rules = {t: json.loads(r) for t, r in con.execute("SELECT tier, rule_json FROM tier_rules").fetchall()}
+        tiers = dict(con.execute("SELECT model_id, risk_tier FROM models").fetchall())
+        authors = {v: str(json.loads(lineage or "{}").get("author") or "") for v, lineage in con.execute(
+            "SELECT version_id, lineage_json FROM model_versions").fetchall()}
+        runs = {r[0]: {"candidate_version": r[1], "verdict": r[2], "result_sha256": r[3], "plan_sha256": r[4],
+                       "dataset_sha256": r[5], "candidate_sha256": r[6]} for r in con.execute(
+            "SELECT run_id, candidate_version, verdict, result_sha256, plan_sha256, dataset_sha256, candidate_sha256 "
+            "FROM validation_runs").fetchall()}
+        stages = [{"version_id": v, "model_id": m, "site": s, "stage": st} for v, m, s, st in con.execute(
+            "SELECT version_id, model_id, site, stage FROM current_stages ORDER BY ALL").fetchall()]
+        rows = [r[0] for r in con.execute("SELECT change_id FROM stage_history ORDER BY 1").fetchall()]
+    return {"user": {"user_id": user_id, "name": name, "roles": roles, "cert_pem": cert_pem(cert)}, "rules": rules,
+            "tiers": tiers, "authors": authors, "runs": runs, "stages": stages, "stage_rows": rows}
 
 
 def add_user(project: Project, user_id: str, name: str, certificate_pem: str, roles: list[str],
-             by: Signer | None = None, reason: str = "") -> list[str]:
-    """Register a user's certificate and roles. The first user becomes admin; later ones need an admin."""
+             by: Signer | None = None, reason: str = "", countersign: Signer | None = None) -> list[str]:
+    """Register a user's certificate and roles as a signed statement. The first user becomes admin and signs their
+    own registration (which starts governance); later ones are registered by an admin, with a certificate the
+    site's anchor issued or a second admin's countersignature."""
     from cryptography import x509
 
     _check_roles(roles)
+    cert = x509.load_pem_x509_certificate(certificate_pem.encode("ascii"))
+    check_validity(cert, user_id)
     first = not governed(project)
-    if first:
-        roles = sorted(set(roles) | {"admin"})
-    else:
-        _require_role(project, by, "admin", "add users")
     with project.reading() as con:
         if one(con, "SELECT 1 FROM users WHERE user_id = ?", [user_id]):
             raise GovernanceError(f"User {user_id!r} already exists.", "Change their roles instead.")
-    cert = x509.load_pem_x509_certificate(certificate_pem.encode("ascii"))
-    check_validity(cert, user_id)
-    actor = by.user_id if by else user_id
-    with acting_as(actor), project.change("user.add", user_id, {"name": name, "roles": roles,
-                                                                "cert_sha256": cert_sha256(cert),
-                                                                "reason": reason or ("first user" if first else "")}
-                                          ) as con:
+    if first:
+        roles = sorted(set(roles) | {"admin"})
+        if by is None or by.user_id != user_id or cert_sha256(by.cert) != cert_sha256(cert):
+            raise GovernanceError(f"The first user ({user_id}) signs their own registration, which starts governance.",
+                                  "Unlock their identity with its passphrase; nothing was changed.")
+        _require_identity(cert, user_id)
+    else:
+        _require_role(project, by, "admin", "add users")
+        assert by is not None
+        if countersign is not None:
+            if countersign.user_id == by.user_id:
+                raise GovernanceError("A countersignature must come from a second admin.", "Nothing was changed.")
+            _require_role(project, countersign, "admin", "countersign a registration")
+        if identity_problem(cert) and (countersign is None or "does not chain" not in identity_problem(cert)):
+            _require_identity(cert, user_id)
+    actor = by.user_id
+    details = {"name": name, "roles": roles, "cert_sha256": cert_sha256(cert),
+               "reason": reason or ("first user" if first else ""),
+               **({"countersigned_by": countersign.user_id} if countersign else {})}
+    with acting_as(actor), project.change("user.add", user_id, details) as con:
+        if first:
+            body = _genesis(project, user_id, name, cert, roles)
+            details["statement_sha256"] = append_statement(con, "governance.start", user_id, body, by)
+        else:
+            details["statement_sha256"] = append_statement(
+                con, "user.register", user_id, {"user_id": user_id, "name": name, "roles": sorted(roles),
+                                                 "cert_pem": cert_pem(cert), "reason": reason}, by, countersign)
         con.execute("INSERT INTO users VALUES (?, ?, ?, ?, ?, true, now()::TIMESTAMP)",
                     [user_id, name, json.dumps(sorted(roles)), cert_pem(cert), cert_sha256(cert)])
-    if by is not None:
-        sign_head(project, by)
+    sign_head(project, by)
     return roles
 
 
 def set_roles(project: Project, user_id: str, roles: list[str], by: Signer, reason: str) -> None:
-    """Change a user's roles (admin only; reason required; old and new audited)."""
+    """Change a user's roles (admin only; reason required; old and new audited; a signed statement)."""
     _check_roles(roles)
     _require_role(project, by, "admin", "change roles")
     if not reason.strip():
@@ -146,28 +239,45 @@ def set_roles(project: Project, user_id: str, roles: list[str], by: Signer, reas
         raise GovernanceError(f"{by.user_id} may not grant themselves {', '.join(ROLE_NAMES[r] for r in gained)}: "
                               "an admin who could then approve alone would defeat the four-eyes rule.",
                               "Another admin must grant it; nothing was changed.")
-    if "admin" in old and "admin" not in roles:
-        with project.reading() as con:
-            admins = [r[0] for r in con.execute("SELECT user_id FROM users WHERE active AND "
-                                                "list_contains(json_extract_string(roles_json, '$[*]'), 'admin')"
-                                                ).fetchall()]
-        if admins == [user_id]:
-            raise GovernanceError(f"{user_id} is the last admin; without one nobody could manage users again.",
-                                  "Make another user admin first; nothing was changed.")
-    with acting_as(by.user_id), project.change("user.roles", user_id, {"old": old, "new": sorted(roles),
-                                                                      "reason": reason}) as con:
+    if "admin" in old and "admin" not in roles and governance(project).admins() == [user_id]:
+        raise GovernanceError(f"{user_id} is the last admin; without one nobody could manage users again.",
+                              "Make another user admin first; nothing was changed.")
+    details: dict[str, Any] = {"old": old, "new": sorted(roles), "reason": reason}
+    with acting_as(by.user_id), project.change("user.roles", user_id, details) as con:
+        details["statement_sha256"] = append_statement(con, "user.roles", user_id, {
+            "user_id": user_id, "roles": sorted(roles), "active": True, "reason": reason}, by)
         con.execute("UPDATE users SET roles_json = ? WHERE user_id = ?", [json.dumps(sorted(roles)), user_id])
     sign_head(project, by)
 
 
 def tier_rules(project: Project) -> dict[str, dict[str, Any]]:
-    """The rule of every risk tier."""
+    """The rule of every risk tier (the signed ones once the project is governed)."""
+    if governed(project):
+        return governance(project).rules
     with project.reading() as con:
         return {t: json.loads(r) for t, r in con.execute("SELECT tier, rule_json FROM tier_rules").fetchall()}
 
 
+def model_tier(project: Project, model_id: str) -> str:
+    """A model's risk tier: the signed one once governed (the strictest tier when none was signed)."""
+    if governed(project):
+        return governance(project).tiers.get(model_id, TIER_ORDER[-1])
+    with project.reading() as con:
+        row = one(con, "SELECT risk_tier FROM models WHERE model_id = ?", [model_id])
+    return row[0] if row else TIER_ORDER[-1]
+
+
+def version_author(project: Project, version_id: str) -> str:
+    """Who wrote a version: the signed author once governed."""
+    if governed(project):
+        return governance(project).authors.get(version_id, "")
+    with project.reading() as con:
+        row = one(con, "SELECT lineage_json FROM model_versions WHERE version_id = ?", [version_id])
+    return str(json.loads((row[0] if row else None) or "{}").get("author") or "")
+
+
 def set_tier_rule(project: Project, tier: str, rule: dict[str, Any], by: Signer, reason: str) -> None:
-    """Change what a release to production needs for a tier (admin only; audited with old and new)."""
+    """Change what a release to production needs for a tier (admin only; audited with old and new; signed)."""
     _require_role(project, by, "admin", "change risk-tier rules")
     if not reason.strip():
         raise GovernanceError("Changing a tier rule needs a reason.", "Say why; nothing was changed.")
@@ -180,48 +290,71 @@ def set_tier_rule(project: Project, tier: str, rule: dict[str, Any], by: Signer,
                               "Nothing was changed.")
     if steps[-1][0] != "approve":
         raise GovernanceError("The last step of a tier rule must be an approval.", "Nothing was changed.")
-    with acting_as(by.user_id), project.change("tier.rule", tier, {"old": old, "new": rule, "reason": reason}) as con:
+    details: dict[str, Any] = {"old": old, "new": rule, "reason": reason}
+    with acting_as(by.user_id), project.change("tier.rule", tier, details) as con:
+        details["statement_sha256"] = append_statement(con, "tier.rule", tier, {"rule": rule, "reason": reason}, by)
         con.execute("UPDATE tier_rules SET rule_json = ? WHERE tier = ?", [json.dumps(rule, sort_keys=True), tier])
+    sign_head(project, by)
 
 
-# ----- unlocking a signing identity (with lockout)
+def sign_statement(project: Project, action: str, kind: str, subject: str, body: dict[str, Any], by: Signer,
+                   details: dict[str, Any] | None = None) -> None:
+    """One signed statement with its audit entry (a governance fact on its own: a tier, an author, a run)."""
+    require_anchor(project)
+    if not user_roles(project, by.user_id) or user_roles(project, by.user_id) == ["viewer"]:
+        raise GovernanceError(f"{by.user_id} may not sign a {kind} statement (no role beyond viewer).",
+                              "Ask an engineer, a validation lead or an admin; nothing was changed.")
+    _require_registered_cert(project, by)
+    details = {**(details or {}), **body}
+    with acting_as(by.user_id), project.change(action, subject, details) as con:
+        details["statement_sha256"] = append_statement(con, kind, subject, body, by)
+    sign_head(project, by)
+
+
+# ----- unlocking a signing identity (with a lockout counted on this PC, outside the project)
 def unlock(project: Project, user_id: str, passphrase: str) -> Signer:
-    """Open a user's identity for signing; 5 wrong passphrases lock it for 15 minutes (audited)."""
-    now = datetime.now(UTC).replace(tzinfo=None)
-    with project.reading() as con:
-        user = one(con, "SELECT cert_sha256 FROM users WHERE user_id = ? AND active", [user_id])
-        locked_at = one(con, "SELECT max(ts) FROM audit_log WHERE action = 'signing.locked' AND target = ?",
-                        [user_id])[0]
-        since = one(con, "SELECT coalesce(max(ts), TIMESTAMP '1970-01-01') FROM audit_log "
-                         "WHERE action IN ('signing.unlocked', 'signing.locked') AND target = ?", [user_id])[0]
-        failures = one(con, "SELECT count(*) FROM signing_failures WHERE user_id = ? AND failed_at > ?",
-                       [user_id, since])[0]
-    if user is None and governed(project):
+    """Open a user's identity for signing; 5 wrong passphrases lock it for 15 minutes (audited, and counted on
+    this PC so that restoring an older database does not reset it)."""
+    now = datetime.now(UTC)
+    lock = trust.lockout_state(user_id)
+    failures = int(lock.get("failures") or 0)
+    locked_at = datetime.fromisoformat(lock["locked_at"]) if lock.get("locked_at") else None
+    is_governed = governed(project)
+    if is_governed and not user_roles(project, user_id):
+        require_anchor(project)
         raise GovernanceError(f"{user_id} is not a user of this project.", "Ask an admin to add you.")
     if locked_at is not None and now - locked_at < timedelta(minutes=LOCK_MINUTES):
         left = max(1, LOCK_MINUTES - int((now - locked_at).total_seconds() // 60))
         raise GovernanceError(f"Signing is locked for {user_id} after {MAX_FAILURES} wrong passphrases.",
                               f"Try again in about {left} minutes, or ask an admin.")
+    if locked_at is not None:
+        failures = 0
     try:
         signer = unlock_identity(user_id, passphrase)
     except WrongPassphrase:
         count = failures + 1
-        with acting_as(user_id), project.change("signing.failed", user_id, {"attempt": count}) as con:
-            con.execute("INSERT INTO signing_failures VALUES (?, ?)", [user_id, now])
+        trust.record_lockout(user_id, count, now.isoformat() if count >= MAX_FAILURES else None)
+        if not project.read_only:
+            with acting_as(user_id), project.change("signing.failed", user_id, {"attempt": count}) as con:
+                con.execute("INSERT INTO signing_failures VALUES (?, ?)", [user_id, now.replace(tzinfo=None)])
         if count >= MAX_FAILURES:
-            with acting_as(user_id), project.change("signing.locked", user_id,
-                                                    {"failures": count, "minutes": LOCK_MINUTES}):
-                pass
+            if not project.read_only:
+                with acting_as(user_id), project.change("signing.locked", user_id,
+                                                        {"failures": count, "minutes": LOCK_MINUTES}):
+                    pass
             raise GovernanceError(f"Wrong passphrase for {user_id} ({count} in a row): signing is locked for "
                                   f"{LOCK_MINUTES} minutes.", "This was recorded in the audit trail.") from None
         raise GovernanceError(f"Wrong passphrase for {user_id} ({count} of {MAX_FAILURES} before signing locks).",
                               "Type the passphrase of your signing identity.") from None
-    if user is not None and cert_sha256(signer.cert) != user[0]:
+    user = governance(project).users.get(user_id) if is_governed else None
+    if user is not None and cert_sha256(signer.cert) != user.cert_sha256:
         raise GovernanceError(f"The identity in your profile is not the certificate registered for {user_id}.",
                               "Use the identity you registered with, or ask an admin to register the new one.")
-    if failures:
-        with acting_as(user_id), project.change("signing.unlocked", user_id, {"after_failures": failures}):
-            pass
+    if failures or locked_at is not None:
+        trust.record_lockout(user_id, 0, None)
+        if not project.read_only:
+            with acting_as(user_id), project.change("signing.unlocked", user_id, {"after_failures": failures}):
+                pass
     return signer
 
 
@@ -243,8 +376,13 @@ def _subject(project: Project, version_id: str, site: str, stage: str, validatio
             if run[4] != version_id:
                 raise GovernanceError(f"Validation run {validation_run_id} validated {run[4]}, not {version_id}.",
                                       "Name the validation run of this version.")
-        author = str(json.loads(one(con, "SELECT lineage_json FROM model_versions WHERE version_id = ?",
-                                    [version_id])[0] or "{}").get("author") or "")
+            if governed(project):
+                signed = signed_run(project, validation_run_id)
+                if (signed.get("verdict"), signed.get("result_sha256"), signed.get("plan_sha256"),
+                        signed.get("dataset_sha256"), signed.get("candidate_version")) != tuple(run):
+                    raise GovernanceError(f"Validation run {validation_run_id} in the database differs from its "
+                                          f"signed result (signed verdict {signed.get('verdict')}).",
+                                          "The run row was edited; validate again. Nothing was changed.")
         plan = None
         if run is not None:
             plan = one(con, "SELECT plan_id, revision FROM validation_plans WHERE sha256 = ? "
@@ -256,17 +394,29 @@ def _subject(project: Project, version_id: str, site: str, stage: str, validatio
     files = json.loads(row[1] or "{}").get("files", {})
     # The subject is what every decision signs: the author and the tier's rule are in it, so that changing who
     # may approve, or what approval needs, after the request voids the decisions instead of passing silently.
+    tier = model_tier(project, row[3])
     return {"version_id": version_id, "model_id": row[3], "model_sha256": row[0], "files": files,
-            "risk_tier": row[2], "rule": tier_rules(project)[row[2]], "author": author,
+            "risk_tier": tier, "rule": tier_rules(project)[tier], "author": version_author(project, version_id),
             "target_stage": stage, "site": site, "validation_run_id": validation_run_id,
             "validation_verdict": run[0] if run else None, "validation_result_sha256": run[1] if run else None,
             "plan_sha256": run[2] if run else None, "dataset_sha256": run[3] if run else None,
             "plan_revision": f"{plan[0]}#{plan[1]}" if plan else None}
 
 
+def signed_run(project: Project, run_id: str) -> dict[str, Any]:
+    """A validation run's signed result (governed projects); refuses a run nobody signed."""
+    fact = governance(project).runs.get(run_id)
+    if fact is None:
+        raise GovernanceError(f"Validation run {run_id} has no signed result, so it cannot support a release.",
+                              f"Sign it as the person who ran it: lineproof validations PROJECT --sign {run_id} "
+                              "--as USER; nothing was changed.")
+    return fact
+
+
 def create_request(project: Project, version_id: str, site: str, stage: str, by: Signer,
                    validation_run_id: str | None = None, comment: str = "") -> str:
-    """Ask for a version to move to a stage at a site; returns the request id."""
+    """Ask for a version to move to a stage at a site (a signed statement); returns the request id."""
+    require_anchor(project)
     if not user_roles(project, by.user_id):
         raise GovernanceError(f"{by.user_id} is not a user of this project.", "Ask an admin to add you.")
     if "viewer" in user_roles(project, by.user_id) and len(user_roles(project, by.user_id)) == 1:
@@ -283,11 +433,15 @@ def create_request(project: Project, version_id: str, site: str, stage: str, by:
                               "validate with it; the request pins that revision.")
     request_id = f"REQ-{datetime.now(UTC):%Y%m%d}-{uuid.uuid4().hex[:6]}"
     sha = hashlib.sha256(canonical(subject)).hexdigest()
-    with acting_as(by.user_id), project.change("approval.request", request_id, {"subject_sha256": sha, **subject,
-                                                                                  "comment": comment}) as con:
+    _require_registered_cert(project, by)
+    details = {"subject_sha256": sha, **subject, "comment": comment}
+    with acting_as(by.user_id), project.change("approval.request", request_id, details) as con:
+        details["statement_sha256"] = append_statement(con, "release.request", request_id, {
+            "subject_sha256": sha, "version_id": version_id, "site": site, "stage": stage}, by)
         con.execute("INSERT INTO approval_requests VALUES (?, ?, ?, ?, ?, ?, ?, ?, now()::TIMESTAMP, ?, 'open')",
                     [request_id, version_id, site, stage, validation_run_id, canonical(subject).decode("utf-8"),
                      sha, by.user_id, comment])
+    sign_head(project, by)
     return request_id
 
 
@@ -327,11 +481,7 @@ def request_status(project: Project, request_id: str) -> RequestStatus:
     return RequestStatus(request_id, row[0], row[1], row[2], row[3], subject["risk_tier"], rule, decisions, nxt)
 
 
-def _payload(request_id: str, subject_sha256: str, step: int, user_id: str, role: str, decision: str,
-             comment: str, decided_at: str) -> bytes:
-    return canonical({"request_id": request_id, "subject_sha256": subject_sha256, "step": step, "user_id": user_id,
-                      "role": role, "decision": decision, "meaning": MEANINGS[decision], "comment": comment,
-                      "decided_at": decided_at})
+_payload = decision_payload
 
 
 def decide(project: Project, request_id: str, decision: str, signer: Signer, comment: str) -> RequestStatus:
@@ -348,6 +498,11 @@ def decide(project: Project, request_id: str, decision: str, signer: Signer, com
         check_validity(signer.cert, signer.user_id)
     except LineproofError as exc:
         raise GovernanceError(f"{exc.what} A decision cannot be signed with it.", exc.todo) from None
+    require_anchor(project)
+    if request_id not in governance(project).requests:
+        raise GovernanceError(f"{request_id} is not a signed request (the row was added outside Lineproof).",
+                              "Create the request again with `lineproof request`; nothing was signed.")
+    _require_registered_cert(project, signer)
     roles = user_roles(project, signer.user_id)
     assert status.next_step is not None
     action, role = status.next_step
@@ -368,12 +523,10 @@ def decide(project: Project, request_id: str, decision: str, signer: Signer, com
         if status.rule.get("distinct_people") and any(d["user_id"] == signer.user_id for d in status.decisions):
             raise GovernanceError(f"{signer.user_id} already signed {request_id}; risk tier {status.risk_tier} needs "
                                   "a different person for each step.", "Nothing was signed.")
-        with project.reading() as con:
-            lineage, name, requester = one(
-                con, "SELECT v.lineage_json, u.name, r.requested_by FROM model_versions v, users u, "
-                     "approval_requests r WHERE v.version_id = ? AND u.user_id = ? AND r.request_id = ?",
-                [status.version_id, signer.user_id, request_id])
-        author = str(json.loads(lineage or "{}").get("author") or "")
+        state = governance(project)
+        requester = state.requests.get(request_id, {}).get("requested_by")
+        name = state.users[signer.user_id].name if signer.user_id in state.users else signer.user_id
+        author = version_author(project, status.version_id)
         if decision == "approve" and signer.user_id == requester:
             raise GovernanceError(f"{signer.user_id} asked for {request_id} and may not approve it (four eyes).",
                                   "Another approver must decide; nothing was signed.")
@@ -402,22 +555,27 @@ def decide(project: Project, request_id: str, decision: str, signer: Signer, com
 
 
 def verify_decisions(project: Project, request_id: str | None = None) -> list[dict[str, Any]]:
-    """Check every decision's signature against its row, its request's subject and the signer's certificate."""
+    """Check every decision's signature against its row, its request's subject and the signer's certificate as
+    the signed record registers it (never the users table)."""
     where = "WHERE d.request_id = ?" if request_id else ""
+    state = governance(project)
     with project.reading() as con:
-        rows = con.sql(f"""SELECT d.*, r.subject_sha256 AS req_subject, r.subject_json, u.cert_pem,
-                                  u.cert_sha256 AS user_cert_sha256
+        rows = con.sql(f"""SELECT d.*, r.subject_sha256 AS req_subject, r.subject_json
                            FROM approval_decisions d LEFT JOIN approval_requests r USING (request_id)
-                           LEFT JOIN users u USING (user_id) {where} ORDER BY d.request_id, d.step""",
+                           {where} ORDER BY d.request_id, d.step""",
                        params=[request_id] if request_id else []).pl().to_dicts()
     out = []
     for d in rows:
         problem = ""
+        user = state.users.get(d["user_id"])
+        signed_request = state.requests.get(d["request_id"])
         if d["req_subject"] is None:
             problem = "its request does not exist"
         elif hashlib.sha256(d["subject_json"].encode("utf-8")).hexdigest() != d["req_subject"]:
             problem = "the request's subject was changed after the request was made"
-        elif d["cert_pem"] is None or d["user_cert_sha256"] != d["cert_sha256"]:
+        elif signed_request is None or signed_request["subject_sha256"] != d["req_subject"]:
+            problem = "its request is not a signed request"
+        elif user is None or user.cert_sha256 != d["cert_sha256"]:
             problem = "the signer's certificate is not the one registered for the user"
         else:
             payload = _payload(d["request_id"], d["req_subject"], d["step"], d["user_id"], d["role"], d["decision"],
@@ -425,76 +583,54 @@ def verify_decisions(project: Project, request_id: str | None = None) -> list[di
             if hashlib.sha256(payload).hexdigest() != d["payload_sha256"] or d["meaning"] != MEANINGS.get(
                     d["decision"]):
                 problem = "the decision row was edited or moved after signing"
-            elif not verify_signature(d["cert_pem"], payload, base64.b64decode(d["signature"])):
+            elif not verify_signature(user.cert_pem, payload, base64.b64decode(d["signature"])):
                 problem = "the signature does not match the decision (edited or moved)"
         out.append({"decision_id": d["decision_id"], "request_id": d["request_id"], "user_id": d["user_id"],
                     "decision": d["decision"], "ok": not problem, "problem": problem})
     return out
 
 
-def production_clearance(project: Project, version_id: str, site: str) -> str | None:
-    """None when the version may go to production at the site; otherwise what is missing, in words."""
+def clearing_request(project: Project, version_id: str, site: str) -> tuple[str | None, str | None]:
+    """(what is missing or None, the signed request that clears the release): production is reached only by
+    replaying verified statements and signed decisions, never by reading a state column."""
     if not governed(project):
-        return None
+        return None, None
+    state = require_anchor(project)
     with project.reading() as con:
-        tier = one(con, "SELECT m.risk_tier FROM model_versions v JOIN models m USING (model_id) "
-                        "WHERE version_id = ?", [version_id])[0]
-        requests = [r[0] for r in con.execute(
-            "SELECT request_id FROM approval_requests WHERE version_id = ? AND site = ? AND target_stage = "
-            "'production' ORDER BY requested_at DESC", [version_id, site]).fetchall()]
+        model_id = one(con, "SELECT model_id FROM model_versions WHERE version_id = ?", [version_id])[0]
+    tier = model_tier(project, model_id)
     rule = tier_rules(project)[tier]
     needs = ", ".join(f"{'a review' if a == 'review' else 'an approval'} by {ROLE_NAMES[r]}" for a, r in rule["steps"])
     extra = (" (different people" + (", not the model's author" if rule.get("exclude_author") else "") + ")") \
         if rule.get("distinct_people") and len(rule["steps"]) > 1 else ""
     base = (f"{version_id} cannot go to production at {site}: risk tier {tier} needs "
             f"{'a passed validation run, ' if rule.get('needs_validation') else ''}{needs}{extra}.")
+    requests = [r for r, f in reversed(state.requests.items())
+                if (f["version_id"], f["site"], f["stage"]) == (version_id, site, "production")]
     if not requests:
-        return base + " Missing: an approval request (lineproof request)."
+        return base + " Missing: an approval request (lineproof request).", None
     status = request_status(project, requests[0])
-    if status.state == "approved":
-        bad = [v for v in verify_decisions(project, status.request_id) if not v["ok"]]
-        if bad:
-            return base + f" Request {status.request_id} has a decision that fails verification: {bad[0]['problem']}."
-        problem = signed_steps_problem(project, status)
-        if problem:
-            return base + f" Request {status.request_id} is marked approved, but {problem}."
-        current = _subject(project, version_id, site, "production", _request_run(project, status.request_id))
-        with project.reading() as con:
-            sha = one(con, "SELECT subject_sha256 FROM approval_requests WHERE request_id = ?",
-                      [status.request_id])[0]
-        if hashlib.sha256(canonical(current)).hexdigest() != sha:
-            return base + f" The model or validation changed since request {status.request_id} was approved."
-        return None
-    if status.state == "rejected":
-        return base + f" Request {status.request_id} was rejected."
-    return base + f" Request {status.request_id} still needs {status.describe_missing()}."
-
-
-def signed_steps_problem(project: Project, status: RequestStatus) -> str:
-    """Recompute approval from the signed decisions alone (the state column is only a convenience): every step
-    of the rule the request was made under, in order, by the right role, by different people, neither the
-    requester nor the author approving. Returns what is wrong, or ''."""
+    if status.state == "rejected" or any(d["decision"] == "reject" for d in status.decisions):
+        return base + f" Request {status.request_id} was rejected.", None
+    if len(status.decisions) < len(status.rule["steps"]):
+        return base + f" Request {status.request_id} still needs {status.describe_missing()}.", None
+    bad = [v for v in verify_decisions(project, status.request_id) if not v["ok"]]
+    if bad:
+        return base + f" Request {status.request_id} has a decision that fails verification: {bad[0]['problem']}.", \
+            None
     with project.reading() as con:
-        subject_json, requester = one(con, "SELECT subject_json, requested_by FROM approval_requests "
-                                           "WHERE request_id = ?", [status.request_id])
-    subject = json.loads(subject_json)
-    rule = subject.get("rule") or status.rule
-    decisions = status.decisions
-    if any(d["decision"] == "reject" for d in decisions):
-        return "it carries a rejection"
-    if len(decisions) != len(rule["steps"]):
-        return f"it carries {len(decisions)} signed decision(s) where the rule needs {len(rule['steps'])}"
-    people = [d["user_id"] for d in decisions]
-    for d, (action, role) in zip(decisions, rule["steps"], strict=True):
-        if d["decision"] != action or d["role"] != role:
-            return f"step {d['step']} is a {d['decision']} as {d['role']}, the rule needs a {action} as {role}"
-        if role not in user_roles(project, d["user_id"]):
-            return f"{d['user_id']} does not hold the {ROLE_NAMES[role]} role"
-        if action == "approve" and d["user_id"] in (requester, subject.get("author")):
-            return f"{d['user_id']} approved their own request or model"
-    if rule.get("distinct_people") and len(set(people)) != len(people):
-        return "one person signed more than one step"
-    return ""
+        problem = release_problem(state, con, status.request_id, version_id, site)
+    if problem:
+        return base + f" Request {status.request_id} does not clear it: {problem}.", None
+    current = _subject(project, version_id, site, "production", _request_run(project, status.request_id))
+    if hashlib.sha256(canonical(current)).hexdigest() != state.requests[status.request_id]["subject_sha256"]:
+        return base + f" The model or validation changed since request {status.request_id} was approved.", None
+    return None, status.request_id
+
+
+def production_clearance(project: Project, version_id: str, site: str) -> str | None:
+    """None when the version may go to production at the site; otherwise what is missing, in words."""
+    return clearing_request(project, version_id, site)[0]
 
 
 def _request_run(project: Project, request_id: str) -> str | None:

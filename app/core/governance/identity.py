@@ -172,6 +172,9 @@ def create_site_ca(ca_id: str, name: str, passphrase: str, days: int = 10 * 365)
     key = rsa.generate_private_key(public_exponent=65537, key_size=3072)
     cert = _certificate(name, ca_id, key, None, is_ca=True, days=days)
     _write_p12(path, ca_id, key, cert, [], passphrase)
+    from app.core.governance.trust import add_anchor
+
+    add_anchor(cert, name=ca_id)  # made on this PC by whoever holds its key: this PC trusts what it issues
     return cert
 
 
@@ -185,6 +188,17 @@ def check_validity(cert: x509.Certificate, what: str, at: dt.datetime | None = N
     if at > end:
         raise IdentityError(f"The certificate of {what} expired on {end:%Y-%m-%d %H:%M} UTC.",
                             "Renew the certificate (a new identity, registered by an admin); nothing was changed.")
+
+
+def _check_signing_usage(cert: x509.Certificate, what: str) -> None:
+    """Refuse a certificate whose key usage does not allow signatures (an encryption-only key)."""
+    try:
+        usage = cert.extensions.get_extension_for_class(x509.KeyUsage).value
+    except x509.ExtensionNotFound:
+        return
+    if not (usage.digital_signature or usage.content_commitment):
+        raise IdentityError(f"The certificate in {what} may not sign: its key usage has no digitalSignature.",
+                            "Ask the PKI for a signing certificate (key usage digitalSignature / nonRepudiation).")
 
 
 def import_identity(p12_file: Path | str, user_id: str, passphrase: str) -> x509.Certificate:
@@ -202,6 +216,7 @@ def import_identity(p12_file: Path | str, user_id: str, passphrase: str) -> x509
         raise IdentityError(f"{source.name} holds no RSA private key with a certificate.",
                             "Export the signing key with its certificate as PKCS#12.")
     check_validity(cert, source.name)
+    _check_signing_usage(cert, source.name)
     path = identity_path(user_id)
     if path.exists():
         raise IdentityError(f"An identity {user_id!r} already exists in {path.parent}.", "Choose another id.")

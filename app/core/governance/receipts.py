@@ -15,7 +15,9 @@ from pathlib import Path
 from typing import Any
 
 from app.core.errors import LineproofError
+from app.core.governance import trust
 from app.core.governance.identity import Signer, cert_pem, cert_sha256, verify_signature
+from app.core.governance.ledger import project_key
 from app.core.store.db import one
 from app.core.store.project import Project
 
@@ -32,7 +34,7 @@ def _payload(seq: int, entry_hash: str, user_id: str, signed_at: str) -> bytes:
 
 
 def sign_head(project: Project, signer: Signer) -> dict[str, Any]:
-    """Sign the current head with an unlocked user's key and keep the receipt in the project."""
+    """Sign the current head with an unlocked user's key, keep the receipt in the project and a copy on this PC."""
     signed_at = datetime.now(UTC).isoformat(timespec="seconds")
     with project.write_lock():
         con = project.cursor()
@@ -45,11 +47,27 @@ def sign_head(project: Project, signer: Signer) -> dict[str, Any]:
             con.execute("INSERT OR REPLACE INTO audit_receipts VALUES (?, ?, ?, ?, ?, ?)",
                         [seq, entry_hash, signer.user_id, cert_sha256(signer.cert), signed_at,
                          signature.decode("ascii")])
+            key = project_key(con)
         finally:
             con.close()
-    return {"format": FORMAT, "project": project.display_name, "seq": seq, "entry_hash": entry_hash,
-            "user_id": signer.user_id, "signed_at": signed_at, "signature": signature.decode("ascii"),
-            "cert_pem": cert_pem(signer.cert)}
+    receipt = {"format": FORMAT, "project": project.display_name, "project_key": key, "seq": seq,
+               "entry_hash": entry_hash, "user_id": signer.user_id, "signed_at": signed_at,
+               "signature": signature.decode("ascii"), "cert_pem": cert_pem(signer.cert)}
+    trust.remember_receipt(key, project.snapshot_of or project.folder, receipt)
+    return receipt
+
+
+def latest_receipt(project: Project) -> dict[str, Any] | None:
+    """The newest receipt in the project, with its signer's certificate (packets and review records embed it)."""
+    with project.reading() as con:
+        row = one(con, "SELECT r.seq, r.entry_hash, r.user_id, r.signed_at, r.signature, u.cert_pem "
+                       "FROM audit_receipts r JOIN users u ON u.user_id = r.user_id AND u.cert_sha256 = r.cert_sha256 "
+                       "ORDER BY r.seq DESC, r.signed_at DESC LIMIT 1")
+        key = project_key(con)
+    if row is None:
+        return None
+    return {"format": FORMAT, "project_key": key, "seq": int(row[0]), "entry_hash": row[1], "user_id": row[2],
+            "signed_at": row[3], "signature": row[4], "cert_pem": row[5]}
 
 
 def export_receipt(project: Project, signer: Signer, out: Path | str) -> Path:
@@ -62,54 +80,33 @@ def export_receipt(project: Project, signer: Signer, out: Path | str) -> Path:
     return out
 
 
-def _check(con: Any, seq: int, entry_hash: str, user_id: str, signed_at: str, signature: str, cert: str,
-           where: str) -> str:
+def signature_ok(receipt: dict[str, Any], cert_pem_text: str) -> bool:
+    """True when the receipt's signature was made with the key of this certificate."""
     try:
-        good = verify_signature(cert, _payload(seq, entry_hash, user_id, signed_at), base64.b64decode(signature))
-    except (ValueError, TypeError):
-        good = False
-    if not good:
-        return f"{where}: the signature of {user_id} does not match the receipt"
-    row = one(con, "SELECT entry_hash FROM audit_log WHERE seq = ?", [seq])
-    if row is None:
-        return f"{where}: {user_id} signed entry {seq} on {signed_at}, which is no longer in the log"
-    if row[0] != entry_hash:
-        return (f"{where}: {user_id} signed entry {seq} as {entry_hash[:16]}… on {signed_at}; the log now says "
-                f"{str(row[0])[:16]}… (the log was rewritten)")
-    return ""
+        payload = _payload(int(receipt["seq"]), receipt["entry_hash"], receipt["user_id"], receipt["signed_at"])
+        return verify_signature(cert_pem_text, payload, base64.b64decode(receipt["signature"]))
+    except (KeyError, ValueError, TypeError):
+        return False
+
+
+def read_receipt_file(path: Path | str) -> dict[str, Any]:
+    """A receipt file written by `lineproof audit receipt` (or refused with its name)."""
+    try:
+        r = json.loads(Path(path).read_text(encoding="utf-8"))
+        if r.get("format") != FORMAT:
+            raise ValueError(f"not a {FORMAT} file")
+        for key in ("seq", "entry_hash", "user_id", "signed_at", "signature", "cert_pem"):
+            if key not in r:
+                raise KeyError(key)
+        return r
+    except (OSError, ValueError, KeyError, AttributeError) as exc:
+        raise ReceiptError(f"{path} is not a Lineproof audit receipt ({exc}).",
+                           "Give a file written by `lineproof audit receipt`.") from exc
 
 
 def verify_receipts(project: Project, files: list[Path | str] = ()) -> tuple[int, list[str]]:
-    """Check the project's receipts (against the registered certificates) and receipt files (against the
-    certificate they carry): (receipts checked, problems)."""
-    problems: list[str] = []
-    checked = 0
-    with project.reading() as con:
-        certs = {r[0]: r[1] for r in con.execute("SELECT cert_sha256, cert_pem FROM users").fetchall()}
-        for seq, entry_hash, user_id, sha, signed_at, signature in con.execute(
-                "SELECT seq, entry_hash, user_id, cert_sha256, signed_at, signature FROM audit_receipts "
-                "ORDER BY seq").fetchall():
-            checked += 1
-            if sha not in certs:
-                problems.append(f"receipt of entry {seq}: {user_id}'s certificate is not registered any more")
-                continue
-            problem = _check(con, int(seq), entry_hash, user_id, signed_at, signature, certs[sha],
-                             f"receipt of entry {seq}")
-            if problem:
-                problems.append(problem)
-        for path in files:
-            try:
-                r = json.loads(Path(path).read_text(encoding="utf-8"))
-                if r.get("format") != FORMAT:
-                    raise ValueError(f"not a {FORMAT} file")
-                args = (int(r["seq"]), r["entry_hash"], r["user_id"], r["signed_at"], r["signature"], r["cert_pem"])
-            except (OSError, ValueError, KeyError) as exc:
-                raise ReceiptError(f"{path} is not a Lineproof audit receipt ({exc}).",
-                                   "Give a file written by `lineproof audit receipt`.") from exc
-            checked += 1
-            problem = _check(con, *args, where=Path(path).name)
-            if problem:
-                problems.append(problem)
-            elif r["cert_pem"].strip() not in {c.strip() for c in certs.values()}:
-                problems.append(f"{Path(path).name}: signed by a certificate that is not registered in the project")
-    return checked, problems
+    """Check the project against every receipt it can find: (receipts checked, problems)."""
+    from app.core.governance.integrity import check_anchors
+
+    report = check_anchors(project, files)
+    return report.checked, report.problems

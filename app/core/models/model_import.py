@@ -17,6 +17,7 @@ from typing import Any
 import onnx
 
 from app.core.errors import LineproofError
+from app.core.governance.identity import Signer
 from app.core.models.integrity import content_sha256
 from app.core.models.runtime_probe import check_runtimes_isolated
 from app.core.store.db import one
@@ -137,7 +138,20 @@ def _mlflow_onnx(folder: Path) -> Path:
     match = re.search(r"^\s{4}data:\s*(\S+)\s*$", block, flags=re.M)
     if not match:
         raise _refuse(f"{folder.name}/MLmodel names no data file for the onnx flavor.")
-    return _inside(folder, match.group(1).strip("'\""), "The MLmodel onnx flavor's data path")
+    path = _inside(folder, match.group(1).strip("'\""), "The MLmodel onnx flavor's data path")
+    _no_linked_folders(folder, path)
+    return path
+
+
+def _no_linked_folders(root: Path, path: Path) -> None:
+    """Refuse a path that passes through a linked folder below `root` (a link would let a file outside in)."""
+    current = root
+    for part in path.relative_to(root).parts[:-1]:
+        current = current / part
+        if current.is_symlink():
+            raise _refuse(f"{root.name}/{current.relative_to(root).as_posix()} is a link to another folder "
+                          f"({os.readlink(current)}).",
+                          "Copy the model folder without links; nothing was imported.")
 
 
 def _tensor_info(values: Any) -> list[dict[str, Any]]:
@@ -153,14 +167,16 @@ def _tensor_info(values: Any) -> list[dict[str, Any]]:
 
 def import_model(project: Project, path: Path | str, model_id: str, version: str, threshold: float = 0.5,
                  lineage: dict | None = None, card: dict | None = None, new_model: dict | None = None,
-                 check_limits: dict | None = None) -> ImportedModel:
+                 check_limits: dict | None = None, by: Signer | None = None) -> ImportedModel:
     """Check, copy (read-only, content-addressed) and record a model version; refuse anything unsafe.
 
     `new_model` (name, task, risk_tier) registers the model in the same transaction when it does not exist yet,
     so that a refused file leaves no model and no audit entry behind. The runtimes load the file in a child
-    process under `check_limits` (timeout_s, memory_mb; default the benchmark's)."""
+    process under `check_limits` (timeout_s, memory_mb; default the benchmark's). In a governed project `by`
+    signs the version's author (and a new model's risk tier)."""
     project.require_writable()
-    src = Path(path)
+    # Absolute before anything reads it: the runtime check runs in a child process with another working folder.
+    src = Path(os.path.abspath(path))
     if src.suffix.lower() in PICKLE_SUFFIXES:
         raise _refuse(f"{src.name} is a pickled model ({src.suffix}).",
                       "Lineproof never unpickles files (they can run code): export to ONNX or OpenVINO IR; "
@@ -240,4 +256,20 @@ def import_model(project: Project, path: Path | str, model_id: str, version: str
                         os.replace(f, target)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
+    if by is not None:
+        _sign_facts(project, model_id, version_id, None if exists else new_model, lineage, by)
     return ImportedModel(version_id, fmt, sha, hashes, runtimes)
+
+
+def _sign_facts(project: Project, model_id: str, version_id: str, new_model: dict | None, lineage: dict | None,
+                by: Signer) -> None:
+    """The governance facts an import brings, signed by the importer: a new model's tier, the version's author."""
+    from app.core.governance.approvals import governed, sign_statement
+
+    if not governed(project):
+        return
+    if new_model is not None:
+        sign_statement(project, "model.tier", "model.tier", model_id,
+                       {"tier": new_model.get("risk_tier", "medium")}, by)
+    sign_statement(project, "version.sign", "version.author", version_id,
+                   {"author": str((lineage or {}).get("author") or "")}, by)

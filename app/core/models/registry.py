@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import base64
 import json
 from contextlib import nullcontext
 
@@ -25,17 +24,47 @@ class RegistryError(LineproofError):
 
 
 def register_model(project: Project, model_id: str, name: str, task: str, risk_tier: str = "medium",
-                   description: str = "") -> None:
-    """Create a model entry (a name that versions belong to)."""
+                   description: str = "", by: Signer | None = None) -> None:
+    """Create a model entry (a name that versions belong to). In a governed project its risk tier is a statement
+    signed by `by`; without one the model counts as the strictest tier."""
     if task not in TASKS:
         raise RegistryError(f"Unknown task {task!r}.", f"Use one of {', '.join(TASKS)}.")
     if risk_tier not in RISK_TIERS:
         raise RegistryError(f"Unknown risk tier {risk_tier!r}.", f"Use one of {', '.join(RISK_TIERS)}.")
     if one(project.con, "SELECT 1 FROM models WHERE model_id = ?", [model_id]):
         raise RegistryError(f"A model with id {model_id!r} already exists.", "Choose another id.")
-    with project.change("model.register", model_id, {"name": name, "task": task, "risk_tier": risk_tier}) as con:
+    from app.core.governance.approvals import governed, require_anchor, sign_statement
+
+    signed = by is not None and governed(project)
+    if signed:
+        require_anchor(project)
+    with acting_as(by.user_id) if by else nullcontext(), project.change(
+            "model.register", model_id, {"name": name, "task": task, "risk_tier": risk_tier}) as con:
         con.execute("INSERT INTO models (model_id, name, task, description, created_at, risk_tier) "
                     "VALUES (?, ?, ?, ?, now()::TIMESTAMP, ?)", [model_id, name, task, description, risk_tier])
+    if signed:
+        assert by is not None
+        sign_statement(project, "model.tier", "model.tier", model_id, {"tier": risk_tier}, by)
+
+
+def set_risk_tier(project: Project, model_id: str, tier: str, by: Signer, reason: str) -> None:
+    """Change a model's risk tier: a signed statement (lowering it needs an admin or a validation lead)."""
+    from app.core.governance.approvals import GovernanceError, model_tier, sign_statement, user_roles
+    from app.core.governance.ledger import TIER_ORDER
+
+    if tier not in RISK_TIERS:
+        raise RegistryError(f"Unknown risk tier {tier!r}.", f"Use one of {', '.join(RISK_TIERS)}.")
+    if not reason.strip():
+        raise RegistryError("Changing a risk tier needs a reason.", "Say why; nothing was changed.")
+    old = model_tier(project, model_id)
+    if TIER_ORDER.index(tier) < TIER_ORDER.index(old) and not {"admin", "validation_lead"} & set(
+            user_roles(project, by.user_id)):
+        raise GovernanceError(f"Lowering {model_id} from {old} to {tier} needs an admin or a validation lead.",
+                              "Nothing was changed.")
+    sign_statement(project, "model.tier", "model.tier", model_id, {"tier": tier, "reason": reason}, by,
+                   {"old": old})
+    with acting_as(by.user_id), project.change("model.tier.row", model_id, {"tier": tier}) as con:
+        con.execute("UPDATE models SET risk_tier = ? WHERE model_id = ?", [tier, model_id])
 
 
 def set_stage(project: Project, version_id: str, site: str, stage: str, reason: str = "",
@@ -58,13 +87,14 @@ def set_stage(project: Project, version_id: str, site: str, stage: str, reason: 
             raise GovernanceError(f"{by.user_id} may not change stages (roles: {', '.join(roles) or 'none'}).",
                                   "Ask an engineer, a validation lead or an approver; nothing was changed.")
         with acting_as(by.user_id):
-            _set_stage(project, version_id, site, stage, reason, rolling_back)
+            _set_stage(project, version_id, site, stage, reason, rolling_back, by)
         sign_head(project, by)
         return
     _set_stage(project, version_id, site, stage, reason, rolling_back)
 
 
-def _set_stage(project: Project, version_id: str, site: str, stage: str, reason: str, rolling_back: bool) -> None:
+def _set_stage(project: Project, version_id: str, site: str, stage: str, reason: str, rolling_back: bool,
+               by: Signer | None = None) -> None:
     if stage not in STAGES:
         raise RegistryError(f"Unknown stage {stage!r}.", f"Use one of {', '.join(STAGES)}.")
     row = one(project.con, "SELECT model_id FROM model_versions WHERE version_id = ?", [version_id])
@@ -74,15 +104,23 @@ def _set_stage(project: Project, version_id: str, site: str, stage: str, reason:
         from app.core.models.integrity import verify_version_files
 
         verify_version_files(project, version_id)
-    if stage == "production" and not rolling_back:
-        from app.core.governance.approvals import GovernanceError, production_clearance
+    request_id = None
+    if stage == "production" and rolling_back and by is not None:
+        from app.core.governance.approvals import GovernanceError, require_anchor
 
-        missing = production_clearance(project, version_id, site)
+        if not any(v == version_id and s == site for _, s, v in require_anchor(project).production_log):
+            raise GovernanceError(f"{version_id} was never released to production at {site} by the signed record, "
+                                  "so it cannot be rolled back to.", "Nothing was changed.")
+    if stage == "production" and not rolling_back:
+        from app.core.governance.approvals import GovernanceError, clearing_request
+
+        missing, request_id = clearing_request(project, version_id, site)
         if missing:
             raise GovernanceError(missing, "Nothing was changed.")
     action = "stage.rollback" if rolling_back else "stage.set"
-    with project.change(action, version_id, {"site": site, "stage": stage, "reason": reason}) as con:
-        next_id = one(con, "SELECT coalesce(max(change_id), 0) + 1 FROM stage_history")[0]
+    details = {"site": site, "stage": stage, "reason": reason}
+    with project.change(action, version_id, details) as con:
+        first_id = next_id = one(con, "SELECT coalesce(max(change_id), 0) + 1 FROM stage_history")[0]
         if stage == "production":
             # At most one production version per model and site: the previous one goes back to pilot.
             current = con.execute(
@@ -94,6 +132,13 @@ def _set_stage(project: Project, version_id: str, site: str, stage: str, reason:
                 next_id += 1
         con.execute("INSERT INTO stage_history VALUES (?, ?, ?, ?, now()::TIMESTAMP, ?, ?)",
                     [next_id, version_id, site, stage, current_actor(), reason])
+        if by is not None:  # the stage change itself is a signed statement; replay decides what is current
+            from app.core.governance.ledger import append_statement
+
+            details["statement_sha256"] = append_statement(con, "stage.set", f"{version_id}@{site}", {
+                "version_id": version_id, "model_id": row[0], "site": site, "stage": stage, "reason": reason,
+                "rollback": rolling_back, "request_id": request_id,
+                "stage_rows": list(range(int(first_id), int(next_id) + 1))}, by)
         if stage == "production":
             from app.core.governance.approvals import mark_applied
 
@@ -101,7 +146,14 @@ def _set_stage(project: Project, version_id: str, site: str, stage: str, reason:
 
 
 def current_production(project: Project, model_id: str, site: str) -> str | None:
-    """The version in production for a model at a site, if any."""
+    """The version in production for a model at a site, if any (by the signed record once governed)."""
+    from app.core.governance.approvals import governance, governed
+
+    if governed(project):
+        state = governance(project)
+        found = [v for (v, s), stage in state.stages.items()
+                 if s == site and stage == "production" and state.version_model.get(v) == model_id]
+        return found[0] if found else None
     with project.reading() as con:
         row = one(con, "SELECT version_id FROM current_stages WHERE model_id = ? AND site = ? AND stage = 'production'",
                   [model_id, site])
@@ -113,6 +165,16 @@ def rollback(project: Project, model_id: str, site: str, reason: str = "rollback
     current = current_production(project, model_id, site)
     if current is None:
         raise RegistryError(f"{model_id} has no production version at {site}.", "Nothing to roll back.")
+    from app.core.governance.approvals import governed, require_anchor
+
+    if governed(project):  # the target comes from verified stage statements, never from stage_history rows
+        state = require_anchor(project)
+        earlier = [v for m, s, v in state.production_log if m == model_id and s == site and v != current]
+        if not earlier:
+            raise RegistryError(f"By the signed record, {current} is the only version {model_id} ever had in "
+                                f"production at {site}.", "Promote another version instead; nothing was changed.")
+        set_stage(project, earlier[-1], site, "production", f"{reason} (from {current})", rolling_back=True, by=by)
+        return earlier[-1]
     with project.reading() as con:
         row = one(con, """SELECT h.version_id FROM stage_history h JOIN model_versions v USING (version_id)
                           WHERE v.model_id = ? AND h.site = ? AND h.stage = 'production' AND h.version_id <> ?
@@ -162,24 +224,30 @@ def edit_version_metadata(project: Project, version_id: str, lineage: dict[str, 
                if old_lineage.get(k) != v}
     changes |= {f"card.{k}": {"old": old_card.get(k), "new": v} for k, v in (card or {}).items()
                 if old_card.get(k) != v}
-    if not changes:
+    from app.core.governance.approvals import GovernanceError, governed, user_roles, version_author
+
+    is_governed = governed(project)
+    sign_author = is_governed and "author" in (lineage or {}) and \
+        str(lineage["author"]) != version_author(project, version_id)  # also re-signs an unsigned author
+    if not changes and not sign_author:
         return {}
     details: dict = {"changes": changes, "reason": reason}
-    if "lineage.author" in changes:
-        from app.core.governance.approvals import GovernanceError, canonical, governed, user_roles
-
-        if governed(project):
-            roles = set(user_roles(project, by.user_id)) if by else set()
-            if by is None or not roles - {"viewer"}:
-                raise GovernanceError("Changing the author of a version is a signed change by a registered user.",
-                                      "Choose who makes the change and give the passphrase; nothing was changed.")
-            details["signed_by"] = by.user_id
-            details["signature"] = base64.b64encode(by.sign(canonical(
-                {"version_id": version_id, "changes": changes, "reason": reason}))).decode("ascii")
+    if sign_author or "lineage.author" in changes and is_governed:
+        roles = set(user_roles(project, by.user_id)) if by else set()
+        if by is None or not roles - {"viewer"}:
+            raise GovernanceError("Changing the author of a version is a signed change by a registered user.",
+                                  "Choose who makes the change and give the passphrase; nothing was changed.")
     with acting_as(by.user_id) if by else nullcontext(), project.change("model_version.edit", version_id,
                                                                          details) as con:
         con.execute("UPDATE model_versions SET lineage_json = ?, card_json = ? WHERE version_id = ?",
                     [json.dumps(new_lineage, sort_keys=True), json.dumps(new_card, sort_keys=True), version_id])
+        if sign_author:
+            from app.core.governance.ledger import append_statement
+
+            assert by is not None
+            details["signed_by"] = by.user_id
+            details["statement_sha256"] = append_statement(con, "version.author", version_id, {
+                "author": str(lineage["author"]), "reason": reason}, by)
     if by is not None:
         sign_head(project, by)
     return changes

@@ -16,6 +16,7 @@ from typing import Any
 import polars as pl
 
 from app.core.errors import LineproofError
+from app.core.governance.receipts import latest_receipt
 from app.core.models.integrity import verify_version_files
 from app.core.store.audit import verify_audit
 from app.core.store.db import one
@@ -92,6 +93,7 @@ def gather(project: Project, run_id: str, request_id: str | None = None) -> dict
                               f"Recent runs: {', '.join(known) or 'none (run lineproof validate first)'}.")
         result = json.loads(run[10])
         candidate, champion = _version(con, run[1]), _version(con, run[2])
+    _check_signed_run(project, run_id, run[9], run[11], run[5])
     for version_id in filter(None, (run[1], run[2])):  # the packet vouches for these bytes: check them all
         verify_version_files(project, version_id)
     with project.reading() as con:
@@ -138,9 +140,45 @@ def gather(project: Project, run_id: str, request_id: str | None = None) -> dict
                        for r in bench.to_dicts()],
         "approvals": request,
         "audit": {"excerpt": audit.to_dicts(), "chain_ok": chain.ok, "entries": chain.entries,
-                  "head_seq": chain.head_seq, "head_hash": chain.head_hash, "problem": chain.problem},
+                  "head_seq": chain.head_seq, "head_hash": chain.head_hash, "problem": chain.problem,
+                  "receipt": latest_receipt(project)},
         "tool": _tool(),
     }
+
+
+def _check_signed_run(project: Project, run_id: str, verdict: str, result_sha: str, plan_sha: str) -> None:
+    """In a governed project a packet vouches only for a run whose result its runner signed, as stored."""
+    from app.core.governance.approvals import governance, governed
+
+    if not governed(project):
+        return
+    fact = governance(project).runs.get(run_id)
+    if fact is None:
+        raise PacketError(f"Validation run {run_id} has no signed result, so no packet can vouch for it.",
+                          f"Sign it as the person who ran it (lineproof validations PROJECT --sign {run_id} --as "
+                          "USER); nothing was written.")
+    if (fact.get("verdict"), fact.get("result_sha256"), fact.get("plan_sha256")) != (verdict, result_sha, plan_sha):
+        raise PacketError(f"Validation run {run_id} in the database differs from its signed result (signed verdict "
+                          f"{fact.get('verdict')}, stored {verdict}).",
+                          "The run row was edited outside Lineproof; validate again. Nothing was written.")
+
+
+def embedded_receipt(path: Any) -> dict[str, Any] | None:
+    """The audit receipt a packet or review record carries in its evidence (None when it has none)."""
+    import io
+
+    from pyhanko.pdf_utils.reader import PdfFileReader
+
+    try:
+        reader = PdfFileReader(io.BytesIO(open(path, "rb").read()), strict=False)
+        names = reader.root["/Names"]["/EmbeddedFiles"]["/Names"]
+        for i in range(0, len(names) - 1, 2):
+            if str(names[i]) == "evidence.json":
+                evidence = json.loads(names[i + 1]["/EF"]["/F"].data)
+                return (evidence.get("audit") or {}).get("receipt") or evidence.get("audit_receipt")
+    except Exception:  # not a packet, damaged, no attachments: it simply holds no receipt to check
+        return None
+    return None
 
 
 def _has_columns(con, table: str, columns: tuple[str, ...]) -> bool:

@@ -110,7 +110,10 @@ def export_review(project: Project, review_id: str, out: Path | str, signings: l
     progress = progress or NullProgress()
     if not signings:
         raise PacketError("A review record needs at least one signer.", "Name who signs (--sign-as USER).")
-    record = {**load_review(project, review_id), "project": project.display_name}
+    from app.core.governance.receipts import latest_receipt
+
+    record = {**load_review(project, review_id), "project": project.display_name,
+              "audit_receipt": latest_receipt(project)}
     data = evidence_bytes(record)
     sha = evidence_sha256(data)
     progress.report(0.3, "Laying out the review")
@@ -120,7 +123,11 @@ def export_review(project: Project, review_id: str, out: Path | str, signings: l
         progress.report(0.6, f"Signing as {signing.signer.name}")
         pdf = sign_bytes(pdf, signing, None, _attach(data, b"") if i == 0 else None)
     path = write_atomically(Path(out), pdf)
-    with project.change("review.export", review_id, {"file": path.name, "evidence_sha256": sha}):
+    from app.core.store.audit import acting_as
+
+    with acting_as(signings[0].signer.user_id), project.change(
+            "review.export", review_id, {"file": path.name, "evidence_sha256": sha,
+                                         "signers": [s.signer.user_id for s in signings]}):
         pass
     progress.report(1.0, f"Review written: {path.name}")
     return path

@@ -17,6 +17,7 @@ from typing import Any
 
 from cryptography.hazmat.primitives import serialization
 
+from app.core.errors import LineproofError
 from app.core.governance.identity import Signer
 from app.core.packet.evidence import (
     PacketError,
@@ -188,8 +189,13 @@ def build_packet(project: Project, run_id: str, out: Path | str, signings: list[
     if not signings:
         raise PacketError("A packet needs at least one signer.", "Name who signs (--sign-as USER).")
     from app.core.governance.approvals import check_signing_meaning
+    from app.core.governance.identity import check_validity
 
-    for signing in signings:
+    for signing in signings:  # every refusal before a byte is written
+        try:
+            check_validity(signing.signer.cert, signing.signer.user_id)
+        except LineproofError as exc:
+            raise PacketError(f"{exc.what} A packet cannot be signed with it.", exc.todo) from None
         check_signing_meaning(project, signing.signer.user_id, signing.meaning)
     progress.report(0.05, "Gathering the evidence")
     evidence = gather(project, run_id, request_id)
@@ -204,7 +210,9 @@ def build_packet(project: Project, run_id: str, out: Path | str, signings: list[
         pdf = sign_bytes(pdf, signing, timestamper, _attach(data, slices_csv(evidence)) if i == 0 else None)
         check_cancelled(progress)
     path = write_atomically(Path(out), pdf)
-    with project.change("packet.export", run_id, {"file": path.name, "evidence_sha256": sha,
+    from app.core.store.audit import acting_as
+
+    with acting_as(signings[0].signer.user_id), project.change("packet.export", run_id, {"file": path.name, "evidence_sha256": sha,
                                                    "signers": [s.signer.user_id for s in signings],
                                                    "request": (evidence["approvals"] or {}).get("request_id")}):
         pass

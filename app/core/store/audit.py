@@ -80,6 +80,11 @@ def append_audit(
     last = one(con, "SELECT seq, entry_hash FROM audit_log ORDER BY seq DESC LIMIT 1")
     seq = (last[0] if last else 0) + 1
     now = datetime.now(UTC)
+    if last is not None:
+        # The receipts signed on the previous head go into this entry: deleting one breaks the chain's record.
+        receipts = receipts_of(con, int(last[0]))
+        if receipts:
+            details = {**(details or {}), "receipts_before": receipts}
     values = {
         "seq": int(seq), "ts_text": now.isoformat(timespec="microseconds"), "actor": actor or current_actor(),
         "host": socket.gethostname(), "app_version": _app_version(), "action": action, "target": target,
@@ -95,6 +100,19 @@ def append_audit(
                 [values[n] for n in names])
     con.execute("INSERT OR REPLACE INTO audit_head VALUES (1, ?, ?)", [seq, values["entry_hash"]])
     return int(seq)
+
+def receipt_hash(seq: int, entry_hash: str, user_id: str, cert_sha256: str, signed_at: str, signature: str) -> str:
+    """sha256 of one stored receipt (what the next audit entry records)."""
+    return hashlib.sha256(json.dumps([int(seq), entry_hash, user_id, cert_sha256, signed_at, signature],
+                                     separators=(",", ":")).encode("utf-8")).hexdigest()
+
+
+def receipts_of(con: duckdb.DuckDBPyConnection, seq: int) -> list[str]:
+    """Hashes of the receipts stored for one audit entry, sorted."""
+    rows = con.execute("SELECT seq, entry_hash, user_id, cert_sha256, signed_at, signature FROM audit_receipts "
+                       "WHERE seq = ?", [seq]).fetchall()
+    return sorted(receipt_hash(*r) for r in rows)
+
 
 @dataclass
 class AuditVerdict:

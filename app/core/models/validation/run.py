@@ -21,6 +21,7 @@ import polars as pl
 import pyarrow.parquet as pq
 
 from app.core.errors import LineproofError
+from app.core.governance.identity import Signer
 from app.core.models.integrity import verify_version_files
 from app.core.models.validation import checks, criteria
 from app.core.models.validation.criteria import Criterion
@@ -135,10 +136,19 @@ def prepare(project: Project, plan: ValidationPlan, candidate: str, champion: st
 
 
 def run_validation(project: Project, plan: ValidationPlan, candidate: str, champion: str | None = None,
-                   dataset_id: str | None = None, progress: Progress | None = None) -> ValidationRun:
-    """Validate `candidate` against `champion` on a held-out dataset under `plan`, and store the run."""
+                   dataset_id: str | None = None, progress: Progress | None = None, by: Signer | None = None
+                   ) -> ValidationRun:
+    """Validate `candidate` against `champion` on a held-out dataset under `plan`, and store the run; `by` (the
+    person running it, unlocked) signs the result, which a release in a governed project needs."""
     progress = progress or NullProgress()
     project.require_writable()
+    if by is not None:
+        from app.core.store.audit import acting_as
+
+        with acting_as(by.user_id):
+            run = run_validation(project, plan, candidate, champion, dataset_id, progress)
+        sign_run(project, run.run_id, by)
+        return run
     models, dataset_id, (data_sha, data_path, data_name, _) = prepare(project, plan, candidate, champion, dataset_id)
     started = datetime.now(UTC)
     run_id = f"VAL-{started:%Y%m%d-%H%M%S}-{uuid.uuid4().hex[:6]}"
@@ -406,6 +416,25 @@ UNHASHED = ("scores_file", "timing")  # stored with the result, but neither is a
 def result_sha256(result: dict[str, Any]) -> str:
     """sha256 of a result's canonical JSON without its timing and score-file location (the run's identity)."""
     return hashlib.sha256(_canonical({k: v for k, v in result.items() if k not in UNHASHED}).encode()).hexdigest()
+
+
+def sign_run(project: Project, run_id: str, by: Signer) -> None:
+    """The person who ran a validation signs its result hash (a governance fact that releases rely on)."""
+    from app.core.governance.approvals import GovernanceError, sign_statement
+
+    with project.reading() as con:
+        row = one(con, "SELECT candidate_version, verdict, result_sha256, plan_sha256, dataset_sha256, "
+                       "candidate_sha256, result_json, plan_toml FROM validation_runs WHERE run_id = ?", [run_id])
+    if row is None:
+        raise GovernanceError(f"No validation run {run_id!r}.", "Check the id with `lineproof validations`.")
+    stored = json.loads(row[6])
+    if result_sha256(stored) != row[2] or stored.get("verdict") != row[1] or \
+            hashlib.sha256(row[7].encode("utf-8")).hexdigest() != row[3]:
+        raise GovernanceError(f"Validation run {run_id} does not match its own hashes: it was edited.",
+                              "Validate again; nothing was signed.")
+    sign_statement(project, "validation.sign", "validation.run", run_id, {
+        "candidate_version": row[0], "verdict": row[1], "result_sha256": row[2], "plan_sha256": row[3],
+        "dataset_sha256": row[4], "candidate_sha256": row[5]}, by)
 
 
 def _write_scores(project: Project, run_id: str, frame: pl.DataFrame) -> Path:

@@ -25,6 +25,7 @@ from app.core.store.migrations import (
     m011_kpis,
     m012_audit_receipts,
     m013_inputs_only_rows,
+    m014_statements,
 )
 
 Migration = Callable[[duckdb.DuckDBPyConnection], None]
@@ -43,4 +44,5 @@ MIGRATIONS: tuple[Migration, ...] = (
     m011_kpis.apply,
     m012_audit_receipts.apply,
     m013_inputs_only_rows.apply,
+    m014_statements.apply,
 )
