@@ -312,18 +312,21 @@ def test_cli_validate_exit_codes_gate_a_release(small: Project, tmp_path: Path, 
 
 
 def test_a_high_risk_release_request_needs_a_passed_run(small: Project, tmp_path: Path, monkeypatch) -> None:
-    from app.core.governance.approvals import GovernanceError, add_user, create_request, unlock
+    from app.core.governance.approvals import GovernanceError, add_user, create_request, governance, unlock
     from app.core.governance.identity import cert_pem, create_identity, unlock_identity
 
     monkeypatch.setenv("LINEPROOF_HOME", str(tmp_path / "profile"))
     add_user(small, "vera", "Vera Łukasz", cert_pem(create_identity("vera", "Vera Łukasz", "pw-123456")),
              ["admin", "validation_lead"], by=unlock_identity("vera", "pw-123456"))
-    register_model(small, "hi", "high-risk scorer", "binary", risk_tier="high")
-    import_model(small, _score_model(tmp_path / "hi.onnx"), "hi", "v1", 0.5, card={"features": ["cand"]})
-    passed = run_validation(small, parse_plan(HEAD + "[[overall]]\nmetric = 'recall'\nmin = 0.6\n"), "hi:v1")
-    failed = run_validation(small, parse_plan(HEAD + "[[overall]]\nmetric = 'recall'\nmin = 0.9\n"), "hi:v1")
-    assert (passed.verdict, failed.verdict) == (PASS, FAIL)
     vera = unlock(small, "vera", "pw-123456")
+    register_model(small, "hi", "high-risk scorer", "binary", risk_tier="high", by=vera)
+    import_model(small, _score_model(tmp_path / "hi.onnx"), "hi", "v1", 0.5, card={"features": ["cand"]}, by=vera)
+    passed = run_validation(small, parse_plan(HEAD + "[[overall]]\nmetric = 'recall'\nmin = 0.6\n"), "hi:v1",
+                            by=vera)
+    failed = run_validation(small, parse_plan(HEAD + "[[overall]]\nmetric = 'recall'\nmin = 0.9\n"), "hi:v1",
+                            by=vera)
+    assert (passed.verdict, failed.verdict) == (PASS, FAIL)
+    assert governance(small).runs[passed.run_id]["signed_by"] == "vera"  # the result hash, signed by its runner
     with pytest.raises(GovernanceError, match=f"run {failed.run_id} is FAIL"):
         create_request(small, "hi:v1", "T1", "production", vera, failed.run_id)
     request = create_request(small, "hi:v1", "T1", "production", vera, passed.run_id)

@@ -134,11 +134,19 @@ class AddUserDialog(QDialog):
             if user_id in gov.list_users(self.project)["user_id"].to_list():
                 raise LineproofError(f"{user_id} is already a user of this project.", "Choose another id.")
             admin = None
-            if gov.governed(self.project):
+            first = not gov.governed(self.project)
+            if not first:
                 admin = unlock_with_prompt(self.project, self.admin.currentText(), self.ask_passphrase)
                 if admin is None:
                     return False
-            gov.add_user(self.project, user_id, name, self._certificate(user_id, name), roles, by=admin)
+            certificate = self._certificate(user_id, name)
+            if first:  # the first user signs their own registration, which starts governance
+                secret = self.passphrase.text() if self.source.currentData() != IMPORT else \
+                    self.ask_passphrase(user_id)
+                if secret is None:
+                    return False
+                admin = identity.unlock_identity(user_id, secret)
+            gov.add_user(self.project, user_id, name, certificate, roles, by=admin)
         except Exception as exc:
             show_error(self, exc, "Add user")
             return False

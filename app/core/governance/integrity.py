@@ -179,11 +179,13 @@ def cross_check(project: Project) -> list[str]:
 
 def verify_project(project: Project, files: list[Path | str] = (), extra: list[dict] = ()) -> ProjectVerdict:
     """The hash chain, the governance record, the cross-checks and every receipt."""
-    from app.core.governance.approvals import governance, governed, verify_decisions
+    from app.core.governance.approvals import governed, verify_decisions
+
+    from app.core.governance.ledger import replay
 
     with project.reading() as con:
         chain = verify_audit(con)
-    state = governance(project)
+        state = replay(con)  # fresh: the cache is keyed on the log, and a row edit does not touch the log
     problems = list(state.problems)
     if governed(project):
         problems += cross_check(project)
