@@ -30,8 +30,8 @@ def project(tmp_path: Path, monkeypatch):
         cert = create_identity(user_id, f"{user_id.title()} Żółć", PASS)
         gov.add_user(project, user_id, user_id.title(), cert_pem(cert), roles,
                      by=gov.unlock(project, "admin", PASS))
-    register_model(project, "med", "medium", "binary", risk_tier="medium")
-    import_model(project, _model_file(tmp_path), "med", "v1")
+    register_model(project, "med", "medium", "binary", risk_tier="medium", by=gov.unlock(project, "admin", PASS))
+    import_model(project, _model_file(tmp_path), "med", "v1", by=gov.unlock(project, "admin", PASS))
     yield project
     project.close()
 

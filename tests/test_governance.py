@@ -3,7 +3,6 @@ decision cannot be edited or moved."""
 
 from __future__ import annotations
 
-import base64
 import hashlib
 import json
 from pathlib import Path
@@ -14,10 +13,9 @@ from app.core.errors import LineproofError
 from app.core.governance.approvals import (
     GovernanceError,
     add_user,
-    canonical,
-    governance,
     create_request,
     decide,
+    governance,
     production_clearance,
     request_status,
     set_roles,

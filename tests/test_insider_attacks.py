@@ -1,3 +1,4 @@
+# ruff: noqa: F811  (the governed fixture is imported from test_governance)
 """What a hostile insider with write access to project.duckdb (but no one else's key) tries, and what now stops it:
 every governance fact is a signed statement replayed against this PC's trust anchor, so a row edit is ignored and
 reported, never used. Each test here released, forged or hid something on the previous design."""

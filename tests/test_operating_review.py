@@ -88,7 +88,7 @@ def test_periods_and_their_comparison_periods():
 
 def test_a_saved_review_exports_signed_and_verifies_like_a_packet(sample_copy: Path, tmp_path: Path, monkeypatch):
     from app.core.governance.approvals import add_user, unlock
-    from app.core.governance.identity import cert_pem, create_identity, unlock_identity, create_site_ca
+    from app.core.governance.identity import cert_pem, create_identity, create_site_ca, unlock_identity
     from app.core.packet import PASSED, Signing, verify_packet
     from app.core.packet.review_pdf import export_review
 

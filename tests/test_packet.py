@@ -64,14 +64,14 @@ def signed(tmp_path_factory):
             certs[user_id].write_text(cert_pem(cert))
             add_user(project, user_id, name, cert_pem(cert), roles,
                      by=unlock(project, "vera", PW))
-        register_model(project, "m", "scorer", "binary")
+        vera, anna = unlock(project, "vera", PW), unlock(project, "anna", PW)
+        register_model(project, "m", "scorer", "binary", by=vera)
         model = _score_model(root / "m.onnx")
         _held_out().write_parquet(root / "held.parquet")
         register_dataset(project, "held", "held out", "validation", root / "held.parquet")
-        import_model(project, model, "m", "cand", 0.5, card={"features": ["cand"], "intended_use": "tests"})
-        import_model(project, model, "m", "champ", 0.5, card={"features": ["champ"]})
-        runs = [run_validation(project, parse_plan(PLAN), "m:cand", "m:champ") for _ in range(2)]
-        vera, anna = unlock(project, "vera", PW), unlock(project, "anna", PW)
+        import_model(project, model, "m", "cand", 0.5, card={"features": ["cand"], "intended_use": "tests"}, by=vera)
+        import_model(project, model, "m", "champ", 0.5, card={"features": ["champ"]}, by=vera)
+        runs = [run_validation(project, parse_plan(PLAN), "m:cand", "m:champ", by=vera) for _ in range(2)]
         request = create_request(project, "m:cand", "P1", "production", vera, runs[0].run_id)
         decide(project, request, "review", vera, "slices and parity checked")
         decide(project, request, "approve", anna, "release approved")

@@ -173,7 +173,8 @@ def _genesis(project: Project, user_id: str, name: str, cert: Any, roles: list[s
             "FROM validation_runs").fetchall()}
         stages = [{"version_id": v, "model_id": m, "site": s, "stage": st} for v, m, s, st in con.execute(
             "SELECT version_id, model_id, site, stage FROM current_stages ORDER BY ALL").fetchall()]
-        rows = [r[0] for r in con.execute("SELECT change_id FROM stage_history ORDER BY 1").fetchall()]
+        rows = [list(r) for r in con.execute("SELECT change_id, version_id, site, stage FROM stage_history "
+                                             "ORDER BY 1").fetchall()]
     return {"user": {"user_id": user_id, "name": name, "roles": roles, "cert_pem": cert_pem(cert)}, "rules": rules,
             "tiers": tiers, "authors": authors, "runs": runs, "stages": stages, "stage_rows": rows}
 

@@ -180,7 +180,6 @@ def cross_check(project: Project) -> list[str]:
 def verify_project(project: Project, files: list[Path | str] = (), extra: list[dict] = ()) -> ProjectVerdict:
     """The hash chain, the governance record, the cross-checks and every receipt."""
     from app.core.governance.approvals import governed, verify_decisions
-
     from app.core.governance.ledger import replay
 
     with project.reading() as con:

@@ -114,7 +114,7 @@ class GovernanceState:
     stages: dict[tuple[str, str], str] = field(default_factory=dict)
     version_model: dict[str, str] = field(default_factory=dict)
     production_log: list[tuple[str, str, str]] = field(default_factory=list)  # (model, site, version) in order
-    stage_rows: set[int] = field(default_factory=set)
+    stage_rows: dict[int, tuple] = field(default_factory=dict)  # change_id -> (version, site, stage) signed
     statements: int = 0
     verified: int = 0
     problems: list[str] = field(default_factory=list)
@@ -239,7 +239,7 @@ def _apply(state: GovernanceState, seq: int, kind: str, subject: str, body: dict
             state.version_model[item["version_id"]] = item["model_id"]
             if item["stage"] == "production":
                 state.production_log.append((item["model_id"], item["site"], item["version_id"]))
-        state.stage_rows.update(int(c) for c in body.get("stage_rows") or [])
+        state.stage_rows.update({int(r[0]): tuple(r[1:]) for r in body.get("stage_rows") or []})
         return ""
     if not state.started:
         return "governance was never started by a verified first admin"
@@ -340,7 +340,7 @@ def _stage(state: GovernanceState, signer: str, body: dict, con: duckdb.DuckDBPy
         state.production_log.append((model, site, version))
     state.version_model[version] = model
     state.stages[(version, site)] = stage
-    state.stage_rows.update(int(c) for c in body.get("stage_rows") or [])
+    state.stage_rows.update({int(r[0]): tuple(r[1:]) for r in body.get("stage_rows") or []})
     return ""
 
 
@@ -458,14 +458,31 @@ def _report_unsigned_rows(con: duckdb.DuckDBPyConnection, state: GovernanceState
                                                                                            plan_sha):
             state.problems.append(f"unsigned change in validation_runs: {run_id} (signed verdict "
                                   f"{fact.get('verdict')})")
+    seen = set()
     for change_id, version_id, site, stage in con.execute(
             "SELECT change_id, version_id, site, stage FROM stage_history ORDER BY change_id").fetchall():
-        if int(change_id) not in state.stage_rows:
+        seen.add(int(change_id))
+        if state.stage_rows.get(int(change_id)) != (version_id, site, stage):
             state.problems.append(f"unsigned row in stage_history: #{change_id} {version_id} {site} {stage}")
-    for request_id, requested_by, subject_sha in con.execute(
-            "SELECT request_id, requested_by, subject_sha256 FROM approval_requests ORDER BY 1").fetchall():
+    for change_id in sorted(set(state.stage_rows) - seen):
+        state.problems.append(f"missing row in stage_history: #{change_id} (a signed stage change wrote it)")
+    present = {r[0] for r in con.execute("SELECT user_id FROM users").fetchall()}
+    for user_id in sorted(set(state.users) - present):
+        state.problems.append(f"missing row in users: {user_id} (registered by a signed statement)")
+    runs = {r[0] for r in con.execute("SELECT run_id FROM validation_runs").fetchall()}
+    for run_id in sorted(set(state.runs) - runs):
+        state.problems.append(f"missing row in validation_runs: {run_id} (its result was signed)")
+    requests = set()
+    for request_id, requested_by, subject_sha, subject_json, version_id, site, stage in con.execute(
+            "SELECT request_id, requested_by, subject_sha256, subject_json, version_id, site, target_stage "
+            "FROM approval_requests ORDER BY 1").fetchall():
+        requests.add(request_id)
         fact = state.requests.get(request_id)
         if fact is None:
             state.problems.append(f"unsigned row in approval_requests: {request_id}")
-        elif (fact["requested_by"], fact["subject_sha256"]) != (requested_by, subject_sha):
+        elif (fact["requested_by"], fact["subject_sha256"], hashlib.sha256(subject_json.encode()).hexdigest(),
+              fact["version_id"], fact["site"], fact["stage"]) != (requested_by, subject_sha, subject_sha, version_id,
+                                                                   site, stage):
             state.problems.append(f"unsigned change in approval_requests: {request_id}")
+    for request_id in sorted(set(state.requests) - requests):
+        state.problems.append(f"missing row in approval_requests: {request_id} (the request was signed)")

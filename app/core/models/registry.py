@@ -138,7 +138,9 @@ def _set_stage(project: Project, version_id: str, site: str, stage: str, reason:
             details["statement_sha256"] = append_statement(con, "stage.set", f"{version_id}@{site}", {
                 "version_id": version_id, "model_id": row[0], "site": site, "stage": stage, "reason": reason,
                 "rollback": rolling_back, "request_id": request_id,
-                "stage_rows": list(range(int(first_id), int(next_id) + 1))}, by)
+                "stage_rows": [list(r) for r in con.execute(
+                    "SELECT change_id, version_id, site, stage FROM stage_history WHERE change_id >= ? "
+                    "ORDER BY change_id", [first_id]).fetchall()]}, by)
         if stage == "production":
             from app.core.governance.approvals import mark_applied
 
