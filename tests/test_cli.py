@@ -147,10 +147,19 @@ def test_governance_commands(sample_copy: Path, tmp_path: Path, monkeypatch) -> 
                               env=env, timeout=120)
 
     folder = str(sample_copy)
-    assert run("user", "create", folder, "--id", "ada", "--name", "Ada", "--role", "admin").returncode == 0
+    unanchored = run("user", "create", folder, "--id", "ada", "--name", "Ada", "--role", "admin")
+    assert unanchored.returncode == 2 and "no trust anchor configured" in unanchored.stderr
+    env["LINEPROOF_CA_PASS"] = "pass-word-1"
+    created = run("user", "create-ca", folder, "--id", "site-ca", "--name", "Site CA")
+    assert created.returncode == 0 and "trusted on this PC" in created.stdout, created.stderr
+    ca = ("--ca", "site-ca", "--ca-passphrase-env", "LINEPROOF_CA_PASS")
+    out = run("user", "create", folder, "--id", "ada", "--name", "Ada", "--role", "admin", *ca)
+    assert out.returncode == 0, out.stderr
     for user_id, role in (("vera", "validation_lead"), ("anna", "approver"), ("eve", "engineer")):
-        out = run("user", "create", folder, "--id", user_id, "--name", user_id.title(), "--role", role, "--as", "ada")
+        out = run("user", "create", folder, "--id", user_id, "--name", user_id.title(), "--role", role, "--as", "ada",
+                  *ca)
         assert out.returncode == 0, out.stderr
+    assert "site-ca" in run("trust", "list", folder).stdout
     listed = run("user", "list", folder).stdout
     assert "vera" in listed and "validation_lead" in listed
     anonymous = run("stage", folder, "weld-defect:v2", "--site", "P1", "--to", "pilot")
