@@ -13,7 +13,6 @@ from pathlib import Path
 
 import pytest
 
-from app.core.governance import trust
 from app.core.governance.approvals import (
     GovernanceError,
     create_request,
@@ -131,13 +130,13 @@ def test_a_database_rolled_back_to_an_older_copy_is_found(governed: Project, tmp
     assert any("the database was rolled back to an older copy" in p for p in problems)
 
 
-def test_without_a_trust_anchor_nothing_is_verified(governed: Project) -> None:
-    for path in (trust.trust_dir() / "anchors").glob("*.pem"):
-        path.unlink()
+def test_without_a_trust_anchor_nothing_is_verified(governed: Project, tmp_path: Path, monkeypatch) -> None:
+    eve = signer(governed, "eve")
+    monkeypatch.setenv("LINEPROOF_HOME", str(tmp_path / "bare-pc"))  # a PC with no trust configuration
     state = governance(governed)
-    assert not state.anchored and state.users == {}
+    assert not state.anchored and state.users == {} and "no trust anchor" in state.anchor_note
     with pytest.raises(GovernanceError, match="no trust anchor configured"):
-        create_request(governed, "med:v1", "P1", "production", signer(governed, "eve"))
+        create_request(governed, "med:v1", "P1", "production", eve)
 
 
 @pytest.mark.unpinned
