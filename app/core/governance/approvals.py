@@ -10,6 +10,7 @@ import base64
 import hashlib
 import json
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -298,16 +299,23 @@ def set_tier_rule(project: Project, tier: str, rule: dict[str, Any], by: Signer,
     sign_head(project, by)
 
 
-def sign_statement(project: Project, action: str, kind: str, subject: str, body: dict[str, Any], by: Signer,
-                   details: dict[str, Any] | None = None) -> None:
-    """One signed statement with its audit entry (a governance fact on its own: a tier, an author, a run)."""
+def check_signer(project: Project, by: Signer, kind: str) -> None:
+    """Refuse, before anything changes, a signer who may not make a statement of this kind."""
     require_anchor(project)
     if not user_roles(project, by.user_id) or user_roles(project, by.user_id) == ["viewer"]:
         raise GovernanceError(f"{by.user_id} may not sign a {kind} statement (no role beyond viewer).",
                               "Ask an engineer, a validation lead or an admin; nothing was changed.")
     _require_registered_cert(project, by)
+
+
+def sign_statement(project: Project, action: str, kind: str, subject: str, body: dict[str, Any], by: Signer,
+                   details: dict[str, Any] | None = None, apply: Callable[[Any], None] | None = None) -> None:
+    """One signed statement with its audit entry, and `apply` (the row change it backs) in the same transaction."""
+    check_signer(project, by, kind)
     details = {**(details or {}), **body}
     with acting_as(by.user_id), project.change(action, subject, details) as con:
+        if apply is not None:
+            apply(con)
         details["statement_sha256"] = append_statement(con, kind, subject, body, by)
     sign_head(project, by)
 

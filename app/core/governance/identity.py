@@ -20,7 +20,6 @@ from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from app.core.errors import LineproofError
 
-PROFILE_ENV = "LINEPROOF_HOME"  # overrides the profile folder (tests, portable installs)
 USER_ID = re.compile(r"^[a-z0-9][a-z0-9._-]{1,39}$")
 
 
@@ -54,14 +53,9 @@ class Signer:
 
 def profile_dir() -> Path:
     """Where this user's identities live."""
-    base = os.environ.get(PROFILE_ENV)
-    if base:
-        root = Path(base)
-    else:
-        import platformdirs
+    from app.core.governance.trust import lineproof_home
 
-        root = Path(platformdirs.user_data_dir("lineproof", appauthor=False))
-    folder = root / "identities"
+    folder = lineproof_home() / "identities"
     folder.mkdir(parents=True, exist_ok=True)
     return folder
 

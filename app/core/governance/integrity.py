@@ -158,23 +158,21 @@ def cross_check(project: Project) -> list[str]:
         targets = Counter(r[0] for r in con.execute(
             "SELECT target FROM audit_log WHERE action = 'signing.failed'").fetchall())
     recorded = {d.get("statement_sha256"): s for s, _, d in details if d.get("statement_sha256")}
-    for sha, seq in statements.items():
-        if sha not in recorded:
-            problems.append(f"statement {seq} is in no audit entry (added outside Lineproof)")
-    for sha, seq in recorded.items():
-        if sha not in statements:
-            problems.append(f"the statement of audit entry {seq} is missing (deleted)")
+    problems += _both_ways(statements, recorded, "statement {} is in no audit entry (added outside Lineproof)",
+                           "the statement of audit entry {} is missing (deleted)")
     signed = {d.get("payload_sha256"): s for s, a, d in details if a.startswith("approval.") and
               d.get("payload_sha256")}
-    for sha, decision_id in decisions.items():
-        if sha not in signed:
-            problems.append(f"decision {decision_id} is in no audit entry (added or edited outside Lineproof)")
-    for sha, seq in signed.items():
-        if sha not in decisions:
-            problems.append(f"the decision of audit entry {seq} is missing (deleted or edited)")
+    problems += _both_ways(decisions, signed, "decision {} is in no audit entry (added or edited outside Lineproof)",
+                           "the decision of audit entry {} is missing (deleted or edited)")
     if failures != targets:
         problems.append("signing_failures does not match the signing.failed entries of the log (edited)")
     return problems
+
+
+def _both_ways(rows: dict[str, Any], entries: dict[str, int], unrecorded: str, missing: str) -> list[str]:
+    """Rows (by hash) that no audit entry records, and recorded hashes whose row is gone."""
+    return [unrecorded.format(rows[h]) for h in rows if h not in entries] + \
+        [missing.format(entries[h]) for h in entries if h not in rows]
 
 
 def verify_project(project: Project, files: list[Path | str] = (), extra: list[dict] = ()) -> ProjectVerdict:

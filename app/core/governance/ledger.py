@@ -22,22 +22,13 @@ from cryptography import x509
 from app.core.governance import trust
 from app.core.governance.identity import Signer, cert_pem, cert_sha256, verify_signature
 from app.core.store.db import one
+from app.core.store.migrations.m008_governance import TIER_RULES
 
 FORMAT = "lineproof-statement/1"
 GENESIS = "0" * 64
 ADMIN_KINDS = ("user.register", "user.roles", "tier.rule")
-# Seeded by migration 8; a project adopts them (or the table as it stands) in its governance.start statement.
-DEFAULT_RULES = {
-    "low": {"needs_validation": False, "steps": [["approve", "validation_lead"]], "distinct_people": True,
-            "exclude_author": False},
-    "medium": {"needs_validation": False, "steps": [["review", "validation_lead"], ["approve", "approver"]],
-               "distinct_people": True, "exclude_author": False},
-    "high": {"needs_validation": True, "steps": [["review", "validation_lead"], ["approve", "approver"]],
-             "distinct_people": True, "exclude_author": True},
-    "safety-relevant": {"needs_validation": True,
-                        "steps": [["review", "validation_lead"], ["approve", "approver"], ["approve", "approver"]],
-                        "distinct_people": True, "exclude_author": True},
-}
+# Seeded by migration 8 (its rules are the defaults); a project adopts the table as it stands in governance.start.
+DEFAULT_RULES = TIER_RULES
 TIER_ORDER = ("low", "medium", "high", "safety-relevant")
 MEANINGS = {"review": "reviewed by", "approve": "approved by", "reject": "rejected by"}
 
@@ -118,7 +109,6 @@ class GovernanceState:
     statements: int = 0
     verified: int = 0
     problems: list[str] = field(default_factory=list)
-    statement_hashes: set[str] = field(default_factory=set)
 
     def roles(self, user_id: str) -> list[str]:
         """Roles of an active, verified user ([] otherwise)."""
@@ -165,7 +155,6 @@ def replay(con: duckdb.DuckDBPyConnection, roots: list[x509.Certificate] | None 
     prev, broken = GENESIS, ""
     for expected, row in enumerate(rows, start=1):
         seq, kind, subject, body_json, signer, pem, signed_at, prev_sha, sha, signature, cos, cos_pem, cosig = row
-        state.statement_hashes.add(str(sha))
         where = f"statement {seq} ({kind} {subject})"
         if broken:
             state.problems.append(f"{where}: ignored, the statement chain is broken before it ({broken})")

@@ -29,16 +29,19 @@ class TrustError(LineproofError):
     """The trust configuration cannot be read or changed as asked."""
 
 
-def trust_dir() -> Path:
-    """The folder of this installation's trust configuration (beside the identities)."""
+def lineproof_home() -> Path:
+    """This installation's own folder: $LINEPROOF_HOME (tests, portable installs) or the user data folder."""
     base = os.environ.get(HOME_ENV)
     if base:
-        root = Path(base)
-    else:
-        import platformdirs
+        return Path(base)
+    import platformdirs
 
-        root = Path(platformdirs.user_data_dir("lineproof", appauthor=False))
-    folder = root / "trust"
+    return Path(platformdirs.user_data_dir("lineproof", appauthor=False))
+
+
+def trust_dir() -> Path:
+    """The folder of this installation's trust configuration (beside the identities)."""
+    folder = lineproof_home() / "trust"
     folder.mkdir(parents=True, exist_ok=True)
     return folder
 

@@ -175,6 +175,11 @@ def import_model(project: Project, path: Path | str, model_id: str, version: str
     process under `check_limits` (timeout_s, memory_mb; default the benchmark's). In a governed project `by`
     signs the version's author (and a new model's risk tier)."""
     project.require_writable()
+    if by is not None:  # a signer who may not sign is refused before the file is even read
+        from app.core.governance.approvals import check_signer, governed
+
+        if governed(project):
+            check_signer(project, by, "version.author")
     # Absolute before anything reads it: the runtime check runs in a child process with another working folder.
     src = Path(os.path.abspath(path))
     if src.suffix.lower() in PICKLE_SUFFIXES:

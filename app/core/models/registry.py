@@ -33,18 +33,18 @@ def register_model(project: Project, model_id: str, name: str, task: str, risk_t
         raise RegistryError(f"Unknown risk tier {risk_tier!r}.", f"Use one of {', '.join(RISK_TIERS)}.")
     if one(project.con, "SELECT 1 FROM models WHERE model_id = ?", [model_id]):
         raise RegistryError(f"A model with id {model_id!r} already exists.", "Choose another id.")
-    from app.core.governance.approvals import governed, require_anchor, sign_statement
+    from app.core.governance.approvals import governed, sign_statement
 
-    signed = by is not None and governed(project)
-    if signed:
-        require_anchor(project)
-    with acting_as(by.user_id) if by else nullcontext(), project.change(
-            "model.register", model_id, {"name": name, "task": task, "risk_tier": risk_tier}) as con:
+    def insert(con) -> None:
         con.execute("INSERT INTO models (model_id, name, task, description, created_at, risk_tier) "
                     "VALUES (?, ?, ?, ?, now()::TIMESTAMP, ?)", [model_id, name, task, description, risk_tier])
-    if signed:
-        assert by is not None
-        sign_statement(project, "model.tier", "model.tier", model_id, {"tier": risk_tier}, by)
+
+    if by is not None and governed(project):  # the row and the signed tier commit together
+        sign_statement(project, "model.register", "model.tier", model_id, {"tier": risk_tier}, by,
+                       {"name": name, "task": task, "risk_tier": risk_tier}, apply=insert)
+        return
+    with project.change("model.register", model_id, {"name": name, "task": task, "risk_tier": risk_tier}) as con:
+        insert(con)
 
 
 def set_risk_tier(project: Project, model_id: str, tier: str, by: Signer, reason: str) -> None:
@@ -62,9 +62,8 @@ def set_risk_tier(project: Project, model_id: str, tier: str, by: Signer, reason
         raise GovernanceError(f"Lowering {model_id} from {old} to {tier} needs an admin or a validation lead.",
                               "Nothing was changed.")
     sign_statement(project, "model.tier", "model.tier", model_id, {"tier": tier, "reason": reason}, by,
-                   {"old": old})
-    with acting_as(by.user_id), project.change("model.tier.row", model_id, {"tier": tier}) as con:
-        con.execute("UPDATE models SET risk_tier = ? WHERE model_id = ?", [tier, model_id])
+                   {"old": old}, apply=lambda con: con.execute("UPDATE models SET risk_tier = ? WHERE model_id = ?",
+                                                              [tier, model_id]))
 
 
 def set_stage(project: Project, version_id: str, site: str, stage: str, reason: str = "",
