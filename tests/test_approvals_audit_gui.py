@@ -102,6 +102,19 @@ def test_audit_screen_verifies_and_names_the_tampered_entry(qtbot, project: Proj
     assert "CHAIN BROKEN at entry 3" in view.head.text()
 
 
+def test_audit_screen_names_a_governance_row_no_signature_backs(qtbot, project: Project):
+    view = AuditView()
+    qtbot.addWidget(view)
+    view.set_project(project)
+    qtbot.waitUntil(lambda: view.intact is not None, timeout=10_000)
+    assert view.intact and "NOT BACKED" not in view.head.text()
+    project.con.execute("UPDATE users SET roles_json = '[\"approver\", \"engineer\"]' WHERE user_id = 'eve'")
+    with qtbot.waitSignal(view.verify().done, timeout=10_000):
+        pass
+    assert not view.intact and "Chain intact" in view.head.text()  # the chain cannot see a row edit...
+    assert "NOT BACKED BY A SIGNATURE" in view.head.text() and "unsigned change in users: eve" in view.head.text()
+
+
 def test_empty_states(qtbot, empty_project: Project):
     approvals, audit = ApprovalsView(), AuditView()
     qtbot.addWidget(approvals)

@@ -65,8 +65,13 @@ def cmd_user(args: argparse.Namespace) -> int:
             cert = identity.import_identity(args.p12, args.id, secret)
             if first:
                 admin = identity.unlock_identity(args.id, secret)
-        given = gov.add_user(project, args.id, args.name or args.id, identity.cert_pem(cert), roles or ["viewer"],
-                             by=admin, reason=args.reason or "", countersign=cosigner)
+        try:
+            given = gov.add_user(project, args.id, args.name or args.id, identity.cert_pem(cert),
+                                 roles or ["viewer"], by=admin, reason=args.reason or "", countersign=cosigner)
+        except LineproofError:
+            if args.action == "create":  # the key made for a refused registration is never left behind
+                identity.discard_identity(args.id)
+            raise
     print(f"User {args.id} added with roles {', '.join(given)}; identity in {identity.identity_path(args.id)}")
     return 0
 

@@ -126,6 +126,7 @@ class AddUserDialog(QDialog):
         """Check, authorise, make or read the certificate, register; True when the user was added."""
         user_id, name = self.user_id.text().strip(), self.name.text().strip()
         roles = [r for r, box in self.roles.items() if box.isChecked()]
+        made = False
         try:
             if not user_id or not name:
                 raise LineproofError("A user needs an id and a name.", "Fill in both; nobody was added.")
@@ -140,6 +141,7 @@ class AddUserDialog(QDialog):
                 if admin is None:
                     return False
             certificate = self._certificate(user_id, name)
+            made = self.source.currentData() != IMPORT
             if first:  # the first user signs their own registration, which starts governance
                 secret = self.passphrase.text() if self.source.currentData() != IMPORT else \
                     self.ask_passphrase(user_id)
@@ -148,6 +150,8 @@ class AddUserDialog(QDialog):
                 admin = identity.unlock_identity(user_id, secret)
             gov.add_user(self.project, user_id, name, certificate, roles, by=admin)
         except Exception as exc:
+            if made:  # the key made for a refused registration is not left in the profile
+                identity.discard_identity(user_id)
             show_error(self, exc, "Add user")
             return False
         self.added = user_id

@@ -18,8 +18,8 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from app.core.governance.receipts import verify_receipts
-from app.core.store.audit import AuditVerdict, read_audit, verify_audit
+from app.core.governance.integrity import ProjectVerdict, verify_project
+from app.core.store.audit import read_audit
 from app.core.store.project import Project
 from app.views.screen import Screen
 from app.views.table_model import Column, FrameTableModel
@@ -103,18 +103,14 @@ class AuditView(Screen):
         if "verifying…" not in self.head.text().lower():
             self.head.setText(self.head.text() + " <i>(verifying…)</i>" if self.head.text() else "Verifying…")
 
-        def check(progress) -> tuple:
-            with project.reading() as con:
-                verdict = verify_audit(con)
-            return (verdict, *verify_receipts(project))
-
-        task = self.run_job("Verifying the audit trail", check)
-        task.done.connect(lambda result: self._show_verdict(*result) if project is self.project else None)
+        task = self.run_job("Verifying the audit trail", lambda progress: verify_project(project))
+        task.done.connect(lambda result: self._show_verdict(result) if project is self.project else None)
         task.error.connect(lambda exc: self.head.setText(f"<span style='color:#c00000'><b>Could not verify"
                                                          f"</b></span>: {exc}"))
         return task
 
-    def _show_verdict(self, verdict: AuditVerdict, checked: int, problems: list[str]) -> None:
+    def _show_verdict(self, full: ProjectVerdict) -> None:
+        verdict, checked, problems = full.chain, full.anchors.checked, full.anchors.problems
         if verdict.ok:
             text = (f"<span style='color:#2e7d32'><b>Chain intact</b></span>: {verdict.entries} entries. "
                     f"Head #{verdict.head_seq}: <code>{verdict.head_hash}</code>")
@@ -128,10 +124,16 @@ class AuditView(Screen):
             text += (f"<br>Signed receipts: {checked} checked, all match" if checked else
                      "<br>No signed receipt yet (one is written at every signed action; "
                      "<code>lineproof audit receipt</code> exports one to keep outside the project)")
+        if full.governance:
+            text += (f"<br><span style='color:#c00000'><b>{len(full.governance)} GOVERNANCE ROW(S) NOT BACKED BY A "
+                     "SIGNATURE</b></span> (ignored): " + "; ".join(full.governance[:3]))
+        if not full.anchored:
+            text += f"<br><span style='color:#c00000'>{full.anchor_note}</span>"
         if verdict.clock_warnings:
             text += "<br>Clock warnings: " + "; ".join(verdict.clock_warnings[:3])
         self.head.setText(text)
-        self.intact = verdict.ok and not problems
+        self.head.setToolTip("\n".join(full.governance + problems + full.anchors.notes))
+        self.intact = full.ok
 
     def _show_entry(self) -> None:
         rows = self.table.selectionModel().selectedRows()

@@ -156,9 +156,12 @@ def _require_registered_cert(project: Project, signer: Signer) -> None:
 def _require_identity(cert: Any, user_id: str) -> None:
     problem = identity_problem(cert)
     if problem:
-        raise GovernanceError(f"{user_id}'s certificate cannot be registered: {problem}.",
-                              "Use an identity issued by the site CA (lineproof user create --ca SITE-CA), or have "
-                              "a second admin countersign (--countersign ADMIN2); nothing was changed.")
+        todo = ("Make a site CA on this PC (lineproof user create-ca) and issue identities with --ca, or trust the "
+                "site's CA certificate (lineproof trust add SITE-CA.pem); nothing was changed.") \
+            if not trust.anchor_files() else \
+            ("Use an identity issued by the site CA (lineproof user create --ca SITE-CA), or have a second admin "
+             "countersign (--countersign ADMIN2); nothing was changed.")
+        raise GovernanceError(f"{user_id}'s certificate cannot be registered: {problem}.", todo)
 
 
 def _genesis(project: Project, user_id: str, name: str, cert: Any, roles: list[str]) -> dict[str, Any]:

@@ -220,6 +220,13 @@ def import_identity(p12_file: Path | str, user_id: str, passphrase: str) -> x509
     return cert
 
 
+def discard_identity(user_id: str) -> None:
+    """Remove an identity that was just made for a registration that was then refused (nothing signed with it)."""
+    path = identity_path(user_id)
+    path.unlink(missing_ok=True)
+    path.with_suffix(".cert.pem").unlink(missing_ok=True)
+
+
 def profile_certificate(user_id: str) -> x509.Certificate:
     """The public certificate of an identity in this profile (no passphrase needed)."""
     pem = identity_path(user_id).with_suffix(".cert.pem")

@@ -305,7 +305,7 @@ def _reroles(state: GovernanceState, signer: str, body: dict) -> str:
         return f"{signer} may not grant themselves {', '.join(sorted(gained))}"
     if "admin" in user.roles and "admin" not in roles and state.admins() == [user.user_id]:
         return f"{user.user_id} is the last admin"
-    if gained:
+    if user.user_id != signer:  # the admin who last set someone's roles is their sponsor (rule 3)
         user.granted_by = signer
     user.roles = roles
     user.active = bool(body.get("active", True))
@@ -340,7 +340,9 @@ def sponsor_problem(state: GovernanceState, people: list[str]) -> str:
     for x in distinct:
         others = [p for p in distinct if p != x]
         if others and all(p in state.users and state.users[p].granted_by == x for p in others):
-            return f"everyone besides {x} in this chain ({', '.join(others)}) was registered or given roles by {x} alone"
+            return (f"everyone besides {x} in this chain ({', '.join(others)}) was registered or given roles by {x} "
+                    f"alone; another admin must confirm one of their roles (lineproof user roles ... --as ADMIN2), "
+                    f"or someone else signs instead of {x}")
     return ""
 
 

@@ -35,7 +35,8 @@ def _version(con, version_id: str | None) -> dict[str, Any] | None:
     if not version_id:
         return None
     row = con.execute("""SELECT v.version_id, m.name, m.task, m.risk_tier, v.sha256, v.artifact_path, v.threshold,
-                                v.lineage_json, v.card_json, v.runtimes_json, v.size_bytes, v.created_at::VARCHAR
+                                v.lineage_json, v.card_json, v.runtimes_json, v.size_bytes, v.created_at::VARCHAR,
+                                v.model_id
                          FROM model_versions v JOIN models m USING (model_id) WHERE v.version_id = ?""",
                       [version_id]).fetchone()
     if row is None:
@@ -44,7 +45,7 @@ def _version(con, version_id: str | None) -> dict[str, Any] | None:
     return {"version_id": row[0], "model_name": row[1], "task": row[2], "risk_tier": row[3], "sha256": row[4],
             "artifact_path": row[5], "threshold": row[6], "lineage": json.loads(row[7] or "{}"),
             "card": json.loads(row[8] or "{}"), "files": runtimes.pop("files", {}), "runtimes": runtimes,
-            "size_bytes": row[10], "imported_at": row[11]}
+            "size_bytes": row[10], "imported_at": row[11], "model_id": row[12]}
 
 
 def _request(project: Project, con, request_id: str | None, run_id: str) -> dict[str, Any] | None:
@@ -94,6 +95,10 @@ def gather(project: Project, run_id: str, request_id: str | None = None) -> dict
         result = json.loads(run[10])
         candidate, champion = _version(con, run[1]), _version(con, run[2])
     _check_signed_run(project, run_id, run[9], run[11], run[5])
+    from app.core.governance.approvals import model_tier
+
+    for version in filter(None, (candidate, champion)):  # the tier the signed record holds, not the row's
+        version["risk_tier"] = model_tier(project, version["model_id"])
     for version_id in filter(None, (run[1], run[2])):  # the packet vouches for these bytes: check them all
         verify_version_files(project, version_id)
     with project.reading() as con:

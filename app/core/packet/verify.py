@@ -211,14 +211,13 @@ def _project_rules(project: Any, sigs: list[Any], checks: list[SignatureCheck], 
                    evidence_sha: str) -> list[str]:
     """With the project at hand: each signer is a registered, active user whose roles allow the meaning signed,
     and the packet's run, verdict and evidence are the ones the project stored. Returns problems with the packet."""
-    import json as _json
-
-    from app.core.governance.approvals import ROLE_NAMES, SIGNING_ROLES
+    from app.core.governance.approvals import ROLE_NAMES, SIGNING_ROLES, governance, governed
     from app.core.store.db import one
 
+    # Who may sign what comes from the verified, signed record, never from the users table.
+    state = governance(project)
+    users = {u.cert_sha256: (u.user_id, set(u.roles), u.active) for u in state.users.values()}
     with project.reading() as con:
-        users = {r[0]: (r[1], set(_json.loads(r[2])), bool(r[3])) for r in con.execute(
-            "SELECT cert_sha256, user_id, roles_json, active FROM users").fetchall()}
         for sig, check in zip(sigs, checks, strict=True):
             der = sig.signer_cert.dump() if sig.signer_cert is not None else b""
             user = users.get(hashlib.sha256(der).hexdigest())
@@ -242,6 +241,8 @@ def _project_rules(project: Any, sigs: list[Any], checks: list[SignatureCheck], 
             row = one(con, "SELECT verdict, result_sha256 FROM validation_runs WHERE run_id = ?", [run_id])
             if row is None:
                 problems.append(f"validation run {run_id} is not in this project")
+            elif governed(project) and (state.runs.get(run_id) or {}).get("result_sha256") != row[1]:
+                problems.append(f"validation run {run_id} in the project differs from its signed result")
             elif (row[0], row[1]) != (evidence["validation"].get("verdict"), evidence["validation"].get("result_sha256")):
                 problems.append(f"the packet says run {run_id} gave {evidence['validation'].get('verdict')}; the "
                                 f"project stored {row[0]} (result {row[1][:16]}…)")
