@@ -99,6 +99,11 @@ def check_anchors(project: Project, files: list[Path | str] = (), extra: list[di
         if seq + 1 in entries and not set(hashes) <= set(chained.get(seq + 1) or []):
             report.problems.append(f"a receipt of entry {seq} was added afterwards (entry {seq + 1} does not "
                                    "record it)")
+    kept = {(int(r[0]), r[2]) for r in stored}
+    for r in trust.pc_receipts(key):  # nothing deletes a receipt: one this PC signed must still be in the project
+        if int(r["seq"]) <= head_seq and (int(r["seq"]), r["user_id"]) not in kept:
+            report.problems.append(f"the receipt {r['user_id']} signed on this PC for entry {r['seq']} was deleted "
+                                   "from the project")
     outside: list[tuple[str, dict]] = [("this PC's copy", r) for r in trust.pc_receipts(key)]
     outside += [(Path(f).name, read_receipt_file(f)) for f in files]
     outside += [(str(r.get("_source", "a packet")), r) for r in extra]

@@ -417,19 +417,26 @@ def _report_unsigned_rows(con: duckdb.DuckDBPyConnection, state: GovernanceState
         for user_id in users:
             state.problems.append(f"unsigned row in users: {user_id}")
         return
-    for user_id, roles_json, cert_sha, active in con.execute(
-            "SELECT user_id, roles_json, cert_sha256, active FROM users ORDER BY user_id").fetchall():
+    for user_id, roles_json, cert_sha, active, pem in con.execute(
+            "SELECT user_id, roles_json, cert_sha256, active, cert_pem FROM users ORDER BY user_id").fetchall():
         fact = state.users.get(user_id)
         if fact is None:
             state.problems.append(f"unsigned row in users: {user_id}")
-        elif (sorted(json.loads(roles_json or "[]")), cert_sha, bool(active)) != (fact.roles, fact.cert_sha256,
-                                                                                  fact.active):
+        elif (sorted(json.loads(roles_json or "[]")), cert_sha, bool(active), pem.strip()) != (
+                fact.roles, fact.cert_sha256, fact.active, fact.cert_pem.strip()):
             state.problems.append(f"unsigned change in users: {user_id} (the signed record says roles "
                                   f"{', '.join(fact.roles)})")
-    for tier, rule_json in con.execute("SELECT tier, rule_json FROM tier_rules ORDER BY tier").fetchall():
+    rules = dict(con.execute("SELECT tier, rule_json FROM tier_rules ORDER BY tier").fetchall())
+    for tier, rule_json in rules.items():
         if json.loads(rule_json) != state.rules.get(tier):
             state.problems.append(f"unsigned change in tier_rules: {tier}")
-    for model_id, tier in con.execute("SELECT model_id, risk_tier FROM models ORDER BY model_id").fetchall():
+    tiers = dict(con.execute("SELECT model_id, risk_tier FROM models ORDER BY model_id").fetchall())
+    authors = {r[0] for r in con.execute("SELECT version_id FROM model_versions").fetchall()}
+    for table, signed, present in (("tier_rules", state.rules, rules), ("models", state.tiers, tiers),
+                                   ("model_versions", state.authors, authors)):
+        for key in sorted(set(signed) - set(present)):
+            state.problems.append(f"missing row in {table}: {key} (a signed statement names it)")
+    for model_id, tier in tiers.items():
         if state.tiers.get(model_id) != tier:
             signed = state.tiers.get(model_id)
             state.problems.append(f"unsigned change in models: {model_id} risk tier {tier} (signed: "
@@ -440,13 +447,14 @@ def _report_unsigned_rows(con: duckdb.DuckDBPyConnection, state: GovernanceState
         if author != state.authors.get(version_id, ""):
             state.problems.append(f"unsigned change in model_versions: {version_id} author {author!r} (signed: "
                                   f"{state.authors.get(version_id, '')!r})")
-    for run_id, verdict, result_sha, plan_sha in con.execute(
-            "SELECT run_id, verdict, result_sha256, plan_sha256 FROM validation_runs ORDER BY run_id").fetchall():
-        fact = state.runs.get(run_id)
+    signed_columns = ("verdict", "result_sha256", "plan_sha256", "candidate_version", "dataset_sha256",
+                      "candidate_sha256")
+    for row in con.execute(f"SELECT run_id, {', '.join(signed_columns)} FROM validation_runs ORDER BY run_id"
+                           ).fetchall():
+        run_id, fact = row[0], state.runs.get(row[0])
         if fact is None:
             state.problems.append(f"unsigned row in validation_runs: {run_id}")
-        elif (fact.get("verdict"), fact.get("result_sha256"), fact.get("plan_sha256")) != (verdict, result_sha,
-                                                                                           plan_sha):
+        elif tuple(fact.get(c) for c in signed_columns) != tuple(row[1:]):
             state.problems.append(f"unsigned change in validation_runs: {run_id} (signed verdict "
                                   f"{fact.get('verdict')})")
     seen = set()
