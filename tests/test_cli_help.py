@@ -18,7 +18,7 @@ def _commands() -> list[str]:
 def test_the_command_list_is_complete():
     assert {"init", "sample", "info", "gui", "ingest", "labels", "kpis", "slices", "drift", "events", "freshness",
             "alerts", "import-model", "models", "stage", "bench", "bench-compare", "user", "request", "review",
-            "approve", "reject", "audit", "validate", "validations", "packet", "sign", "verify", "export-project",
+            "approve", "reject", "audit", "trust", "validate", "validations", "packet", "sign", "verify", "export-project",
             "import-project"} == set(_commands())
 
 
