@@ -51,11 +51,11 @@ def prepare(tmp: Path) -> tuple[Path, Path, Path]:
     with Project.open(folder) as project:
         add_user(project, "vera", "Vera Łukasz", cert_pem(create_identity("vera", "Vera Łukasz", "smoke-pass",
                                                                           ca_id="smoke-ca", ca_passphrase="smoke-pass")),
-                 ["validation_lead"])
+                 ["validation_lead"], by=unlock(project, "vera", "smoke-pass"))
+        vera = unlock(project, "vera", "smoke-pass")
         plan = parse_plan(RELEASE_PLAN.replace('source = "run"', 'source = "recorded"'))
-        run = run_validation(project, plan, "weld-defect:v2", "weld-defect:v1")
-        packet = build_packet(project, run.run_id, tmp / "packet.pdf",
-                              [Signing(unlock(project, "vera", "smoke-pass"), "validated by")])
+        run = run_validation(project, plan, "weld-defect:v2", "weld-defect:v1", by=vera)
+        packet = build_packet(project, run.run_id, tmp / "packet.pdf", [Signing(vera, "validated by")])
     return folder, packet, ca
 
 

@@ -38,11 +38,10 @@ def main() -> None:
         for user_id, name, roles in (("vera", "Vera Łukasz", ["admin", "validation_lead"]),
                                      ("anna", "Anna Öberg", ["approver"])):
             cert = create_identity(user_id, name, "bench-pass", ca_id="plant-ca", ca_passphrase="bench-pass")
-            add_user(project, user_id, name, cert_pem(cert), roles,
-                     by=None if user_id == "vera" else unlock(project, "vera", "bench-pass"))
+            add_user(project, user_id, name, cert_pem(cert), roles, by=unlock(project, "vera", "bench-pass"))
         plan = parse_plan(RELEASE_PLAN.replace('source = "run"', 'source = "recorded"'))
-        run = run_validation(project, plan, "weld-defect:v2", "weld-defect:v1")
         vera, anna = unlock(project, "vera", "bench-pass"), unlock(project, "anna", "bench-pass")
+        run = run_validation(project, plan, "weld-defect:v2", "weld-defect:v1", by=vera)
         request = create_request(project, "weld-defect:v2", "P1", "pilot", vera, run.run_id)
         decide(project, request, "review", vera, "checked")
         decide(project, request, "approve", anna, "approved for the pilot")
