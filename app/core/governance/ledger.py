@@ -169,7 +169,7 @@ def replay(con: duckdb.DuckDBPyConnection, roots: list[x509.Certificate] | None 
         if seq != expected or prev_sha != prev:
             broken = f"statement {expected} is missing or was moved"
         elif not payload or hashlib.sha256(payload).hexdigest() != sha:
-            broken = f"{where} was edited after it was signed"
+            broken = f"{where} was edited after it was signed, or was signed for another project"
         elif not verify_signature(pem, payload, _b64(signature)):
             broken = f"{where} carries a signature that does not match it"
         if broken:
