@@ -43,6 +43,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.command is None:
         args = parser.parse_args(["gui"])
     previous = _stop_on_sigterm()
+    anchors: list[str] = []
     try:
         anchors = list(getattr(args, "anchor", None) or []) + list(getattr(args, "trust", None) or [])
         if anchors:
@@ -53,6 +54,11 @@ def main(argv: list[str] | None = None) -> int:
     except LineproofError as exc:
         print(f"lineproof {args.command}: error: {exc}", file=sys.stderr)
         return 2
+    except OSError as exc:  # a file the command was given or needs: name it, never a traceback
+        where = f"{exc.filename}: " if exc.filename else ""
+        print(f"lineproof {args.command}: error: {where}{exc.strerror or exc}.\nCheck the path and its "
+              "permissions; the command stopped before finishing.", file=sys.stderr)
+        return 2
     except KeyboardInterrupt:
         print("Interrupted; nothing was changed.", file=sys.stderr)
         return 130
@@ -62,6 +68,10 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         if previous is not None:
             signal.signal(signal.SIGTERM, previous)
+        if anchors:  # for this run only: an embedding process (the tests, a script) keeps its own trust
+            from app.core.governance.trust import use_extra_anchors
+
+            use_extra_anchors([])
 
 
 def _stop_on_sigterm() -> object:

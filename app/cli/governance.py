@@ -156,13 +156,21 @@ def _audit_verify(args: argparse.Namespace) -> int:
     """The chain, the signed governance record and every receipt (exit 1 when anything contradicts them)."""
     from pathlib import Path
 
+    from app.core.errors import SchemaDamagedError
     from app.core.governance.integrity import verify_project
 
     files = [f for f in args.receipt or [] if not str(f).lower().endswith(".pdf")]
-    with open_project(args.path, read_only=True, allow_snapshot=True) as project:
-        packets = [Path(f) for f in args.receipt or [] if str(f).lower().endswith(".pdf")]
-        packets += sorted((project.snapshot_of or project.folder).joinpath("packets").glob("*.pdf"))
-        verdict = verify_project(project, files, _packet_receipts(packets))
+    try:
+        with open_project(args.path, read_only=True, allow_snapshot=True) as project:
+            packets = [Path(f) for f in args.receipt or [] if str(f).lower().endswith(".pdf")]
+            packets += sorted((project.snapshot_of or project.folder).joinpath("packets").glob("*.pdf"))
+            verdict = verify_project(project, files, _packet_receipts(packets))
+    except SchemaDamagedError as exc:  # a dropped audit table is the answer to "is it intact?", not an error
+        if args.format == "json":
+            print(json.dumps({"ok": False, "schema": exc.what}, indent=2))
+        else:
+            print(f"AUDIT TRAIL BROKEN: {exc.what}\n{exc.todo}")
+        return 1
     if args.format == "json":
         print(json.dumps(verdict.as_dict(), indent=2, default=str))
         return 0 if verdict.ok else 1

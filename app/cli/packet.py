@@ -34,14 +34,12 @@ def _tsa(url: str | None):
 
 def cmd_sign(args: argparse.Namespace) -> int:
     """Add a later signature (e.g. the approver's) to an existing packet."""
-    from app.core.packet import add_signature
+    from app.core.packet.sign import read_packet, sign_packet
 
+    read_packet(args.packet)  # a missing or foreign file is named before any passphrase is asked
     with open_project(args.project) as project:
         signing = signing_for(project, args.as_user)
-        add_signature(args.packet, signing, _tsa(args.tsa_url))
-        with project.change("packet.sign", Path(args.packet).name, {"signer": signing.signer.user_id,
-                                                                     "meaning": signing.meaning}):
-            pass
+        sign_packet(project, args.packet, signing, _tsa(args.tsa_url))
     print(f"Signed {args.packet} as {signing.signer.name} ({signing.meaning})")
     return 0
 
@@ -74,6 +72,10 @@ def cmd_verify(args: argparse.Namespace) -> int:
         print(f"    identity:      {s.trust}" + (f"\n    {s.timestamp}" if s.timestamp else "")
               + (f"\n    detail:        {s.detail}" if s.detail else ""))
     print(f"  evidence: {'ok' if result.evidence_ok else 'FAILED'}: {result.evidence}")
+    for problem in result.structure:
+        print(f"  FAILED: {problem}")
+    for note in result.notes:
+        print(f"  note: {note}")
     if not trust and not pems:
         print("  (no certificate trusted: pass --trust CERT.pem or --project PROJECT)")
     return result.exit_code

@@ -40,6 +40,10 @@ class ProjectCorruptError(ProjectError):
     """project.duckdb or the manifest is damaged."""
 
 
+class SchemaDamagedError(ProjectCorruptError):
+    """Tables, columns or views the schema version requires are missing or were redefined outside Lineproof."""
+
+
 class ProjectNotWritableError(ProjectError):
     """The project folder cannot be written by this user."""
 

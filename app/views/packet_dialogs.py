@@ -355,6 +355,8 @@ class VerifyPacketDialog(QDialog):
                          + (f"<br>&nbsp;&nbsp;{_html(s.timestamp)}" if s.timestamp else "")
                          + (f"<br>&nbsp;&nbsp;<b>{_html(s.detail)}</b>" if s.detail else ""))
         lines.append(f"<br>Evidence: {'ok' if result.evidence_ok else 'FAILED'}: {_html(result.evidence)}")
+        lines += [f"<b>FAILED: {_html(p)}</b>" for p in result.structure]
+        lines += [f"Note: {_html(n)}" for n in result.notes]
         self.result.setText("<br>".join(lines))
         self.result.setStyleSheet(f"QLabel#verifyResult {{ color: {fg}; background: {bg}; padding: 8px; }}")
 

@@ -62,7 +62,6 @@ def _sha256(path: Path) -> str:
 def export_project(project: Project, out: Path | str, progress: Progress | None = None, by: Any = None) -> Path:
     """Write the project (database checkpointed first) and its artifacts to one archive with a manifest; from a
     governed project the exporting user (`by`, an unlocked Signer) signs the manifest."""
-    from app import __version__
     from app.core.governance.approvals import governed
 
     progress = progress or NullProgress()
@@ -87,32 +86,15 @@ def export_project(project: Project, out: Path | str, progress: Progress | None 
             with project.reading() as con:
                 con.execute("CHECKPOINT")  # the .wal is not exported: everything must be in the main file
             files = _files(folder)
-        entries: list[dict[str, Any]] = []
         out.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp_name = tempfile.mkstemp(prefix=f".{out.stem}-", suffix=".partial", dir=out.parent)
         os.close(fd)
         tmp = Path(tmp_name)
         try:
-            done = 0
-            with zipfile.ZipFile(tmp, "w", compression=zipfile.ZIP_DEFLATED, compresslevel=1) as archive:
-                for path in files:
-                    check_cancelled(progress)
-                    rel = path.relative_to(folder).as_posix()
-                    entries.append({"path": rel, "size": path.stat().st_size, "sha256": _sha256(path)})
-                    archive.write(path, rel)
-                    done += path.stat().st_size
-                    progress.report(0.95 * done / total, f"Packing {rel}")
-                manifest = {"format": FORMAT, "project": project.display_name, "created_at":
-                            datetime.now(UTC).isoformat(timespec="seconds"), "app_version": __version__,
-                            "files": entries, "total_size": sum(e["size"] for e in entries)}
-                manifest_bytes = json.dumps(manifest, indent=1, sort_keys=True).encode("utf-8")
-                archive.writestr(MANIFEST, manifest_bytes)
-                if by is not None:
-                    from app.core.governance.identity import cert_pem
-
-                    archive.writestr(SIGNATURE, json.dumps({
-                        "user_id": by.user_id, "cert_pem": cert_pem(by.cert),
-                        "signature": base64.b64encode(by.sign(manifest_bytes)).decode("ascii")}, indent=1))
+            entries = _write_archive(tmp, project, files, by, set(), progress)
+            stored = _bomb_like_names(tmp)
+            if stored:  # data that compresses like a zip bomb is stored as is, so every import accepts it
+                entries = _write_archive(tmp, project, files, by, stored, progress)
             with open(tmp, "rb") as f:
                 os.fsync(f.fileno())
             os.replace(tmp, out)
@@ -124,6 +106,50 @@ def export_project(project: Project, out: Path | str, progress: Progress | None 
             raise
     progress.report(1.0, f"Exported {len(entries)} files to {out.name}")
     return out
+
+
+def _write_archive(tmp: Path, project: Project, files: list[Path], by: Any, stored: set[str],
+                   progress: Progress) -> list[dict[str, Any]]:
+    """Write the files, the manifest and (from a governed project) its signature; `stored` entries uncompressed."""
+    from app import __version__
+
+    folder = project.folder
+    total = sum(f.stat().st_size for f in files) or 1
+    entries: list[dict[str, Any]] = []
+    done = 0
+    with zipfile.ZipFile(tmp, "w", compression=zipfile.ZIP_DEFLATED, compresslevel=1) as archive:
+        for path in files:
+            check_cancelled(progress)
+            rel = path.relative_to(folder).as_posix()
+            entries.append({"path": rel, "size": path.stat().st_size, "sha256": _sha256(path)})
+            archive.write(path, rel, compress_type=zipfile.ZIP_STORED if rel in stored else None)
+            done += path.stat().st_size
+            progress.report(0.95 * done / total, f"Packing {rel}")
+        manifest = {"format": FORMAT, "project": project.display_name, "created_at":
+                    datetime.now(UTC).isoformat(timespec="seconds"), "app_version": __version__,
+                    "files": entries, "total_size": sum(e["size"] for e in entries)}
+        manifest_bytes = json.dumps(manifest, indent=1, sort_keys=True).encode("utf-8")
+        archive.writestr(MANIFEST, manifest_bytes)
+        if by is not None:
+            from app.core.governance.identity import cert_pem
+
+            archive.writestr(SIGNATURE, json.dumps({
+                "user_id": by.user_id, "cert_pem": cert_pem(by.cert),
+                "signature": base64.b64encode(by.sign(manifest_bytes)).decode("ascii")}, indent=1))
+    return entries
+
+
+def _bomb_like(infos: list[zipfile.ZipInfo]) -> tuple[list[zipfile.ZipInfo], int, int]:
+    """Entries that expand more than MAX_RATIO times, what they expand to, and their packed size."""
+    bomb_like = [i for i in infos if i.file_size > MAX_RATIO * max(i.compress_size, 1)]
+    return bomb_like, sum(i.file_size for i in bomb_like), sum(i.compress_size for i in bomb_like) or 1
+
+
+def _bomb_like_names(path: Path) -> set[str]:
+    """The entries of a written archive that its import would count as bomb-like, when they are too many."""
+    with zipfile.ZipFile(path) as archive:
+        bomb_like, swollen, _ = _bomb_like(archive.infolist())
+    return {i.filename for i in bomb_like} if swollen > BOMB_FLOOR else set()
 
 
 def _safe_name(name: str, archive: str) -> PurePosixPath:
@@ -186,13 +212,14 @@ def read_manifest(archive_path: Path | str) -> dict[str, Any]:
             _safe_name(path, name)
         expanded = sum(i.file_size for i in infos)
         # Counted over all entries: a thousand small bomb-like files are as bad as one big one.
-        bomb_like = [i for i in infos if i.file_size > MAX_RATIO * max(i.compress_size, 1)]
-        swollen, packed = sum(i.file_size for i in bomb_like), sum(i.compress_size for i in bomb_like) or 1
-        if swollen > BOMB_FLOOR and manifest["signed_by"] is None:
+        bomb_like, swollen, packed = _bomb_like(infos)
+        # Every archive, signed or not: a signature says who exported, not that the bytes are harmless, and
+        # Lineproof's own export stores such data uncompressed.
+        if swollen > BOMB_FLOOR:
             raise BundleError(f"{name} has {len(bomb_like):,} entries that would expand {swollen / packed:,.0f}x, "
                               f"to {swollen / 2**20:,.0f} MiB from {packed / 2**10:,.0f} KiB (a zip bomb?).",
-                              "Refused; nothing was written. An export signed by a user of a governed project is "
-                              "accepted however well it compresses.")
+                              "Refused; nothing was written. Lineproof's own exports never compress like this: "
+                              "ask for a new export.")
         manifest["expanded_size"] = expanded
     return manifest
 
@@ -224,41 +251,94 @@ def _check_signature(archive: zipfile.ZipFile, name: str) -> tuple[str | None, s
 
 
 def _check_exporter(staging: Path, manifest: dict[str, Any], name: str) -> None:
-    """A project with users was exported by one of them, who signed the manifest with their registered key."""
+    """A project with users was exported by one of them whose identity chains to this PC's trust anchor and who
+    is a user by the project's signed record; users listed inside the archive are never trusted by themselves."""
     import duckdb
+
+    from app.core.governance import ledger, trust
 
     signer = manifest.get("signed_by")
     con = duckdb.connect(str(staging / "project.duckdb"), read_only=True)
     try:
-        has_users = con.execute("SELECT count(*) FROM information_schema.tables WHERE table_name = 'users'"
-                                ).fetchall()[0][0] and con.execute("SELECT count(*) FROM users").fetchall()[0][0]
+        tables = {r[0] for r in con.execute("SELECT table_name FROM information_schema.tables").fetchall()}
+        has_users = "users" in tables and con.execute("SELECT count(*) FROM users").fetchall()[0][0]
+        state = ledger.replay(con) if has_users and "statements" in tables else None
         registered = con.execute("SELECT cert_pem FROM users WHERE user_id = ?", [signer]).fetchall() \
             if has_users and signer else []
+    except duckdb.Error as exc:
+        raise BundleError(f"The project database in {name} cannot be read ({str(exc).splitlines()[0]}).",
+                          "The archive is damaged; nothing was written. Ask for a new export.") from exc
     finally:
         con.close()
-    if has_users and signer is None:
+    if not has_users:
+        return
+    if signer is None:
         raise BundleError(f"{name} holds a project with users but its manifest is not signed.",
                           "Exports of governed projects are signed by the exporting user; ask for a new export. "
                           "Nothing was written.")
-    if has_users and (not registered or registered[0][0].strip() != manifest["signer_cert_pem"].strip()):
-        raise BundleError(f"{name} was signed by {signer}, who is not a registered user of the project inside.",
-                          "Ask a user of that project for a new export; nothing was written.")
+    cert = _trusted_exporter(manifest, name)
+    if state is not None:
+        user = state.users.get(signer)
+        known = user is not None and user.active and user.cert_sha256 == trust.der_sha256(cert)
+    else:  # a project from before signed statements: its users table is all there is to compare with
+        known = bool(registered) and registered[0][0].strip() == manifest["signer_cert_pem"].strip()
+    if not known:
+        raise BundleError(f"{name} was signed by {signer}, who is not a user of the project inside by its signed "
+                          "record.", "Ask a user of that project for a new export; nothing was written.")
+
+
+def _trusted_exporter(manifest: dict[str, Any], name: str) -> Any:
+    """The exporter's certificate, when it chains to this PC's trust anchor; refused otherwise."""
+    from cryptography import x509
+
+    from app.core.governance import trust
+
+    cert = x509.load_pem_x509_certificate(manifest["signer_cert_pem"].encode("ascii"))
+    problem = trust.chain_problem(cert)
+    if problem:
+        raise BundleError(f"{name} was signed by {manifest['signed_by']}, whom this PC does not trust: {problem}.",
+                          "Only exports signed by an identity of your site are imported. If the archive is from "
+                          "your site, add its CA first (lineproof trust add SITE-CA.pem, or --trust). Nothing was "
+                          "written.")
+    return cert
+
+
+def _size(n: int) -> str:
+    return f"{n / 2**30:,.1f} GiB" if n >= 2**30 else f"{n / 2**20:,.1f} MiB"
+
+
+def _check_destination(dest: Path) -> Path:
+    """The folder the import may create: not a link, not an existing project; returns its nearest existing
+    parent (where the free space is measured)."""
+    if dest.is_symlink():
+        raise BundleError(f"{dest} is a link (to {os.readlink(dest)}).",
+                          "Import into a new, real folder: a link could send the project somewhere else. Nothing "
+                          "was written.")
+    if dest.exists() and (not dest.is_dir() or any(dest.iterdir())):
+        raise BundleError(f"{dest} exists already.", "Import into a new folder; an existing project is never "
+                                                     "overwritten.")
+    parent = dest.parent
+    while not parent.exists():
+        parent = parent.parent
+    if not parent.is_dir():
+        raise BundleError(f"{parent} is not a folder.", "Import into a folder you can write; nothing was written.")
+    return parent
 
 
 def import_project(archive_path: Path | str, dest: Path | str, progress: Progress | None = None) -> Path:
     """Check and unpack an archive into a new folder `dest`; the folder appears only when everything checked out."""
     progress = progress or NullProgress()
     archive_path, dest = Path(archive_path), Path(dest)
-    if dest.exists() and (not dest.is_dir() or any(dest.iterdir())):
-        raise BundleError(f"{dest} exists already.", "Import into a new folder; an existing project is never "
-                                                     "overwritten.")
+    existing = _check_destination(dest)
     manifest = read_manifest(archive_path)
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    free = shutil.disk_usage(dest.parent).free
+    if manifest["signed_by"] is not None:
+        _trusted_exporter(manifest, archive_path.name)  # an untrusted signer is refused before anything is unpacked
+    free = shutil.disk_usage(existing).free  # before any byte (or folder) is written
     if manifest["expanded_size"] + DISK_MARGIN > free:
-        raise BundleError(f"{archive_path.name} expands to {manifest['expanded_size'] / 2**30:,.1f} GiB; "
-                          f"{dest.parent} has {free / 2**30:,.1f} GiB free.",
+        raise BundleError(f"{archive_path.name} expands to {_size(manifest['expanded_size'])}; "
+                          f"{existing} has {_size(free)} free (and the import leaves {_size(DISK_MARGIN)}).",
                           "Free some space or import onto another drive; nothing was written.")
+    dest.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{dest.name}-importing-", dir=dest.parent))
     try:
         total = manifest["total_size"] or 1
@@ -291,9 +371,14 @@ def import_project(archive_path: Path | str, dest: Path | str, progress: Progres
             raise BundleError(f"{archive_path.name} holds no lineproof.toml.", "It is not a Lineproof project.")
         _check_exporter(staging, manifest, archive_path.name)
         check_cancelled(progress)
-        if dest.exists():
-            dest.rmdir()
-        staging.rename(dest)
+        _check_destination(dest)  # again: the folder may have changed while the archive was checked
+        try:
+            if dest.exists():
+                dest.rmdir()
+            staging.rename(dest)
+        except OSError as exc:
+            raise BundleError(f"Cannot create {dest}: {exc.strerror or exc}.",
+                              "Import into a new folder you can write; nothing was written.") from exc
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise

@@ -127,7 +127,8 @@ def export_review(project: Project, review_id: str, out: Path | str, signings: l
 
     with acting_as(signings[0].signer.user_id), project.change(
             "review.export", review_id, {"file": path.name, "evidence_sha256": sha,
-                                         "signers": [s.signer.user_id for s in signings]}):
+                                         "signers": [s.signer.user_id for s in signings],
+                                         "meanings": [s.meaning for s in signings]}):
         pass
     progress.report(1.0, f"Review written: {path.name}")
     return path

@@ -214,6 +214,7 @@ def build_packet(project: Project, run_id: str, out: Path | str, signings: list[
 
     with acting_as(signings[0].signer.user_id), project.change("packet.export", run_id, {"file": path.name, "evidence_sha256": sha,
                                                    "signers": [s.signer.user_id for s in signings],
+                                                   "meanings": [s.meaning for s in signings],
                                                    "request": (evidence["approvals"] or {}).get("request_id")}):
         pass
     from app.core.governance.receipts import sign_head
@@ -223,7 +224,49 @@ def build_packet(project: Project, run_id: str, out: Path | str, signings: list[
     return path
 
 
+def read_packet(path: Path | str) -> bytes:
+    """The bytes of an existing packet, or a clear error naming the file."""
+    path = Path(path)
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise PacketError(f"Cannot read the packet {path}: {exc.strerror or exc}.",
+                          "Give the path of an exported packet PDF; nothing was signed.") from exc
+    if not data.startswith(b"%PDF"):
+        raise PacketError(f"{path} is not a PDF.", "Give the path of an exported packet PDF; nothing was signed.")
+    return data
+
+
 def add_signature(path: Path | str, signing: Signing, timestamper: Any = None) -> Path:
     """Add a later signer (e.g. the approver) to an existing packet, as a new incremental revision."""
     path = Path(path)
-    return write_atomically(path, sign_bytes(path.read_bytes(), signing, timestamper))
+    return write_atomically(path, sign_bytes(read_packet(path), signing, timestamper))
+
+
+def sign_packet(project: Project, path: Path | str, signing: Signing, timestamper: Any = None) -> Path:
+    """Add a project user's signature to a packet and record it (with the packet's evidence hash, so that a copy
+    cut back to fewer signatures can be told apart later)."""
+    from app.core.governance.approvals import check_signing_meaning
+    from app.core.governance.identity import check_validity
+    from app.core.store.audit import acting_as
+
+    path = Path(path)
+    data = read_packet(path)
+    try:
+        check_validity(signing.signer.cert, signing.signer.user_id)
+    except LineproofError as exc:
+        raise PacketError(f"{exc.what} A packet cannot be signed with it.", exc.todo) from None
+    check_signing_meaning(project, signing.signer.user_id, signing.meaning)
+    from app.core.packet.verify import evidence_hash_of
+
+    sha = evidence_hash_of(data)
+    signed = sign_bytes(data, signing, timestamper)
+    write_atomically(path, signed)
+    with acting_as(signing.signer.user_id), project.change("packet.sign", path.name, {
+            "signer": signing.signer.user_id, "meaning": signing.meaning, "evidence_sha256": sha,
+            "field": f"Signature{existing_signatures(signed)}"}):
+        pass
+    from app.core.governance.receipts import sign_head
+
+    sign_head(project, signing.signer)
+    return path

@@ -51,6 +51,8 @@ class PacketVerification:
     evidence: str = ""
     evidence_ok: bool = False
     indication: str = FAILED
+    structure: list[str] = field(default_factory=list)  # changes that make the packet FAILED
+    notes: list[str] = field(default_factory=list)  # reported, changing nothing
 
     @property
     def exit_code(self) -> int:
@@ -60,7 +62,8 @@ class PacketVerification:
     def as_dict(self) -> dict[str, Any]:
         """Plain data for --format json."""
         return {"path": self.path, "indication": self.indication, "evidence_ok": self.evidence_ok,
-                "evidence": self.evidence, "signatures": [asdict(s) for s in self.signatures]}
+                "evidence": self.evidence, "structure": self.structure, "notes": self.notes,
+                "signatures": [asdict(s) for s in self.signatures]}
 
 
 def _certificates(data: bytes, name: str) -> list[Any]:
@@ -93,9 +96,11 @@ def load_trust(paths: list[Path | str], pems: list[str] = ()) -> list[Any]:
 
 
 def project_certificates(project: Any) -> list[str]:
-    """The PEM certificates of a project's registered users (to trust them)."""
-    with project.reading() as con:
-        return [r[0] for r in con.execute("SELECT cert_pem FROM users ORDER BY user_id").fetchall()]
+    """The PEM certificates of a project's users by its verified, signed record (to trust them): a row someone
+    wrote into the users table is never trusted, and without a trust anchor on this PC nobody is."""
+    from app.core.governance.approvals import governance
+
+    return [user.cert_pem for _, user in sorted(governance(project).users.items())]
 
 
 def _diff(status: Any) -> tuple[Any, set[str], str]:
@@ -252,17 +257,57 @@ def _project_rules(project: Any, sigs: list[Any], checks: list[SignatureCheck], 
         if evidence_sha not in exported:
             problems.append("this project never exported a packet with this evidence (no audit entry carries its "
                             "sha256)")
+        else:
+            problems += _missing_signatures(con, evidence_sha, len(checks))
     return problems
+
+
+def _missing_signatures(con: Any, evidence_sha: str, present: int) -> list[str]:
+    """A copy cut back to an earlier revision: the signatures the project recorded for this evidence (the export's
+    signers in order, then each later `lineproof sign`) beyond the ones the copy carries."""
+    rows = con.execute(
+        "SELECT action, details_json, ts_text FROM audit_log WHERE action IN ('packet.export', 'review.export', "
+        "'packet.sign') AND json_extract_string(details_json, '$.evidence_sha256') = ? ORDER BY seq",
+        [evidence_sha]).fetchall()
+    recorded: list[tuple[str, str, str]] = []  # (signer, meaning, when)
+    for action, details_json, when in rows:
+        details = json.loads(details_json)
+        if action == "packet.sign":
+            recorded.append((str(details.get("signer")), str(details.get("meaning", "")), when))
+        else:
+            meanings = details.get("meanings") or [""] * len(details.get("signers", []))
+            recorded = [(str(u), str(m), when) for u, m in zip(details.get("signers", []), meanings, strict=False)]
+    if len(recorded) <= present:
+        return []
+    missing = ", ".join(f"Signature{i + 1} by {user}" + (f" ({meaning!r})" if meaning else "") + f" on {when[:16]}"
+                        for i, (user, meaning, when) in enumerate(recorded) if i >= present)
+    return [f"this copy carries {present} of the {len(recorded)} signatures the project recorded for this "
+            f"evidence: missing {missing} (an earlier revision of the packet; ask for the latest copy)"]
+
+
+def _keywords_hash(reader: Any) -> str:
+    trailer = reader.trailer_view
+    info = trailer["/Info"] if "/Info" in trailer else None
+    keywords = str(info["/Keywords"]) if info is not None and "/Keywords" in info else ""
+    match = re.search(r"lineproof-evidence-sha256:([0-9a-f]{64})", keywords)
+    return match.group(1) if match else ""
+
+
+def evidence_hash_of(data: bytes) -> str:
+    """The evidence sha256 a packet's document information names ('' when it names none)."""
+    from pyhanko.pdf_utils.reader import PdfFileReader
+
+    try:
+        return _keywords_hash(PdfFileReader(io.BytesIO(data), strict=False))
+    except Exception:  # a damaged PDF names no evidence; signing it fails with its own error
+        return ""
 
 
 def _evidence(reader: Any) -> tuple[bool, str, dict | None, str]:
     """The attached evidence against the sha256 in the document information, and its validation result hash:
     (ok, in words, the evidence when it could be read, its sha256)."""
-    trailer = reader.trailer_view
-    info = trailer["/Info"] if "/Info" in trailer else None
-    keywords = str(info["/Keywords"]) if info is not None and "/Keywords" in info else ""
-    match = re.search(r"lineproof-evidence-sha256:([0-9a-f]{64})", keywords)
-    if not match:
+    expected = _keywords_hash(reader)
+    if not expected:
         return False, "no Lineproof evidence hash in the document information", None, ""
     root = reader.root
     names = root["/Names"] if "/Names" in root else None
@@ -275,8 +320,8 @@ def _evidence(reader: Any) -> tuple[bool, str, dict | None, str]:
     if data is None:
         return False, "the evidence.json attachment is missing", None, ""
     digest = hashlib.sha256(data).hexdigest()
-    if digest != match.group(1):
-        return False, f"evidence.json does not match the signed hash ({digest[:16]}… vs {match.group(1)[:16]}…)", None, digest
+    if digest != expected:
+        return False, f"evidence.json does not match the signed hash ({digest[:16]}… vs {expected[:16]}…)", None, digest
     try:
         evidence = json.loads(data)
         if "validation" not in evidence:  # an operating review: its findings carry their own hash
@@ -329,6 +374,13 @@ def verify_packet(path: Path | str, trust: list[Path | str] | None = None, trust
     checked = [_check(sig, context) for sig in signatures]
     result.signatures = [c for c, _ in checked]
     _apply_packet_rules(reader, signatures, result.signatures, [s for _, s in checked])
+    from app.core.packet.structure import check_structure
+
+    try:
+        report = check_structure(reader, data, signatures)
+        result.structure, result.notes = report.failures, report.notes
+    except Exception as exc:  # a structure too broken to walk is a failure, not a crash
+        result.structure = [f"the file's structure cannot be checked ({type(exc).__name__}: {str(exc)[:160]})"]
     result.evidence_ok, result.evidence, evidence, digest = _evidence(reader)
     if project is not None:
         problems = _project_rules(project, signatures, result.signatures, evidence, digest)
@@ -338,7 +390,7 @@ def verify_packet(path: Path | str, trust: list[Path | str] | None = None, trust
         elif result.evidence_ok:
             result.evidence += "; the run, verdict and evidence are the ones this project stored"
     indications = [s.indication for s in result.signatures]
-    if FAILED in indications or not result.evidence_ok:
+    if FAILED in indications or not result.evidence_ok or result.structure:
         result.indication = FAILED
     elif INDETERMINATE in indications:
         result.indication = INDETERMINATE

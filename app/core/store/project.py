@@ -25,6 +25,7 @@ from app.core.errors import (
     ProjectNotFoundError,
     ProjectNotWritableError,
     ReadOnlyProjectError,
+    SchemaDamagedError,
     SchemaTooNewError,
 )
 from app.core.store.audit import append_audit, current_actor
@@ -36,7 +37,7 @@ from app.core.store.manifest import (
     read_manifest,
     write_manifest,
 )
-from app.core.store.schema import SCHEMA_VERSION, migrate, stored_version
+from app.core.store.schema import SCHEMA_VERSION, migrate, schema_damage, stored_version
 
 DB_NAME = "project.duckdb"
 HOLDER_NAME = ".lineproof-holder.json"
@@ -237,6 +238,13 @@ class Project:
                 raise _corrupt(folder / DB_NAME, exc) from exc
             manifest = manifest.with_schema(SCHEMA_VERSION)
             write_manifest(folder, manifest)
+        damage = schema_damage(con)
+        if damage:  # every query would meet it later as a bare catalog error, or read a forged view
+            con.close()
+            raise SchemaDamagedError(
+                f"{(snapshot_of or folder) / DB_NAME} was changed outside Lineproof: {'; '.join(damage)}.",
+                "Nothing was changed. Treat the project as tampered with: restore project.duckdb from a backup "
+                "or an exported bundle, and compare with `lineproof audit verify` on the restored copy.")
         project = cls(folder, manifest, con, read_only, snapshot_of)
         if not read_only:
             project._write_holder()
