@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import signal
 import sys
+import warnings
 
 from app import __version__
 from app.cli import bench, data, governance, models, monitoring, packet, project, validation
@@ -32,6 +33,8 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     """Entry point; returns the exit code."""
     argv = sys.argv[1:] if argv is None else list(argv)
+    # pyHanko imports cryptography's DSA support, which warns on every run; Lineproof never uses DSA.
+    warnings.filterwarnings("ignore", message="DSA is deprecated")
     if argv[:1] == [BENCH_CHILD]:
         return bench.run_child()
     if argv[:1] == [RUNTIME_CHECK]:

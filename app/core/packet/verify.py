@@ -389,6 +389,12 @@ def verify_packet(path: Path | str, trust: list[Path | str] | None = None, trust
             result.evidence += "; against the project: " + "; ".join(problems)
         elif result.evidence_ok:
             result.evidence += "; the run, verdict and evidence are the ones this project stored"
+    if result.structure:  # every signature the changes came after says so, not "none after signing"
+        for sig, check in zip(signatures, result.signatures, strict=True):
+            if sig.coverage is None or sig.coverage.name != "ENTIRE_FILE":
+                check.modifications = ("illegal: the file was changed after signing in ways listed below "
+                                       f"(besides: {check.modifications})")
+                check.indication = FAILED
     indications = [s.indication for s in result.signatures]
     if FAILED in indications or not result.evidence_ok or result.structure:
         result.indication = FAILED
