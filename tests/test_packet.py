@@ -287,12 +287,17 @@ def _dummy_tsa(common_name: str):
 
 
 def test_a_timestamped_signature_is_b_t(signed, tmp_path: Path):
+    from app.core.governance.trust import add_anchor
     from app.core.packet import add_signature
 
     tsa, cert = _dummy_tsa("Test TSA")
     path = tmp_path / "timestamped.pdf"
     path.write_bytes(signed["other"].read_bytes())
     os.environ["LINEPROOF_HOME"] = str(signed["root"] / "profile")
+    with pytest.raises(PacketError, match="(?s)Test TSA.*must chain to this PC's trust anchors"):
+        add_signature(path, Signing(unlock_identity("vera", PW), "reviewed by"), timestamper=tsa)
+    assert path.read_bytes() == signed["other"].read_bytes()
+    add_anchor(cert, name="test-tsa")  # the plant's TSA, trusted on this PC
     add_signature(path, Signing(unlock_identity("vera", PW), "reviewed by"), timestamper=tsa)
     tsa_pem = tmp_path / "tsa.pem"
     tsa_pem.write_text(cert_pem(cert))
@@ -486,11 +491,16 @@ def test_with_the_project_the_run_verdict_and_evidence_must_be_the_stored_ones(s
     assert result.indication == FAILED and "never exported a packet with this evidence" in result.evidence
 
 
-def test_a_timestamp_from_an_untrusted_tsa_is_never_passed(signed, tmp_path: Path):
+def test_a_timestamp_from_an_untrusted_tsa_is_never_passed(signed, tmp_path: Path, monkeypatch):
     from app.core.packet import add_signature
+    from app.core.packet import sign as packet_sign
 
     tsa, cert = _dummy_tsa("Rogue TSA")
     path = _copy(signed, tmp_path)
+    with pytest.raises(PacketError, match="Rogue TSA"):  # Lineproof itself refuses a TSA this PC does not trust...
+        add_signature(path, Signing(unlock_identity("anna", PW), "approved by"), timestamper=tsa)
+    # ...so the packet is made as another tool would: a B-T signature without validation data.
+    monkeypatch.setattr(packet_sign, "long_term_context", lambda _signer: None)
     add_signature(path, Signing(unlock_identity("anna", PW), "approved by"), timestamper=tsa)
     result = verify_packet(path, [signed["certs"]["plant-ca"]])  # the signer is trusted, the TSA is not
     assert result.signatures[2].trust == "trusted"

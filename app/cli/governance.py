@@ -28,6 +28,8 @@ def cmd_user(args: argparse.Namespace) -> int:
                   "(the first user becomes admin)")
         return 0
     roles = [r.strip() for r in (args.role or "").split(",") if r.strip()]
+    if args.action == "revoke":
+        return _revoke(args)
     with open_project(args.path) as project:
         admin = cosigner = None
         first = not gov.governed(project)
@@ -73,6 +75,24 @@ def cmd_user(args: argparse.Namespace) -> int:
                 identity.discard_identity(args.id)
             raise
     print(f"User {args.id} added with roles {', '.join(given)}; identity in {identity.identity_path(args.id)}")
+    return 0
+
+
+def _revoke(args: argparse.Namespace) -> int:
+    """An admin withdraws a user's key (a signed statement)."""
+    from app.core.governance import approvals as gov
+
+    if not (args.id and args.reason and args.as_user):
+        raise LineproofError("Revoking needs the user, the reason and the admin.",
+                             "lineproof user revoke PROJECT --id USER --reason keyCompromise|superseded|"
+                             "cessationOfOperation --as ADMIN")
+    with open_project(args.path) as project:
+        admin = gov.unlock(project, args.as_user, passphrase(f"Passphrase of {args.as_user}: ",
+                                                             "LINEPROOF_ADMIN_PASSPHRASE"))
+        gov.revoke_user(project, args.id, args.reason, admin)
+    print(f"{args.id}'s key is revoked ({args.reason}): nothing they sign from now on counts in this project. "
+          "If the site CA issued it, publish a CRL too: lineproof trust crl --ca CA --revoke "
+          f"{args.id} --reason {args.reason}")
     return 0
 
 
@@ -221,15 +241,66 @@ def cmd_trust(args: argparse.Namespace) -> int:
         out = trust.add_anchor(args.cert)
         print(f"Trusted on this PC: {args.cert} (stored as {out})")
         return 0
+    if args.action in ("import-crl", "crl"):
+        return _crl(args)
+    if args.action == "tsa":
+        trust.set_tsa("" if args.cert in (None, "off") else args.cert)
+        print(f"Timestamp authority for signatures made on this PC: {trust.tsa_url() or 'none'}")
+        return 0
     files = trust.anchor_files()
     if not files:
         print("This PC has no trust anchor: projects are treated as ungoverned for verification.\n"
               "Install the site CA certificate: lineproof trust add SITE-CA.pem")
         return 0
+    from app.core.governance.revocation import pc_crls
+
     print(f"Trust configuration: {trust.trust_dir()}")
     for path in files:
         for cert in trust.anchors_in(path):
             print(f"  {cert.subject.rfc4514_string():<50} sha256 {trust.der_sha256(cert)[:16]}…  ({path.name})")
+    for crl in pc_crls():
+        print(f"  CRL of {crl.issuer.rfc4514_string()}: issued {crl.last_update_utc:%Y-%m-%d %H:%M} UTC, next "
+              f"{crl.next_update_utc:%Y-%m-%d}, {len(list(crl))} revoked")
+    print(f"  Timestamp authority: {trust.tsa_url() or 'none (signing times are the signers claims)'}")
+    return 0
+
+
+def _crl(args: argparse.Namespace) -> int:
+    """Import the site's CRL, or issue one with a site CA made here (revoking certificates or users' keys)."""
+    from app.core.governance import identity, revocation
+
+    if args.action == "import-crl":
+        if not args.cert:
+            raise LineproofError("Name the CRL file.", "lineproof trust import-crl SITE-CA.crl")
+        path, crl = revocation.install_crl(args.cert)
+        print(f"Kept on this PC: CRL of {crl.issuer.rfc4514_string()} issued {crl.last_update_utc:%Y-%m-%d %H:%M} "
+              f"UTC with {len(list(crl))} revoked certificate(s) ({path})")
+        return 0
+    if not args.ca:
+        raise LineproofError("Issuing a CRL needs the site CA.", "lineproof trust crl --ca CA [--revoke USER|CERT.pem]")
+    since = None
+    if args.since:
+        from datetime import UTC, datetime
+
+        try:
+            since = datetime.fromisoformat(args.since).replace(tzinfo=datetime.fromisoformat(args.since).tzinfo or UTC)
+        except ValueError as exc:
+            raise LineproofError(f"--since {args.since!r} is not a date or time.", "Use e.g. 2026-12-01T08:00") \
+                from exc
+    revoke = []
+    for item in args.revoke or []:
+        from pathlib import Path
+
+        from cryptography import x509
+
+        cert = x509.load_pem_x509_certificate(Path(item).read_bytes()) if Path(item).is_file() \
+            else identity.profile_certificate(item)
+        revoke.append((cert, args.reason or "unspecified", since))
+    ca_pass = os.environ.get(args.ca_passphrase_env or "", "") or passphrase(f"Passphrase of the CA {args.ca}: ")
+    out, crl = revocation.issue_crl(args.ca, ca_pass, revoke)
+    print(f"CRL issued {crl.last_update_utc:%Y-%m-%d %H:%M} UTC by {args.ca} with {len(list(crl))} revoked "
+          f"certificate(s): {out}\n"
+          "It is kept on this PC; give the file to every PC that verifies (lineproof trust import-crl FILE).")
     return 0
 
 
@@ -238,7 +309,7 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("user", help="signing identities, users and roles",
                        description="Keys stay in your profile folder (a passphrase-protected PKCS#12 file); the "
                                    "project stores certificates and roles. The first user becomes admin.")
-    p.add_argument("action", choices=("create", "create-ca", "import", "list", "roles"))
+    p.add_argument("action", choices=("create", "create-ca", "import", "list", "roles", "revoke"))
     p.add_argument("path", help="project folder")
     p.add_argument("--id", help="user id, e.g. a.kowalski")
     p.add_argument("--name", help="full name shown on signatures")
@@ -250,14 +321,23 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--countersign", metavar="ADMIN2",
                    help="a second admin countersigns the registration (needed for a certificate the site CA did not "
                         "issue; passphrase from LINEPROOF_COSIGN_PASSPHRASE or asked)")
-    p.add_argument("--reason", help="why (required for role changes)")
+    p.add_argument("--reason", help="why (required for role changes); for revoke one of keyCompromise, superseded, "
+                                    "cessationOfOperation, affiliationChanged")
     p.set_defaults(func=cmd_user)
 
     p = sub.add_parser("trust", help="this PC's trust anchors (site CA or pinned certificates)",
                        description="Identities must chain to an anchor configured on this PC, never read from a "
                                    "project. `add` trusts a site CA certificate (or pins one certificate).")
-    p.add_argument("action", choices=("add", "list"))
-    p.add_argument("cert", nargs="?", help="certificate file (PEM or DER) for add")
+    p.add_argument("action", choices=("add", "list", "import-crl", "crl", "tsa"),
+                   help="add a CA or pinned certificate; list; import-crl FILE (the site's revocation list); crl "
+                        "--ca CA (issue one with a site CA made here); tsa URL|off (the plant's timestamp authority)")
+    p.add_argument("cert", nargs="?", help="certificate file for add, CRL file for import-crl, URL for tsa")
+    p.add_argument("--ca", help="crl: the site CA (made with user create-ca) that signs the CRL")
+    p.add_argument("--ca-passphrase-env", help="crl: environment variable holding the CA passphrase (else asked)")
+    p.add_argument("--revoke", action="append", metavar="USER|CERT.pem", help="crl: revoke this identity (repeat)")
+    p.add_argument("--reason", default="superseded", help="crl: keyCompromise, superseded, cessationOfOperation, "
+                                                          "affiliationChanged (default %(default)s)")
+    p.add_argument("--since", help="crl: revoked since (ISO time; default now), e.g. when a key was compromised")
     p.set_defaults(func=cmd_trust)
 
     p = sub.add_parser("request", help="ask for a model version to move to a stage at a site (or --list)")

@@ -333,7 +333,12 @@ def unlock(project: Project, user_id: str, passphrase: str) -> Signer:
     locked_at = datetime.fromisoformat(lock["locked_at"]) if lock.get("locked_at") else None
     is_governed = governed(project)
     if is_governed and not user_roles(project, user_id):
-        require_anchor(project)
+        state = require_anchor(project)
+        fact = state.users.get(user_id)
+        if fact is not None and fact.revoked_at:
+            raise GovernanceError(f"{user_id}'s signing key was revoked on {fact.revoked_at[:16]} UTC "
+                                  f"({fact.revoke_reason}); nothing signed with it counts after that.",
+                                  "Ask an admin to register a new identity for you.")
         raise GovernanceError(f"{user_id} is not a user of this project.", "Ask an admin to add you.")
     if locked_at is not None and now - locked_at < timedelta(minutes=LOCK_MINUTES):
         left = max(1, LOCK_MINUTES - int((now - locked_at).total_seconds() // 60))
@@ -358,6 +363,7 @@ def unlock(project: Project, user_id: str, passphrase: str) -> Signer:
                                   f"{LOCK_MINUTES} minutes.", "This was recorded in the audit trail.") from None
         raise GovernanceError(f"Wrong passphrase for {user_id} ({count} of {MAX_FAILURES} before signing locks).",
                               "Type the passphrase of your signing identity.") from None
+    _refuse_revoked_certificate(signer)
     user = governance(project).users.get(user_id) if is_governed else None
     if user is not None and cert_sha256(signer.cert) != user.cert_sha256:
         raise GovernanceError(f"The identity in your profile is not the certificate registered for {user_id}.",
@@ -368,6 +374,43 @@ def unlock(project: Project, user_id: str, passphrase: str) -> Signer:
             with acting_as(user_id), project.change("signing.unlocked", user_id, {"after_failures": failures}):
                 pass
     return signer
+
+
+def _refuse_revoked_certificate(signer: Signer) -> None:
+    """A key the site CA revoked (its CRL kept on this PC) signs nothing from the revocation on."""
+    from app.core.governance.revocation import revocation_of
+
+    revoked, _ = revocation_of(signer.cert)
+    if revoked is not None and revoked.revoked_at <= datetime.now(UTC):
+        raise GovernanceError(f"{signer.user_id}'s certificate was revoked on {revoked.revoked_at:%Y-%m-%d %H:%M} "
+                              f"UTC ({revoked.reason}; {revoked.source}).",
+                              "Ask the site CA for a new certificate and an admin to register it; nothing was "
+                              "signed.")
+
+
+def revoke_user(project: Project, user_id: str, reason: str, by: Signer) -> None:
+    """Withdraw a user's key (admin only; a signed statement, audited): nothing they sign afterwards counts, what
+    they signed before keeps its value."""
+    from app.core.governance.revocation import REASONS
+
+    if reason not in REASONS:
+        raise GovernanceError(f"Unknown revocation reason {reason!r}.", f"Use one of: {', '.join(REASONS)}.")
+    _require_role(project, by, "admin", "revoke a key")
+    state = governance(project)
+    user = state.users.get(user_id)
+    if user is None or user.revoked_at:
+        raise GovernanceError(f"{user_id} is not a user with a valid key in this project" +
+                              (f" (revoked on {user.revoked_at[:16]} UTC)." if user else "."),
+                              "Check the id with `lineproof user list`; nothing was changed.")
+    if "admin" in user.roles and state.admins() == [user_id]:
+        raise GovernanceError(f"{user_id} is the last admin; without one nobody could manage users again.",
+                              "Make another user admin first; nothing was changed.")
+    body = {"user_id": user_id, "cert_sha256": user.cert_sha256, "reason": reason}
+    details: dict[str, Any] = dict(body)
+    with acting_as(by.user_id), project.change("user.revoke", user_id, details) as con:
+        details["statement_sha256"] = append_statement(con, "user.revoke", user_id, body, by)
+        con.execute("UPDATE users SET active = false WHERE user_id = ?", [user_id])
+    sign_head(project, by)
 
 
 # ----- requests and decisions
@@ -589,6 +632,9 @@ def verify_decisions(project: Project, request_id: str | None = None) -> list[di
             problem = "its request is not a signed request"
         elif user is None or user.cert_sha256 != d["cert_sha256"]:
             problem = "the signer's certificate is not the one registered for the user"
+        elif user.revoked_at and _after_revocation(project, d, user):
+            problem = (f"it was signed after {user.user_id}'s key was revoked on {user.revoked_at[:16]} UTC "
+                       f"({user.revoke_reason})")
         else:
             payload = _payload(d["request_id"], d["req_subject"], d["step"], d["user_id"], d["role"], d["decision"],
                                d["comment"], d["decided_at"])
@@ -600,6 +646,18 @@ def verify_decisions(project: Project, request_id: str | None = None) -> list[di
         out.append({"decision_id": d["decision_id"], "request_id": d["request_id"], "user_id": d["user_id"],
                     "decision": d["decision"], "ok": not problem, "problem": problem})
     return out
+
+
+def _after_revocation(project: Project, decision: dict[str, Any], user: Any) -> bool:
+    """Whether a decision's audit entry comes after the revocation's: the chain orders them, not the clocks."""
+    with project.reading() as con:
+        at = one(con, "SELECT min(seq) FROM audit_log WHERE target = ? AND action LIKE 'approval.%'",
+                 [decision["decision_id"]])
+        revoked = one(con, "SELECT min(seq) FROM audit_log WHERE action = 'user.revoke' AND "
+                           "json_extract_string(details_json, '$.statement_sha256') = ?", [user.revoke_statement])
+    if revoked is None or revoked[0] is None:
+        return True  # a revocation without its audit entry: nothing can be shown to come before it
+    return at is None or at[0] is None or int(at[0]) > int(revoked[0])
 
 
 def clearing_request(project: Project, version_id: str, site: str) -> tuple[str | None, str | None]:

@@ -26,7 +26,7 @@ from app.core.store.migrations.m008_governance import TIER_RULES
 
 FORMAT = "lineproof-statement/1"
 GENESIS = "0" * 64
-ADMIN_KINDS = ("user.register", "user.roles", "tier.rule")
+ADMIN_KINDS = ("user.register", "user.roles", "tier.rule", "user.revoke")
 # Seeded by migration 8 (its rules are the defaults); a project adopts the table as it stands in governance.start.
 DEFAULT_RULES = TIER_RULES
 TIER_ORDER = ("low", "medium", "high", "safety-relevant")
@@ -87,6 +87,9 @@ class UserFact:
     roles: list[str]
     active: bool = True
     granted_by: str = ""  # the admin who last registered or re-roled them alone (rule 3: no lone sponsor)
+    revoked_at: str = ""  # when an admin withdrew their key (the statement's signing time), and why
+    revoke_reason: str = ""
+    revoke_statement: str = ""  # that statement's sha256: its audit entry orders everything signed around it
 
 
 @dataclass
@@ -197,6 +200,8 @@ def _b64(text: str) -> bytes:
 
 def _signer_problem(state: GovernanceState, signer: str, cert: x509.Certificate, roots: list) -> str:
     user = state.users.get(signer)
+    if user is not None and user.revoked_at:
+        return f"{signer}'s key was revoked at {user.revoked_at[:16]} ({user.revoke_reason}) before it"
     if user is None or not user.active:
         return f"{signer} is not an active user at that point"
     if user.cert_sha256 != cert_sha256(cert):
@@ -242,6 +247,8 @@ def _apply(state: GovernanceState, seq: int, kind: str, subject: str, body: dict
         return _register(state, signer, body, payload, cos, cos_pem, cosig, roots)
     if kind == "user.roles":
         return _reroles(state, signer, body)
+    if kind == "user.revoke":
+        return _revoke(state, signer, body, payload)
     if kind == "tier.rule":
         state.rules[subject] = body["rule"]
         return ""
@@ -309,6 +316,21 @@ def _reroles(state: GovernanceState, signer: str, body: dict) -> str:
         user.granted_by = signer
     user.roles = roles
     user.active = bool(body.get("active", True))
+    return ""
+
+
+def _revoke(state: GovernanceState, signer: str, body: dict, payload: bytes) -> str:
+    user = state.users.get(body.get("user_id", ""))
+    if user is None:
+        return f"{body.get('user_id')} is not a registered user"
+    if user.cert_sha256 != body.get("cert_sha256"):
+        return f"it names a certificate that is not {user.user_id}'s registered one"
+    if "admin" in user.roles and state.admins() == [user.user_id]:
+        return f"{user.user_id} is the last admin"
+    user.active = False
+    user.revoked_at = json.loads(payload)["signed_at"]
+    user.revoke_reason = str(body.get("reason", ""))
+    user.revoke_statement = hashlib.sha256(payload).hexdigest()
     return ""
 
 

@@ -190,3 +190,16 @@ def _write_json(path: Path, data: Any) -> None:
     tmp = path.with_suffix(".tmp")
     tmp.write_text(json.dumps(data, indent=1, sort_keys=True), encoding="utf-8")
     tmp.replace(path)
+
+
+# ----- the plant's timestamp authority (RFC 3161), used for every signature made on this PC when set
+def tsa_url() -> str:
+    """The TSA configured on this PC ('' when none: signatures are B-B or B-LT, their time the signer's claim)."""
+    return str(_read_json(trust_dir() / "tsa.json", {}).get("url") or "")
+
+
+def set_tsa(url: str) -> None:
+    """Configure (or with '' remove) the plant's timestamp authority for this PC."""
+    if url and not url.startswith(("http://", "https://")):
+        raise TrustError(f"{url!r} is not an http(s) URL.", "Give the RFC 3161 URL of the plant's TSA.")
+    _write_json(trust_dir() / "tsa.json", {"url": url})

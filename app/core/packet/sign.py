@@ -88,6 +88,36 @@ def _stamp_style(signing: Signing, folder: Path, size: tuple[float, float]):
     return StaticStampStyle.from_pdf_file(str(path), border_width=0)
 
 
+def long_term_context(signer: Signer) -> Any:
+    """The validation data to embed with a signature (B-LT): this PC's anchors and CRLs, nothing fetched. None when
+    the signer does not chain to an anchor here (their certificate alone goes in: B-B or B-T)."""
+    from asn1crypto import x509 as asn1_x509
+    from pyhanko_certvalidator import ValidationContext
+
+    from app.core.governance import trust
+    from app.core.governance.revocation import pc_crls
+
+    roots = trust.anchors()
+    if not roots or trust.chain_problem(signer.cert, roots):
+        return None
+    der = serialization.Encoding.DER
+    return ValidationContext(trust_roots=[asn1_x509.Certificate.load(c.public_bytes(der)) for c in roots],
+                             crls=[c.public_bytes(der) for c in pc_crls()], allow_fetching=False,
+                             revocation_mode="soft-fail")
+
+
+def configured_timestamper() -> Any:
+    """The plant's TSA configured on this PC (`lineproof trust tsa URL`), or None."""
+    from app.core.governance import trust
+
+    url = trust.tsa_url()
+    if not url:
+        return None
+    from pyhanko.sign.timestamps import HTTPTimeStamper
+
+    return HTTPTimeStamper(url, timeout=10)
+
+
 def page_count(pdf: bytes) -> int:
     """Pages of a PDF."""
     from pyhanko.pdf_utils.reader import PdfFileReader
@@ -96,10 +126,10 @@ def page_count(pdf: bytes) -> int:
 
 
 def existing_signatures(pdf: bytes) -> int:
-    """How many signatures a PDF already carries."""
+    """How many signatures a PDF already carries (document timestamps not counted)."""
     from pyhanko.pdf_utils.reader import PdfFileReader
 
-    return len(PdfFileReader(io.BytesIO(pdf)).embedded_signatures)
+    return len(PdfFileReader(io.BytesIO(pdf)).embedded_regular_signatures)
 
 
 def sign_bytes(pdf: bytes, signing: Signing, timestamper: Any = None, prepare: Callable[[Any], None] | None = None
@@ -107,6 +137,7 @@ def sign_bytes(pdf: bytes, signing: Signing, timestamper: Any = None, prepare: C
     """Add one PAdES signature (B-B, or B-T with a timestamper) with a visible box in the next free slot."""
 
     slot = existing_signatures(pdf)
+    timestamper = timestamper if timestamper is not None else configured_timestamper()
     if slot >= len(SIGNATURE_SLOTS):
         raise PacketError(f"The packet already carries {slot} signatures, the most its cover has room for.",
                           "Export a new packet for further signatures.")
@@ -125,14 +156,36 @@ def _sign(pdf: bytes, signing: Signing, slot: int, box: tuple[int, int, int, int
     if prepare is not None:
         prepare(writer)
     name = f"Signature{slot + 1}"
+    context = long_term_context(signing.signer)
+    lta = context is not None and timestamper is not None
+    # Without a document timestamp the validation data goes into the signature's own revision, so the last
+    # signature still covers the whole file; with one, it goes with the timestamp.
+    placement = signers.pdf_signer.SigDSSPlacementPreference
+    dss = signers.pdf_signer.DSSContentSettings(include_vri=False, placement=placement.TOGETHER_WITH_NEXT_TS if lta
+                                                else placement.TOGETHER_WITH_SIGNATURE)
     meta = signers.PdfSignatureMetadata(field_name=name, md_algorithm="sha256",
                                         subfilter=fields.SigSeedSubFilter.PADES, reason=signing.meaning,
-                                        name=signing.signer.name, location=signing.location or None)
+                                        name=signing.signer.name, location=signing.location or None,
+                                        embed_validation_info=context is not None, validation_context=context,
+                                        use_pades_lta=lta, dss_settings=dss)
     pdf_signer = signers.PdfSigner(meta, signer=_pyhanko_signer(signing.signer), timestamper=timestamper,
                                    stamp_style=style,
                                    new_field_spec=fields.SigFieldSpec(name, on_page=0, box=box))
     out = io.BytesIO()
-    pdf_signer.sign_pdf(writer, output=out)
+    try:
+        pdf_signer.sign_pdf(writer, output=out)
+    except Exception as exc:
+        from pyhanko_certvalidator.errors import PathBuildingError, PathValidationError
+
+        chain = exc
+        while chain is not None and not isinstance(chain, PathBuildingError | PathValidationError):
+            chain = chain.__cause__ or chain.__context__
+        if chain is None:
+            raise
+        raise PacketError(f"The validation data for a long-term signature cannot be gathered: {chain}.",
+                          "The timestamp authority's certificate (and the signer's) must chain to this PC's trust "
+                          "anchors: add the CA that issued it (lineproof trust add CA.pem). Nothing was written.") \
+            from exc
     return out.getvalue()
 
 
@@ -270,3 +323,33 @@ def sign_packet(project: Project, path: Path | str, signing: Signing, timestampe
 
     sign_head(project, signing.signer)
     return path
+
+
+def extend_packet(path: Path | str, timestamper: Any = None) -> Path:
+    """Add the validation data of the newest timestamp and a fresh archive timestamp (B-LTA), before the old
+    timestamp's certificate expires; the packet is rewritten atomically."""
+    from asn1crypto import x509 as asn1_x509
+    from pyhanko.pdf_utils.reader import PdfFileReader
+    from pyhanko.sign.signers import PdfTimeStamper
+    from pyhanko_certvalidator import ValidationContext
+
+    from app.core.governance import trust
+    from app.core.governance.revocation import pc_crls
+
+    path = Path(path)
+    data = read_packet(path)
+    timestamper = timestamper if timestamper is not None else configured_timestamper()
+    if timestamper is None:
+        raise PacketError("Extending a packet needs a timestamp authority.",
+                          "Configure the plant's TSA (lineproof trust tsa URL) or pass --tsa-url; nothing was changed.")
+    reader = PdfFileReader(io.BytesIO(data), strict=False)
+    if not reader.embedded_timestamp_signatures:
+        raise PacketError(f"{path.name} carries no document timestamp to extend (it is not B-LTA).",
+                          "Only a packet signed with a timestamp authority can be extended; nothing was changed.")
+    der = serialization.Encoding.DER
+    context = ValidationContext(trust_roots=[asn1_x509.Certificate.load(c.public_bytes(der)) for c in trust.anchors()],
+                                crls=[c.public_bytes(der) for c in pc_crls()], allow_fetching=False,
+                                revocation_mode="soft-fail")
+    out = io.BytesIO()
+    PdfTimeStamper(timestamper).update_archival_timestamp_chain(reader, context, in_place=False, output=out)
+    return write_atomically(path, out.getvalue())

@@ -192,18 +192,24 @@ def _tail(data: bytes, sigs: list[Any], report: StructureReport) -> None:
     last = max((s.byte_range[2] + s.byte_range[3] for s in sigs), default=0)
     unsigned = len(data.rstrip()) - last
     if unsigned > 0:
-        report.notes.append(f"{unsigned:,} byte(s) were added after the last signature (an unsigned revision); "
-                            "they are judged by the checks above and may only carry validation data")
+        report.notes.append(f"{unsigned:,} byte(s) after the last signature or timestamp (an unsigned revision, "
+                            "e.g. validation data); judged by the checks above")
 
 
-def check_structure(reader: Any, data: bytes, sigs: list[Any]) -> StructureReport:
-    """Everything after the first signature that is not a later Lineproof signature, and every signature field
-    with other than one widget."""
+def _invisible(field_obj: Any) -> bool:
+    rect = [float(v) for v in field_obj["/Rect"]] if "/Rect" in field_obj else [0, 0, 0, 0]
+    return len(rect) == 4 and rect[0] == rect[2] and rect[1] == rect[3]
+
+
+def check_structure(reader: Any, data: bytes, sigs: list[Any], stamps: list[Any] = ()) -> StructureReport:
+    """Everything after the first signature that is not a later Lineproof signature (or an invisible document
+    timestamp), and every signature field with other than one widget."""
     report = StructureReport()
     if not sigs:
         return report
     signed_rev = min(s.signed_revision for s in sigs)
     later_widgets = {_ref_id(s.sig_field) for s in sigs if s.signed_revision > signed_rev} - {None}
+    later_widgets |= {_ref_id(s.sig_field) for s in stamps if _invisible(s.sig_field)} - {None}
     for sig in sigs:
         count = _widget_count(reader, sig)
         if count != 1:
@@ -212,5 +218,5 @@ def check_structure(reader: Any, data: bytes, sigs: list[Any]) -> StructureRepor
     _metadata(reader, signed_rev, report)
     _annotation_changes(reader, signed_rev, later_widgets, report)
     _orphans(reader, signed_rev, report)
-    _tail(data, sigs, report)
+    _tail(data, [*sigs, *stamps], report)
     return report

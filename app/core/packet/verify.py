@@ -40,6 +40,10 @@ class SignatureCheck:
     detail: str = ""
     timestamp: str = ""
     role: str = "not checked (verify with --project to check each signer's role)"
+    level: str = ""  # PAdES baseline: B-B, B-T, B-LT, B-LTA
+    signed_time: str = ""  # when, and whether a timestamp proves it
+    valid_until: str = ""  # verifiable without extension until
+    revocation: str = ""
 
 
 @dataclass
@@ -53,6 +57,21 @@ class PacketVerification:
     indication: str = FAILED
     structure: list[str] = field(default_factory=list)  # changes that make the packet FAILED
     notes: list[str] = field(default_factory=list)  # reported, changing nothing
+    at: str = ""  # the date validated at ('' = now)
+
+    @property
+    def level(self) -> str:
+        """The packet's level: its weakest signature's."""
+        from app.core.packet.longterm import LEVELS
+
+        levels = [s.level for s in self.signatures if s.level in LEVELS]
+        return min(levels, key=LEVELS.index) if levels else ""
+
+    @property
+    def valid_until(self) -> str:
+        """Until when every signature can be verified without extending the packet."""
+        dates = [s.valid_until for s in self.signatures if s.valid_until]
+        return min(dates) if dates else ""
 
     @property
     def exit_code(self) -> int:
@@ -62,7 +81,8 @@ class PacketVerification:
     def as_dict(self) -> dict[str, Any]:
         """Plain data for --format json."""
         return {"path": self.path, "indication": self.indication, "evidence_ok": self.evidence_ok,
-                "evidence": self.evidence, "structure": self.structure, "notes": self.notes,
+                "evidence": self.evidence, "structure": self.structure, "notes": self.notes, "level": self.level,
+                "valid_until": self.valid_until, "at": self.at,
                 "signatures": [asdict(s) for s in self.signatures]}
 
 
@@ -164,7 +184,8 @@ def _form_fields(reader: Any) -> list[tuple[str, bool, bool]]:
     return out
 
 
-def _apply_packet_rules(reader: Any, sigs: list[Any], checks: list[SignatureCheck], statuses: list[Any]) -> None:
+def _apply_packet_rules(reader: Any, sigs: list[Any], checks: list[SignatureCheck], statuses: list[Any],
+                        stamp_names: list[str] = ()) -> None:
     """Lineproof's own rules on top of pyHanko: a packet holds only its own signatures, each in its slot on the
     cover with a known meaning, and after a signature nothing may change but the later Lineproof signatures."""
     from pyhanko.sign.diff_analysis import ModificationLevel
@@ -176,7 +197,8 @@ def _apply_packet_rules(reader: Any, sigs: list[Any], checks: list[SignatureChec
     expected = [f"Signature{i + 1}" for i in range(len(checks))]
     cover = reader.root["/Pages"]["/Kids"][0].get_object()
     stray = [f"{name} ({'empty signature field' if is_sig and not signed else 'form field'})"
-             for name, is_sig, signed in _form_fields(reader) if name not in names]
+             for name, is_sig, signed in _form_fields(reader) if name not in names
+             and not (is_sig and signed and name in stamp_names)]
     for i, (sig, check, status) in enumerate(zip(sigs, checks, statuses, strict=True)):
         problems = []
         if check.field != expected[i]:
@@ -192,7 +214,7 @@ def _apply_packet_rules(reader: Any, sigs: list[Any], checks: list[SignatureChec
             problems.append(f"meaning {check.meaning!r} is not one of {', '.join(SIGNING_ROLES)}")
         if status is not None and check.integrity == "intact":
             level, changed, words = _diff(status)
-            later = set(names[i + 1:])
+            later = set(names[i + 1:]) | set(stamp_names)  # later signatures and document timestamps
             covers_all = status.coverage is not None and status.coverage.name == "ENTIRE_FILE"
             if covers_all or level is None:
                 check.modifications = "none"
@@ -343,9 +365,10 @@ def _evidence(reader: Any) -> tuple[bool, str, dict | None, str]:
 
 
 def verify_packet(path: Path | str, trust: list[Path | str] | None = None, trusted_pems: list[str] = (),
-                  project: Any = None) -> PacketVerification:
-    """Check every signature of a packet offline against the trusted certificates (files or PEM texts); with the
-    project, also each signer's role and that the run, verdict and evidence are the ones the project stored."""
+                  project: Any = None, at: Any = None) -> PacketVerification:
+    """Check every signature of a packet offline against the trusted certificates (files or PEM texts), as of
+    `at` (a datetime; default now); with the project, also each signer's role, the keys revoked in it, and that
+    the run, verdict and evidence are the ones the project stored."""
     import logging
 
     from pyhanko.pdf_utils.reader import PdfFileReader
@@ -363,21 +386,27 @@ def verify_packet(path: Path | str, trust: list[Path | str] | None = None, trust
     roots = load_trust(list(trust or []), list(trusted_pems))
     try:
         reader = PdfFileReader(io.BytesIO(data), strict=False)
-        signatures = reader.embedded_signatures
+        signatures = reader.embedded_regular_signatures
+        stamps = reader.embedded_timestamp_signatures
     except Exception as exc:
         raise VerifyError(f"{path.name} cannot be parsed as a PDF ({exc}).", "It is damaged or not a PDF.") from exc
     result = PacketVerification(str(path))
     if not signatures:
         result.evidence = "the PDF carries no signature"
         return result
-    context = ValidationContext(trust_roots=roots, allow_fetching=False)
+    result.at = f"{at:%Y-%m-%d %H:%M} UTC" if at is not None else ""
+    context = ValidationContext(trust_roots=roots, allow_fetching=False, moment=at)
     checked = [_check(sig, context) for sig in signatures]
     result.signatures = [c for c, _ in checked]
-    _apply_packet_rules(reader, signatures, result.signatures, [s for _, s in checked])
+    statuses = [s for _, s in checked]
+    _apply_packet_rules(reader, signatures, result.signatures, statuses, [s.field_name for s in stamps])
+    from app.core.packet.longterm import apply_long_term, project_revocations
     from app.core.packet.structure import check_structure
 
+    apply_long_term(reader, signatures, result.signatures, statuses, stamps, roots, at,
+                    project_revocations(project) if project is not None else {})
     try:
-        report = check_structure(reader, data, signatures)
+        report = check_structure(reader, data, signatures, stamps)
         result.structure, result.notes = report.failures, report.notes
     except Exception as exc:  # a structure too broken to walk is a failure, not a crash
         result.structure = [f"the file's structure cannot be checked ({type(exc).__name__}: {str(exc)[:160]})"]
