@@ -20,8 +20,9 @@ def cmd_user(args: argparse.Namespace) -> int:
         with open_project(args.path, read_only=True, allow_snapshot=True) as project:
             frame = gov.list_users(project)
         for r in frame.iter_rows(named=True):
+            state = f"  (key revoked {r['revoked']})" if r["revoked"] else "" if r["active"] else "  (inactive)"
             print(f"{r['user_id']:<16} {r['name']:<24} {', '.join(json.loads(r['roles_json'])):<36} "
-                  f"cert {r['cert_sha256'][:16]}{'' if r['active'] else '  (inactive)'}"
+                  f"cert {r['cert_sha256'][:16]}{state}"
                   f"{'' if r['verified'] else '  (NOT BACKED by a signed statement: ignored)'}")
         if frame.is_empty():
             print("No users yet: lineproof user create PROJECT --id ID --name NAME --role engineer "
@@ -261,7 +262,8 @@ def cmd_trust(args: argparse.Namespace) -> int:
     for crl in pc_crls():
         print(f"  CRL of {crl.issuer.rfc4514_string()}: issued {crl.last_update_utc:%Y-%m-%d %H:%M} UTC, next "
               f"{crl.next_update_utc:%Y-%m-%d}, {len(list(crl))} revoked")
-    print(f"  Timestamp authority: {trust.tsa_url() or 'none (signing times are the signers claims)'}")
+    tsa = trust.tsa_url() or "none (signing times are the signers' own claims)"
+    print(f"  Timestamp authority: {tsa}")
     return 0
 
 

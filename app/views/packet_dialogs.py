@@ -345,6 +345,10 @@ class VerifyPacketDialog(QDialog):
         """The overall indication and three lines per signature."""
         fg, bg = INDICATION_COLOURS[result.indication]
         lines = [f"<span style='font-size:13pt'><b>{result.indication}</b></span> &nbsp; {_html(result.path)}"]
+        if result.level:
+            lines.append(f"Level: PAdES {result.level}, verifiable without extension until "
+                         f"{result.valid_until or 'unknown'}" + ("" if result.level == "B-LTA" else
+                                                                 " (a timestamp authority makes packets B-LTA)"))
         if not result.signatures:
             lines.append("No signature: this is not a signed packet.")
         for s in result.signatures:
@@ -352,6 +356,8 @@ class VerifyPacketDialog(QDialog):
                          f"{s.signed_at}<br>&nbsp;&nbsp;integrity: {_html(s.integrity)}<br>&nbsp;&nbsp;"
                          f"modifications after signing: {_html(s.modifications)}<br>&nbsp;&nbsp;identity: "
                          f"{_html(s.trust)}<br>&nbsp;&nbsp;role: {_html(s.role)}"
+                         f"<br>&nbsp;&nbsp;signed: {_html(s.signed_time)}<br>&nbsp;&nbsp;revocation: "
+                         f"{_html(s.revocation)}"
                          + (f"<br>&nbsp;&nbsp;{_html(s.timestamp)}" if s.timestamp else "")
                          + (f"<br>&nbsp;&nbsp;<b>{_html(s.detail)}</b>" if s.detail else ""))
         lines.append(f"<br>Evidence: {'ok' if result.evidence_ok else 'FAILED'}: {_html(result.evidence)}")

@@ -106,7 +106,10 @@ def list_users(project: Project) -> pl.DataFrame:
                         ).pl()
     verified = [u in state.users and sorted(json.loads(r)) == state.users[u].roles
                 for u, r in zip(frame["user_id"], frame["roles_json"], strict=True)]
-    return frame.with_columns(pl.Series("verified", verified, dtype=pl.Boolean))
+    revoked = [f"{state.users[u].revoked_at[:16]} UTC, {state.users[u].revoke_reason}"
+               if u in state.users and state.users[u].revoked_at else "" for u in frame["user_id"]]
+    return frame.with_columns(pl.Series("verified", verified, dtype=pl.Boolean),
+                              pl.Series("revoked", revoked, dtype=pl.String))
 
 
 def user_roles(project: Project, user_id: str) -> list[str]:

@@ -153,6 +153,10 @@ def create_identity(user_id: str, name: str, passphrase: str, ca_id: str | None 
     key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
     cert = _certificate(name, user_id, key, issuer, is_ca=False, days=days)
     _write_p12(path, user_id, key, cert, chain, passphrase)
+    if issuer is not None:  # a CRL issued after the certificate, so that its signatures can prove it unrevoked
+        from app.core.governance.revocation import sign_crl
+
+        sign_crl(ca_id, issuer[0], issuer[1])
     return cert
 
 
@@ -169,6 +173,9 @@ def create_site_ca(ca_id: str, name: str, passphrase: str, days: int = 10 * 365)
     from app.core.governance.trust import add_anchor
 
     add_anchor(cert, name=ca_id)  # made on this PC by whoever holds its key: this PC trusts what it issues
+    from app.core.governance.revocation import sign_crl
+
+    sign_crl(ca_id, key, cert)  # an empty CRL from the start: signatures can carry revocation data (B-LT)
     return cert
 
 

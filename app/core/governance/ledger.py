@@ -116,7 +116,7 @@ class GovernanceState:
     def roles(self, user_id: str) -> list[str]:
         """Roles of an active, verified user ([] otherwise)."""
         user = self.users.get(user_id)
-        return list(user.roles) if user and user.active else []
+        return list(user.roles) if user and user.active and not user.revoked_at else []
 
     def admins(self) -> list[str]:
         """Active admins."""
@@ -306,6 +306,8 @@ def _reroles(state: GovernanceState, signer: str, body: dict) -> str:
     user = state.users.get(body.get("user_id", ""))
     if user is None:
         return f"{body.get('user_id')} is not a registered user"
+    if user.revoked_at:
+        return f"{user.user_id}'s key was revoked: a revoked key is never given roles again (register a new identity)"
     roles = sorted(body.get("roles") or [])
     gained = set(roles) - set(user.roles) - {"viewer"}
     if user.user_id == signer and gained:

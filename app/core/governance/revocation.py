@@ -145,20 +145,29 @@ def issue_crl(ca_id: str, passphrase: str, revoke: list[tuple[x509.Certificate, 
     from app.core.governance.identity import unlock_identity
 
     ca = unlock_identity(ca_id, passphrase)
+    return sign_crl(ca_id, ca.key, ca.cert, revoke, days)
+
+
+def sign_crl(ca_id: str, key: object, ca_cert: x509.Certificate,
+             revoke: list[tuple[x509.Certificate, str, dt.datetime | None]] = (), days: int = CRL_DAYS
+             ) -> tuple[Path, x509.CertificateRevocationList]:
+    """The CRL of an unlocked site CA (see issue_crl)."""
     now = dt.datetime.now(dt.UTC)
     register = _register(ca_id)
     state = json.loads(register.read_text(encoding="utf-8")) if register.exists() else {"number": 0, "revoked": []}
     for cert, reason, since in revoke:
         if reason not in REASONS:
             raise TrustError(f"Unknown revocation reason {reason!r}.", f"Use one of: {', '.join(REASONS)}.")
-        if cert.issuer != ca.cert.subject:
+        if cert.issuer != ca_cert.subject:
             raise TrustError(f"{cert.subject.rfc4514_string()} was not issued by {ca_id}.",
                              "Revoke it with the CA that issued it; nothing was changed.")
-        if not any(r["serial"] == str(cert.serial_number) for r in state["revoked"]):
-            state["revoked"].append({"serial": str(cert.serial_number), "subject": cert.subject.rfc4514_string(),
-                                     "reason": reason, "revoked_at": (since or now).isoformat()})
+        # A later entry for the same certificate replaces the earlier one: a key found compromised after it was
+        # superseded is re-dated to when the compromise began.
+        state["revoked"] = [r for r in state["revoked"] if r["serial"] != str(cert.serial_number)]
+        state["revoked"].append({"serial": str(cert.serial_number), "subject": cert.subject.rfc4514_string(),
+                                 "reason": reason, "revoked_at": (since or now).isoformat()})
     state["number"] += 1
-    builder = (x509.CertificateRevocationListBuilder().issuer_name(ca.cert.subject)
+    builder = (x509.CertificateRevocationListBuilder().issuer_name(ca_cert.subject)
                .last_update(now - dt.timedelta(minutes=1)).next_update(now + dt.timedelta(days=days))
                .add_extension(x509.CRLNumber(state["number"]), critical=False))
     for item in state["revoked"]:
@@ -166,7 +175,7 @@ def issue_crl(ca_id: str, passphrase: str, revoke: list[tuple[x509.Certificate, 
             x509.RevokedCertificateBuilder().serial_number(int(item["serial"]))
             .revocation_date(dt.datetime.fromisoformat(item["revoked_at"]))
             .add_extension(x509.CRLReason(REASONS[item["reason"]]), critical=False).build())
-    crl = builder.sign(ca.key, hashes.SHA256())
+    crl = builder.sign(key, hashes.SHA256())
     register.write_text(json.dumps(state, indent=1), encoding="utf-8")
     out = register.parent / f"{ca_id}.crl.pem"
     out.write_bytes(crl.public_bytes(serialization.Encoding.PEM))

@@ -42,10 +42,10 @@ def dss_crls(reader: Any) -> list[Any]:
 
 
 def has_validation_data(reader: Any) -> bool:
-    """Whether the packet carries a document security store with certificates or revocation data."""
+    """Whether the packet carries revocation data (CRLs or OCSP responses) in its document security store."""
     root = reader.root
     dss = root["/DSS"] if "/DSS" in root else None
-    return dss is not None and any(k in dss for k in ("/Certs", "/CRLs", "/OCSPs"))
+    return dss is not None and any(k in dss and len(dss[k]) for k in ("/CRLs", "/OCSPs"))
 
 
 def level_of(sig: Any, status: Any, reader: Any, stamps: list[Any]) -> str:
@@ -115,13 +115,16 @@ def lta_passes(sig: Any, roots: list[Any], at: dt.datetime) -> tuple[bool, str]:
     )
     from pyhanko_certvalidator.registry import SimpleTrustManager
 
-    # Revocation is judged by Lineproof itself (the site's CRLs and signed revocations), not required here.
-    no_check = CertRevTrustPolicy(RevocationCheckingPolicy(ee_certificate_rule=RevocationCheckingRule.NO_CHECK,
-                                                           intermediate_ca_cert_rule=RevocationCheckingRule.NO_CHECK))
-    policy = CertValidationPolicySpec(trust_manager=SimpleTrustManager.build(trust_roots=roots),
-                                      revinfo_policy=no_check)
-    spec = PdfSignatureValidationSpec(SignatureValidationSpec(cert_validation_policy=policy,
-                                                              ts_cert_validation_policy=policy))
+    # The signer's certificate must have been provably unrevoked when it signed (the CRL the packet carries);
+    # a timestamp authority's certificate only where it names a CRL. Later revocations Lineproof judges itself.
+    def policy(rule: Any) -> Any:
+        return CertValidationPolicySpec(trust_manager=SimpleTrustManager.build(trust_roots=roots),
+                                        revinfo_policy=CertRevTrustPolicy(RevocationCheckingPolicy(
+                                            ee_certificate_rule=rule, intermediate_ca_cert_rule=rule)))
+
+    spec = PdfSignatureValidationSpec(SignatureValidationSpec(
+        cert_validation_policy=policy(RevocationCheckingRule.CRL_REQUIRED),
+        ts_cert_validation_policy=policy(RevocationCheckingRule.CHECK_IF_DECLARED)))
     timing = ValidationTimingInfo(validation_time=at, best_signature_time=at, point_in_time_validation=True)
     try:
         result = asyncio.run(ades.ades_lta_validation(sig, spec, timing_info=timing))

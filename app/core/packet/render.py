@@ -184,6 +184,10 @@ def _cover(e: dict[str, Any], sha: str, s: dict[str, ParagraphStyle], width: flo
         "The PDF signatures below (PAdES) seal this packet: each covers every byte before it. Check them with "
         "lineproof verify, Adobe Reader, pyHanko or poppler's pdfsig. The evidence as JSON and the slice tables as "
         "CSV are attached to this PDF.", s["small"])]
+    signing = e.get("signing")
+    if signing:
+        out.append(Paragraph(markup(f"Signature level: PAdES {signing['level']}, verifiable without extension "
+                                    f"{signing['until']}."), s["small"]))
     return out
 
 

@@ -106,6 +106,27 @@ def long_term_context(signer: Signer) -> Any:
                              revocation_mode="soft-fail")
 
 
+def planned_level(signings: list[Signing], timestamper: Any = None) -> dict[str, str]:
+    """The PAdES level the packet will have and until when it verifies without extension, for its cover."""
+    from app.core.governance.revocation import pc_crls
+
+    timestamped = (timestamper if timestamper is not None else configured_timestamper()) is not None
+    long_term = all(long_term_context(s.signer) is not None for s in signings)
+    crls = {c.issuer for c in pc_crls()}
+    revocation_data = long_term and all(s.signer.cert.issuer in crls or s.signer.cert.issuer == s.signer.cert.subject
+                                        for s in signings)
+    first_expiry = min(s.signer.cert.not_valid_after_utc for s in signings)
+    if timestamped and revocation_data:
+        return {"level": "B-LTA", "until": "until the timestamp authority's certificate expires (extend the packet "
+                                           "before then: lineproof packet extend)"}
+    if timestamped:
+        return {"level": "B-T", "until": f"until {first_expiry:%Y-%m-%d}, when the first signer's certificate "
+                                         "expires (no revocation data to embed: import the site CA's CRL)"}
+    return {"level": "B-B", "until": f"until {first_expiry:%Y-%m-%d}, when the first signer's certificate expires; "
+                                     "no timestamp authority is configured, so each signing time is only the "
+                                     "signer's claim"}
+
+
 def configured_timestamper() -> Any:
     """The plant's TSA configured on this PC (`lineproof trust tsa URL`), or None."""
     from app.core.governance import trust
@@ -252,6 +273,7 @@ def build_packet(project: Project, run_id: str, out: Path | str, signings: list[
         check_signing_meaning(project, signing.signer.user_id, signing.meaning)
     progress.report(0.05, "Gathering the evidence")
     evidence = gather(project, run_id, request_id)
+    evidence["signing"] = planned_level(signings, timestamper)
     data = evidence_bytes(evidence)
     sha = evidence_sha256(data)
     check_cancelled(progress)

@@ -243,7 +243,8 @@ def _project_rules(project: Any, sigs: list[Any], checks: list[SignatureCheck], 
 
     # Who may sign what comes from the verified, signed record, never from the users table.
     state = governance(project)
-    users = {u.cert_sha256: (u.user_id, set(u.roles), u.active) for u in state.users.values()}
+    # A revoked key keeps the roles it had: whether it signed before the revocation is judged with the revocation.
+    users = {u.cert_sha256: (u.user_id, set(u.roles), u.active or bool(u.revoked_at)) for u in state.users.values()}
     with project.reading() as con:
         for sig, check in zip(sigs, checks, strict=True):
             der = sig.signer_cert.dump() if sig.signer_cert is not None else b""
