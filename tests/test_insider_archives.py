@@ -178,3 +178,18 @@ def test_signing_a_missing_or_foreign_file_names_it(site: dict[str, Path], tmp_p
             assert words in err and str(path.name) in err and "Traceback" not in err
     finally:
         os.environ.pop("LINEPROOF_PASSPHRASE", None)
+
+
+def test_an_export_signed_after_the_exporters_certificate_was_revoked_is_refused(site: dict[str, Path]) -> None:
+    import datetime as dt
+
+    from app.core.governance.identity import profile_certificate
+    from app.core.governance.revocation import issue_crl
+
+    admin = profile_certificate("admin")
+    issue_crl("plant-ca", PASS, [(admin, "superseded", dt.datetime.now(dt.UTC) + dt.timedelta(minutes=5))])
+    assert import_project(site["good"], site["landing"] / "before").is_dir()  # exported before the revocation
+    issue_crl("plant-ca", PASS, [(admin, "keyCompromise", dt.datetime.now(dt.UTC) - dt.timedelta(days=1))])
+    with pytest.raises(BundleError, match="after their certificate was revoked .*keyCompromise"):
+        import_project(site["good"], site["landing"] / "after")
+    assert not (site["landing"] / "after").exists()

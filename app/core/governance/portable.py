@@ -292,6 +292,7 @@ def _trusted_exporter(manifest: dict[str, Any], name: str) -> Any:
     from cryptography import x509
 
     from app.core.governance import trust
+    from app.core.governance.revocation import revocation_of
 
     cert = x509.load_pem_x509_certificate(manifest["signer_cert_pem"].encode("ascii"))
     problem = trust.chain_problem(cert)
@@ -300,6 +301,11 @@ def _trusted_exporter(manifest: dict[str, Any], name: str) -> Any:
                           "Only exports signed by an identity of your site are imported. If the archive is from "
                           "your site, add its CA first (lineproof trust add SITE-CA.pem, or --trust). Nothing was "
                           "written.")
+    revoked, _ = revocation_of(cert)
+    if revoked is not None and revoked.revoked_at <= datetime.fromisoformat(manifest["created_at"]):
+        raise BundleError(f"{name} was signed by {manifest['signed_by']} on {manifest['created_at']}, after their "
+                          f"certificate was revoked ({revoked.revoked_at:%Y-%m-%d %H:%M} UTC, {revoked.reason}).",
+                          "Ask a user with a valid key for a new export; nothing was written.")
     return cert
 
 

@@ -105,7 +105,12 @@ def lta_passes(sig: Any, roots: list[Any], at: dt.datetime) -> tuple[bool, str]:
     do the document timestamps prove the signature existed while its certificate was valid?"""
     from pyhanko.sign.ades.report import AdESStatus
     from pyhanko.sign.validation import ades
-    from pyhanko.sign.validation.policy_decl import PdfSignatureValidationSpec, SignatureValidationSpec
+    from pyhanko.sign.validation.policy_decl import (
+        PdfSignatureValidationSpec,
+        RevinfoOnlineFetchingRule,
+        RevocationInfoGatheringSpec,
+        SignatureValidationSpec,
+    )
     from pyhanko_certvalidator.context import CertValidationPolicySpec
     from pyhanko_certvalidator.ltv.types import ValidationTimingInfo
     from pyhanko_certvalidator.policy_decl import (
@@ -122,7 +127,9 @@ def lta_passes(sig: Any, roots: list[Any], at: dt.datetime) -> tuple[bool, str]:
                                         revinfo_policy=CertRevTrustPolicy(RevocationCheckingPolicy(
                                             ee_certificate_rule=rule, intermediate_ca_cert_rule=rule)))
 
+    local_only = RevocationInfoGatheringSpec(online_fetching_rule=RevinfoOnlineFetchingRule.LOCAL_ONLY)
     spec = PdfSignatureValidationSpec(SignatureValidationSpec(
+        revinfo_gathering_policy=local_only,  # nothing is fetched: the packet's data and the trusted roots only
         cert_validation_policy=policy(RevocationCheckingRule.CRL_REQUIRED),
         ts_cert_validation_policy=policy(RevocationCheckingRule.CHECK_IF_DECLARED)))
     timing = ValidationTimingInfo(validation_time=at, best_signature_time=at, point_in_time_validation=True)
