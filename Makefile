@@ -9,7 +9,7 @@ XCB_LIBS := libxkbcommon-x11-0 libx11-xcb1 libxcb-cursor0 libxcb-icccm4 libxcb-k
 	libxcb-randr0 libxcb-render-util0 libxcb-shape0 libxcb-xfixes0 libxcb-xkb1 libxcb-sync1 libxcb-shm0 libxcb-glx0
 TEST_TOOLS := xvfb poppler-utils libnss3-tools
 
-.PHONY: run test test-slow bench sample system-libs venv lint clean installer wheelhouse
+.PHONY: run test test-slow bench mutation sample system-libs venv lint clean installer wheelhouse
 
 venv: $(STAMP)
 
@@ -46,6 +46,9 @@ test: system-libs $(STAMP)
 
 test-slow: system-libs $(STAMP)
 	QT_QPA_PLATFORM=offscreen $(PY) -m pytest -q -m slow
+
+mutation: $(STAMP)
+	QT_QPA_PLATFORM=offscreen $(PY) tests/mutation/run.py
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check app tests

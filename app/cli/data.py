@@ -57,6 +57,9 @@ def cmd_labels(args: argparse.Namespace) -> int:
     print(f"Imported {result.rows:,} labels from {result.file_name} (import #{result.import_id})")
     if result.replaced:
         print(f"  {result.replaced:,} earlier labels were replaced by corrections")
+    if result.older_than_stored:
+        print(f"  {result.older_than_stored:,} labels were not applied: the project holds a newer verdict for those "
+              "records (the newest labelled_at wins)")
     if result.unknown_ids:
         print(f"  skipped {result.unknown_ids:,} labels for unknown record ids, e.g. "
               f"{', '.join(result.unknown_examples)}", file=sys.stderr)

@@ -138,7 +138,7 @@ def cmd_alerts(args: argparse.Namespace) -> int:
     if not alerts.height:
         print("No open alerts." if not args.all else "No alerts.")
     if precision.height:
-        print("\nAlert precision per line (real / acknowledged):")
+        print("\nAlert precision per slice (real / acknowledged):")
         for r in precision.iter_rows(named=True):
             p = "–" if r["precision"] is None else f"{r['precision']:.0%}"
             print(f"  {r['line']:<10} raised {r['raised']:>3}  open {r['open']:>3}  real {r['real']:>3}  "

@@ -88,7 +88,7 @@ class AlertsView(Screen):
         dl.addWidget(self.evidence, 1)
         dl.addLayout(ack)
         self.precision_model = FrameTableModel(PRECISION_COLUMNS)
-        precision = QGroupBox("Alert precision per line")
+        precision = QGroupBox("Alert precision per slice")
         QVBoxLayout(precision).addWidget(DataTable(self.precision_model))
         right = QSplitter(Qt.Orientation.Vertical)
         right.addWidget(detail)

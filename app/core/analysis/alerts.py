@@ -43,19 +43,31 @@ class AlertRules:
         return settings_table(cls, extra, "alerts", {"recall_min": (0.0, 1.0), "missing_increase": (0.0, 1.0)})
 
 
+def alert_dimension(project: Project) -> str | None:
+    """The slice dimension alerts are raised per: `line` when the log has it, else the first of the project's
+    dimensions the log carries (airline, cell, asset...), the plant only when nothing finer is logged."""
+    with project.reading() as con:
+        logged = {r[0] for r in con.execute("SELECT name FROM log_columns WHERE role = 'slice'").fetchall()}
+    dims = [d for d in project.manifest.slice_dimensions if d in logged]
+    if "line" in dims:
+        return "line"
+    finer = [d for d in dims if d != "plant"]
+    return (finer or dims or [None])[0]
+
+
 def _candidates(project: Project, reference: tuple[datetime, datetime], current: tuple[datetime, datetime],
                 rules: AlertRules, progress: Progress) -> list[dict]:
     found: list[dict] = []
     start, end = current
-    with project.reading() as con:
-        has_line = bool(con.execute("SELECT 1 FROM log_columns WHERE name = 'line' AND role = 'slice'").fetchall())
-    by = ("line",) if has_line else ()  # a log without lines is judged as a whole
+    dim = alert_dimension(project)
+    has_line = dim is not None  # the slice alerts are raised per (line, or the log's own first dimension)
+    by = (dim,) if dim else ()  # a log without slice dimensions is judged as a whole
 
     def where(r: dict) -> tuple[str, str | None, str]:
-        """(scope, line, words) of a result row."""
-        return (f"line={r['line']}", r["line"], f"on {r['line']}") if has_line else ("all", None, "overall")
+        """(scope, slice value, words) of a result row."""
+        return (f"{dim}={r[dim]}", r[dim], f"on {r[dim]}") if dim else ("all", None, "overall")
 
-    progress.report(0.05, "Checking metrics per line" if has_line else "Checking metrics")
+    progress.report(0.05, f"Checking metrics per {dim}" if dim else "Checking metrics")
     for version, _ in logged_versions(project):
         try:
             table = compute_slices(project, SliceQuery(version, by=by, start=start, end=end,
@@ -82,15 +94,15 @@ def _candidates(project: Project, reference: tuple[datetime, datetime], current:
         if has_line:
             # A feature that moved on at least half of the lines is one plant-wide change (a season, a new
             # material lot), not a dozen line problems: one alert.
-            lines = drift["line"].n_unique()
-            per_feature = drifted.group_by("feature").agg(pl.col("line").n_unique().alias("lines"),
+            lines = drift[dim].n_unique()
+            per_feature = drifted.group_by("feature").agg(pl.col(dim).n_unique().alias("lines"),
                                                           pl.col("psi").max().alias("psi_max"))
             wide = per_feature.filter(pl.col("lines") >= max(2, lines * PLANT_WIDE_SHARE))
             plant_wide = set(wide["feature"].to_list())
             for r in wide.iter_rows(named=True):
                 found.append({"rule": "drift", "scope": "plant-wide", "line": None, "subject": r["feature"],
                               "severity": "medium",
-                              "message": f"{r['feature']} drifted on {r['lines']} of {lines} lines at once "
+                              "message": f"{r['feature']} drifted on {r['lines']} of {lines} {dim}s at once "
                                          f"(plant-wide; highest PSI {r['psi_max']:.2f})",
                               "evidence": {"lines": r["lines"], "of_lines": lines, "psi_max": r["psi_max"]}})
         for r in drifted.filter(~pl.col("feature").is_in(list(plant_wide))).iter_rows(named=True):

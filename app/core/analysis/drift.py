@@ -301,7 +301,9 @@ def _categorical(con, query: DriftQuery, feature: str) -> pl.DataFrame:
                   pl.len().alias("categories"),
                   pl.col("category").filter((pl.col("r") == 0) & (pl.col("c") > 0)).sort().alias("new_list"),
                   pl.col("n_ref").first(), pl.col("n_cur").first()]
-    stats = chi.group_by(keys).agg(stat_exprs) if keys else chi.select(stat_exprs)
+    # Unsliced, the whole log is one group: aggregated like the sliced case, so new categories stay a list.
+    stats = chi.group_by(keys).agg(stat_exprs) if keys else \
+        chi.with_columns(pl.lit(0).alias("_all")).group_by("_all").agg(stat_exprs).drop("_all")
     stats = stats.with_columns(
         pl.struct("chi2", "categories").map_elements(
             lambda s: chi2_sf(s["chi2"], s["categories"] - 1) if s["categories"] > 1 else None,

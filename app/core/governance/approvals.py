@@ -34,6 +34,7 @@ from app.core.governance.ledger import (
     GovernanceState,
     append_statement,
     canonical,
+    decided_after_revocation,
     decision_payload,
     identity_problem,
     project_key,
@@ -652,15 +653,8 @@ def verify_decisions(project: Project, request_id: str | None = None) -> list[di
 
 
 def _after_revocation(project: Project, decision: dict[str, Any], user: Any) -> bool:
-    """Whether a decision's audit entry comes after the revocation's: the chain orders them, not the clocks."""
     with project.reading() as con:
-        at = one(con, "SELECT min(seq) FROM audit_log WHERE target = ? AND action LIKE 'approval.%'",
-                 [decision["decision_id"]])
-        revoked = one(con, "SELECT min(seq) FROM audit_log WHERE action = 'user.revoke' AND "
-                           "json_extract_string(details_json, '$.statement_sha256') = ?", [user.revoke_statement])
-    if revoked is None or revoked[0] is None:
-        return True  # a revocation without its audit entry: nothing can be shown to come before it
-    return at is None or at[0] is None or int(at[0]) > int(revoked[0])
+        return decided_after_revocation(con, decision["decision_id"], user)
 
 
 def clearing_request(project: Project, version_id: str, site: str) -> tuple[str | None, str | None]:

@@ -422,7 +422,10 @@ def release_problem(state: GovernanceState, con: duckdb.DuckDBPyConnection, requ
             return f"the decision of step {step} does not match its signature"
         if decision != action or role != need:
             return f"step {step} is a {decision} as {role}; the rule needs a {action} as {need}"
-        if need not in state.roles(user_id):
+        if user.revoked_at and decided_after_revocation(con, f"{request_id}-{step}", user):
+            return f"step {step} was signed by {user_id} after their key was revoked ({user.revoke_reason})"
+        held = user.roles if user.revoked_at else state.roles(user_id)  # a revoked key keeps what it signed before
+        if need not in held:
             return f"{user_id} does not hold the {need} role by the signed record"
         if action == "approve" and user_id in (request["requested_by"], author):
             return f"{user_id} approved their own request or model"
@@ -432,6 +435,17 @@ def release_problem(state: GovernanceState, con: duckdb.DuckDBPyConnection, requ
     if rule.get("distinct_people") and len(set(people)) != len(people):
         return "one person signed more than one step"
     return sponsor_problem(state, people + [request["requested_by"]] if len(people) > 1 else people)
+
+
+def decided_after_revocation(con: duckdb.DuckDBPyConnection, decision_id: str, user: UserFact) -> bool:
+    """Whether a decision's audit entry comes after the one of its signer's revocation: the chain orders them,
+    not the clocks. A revocation without its audit entry leaves nothing provably before it."""
+    at = one(con, "SELECT min(seq) FROM audit_log WHERE target = ? AND action LIKE 'approval.%'", [decision_id])
+    revoked = one(con, "SELECT min(seq) FROM audit_log WHERE action = 'user.revoke' AND "
+                       "json_extract_string(details_json, '$.statement_sha256') = ?", [user.revoke_statement])
+    if revoked is None or revoked[0] is None:
+        return True
+    return at is None or at[0] is None or int(at[0]) > int(revoked[0])
 
 
 def _report_unsigned_rows(con: duckdb.DuckDBPyConnection, state: GovernanceState) -> None:

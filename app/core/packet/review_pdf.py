@@ -81,7 +81,7 @@ def render_review(record: dict[str, Any], sha: str) -> bytes:
                          for o in outcomes], [width * w for w in (0.15, 0.25, 0.17, 0.17, 0.26)])
                  if outcomes else Paragraph("No KPIs imported (lineproof kpis PROJECT FILE.csv).", s["small"]))
     precision = review["alerts"].get("precision_by_line", [])
-    story.append(Paragraph("Alert precision per line (acknowledged real / judged)", s["h2"]))
+    story.append(Paragraph("Alert precision per slice (acknowledged real / judged)", s["h2"]))
     story.append(_table([["Line", "This period", "Previous period"]] +
                         [[r["line"], f"{r['precision']:.0%} of {r['judged']}",
                           "-" if r["precision_before"] is None else f"{r['precision_before']:.0%} of {r['judged_before']}"]

@@ -84,6 +84,7 @@ class ImportResult:
     unknown_ids: int = 0
     unknown_examples: tuple[str, ...] = ()
     replaced: int = 0
+    older_than_stored: int = 0  # labels not applied: the project holds a newer verdict for the record
 
 
 def guess_prediction_mapping(columns: list[str], dimensions: tuple[str, ...]) -> PredictionMapping:
@@ -124,7 +125,8 @@ def _row_text(source: SourceFile, row: int) -> str:
 
 def _raise_bad(source: SourceFile, bad: tuple[str, int, object]) -> None:
     label, row, value = bad
-    raise IngestError(f"{source.path.name}, {_row_text(source, row)}: {label} (value {value!r}).",
+    shown = "the field is empty" if value is None or not str(value).strip() else f"value {value!r}"
+    raise IngestError(f"{source.path.name}, {_row_text(source, row)}: {label} ({shown}).",
                       "Correct the file and import it again; nothing was imported.")
 
 
@@ -221,6 +223,13 @@ def import_predictions(project: Project, path: Path | str, mapping: PredictionMa
         used = set(roles.values()) | set(mapping.slices.values())
         features = list(mapping.features) if mapping.features is not None else [c for c in present if c not in used]
         _check_columns(source, present, {f"feature {f}": f for f in features})
+        outputs = [f for f in features if f.lower() in MODEL_OUTPUT_NAMES] if mapping.features is None \
+            and mapping.inputs_only else []
+        if outputs:
+            raise IngestError(f"{source.path.name} is imported as inputs only, but its column(s) "
+                              f"{', '.join(repr(f) for f in outputs)} hold a model's output, not an input.",
+                              "Import it with its model version and score (the file is a model's log), or drop "
+                              "those columns, or list the inputs with --features; nothing was imported.")
         clash = [f for f in features if f in CORE_COLUMNS or f in project.manifest.slice_dimensions or f == "_row"]
         if clash:
             raise IngestError(f"{source.path.name}: feature column(s) {clash} clash with Lineproof's own columns.",
@@ -257,17 +266,31 @@ def _feature_types(con, source: SourceFile, features: list[str], types: dict[str
             result[f] = existing[f]
         elif is_numeric_type(types[f]):
             result[f] = "DOUBLE"
-        elif types[f] == "VARCHAR" and source.format == "csv":
+        elif types[f] == "VARCHAR":  # CSV, and Parquet text columns that may hold numbers
             undecided.append(f)
         else:
             result[f] = "VARCHAR"
     if undecided:
-        parts = ", ".join(f"bool_and(TRY_CAST({sql_ident(f)} AS DOUBLE) IS NOT NULL OR {sql_ident(f)} IS NULL)"
-                          for f in undecided)
+        parts = ", ".join(f"bool_and(TRY_CAST({missing_as_null(f)} AS DOUBLE) IS NOT NULL OR {missing_as_null(f)} "
+                          f"IS NULL)" for f in undecided)
         flags = one(con, f"SELECT {parts} FROM {_STAGE}")
         result.update({f: "DOUBLE" if flag else "VARCHAR" for f, flag in zip(undecided, flags, strict=True)})
         _refuse_decimal_commas(con, source, [f for f, flag in zip(undecided, flags, strict=True) if not flag])
     return result
+
+
+# How logs spell a missing value; read as missing before a column's type is decided (and stored as NULL).
+MISSING_SPELLINGS = ("", "NA", "N/A", "#N/A", "-", "--", "?", "NULL", "NONE", "NAN", "NIL")
+# Column names that hold a model's output: never an input in an input-only import.
+MODEL_OUTPUT_NAMES = {"score", "probability", "proba", "prediction", "predicted_label", "pred_label", "pred",
+                      "decision", "model_version", "version_id"}
+
+
+def missing_as_null(column: str) -> str:
+    """SQL: a text column with the usual missing-value spellings turned into NULL."""
+    q = sql_ident(column)
+    spellings = ", ".join(f"'{v}'" for v in MISSING_SPELLINGS)
+    return f"(CASE WHEN upper(trim({q}::VARCHAR)) IN ({spellings}) THEN NULL ELSE {q} END)"
 
 
 # A number as a spreadsheet in a German or French locale writes it: 12,5 or 1.234,5 (never a plain integer).
@@ -279,8 +302,8 @@ def _refuse_decimal_commas(con, source: SourceFile, text_features: list[str]) ->
     if not text_features:
         return
     parts = ", ".join(
-        f"bool_and(regexp_matches({sql_ident(f)}, '{_DECIMAL_COMMA}') OR TRY_CAST({sql_ident(f)} AS DOUBLE) IS NOT "
-        f"NULL OR {sql_ident(f)} IS NULL) AND bool_or(regexp_matches({sql_ident(f)}, '{_DECIMAL_COMMA}')), "
+        f"bool_and(regexp_matches({sql_ident(f)}, '{_DECIMAL_COMMA}') OR TRY_CAST({missing_as_null(f)} AS DOUBLE) IS "
+        f"NOT NULL OR {missing_as_null(f)} IS NULL) AND bool_or(regexp_matches({sql_ident(f)}, '{_DECIMAL_COMMA}')), "
         f"min(_row) FILTER (WHERE regexp_matches({sql_ident(f)}, '{_DECIMAL_COMMA}')), "
         f"arg_min({sql_ident(f)}, _row) FILTER (WHERE regexp_matches({sql_ident(f)}, '{_DECIMAL_COMMA}'))"
         for f in text_features)
@@ -322,6 +345,18 @@ def _outside_probability(con: duckdb.DuckDBPyConnection, m: PredictionMapping) -
     return f"({outside} AND NOT list_contains({sql_literal_list(values)}, {ver}::VARCHAR))"
 
 
+def _not_a_binary_decision(con: duckdb.DuckDBPyConnection, m: PredictionMapping) -> str:
+    """SQL condition: a predicted label other than 0 or 1 on a row of a binary model (every model but regression
+    and the other registered non-binary tasks)."""
+    if m.score_kind == "value" or not m.predicted_label:
+        return "false"
+    values = [r[0] for r in con.execute("SELECT v.version_id FROM model_versions v JOIN models m USING (model_id) "
+                                        "WHERE m.task <> 'binary'").fetchall()]
+    label = sql_ident(m.predicted_label)
+    return (f"({label} IS NOT NULL AND TRY_CAST({label} AS INTEGER) NOT IN (0, 1) AND NOT "
+            f"list_contains({sql_literal_list(values)}, {sql_ident(m.model_version)}::VARCHAR))")
+
+
 def sql_literal_list(values: list[str]) -> str:
     """A DuckDB list literal of strings."""
     return "[" + ", ".join("'" + v.replace("'", "''") + "'" for v in values) + "]::VARCHAR[]"
@@ -333,6 +368,9 @@ def _model_checks(con, m: PredictionMapping) -> list[tuple[str, str, str]]:
     return [
         (f"column '{m.model_version}' (model version) is empty", m.model_version,
          f"{ver} IS NULL OR trim({ver}::VARCHAR) = ''"),
+        (f"column '{m.score}' (score) is empty: a row without its score would count as a decision the model never "
+         "made. Remove such rows, or import them as inputs only (--inputs-only) in a file of their own", m.score,
+         f"{score} IS NULL OR trim({score}::VARCHAR) = ''"),
         (f"column '{m.score}' (score) is not a number", m.score, f"TRY_CAST({score} AS DOUBLE) IS NULL"),
         (f"column '{m.score}' (score) is NaN or infinite; scores must be finite", m.score,
          f"NOT isfinite(TRY_CAST({score} AS DOUBLE))"),
@@ -356,9 +394,12 @@ def _validate_predictions(con, source: SourceFile, m: PredictionMapping, feature
         pl_ = sql_ident(m.predicted_label)
         checks.append((f"column '{m.predicted_label}' (predicted label) is not a whole number", m.predicted_label,
                        f"{pl_} IS NOT NULL AND TRY_CAST({pl_} AS INTEGER) IS NULL"))
+        checks.append((f"column '{m.predicted_label}' (predicted label) is not 0 or 1 on a binary model's row "
+                       "(0 = pass, 1 = defect); a regression or multi-class model must be registered as such",
+                       m.predicted_label, _not_a_binary_decision(con, m)))
     for f, dtype in feature_types.items():
         if dtype == "DOUBLE":
-            q = sql_ident(f)
+            q = missing_as_null(f)
             checks.append((f"feature column '{f}' is not a number (earlier imports made it numeric)", f,
                            f"{q} IS NOT NULL AND TRY_CAST({q} AS DOUBLE) IS NULL"))
     bad = _first_bad(con, checks)
@@ -402,17 +443,21 @@ def _insert_predictions(project: Project, con, source: SourceFile, sha: str, m: 
             value = f"1 / (1 + exp(-{value}))"
         targets += ["version_id", "score"]
         exprs += [f"CASE WHEN trim({ver}::VARCHAR) <> '' THEN {ver}::VARCHAR ELSE error('empty model version') END",
-                  f"CASE WHEN NOT isfinite(CAST({score} AS DOUBLE)) THEN error('score not finite') "
+                  f"CASE WHEN {score} IS NULL THEN error('empty score') "
+                  f"WHEN NOT isfinite(CAST({score} AS DOUBLE)) THEN error('score not finite') "
                   f"WHEN {_outside_probability(con, m)} THEN error('score outside 0..1') ELSE {value} END"]
     if m.predicted_label:
         targets.append("predicted_label")
-        exprs.append(f"CAST({sql_ident(m.predicted_label)} AS INTEGER)")
+        exprs.append(f"CASE WHEN {_not_a_binary_decision(con, m)} THEN error('predicted label not 0 or 1') "
+                     f"ELSE CAST({sql_ident(m.predicted_label)} AS INTEGER) END")
     for dim, col in m.slices.items():
         targets.append(dim)
         exprs.append(f"{sql_ident(col)}::VARCHAR")
+    source_types = dict(staged_columns(con, _STAGE))
     for f, t in feature_types.items():
         targets.append(f)
-        exprs.append(f"CAST({sql_ident(f)} AS {t})")
+        text_to_number = t == "DOUBLE" and source_types.get(f, "VARCHAR") == "VARCHAR"
+        exprs.append(f"CAST({missing_as_null(f) if text_to_number else sql_ident(f)} AS {t})")
     details = {"file": source.path.name, "sha256": sha, "rows": count, "mapping": asdict(m)}
     with project.change("predictions.import", source.path.name, details, con=con):
         import_id = _next_import_id(con)
@@ -464,11 +509,13 @@ def import_labels(project: Project, path: Path | str, mapping: LabelMapping | No
         bad = _first_bad(con, checks)
         if bad:
             _raise_bad(source, bad)
-        dup = one(con, f"SELECT {rid}::VARCHAR, count(*) FROM {_STAGE} GROUP BY 1 HAVING count(*) > 1 LIMIT 1"
-                          )
+        dup = one(con, f"SELECT {rid}::VARCHAR, count(*), list(_row ORDER BY _row)[1:3] FROM {_STAGE} GROUP BY 1 "
+                       "HAVING count(*) > 1 ORDER BY min(_row) LIMIT 1")
         if dup:
-            raise IngestError(f"{source.path.name}: record id {dup[0]!r} has {dup[1]} labels.",
-                              "Keep one label per record; nothing was imported.")
+            rows = " and ".join(_row_text(source, r) for r in dup[2])
+            raise IngestError(f"{source.path.name}: record id {dup[0]!r} is labelled {dup[1]} times, in {rows}.",
+                              "Keep one label per record in a file (a later file with a newer labelled_at corrects "
+                              "it); nothing was imported.")
         check_cancelled(progress)
         unknown_n, examples = one(con,
             f"SELECT count(*), list(rid ORDER BY _row)[1:5] FROM (SELECT {rid}::VARCHAR AS rid, _row FROM {_STAGE}) s "
@@ -487,6 +534,13 @@ def import_labels(project: Project, path: Path | str, mapping: LabelMapping | No
             con.execute(f"CREATE OR REPLACE TEMP TABLE _new_labels AS SELECT {rid}::VARCHAR AS record_id, "
                         f"CAST({lab} AS DOUBLE) AS label, {at_expr} AS labelled_at FROM {_STAGE} s "
                         f"SEMI JOIN predictions p ON p.record_id = s.{rid}::VARCHAR")
+            # The newest verdict wins, whatever the import order: a label older than the one stored is kept out.
+            older = one(con, "SELECT count(*) FROM _new_labels n JOIN labels l USING (record_id) "
+                             "WHERE n.labelled_at < l.labelled_at")[0]
+            if older:
+                con.execute("DELETE FROM _new_labels WHERE record_id IN (SELECT n.record_id FROM _new_labels n "
+                            "JOIN labels l USING (record_id) WHERE n.labelled_at < l.labelled_at)")
+            details["older_than_stored"] = int(older)
             replaced = one(con, "SELECT count(*) FROM labels l SEMI JOIN _new_labels n USING (record_id)"
                                    )[0]
             summary.add_labels(con, "_new_labels")
@@ -500,4 +554,4 @@ def import_labels(project: Project, path: Path | str, mapping: LabelMapping | No
             details.update(import_id=import_id, replaced=replaced)
         progress.report(1.0, f"Imported {kept:,} labels")
         return ImportResult(import_id, source.path.name, sha, int(kept), (), int(unknown_n),
-                            tuple(examples or ()) if unknown_n else (), int(replaced))
+                            tuple(examples or ()) if unknown_n else (), int(replaced), int(older))

@@ -154,10 +154,45 @@ def stage(con: duckdb.DuckDBPyConnection, source: SourceFile, name: str) -> str:
     except duckdb.InterruptException:
         raise
     except duckdb.Error as exc:
+        if source.format == "csv":
+            _refuse_ragged_rows(con, source)
         raise IngestError(f"{source.path.name} cannot be read as {source.format.upper()}: "
                           f"{str(exc).splitlines()[0]}",
                           "Fix the file (the message names the line where possible); nothing was imported.") from exc
+    if source.format == "csv" and len(staged_columns(con, name)) == 1:  # one column: the sniffer may have given up
+        _refuse_ragged_rows(con, source)
     return name
+
+
+def _header_delimiter(source: SourceFile) -> str:
+    with open(source.path, encoding="utf-8", errors="replace") as f:
+        header = f.readline()
+    return max((",", ";", "\t", "|"), key=header.count)
+
+
+def _refuse_ragged_rows(con: duckdb.DuckDBPyConnection, source: SourceFile) -> None:
+    """A row with more or fewer fields than the header makes DuckDB's sniffer give up on the whole file (one column,
+    or no dialect): find the first such line and name it with both counts."""
+    delim = _header_delimiter(source)
+    lit, d = sql_literal(str(literal_path(source.path))), sql_literal(delim)
+    # Quoted sections are dropped before counting, so a quoted delimiter is not a field boundary.
+    fields = f"len(regexp_replace(l, '\"[^\"]*\"', '', 'g')) - len(replace(regexp_replace(l, '\"[^\"]*\"', '', " \
+             f"'g'), {d}, '')) + 1"
+    lines = f"read_csv({lit}, header = false, columns = {{'l': 'VARCHAR'}}, delim = '\x1f', quote = '', " \
+            f"escape = '', auto_detect = false)"
+    try:
+        row = con.execute(f"WITH t AS (SELECT row_number() OVER () AS n, {fields} AS k FROM {lines} "
+                          f"WHERE trim(l) <> '') SELECT n, k, (SELECT k FROM t WHERE n = 1) FROM t "
+                          f"WHERE k <> (SELECT k FROM t WHERE n = 1) ORDER BY n LIMIT 1").fetchone()
+    except duckdb.Error:
+        return
+    if row is None or row[2] < 2:
+        return
+    line, found, header = row
+    more = "a value holding the delimiter must be quoted" if found > header else "a field is missing"
+    raise IngestError(f"{source.path.name}, line {line}: {found} fields, but the header has {header} "
+                      f"(separated by {delim!r}): {more}.",
+                      f"Fix line {line} (and any like it) and import again; nothing was imported.")
 
 
 def unstage(con: duckdb.DuckDBPyConnection, name: str) -> None:
@@ -183,6 +218,12 @@ def inspect_file(cur: duckdb.DuckDBPyConnection, path: Path | str, preview_rows:
         preview = cur.sql(f"SELECT * EXCLUDE (_row) FROM {name} ORDER BY _row LIMIT {int(preview_rows)}").pl()
         count = one(cur, f"SELECT count(*) FROM {name}")[0]
         unstage(cur, name)
+    except duckdb.InterruptException:
+        raise
+    except duckdb.Error as exc:  # a damaged page deep in the file shows only when it is read
+        raise IngestError(f"{Path(path).name} cannot be read: {str(exc).splitlines()[0]}",
+                          "The file is damaged (a partial copy, or zeroed bytes?): export or copy it again; nothing "
+                          "was imported.") from exc
     finally:
         cur.close()
     if count == 0:
