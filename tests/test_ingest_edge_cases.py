@@ -175,3 +175,23 @@ def test_alerts_follow_the_projects_slice_dimensions(asset_project: Project) -> 
     alerts = asset_project.con.execute("SELECT rule, scope, subject FROM alerts WHERE rule = 'drift'").fetchall()
     assert ("drift", "asset=A2", "temp") in alerts
     assert not any(scope in ("asset=A1", "asset=A3") and subject == "temp" for _, scope, subject in alerts)
+
+
+def test_a_mapping_typo_is_answered_from_the_header_before_any_row_is_read(empty_project: Project, tmp_path: Path,
+                                                                          monkeypatch) -> None:
+    from app.core.errors import IngestError
+    from app.core.store import ingest
+
+    src = write_csv(tmp_path / "log.csv", HEAD, *[f"r{i},2026-01-01 00:00,m:v1,0.5,L1,1.5,steel" for i in range(50)])
+
+    def never(*_args, **_kwargs):
+        raise AssertionError("the file was read although the mapping was wrong")
+
+    monkeypatch.setattr(ingest, "file_sha256", never)
+    monkeypatch.setattr(ingest, "stage", never)
+    with pytest.raises(IngestError, match="has no column 'scor' \\(score\\)"):
+        import_predictions(empty_project, src, PredictionMapping(score="scor", slices={"line": "line"}))
+    with pytest.raises(IngestError, match="has no column 'verdict' \\(label\\)"):
+        from app.core.store.ingest import LabelMapping
+
+        import_labels(empty_project, src, LabelMapping(label="verdict"))

@@ -219,3 +219,27 @@ def test_a_later_signature_recorded_by_lineproof_sign_is_expected_too(signed, tm
         reopened.close()
     finally:
         signed["project"] = Project.open(project.folder)
+
+
+def test_a_signature_with_an_unknown_meaning_fails(signed, tmp_path: Path) -> None:
+    from app.core.governance.identity import unlock_identity
+    from tests.test_packet import _sign_elsewhere
+
+    path = _copy(signed, tmp_path)
+    _sign_elsewhere(path, Signing(unlock_identity("anna", PW), "witnessed by"), (395, 40, 565, 132))  # slot 3
+    result = verify_packet(path, [signed["certs"]["plant-ca"]])
+    assert result.indication == FAILED and result.signatures[2].indication == FAILED
+    assert "meaning 'witnessed by' is not one of" in result.signatures[2].detail
+
+
+def test_with_the_project_a_signer_who_is_not_its_user_fails(signed, tmp_path: Path) -> None:
+    from app.core.governance.identity import create_identity, unlock_identity
+    from app.core.packet import add_signature
+
+    create_identity("zed", "Zed Outsider", PW, ca_id="plant-ca", ca_passphrase=PW)
+    path = _copy(signed, tmp_path)
+    add_signature(path, Signing(unlock_identity("zed", PW), "approved by"))
+    trust = [signed["certs"]["plant-ca"]]
+    assert verify_packet(path, trust).indication == PASSED  # a valid signature of the site...
+    result = verify_packet(path, trust, project=signed["project"])  # ...by someone the project never registered
+    assert result.indication == FAILED and result.signatures[2].role == "not a registered user of this project"

@@ -35,6 +35,11 @@ MUTANTS = [
     ("app/core/packet/structure.py", 'if k not in _INFO_ALLOWED and before.get(k) != after.get(k))',
      'if k not in _INFO_ALLOWED and k != "/Subject" and before.get(k) != after.get(k))',
      "tests/test_packet_structure.py"),
+    ("app/core/packet/verify.py", "if check.meaning not in SIGNING_ROLES:", "if False:",
+     "tests/test_packet_structure.py"),
+    ("app/core/packet/verify.py", 'check.role = "not a registered user of this project"',
+     'check.role = "not a registered user of this project"\n                continue',
+     "tests/test_packet_structure.py"),
 ]
 
 

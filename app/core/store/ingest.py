@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -20,6 +20,7 @@ from app.core.store.sources import (
     file_sha256,
     is_numeric_type,
     recognise,
+    scan_sql,
     sql_ident,
     stage,
     staged_columns,
@@ -171,18 +172,35 @@ def _next_import_id(con: duckdb.DuckDBPyConnection) -> int:
 
 
 
+def _header(con: duckdb.DuckDBPyConnection, source: SourceFile) -> list[str] | None:
+    """The file's column names from its header alone (DuckDB sniffs a sample; Parquet reads its footer), or None
+    when the file cannot be sniffed (staging then says why)."""
+    try:
+        names = [r[0] for r in con.execute(f"DESCRIBE SELECT * FROM {scan_sql(source)}").fetchall() if r[0] != "_row"]
+    except duckdb.Error:
+        return None
+    if len(names) == 1 and any(d in names[0] for d in ",;\t|"):
+        return None  # the sniffer gave up on a ragged row: staging names the line
+    return names
+
+
 @contextmanager
-def _staged_file(project: Project, path: Path | str, progress: Progress
+def _staged_file(project: Project, path: Path | str, progress: Progress,
+                 header_check: Callable[[SourceFile, list[str]], None] | None = None
                  ) -> Iterator[tuple[duckdb.DuckDBPyConnection, SourceFile, str]]:
     """Check and stage an input file on a private cursor: hash it, refuse a re-import, expose it as _STAGE.
 
-    DuckDB errors become IngestError, an interrupt becomes Cancelled; staging is always dropped.
+    `header_check` sees the column names before a row is read, so a mapping typo is answered at once whatever the
+    file's size. DuckDB errors become IngestError, an interrupt becomes Cancelled; staging is always dropped.
     """
     project.require_writable()
     source = recognise(path)
     con = project.cursor()
     try:
         with interrupt_on_cancel(progress, con):
+            header = _header(con, source) if header_check is not None else None
+            if header is not None:
+                header_check(source, header)
             sha = file_sha256(source, progress, share=0.15)
             _check_not_imported(con, source, sha)
             progress.report(0.17, f"Reading {source.path.name}")
@@ -207,33 +225,17 @@ def import_predictions(project: Project, path: Path | str, mapping: PredictionMa
                        progress: Progress | None = None) -> ImportResult:
     """Import a prediction log (CSV or Parquet) in one transaction; nothing changes on any error."""
     progress = progress or NullProgress()
-    with _staged_file(project, path, progress) as (con, source, sha):
+
+    def check_header(source: SourceFile, present: list[str]) -> None:
+        _resolve_features(project, source, present, mapping or guess_prediction_mapping(
+            present, project.manifest.slice_dimensions))
+
+    with _staged_file(project, path, progress, check_header) as (con, source, sha):
         columns = staged_columns(con, _STAGE)
         present = [c for c, _ in columns]
         types = dict(columns)
         mapping = mapping or guess_prediction_mapping(present, project.manifest.slice_dimensions)
-        unknown_dims = [d for d in mapping.slices if d not in project.manifest.slice_dimensions]
-        if unknown_dims:
-            raise IngestError(f"Slice dimension(s) {unknown_dims} are not in this project's manifest "
-                              f"({', '.join(project.manifest.slice_dimensions)}).",
-                              "Add them to [slices] dimensions in lineproof.toml, or map other columns.")
-        _check_model_roles(source, present, mapping)
-        roles = mapping.roles()
-        _check_columns(source, present, {**roles, **{f"slice {d}": c for d, c in mapping.slices.items()}})
-        used = set(roles.values()) | set(mapping.slices.values())
-        features = list(mapping.features) if mapping.features is not None else [c for c in present if c not in used]
-        _check_columns(source, present, {f"feature {f}": f for f in features})
-        outputs = [f for f in features if f.lower() in MODEL_OUTPUT_NAMES] if mapping.features is None \
-            and mapping.inputs_only else []
-        if outputs:
-            raise IngestError(f"{source.path.name} is imported as inputs only, but its column(s) "
-                              f"{', '.join(repr(f) for f in outputs)} hold a model's output, not an input.",
-                              "Import it with its model version and score (the file is a model's log), or drop "
-                              "those columns, or list the inputs with --features; nothing was imported.")
-        clash = [f for f in features if f in CORE_COLUMNS or f in project.manifest.slice_dimensions or f == "_row"]
-        if clash:
-            raise IngestError(f"{source.path.name}: feature column(s) {clash} clash with Lineproof's own columns.",
-                              "Rename them in the file, or map them to their role; nothing was imported.")
+        features = _resolve_features(project, source, present, mapping)
         count = one(con, f"SELECT count(*) FROM {_STAGE}")[0]
         if count == 0:
             raise IngestError(f"{source.path.name} has a header but no data rows.",
@@ -254,6 +256,34 @@ def import_predictions(project: Project, path: Path | str, mapping: PredictionMa
                               "Nothing was imported. Check the file against the message.") from exc
         progress.report(1.0, f"Imported {count:,} rows from {source.path.name}")
         return result
+
+
+def _resolve_features(project: Project, source: SourceFile, present: list[str], mapping: PredictionMapping
+                      ) -> list[str]:
+    """Check a mapping against the file's columns (roles, slices, features, clashes); returns the features."""
+    unknown_dims = [d for d in mapping.slices if d not in project.manifest.slice_dimensions]
+    if unknown_dims:
+        raise IngestError(f"Slice dimension(s) {unknown_dims} are not in this project's manifest "
+                          f"({', '.join(project.manifest.slice_dimensions)}).",
+                          "Add them to [slices] dimensions in lineproof.toml, or map other columns.")
+    _check_model_roles(source, present, mapping)
+    roles = mapping.roles()
+    _check_columns(source, present, {**roles, **{f"slice {d}": c for d, c in mapping.slices.items()}})
+    used = set(roles.values()) | set(mapping.slices.values())
+    features = list(mapping.features) if mapping.features is not None else [c for c in present if c not in used]
+    _check_columns(source, present, {f"feature {f}": f for f in features})
+    outputs = [f for f in features if f.lower() in MODEL_OUTPUT_NAMES] if mapping.features is None \
+        and mapping.inputs_only else []
+    if outputs:
+        raise IngestError(f"{source.path.name} is imported as inputs only, but its column(s) "
+                          f"{', '.join(repr(f) for f in outputs)} hold a model's output, not an input.",
+                          "Import it with its model version and score (the file is a model's log), or drop "
+                          "those columns, or list the inputs with --features; nothing was imported.")
+    clash = [f for f in features if f in CORE_COLUMNS or f in project.manifest.slice_dimensions or f == "_row"]
+    if clash:
+        raise IngestError(f"{source.path.name}: feature column(s) {clash} clash with Lineproof's own columns.",
+                          "Rename them in the file, or map them to their role; nothing was imported.")
+    return features
 
 
 def _feature_types(con, source: SourceFile, features: list[str], types: dict[str, str],
@@ -483,7 +513,11 @@ def import_labels(project: Project, path: Path | str, mapping: LabelMapping | No
     """Import ground-truth labels that join predictions by record id; unknown ids are refused or reported."""
     progress = progress or NullProgress()
     mapping = mapping or LabelMapping()
-    with _staged_file(project, path, progress) as (con, source, sha):
+
+    def check_header(source: SourceFile, present: list[str]) -> None:
+        _check_columns(source, present, {"record_id": mapping.record_id, "label": mapping.label})
+
+    with _staged_file(project, path, progress, check_header) as (con, source, sha):
         present = [c for c, _ in staged_columns(con, _STAGE)]
         wanted = {"record_id": mapping.record_id, "label": mapping.label}
         if mapping.labelled_at and mapping.labelled_at in present:
