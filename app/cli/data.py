@@ -13,13 +13,13 @@ from app.core.errors import LineproofError
 def cmd_ingest(args: argparse.Namespace) -> int:
     """Import a prediction log."""
     from app.core.store.ingest import PredictionMapping, guess_prediction_mapping, import_predictions
-    from app.core.store.sources import inspect_file
+    from app.core.store.sources import header_columns
 
     with open_project(args.path) as project:
         roles = pairs(args.map, "--map")
         slices = pairs(args.slice, "--slice")
-        info = inspect_file(project.cursor(), args.file, preview_rows=1)
-        guess = guess_prediction_mapping([c for c, _ in info.columns], project.manifest.slice_dimensions)
+        # The header is enough to guess the mapping: the file itself is parsed once, by the import.
+        guess = guess_prediction_mapping(header_columns(project.cursor(), args.file), project.manifest.slice_dimensions)
         unknown = set(roles) - {"record_id", "timestamp", "model_version", "score", "predicted_label"}
         if unknown:
             raise LineproofError(f"Unknown role(s) {sorted(unknown)} in --map.",

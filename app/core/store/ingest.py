@@ -301,8 +301,7 @@ def _feature_types(con, source: SourceFile, features: list[str], types: dict[str
         else:
             result[f] = "VARCHAR"
     if undecided:
-        parts = ", ".join(f"bool_and(TRY_CAST({missing_as_null(f)} AS DOUBLE) IS NOT NULL OR {missing_as_null(f)} "
-                          f"IS NULL)" for f in undecided)
+        parts = ", ".join(f"bool_and({_numeric_or_missing(f)})" for f in undecided)
         flags = one(con, f"SELECT {parts} FROM {_STAGE}")
         result.update({f: "DOUBLE" if flag else "VARCHAR" for f, flag in zip(undecided, flags, strict=True)})
         _refuse_decimal_commas(con, source, [f for f, flag in zip(undecided, flags, strict=True) if not flag])
@@ -316,6 +315,26 @@ MODEL_OUTPUT_NAMES = {"score", "probability", "proba", "prediction", "predicted_
                       "decision", "model_version", "version_id"}
 
 
+def _numeric_or_missing(column: str) -> str:
+    """SQL: the value reads as a number, or is missing. The spellings are only looked at where the cast failed
+    (CASE evaluates a branch for the rows that reach it), so a numeric column costs one cast per value."""
+    q = sql_ident(column)
+    spellings = ", ".join(f"'{v}'" for v in MISSING_SPELLINGS)
+    return (f"(CASE WHEN TRY_CAST({q} AS DOUBLE) IS NOT NULL OR {q} IS NULL THEN true "
+            f"ELSE upper(trim({q}::VARCHAR)) IN ({spellings}) END)")
+
+
+def as_double(column: str, checked: bool) -> str:
+    """SQL: a text column as DOUBLE, missing spellings as NULL. `checked`: every value was seen to be a number or
+    missing (the type was decided on these rows), so TRY_CAST is exact; else a stray text raises a conversion error
+    (and the slower pass names its row)."""
+    q = sql_ident(column)
+    if checked:
+        return f"TRY_CAST({q} AS DOUBLE)"
+    return (f"(CASE WHEN TRY_CAST({q} AS DOUBLE) IS NOT NULL THEN TRY_CAST({q} AS DOUBLE) "
+            f"WHEN {missing_as_null(column)} IS NULL THEN NULL ELSE CAST({q} AS DOUBLE) END)")
+
+
 def missing_as_null(column: str) -> str:
     """SQL: a text column with the usual missing-value spellings turned into NULL."""
     q = sql_ident(column)
@@ -327,15 +346,19 @@ def missing_as_null(column: str) -> str:
 _DECIMAL_COMMA = r"^\s*[-+]?(\d{1,3}(\.\d{3})+|\d+),\d+\s*$"
 
 
+def _comma(column: str) -> str:
+    """SQL: the value is a number with a decimal comma (the regular expression only where a comma is)."""
+    q = sql_ident(column)
+    return f"(CASE WHEN contains({q}, ',') THEN regexp_matches({q}, '{_DECIMAL_COMMA}') ELSE false END)"
+
+
 def _refuse_decimal_commas(con, source: SourceFile, text_features: list[str]) -> None:
     """A feature that is numeric but for its decimal commas would silently become categorical: refuse instead."""
     if not text_features:
         return
     parts = ", ".join(
-        f"bool_and(regexp_matches({sql_ident(f)}, '{_DECIMAL_COMMA}') OR TRY_CAST({missing_as_null(f)} AS DOUBLE) IS "
-        f"NOT NULL OR {missing_as_null(f)} IS NULL) AND bool_or(regexp_matches({sql_ident(f)}, '{_DECIMAL_COMMA}')), "
-        f"min(_row) FILTER (WHERE regexp_matches({sql_ident(f)}, '{_DECIMAL_COMMA}')), "
-        f"arg_min({sql_ident(f)}, _row) FILTER (WHERE regexp_matches({sql_ident(f)}, '{_DECIMAL_COMMA}'))"
+        f"bool_and({_comma(f)} OR {_numeric_or_missing(f)}) AND bool_or({_comma(f)}), "
+        f"min(_row) FILTER (WHERE {_comma(f)}), arg_min({sql_ident(f)}, _row) FILTER (WHERE {_comma(f)})"
         for f in text_features)
     row = one(con, f"SELECT {parts} FROM {_STAGE}")
     for i, f in enumerate(text_features):
@@ -486,8 +509,10 @@ def _insert_predictions(project: Project, con, source: SourceFile, sha: str, m: 
     source_types = dict(staged_columns(con, _STAGE))
     for f, t in feature_types.items():
         targets.append(f)
-        text_to_number = t == "DOUBLE" and source_types.get(f, "VARCHAR") == "VARCHAR"
-        exprs.append(f"CAST({missing_as_null(f) if text_to_number else sql_ident(f)} AS {t})")
+        if t == "DOUBLE" and source_types.get(f, "VARCHAR") == "VARCHAR":
+            exprs.append(as_double(f, checked=f not in existing))  # decided on these very rows, or known before
+        else:
+            exprs.append(f"CAST({sql_ident(f)} AS {t})")
     details = {"file": source.path.name, "sha256": sha, "rows": count, "mapping": asdict(m)}
     with project.change("predictions.import", source.path.name, details, con=con):
         import_id = _next_import_id(con)

@@ -207,6 +207,25 @@ def staged_columns(con: duckdb.DuckDBPyConnection, name: str) -> list[tuple[str,
     return [(r[0], r[1]) for r in rows if r[0] != "_row"]
 
 
+def header_columns(cur: duckdb.DuckDBPyConnection, path: Path | str) -> list[str]:
+    """A file's column names from its header alone (no row is parsed beyond DuckDB's sniffing sample), so that a
+    mapping can be guessed before the one pass that imports the file (closes `cur`)."""
+    try:
+        source = recognise(path)
+        try:
+            names = [r[0] for r in cur.execute(f"DESCRIBE SELECT * FROM {scan_sql(source)}").fetchall()
+                     if r[0] != "_row"]
+        except duckdb.Error:
+            names = []
+        if source.format == "csv" and len(names) <= 1:  # unsniffable or ragged: staging explains why
+            stage(cur, source, "_header")
+            names = [c for c, _ in staged_columns(cur, "_header")]
+            unstage(cur, "_header")
+        return names
+    finally:
+        cur.close()
+
+
 def inspect_file(cur: duckdb.DuckDBPyConnection, path: Path | str, preview_rows: int = 20) -> FileInfo:
     """Columns, types, a preview and the row count of a file, for the mapping dialog (closes `cur`)."""
     try:
