@@ -195,3 +195,21 @@ def test_a_mapping_typo_is_answered_from_the_header_before_any_row_is_read(empty
         from app.core.store.ingest import LabelMapping
 
         import_labels(empty_project, src, LabelMapping(label="verdict"))
+
+
+def test_a_time_in_a_daylight_saving_change_is_stored_and_said(empty_project: Project, tmp_path: Path) -> None:
+    src = write_csv(tmp_path / "log.csv", "record_id,ts,model_version,score,line",
+                    "r1,2026-10-25 02:30:00 Europe/Berlin,m:v1,0.9,L1", "r2,2026-03-29 02:30:00 Europe/Berlin,m:v1,0.3,L1",
+                    "r3,2026-06-01 10:00:00 Europe/Berlin,m:v1,0.2,L2")
+    result = import_predictions(empty_project, src)
+    stored = dict(empty_project.con.execute("SELECT record_id, ts FROM predictions").fetchall())
+    # Hand-worked: 02:30 on 25 Oct happens at +02 (00:30 UTC) and +01 (01:30 UTC); the later one is kept.
+    # 02:30 on 29 Mar never happens (clocks jump 02:00 -> 03:00): read as 03:30 CEST = 01:30 UTC.
+    assert stored == {"r1": datetime(2026, 10, 25, 1, 30), "r2": datetime(2026, 3, 29, 1, 30),
+                      "r3": datetime(2026, 6, 1, 8, 0)}
+    assert len(result.notes) == 2
+    assert "repeats and were stored as the later of the two instants, e.g. row 1" in result.notes[0]
+    assert "skips (they never happened)" in result.notes[1] and "row 2" in result.notes[1]
+    details = empty_project.con.execute("SELECT details_json FROM audit_log WHERE action = 'predictions.import'"
+                                        ).fetchall()[0][0]
+    assert "daylight-saving" in details

@@ -42,6 +42,8 @@ def cmd_ingest(args: argparse.Namespace) -> int:
     print(f"Imported {result.rows:,} {what} from {result.file_name} (import #{result.import_id})")
     if result.new_columns:
         print(f"  new columns: {', '.join(result.new_columns)}")
+    for note in result.notes:
+        print(f"  note: {note}")
     return 0
 
 

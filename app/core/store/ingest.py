@@ -86,6 +86,7 @@ class ImportResult:
     unknown_examples: tuple[str, ...] = ()
     replaced: int = 0
     older_than_stored: int = 0  # labels not applied: the project holds a newer verdict for the record
+    notes: tuple[str, ...] = ()  # what the import decided on the user's behalf (e.g. a daylight-saving choice)
 
 
 def guess_prediction_mapping(columns: list[str], dimensions: tuple[str, ...]) -> PredictionMapping:
@@ -244,11 +245,12 @@ def import_predictions(project: Project, path: Path | str, mapping: PredictionMa
         existing = dict(con.execute("SELECT name, dtype FROM log_columns").fetchall())
         feature_types = _feature_types(con, source, features, types, existing)
         check_cancelled(progress)
+        notes = daylight_saving_notes(con, source, mapping.timestamp)
         progress.report(0.45, f"Importing {count:,} rows")
         try:
             # Fast path: one pass that checks while it inserts; a bad value aborts the transaction.
             result = _insert_predictions(project, con, source, sha, mapping, feature_types, existing, int(count),
-                                         progress)
+                                         progress, notes)
         except (duckdb.ConversionException, duckdb.InvalidInputException, duckdb.ConstraintException) as exc:
             # Rolled back; a second, slower pass names the first bad row and column.
             _validate_predictions(con, source, mapping, feature_types)
@@ -371,6 +373,35 @@ def _refuse_decimal_commas(con, source: SourceFile, text_features: list[str]) ->
                 "separators'), or save it as Parquet; nothing was imported.")
 
 
+def daylight_saving_notes(con: duckdb.DuckDBPyConnection, source: SourceFile, column: str) -> list[str]:
+    """Times written with a zone name (2026-10-25 02:30 Europe/Berlin) that fall in a daylight-saving change: an
+    hour that happens twice is stored as its later instant, one that never happens as an hour later; say so, with
+    the first row, rather than choose silently."""
+    if dict(staged_columns(con, _STAGE)).get(column, "VARCHAR") != "VARCHAR":
+        return []
+    q = sql_ident(column)
+    row = one(con, f"""WITH z AS (SELECT _row, {q} AS text, regexp_extract({q}, '([A-Za-z_]+/[A-Za-z_+-]+)\\s*$', 1)
+                                  AS zone FROM {_STAGE} WHERE contains({q}, '/')),
+        w AS (SELECT _row, text, zone, TRY_CAST(trim(replace(text, zone, '')) AS TIMESTAMP) AS local,
+                     TRY_CAST(text AS TIMESTAMPTZ) AS chosen FROM z WHERE zone <> ''),
+        k AS (SELECT *, timezone(zone, chosen) = local AND timezone(zone, chosen - INTERVAL 1 HOUR) = local AS twice,
+                     timezone(zone, chosen) <> local AS never FROM w WHERE local IS NOT NULL AND chosen IS NOT NULL)
+        SELECT count(*) FILTER (WHERE twice), min(_row) FILTER (WHERE twice), arg_min(text, _row) FILTER (WHERE twice),
+               arg_min(CAST(chosen AS TIMESTAMP), _row) FILTER (WHERE twice),
+               count(*) FILTER (WHERE never), min(_row) FILTER (WHERE never), arg_min(text, _row) FILTER (WHERE never),
+               arg_min(CAST(chosen AS TIMESTAMP), _row) FILTER (WHERE never) FROM k""")
+    notes = []
+    if row and row[0]:
+        notes.append(f"{row[0]:,} time(s) in '{column}' fall in the hour a daylight-saving change repeats and were "
+                     f"stored as the later of the two instants, e.g. {_row_text(source, row[1])}: {row[2]!r} -> "
+                     f"{row[3]:%Y-%m-%d %H:%M} UTC. Write the UTC offset (e.g. +02:00) to choose.")
+    if row and row[4]:
+        notes.append(f"{row[4]:,} time(s) in '{column}' fall in the hour a daylight-saving change skips (they never "
+                     f"happened) and were stored one hour on, e.g. {_row_text(source, row[5])}: {row[6]!r} -> "
+                     f"{row[7]:%Y-%m-%d %H:%M} UTC. Check the logger's clock.")
+    return notes
+
+
 def utc_timestamp(con: duckdb.DuckDBPyConnection, column: str) -> str:
     """SQL for a staged column as a UTC TIMESTAMP: an offset in the text (+02:00, Z) or a time zone in the Parquet
     type is honoured; a time without either is taken as UTC (the connection's zone), never as this PC's zone."""
@@ -482,7 +513,7 @@ def _check_record_ids(con, source: SourceFile, import_id: int) -> None:
 
 def _insert_predictions(project: Project, con, source: SourceFile, sha: str, m: PredictionMapping,
                         feature_types: dict[str, str], existing: dict[str, str], count: int,
-                        progress: Progress) -> ImportResult:
+                        progress: Progress, notes: list[str] = ()) -> ImportResult:
     new_columns = [(d, "VARCHAR", "slice") for d in m.slices if d not in existing]
     new_columns += [(f, t, "feature") for f, t in feature_types.items() if f not in existing]
     rid = sql_ident(m.record_id)
@@ -514,6 +545,8 @@ def _insert_predictions(project: Project, con, source: SourceFile, sha: str, m: 
         else:
             exprs.append(f"CAST({sql_ident(f)} AS {t})")
     details = {"file": source.path.name, "sha256": sha, "rows": count, "mapping": asdict(m)}
+    if notes:
+        details["notes"] = list(notes)
     with project.change("predictions.import", source.path.name, details, con=con):
         import_id = _next_import_id(con)
         details["import_id"] = import_id
@@ -530,7 +563,8 @@ def _insert_predictions(project: Project, con, source: SourceFile, sha: str, m: 
         con.execute("INSERT INTO imports VALUES (?, 'predictions', ?, ?, ?, ?, now()::TIMESTAMP)",
                     [import_id, source.path.name, sha, count, json.dumps(asdict(m))])
         progress.report(0.95, "Committing")
-    return ImportResult(import_id, source.path.name, sha, count, tuple(n for n, _, _ in new_columns))
+    return ImportResult(import_id, source.path.name, sha, count, tuple(n for n, _, _ in new_columns),
+                        notes=tuple(notes))
 
 
 def import_labels(project: Project, path: Path | str, mapping: LabelMapping | None = None,
