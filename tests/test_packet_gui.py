@@ -58,3 +58,18 @@ def test_verify_dialog_shows_three_lines_per_signature(qtbot, signed):  # noqa: 
     with qtbot.waitSignal(dialog.start().error, timeout=30_000):
         pass
     assert "is not a PDF" in dialog.result.text()
+
+
+def test_verify_dialog_shows_what_the_packet_certifies_before_its_signatures(qtbot, signed):  # noqa: F811
+    from app.core.packet.verify import verify_packet
+
+    result = verify_packet(signed["packet"], [signed["certs"]["plant-ca"]])
+    assert result.indication == "PASSED" and result.content["verdict"] == "PASS"
+    result.content["verdict"] = "FAIL"  # as a packet that certifies a failed validation would say
+    dialog = VerifyPacketDialog(None)
+    qtbot.addWidget(dialog)
+    dialog.show_result(result)
+    text = dialog.result.text()
+    assert text.index("Verdict") < text.index("Signatures and evidence") < text.index("Signature1")
+    assert "The signatures are valid; the verdict they certify is FAIL." in text
+    assert "#e2efda" not in dialog.result.styleSheet()  # no green banner over a FAIL

@@ -83,7 +83,16 @@ def cmd_verify(args: argparse.Namespace) -> int:
     if args.format == "json":
         print(json.dumps(result.as_dict(), indent=2))
         return result.exit_code
-    print(f"{result.path}: {result.indication}" + (f" (validated as of {result.at})" if result.at else ""))
+    content = result.content
+    if content.get("verdict"):
+        # The packet's own verdict first: valid signatures on a FAIL validation certify a FAIL.
+        print(f"{result.path}: certifies validation run {content['run']} of {content['candidate']} against "
+              f"{content['champion']}: verdict {content['verdict']} (release {content['release']})")
+    elif content.get("kind"):
+        print(f"{result.path}: {content['kind']} {content.get('period', '')}: {content.get('decision', '')}")
+    print(f"Signatures and evidence: {result.indication}" + (f" (validated as of {result.at})" if result.at else "")
+          + (f" - the signatures are {'valid' if result.indication == 'PASSED' else 'not valid'}; the verdict they "
+             f"certify is {content['verdict']}" if content.get("verdict") and content["verdict"] != "PASS" else ""))
     if result.level:
         print(f"  level: PAdES {result.level}; verifiable without extension until {result.valid_until or 'unknown'}"
               + ("" if result.level == "B-LTA" else " (a timestamp authority makes packets B-LTA: lineproof trust "

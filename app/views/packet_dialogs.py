@@ -39,6 +39,7 @@ from app.views.workers import Task, start_task
 MEANINGS = ("validated by", "reviewed by", "approved by", "prepared by")
 INDICATION_COLOURS = {"PASSED": ("#375623", "#e2efda"), "FAILED": ("#9c0006", "#f8cbad"),
                       "INDETERMINATE": ("#7f6000", "#fff2cc")}
+VERDICT_COLOURS = {"PASS": "#375623", "FAIL": "#9c0006", "INCONCLUSIVE": "#7f6000"}
 
 
 def preview(project: Project, run_id: str, request_id: str | None) -> tuple[int, int]:
@@ -344,7 +345,21 @@ class VerifyPacketDialog(QDialog):
     def show_result(self, result) -> None:
         """The overall indication and three lines per signature."""
         fg, bg = INDICATION_COLOURS[result.indication]
-        lines = [f"<span style='font-size:13pt'><b>{result.indication}</b></span> &nbsp; {_html(result.path)}"]
+        lines = []
+        content = result.content
+        if content.get("verdict"):
+            # What the packet certifies comes first: valid signatures on a FAIL verdict certify a FAIL.
+            verdict_fg = VERDICT_COLOURS.get(content["verdict"], "#333333")
+            lines.append(f"<span style='font-size:13pt'>Verdict <b style='color:{verdict_fg}'>"
+                         f"{_html(content['verdict'])}</b></span> &nbsp; validation run {_html(content['run'])}: "
+                         f"{_html(content['candidate'])} against {_html(content['champion'])}, release "
+                         f"{_html(content['release'])}")
+            if bg != INDICATION_COLOURS["FAILED"][1] and content["verdict"] != "PASS":
+                bg = "#f2f2f2"  # never a green banner over a verdict that is not PASS
+        lines.append(f"<span style='font-size:13pt'>Signatures and evidence: <b>{result.indication}</b></span> "
+                     f"&nbsp; {_html(result.path)}" + (
+                         f"<br>The signatures are valid; the verdict they certify is {_html(content['verdict'])}."
+                         if content.get("verdict") not in (None, "PASS") and result.indication == "PASSED" else ""))
         if result.level:
             lines.append(f"Level: PAdES {result.level}, verifiable without extension until "
                          f"{result.valid_until or 'unknown'}" + ("" if result.level == "B-LTA" else

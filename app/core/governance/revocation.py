@@ -49,8 +49,9 @@ def _load_crl(data: bytes, name: str) -> x509.CertificateRevocationList:
                          "Give the CRL file the site CA published (PEM or DER).") from exc
 
 
-def _issuer_anchor(crl: x509.CertificateRevocationList) -> x509.Certificate | None:
-    for anchor in trust.anchors():
+def _issuer_anchor(crl: x509.CertificateRevocationList, extra: list[x509.Certificate] = ()
+                   ) -> x509.Certificate | None:
+    for anchor in [*trust.anchors(), *extra]:
         if anchor.subject == crl.issuer and crl.is_signature_valid(anchor.public_key()):
             return anchor
     return None
@@ -108,11 +109,13 @@ def pc_crls() -> list[x509.CertificateRevocationList]:
     return out
 
 
-def revocation_of(cert: x509.Certificate, extra: list[x509.CertificateRevocationList] = ()
-                  ) -> tuple[Revocation | None, str]:
+def revocation_of(cert: x509.Certificate, extra: list[x509.CertificateRevocationList] = (),
+                  issuers: list[x509.Certificate] = ()) -> tuple[Revocation | None, str]:
     """(the revocation, or None, and what that rests on) from the newest CRL by the certificate's issuer among
-    this PC's and `extra` (e.g. the ones a packet carries); '' when no CRL covers the certificate."""
-    candidates = [c for c in [*pc_crls(), *extra] if c.issuer == cert.issuer and _issuer_anchor(c) is not None]
+    this PC's and `extra` (e.g. the ones a packet carries), each signed by an anchor of this PC or one of
+    `issuers` (the certificates a verifier chose to trust); '' when no CRL covers the certificate."""
+    candidates = [c for c in [*pc_crls(), *extra]
+                  if c.issuer == cert.issuer and _issuer_anchor(c, issuers) is not None]
     if not candidates:
         return None, ""
     crl = max(candidates, key=lambda c: (_number(c), c.last_update_utc))

@@ -168,6 +168,7 @@ def apply_long_term(reader: Any, sigs: list[Any], checks: list[Any], statuses: l
     when = at or dt.datetime.now(dt.UTC)
     times = stamp_times(stamps, roots, at)
     carried = dss_crls(reader)
+    trusted = [x509.load_der_x509_certificate(r.dump()) for r in roots]  # the verifier's chosen anchors
     for sig, check, status in zip(sigs, checks, statuses, strict=True):
         check.level = level_of(sig, status, reader, stamps)
         timing = signing_time(sig, status, [(rev, t) for rev, t, _ in times])
@@ -192,7 +193,7 @@ def apply_long_term(reader: Any, sigs: list[Any], checks: list[Any], statuses: l
                 check.detail = _join(check.detail, f"{check.level}: on {when:%Y-%m-%d} the certificate is no longer "
                                                    "valid and no document timestamp proves when it signed"
                                      + ("; the signing time is only the signer's claim" if not timing.proven else ""))
-        crl_revocation, basis = revocation_of(cert, carried)
+        crl_revocation, basis = revocation_of(cert, carried, trusted)
         project_revocation = revoked_in_project.get(hashlib.sha256(sig.signer_cert.dump()).hexdigest())
         known = [r for r in (crl_revocation, project_revocation) if r is not None]
         revocation = min(known, key=lambda r: r.revoked_at) if known else None

@@ -58,6 +58,7 @@ class PacketVerification:
     structure: list[str] = field(default_factory=list)  # changes that make the packet FAILED
     notes: list[str] = field(default_factory=list)  # reported, changing nothing
     at: str = ""  # the date validated at ('' = now)
+    content: dict[str, str] = field(default_factory=dict)  # what the packet certifies (verdict, model, run)
 
     @property
     def level(self) -> str:
@@ -82,7 +83,7 @@ class PacketVerification:
         """Plain data for --format json."""
         return {"path": self.path, "indication": self.indication, "evidence_ok": self.evidence_ok,
                 "evidence": self.evidence, "structure": self.structure, "notes": self.notes, "level": self.level,
-                "valid_until": self.valid_until, "at": self.at,
+                "valid_until": self.valid_until, "at": self.at, "content": self.content,
                 "signatures": [asdict(s) for s in self.signatures]}
 
 
@@ -326,6 +327,22 @@ def evidence_hash_of(data: bytes) -> str:
         return ""
 
 
+def certified_content(evidence: dict | None) -> dict[str, str]:
+    """What the packet says, for showing before its signatures: a valid signature on a FAIL verdict is still FAIL."""
+    if not evidence:
+        return {}
+    if "validation" not in evidence:  # an operating review record
+        review = evidence.get("review", {})
+        return {"kind": "operating review", "period": str((review.get("period") or {}).get("label", "")),
+                "decision": str(review.get("decision", ""))}
+    subject, validation = evidence.get("subject", {}), evidence["validation"]
+    return {"kind": "validation and approval packet", "verdict": str(validation.get("verdict", "")),
+            "candidate": str(subject.get("version_id", "")), "champion": str(subject.get("champion", "")),
+            "run": str(validation.get("run_id", "")),
+            "release": f"{subject.get('version_id', '')} to {subject.get('target_stage', '')} at "
+                       f"{subject.get('site', '')}"}
+
+
 def _evidence(reader: Any) -> tuple[bool, str, dict | None, str]:
     """The attached evidence against the sha256 in the document information, and its validation result hash:
     (ok, in words, the evidence when it could be read, its sha256)."""
@@ -412,6 +429,7 @@ def verify_packet(path: Path | str, trust: list[Path | str] | None = None, trust
     except Exception as exc:  # a structure too broken to walk is a failure, not a crash
         result.structure = [f"the file's structure cannot be checked ({type(exc).__name__}: {str(exc)[:160]})"]
     result.evidence_ok, result.evidence, evidence, digest = _evidence(reader)
+    result.content = certified_content(evidence)
     if project is not None:
         problems = _project_rules(project, signatures, result.signatures, evidence, digest)
         if problems:
