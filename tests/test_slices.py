@@ -294,3 +294,23 @@ def test_without_auc_the_other_metrics_are_unchanged(binary_case):
     assert fast.slices["auc"].is_null().all()
     for metric in ("accuracy", "precision", "recall", "f1", "fpr", "brier", "recall_high"):
         assert fast.slices[metric].to_list() == pytest.approx(full.slices[metric].to_list(), nan_ok=True)
+
+
+def test_worst_first_ranks_by_the_favourable_bound_not_the_point_estimate():
+    """Hand-made table: L1's recall point (0.50) is the lowest, but with 6 labelled defects its interval reaches
+    0.85; L2 (0.60, at most 0.66) is worse beyond doubt. For the false-alarm rate (lower is better) the lower bound
+    ranks: L3 (at least 0.20) before L1 (0.30 but possibly 0.05)."""
+    from app.core.analysis.slices import SliceTable
+
+    slices = pl.DataFrame({"line": ["L1", "L2", "L3"], "recall": [0.50, 0.60, 0.90], "recall_low": [0.19, 0.54, 0.86],
+                           "recall_high": [0.85, 0.66, 0.93], "fpr": [0.30, 0.10, 0.25],
+                           "fpr_low": [0.05, 0.08, 0.20], "fpr_high": [0.70, 0.12, 0.30]})
+    overall = pl.DataFrame({"recall": [0.70], "fpr": [0.20]})
+    table = SliceTable(query=None, task="binary", threshold=0.5, metrics=("recall", "fpr"), overall=overall,
+                       slices=slices)
+    recall = table.worst("recall")
+    assert recall["line"].to_list() == ["L2", "L1", "L3"] and recall["rank"].to_list() == [1, 2, 3]
+    assert recall["vs_overall"].to_list() == pytest.approx([-0.10, -0.20, 0.20])
+    assert table.worst("fpr")["line"].to_list() == ["L3", "L2", "L1"]
+    # Point estimates alone would say L1 first for recall and L1 first for fpr: the bound is what decides.
+    assert slices.sort("recall")["line"][0] == "L1" and slices.sort("fpr", descending=True)["line"][0] == "L1"

@@ -40,6 +40,10 @@ MUTANTS = [
     ("app/core/packet/verify.py", 'check.role = "not a registered user of this project"',
      'check.role = "not a registered user of this project"\n                continue',
      "tests/test_packet_structure.py"),
+    ("app/core/analysis/slices.py", 'bound = f"{metric}_low" if lower_better else f"{metric}_high"',
+     'bound = metric', "tests/test_slices.py"),
+    ("app/core/analysis/slices.py", ".sort(bound, descending=lower_better, nulls_last=True)",
+     ".sort(bound, descending=False, nulls_last=True)", "tests/test_slices.py"),
 ]
 
 
