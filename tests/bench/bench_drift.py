@@ -11,7 +11,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 
 ROOT = Path(__file__).parents[2]
@@ -19,8 +19,18 @@ sys.path.insert(0, str(ROOT))
 
 from tests.bench.bench_foundation import REPEATS, ROWS, load_average, make_log  # noqa: E402
 
-REFERENCE = (datetime(2026, 5, 4), datetime(2026, 7, 27))
-CURRENT = (datetime(2026, 9, 21), datetime(2026, 11, 2))
+
+def windows(project) -> tuple[tuple[datetime, datetime], tuple[datetime, datetime], int, int]:
+    """Reference = the first 40% of the log's time span, current = the last 25%, from the data itself (a smaller
+    benchmark has a shorter span); with the row count of each."""
+    with project.reading() as con:
+        first, last = con.execute("SELECT min(ts), max(ts) FROM predictions").fetchall()[0]
+        span = last - first
+        reference = (first, first + span * 0.4)
+        current = (last - span * 0.25, last + timedelta(seconds=1))  # the last row included
+        counts = [con.execute("SELECT count(*) FROM predictions WHERE ts >= ? AND ts < ?", list(w)).fetchall()[0][0]
+                  for w in (reference, current)]
+    return reference, current, counts[0], counts[1]
 EVIDENTLY = """
 import sys, time, duckdb
 t0 = time.perf_counter()
@@ -33,7 +43,8 @@ t1 = time.perf_counter()
 from evidently import Report
 from evidently.presets import DataDriftPreset
 for line in sorted(ref["line"].unique()):
-    Report([DataDriftPreset()]).run(ref[ref.line == line][feats], cur[cur.line == line][feats])
+    # Evidently's run(current_data, reference_data): the current window first.
+    Report([DataDriftPreset()]).run(cur[cur.line == line][feats], ref[ref.line == line][feats])
 print(t1 - t0, time.perf_counter() - t1)
 """
 
@@ -55,9 +66,15 @@ def main() -> int:
                 d: d for d in ("plant", "line", "asset", "shift", "firmware")}))
         times = []
         with Project.open(workdir / "proj", read_only=True) as project:
+            reference, current, n_ref, n_cur = windows(project)
+            if not n_ref or not n_cur:
+                print(f"Refused: the {'reference' if not n_ref else 'current'} window is empty at {ROWS:,} rows; "
+                      "nothing was measured.")
+                return 2
+            results.update(reference=reference, current=current, rows_reference=n_ref, rows_current=n_cur)
             for _ in range(REPEATS):
                 start = time.perf_counter()
-                table = compute_drift(project, DriftQuery(REFERENCE, CURRENT, by=("line",)))
+                table = compute_drift(project, DriftQuery(reference, current, by=("line",)))
                 times.append(time.perf_counter() - start)
         results["cells"] = table.rows.height
         results["features"] = table.rows["feature"].n_unique()
@@ -65,7 +82,7 @@ def main() -> int:
         if evidently_python:
             feats = ",".join(sorted(table.rows["feature"].unique().to_list()))
             out = subprocess.run([evidently_python, "-c", EVIDENTLY, str(workdir / "proj" / "project.duckdb"), feats,
-                                  *(d.isoformat(sep=" ") for d in (*REFERENCE, *CURRENT))],
+                                  *(d.isoformat(sep=" ") for d in (*reference, *current))],
                                  capture_output=True, text=True)
             if out.returncode == 0:
                 load, report = map(float, out.stdout.split())
@@ -76,7 +93,8 @@ def main() -> int:
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
     print(f"Drift benchmark, {ROWS:,} predictions: {results['features']} features x 12 lines = {results['cells']} "
-          f"cells (load {results['load_before']:.2f} -> {results['load_after']:.2f})")
+          f"cells (load {results['load_before']:.2f} -> {results['load_after']:.2f}); reference "
+          f"{results['rows_reference']:,} rows, current {results['rows_current']:,} rows")
     print(f"  lineproof drift matrix                 {results['ours_s']:7.2f} s   (target <= 3 s)")
     if "evidently_s" in results:
         total = results["evidently_load_s"] + results["evidently_s"]
