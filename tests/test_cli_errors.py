@@ -32,3 +32,17 @@ def test_a_corrupt_parquet_file_is_a_clear_error(sample_copy: Path, tmp_path: Pa
     err = capsys.readouterr().err
     assert "cut.parquet cannot be read as PARQUET" in err and "nothing was imported" in err
     assert "Traceback" not in err
+
+
+def test_the_sample_command_in_an_installation_without_its_recipe_says_what_to_do(tmp_path, monkeypatch, capsys):
+    """The offline bundle leaves scikit-learn out: `lineproof sample` explains instead of a ModuleNotFoundError."""
+    import importlib.util
+
+    from app.cli import main
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "sklearn" else real(name, *a))
+    assert main(["sample", str(tmp_path / "s")]) == 2
+    err = capsys.readouterr().err
+    assert "cannot build the sample project (it lacks sklearn" in err and "import-project" in err
+    assert "Traceback" not in err and not (tmp_path / "s").exists()

@@ -293,3 +293,17 @@ def test_changes_are_audited_under_the_signed_in_user(qtbot, window: MainWindow,
     from app.core.store.audit import current_actor
 
     assert window.signed_in is None and current_actor() != "ines"
+
+
+def test_without_a_sample_recipe_the_window_says_what_to_do(qtbot, window: MainWindow, tmp_path, monkeypatch):
+    """First start of the offline bundle with an empty HOME: no sample can be built; the window says so."""
+    import importlib.util
+
+    from app.views import main_window
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "sklearn" else real(name, *a))
+    monkeypatch.setattr(main_window, "default_sample_folder", lambda: tmp_path / "no-sample")
+    assert window.open_sample() is None
+    assert "cannot build the sample project" in window.statusBar().currentMessage()
+    assert not (tmp_path / "no-sample").exists()

@@ -23,6 +23,11 @@ def cmd_init(args: argparse.Namespace) -> int:
 
 def cmd_sample(args: argparse.Namespace) -> int:
     """Build the seeded sample project."""
+    from app.core.errors import sample_unavailable
+
+    why = sample_unavailable()
+    if why is not None:
+        raise why
     from app.sample.build import build_sample, model_hashes
 
     start = time.perf_counter()

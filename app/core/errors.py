@@ -65,3 +65,22 @@ class Cancelled(LineproofError):
 
 class SettingsError(ProjectError):
     """A table of lineproof.toml holds a key or value Lineproof cannot use."""
+
+
+class SampleUnavailableError(LineproofError):
+    """This installation cannot build the sample project (the offline bundle leaves its recipe's tools out)."""
+
+
+def sample_unavailable() -> SampleUnavailableError | None:
+    """Why the sample project cannot be built here, or None: its recipe trains models with scikit-learn, which
+    the offline bundle leaves out (looked up without importing anything)."""
+    import importlib.util
+
+    missing = [m for m in ("app.sample", "sklearn", "skl2onnx") if importlib.util.find_spec(m) is None]
+    if not missing:
+        return None
+    return SampleUnavailableError(
+        f"This installation cannot build the sample project (it lacks {', '.join(missing)}; the offline bundle "
+        "leaves the sample's recipe out).",
+        "Open a project (File > Open project), or import one another PC exported: lineproof import-project "
+        "PROJECT.lpz FOLDER (File > Import project).")

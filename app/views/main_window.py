@@ -613,6 +613,12 @@ class MainWindow(QMainWindow):
         if (folder / "lineproof.toml").exists():
             self.open_project(folder)
             return None
+        from app.core.errors import sample_unavailable
+
+        why = sample_unavailable()
+        if why is not None:  # the offline bundle: say so in the window, never a traceback on stderr
+            self.statusBar().showMessage(f"{why.what} {why.todo}", 0)
+            return None
         from app.sample.build import build_sample
 
         if folder.exists():  # a half-built sample from an interrupted run
