@@ -34,6 +34,29 @@ def step(name: str, command: list[str], env: dict[str, str], expect: str) -> Non
     print(f"smoke: {name} ok", flush=True)
 
 
+def first_start(bundle: Path, tmp: Path) -> None:
+    """Start the bundle as a new user does: no arguments but the smoke timer, an empty HOME, no network. The
+    window opens (without a project: the bundle cannot build the sample) and nothing is printed as a traceback;
+    `lineproof sample` explains what to do instead."""
+    home = tmp / "new-user"
+    home.mkdir()
+    env = {"PATH": "/usr/bin:/bin", "HOME": str(home), "QT_QPA_PLATFORM": "offscreen"}
+    done = subprocess.run(no_network([str(bundle), "gui", "--quit-after", "6"]), capture_output=True, text=True,
+                          env=env, timeout=300)
+    output = done.stdout + done.stderr
+    if done.returncode != 0 or "smoke: window shown with" not in output or "Traceback" in output:
+        print(f"smoke: first start FAILED (exit {done.returncode}):\n{output[-3000:]}", flush=True)
+        raise SystemExit(1)
+    print("smoke: first start with an empty HOME ok", flush=True)
+    done = subprocess.run(no_network([str(bundle), "sample", str(home / "sample")]), capture_output=True, text=True,
+                          env=env, timeout=300)
+    output = done.stdout + done.stderr
+    if "Traceback" in output or (done.returncode != 0 and "cannot build the sample project" not in output):
+        print(f"smoke: sample FAILED (exit {done.returncode}):\n{output[-3000:]}", flush=True)
+        raise SystemExit(1)
+    print("smoke: lineproof sample ok (" + ("built" if done.returncode == 0 else "explained") + ")", flush=True)
+
+
 def prepare(tmp: Path) -> tuple[Path, Path, Path]:
     """A small sample project, a validation run and a packet signed by a CA-issued identity."""
     os.environ["LINEPROOF_HOME"] = str(tmp / "profile")
@@ -68,6 +91,7 @@ def main() -> int:
         env = {"PATH": "/usr/bin:/bin", "HOME": str(tmp), "QT_QPA_PLATFORM": "offscreen",
                "LINEPROOF_HOME": str(tmp / "profile")}
         step("version", [str(bundle), "--version"], env, "lineproof")
+        first_start(bundle, tmp)
         step("gui offscreen", [str(bundle), "gui", str(folder), "--quit-after", "4"], env,
              "smoke: window shown with Weld-seam inspection")
         step("benchmark on OpenVINO CPU", [str(bundle), "bench", str(folder), "--model", "seam-vision:v1",
