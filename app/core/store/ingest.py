@@ -7,6 +7,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Any
 
 import duckdb
 
@@ -187,7 +188,7 @@ def _header(con: duckdb.DuckDBPyConnection, source: SourceFile) -> list[str] | N
 
 @contextmanager
 def _staged_file(project: Project, path: Path | str, progress: Progress,
-                 header_check: Callable[[SourceFile, list[str]], None] | None = None
+                 header_check: Callable[[SourceFile, list[str]], None] | None = None, stage_now: bool = True
                  ) -> Iterator[tuple[duckdb.DuckDBPyConnection, SourceFile, str]]:
     """Check and stage an input file on a private cursor: hash it, refuse a re-import, expose it as _STAGE.
 
@@ -205,7 +206,8 @@ def _staged_file(project: Project, path: Path | str, progress: Progress,
             sha = file_sha256(source, progress, share=0.15)
             _check_not_imported(con, source, sha)
             progress.report(0.17, f"Reading {source.path.name}")
-            stage(con, source, _STAGE)
+            if stage_now:
+                stage(con, source, _STAGE)
             check_cancelled(progress)
             yield con, source, sha
     except duckdb.InterruptException as exc:
@@ -231,7 +233,15 @@ def import_predictions(project: Project, path: Path | str, mapping: PredictionMa
         _resolve_features(project, source, present, mapping or guess_prediction_mapping(
             present, project.manifest.slice_dimensions))
 
-    with _staged_file(project, path, progress, check_header) as (con, source, sha):
+    csv = recognise(path).format == "csv"
+    with _staged_file(project, path, progress, check_header, stage_now=not csv) as (con, source, sha):
+        if csv:
+            fast = _fast_csv_import(project, con, source, sha, mapping, progress)
+            if fast is not None:
+                progress.report(1.0, f"Imported {fast.rows:,} rows from {source.path.name}")
+                return fast
+            progress.report(0.2, f"Reading {source.path.name} row by row for an exact report")
+            stage(con, source, _STAGE)
         columns = staged_columns(con, _STAGE)
         present = [c for c, _ in columns]
         types = dict(columns)
@@ -258,6 +268,61 @@ def import_predictions(project: Project, path: Path | str, mapping: PredictionMa
                               "Nothing was imported. Check the file against the message.") from exc
         progress.report(1.0, f"Imported {count:,} rows from {source.path.name}")
         return result
+
+
+class _ExactPathNeeded(Exception):
+    """The one-pass CSV import met something only the staged, row-numbered path can judge or name."""
+
+
+def _fast_csv_import(project: Project, con: duckdb.DuckDBPyConnection, source: SourceFile, sha: str,
+                     mapping: PredictionMapping | None, progress: Progress) -> ImportResult | None:
+    """Import a CSV in one pass: DuckDB's reader types the columns (the usual missing-value spellings read as
+    NULL), and the insert checks every row as it goes. None when anything needs the exact path (a value that
+    does not fit the sniffed type, a ragged row, a decimal comma, a time with a zone name, an empty file): that
+    path stages the file, decides each column on all its rows and names the first bad row. Nothing is kept."""
+    from app.core.store.sources import literal_path, sql_literal
+
+    lit = sql_literal(str(literal_path(source.path)))
+    spellings = sorted({form for v in MISSING_SPELLINGS for form in (v, v.lower(), v.title())})  # '' included
+    nulls = "[" + ", ".join(f"'{v}'" for v in spellings) + "]"  # DuckDB compares them as written
+    base = f"read_csv({lit}, header = true, auto_detect = true, strict_mode = true, nullstr = {nulls}"
+    try:
+        sniffed = {r[0]: r[1] for r in con.execute(f"DESCRIBE SELECT * FROM {base})").fetchall()}
+    except duckdb.Error:
+        return None
+    present = list(sniffed)
+    if len(present) <= 1:
+        return None  # one column: the sniffer gave up (a ragged row?), the exact path names the line
+    mapping = mapping or guess_prediction_mapping(present, project.manifest.slice_dimensions)
+    features = _resolve_features(project, source, present, mapping)
+    existing = dict(con.execute("SELECT name, dtype FROM log_columns").fetchall())
+    text = {mapping.record_id, *mapping.slices.values(), *(c for c in (mapping.model_version,) if c)}
+    text |= {f for f in features if existing.get(f) == "VARCHAR"}  # a known category keeps its text as written
+    if any(existing.get(f) == "DOUBLE" and not is_numeric_type(sniffed[f]) for f in features):
+        return None  # a known number column with text in it: the exact path names the row
+    if sniffed.get(mapping.timestamp, "").upper() not in ("TIMESTAMP", "TIMESTAMP_NS", "DATE"):
+        return None  # offsets, zone names or odd formats: the exact path checks daylight saving, names bad times
+    forced = ", ".join(f"{sql_literal(c)}: 'VARCHAR'" for c in sorted(text) if c in sniffed)
+    relation = f"{base}{', types = {' + forced + '}' if forced else ''})"
+    types = {**sniffed, **{c: "VARCHAR" for c in text if c in sniffed}}
+    feature_types = {f: existing.get(f) or ("DOUBLE" if is_numeric_type(types[f]) else "VARCHAR") for f in features}
+    new_text = [f for f, t in feature_types.items() if t == "VARCHAR" and f not in existing]
+
+    def no_decimal_commas(con: Any, import_id: int) -> None:
+        if new_text and one(con, "SELECT " + " OR ".join(f"coalesce(bool_or({_comma(f)}), false)" for f in new_text)
+                            + " FROM predictions WHERE import_id = ?", [import_id])[0]:
+            raise _ExactPathNeeded
+
+    progress.report(0.3, f"Importing {source.path.name}")
+    try:
+        result = _insert_predictions(project, con, source, sha, mapping, feature_types, existing, None, progress,
+                                     relation=relation, source_types=types, after_insert=no_decimal_commas)
+    except (_ExactPathNeeded, duckdb.ConversionException, duckdb.InvalidInputException,
+            duckdb.ConstraintException):
+        return None  # rolled back: nothing was kept
+    if result.rows == 0:
+        return None
+    return result
 
 
 def _resolve_features(project: Project, source: SourceFile, present: list[str], mapping: PredictionMapping
@@ -402,10 +467,10 @@ def daylight_saving_notes(con: duckdb.DuckDBPyConnection, source: SourceFile, co
     return notes
 
 
-def utc_timestamp(con: duckdb.DuckDBPyConnection, column: str) -> str:
+def utc_timestamp(con: duckdb.DuckDBPyConnection, column: str, dtype: str | None = None) -> str:
     """SQL for a staged column as a UTC TIMESTAMP: an offset in the text (+02:00, Z) or a time zone in the Parquet
     type is honoured; a time without either is taken as UTC (the connection's zone), never as this PC's zone."""
-    dtype = dict(staged_columns(con, _STAGE)).get(column, "VARCHAR").upper()
+    dtype = (dtype or dict(staged_columns(con, _STAGE)).get(column, "VARCHAR")).upper()
     if dtype.startswith("TIMESTAMP") and "TIME ZONE" not in dtype:
         return f"CAST({sql_ident(column)} AS TIMESTAMP)"  # already naive UTC: skip the zone arithmetic per row
     return f"CAST(CAST({sql_ident(column)} AS TIMESTAMPTZ) AS TIMESTAMP)"
@@ -512,14 +577,17 @@ def _check_record_ids(con, source: SourceFile, import_id: int) -> None:
 
 
 def _insert_predictions(project: Project, con, source: SourceFile, sha: str, m: PredictionMapping,
-                        feature_types: dict[str, str], existing: dict[str, str], count: int,
-                        progress: Progress, notes: list[str] = ()) -> ImportResult:
+                        feature_types: dict[str, str], existing: dict[str, str], count: int | None,
+                        progress: Progress, notes: list[str] = (), relation: str = _STAGE,
+                        source_types: dict[str, str] | None = None,
+                        after_insert: Callable[[Any, int], None] | None = None) -> ImportResult:
     new_columns = [(d, "VARCHAR", "slice") for d in m.slices if d not in existing]
     new_columns += [(f, t, "feature") for f, t in feature_types.items() if f not in existing]
     rid = sql_ident(m.record_id)
     targets = ["record_id", "ts", "import_id"]
+    source_types = source_types if source_types is not None else dict(staged_columns(con, _STAGE))
     exprs = [f"CASE WHEN trim({rid}::VARCHAR) <> '' THEN {rid}::VARCHAR ELSE error('empty record id') END",
-             utc_timestamp(con, m.timestamp), "$import_id"]
+             utc_timestamp(con, m.timestamp, source_types.get(m.timestamp)), "$import_id"]
     if not m.inputs_only:
         ver, score = sql_ident(m.model_version), sql_ident(m.score)
         value = f"CAST({score} AS DOUBLE)"
@@ -537,11 +605,12 @@ def _insert_predictions(project: Project, con, source: SourceFile, sha: str, m: 
     for dim, col in m.slices.items():
         targets.append(dim)
         exprs.append(f"{sql_ident(col)}::VARCHAR")
-    source_types = dict(staged_columns(con, _STAGE))
     for f, t in feature_types.items():
         targets.append(f)
         if t == "DOUBLE" and source_types.get(f, "VARCHAR") == "VARCHAR":
             exprs.append(as_double(f, checked=f not in existing))  # decided on these very rows, or known before
+        elif t == "VARCHAR" and source_types.get(f, "VARCHAR") == "VARCHAR" and relation == _STAGE:
+            exprs.append(f"CAST({missing_as_null(f)} AS VARCHAR)")  # 'n/a' is missing in a category too
         else:
             exprs.append(f"CAST({sql_ident(f)} AS {t})")
     details = {"file": source.path.name, "sha256": sha, "rows": count, "mapping": asdict(m)}
@@ -554,9 +623,13 @@ def _insert_predictions(project: Project, con, source: SourceFile, sha: str, m: 
             con.execute(f"ALTER TABLE predictions ADD COLUMN {sql_ident(name)} {dtype}")
             con.execute("INSERT INTO log_columns VALUES (?, ?, ?)", [name, role, dtype])
         cols = ", ".join(sql_ident(t) for t in targets)
-        con.execute(f"INSERT INTO predictions ({cols}) SELECT {', '.join(exprs)} FROM {_STAGE}",
-                    {"import_id": import_id})
+        inserted = one(con, f"INSERT INTO predictions ({cols}) SELECT {', '.join(exprs)} FROM {relation}",
+                       {"import_id": import_id})[0]
+        count = int(inserted) if count is None else count
+        details["rows"] = count
         check_cancelled(progress)
+        if after_insert is not None:
+            after_insert(con, import_id)
         progress.report(0.85, "Checking record ids")
         _check_record_ids(con, source, import_id)
         summary.add_predictions(con, import_id)
