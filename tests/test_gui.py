@@ -307,3 +307,22 @@ def test_without_a_sample_recipe_the_window_says_what_to_do(qtbot, window: MainW
     assert window.open_sample() is None
     assert "cannot build the sample project" in window.statusBar().currentMessage()
     assert not (tmp_path / "no-sample").exists()
+
+
+def test_no_shortcut_has_two_owners_on_any_screen_and_menus_show_ampersands(window: MainWindow):
+    """Two owners of one shortcut make Qt fire neither (an ambiguous shortcut): the window's actions and each
+    screen's buttons must not collide. A menu entry for "Users & roles" must not turn the & into a mnemonic."""
+    from PySide6.QtGui import QAction
+    from PySide6.QtWidgets import QAbstractButton
+
+    window_keys = [k.toString() for a in window.findChildren(QAction) for k in a.shortcuts() if not k.isEmpty()]
+    assert len(window_keys) == len(set(window_keys)), sorted(window_keys)
+    for i in range(window.nav.count()):
+        window.nav.setCurrentRow(i)
+        QApplication.processEvents()
+        buttons = [b.shortcut().toString() for b in window.findChildren(QAbstractButton)
+                   if b.isVisibleTo(window) and not b.shortcut().isEmpty()]
+        clash = (set(buttons) & set(window_keys)) | {k for k in buttons if buttons.count(k) > 1}
+        assert not clash, f"{window.nav.item(i).text()}: {sorted(clash)}"
+    view = next(m.menu() for m in window.menuBar().actions() if m.text() == "&View")
+    assert "Users && roles" in [a.text() for a in view.actions()]

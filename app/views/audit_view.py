@@ -42,8 +42,9 @@ class AuditView(Screen):
         self.action = QLineEdit(placeholderText="Action starts with… (e.g. approval.)")
         self.actor = QLineEdit(placeholderText="Who")
         self.text = QLineEdit(placeholderText="Text in object, details or reason")
-        self.verify_button = QPushButton("Verify chain", toolTip="Recompute every entry's hash and link (Ctrl+Shift+V)")
-        self.verify_button.setShortcut("Ctrl+Shift+V")
+        # Ctrl+Shift+V is the window's Verify packet: a second owner would make both shortcuts dead (ambiguous).
+        self.verify_button = QPushButton("Verify chain", toolTip="Recompute every entry's hash and link (Ctrl+Shift+A)")
+        self.verify_button.setShortcut("Ctrl+Shift+A")
         self.head = QLabel(wordWrap=True, objectName="chainHead",
                            textInteractionFlags=Qt.TextInteractionFlag.TextSelectableByMouse)
         self.head.setToolTip("The newest entry's hash: compare it with the head printed in earlier packets")

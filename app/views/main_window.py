@@ -187,7 +187,9 @@ class MainWindow(QMainWindow):
                                         "Recompute the current screen from the project")
         view_menu.addAction(self.act_refresh)
         for i in range(self.nav.count()):
-            view_menu.addAction(self._action(self.nav.item(i).text(), lambda _=False, r=i: self.nav.setCurrentRow(r),
+            # "&&": a single & in a menu text is the mnemonic marker ("Users & roles" would read "Users _roles").
+            view_menu.addAction(self._action(self.nav.item(i).text().replace("&", "&&"),
+                                             lambda _=False, r=i: self.nav.setCurrentRow(r),
                                              f"Ctrl+{(i + 1) % 10}" if i < 10 else None))
         help_menu = self.menuBar().addMenu("&Help")
         help_menu.addAction(self._action("&About Lineproof", self.about))
