@@ -112,3 +112,39 @@ def test_empty_states_say_what_to_do(qtbot, empty_project: Project):
     import_model(empty_project, _score_model(empty_project.folder / "m.onnx"), "m", "v1", card={"features": ["a"]})
     view.set_project(empty_project)
     assert view.empty.text() == NO_DATASET
+
+
+def test_an_edited_plan_is_never_replaced_silently(qtbot, open_sample: Project, monkeypatch):
+    from app.core.models.validation import EXAMPLE_PLAN
+
+    view = ValidationView()
+    qtbot.addWidget(view)
+    view.set_project(open_sample)
+    stored = view.editor.toPlainText()
+    edited = stored.replace("min = 0.", "min = 0.0", 1) + "\n# tightened for the audit\n"
+    view.editor.setPlainText(edited)
+    assert view.check_plan() and "Edited, not saved" in view.plan_status.text()
+    asked = []
+    monkeypatch.setattr(QMessageBox, "question", lambda *a, **k: asked.append(a[1]) or QMessageBox.StandardButton.Cancel)
+    view.example_button.click()
+    view._pick_stored_plan()
+    assert view.editor.toPlainText() == edited and len(asked) == 2  # asked twice, kept twice
+    monkeypatch.setattr(QMessageBox, "question", lambda *a, **k: QMessageBox.StandardButton.Discard)
+    view.example_button.click()
+    assert view.editor.toPlainText() == EXAMPLE_PLAN
+    view._pick_stored_plan()
+    assert view.editor.toPlainText() == stored and "Edited" not in (view.check_plan() and view.plan_status.text())
+
+
+def test_review_text_typed_for_one_project_is_not_kept_for_the_next(qtbot, open_sample: Project):
+    from app.views.reviews_view import ReviewsView
+
+    view = ReviewsView()
+    qtbot.addWidget(view)
+    view.set_project(open_sample)
+    view.decision.setText("re-validate v1 on P2-L02")
+    view.actions.setPlainText("anna: plan by Friday")
+    assert view.unsaved_changes() == ["the review decision and actions being typed (Reviews)"]
+    view.set_project(None)
+    view.set_project(open_sample)
+    assert view.decision.text() == "" and view.actions.toPlainText() == "" and view.unsaved_changes() == []

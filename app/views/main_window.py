@@ -396,7 +396,7 @@ class MainWindow(QMainWindow):
 
     def unsaved_changes(self) -> list[str]:
         """Edits that closing the project now would lose."""
-        return self.validation.unsaved_changes() + self.models.unsaved_changes()
+        return self.validation.unsaved_changes() + self.models.unsaved_changes() + self.reviews.unsaved_changes()
 
     def close_project(self, force: bool = False) -> bool:
         """Cancel running work and release the project; False when the user kept unsaved edits."""

@@ -138,6 +138,9 @@ class ReviewsView(Screen):
         """Offer the months and quarters the log covers."""
         self.stop_jobs()
         self.project = project
+        # Typed text belongs to the project it was typed for: never saved against the next one.
+        self.decision.clear()
+        self.actions.clear()
         if project is None:
             self.show_empty(EMPTY)
             return
@@ -155,6 +158,13 @@ class ReviewsView(Screen):
         self.due.setText(f"Next monthly review due: {ops.next_review_due(project)}")
         self.show_content()
         self.show_review(None)
+
+    def unsaved_changes(self) -> list[str]:
+        """What would be lost if the project closed now (a typed review decision or actions not saved)."""
+        if self.project is None or self.project.read_only:
+            return []
+        typed = self.decision.text().strip() or self.actions.toPlainText().strip()
+        return ["the review decision and actions being typed (Reviews)"] if typed else []
 
     def _kind_changed(self, kind: str) -> None:
         if self.project is None or not hasattr(self, "span"):

@@ -15,6 +15,7 @@ from PySide6.QtWidgets import (
     QGridLayout,
     QHBoxLayout,
     QLabel,
+    QMessageBox,
     QPlainTextEdit,
     QPushButton,
     QSplitter,
@@ -193,10 +194,10 @@ class ValidationView(Screen):
         self.check_timer = QTimer(self, singleShot=True, interval=400)
         self.check_timer.timeout.connect(self.check_plan)
         self.editor.textChanged.connect(self.check_timer.start)
-        self.plan.activated.connect(lambda _i: self._load_stored_plan())
+        self.plan.activated.connect(lambda _i: self._pick_stored_plan())
         self.open_plan.clicked.connect(self.open_plan_file)
         self.export_button.clicked.connect(lambda: self.result and self.export_requested.emit(self.result["run_id"]))
-        self.example_button.clicked.connect(lambda: self.editor.setPlainText(EXAMPLE_PLAN))
+        self.example_button.clicked.connect(self.start_from_example)
         self.save_plan_button.clicked.connect(self.save_plan)
         QShortcut(QKeySequence.StandardKey.Save, self, activated=self.save_plan)
         self.run_button.clicked.connect(self.start)
@@ -265,6 +266,34 @@ class ValidationView(Screen):
             return
         _select(self.plan, select)
         self._load_stored_plan()
+        self._picked = self.plan.currentIndex()
+
+    def _edited(self) -> bool:
+        baseline = getattr(self, "_plan_baseline", None)
+        return baseline is not None and self.editor.toPlainText() != baseline
+
+    def _may_replace_edits(self, what: str) -> bool:
+        """Ask before an edited, unsaved plan is replaced (never silently)."""
+        if not self._edited():
+            return True
+        answer = QMessageBox.question(self, "Replace the edited plan?",
+                                      f"The plan in the Plan tab has unsaved changes. {what} replaces them.\n\n"
+                                      "Save the plan first (Ctrl+S) to keep them as a new revision.",
+                                      QMessageBox.StandardButton.Discard | QMessageBox.StandardButton.Cancel,
+                                      QMessageBox.StandardButton.Cancel)
+        return answer == QMessageBox.StandardButton.Discard
+
+    def start_from_example(self) -> None:
+        """Put the commented example in the editor (asking first if the current text was edited)."""
+        if self._may_replace_edits("Starting from the example"):
+            self.editor.setPlainText(EXAMPLE_PLAN)
+
+    def _pick_stored_plan(self) -> None:
+        if self._may_replace_edits("Picking a stored plan"):
+            self._load_stored_plan()
+            self._picked = self.plan.currentIndex()
+        else:  # keep the picker naming the plan whose text is still in the editor
+            self.plan.setCurrentIndex(getattr(self, "_picked", 0))
 
     def _load_stored_plan(self) -> None:
         plan_id = self.plan.currentData()
@@ -300,14 +329,16 @@ class ValidationView(Screen):
             return False
         counts = (f"{len(plan.overall)} overall, {len(plan.per_slice)} per-slice, {len(plan.non_regression)} "
                   f"non-regression" + (", parity" if plan.parity else "") + (", latency" if plan.latency else ""))
+        edited = (" <b>Edited, not saved:</b> Run validation judges this text (stored as a new revision), not "
+                  "the revision named in Plan above.") if self._edited() else ""
         self.plan_status.setText(f"<span style='color:#375623'>Plan '{_html(plan.name)}' is valid: {counts}. "
-                                 f"sha256 {plan.sha256[:16]}…</span>")
+                                 f"sha256 {plan.sha256[:16]}…</span>{edited}")
         return True
 
     def open_plan_file(self) -> None:
         """Load a TOML plan from a file into the editor."""
         path, _ = QFileDialog.getOpenFileName(self, "Open validation plan", "", "TOML plans (*.toml);;All files (*)")
-        if path:
+        if path and self._may_replace_edits(f"Opening {path}"):
             try:
                 with open(path, encoding="utf-8") as f:
                     self.editor.setPlainText(f.read())
