@@ -511,10 +511,10 @@ class MainWindow(QMainWindow):
         text = f"Imported {result.rows:,} {kind} from {result.file_name}."
         if result.unknown_ids:
             text += f" Skipped {result.unknown_ids:,} labels for unknown records."
-        if getattr(result, "older_than_stored", 0):
+        if result.older_than_stored:
             text += f" {result.older_than_stored:,} labels were older than the stored ones and not applied."
         self.statusBar().showMessage(text, 15_000)
-        if getattr(result, "notes", ()):  # choices made on the user's behalf are said where they cannot be missed
+        if result.notes:  # choices made on the user's behalf are said where they cannot be missed
             QMessageBox.information(self, "Imported, with notes", text + "\n\n" + "\n\n".join(result.notes))
         self.refresh()
         self.slices.set_project(self.project)

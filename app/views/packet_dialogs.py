@@ -318,18 +318,19 @@ class VerifyPacketDialog(QDialog):
         self.trust_label.setText("Trusted: " + (", ".join(who) if who else "nobody (signatures will be "
                                                                            "INDETERMINATE at best)"))
 
-    def _trusted_pems(self) -> list[str]:
-        if self.project is not None and self.trust_project.isChecked():
-            return project_certificates(self.project)
-        return []
-
     def start(self) -> Task | None:
         """Verify the chosen file in the worker."""
         if self.task is not None or not self.path.text().strip():
             return None
-        path, files, pems = self.path.text().strip(), list(self.trust), self._trusted_pems()
-        project = self.project if pems else None  # the project's users are trusted: check their roles too
-        task = start_task("Verify packet", lambda _p: verify_packet(path, files, pems, project=project), self)
+        path, files = self.path.text().strip(), list(self.trust)
+        project = self.project if self.project is not None and self.trust_project.isChecked() else None
+
+        def job(_progress):
+            # The users' certificates come from replaying the signed record: worker work, not the GUI thread's.
+            pems = project_certificates(project) if project is not None else []
+            return verify_packet(path, files, pems, project=project if pems else None)
+
+        task = start_task("Verify packet", job, self)
         self.task = task
         self.verify_button.setEnabled(False)
         task.done.connect(self.show_result)

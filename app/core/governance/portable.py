@@ -250,7 +250,7 @@ def _check_signature(archive: zipfile.ZipFile, name: str) -> tuple[str | None, s
     return str(signed["user_id"]), signed["cert_pem"]
 
 
-def _check_exporter(staging: Path, manifest: dict[str, Any], name: str) -> None:
+def _check_exporter(staging: Path, manifest: dict[str, Any], name: str, cert: Any) -> None:
     """A project with users was exported by one of them whose identity chains to this PC's trust anchor and who
     is a user by the project's signed record; users listed inside the archive are never trusted by themselves."""
     import duckdb
@@ -276,7 +276,6 @@ def _check_exporter(staging: Path, manifest: dict[str, Any], name: str) -> None:
         raise BundleError(f"{name} holds a project with users but its manifest is not signed.",
                           "Exports of governed projects are signed by the exporting user; ask for a new export. "
                           "Nothing was written.")
-    cert = _trusted_exporter(manifest, name)
     if state is not None:
         user = state.users.get(signer)
         known = user is not None and user.active and user.cert_sha256 == trust.der_sha256(cert)
@@ -337,8 +336,8 @@ def import_project(archive_path: Path | str, dest: Path | str, progress: Progres
     archive_path, dest = Path(archive_path), Path(dest)
     existing = _check_destination(dest)
     manifest = read_manifest(archive_path)
-    if manifest["signed_by"] is not None:
-        _trusted_exporter(manifest, archive_path.name)  # an untrusted signer is refused before anything is unpacked
+    # An untrusted signer is refused before anything is unpacked.
+    cert = _trusted_exporter(manifest, archive_path.name) if manifest["signed_by"] is not None else None
     free = shutil.disk_usage(existing).free  # before any byte (or folder) is written
     if manifest["expanded_size"] + DISK_MARGIN > free:
         raise BundleError(f"{archive_path.name} expands to {_size(manifest['expanded_size'])}; "
@@ -375,7 +374,7 @@ def import_project(archive_path: Path | str, dest: Path | str, progress: Progres
                 progress.report(0.9 * done / total, f"Checking {entry['path']}")
         if not (staging / "lineproof.toml").is_file():
             raise BundleError(f"{archive_path.name} holds no lineproof.toml.", "It is not a Lineproof project.")
-        _check_exporter(staging, manifest, archive_path.name)
+        _check_exporter(staging, manifest, archive_path.name, cert)
         check_cancelled(progress)
         _check_destination(dest)  # again: the folder may have changed while the archive was checked
         try:

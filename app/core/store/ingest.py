@@ -20,9 +20,11 @@ from app.core.store.sources import (
     SourceFile,
     file_sha256,
     is_numeric_type,
+    literal_path,
     recognise,
-    scan_sql,
+    sniff_columns,
     sql_ident,
+    sql_literal,
     stage,
     staged_columns,
     unstage,
@@ -174,18 +176,6 @@ def _next_import_id(con: duckdb.DuckDBPyConnection) -> int:
 
 
 
-def _header(con: duckdb.DuckDBPyConnection, source: SourceFile) -> list[str] | None:
-    """The file's column names from its header alone (DuckDB sniffs a sample; Parquet reads its footer), or None
-    when the file cannot be sniffed (staging then says why)."""
-    try:
-        names = [r[0] for r in con.execute(f"DESCRIBE SELECT * FROM {scan_sql(source)}").fetchall() if r[0] != "_row"]
-    except duckdb.Error:
-        return None
-    if len(names) == 1 and any(d in names[0] for d in ",;\t|"):
-        return None  # the sniffer gave up on a ragged row: staging names the line
-    return names
-
-
 @contextmanager
 def _staged_file(project: Project, path: Path | str, progress: Progress,
                  header_check: Callable[[SourceFile, list[str]], None] | None = None, stage_now: bool = True
@@ -200,7 +190,7 @@ def _staged_file(project: Project, path: Path | str, progress: Progress,
     con = project.cursor()
     try:
         with interrupt_on_cancel(progress, con):
-            header = _header(con, source) if header_check is not None else None
+            header = sniff_columns(con, source) if header_check is not None else None
             if header is not None:
                 header_check(source, header)
             sha = file_sha256(source, progress, share=0.15)
@@ -280,8 +270,6 @@ def _fast_csv_import(project: Project, con: duckdb.DuckDBPyConnection, source: S
     NULL), and the insert checks every row as it goes. None when anything needs the exact path (a value that
     does not fit the sniffed type, a ragged row, a decimal comma, a time with a zone name, an empty file): that
     path stages the file, decides each column on all its rows and names the first bad row. Nothing is kept."""
-    from app.core.store.sources import literal_path, sql_literal
-
     lit = sql_literal(str(literal_path(source.path)))
     spellings = sorted({form for v in MISSING_SPELLINGS for form in (v, v.lower(), v.title())})  # '' included
     nulls = "[" + ", ".join(f"'{v}'" for v in spellings) + "]"  # DuckDB compares them as written
@@ -382,13 +370,16 @@ MODEL_OUTPUT_NAMES = {"score", "probability", "proba", "prediction", "predicted_
                       "decision", "model_version", "version_id"}
 
 
+def _spelled_missing(q: str) -> str:
+    """SQL: the (quoted) column's text is one of the missing-value spellings, in any case and padding."""
+    return f"upper(trim({q}::VARCHAR)) IN ({', '.join(repr(v) for v in MISSING_SPELLINGS)})"
+
+
 def _numeric_or_missing(column: str) -> str:
     """SQL: the value reads as a number, or is missing. The spellings are only looked at where the cast failed
     (CASE evaluates a branch for the rows that reach it), so a numeric column costs one cast per value."""
     q = sql_ident(column)
-    spellings = ", ".join(f"'{v}'" for v in MISSING_SPELLINGS)
-    return (f"(CASE WHEN TRY_CAST({q} AS DOUBLE) IS NOT NULL OR {q} IS NULL THEN true "
-            f"ELSE upper(trim({q}::VARCHAR)) IN ({spellings}) END)")
+    return f"(CASE WHEN TRY_CAST({q} AS DOUBLE) IS NOT NULL OR {q} IS NULL THEN true ELSE {_spelled_missing(q)} END)"
 
 
 def as_double(column: str, checked: bool) -> str:
@@ -405,8 +396,7 @@ def as_double(column: str, checked: bool) -> str:
 def missing_as_null(column: str) -> str:
     """SQL: a text column with the usual missing-value spellings turned into NULL."""
     q = sql_ident(column)
-    spellings = ", ".join(f"'{v}'" for v in MISSING_SPELLINGS)
-    return f"(CASE WHEN upper(trim({q}::VARCHAR)) IN ({spellings}) THEN NULL ELSE {q} END)"
+    return f"(CASE WHEN {_spelled_missing(q)} THEN NULL ELSE {q} END)"
 
 
 # A number as a spreadsheet in a German or French locale writes it: 12,5 or 1.234,5 (never a plain integer).

@@ -207,17 +207,25 @@ def staged_columns(con: duckdb.DuckDBPyConnection, name: str) -> list[tuple[str,
     return [(r[0], r[1]) for r in rows if r[0] != "_row"]
 
 
+def sniff_columns(con: duckdb.DuckDBPyConnection, source: SourceFile) -> list[str] | None:
+    """A file's column names from its header alone (DuckDB sniffs a sample; Parquet reads its footer), or None
+    when the sniffer cannot tell (a ragged CSV row leaves one column): staging then says why."""
+    try:
+        names = [r[0] for r in con.execute(f"DESCRIBE SELECT * FROM {scan_sql(source)}").fetchall() if r[0] != "_row"]
+    except duckdb.Error:
+        return None
+    if len(names) == 1 and any(d in names[0] for d in ",;\t|"):
+        return None
+    return names
+
+
 def header_columns(cur: duckdb.DuckDBPyConnection, path: Path | str) -> list[str]:
     """A file's column names from its header alone (no row is parsed beyond DuckDB's sniffing sample), so that a
     mapping can be guessed before the one pass that imports the file (closes `cur`)."""
     try:
         source = recognise(path)
-        try:
-            names = [r[0] for r in cur.execute(f"DESCRIBE SELECT * FROM {scan_sql(source)}").fetchall()
-                     if r[0] != "_row"]
-        except duckdb.Error:
-            names = []
-        if source.format == "csv" and len(names) <= 1:  # unsniffable or ragged: staging explains why
+        names = sniff_columns(cur, source)
+        if names is None:  # unsniffable or ragged: staging explains why
             stage(cur, source, "_header")
             names = [c for c, _ in staged_columns(cur, "_header")]
             unstage(cur, "_header")
