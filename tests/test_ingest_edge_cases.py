@@ -213,3 +213,26 @@ def test_a_time_in_a_daylight_saving_change_is_stored_and_said(empty_project: Pr
     details = empty_project.con.execute("SELECT details_json FROM audit_log WHERE action = 'predictions.import'"
                                         ).fetchall()[0][0]
     assert "daylight-saving" in details
+
+
+@pytest.mark.parametrize("where", [1, 29_999])
+def test_a_missing_spelling_inside_or_past_the_sniffers_sample_reads_as_missing(empty_project: Project,
+                                                                                 tmp_path: Path, where: int) -> None:
+    """DuckDB types a CSV from a sample of its rows; an 'n/a' in the sample or far past it gives the same columns."""
+    n = 30_000
+    rng = np.random.default_rng(3)
+    temp = rng.normal(300, 5, n).round(3).astype(str)
+    mat = rng.choice(["steel", "alu"], n)
+    temp[where], mat[where] = "n/a", "NA"
+    frame = pl.DataFrame({"record_id": [f"r{i:05d}" for i in range(n)], "ts": ["2026-01-01 00:00:00"] * n,
+                          "model_version": ["m:v1"] * n, "score": rng.random(n).round(4), "line": ["L1"] * n,
+                          "temp": temp, "mat": mat})
+    frame.write_csv(tmp_path / "log.csv")
+    import_predictions(empty_project, tmp_path / "log.csv")
+    types = dict(empty_project.con.execute("SELECT name, dtype FROM log_columns").fetchall())
+    assert types["temp"] == "DOUBLE" and types["mat"] == "VARCHAR"
+    stored = empty_project.con.sql("SELECT temp, mat FROM predictions ORDER BY record_id").pl()
+    assert stored["temp"].null_count() == 1 and stored["temp"][where] is None
+    assert stored["mat"].null_count() == 1 and stored["mat"][where] is None
+    expected = np.delete(temp, where).astype(float)
+    assert np.array_equal(stored["temp"].drop_nulls().to_numpy(), expected)

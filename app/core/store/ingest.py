@@ -178,7 +178,8 @@ def _next_import_id(con: duckdb.DuckDBPyConnection) -> int:
 
 @contextmanager
 def _staged_file(project: Project, path: Path | str, progress: Progress,
-                 header_check: Callable[[SourceFile, list[str]], None] | None = None, stage_now: bool = True
+                 header_check: Callable[[SourceFile, list[str]], None] | None = None, stage_now: bool = True,
+                 sniffer: Callable[[duckdb.DuckDBPyConnection, SourceFile], list[str] | None] = sniff_columns,
                  ) -> Iterator[tuple[duckdb.DuckDBPyConnection, SourceFile, str]]:
     """Check and stage an input file on a private cursor: hash it, refuse a re-import, expose it as _STAGE.
 
@@ -190,7 +191,7 @@ def _staged_file(project: Project, path: Path | str, progress: Progress,
     con = project.cursor()
     try:
         with interrupt_on_cancel(progress, con):
-            header = sniff_columns(con, source) if header_check is not None else None
+            header = sniffer(con, source) if header_check is not None else None
             if header is not None:
                 header_check(source, header)
             sha = file_sha256(source, progress, share=0.15)
@@ -224,9 +225,17 @@ def import_predictions(project: Project, path: Path | str, mapping: PredictionMa
             present, project.manifest.slice_dimensions))
 
     csv = recognise(path).format == "csv"
-    with _staged_file(project, path, progress, check_header, stage_now=not csv) as (con, source, sha):
+    sniffed: dict[str, str] = {}
+
+    def sniff_typed(con: duckdb.DuckDBPyConnection, source: SourceFile) -> list[str] | None:
+        # One sniff serves the header check and the one-pass import's types (a second costs ~0.2 s).
+        sniffed.update(_sniff_csv_types(con, source))
+        return list(sniffed) if len(sniffed) > 1 else sniff_columns(con, source)
+
+    with _staged_file(project, path, progress, check_header, stage_now=not csv,
+                      sniffer=sniff_typed if csv else sniff_columns) as (con, source, sha):
         if csv:
-            fast = _fast_csv_import(project, con, source, sha, mapping, progress)
+            fast = _fast_csv_import(project, con, source, sha, mapping, progress, sniffed)
             if fast is not None:
                 progress.report(1.0, f"Imported {fast.rows:,} rows from {source.path.name}")
                 return fast
@@ -264,20 +273,33 @@ class _ExactPathNeeded(Exception):
     """The one-pass CSV import met something only the staged, row-numbered path can judge or name."""
 
 
-def _fast_csv_import(project: Project, con: duckdb.DuckDBPyConnection, source: SourceFile, sha: str,
-                     mapping: PredictionMapping | None, progress: Progress) -> ImportResult | None:
-    """Import a CSV in one pass: DuckDB's reader types the columns (the usual missing-value spellings read as
-    NULL), and the insert checks every row as it goes. None when anything needs the exact path (a value that
-    does not fit the sniffed type, a ragged row, a decimal comma, a time with a zone name, an empty file): that
-    path stages the file, decides each column on all its rows and names the first bad row. Nothing is kept."""
-    lit = sql_literal(str(literal_path(source.path)))
-    spellings = sorted({form for v in MISSING_SPELLINGS for form in (v, v.lower(), v.title())})  # '' included
-    nulls = "[" + ", ".join(f"'{v}'" for v in spellings) + "]"  # DuckDB compares them as written
-    base = f"read_csv({lit}, header = true, auto_detect = true, strict_mode = true, nullstr = {nulls}"
+def _csv_reader(source: SourceFile) -> str:
+    """SQL: DuckDB's typed CSV reader over the file, without the closing parenthesis (types may follow).
+
+    Only the empty field reads as NULL: a list of missing-value spellings made DuckDB compare every field with
+    each (about 15% of a 10M-row import). A number column with 'n/a' in it then fails its cast and takes the exact
+    path, and text columns turn the spellings into NULL in the insert."""
+    return (f"read_csv({sql_literal(str(literal_path(source.path)))}, header = true, auto_detect = true, "
+            "strict_mode = true")
+
+
+def _sniff_csv_types(con: duckdb.DuckDBPyConnection, source: SourceFile) -> dict[str, str]:
+    """Column -> type as DuckDB's sniffer reads the CSV ({} when it cannot)."""
     try:
-        sniffed = {r[0]: r[1] for r in con.execute(f"DESCRIBE SELECT * FROM {base})").fetchall()}
+        return {r[0]: r[1] for r in con.execute(f"DESCRIBE SELECT * FROM {_csv_reader(source)})").fetchall()}
     except duckdb.Error:
-        return None
+        return {}
+
+
+def _fast_csv_import(project: Project, con: duckdb.DuckDBPyConnection, source: SourceFile, sha: str,
+                     mapping: PredictionMapping | None, progress: Progress, sniffed: dict[str, str]
+                     ) -> ImportResult | None:
+    """Import a CSV in one pass: DuckDB's reader types the columns as sniffed, and the insert checks every row as
+    it goes. None when anything needs the exact path (a value that does not fit the sniffed type, a number column
+    with a missing-value spelling, a ragged row, a decimal comma, a time with a zone name, an empty file): that
+    path stages the file, decides each column on all its rows and names the first bad row. Nothing is kept."""
+    base = _csv_reader(source)
+    sniffed = sniffed or _sniff_csv_types(con, source)
     present = list(sniffed)
     if len(present) <= 1:
         return None  # one column: the sniffer gave up (a ragged row?), the exact path names the line
@@ -296,15 +318,19 @@ def _fast_csv_import(project: Project, con: duckdb.DuckDBPyConnection, source: S
     feature_types = {f: existing.get(f) or ("DOUBLE" if is_numeric_type(types[f]) else "VARCHAR") for f in features}
     new_text = [f for f, t in feature_types.items() if t == "VARCHAR" and f not in existing]
 
-    def no_decimal_commas(con: Any, import_id: int) -> None:
-        if new_text and one(con, "SELECT " + " OR ".join(f"coalesce(bool_or({_comma(f)}), false)" for f in new_text)
-                            + " FROM predictions WHERE import_id = ?", [import_id])[0]:
+    def text_is_text(con: Any, import_id: int) -> None:
+        # A new text feature that holds decimal commas, or only numbers once its missing spellings are NULL (the
+        # sniffer's sample saw an 'n/a'), is decided by the exact path on all its rows.
+        suspicious = [f"coalesce(bool_or({_comma(f)}) OR (bool_and({_numeric_or_missing(f)}) AND count({sql_ident(f)})"
+                      " > 0), false)" for f in new_text]
+        if suspicious and one(con, "SELECT " + " OR ".join(suspicious) + " FROM predictions WHERE import_id = ?",
+                              [import_id])[0]:
             raise _ExactPathNeeded
 
     progress.report(0.3, f"Importing {source.path.name}")
     try:
         result = _insert_predictions(project, con, source, sha, mapping, feature_types, existing, None, progress,
-                                     relation=relation, source_types=types, after_insert=no_decimal_commas)
+                                     relation=relation, source_types=types, after_insert=text_is_text)
     except (_ExactPathNeeded, duckdb.ConversionException, duckdb.InvalidInputException,
             duckdb.ConstraintException):
         return None  # rolled back: nothing was kept
@@ -599,7 +625,7 @@ def _insert_predictions(project: Project, con, source: SourceFile, sha: str, m: 
         targets.append(f)
         if t == "DOUBLE" and source_types.get(f, "VARCHAR") == "VARCHAR":
             exprs.append(as_double(f, checked=f not in existing))  # decided on these very rows, or known before
-        elif t == "VARCHAR" and source_types.get(f, "VARCHAR") == "VARCHAR" and relation == _STAGE:
+        elif t == "VARCHAR" and source_types.get(f, "VARCHAR") == "VARCHAR":
             exprs.append(f"CAST({missing_as_null(f)} AS VARCHAR)")  # 'n/a' is missing in a category too
         else:
             exprs.append(f"CAST({sql_ident(f)} AS {t})")
