@@ -43,7 +43,7 @@ def cmd_drift(args: argparse.Namespace) -> int:
     query = DriftQuery(reference, current, reference_dataset=args.reference_dataset,
                        by=tuple(d.strip() for d in args.by.split(",") if d.strip()),
                        features=tuple(f.strip() for f in args.features.split(",")) if args.features else None,
-                       bins=args.bins, min_rows=args.min_rows)
+                       bins=args.bins, min_rows=args.min_rows, mode=args.mode)
     with open_project(args.path, read_only=True, allow_snapshot=True) as project:
         table = compute_drift(project, query, show_progress(args.quiet or args.format != "table"))
     rows = table.rows
@@ -58,6 +58,7 @@ def cmd_drift(args: argparse.Namespace) -> int:
         keys = list(query.by)
         print(f"reference {args.reference or 'dataset ' + args.reference_dataset}, current {args.current}; drift decided by "
               "normalised Wasserstein (numeric) / Jensen-Shannon (categorical), PSI alongside")
+        print(bound_text(table))
         print("  ".join([*(k.ljust(10) for k in keys), "feature".ljust(22), "    PSI", "   KS D", "  KS p",
                          " W/std", "    JS", " missing", "drift"]))
         for r in rows.iter_rows(named=True):
@@ -68,6 +69,17 @@ def cmd_drift(args: argparse.Namespace) -> int:
                              f(r["ks_d"]), f(r["ks_p"], 2), f(r["wasserstein_norm"]), f(r["js"]),
                              f"{(r['missing_cur'] or 0):8.1%}", flag]))
     return 0
+
+
+def bound_text(table) -> str:
+    """One line on how exact the numeric statistics are (the bounded summaries' largest error bounds)."""
+    if not table.bounded:
+        return "KS and Wasserstein exact (every distinct value counted)"
+    rows = table.rows.filter(table.rows["kind"] == "numeric") if table.rows.height else table.rows
+    ks = rows["ks_d_bound"].max() if rows.height else None
+    w = rows["wasserstein_norm_bound"].max() if rows.height else None
+    return (f"KS within +-{ks or 0:.4f}, W/std within +-{w or 0:.4f} (bounded summaries, largest bound of any "
+            "cell; --exact for exact values, at a cost that grows with rows x distinct values)")
 
 
 def cmd_events(args: argparse.Namespace) -> int:
@@ -180,6 +192,14 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--bins", type=int, default=10, help="reference quantile bins for PSI and JS (default 10)")
     p.add_argument("--min-rows", type=int, default=30, help="rows each window needs (default 30)")
     p.add_argument("--only-drifted", action="store_true", help="show drifted cells only")
+    exactness = p.add_mutually_exclusive_group()
+    exactness.add_argument("--exact", dest="mode", action="store_const", const="exact",
+                           help="exact KS and Wasserstein from every distinct value (default up to 1M rows in the "
+                                "two windows; its cost grows with rows x distinct values)")
+    exactness.add_argument("--bounded", dest="mode", action="store_const", const="bounded",
+                           help="KS and Wasserstein from fixed-size summaries, with their error bound (default "
+                                "above 1M rows)")
+    p.set_defaults(mode="auto")
     p.add_argument("--format", choices=("table", "csv", "json"), default="table")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress output")
     p.set_defaults(func=cmd_drift)

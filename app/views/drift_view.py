@@ -56,6 +56,16 @@ class CellDetail:
     events: pl.DataFrame
 
 
+def _exactness(table: DriftTable) -> str:
+    """How exact the numeric statistics are, for the summary line."""
+    if not table.bounded or not table.rows.height:
+        return ""
+    numeric = table.rows.filter(pl.col("kind") == "numeric")
+    ks, w = numeric["ks_d_bound"].max(), numeric["wasserstein_norm_bound"].max()
+    return (f" Large windows: numeric statistics from bounded summaries, KS within +-{ks or 0:.4f} and W/std within "
+            f"+-{w or 0:.4f}.")
+
+
 def _qdate(value: date) -> QDate:
     return QDate(value.year, value.month, value.day)
 
@@ -241,7 +251,9 @@ class DriftView(Screen):
                 tips[i][j] = f"{head}\n{r['status']}"
                 continue
             values[i, j], status[i, j] = r[score], 2
-            tips[i][j] = (f"{head}\n{SCORES[score]} {r[score]:.3f}; PSI {r['psi']:.3f}\n"
+            bound = {"ks_d": r.get("ks_d_bound"), "wasserstein_norm": r.get("wasserstein_norm_bound")}.get(score)
+            within = f" +- {bound:.4f} (bounded summary)" if table.bounded and bound else ""
+            tips[i][j] = (f"{head}\n{SCORES[score]} {r[score]:.3f}{within}; PSI {r['psi']:.3f}\n"
                           f"{'DRIFTED' if r['drifted'] else 'stable'} by {r['method']}\n"
                           f"{r['n_ref']:,} reference, {r['n_cur']:,} current rows; "
                           f"missing {r['missing_cur'] or 0:.1%}")
@@ -251,7 +263,7 @@ class DriftView(Screen):
         drifted = rows.filter(pl.col("drifted").fill_null(False)) if rows.height else rows
         self.summary.setText(f"{drifted.height} of {rows.height} cells drifted (normalised Wasserstein > "
                              f"{table.thresholds.wasserstein:g} for numbers, Jensen-Shannon > "
-                             f"{table.thresholds.jensen_shannon:g} for categories).")
+                             f"{table.thresholds.jensen_shannon:g} for categories)." + _exactness(table))
         columns = [Column(dim, dim.capitalize()), Column("feature", "Feature"), Column("psi", "PSI"),
                    Column("wasserstein_norm", "W/std"), Column("js", "JS"), Column("ks_d", "KS D"),
                    Column("ks_p", "KS p"), Column("missing_cur", "Missing", "percent"),

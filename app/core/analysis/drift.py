@@ -4,8 +4,12 @@ Numeric features: PSI over the reference's quantile bins (empty bins smoothed to
 Kolmogorov-Smirnov statistic D and its asymptotic p-value, Jensen-Shannon distance (natural log, as scipy)
 over the same bins, and the Wasserstein distance normalised by the reference's standard deviation.
 Categorical features: Pearson chi-square (no continuity correction) and p-value, PSI and Jensen-Shannon
-over the categories. KS and Wasserstein are exact: they come from the empirical CDFs of both windows,
-built in DuckDB from (slice, value) counts; only those counts' summaries reach Python.
+over the categories.
+
+Two ways to the numeric statistics. Exact: the empirical CDFs of both windows, built in DuckDB from (slice,
+value) counts; its cost grows with rows x distinct values. Bounded (drift_summary): a fixed-size histogram per
+(slice, window), with KS and Wasserstein reported with an error bound (`ks_d_bound`, `wasserstein_norm_bound`).
+`mode="auto"` is exact up to EXACT_MAX_ROWS rows in the two windows and bounded above.
 
 Drift decision, as Evidently does by default: numeric features use normalised Wasserstein > 0.1 when the
 reference has more than 1,000 rows, else KS p < 0.05; categorical ones use Jensen-Shannon > 0.1 above
@@ -20,6 +24,7 @@ from datetime import date, datetime, timedelta
 import numpy as np
 import polars as pl
 
+from app.core.analysis import drift_summary
 from app.core.errors import LineproofError
 from app.core.progress import NullProgress, Progress, check_cancelled
 from app.core.stats.tails import chi2_sf, ks_pvalue
@@ -30,6 +35,12 @@ from app.core.store.sources import sql_ident, sql_literal
 
 PSI_EPSILON = 1e-4  # share given to an empty bin so that PSI stays finite
 LARGE_SAMPLE = 1000
+# Exact KS/Wasserstein up to this many rows in the two windows (all slices): on continuous features the exact
+# matrix costs about as much as the bounded one at 1M rows and grows with rows x distinct values beyond (see
+# tests/bench/bench_drift.py); below it every cross-check against scipy and Evidently stays exact.
+EXACT_MAX_ROWS = 1_000_000
+MODES = ("auto", "exact", "bounded")
+GRID_SAMPLE_ROWS = 200_000  # about this many rows place the fine bins (every n-th row of the windows' size)
 
 
 class DriftError(LineproofError):
@@ -66,6 +77,7 @@ class DriftQuery:
     reference_columns: tuple[str, ...] = ()  # filled in by compute_drift from the dataset's file
     bins: int = 10
     min_rows: int = 30
+    mode: str = "auto"  # "exact", "bounded", or "auto": exact up to EXACT_MAX_ROWS rows in the windows
 
 
 @dataclass(frozen=True)
@@ -75,6 +87,7 @@ class DriftTable:
     query: DriftQuery
     thresholds: DriftThresholds
     rows: pl.DataFrame
+    bounded: bool = False  # numeric statistics from bounded summaries (see the *_bound columns)
 
 
 def _feature_columns(project: Project, wanted: tuple[str, ...] | None) -> list[tuple[str, str]]:
@@ -168,6 +181,8 @@ def compute_drift(project: Project, query: DriftQuery, progress: Progress | None
     progress = progress or NullProgress()
     if query.bins < 2:
         raise DriftError("PSI needs at least 2 bins.", "Use --bins 10 (deciles), the usual choice.")
+    if query.mode not in MODES:
+        raise DriftError(f"Unknown drift mode {query.mode!r}.", f"Use one of: {', '.join(MODES)}.")
     _check_windows(query)
     with project.reading() as con:
         slice_cols = {r[0] for r in con.execute("SELECT name FROM log_columns WHERE role = 'slice'").fetchall()}
@@ -179,19 +194,82 @@ def compute_drift(project: Project, query: DriftQuery, progress: Progress | None
     query = _resolve_reference(project, query, features)
     parts = []
     with project.reading() as con:
+        rows = _window_rows(con, query)
+        bounded = query.mode == "bounded" or query.mode == "auto" and rows > EXACT_MAX_ROWS
+        numeric = [f for f, t in features if t == "DOUBLE"] if bounded else []
+        if numeric:
+            progress.report(0.0, "Summarising numeric features")
+            parts.append(_numeric_bounded(con, query, numeric, max(1, rows // GRID_SAMPLE_ROWS), progress))
         for i, (feature, dtype) in enumerate(features):
+            if feature in numeric:
+                continue
             check_cancelled(progress)
             progress.report(i / max(len(features), 1), f"Drift of {feature}")
-            numeric = dtype == "DOUBLE"
-            part = _numeric(con, query, feature) if numeric else _categorical(con, query, feature)
+            is_numeric = dtype == "DOUBLE"
+            part = _numeric(con, query, feature) if is_numeric else _categorical(con, query, feature)
             parts.append(part.with_columns(pl.lit(feature).alias("feature"),
-                                           pl.lit("numeric" if numeric else "categorical").alias("kind")))
+                                           pl.lit("numeric" if is_numeric else "categorical").alias("kind")))
     thresholds = DriftThresholds.from_manifest(project.manifest.extra)
     rows = pl.concat(parts, how="diagonal_relaxed") if parts else pl.DataFrame()
     if rows.height:
         rows = _decide(rows, query, thresholds).sort([*query.by, "feature"])
     progress.report(1.0, f"{rows.height:,} feature x slice cells")
-    return DriftTable(query, thresholds, rows)
+    return DriftTable(query, thresholds, rows, bounded)
+
+
+def _reference_sql(query: DriftQuery, columns: str, every: int = 1) -> str:
+    """SQL: `columns` over the reference rows (window or dataset), with the query's filters; `every` > 1 keeps about
+    one row in `every`, deterministically: 16 short time spans spread over the window (read alone, thanks to the
+    timestamps' zone maps), or every n-th row of a dataset."""
+    filters = _where_sql(query.where)
+    if query.reference_dataset:
+        usable = "".join(f" AND {sql_ident(d)} = {sql_literal(v)}" for d, v in query.where
+                         if d in query.reference_columns)
+        thin = f" AND file_row_number % {every} = 0" if every > 1 else ""
+        return (f"SELECT {columns} FROM read_parquet({sql_literal(query.reference_dataset)}, file_row_number = true) "
+                f"WHERE true{usable}{thin}")
+    (rs, re_) = query.reference
+    version = f" AND version_id = {sql_literal(query.version_id)}" if query.version_id else ""
+
+    def span(start: datetime, end: datetime) -> str:
+        return (f"(ts >= TIMESTAMP {sql_literal(start.isoformat(sep=' '))} "
+                f"AND ts < TIMESTAMP {sql_literal(end.isoformat(sep=' '))})")
+    if every > 1:
+        step = (re_ - rs) / 16
+        spans = " OR ".join(span(rs + k * step, rs + k * step + step / every) for k in range(16))
+    else:
+        spans = span(rs, re_)
+    return f"SELECT {columns} FROM predictions WHERE ({spans}){version}{filters}"
+
+
+def _window_rows(con, query: DriftQuery) -> int:
+    """Rows in the reference and current windows together (all slices), which decides auto mode."""
+    cs, ce = query.current
+    version = f" AND version_id = {sql_literal(query.version_id)}" if query.version_id else ""
+    current = one(con, f"SELECT count(*) FROM predictions WHERE ts >= TIMESTAMP {sql_literal(cs.isoformat(sep=' '))} "
+                       f"AND ts < TIMESTAMP {sql_literal(ce.isoformat(sep=' '))}{version}{_where_sql(query.where)}")[0]
+    return int(current) + int(one(con, f"SELECT count(*) FROM ({_reference_sql(query, '1')})")[0])
+
+
+def _numeric_bounded(con, query: DriftQuery, features: list[str], every: int, progress: Progress) -> pl.DataFrame:
+    """Numeric statistics of all `features` from their bounded summaries (one scan of the windows per feature,
+    the statistics in one pass over the summaries), with their error bounds."""
+    grids = drift_summary.grids(con, _reference_sql(query, "*", every), features)
+    try:
+        for i, feature in enumerate(features):
+            check_cancelled(progress)
+            progress.report(0.9 * i / len(features), f"Summarising {feature}")
+            sql = drift_summary.summary_sql(_window_sql(query, feature), list(query.by), grids[feature], tag=i)
+            con.execute(f"CREATE TEMP TABLE _drift_summary AS {sql}" if i == 0 else
+                        f"INSERT INTO _drift_summary {sql}")
+        tagged = replace(query, by=("_f", *query.by))
+        summary, shares, missing = drift_summary.statistics(con, "_drift_summary", list(tagged.by), query.bins)
+    finally:
+        con.execute("DROP TABLE IF EXISTS _drift_summary")
+    frame = _finish_numeric(summary, shares, missing, tagged)
+    names = pl.DataFrame({"_f": list(range(len(features))), "feature": features},
+                         schema={"_f": frame.schema["_f"], "feature": pl.String})
+    return frame.join(names, on="_f").drop("_f").with_columns(pl.lit("numeric").alias("kind"))
 
 
 def _keys(query: DriftQuery) -> str:
@@ -241,6 +319,13 @@ def _numeric(con, query: DriftQuery, feature: str) -> pl.DataFrame:
         FROM _drift_g GROUP BY ALL""").pl().with_columns(pl.col("missing_ref", "missing_cur").fill_null(0.0))
     con.execute("DROP TABLE IF EXISTS _drift_cdf")
     con.execute("DROP TABLE IF EXISTS _drift_g")
+    return _finish_numeric(summary.with_columns(pl.lit(0.0).alias("ks_d_bound"), pl.lit(0.0).alias(
+        "wasserstein_bound")), shares, missing, query)
+
+
+def _finish_numeric(summary: pl.DataFrame, shares: pl.DataFrame, missing: pl.DataFrame, query: DriftQuery
+                    ) -> pl.DataFrame:
+    """PSI/JS, missingness, normalised Wasserstein (and its bound) and the KS p-value per slice."""
     frame = _with_bin_scores(summary, shares, query)
     frame = frame.join(missing, on=list(query.by), how="full", coalesce=True) if query.by else pl.concat(
         [frame, missing], how="horizontal")
@@ -249,10 +334,12 @@ def _numeric(con, query: DriftQuery, feature: str) -> pl.DataFrame:
         .alias("out_of_range"),
         pl.when(pl.col("ref_std") > 0).then(pl.col("wasserstein") / pl.col("ref_std"))
         .when(pl.col("wasserstein") == 0).then(0.0).alias("wasserstein_norm"),
+        pl.when(pl.col("ref_std") > 0).then(pl.col("wasserstein_bound") / pl.col("ref_std"))
+        .when(pl.col("wasserstein_bound") == 0).then(0.0).alias("wasserstein_norm_bound"),
         pl.Series("ks_p", ks_pvalue(frame["ks_d"].fill_null(np.nan).to_numpy(),
                                     frame["n_ref"].fill_null(0).to_numpy(), frame["n_cur"].fill_null(0).to_numpy())
                   ).fill_nan(None),
-    ).drop("out_of_range_n")
+    ).drop("out_of_range_n", "wasserstein_bound")
 
 
 def _missing(con, query: DriftQuery, feature: str) -> pl.DataFrame:
@@ -318,12 +405,13 @@ def _categorical(con, query: DriftQuery, feature: str) -> pl.DataFrame:
 def _decide(rows: pl.DataFrame, query: DriftQuery, t: DriftThresholds) -> pl.DataFrame:
     """Blank statistics without enough rows, and decide drift per (slice, feature)."""
     for col in ("ks_d", "ks_p", "wasserstein", "wasserstein_norm", "chi2", "chi2_p", "psi", "js",
-                "new_categories", "out_of_range", "ref_std"):
+                "new_categories", "out_of_range", "ref_std", "ks_d_bound", "wasserstein_norm_bound"):
         if col not in rows.columns:
             rows = rows.with_columns(pl.lit(None).alias(col))
     rows = rows.with_columns(pl.col("n_ref").fill_null(0), pl.col("n_cur").fill_null(0))
     enough = (pl.col("n_ref") >= query.min_rows) & (pl.col("n_cur") >= query.min_rows)
-    stat_cols = ["ks_d", "ks_p", "wasserstein", "wasserstein_norm", "chi2", "chi2_p", "psi", "js"]
+    stat_cols = ["ks_d", "ks_p", "wasserstein", "wasserstein_norm", "chi2", "chi2_p", "psi", "js", "ks_d_bound",
+                 "wasserstein_norm_bound"]
     rows = rows.with_columns(*[pl.when(enough).then(pl.col(c)).alias(c) for c in stat_cols])
     large = pl.col("n_ref") > LARGE_SAMPLE
     numeric = pl.col("kind") == "numeric"

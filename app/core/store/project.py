@@ -27,6 +27,7 @@ from app.core.errors import (
     ReadOnlyProjectError,
     SchemaDamagedError,
     SchemaTooNewError,
+    SettingsError,
 )
 from app.core.store.audit import append_audit, current_actor
 from app.core.store.db import one
@@ -44,9 +45,30 @@ HOLDER_NAME = ".lineproof-holder.json"
 WRITE_WAIT_S = 120
 
 
+DEFAULT_MEMORY_LIMIT = "320MB"
+
+
+def memory_limit() -> str:
+    """DuckDB's memory limit for a project: LINEPROOF_MEMORY_LIMIT (e.g. "4GB" on a workstation) or the default."""
+    return os.environ.get("LINEPROOF_MEMORY_LIMIT", "").strip() or DEFAULT_MEMORY_LIMIT
+
+
 def _connect(path: Path, read_only: bool) -> duckdb.DuckDBPyConnection:
     con = duckdb.connect(str(path), read_only=read_only)
     con.execute("SET enable_progress_bar = false")
+    # DuckDB keeps every block it reads cached up to 80% of the PC's memory, so a drift matrix over 10M rows held
+    # over 1 GB: a bounded cache keeps a shop-floor PC responsive, and heavier steps spill to the temp folder
+    # (outside the project folder, which must hold only the project).
+    limit = memory_limit()
+    try:
+        con.execute(f"SET memory_limit = '{limit.replace(chr(39), '')}'")
+    except duckdb.Error as exc:
+        con.close()
+        raise SettingsError(f"LINEPROOF_MEMORY_LIMIT={limit!r} is not a memory size.",
+                            "Give a size such as 512MB or 4GB, or unset it for the default "
+                            f"({DEFAULT_MEMORY_LIMIT}).") from exc
+    temp = str(Path(tempfile.gettempdir()) / f"lineproof-duckdb-{os.getpid()}").replace("'", "")
+    con.execute(f"SET temp_directory = '{temp}'")
     # GLOBAL: every cursor (a connection of its own) reads and writes UTC too, whatever this PC's zone is.
     con.execute("SET GLOBAL TimeZone = 'UTC'")
     return con

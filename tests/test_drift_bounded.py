@@ -1,0 +1,144 @@
+"""Bounded drift summaries (issue #23): the reported KS and Wasserstein error bounds hold against scipy's exact
+statistics on data of every shape hypothesis can draw, quantised data comes out exact, and auto mode switches."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from pathlib import Path
+
+import duckdb
+import numpy as np
+import polars as pl
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from scipy import stats
+
+from app.core.analysis import drift, drift_summary
+from app.core.analysis.drift import DriftQuery, compute_drift
+from app.core.store.ingest import PredictionMapping, import_predictions
+from app.core.store.project import Project
+
+REF = (datetime(2026, 1, 1), datetime(2026, 2, 1))
+CUR = (datetime(2026, 2, 1), datetime(2026, 3, 1))
+
+
+def _draw(rng: np.random.Generator, shape: str, n: int, shift: float, scale: float) -> np.ndarray:
+    """Sensor-like values: continuous, quantised, skewed, with wild outliers, or nearly constant."""
+    if shape == "normal":
+        x = rng.normal(300, 5, n)
+    elif shape == "quantised":
+        x = rng.integers(0, 400, n) / 10
+    elif shape == "lognormal":
+        x = rng.lognormal(0, 1, n)
+    elif shape == "outliers":
+        x = rng.normal(20, 2, n)
+        x[rng.random(n) < 0.002] = 1e9
+    elif shape == "bimodal":
+        x = np.where(rng.random(n) < 0.3, rng.normal(-50, 1, n), rng.normal(80, 10, n))
+    else:  # "nearly constant": a stuck sensor that sometimes wakes up
+        x = np.where(rng.random(n) < 0.95, 3.0, rng.normal(3, 1, n))
+    x = x * scale + shift
+    return np.round(x, 1) if shape == "quantised" else x  # a quantised sensor stays on its 0.1 steps
+
+
+def _project(tmp_path: Path, frame: pl.DataFrame) -> Project:
+    frame.write_parquet(tmp_path / "log.parquet")
+    project = Project.create(tmp_path / "p", "bounded", slice_dimensions=("cell",))
+    import_predictions(project, tmp_path / "log.parquet", PredictionMapping(slices={"cell": "cell"}))
+    return project
+
+
+def _frame(ref: dict[str, np.ndarray], cur: dict[str, np.ndarray], cells: np.ndarray) -> pl.DataFrame:
+    n_ref, n_cur = len(next(iter(ref.values()))), len(next(iter(cur.values())))
+    ts = [REF[0] + timedelta(seconds=30 * i) for i in range(n_ref)] + \
+         [CUR[0] + timedelta(seconds=30 * i) for i in range(n_cur)]
+    n = n_ref + n_cur
+    return pl.DataFrame({"record_id": [f"r{i}" for i in range(n)], "ts": ts, "model_version": ["m:v1"] * n,
+                         "score": [0.5] * n, "cell": cells[:n],
+                         **{k: np.r_[ref[k], cur[k]] for k in ref}})
+
+
+def _exact_shares(r: np.ndarray, c: np.ndarray, bins: int = 10) -> tuple[np.ndarray, np.ndarray]:
+    """Exact mode's decile bins, by hand: a value's bin is floor(bins x share of reference values below it)."""
+    rs = np.sort(r)
+
+    def of(v: np.ndarray) -> np.ndarray:
+        return np.minimum(bins - 1, (np.searchsorted(rs, v, side="left") * bins) // len(r))
+    return np.bincount(of(r), minlength=bins) / len(r), np.bincount(of(c), minlength=bins) / len(c)
+
+
+@settings(max_examples=40, deadline=None)
+@given(shape=st.sampled_from(["normal", "quantised", "lognormal", "outliers", "bimodal", "nearly constant"]),
+       shift=st.floats(-30, 30), scale=st.floats(0.5, 3), seed=st.integers(0, 2**32 - 1),
+       n_ref=st.integers(50, 4000), n_cur=st.integers(50, 4000), missing=st.floats(0, 0.2))
+def test_reported_bounds_hold_against_exact_scipy(shape, shift, scale, seed, n_ref, n_cur, missing):
+    rng = np.random.default_rng(seed)
+    ref, cur = _draw(rng, shape, n_ref, 0.0, 1.0), _draw(rng, shape, n_cur, shift, scale)
+    cur[rng.random(n_cur) < missing] = np.nan
+    cells = rng.choice(["C1", "C2"], n_ref + n_cur)
+    con = duckdb.connect()
+    con.register("t", pl.DataFrame({"cell": cells, "x": np.r_[ref, cur], "is_ref": np.arange(n_ref + n_cur) < n_ref}))
+    grid = drift_summary.grids(con, "SELECT * FROM t WHERE is_ref", ["x"])["x"]
+    con.execute("CREATE TEMP TABLE s AS " + drift_summary.summary_sql("SELECT cell, x, is_ref FROM t", ["cell"], grid))
+    assert con.execute("SELECT count(*) FROM s").fetchone()[0] <= 2 * 2 * (drift_summary.CORE_BINS + 2000)
+    rows, shares, lost = drift_summary.statistics(con, "s", ["cell"], 10)
+    for row in rows.iter_rows(named=True):
+        r = ref[cells[:n_ref] == row["cell"]]
+        c_all = cur[cells[n_ref:] == row["cell"]]
+        c = c_all[np.isfinite(c_all)]
+        if not len(r) or not len(c):
+            continue
+        ks = stats.ks_2samp(r, c).statistic
+        w = stats.wasserstein_distance(r, c)
+        assert abs(row["ks_d"] - ks) <= row["ks_d_bound"] + 1e-12, (row, ks)
+        assert abs(row["wasserstein"] - w) <= row["wasserstein_bound"] + 1e-9 * max(1.0, w), (row, w)
+        assert row["n_ref"] == len(r) and row["n_cur"] == len(c)
+        assert row["ref_std"] == pytest.approx(r.std(), rel=1e-9, abs=1e-12)
+        gone = lost.filter(pl.col("cell") == row["cell"]).row(0, named=True)
+        assert gone["missing_cur"] == pytest.approx(1 - len(c) / len(c_all), abs=1e-15)
+        if shape == "quantised":  # every fine bin holds one value: exact, nothing to bound
+            assert row["ks_d_bound"] == 0 and row["ks_d"] == pytest.approx(ks, abs=1e-12)
+            mine = shares.filter(pl.col("cell") == row["cell"]).sort("bin")
+            p_ref, p_cur = _exact_shares(r, c)
+            got_ref = np.zeros(10)
+            got_cur = np.zeros(10)
+            got_ref[mine["bin"].to_numpy()] = mine["p_ref"].to_numpy()
+            got_cur[mine["bin"].to_numpy()] = mine["p_cur"].to_numpy()
+            assert np.allclose(got_ref, p_ref, atol=1e-12) and np.allclose(got_cur, p_cur, atol=1e-12)
+        if shape != "nearly constant":  # a stuck sensor's wake-ups spread over few, wide bins: bounded, loosely
+            assert row["ks_d_bound"] <= max(0.01, 1 / min(len(r), len(c))), row  # one value's step at most
+
+
+def test_continuous_sensor_data_is_bounded_tightly_and_decides_as_exact_mode(tmp_path: Path) -> None:
+    rng = np.random.default_rng(8)
+    n = 40_000
+    ref = {"temp": rng.normal(300, 5, n), "current": rng.normal(200, 15, n), "gap": rng.lognormal(0, 0.5, n)}
+    cur = {"temp": rng.normal(275, 5, n), "current": rng.normal(201, 15, n), "gap": rng.lognormal(0.05, 0.5, n)}
+    project = _project(tmp_path, _frame(ref, cur, rng.choice(["C1", "C2", "C3"], 2 * n)))
+    try:
+        bounded = compute_drift(project, DriftQuery(REF, CUR, by=("cell",), mode="bounded")).rows.sort("cell", "feature")
+        exact = compute_drift(project, DriftQuery(REF, CUR, by=("cell",), mode="exact")).rows.sort("cell", "feature")
+    finally:
+        project.close()
+    assert bounded["drifted"].to_list() == exact["drifted"].to_list()
+    assert bounded.filter(pl.col("feature") == "temp")["drifted"].all()
+    assert bounded["ks_d_bound"].max() < 0.002 and bounded["wasserstein_norm_bound"].max() < 0.002
+    assert exact["ks_d_bound"].max() == 0
+    diff = (bounded["ks_d"] - exact["ks_d"]).abs()
+    assert (diff <= bounded["ks_d_bound"] + 1e-12).all()
+
+
+def test_auto_mode_is_exact_below_the_threshold_and_bounded_above(tmp_path: Path, monkeypatch) -> None:
+    rng = np.random.default_rng(2)
+    project = _project(tmp_path, _frame({"x": rng.normal(0, 1, 500)}, {"x": rng.normal(0, 1, 500)},
+                                        np.array(["C1"] * 1000)))
+    try:
+        assert not compute_drift(project, DriftQuery(REF, CUR, by=("cell",))).bounded
+        monkeypatch.setattr(drift, "EXACT_MAX_ROWS", 999)
+        table = compute_drift(project, DriftQuery(REF, CUR, by=("cell",)))
+        assert table.bounded and table.rows["ks_d_bound"].is_not_null().all()
+        with pytest.raises(drift.DriftError, match="Unknown drift mode"):
+            compute_drift(project, DriftQuery(REF, CUR, mode="fast"))
+    finally:
+        project.close()
