@@ -18,7 +18,6 @@ from PySide6.QtWidgets import (
     QMainWindow,
     QMessageBox,
     QProgressBar,
-    QStackedWidget,
     QWidget,
 )
 
@@ -28,20 +27,10 @@ from app.core.errors import LineproofError, ProjectLockedError
 from app.core.store.ingest import import_labels, import_predictions
 from app.core.store.project import Project
 from app.core.store.sources import inspect_file
-from app.views.alerts_view import AlertsView
-from app.views.approvals_view import ApprovalsView
-from app.views.audit_view import AuditView
-from app.views.bench_view import BenchView
-from app.views.drift_view import DriftView
 from app.views.errors import ask_discard_dialog, show_error
 from app.views.import_dialog import LabelImportDialog, PredictionImportDialog
-from app.views.models_view import ModelsView
-from app.views.overview_view import OverviewView
 from app.views.resources import resource_path
-from app.views.reviews_view import ReviewsView
-from app.views.slices_view import SlicesView
-from app.views.users_view import UsersView
-from app.views.validation_view import ValidationView
+from app.views.screen_stack import LABELS, NAMES, ScreenStack
 from app.views.workers import Task, attach_progress_dialog, start_task
 
 MAX_RECENT = 8
@@ -58,6 +47,18 @@ def default_sample_folder() -> Path:
 class MainWindow(QMainWindow):
     """Holds at most one open project; every screen gets its data from core through workers."""
 
+    overview = property(lambda self: self.screens.screen("overview"), doc="The Overview screen.")
+    slices = property(lambda self: self.screens.screen("slices"), doc="The Slices screen (built on first use).")
+    drift = property(lambda self: self.screens.screen("drift"), doc="The Drift screen (built on first use).")
+    alerts = property(lambda self: self.screens.screen("alerts"), doc="The Alerts screen (built on first use).")
+    models = property(lambda self: self.screens.screen("models"), doc="The Models screen (built on first use).")
+    benchmarks = property(lambda self: self.screens.screen("benchmarks"), doc="The Benchmarks screen.")
+    validation = property(lambda self: self.screens.screen("validation"), doc="The Validation screen.")
+    approvals = property(lambda self: self.screens.screen("approvals"), doc="The Approvals screen.")
+    reviews = property(lambda self: self.screens.screen("reviews"), doc="The Reviews screen.")
+    audit = property(lambda self: self.screens.screen("audit"), doc="The Audit screen (built on first use).")
+    users = property(lambda self: self.screens.screen("users"), doc="The Users & roles screen.")
+
     def __init__(self, settings: QSettings | None = None) -> None:
         super().__init__()
         self.settings = settings or QSettings("Lineproof", "Lineproof")
@@ -70,40 +71,16 @@ class MainWindow(QMainWindow):
         self.setWindowIcon(QIcon(str(resource_path("icons", "lineproof.svg"))))
 
         self.nav = QListWidget(objectName="navigation")
-        self.nav.addItems(["Overview", "Slices", "Drift", "Alerts", "Models", "Benchmarks", "Validation", "Approvals",
-                           "Reviews", "Audit", "Users & roles"])
+        self.nav.addItems(list(LABELS))
         self.nav.setFixedWidth(140)
         self.nav.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
         self.nav.setToolTip("Screens (Ctrl+1 …)")
-        self.overview = OverviewView()
-        self.slices = SlicesView()
-        self.drift = DriftView()
-        self.alerts = AlertsView()
-        self.models = ModelsView()
-        self.benchmarks = BenchView()
-        self.validation = ValidationView()
-        self.approvals = ApprovalsView()
-        self.reviews = ReviewsView()
-        self.audit = AuditView()
-        self.users = UsersView()
-        self.screens = QStackedWidget()
-        self.screens.addWidget(self.overview)
-        self.screens.addWidget(self.slices)
-        self.screens.addWidget(self.drift)
-        self.screens.addWidget(self.alerts)
-        self.screens.addWidget(self.models)
-        self.screens.addWidget(self.benchmarks)
-        self.screens.addWidget(self.validation)
-        self.screens.addWidget(self.approvals)
-        self.screens.addWidget(self.reviews)
-        self.screens.addWidget(self.audit)
-        self.screens.addWidget(self.users)
-        for screen in (self.models, self.approvals, self.users, self.reviews):
-            screen.changed.connect(lambda source=screen: self.project_changed(source))
-        self.validation.recorded.connect(lambda _run: self.project_changed(self.validation))
-        self.validation.export_requested.connect(self.export_packet_dialog)
-        self.nav.currentRowChanged.connect(self.screens.setCurrentIndex)
+        # Screens are imported and built when first shown (or asked for): only the Overview at start.
+        self.screens = ScreenStack()
+        self.screens.created.connect(self._screen_created)
+        self.nav.currentRowChanged.connect(self.screens.show_index)
         self.nav.setCurrentRow(0)
+        self.screens.show_index(0)
         central = QWidget()
         layout = QHBoxLayout(central)
         layout.setContentsMargins(0, 0, 0, 0)
@@ -131,6 +108,16 @@ class MainWindow(QMainWindow):
             self.restoreGeometry(geometry)
         else:
             self.resize(1280, 720)
+
+    def _screen_created(self, name: str, screen: QWidget) -> None:
+        """Wire a screen built on first use, and give it the open project."""
+        if name in ("models", "approvals", "users", "reviews"):
+            screen.changed.connect(lambda source=screen: self.project_changed(source))
+        if name == "validation":
+            screen.recorded.connect(lambda _run: self.project_changed(screen))
+            screen.export_requested.connect(self.export_packet_dialog)
+        if name != "overview" and self.project is not None:
+            screen.set_project(self.project)
 
     # ----- menus
     def _action(self, text: str, slot, shortcut=None, tip: str = "") -> QAction:
@@ -254,7 +241,8 @@ class MainWindow(QMainWindow):
             project, name, name, kind, path), self))
         attach_progress_dialog(task, self)
         task.done.connect(lambda _sha: self.project_changed())
-        task.done.connect(lambda _sha: self.validation.set_project(project) if project is self.project else None)
+        task.done.connect(lambda _sha: [v.set_project(project) for v in self.screens.built("validation")]
+                          if project is self.project else None)
         task.error.connect(lambda exc: show_error(self, exc, "Register dataset"))
         return task
 
@@ -336,16 +324,8 @@ class MainWindow(QMainWindow):
         self._update_actions()
         self.overview.show_empty("Computing the overview…")
         self.refresh()
-        self.slices.set_project(project)
-        self.drift.set_project(project)
-        self.alerts.set_project(project)
-        self.models.set_project(project)
-        self.benchmarks.set_project(project)
-        self.validation.set_project(project)
-        self.approvals.set_project(project)
-        self.reviews.set_project(project)
-        self.audit.set_project(project)
-        self.users.set_project(project)
+        for screen in self.screens.built(*NAMES[1:]):  # the others get it when they are built
+            screen.set_project(project)
 
     def sign_in(self, user_id: str, passphrase: str) -> None:
         """Prove who works at this PC (the passphrase unlocks their identity); changes are audited under them."""
@@ -396,7 +376,8 @@ class MainWindow(QMainWindow):
 
     def unsaved_changes(self) -> list[str]:
         """Edits that closing the project now would lose."""
-        return self.validation.unsaved_changes() + self.models.unsaved_changes() + self.reviews.unsaved_changes()
+        return [lost for screen in self.screens.built("validation", "models", "reviews")
+                for lost in screen.unsaved_changes()]
 
     def close_project(self, force: bool = False) -> bool:
         """Cancel running work and release the project; False when the user kept unsaved edits."""
@@ -404,16 +385,8 @@ class MainWindow(QMainWindow):
         if lost and not self.ask_discard(lost):
             return False
         self.sign_out()  # a sign-in belongs to a project's users
-        self.slices.set_project(None)
-        self.drift.set_project(None)
-        self.alerts.set_project(None)
-        self.models.set_project(None)
-        self.benchmarks.set_project(None)
-        self.validation.set_project(None)
-        self.approvals.set_project(None)
-        self.reviews.set_project(None)
-        self.audit.set_project(None)
-        self.users.set_project(None)
+        for screen in self.screens.built(*NAMES[1:]):
+            screen.set_project(None)
         self._stop_tasks()
         if self.project is not None:
             self.project.close()
@@ -443,10 +416,12 @@ class MainWindow(QMainWindow):
         project (the source keeps its own state), and the overview is recomputed."""
         if self.project is None:
             return
-        for screen in (self.models, self.approvals, self.users, self.reviews):
-            if screen is not source and not (screen is self.models and self.models.unsaved_changes()):
+        models = self.screens.built("models")
+        for screen in self.screens.built("models", "approvals", "users", "reviews"):
+            if screen is not source and not (screen in models and screen.unsaved_changes()):
                 screen.set_project(self.project)
-        self.audit.set_project_refresh()
+        for audit in self.screens.built("audit"):
+            audit.set_project_refresh()
         self.refresh()
 
     # ----- background work
@@ -455,10 +430,8 @@ class MainWindow(QMainWindow):
         project = self.project
         if project is None:
             return None
-        if self.screens.currentWidget() is self.slices:
-            self.slices.recompute()
-        if self.screens.currentWidget() is self.drift:
-            self.drift.recompute()
+        if self.screens.current_name() in ("slices", "drift"):
+            self.screens.currentWidget().recompute()
         task = self._track(start_task("Computing the overview", lambda progress: build_overview(project), self))
         self.status_busy.show()
         task.ended.connect(self.status_busy.hide)
@@ -517,8 +490,8 @@ class MainWindow(QMainWindow):
         if result.notes:  # choices made on the user's behalf are said where they cannot be missed
             QMessageBox.information(self, "Imported, with notes", text + "\n\n" + "\n\n".join(result.notes))
         self.refresh()
-        self.slices.set_project(self.project)
-        self.drift.set_project(self.project)
+        for screen in self.screens.built("slices", "drift"):
+            screen.set_project(self.project)
 
     def _pick_and_inspect(self, title: str, on_info) -> None:
         path = QFileDialog.getOpenFileName(self, title, self.settings.value("import/dir", str(Path.home())),

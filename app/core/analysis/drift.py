@@ -260,8 +260,7 @@ def _numeric_bounded(con, query: DriftQuery, features: list[str], every: int, pr
             check_cancelled(progress)
             progress.report(0.9 * i / len(features), f"Summarising {feature}")
             sql = drift_summary.summary_sql(_window_sql(query, feature), list(query.by), grids[feature], tag=i)
-            con.execute(f"CREATE TEMP TABLE _drift_summary AS {sql}" if i == 0 else
-                        f"INSERT INTO _drift_summary {sql}")
+            con.execute(f"CREATE TEMP TABLE _drift_summary AS {sql}" if i == 0 else f"INSERT INTO _drift_summary {sql}")
         tagged = replace(query, by=("_f", *query.by))
         summary, shares, missing = drift_summary.statistics(con, "_drift_summary", list(tagged.by), query.bins)
     finally:

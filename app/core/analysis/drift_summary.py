@@ -33,7 +33,7 @@ import polars as pl
 
 from app.core.store.sources import sql_ident
 
-CORE_BINS = 1024
+CORE_BINS = 512
 TAIL_STEPS = 16
 SPAN_SIGMAS = 4.0
 CLIP_SIGMAS = 4.0  # the grid's spread comes from the reference clipped to mean +- this many std
@@ -65,9 +65,10 @@ class Grid:
         """SQL: the bin of a value whose grid position is column `z` = (centred value - low) / width (monotone in
         the value; NULL for NULL); the logarithm is taken only in the tails."""
         b = CORE_BINS
-        return (f"(CASE WHEN {z} < 0 THEN -1 - least(floor(log2(1 - {z}) * {TAIL_STEPS}), {MAX_TAIL_BIN}) "
+        return (f"(CASE WHEN {z} >= 0 AND {z} < {b} THEN floor({z}) "  # the common case first
+                f"WHEN {z} < 0 THEN -1 - least(floor(log2(1 - {z}) * {TAIL_STEPS}), {MAX_TAIL_BIN}) "
                 f"WHEN {z} >= {b} THEN {b} + least(floor(log2(1 + ({z} - {b})) * {TAIL_STEPS}), {MAX_TAIL_BIN}) "
-                f"ELSE floor({z}) END)::BIGINT")
+                "END)::BIGINT")  # no ELSE: a missing value stays NULL (least() would skip a NULL)
 
 
 def grids(con: duckdb.DuckDBPyConnection, reference_sql: str, features: list[str]) -> dict[str, Grid]:
@@ -80,7 +81,7 @@ def grids(con: duckdb.DuckDBPyConnection, reference_sql: str, features: list[str
 
     def moments(keep: list[str]) -> list[float | None]:
         parts = ", ".join(f"avg({q}) FILTER ({k}), stddev_pop({q}) FILTER ({k})" for q, k in zip(quoted, keep, strict=True))
-        return list(con.execute(f"SELECT {parts} FROM ({reference_sql})").fetchone())
+        return list(con.execute(f"SELECT {parts} FROM ({reference_sql})").fetchall()[0])
 
     first = moments([f"WHERE isfinite({q})" for q in quoted])
     keep = [f"WHERE isfinite({q})" + (f" AND abs({q} - {sql_double(first[2 * i])}) <= "
@@ -129,44 +130,42 @@ def statistics(con: duckdb.DuckDBPyConnection, table: str, keys: list[str], bins
         SELECT s.*, t.n_ref, t.n_cur, t.ref_min, t.ref_max,
                sqrt(greatest(t.ref_sq - t.ref_mean * t.ref_mean, 0)) AS ref_std,
                sum(nr) OVER w AS cum_r, sum(nc) OVER w AS cum_c,
+               (sum(nr) OVER w) / nullif(t.n_ref, 0) AS r1, (sum(nc) OVER w) / nullif(t.n_cur, 0) AS c1,
+               (sum(nr) OVER w - nr) / nullif(t.n_ref, 0) AS r0, (sum(nc) OVER w - nc) / nullif(t.n_cur, 0) AS c0,
                lead(mn) OVER ({part}ORDER BY bin) AS next_mn
         FROM s JOIN t {join}
         WINDOW w AS ({part}ORDER BY bin ROWS UNBOUNDED PRECEDING)""")
-    con.execute("""CREATE OR REPLACE TEMP TABLE _drift_cells AS
-        SELECT *, cum_r / nullif(n_ref, 0) AS r1, cum_c / nullif(n_cur, 0) AS c1, (cum_r - nr) / nullif(n_ref, 0) AS r0,
-               (cum_c - nc) / nullif(n_cur, 0) AS c0 FROM _drift_bins""")
     # Inside a bin F_ref - F_cur lies in [r0 - c1, r1 - c0]; integral of (F_ref - F_cur) over [mn, mx] is exact:
     within = "((r0 - c0) * (mx - mn) + (nr * mx - sr) / n_ref - (nc * mx - sc) / n_cur)"
     one_sign = "(mx = mn OR r0 >= c1 OR c0 >= r1 OR ((nr = 0 OR nc = 0) AND (r0 - c0) * (r1 - c1) >= 0))"
     widest = "greatest(abs(r1 - c0), abs(c1 - r0))"
+    both = "n_ref > 0 AND n_cur > 0"  # the statistics need rows in both windows; the totals are kept regardless
     stats = con.sql(f"""
         SELECT {k}any_value(n_ref)::BIGINT AS n_ref, any_value(n_cur)::BIGINT AS n_cur,
-               any_value(ref_std) AS ref_std, max(abs(r1 - c1)) AS ks_lo,
-               max(CASE WHEN nr > 0 AND nc > 0 AND mx > mn THEN {widest} ELSE abs(r1 - c1) END) AS ks_hi,
-               sum(abs(r1 - c1) * coalesce(next_mn - mx, 0)) + sum(abs({within})) AS w_lo,
-               sum(abs(r1 - c1) * coalesce(next_mn - mx, 0))
-                 + sum(CASE WHEN {one_sign} THEN abs({within}) ELSE (mx - mn) * {widest} END) AS w_hi,
-               coalesce(sum(nc) FILTER (WHERE cmx < ref_min OR cmn > ref_max), 0)::BIGINT AS out_of_range_n
-        FROM _drift_cells WHERE n_ref > 0 AND n_cur > 0 GROUP BY ALL""").pl()
+               any_value(ref_std) AS ref_std, max(abs(r1 - c1)) FILTER (WHERE {both}) AS ks_lo,
+               max(CASE WHEN nr > 0 AND nc > 0 AND mx > mn THEN {widest} ELSE abs(r1 - c1) END)
+                 FILTER (WHERE {both}) AS ks_hi,
+               sum(abs(r1 - c1) * coalesce(next_mn - mx, 0) + abs({within})) FILTER (WHERE {both}) AS w_lo,
+               sum(abs(r1 - c1) * coalesce(next_mn - mx, 0)
+                   + CASE WHEN {one_sign} THEN abs({within}) ELSE (mx - mn) * {widest} END)
+                 FILTER (WHERE {both}) AS w_hi,
+               CASE WHEN any_value(n_ref) > 0 AND any_value(n_cur) > 0 THEN
+                 coalesce(sum(nc) FILTER (WHERE cmx < ref_min OR cmn > ref_max), 0)::BIGINT END AS out_of_range_n
+        FROM _drift_bins GROUP BY ALL""").pl()
     stats = stats.with_columns(
         ((pl.col("ks_lo") + pl.col("ks_hi")) / 2).alias("ks_d"), ((pl.col("ks_hi") - pl.col("ks_lo")) / 2)
         .alias("ks_d_bound"), ((pl.col("w_lo") + pl.col("w_hi")) / 2).alias("wasserstein"),
         ((pl.col("w_hi") - pl.col("w_lo")) / 2).alias("wasserstein_bound")).drop("ks_lo", "ks_hi", "w_lo", "w_hi")
-    totals = con.sql(f"SELECT {k}any_value(n_ref)::BIGINT AS n_ref, any_value(n_cur)::BIGINT AS n_cur, "
-                     f"any_value(ref_std) AS ref_std FROM _drift_cells GROUP BY ALL").pl()
-    stats = totals.join(stats.drop("n_ref", "n_cur", "ref_std"), on=keys, how="left") if keys else (
-        stats if stats.height else totals)
     # A fine bin's decile is the reference's share strictly below it, as exact mode does per distinct value.
     shares = con.sql(f"""
         SELECT {k}least({bins - 1}, ((cum_r - nr) * {bins}) // nullif(n_ref, 0))::INTEGER AS bin,
                sum(nr) / any_value(nullif(n_ref, 0)) AS p_ref, sum(nc) / any_value(nullif(n_cur, 0)) AS p_cur
-        FROM _drift_cells GROUP BY ALL""").pl()
+        FROM _drift_bins GROUP BY ALL""").pl()
     missing = con.sql(f"""SELECT {k}coalesce(sum(n) FILTER (WHERE is_ref), 0)::BIGINT AS rows_ref,
             coalesce(sum(n) FILTER (WHERE NOT is_ref), 0)::BIGINT AS rows_cur,
             sum(n) FILTER (WHERE is_ref AND bin IS NULL) / nullif(sum(n) FILTER (WHERE is_ref), 0) AS missing_ref,
             sum(n) FILTER (WHERE NOT is_ref AND bin IS NULL) / nullif(sum(n) FILTER (WHERE NOT is_ref), 0)
                 AS missing_cur
         FROM {table} GROUP BY ALL""").pl().with_columns(pl.col("missing_ref", "missing_cur").fill_null(0.0))
-    con.execute("DROP TABLE IF EXISTS _drift_cells")
     con.execute("DROP TABLE IF EXISTS _drift_bins")
     return stats, shares, missing

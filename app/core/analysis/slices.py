@@ -208,7 +208,8 @@ def compute_slices(project: Project, query: SliceQuery, progress: Progress | Non
 
 def _compute(project: Project, con, query: SliceQuery, task: str, threshold: float,
              progress: Progress, use_pred: bool = False) -> SliceTable:
-    latest = one(con, "SELECT max(ts) FROM predictions WHERE version_id = ?", [query.version_id])[0]
+    # The coverage summary (kept in every import's transaction) knows the last row's time without a scan.
+    latest = one(con, "SELECT max(last_ts) FROM coverage_summary WHERE version_id = ?", [query.version_id])[0]
     if latest is None:
         raise SliceError(f"No predictions are logged for {query.version_id}.",
                          "Import its prediction log, or choose another model version.")
