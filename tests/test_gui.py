@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import gc
+import os
+import subprocess
+import sys
 from datetime import datetime
 from pathlib import Path
 
@@ -326,3 +329,25 @@ def test_no_shortcut_has_two_owners_on_any_screen_and_menus_show_ampersands(wind
         assert not clash, f"{window.nav.item(i).text()}: {sorted(clash)}"
     view = next(m.menu() for m in window.menuBar().actions() if m.text() == "&View")
     assert "Users && roles" in [a.text() for a in view.actions()]
+
+
+def test_screens_are_built_when_first_shown_and_get_the_open_project(qtbot, window: MainWindow, sample_copy: Path):
+    """Only the Overview is built at start (issue #23: a busy PC shows its window sooner); a screen built later
+    gets the project that is open then, and is wired like the others."""
+    code = ("import sys\nfrom PySide6.QtWidgets import QApplication\napp = QApplication([])\n"
+            "from app.views.main_window import MainWindow\nw = MainWindow()\n"
+            "print(' '.join(m for m in sys.modules if m.startswith(('app.views.', 'app.core.models'))))")
+    started = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                             env={**os.environ, "QT_QPA_PLATFORM": "offscreen"}, timeout=120)
+    loaded = set(started.stdout.split())
+    assert "app.views.overview_view" in loaded
+    assert not loaded & {"app.views.bench_view", "app.views.validation_view", "app.views.drift_view",
+                         "app.views.approvals_view", "app.core.models.registry"}, loaded
+    assert window.screens.built() == [window.overview]
+    _open(qtbot, window, sample_copy)
+    window.nav.setCurrentRow(5)  # Benchmarks, built now
+    assert window.screens.currentWidget() is window.benchmarks
+    assert window.benchmarks.project is window.project
+    assert len(window.screens.built()) == 2
+    window.close_project(force=True)
+    assert window.benchmarks.project is None

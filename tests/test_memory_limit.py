@@ -45,3 +45,28 @@ def test_a_bad_limit_is_named_and_opens_nothing(empty_project: Project, monkeypa
     assert main(["info", str(folder)]) != 0
     assert "such as 512MB or 4GB" in capsys.readouterr().err
     assert sorted(p.name for p in folder.iterdir()) == before
+
+
+def test_an_import_lifts_the_limit_for_its_span_only(empty_project: Project, tmp_path: Path) -> None:
+    """Under the reading limit a 10M-row import spilled its checks to disk (2.4x a bare CTAS); during an import
+    DuckDB's own default applies, and the reading limit is back after it, also after a refused file."""
+    from app.core.store.ingest import import_predictions
+    from tests.helpers import write_csv
+
+    good = write_csv(tmp_path / "good.csv", "record_id,ts,model_version,score,line",
+                     "r1,2026-01-01 00:00,m:v1,0.5,L1", "r2,2026-01-01 01:00,m:v1,0.7,L1")
+    import_predictions(empty_project, good)
+    assert 300e6 <= _limit_bytes(empty_project) <= 330e6
+    bad = write_csv(tmp_path / "bad.csv", "record_id,ts,model_version,score,line", "r9,2026-01-01 00:00,m:v1,,L1")
+    with pytest.raises(Exception, match="empty"):
+        import_predictions(empty_project, bad)
+    assert 300e6 <= _limit_bytes(empty_project) <= 330e6
+
+
+def test_the_write_span_uses_duckdb_default(empty_project: Project) -> None:
+    from app.core.store.project import write_memory
+
+    with empty_project.reading() as con, write_memory(con):
+        inside = _limit_bytes(empty_project)
+    assert inside > 1e9  # DuckDB's default: 80% of this PC's memory
+    assert 300e6 <= _limit_bytes(empty_project) <= 330e6

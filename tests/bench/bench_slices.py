@@ -4,6 +4,7 @@ bare DuckDB GROUP BY on the same tables, and against scikit-learn per group on p
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import shutil
 import statistics
@@ -96,9 +97,9 @@ def main() -> int:
                     con.execute(BARE_INNER).fetchall()
                     inner.append(time.perf_counter() - start)
             results["slices"] = table.slices.height
-            try:
+            if importlib.util.find_spec("pandas") and importlib.util.find_spec("sklearn"):
                 results["pandas_load_s"], results["sklearn_s"] = sklearn_per_group(project)
-            except ImportError:
+            else:
                 results["pandas_load_s"] = results["sklearn_s"] = None
         results["ours_s"], results["bare_s"] = statistics.median(ours), statistics.median(bare)
         results["bare_inner_s"] = statistics.median(inner)

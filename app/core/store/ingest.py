@@ -15,7 +15,7 @@ from app.core.errors import Cancelled, IngestError
 from app.core.progress import NullProgress, Progress, check_cancelled, interrupt_on_cancel
 from app.core.store import summary
 from app.core.store.db import one
-from app.core.store.project import Project
+from app.core.store.project import Project, write_memory
 from app.core.store.sources import (
     SourceFile,
     file_sha256,
@@ -190,7 +190,7 @@ def _staged_file(project: Project, path: Path | str, progress: Progress,
     source = recognise(path)
     con = project.cursor()
     try:
-        with interrupt_on_cancel(progress, con):
+        with interrupt_on_cancel(progress, con), write_memory(con):
             header = sniffer(con, source) if header_check is not None else None
             if header is not None:
                 header_check(source, header)
