@@ -171,3 +171,25 @@ def test_summaries_built_per_partition_merge_to_the_same_statistics() -> None:
                 assert np.allclose(got[column].to_numpy(), want[column].to_numpy(), rtol=1e-12, atol=1e-12), column
             else:
                 assert got[column].to_list() == want[column].to_list(), column
+
+
+def test_bounded_mode_against_a_registered_dataset_reference(sample_folder: Path, monkeypatch) -> None:
+    """A dataset as reference (its rows thinned by file row number to place the grid) keeps the bound honest."""
+    from app.sample.plant import START
+
+    monkeypatch.setattr(drift, "GRID_SAMPLE_ROWS", 500)  # thin the grid's rows, as a large dataset would be
+    current = (START + timedelta(weeks=20), START + timedelta(weeks=26))
+    query = DriftQuery(reference=(START, START), current=current, by=(), features=("current_a",),
+                       reference_dataset="train-v1", mode="bounded")
+    with Project.open(sample_folder, read_only=True) as project:
+        table = compute_drift(project, query)
+        with project.reading() as con:
+            path = con.execute("SELECT artifact_path FROM datasets WHERE dataset_id = 'train-v1'").fetchall()[0][0]
+            cur = con.execute("SELECT current_a FROM predictions WHERE ts >= ? AND ts < ?",
+                              list(current)).fetchnumpy()["current_a"]
+    row = table.rows.row(0, named=True)
+    ref = pl.read_parquet(sample_folder / path)["current_a"].to_numpy()
+    assert table.bounded and row["n_ref"] == len(ref) and row["n_cur"] == len(cur)
+    assert abs(row["ks_d"] - stats.ks_2samp(ref, cur).statistic) <= row["ks_d_bound"] + 1e-12
+    w = stats.wasserstein_distance(ref, cur) / ref.std()
+    assert abs(row["wasserstein_norm"] - w) <= row["wasserstein_norm_bound"] + 1e-9
