@@ -73,12 +73,10 @@ def cmd_drift(args: argparse.Namespace) -> int:
 
 def bound_text(table) -> str:
     """One line on how exact the numeric statistics are (the bounded summaries' largest error bounds)."""
-    if not table.bounded:
+    bounds = table.largest_bounds()
+    if bounds is None:
         return "KS and Wasserstein exact (every distinct value counted)"
-    rows = table.rows.filter(table.rows["kind"] == "numeric") if table.rows.height else table.rows
-    ks = rows["ks_d_bound"].max() if rows.height else None
-    w = rows["wasserstein_norm_bound"].max() if rows.height else None
-    return (f"KS within +-{ks or 0:.4f}, W/std within +-{w or 0:.4f} (bounded summaries, largest bound of any "
+    return (f"KS within +-{bounds[0]:.4f}, W/std within +-{bounds[1]:.4f} (bounded summaries, largest bound of any "
             "cell; --exact for exact values, at a cost that grows with rows x distinct values)")
 
 

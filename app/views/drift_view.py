@@ -58,12 +58,11 @@ class CellDetail:
 
 def _exactness(table: DriftTable) -> str:
     """How exact the numeric statistics are, for the summary line."""
-    if not table.bounded or not table.rows.height:
+    bounds = table.largest_bounds()
+    if bounds is None:
         return ""
-    numeric = table.rows.filter(pl.col("kind") == "numeric")
-    ks, w = numeric["ks_d_bound"].max(), numeric["wasserstein_norm_bound"].max()
-    return (f" Large windows: numeric statistics from bounded summaries, KS within +-{ks or 0:.4f} and W/std within "
-            f"+-{w or 0:.4f}.")
+    return (f" Large windows: numeric statistics from bounded summaries, KS within +-{bounds[0]:.4f} and W/std "
+            f"within +-{bounds[1]:.4f}.")
 
 
 def _qdate(value: date) -> QDate:

@@ -90,6 +90,13 @@ class DriftTable:
     rows: pl.DataFrame
     bounded: bool = False  # numeric statistics from bounded summaries (see the *_bound columns)
 
+    def largest_bounds(self) -> tuple[float, float] | None:
+        """(KS, W/std) error bounds of the least exact numeric cell; None when every statistic is exact."""
+        if not self.bounded or not self.rows.height:
+            return None
+        numeric = self.rows.filter(pl.col("kind") == "numeric")
+        return float(numeric["ks_d_bound"].max() or 0.0), float(numeric["wasserstein_norm_bound"].max() or 0.0)
+
 
 def _feature_columns(project: Project, wanted: tuple[str, ...] | None) -> list[tuple[str, str]]:
     with project.reading() as con:
@@ -195,7 +202,7 @@ def compute_drift(project: Project, query: DriftQuery, progress: Progress | None
     query = _resolve_reference(project, query, features)
     parts = []
     with project.reading() as con:
-        rows = _window_rows(con, query)
+        rows = _window_rows(con, query) if query.mode != "exact" else 0
         bounded = query.mode == "bounded" or query.mode == "auto" and rows > EXACT_MAX_ROWS
         numeric = [f for f, t in features if t == "DOUBLE"] if bounded else []
         if numeric:

@@ -299,7 +299,6 @@ def _fast_csv_import(project: Project, con: duckdb.DuckDBPyConnection, source: S
     with a missing-value spelling, a ragged row, a decimal comma, a time with a zone name, an empty file): that
     path stages the file, decides each column on all its rows and names the first bad row. Nothing is kept."""
     base = _csv_reader(source)
-    sniffed = sniffed or _sniff_csv_types(con, source)
     present = list(sniffed)
     if len(present) <= 1:
         return None  # one column: the sniffer gave up (a ragged row?), the exact path names the line

@@ -62,9 +62,13 @@ def write_memory(con: duckdb.DuckDBPyConnection) -> Iterator[None]:
         yield
     finally:
         try:
-            con.execute(f"SET memory_limit = '{memory_limit().replace(chr(39), '')}'")
+            _set_memory_limit(con)
         except duckdb.Error:
             pass
+
+
+def _set_memory_limit(con: duckdb.DuckDBPyConnection) -> None:
+    con.execute(f"SET memory_limit = '{memory_limit().replace(chr(39), '')}'")
 
 
 def _connect(path: Path, read_only: bool) -> duckdb.DuckDBPyConnection:
@@ -73,12 +77,11 @@ def _connect(path: Path, read_only: bool) -> duckdb.DuckDBPyConnection:
     # DuckDB keeps every block it reads cached up to 80% of the PC's memory, so a drift matrix over 10M rows held
     # over 1 GB: a bounded cache keeps a shop-floor PC responsive, and heavier steps spill to the temp folder
     # (outside the project folder, which must hold only the project).
-    limit = memory_limit()
     try:
-        con.execute(f"SET memory_limit = '{limit.replace(chr(39), '')}'")
+        _set_memory_limit(con)
     except duckdb.Error as exc:
         con.close()
-        raise SettingsError(f"LINEPROOF_MEMORY_LIMIT={limit!r} is not a memory size.",
+        raise SettingsError(f"LINEPROOF_MEMORY_LIMIT={memory_limit()!r} is not a memory size.",
                             "Give a size such as 512MB or 4GB, or unset it for the default "
                             f"({DEFAULT_MEMORY_LIMIT}).") from exc
     temp = str(Path(tempfile.gettempdir()) / f"lineproof-duckdb-{os.getpid()}").replace("'", "")
