@@ -9,7 +9,7 @@ XCB_LIBS := libxkbcommon-x11-0 libx11-xcb1 libxcb-cursor0 libxcb-icccm4 libxcb-k
 	libxcb-randr0 libxcb-render-util0 libxcb-shape0 libxcb-xfixes0 libxcb-xkb1 libxcb-sync1 libxcb-shm0 libxcb-glx0
 TEST_TOOLS := xvfb poppler-utils libnss3-tools
 
-.PHONY: run test test-slow bench mutation sample system-libs venv lint clean installer wheelhouse
+.PHONY: run test test-slow bench mutation sample system-libs venv lint clean installer wheelhouse cbpe-reference
 
 venv: $(STAMP)
 
@@ -66,6 +66,13 @@ bench: $(STAMP)
 	test -x .bench-evidently/bin/python || ($(PYTHON) -m venv .bench-evidently && \
 		.bench-evidently/bin/pip install -q evidently "pandas<3" duckdb pyarrow) || true
 	$(PY) tests/bench/bench_drift.py $$(test -x .bench-evidently/bin/python && echo .bench-evidently/bin/python)
+
+# NannyML's CBPE numbers on the seeded case that tests/test_estimate.py compares with (NannyML in its own venv:
+# a comparison, never a dependency; 0.13.1 imports statsmodels without declaring it).
+cbpe-reference:
+	test -x .bench-nannyml/bin/python || ($(PYTHON) -m venv .bench-nannyml && \
+		.bench-nannyml/bin/pip install -q nannyml==0.13.1 statsmodels "pandas<3")
+	.bench-nannyml/bin/python tests/fixtures/cbpe/nannyml_reference.py tests/fixtures/cbpe/nannyml-0.13.1.json
 
 # One-folder bundle in dist/lineproof (PyInstaller), then the offline smoke test on it.
 installer: system-libs $(STAMP)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import signal
 import sys
 import warnings
@@ -57,6 +58,10 @@ def main(argv: list[str] | None = None) -> int:
     except LineproofError as exc:
         print(f"lineproof {args.command}: error: {exc}", file=sys.stderr)
         return 2
+    except BrokenPipeError:  # `lineproof ... | head`: the reader has all it wanted (before OSError: a subclass)
+        # Point stdout at /dev/null so the interpreter's final flush does not raise the same error again.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
     except OSError as exc:  # a file the command was given or needs: name it, never a traceback
         where = f"{exc.filename}: " if exc.filename else ""
         print(f"lineproof {args.command}: error: {where}{exc.strerror or exc}.\nCheck the path and its "
@@ -65,9 +70,6 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("Interrupted; nothing was changed.", file=sys.stderr)
         return 130
-    except BrokenPipeError:  # `lineproof ... | head`: the reader has all it wanted
-        sys.stderr.close()
-        return 0
     finally:
         if previous is not None:
             signal.signal(signal.SIGTERM, previous)

@@ -1,4 +1,4 @@
-"""`lineproof slices|drift|events|freshness|alerts`: how the models do on the line."""
+"""`lineproof slices|drift|estimate|events|freshness|alerts`: how the models do on the line."""
 
 from __future__ import annotations
 
@@ -69,6 +69,50 @@ def cmd_drift(args: argparse.Namespace) -> int:
                              f(r["ks_d"]), f(r["ks_p"], 2), f(r["wasserstein_norm"]), f(r["js"]),
                              f"{(r['missing_cur'] or 0):8.1%}", flag]))
     return 0
+
+
+def cmd_estimate(args: argparse.Namespace) -> int:
+    """Print estimated performance per slice and window, with its band and the realized value."""
+    from app.core.analysis.estimate import EstimateQuery, compute_estimates
+    from app.core.analysis.slices import resolve_version
+
+    start, end = parse_window(args.reference, "--reference")
+    with open_project(args.path, read_only=True, allow_snapshot=True) as project:
+        version = resolve_version(project, args.model)
+        query = EstimateQuery(version, (start, end), tuple(d.strip() for d in args.by.split(",") if d.strip()),
+                              args.window, min_rows=args.min_rows, threshold=args.threshold)
+        table = compute_estimates(project, query, show_progress(args.quiet or args.format != "table"))
+    if args.format == "json":
+        print(json.dumps([{k: (v.isoformat() if hasattr(v, "isoformat") else v) for k, v in r.items()}
+                          for r in table.rows.iter_rows(named=True)], indent=2))
+    elif args.format == "csv":
+        sys.stdout.write(table.rows.write_csv())
+    else:
+        print(estimate_text(table, args.metric))
+    return 0
+
+
+def estimate_text(table, metric: str) -> str:
+    """The estimate table for a terminal: one line per slice and window, flagged gaps marked."""
+    keys = list(table.query.by)
+    lines = [f"{table.query.version_id}: {metric} estimated from the model's confidence (band: +-3 sampling errors); "
+             "realized where labels have arrived", *(f"  {n}" for n in table.notes),
+             "  ".join([*(k.ljust(10) for k in keys), "window".ljust(10), "      rows", "labelled",
+                        f"{'estimate':>9}", f"{'band':>15}", f"{'realized':>9}", "  note"])]
+
+    def f(v):
+        return "–".rjust(9) if v is None else f"{v:9.3f}"
+    for r in table.rows.iter_rows(named=True):
+        shown = "" if r["status"] == "estimated" else r["status"]
+        if r["gap_flagged"]:
+            shown = f"GAP ({r['gap_metrics']}): the model's confidence no longer matches the labels"
+        low, high = r[f"{metric}_lower"], r[f"{metric}_upper"]
+        span = "–".rjust(15) if low is None else f"{low:.3f}..{high:.3f}".rjust(15)
+        lines.append("  ".join([*(str(r[k]).ljust(10) for k in keys), str(r["period"]).ljust(10), f"{r['n']:10,}",
+                                f"{r['labelled']:8,}", f(r[metric]), span, f(r[f"{metric}_realized"]),
+                                ("R " if r["in_reference"] else "  ") + shown]))
+    lines.append("R: window overlaps the reference.")
+    return "\n".join(lines)
 
 
 def bound_text(table) -> str:
@@ -157,7 +201,7 @@ def cmd_alerts(args: argparse.Namespace) -> int:
 
 
 def add_parsers(sub: argparse._SubParsersAction) -> None:
-    """Register `slices`, `drift`, `events`, `freshness`, `alerts`."""
+    """Register `slices`, `drift`, `estimate`, `events`, `freshness`, `alerts`."""
     p = sub.add_parser("slices", help="performance per slice with confidence intervals, worst first",
                        description="Metrics per slice of one model version's prediction log joined with its "
                        "labels. Binary: accuracy, precision, recall, f1, fpr, auc, brier; regression: mae, "
@@ -201,6 +245,26 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--format", choices=("table", "csv", "json"), default="table")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress output")
     p.set_defaults(func=cmd_drift)
+
+    p = sub.add_parser("estimate", help="performance estimated before the labels arrive (CBPE), per slice and window",
+                       description="Confidence-based performance estimation for a binary classifier: scores are "
+                       "calibrated on a labelled reference window (isotonic, where it shows miscalibration), and "
+                       "each window's expected confusion matrix gives auc, f1, precision, recall, accuracy and fpr "
+                       "with a +-3 sampling-error band, the realized value where labels exist, and a flag when the "
+                       "two part beyond sampling noise.")
+    p.add_argument("path", help="project folder")
+    p.add_argument("--model", required=True, metavar="NAME[:VERSION]", help="model id or name, or a version id")
+    p.add_argument("--reference", required=True, metavar="FROM..TO",
+                   help="labelled reference window, e.g. 2026-05-04..2026-06-29")
+    p.add_argument("--by", default="", help="comma-separated slice dimensions, e.g. line or asset,shift")
+    p.add_argument("--window", choices=("day", "week", "month"), default="week", help="time window (default week)")
+    p.add_argument("--metric", choices=("auc", "f1", "precision", "recall", "accuracy", "fpr"), default="recall",
+                   help="metric shown in the table format (csv and json carry all)")
+    p.add_argument("--min-rows", type=int, default=300, help="rows a window needs for an estimate (default 300)")
+    p.add_argument("--threshold", type=float, help="decision threshold (default: the log's decisions)")
+    p.add_argument("--format", choices=("table", "csv", "json"), default="table")
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress output")
+    p.set_defaults(func=cmd_estimate)
 
     p = sub.add_parser("events", help="firmware changes and manual events on the timeline")
     p.add_argument("path", help="project folder")

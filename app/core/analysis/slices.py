@@ -126,7 +126,7 @@ class ThresholdUnknown(SliceError):
     """A log-only binary version without predicted labels: nobody said where its decision threshold is."""
 
 
-def _model_info(project: Project, version_id: str) -> tuple[str, float | None, bool]:
+def model_info(project: Project, version_id: str) -> tuple[str, float | None, bool]:
     """(task, threshold, whether the log carries predicted labels) of a version; threshold None when unknown."""
     with project.reading() as con:
         row = one(con, "SELECT m.task, v.threshold FROM model_versions v JOIN models m USING (model_id) "
@@ -142,7 +142,8 @@ def _model_info(project: Project, version_id: str) -> tuple[str, float | None, b
     return row[0], float(row[1] if row[1] is not None else 0.5), has_pred
 
 
-def _check_dimensions(project: Project, query: SliceQuery) -> None:
+def check_dimensions(project: Project, query: SliceQuery) -> None:
+    """Refuse unknown or repeated slice dimensions and unknown time windows."""
     with project.reading() as con:
         slice_cols = {r[0] for r in con.execute("SELECT name FROM log_columns WHERE role = 'slice'").fetchall()}
     wanted = list(query.by) + [d for d, _ in query.where]
@@ -183,8 +184,8 @@ def _latency_sql(query: SliceQuery) -> str:
 def compute_slices(project: Project, query: SliceQuery, progress: Progress | None = None) -> SliceTable:
     """Metrics per slice and overall for one model version (binary, regression or multiclass)."""
     progress = progress or NullProgress()
-    _check_dimensions(project, query)
-    task, threshold, has_pred = _model_info(project, query.version_id)
+    check_dimensions(project, query)
+    task, threshold, has_pred = model_info(project, query.version_id)
     # The line's own decisions (a predicted label column) are what happened; a threshold given here overrides
     # them to explore another operating point.
     use_pred = has_pred and query.threshold is None
@@ -461,7 +462,7 @@ def slice_dimensions(project: Project) -> list[str]:
 
 def task_metrics(project: Project, version_id: str) -> tuple[str, ...]:
     """The metrics available for a version's task."""
-    task, _, _ = _model_info(project, version_id)
+    task, _, _ = model_info(project, version_id)
     return {"binary": BINARY_METRICS, "regression": REGRESSION_METRICS}.get(task, MULTICLASS_METRICS)
 
 
