@@ -169,7 +169,14 @@ def cmd_freshness(args: argparse.Namespace) -> int:
 
 def cmd_alerts(args: argparse.Namespace) -> int:
     """Evaluate, acknowledge and list alerts, with alert precision per line."""
-    from app.core.analysis.alerts import acknowledge, alert_precision, evaluate_alerts, list_alerts
+    from app.core.analysis.alerts import (
+        acknowledge,
+        alert_precision,
+        alerts_json,
+        evaluate_alerts,
+        list_alerts,
+    )
+    from app.core.models.impact import measure_impact
 
     writes = bool(args.evaluate or args.ack is not None)
     with open_project(args.path, read_only=not writes, allow_snapshot=not writes) as project:
@@ -178,8 +185,8 @@ def cmd_alerts(args: argparse.Namespace) -> int:
                 raise LineproofError("--evaluate needs --reference FROM..TO and --current FROM..TO.",
                                      "Example: --reference 2026-05-04..2026-08-24 --current 2026-09-07..2026-10-19")
             new = evaluate_alerts(project, parse_window(args.reference, "--reference"), parse_window(args.current, "--current"),
-                                  progress=show_progress(args.quiet))
-            print(f"{new} new alert(s).")
+                                  progress=show_progress(args.quiet or args.format == "json"), impact=measure_impact)
+            print(f"{new} new alert(s).", file=sys.stderr if args.format == "json" else sys.stdout)
         if args.ack is not None:
             if args.verdict is None:
                 raise LineproofError("--ack needs --as real|false.", "Example: --ack 3 --as false --comment seasonal")
@@ -187,6 +194,9 @@ def cmd_alerts(args: argparse.Namespace) -> int:
             print(f"Alert #{args.ack} acknowledged as {args.verdict}.")
         alerts = list_alerts(project, None if args.all else "open")
         precision = alert_precision(project)
+    if args.format == "json":
+        print(json.dumps(alerts_json(alerts), indent=2, default=str))
+        return 0
     for r in alerts.iter_rows(named=True):
         print(f"#{r['alert_id']:<4} {r['state']:<5} {r['severity']:<6} {r['rule']:<11} {r['message']}")
     if not alerts.height:
@@ -289,5 +299,7 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--as", dest="verdict", choices=("real", "false"), help="the acknowledgement's verdict")
     p.add_argument("--comment", help="why (stored and audited)")
     p.add_argument("--all", action="store_true", help="list acknowledged alerts too")
+    p.add_argument("--format", choices=("table", "json"), default="table",
+                   help="json: each alert with its triage class, likely cause and impact, ranked by impact")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress output")
     p.set_defaults(func=cmd_alerts)

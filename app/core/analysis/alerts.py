@@ -5,14 +5,17 @@ measured as alert precision per line."""
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 import polars as pl
 
 from app.core.analysis.drift import DriftQuery, compute_drift
 from app.core.analysis.freshness import silent_gaps
 from app.core.analysis.slices import SliceQuery, ThresholdUnknown, compute_slices, logged_versions
+from app.core.analysis.triage import triage_drift
 from app.core.errors import LineproofError
 from app.core.progress import NullProgress, Progress
 from app.core.store.audit import current_actor
@@ -21,7 +24,9 @@ from app.core.store.manifest import settings_table
 from app.core.store.project import Project
 
 VERDICTS = ("real", "false")
-PLANT_WIDE_SHARE = 0.5  # a feature drifting on this share of the lines at once is one plant-wide alert
+HIGH_IMPACT = 0.05  # a local drift that flips this share of decisions is a high-severity alert
+SOME_IMPACT = 0.005  # below this share of flipped decisions a drift is a notice, not an alert
+ImpactProbe = Callable[[Project, dict, str, tuple, tuple], Any]  # (project, where, feature, ref, cur) -> Impact
 
 
 class AlertError(LineproofError):
@@ -56,7 +61,7 @@ def alert_dimension(project: Project) -> str | None:
 
 
 def _candidates(project: Project, reference: tuple[datetime, datetime], current: tuple[datetime, datetime],
-                rules: AlertRules, progress: Progress) -> list[dict]:
+                rules: AlertRules, progress: Progress, impact: ImpactProbe | None = None) -> list[dict]:
     found: list[dict] = []
     start, end = current
     dim = alert_dimension(project)
@@ -87,31 +92,10 @@ def _candidates(project: Project, reference: tuple[datetime, datetime], current:
                           "evidence": {k: r[k] for k in ("n", "labelled", "tp", "fn", "recall", "recall_low",
                                                          "recall_high")}})
     progress.report(0.4, "Checking drift and missingness")
-    drift = compute_drift(project, DriftQuery(reference, current, by=by)).rows
+    drift_table = compute_drift(project, DriftQuery(reference, current, by=by))
+    drift = drift_table.rows
     if drift.height:
-        drifted = drift.filter(pl.col("drifted").fill_null(False))
-        plant_wide: set[str] = set()
-        if has_line:
-            # A feature that moved on at least half of the lines is one plant-wide change (a season, a new
-            # material lot), not a dozen line problems: one alert.
-            lines = drift[dim].n_unique()
-            per_feature = drifted.group_by("feature").agg(pl.col(dim).n_unique().alias("lines"),
-                                                          pl.col("psi").max().alias("psi_max"))
-            wide = per_feature.filter(pl.col("lines") >= max(2, lines * PLANT_WIDE_SHARE))
-            plant_wide = set(wide["feature"].to_list())
-            for r in wide.iter_rows(named=True):
-                found.append({"rule": "drift", "scope": "plant-wide", "line": None, "subject": r["feature"],
-                              "severity": "medium",
-                              "message": f"{r['feature']} drifted on {r['lines']} of {lines} {dim}s at once "
-                                         f"(plant-wide; highest PSI {r['psi_max']:.2f})",
-                              "evidence": {"lines": r["lines"], "of_lines": lines, "psi_max": r["psi_max"]}})
-        for r in drifted.filter(~pl.col("feature").is_in(list(plant_wide))).iter_rows(named=True):
-            scope, line, words = where(r)
-            found.append({"rule": "drift", "scope": scope, "line": line, "subject": r["feature"],
-                          "severity": "medium",
-                          "message": f"{r['feature']} drifted {words} ({r['method']}; PSI {r['psi']:.2f})",
-                          "evidence": {k: r.get(k) for k in ("n_ref", "n_cur", "psi", "ks_d", "ks_p", "js",
-                                                             "wasserstein_norm", "chi2_p", "method")}})
+        found += _drift_alerts(project, drift_table, dim, reference, current, impact, progress)
         up = drift.filter((pl.col("missing_cur") - pl.col("missing_ref")) >= rules.missing_increase)
         for r in up.iter_rows(named=True):
             scope, line, words = where(r)
@@ -135,13 +119,49 @@ def _candidates(project: Project, reference: tuple[datetime, datetime], current:
     return found
 
 
+def _drift_alerts(project: Project, drift_table, dim: str | None, reference: tuple[datetime, datetime],
+                  current: tuple[datetime, datetime], impact: ImpactProbe | None, progress: Progress) -> list[dict]:
+    """Plant-wide drift as one notice per feature; each local drift an alert with its cause and impact."""
+    found: list[dict] = []
+    triage = triage_drift(project, drift_table)
+    for r in triage.notices.iter_rows(named=True):
+        found.append({"rule": "drift", "scope": "plant-wide", "line": None, "subject": r["feature"],
+                      "severity": "notice", "message": r["message"],
+                      "evidence": {"triage": "plant-wide", "slices": r["slices"], "of_slices": r["of_slices"]}})
+    stats = drift_table.rows.select(*drift_table.query.by, "feature", "n_ref", "n_cur", "psi", "ks_d", "ks_p", "js",
+                                    "wasserstein_norm", "chi2_p", "method")
+    local = triage.local().join(stats, on=[*drift_table.query.by, "feature"], how="left")
+    for i, r in enumerate(local.iter_rows(named=True)):
+        progress.report(0.4 + 0.35 * i / max(local.height, 1), f"Impact of {r['feature']}")
+        where = {dim: r[dim]} if dim else {}
+        measured = impact(project, where, r["feature"], reference, current) if impact else None
+        flips = measured.flip_share if measured is not None else None
+        severity = "medium" if flips is None else ("high" if flips >= HIGH_IMPACT else
+                                                   "medium" if flips >= SOME_IMPACT else "notice")
+        words = f"on {r[dim]}" if dim else "overall"
+        effect = "" if flips is None else f"; {flips:.1%} of decisions flip when restored"
+        found.append({"rule": "drift", "scope": f"{dim}={r[dim]}" if dim else "all", "line": r[dim] if dim else None,
+                      "subject": r["feature"], "severity": severity,
+                      "message": f"{r['feature']} drifted {words}, local: {r['cause'] or r['method']}{effect}",
+                      "evidence": {"triage": "local", "cause": r["cause"], "event": r["event"],
+                                   "offset": r["offset"], "impact": measured.as_dict() if measured else None,
+                                   **{k: r.get(k) for k in ("n_ref", "n_cur", "psi", "ks_d", "ks_p", "js",
+                                                            "wasserstein_norm", "chi2_p", "method")}}})
+    return found
+
+
 def evaluate_alerts(project: Project, reference: tuple[datetime, datetime], current: tuple[datetime, datetime],
-                    rules: AlertRules | None = None, progress: Progress | None = None) -> int:
-    """Evaluate every rule over the current window and store new alerts; returns how many were new."""
+                    rules: AlertRules | None = None, progress: Progress | None = None,
+                    impact: ImpactProbe | None = None) -> int:
+    """Evaluate every rule over the current window and store new alerts; returns how many were new.
+
+    `impact(project, where, feature, reference, current)` (app.core.models.impact.measure_impact, passed by the
+    caller: analysis does not run models) measures how much a local drift moves the model's decisions.
+    """
     progress = progress or NullProgress()
     project.require_writable()
     rules = rules or AlertRules.from_manifest(project.manifest.extra)
-    found = _candidates(project, reference, current, rules, progress)
+    found = _candidates(project, reference, current, rules, progress, impact)
     with project.reading() as con:
         known = {(r[0], r[1], r[2]) for r in con.execute(
             "SELECT rule, scope, subject FROM alerts WHERE window_start = ? AND window_end = ?",
@@ -181,12 +201,27 @@ def acknowledge(project: Project, alert_id: int, verdict: str, comment: str = ""
 
 
 def list_alerts(project: Project, state: str | None = None) -> pl.DataFrame:
-    """Alerts: open first, then by severity, newest window first."""
+    """Alerts: open first, then by severity, then by impact (share of decisions a drift flips), newest first."""
     with project.reading() as con:
         where = "WHERE state = $s" if state else ""
-        return con.sql(f"SELECT * FROM alerts {where} ORDER BY state = 'open' DESC, "
-                       "CASE severity WHEN 'high' THEN 0 WHEN 'medium' THEN 1 ELSE 2 END, window_end DESC, alert_id",
+        return con.sql(f"""SELECT *, TRY_CAST(json_extract(evidence_json, '$.impact.flip_share') AS DOUBLE) AS impact
+                           FROM alerts {where} ORDER BY state = 'open' DESC,
+                           CASE severity WHEN 'high' THEN 0 WHEN 'medium' THEN 1 ELSE 2 END,
+                           impact DESC NULLS LAST, window_end DESC, alert_id""",
                        params={"s": state} if state else None).pl()
+
+
+def alerts_json(alerts: pl.DataFrame) -> list[dict]:
+    """Alerts for machines: each with its triage class, likely cause and impact lifted out of its evidence."""
+    out = []
+    for r in alerts.iter_rows(named=True):
+        evidence = json.loads(r["evidence_json"] or "{}")
+        out.append({**{k: (v.isoformat() if hasattr(v, "isoformat") else v) for k, v in r.items()
+                       if k not in ("evidence_json", "impact")},
+                    "triage": evidence.get("triage"), "cause": evidence.get("cause") or evidence.get("event"),
+                    "impact": evidence.get("impact"),
+                    "evidence": {k: v for k, v in evidence.items() if k not in ("triage", "cause", "impact")}})
+    return out
 
 
 def alert_precision(project: Project) -> pl.DataFrame:

@@ -18,7 +18,7 @@ import duckdb
 import numpy as np
 import polars as pl
 
-from app.core.analysis.slices import SliceQuery, ThresholdUnknown, check_dimensions, model_info
+from app.core.analysis.slices import AUC_BINS, SliceQuery, ThresholdUnknown, check_dimensions, model_info
 from app.core.errors import Cancelled, LineproofError
 from app.core.progress import NullProgress, Progress, check_cancelled, interrupt_on_cancel
 from app.core.stats.cbpe import METRICS, Confusion, ReferenceSpread, band, realized_auc
@@ -41,6 +41,10 @@ GAP_SIGMAS = 3.5
 MIN_ROWS = 300  # rows a window needs before an estimate is shown
 MIN_REFERENCE = 200  # labelled reference rows a slice needs, of both classes
 MISSING = "(missing)"
+MODES = ("auto", "exact", "bounded")
+EXACT_MAX_ROWS = 1_000_000  # above this, auto mode pools rows into score bins (cost like the slice table's)
+BINS = AUC_BINS  # bounded mode: the slice table's score bins, exact when scores have at most 3 decimals
+REFERENCE_DECIMALS = 3  # bounded mode fits the calibration on reference scores rounded like its bins
 
 
 class EstimateError(LineproofError):
@@ -58,6 +62,7 @@ class EstimateQuery:
     min_rows: int = MIN_ROWS
     min_reference: int = MIN_REFERENCE
     threshold: float | None = None  # default: the log's decisions, else the version's threshold
+    mode: str = "auto"  # "exact", "bounded", or "auto": exact up to EXACT_MAX_ROWS logged rows
 
 
 @dataclass(frozen=True)
@@ -81,6 +86,7 @@ class EstimateTable:
     rows: pl.DataFrame
     calibration: tuple[SliceCalibration, ...]
     notes: tuple[str, ...] = ()
+    bounded: bool = False  # rows pooled into score bins: see the *_max_error columns
 
     def flagged(self) -> pl.DataFrame:
         """Windows whose realized metrics left the estimate's band: the model's confidence no longer holds."""
@@ -95,16 +101,20 @@ def compute_estimates(project: Project, query: EstimateQuery, progress: Progress
     con = project.cursor()
     try:
         with interrupt_on_cancel(progress, con):
+            rows = one(con, "SELECT coalesce(sum(rows), 0) FROM coverage_summary WHERE version_id = ?",
+                       [query.version_id])[0]
+            bounded = query.mode == "bounded" or query.mode == "auto" and rows > EXACT_MAX_ROWS
             progress.report(0.05, "Summarising the labelled reference")
-            reference = con.sql(_reference_sql(query, use_pred), params=_params(query, threshold)).pl()
+            reference = con.sql(_reference_sql(query, use_pred, bounded), params=_params(query, threshold)).pl()
             _check_reference(query, reference)
             progress.report(0.3, "Calibrating each slice on its reference")
             fitted = {key: _calibrate(query, key, part) for key, part in _split(reference, keys).items()}
             check_cancelled(progress)
             progress.report(0.4, "Expected and realized confusion per slice and window")
-            con.register("_estimate_knots", _knots(query, fitted))
-            windows = con.sql(_windows_sql(query, use_pred), params={"v": query.version_id, "t": threshold}).pl()
-            con.unregister("_estimate_knots")
+            con.register("_estimate_map", _edges(query, fitted) if bounded else _knots(query, fitted))
+            windows = con.sql(_windows_sql(query, use_pred, bounded),
+                              params={"v": query.version_id, "t": threshold}).pl()
+            con.unregister("_estimate_map")
             unscored = one(con, "SELECT count(*) FROM predictions WHERE version_id = ? AND score IS NULL",
                            [query.version_id])[0]
     except duckdb.InterruptException as exc:
@@ -119,11 +129,11 @@ def compute_estimates(project: Project, query: EstimateQuery, progress: Progress
             key, 0, 0, problem="no labelled rows in the reference window"), None, None))[::2]
         calibrations.append(calibration)
         records += _records(query, key, part, calibration, spread)
-    rows = pl.DataFrame(records, infer_schema_length=None) if records else _empty(query)
-    rows = rows.sort([*keys, "period"])
-    progress.report(1.0, f"{rows.height:,} windows estimated")
+    table = pl.DataFrame(records, infer_schema_length=None) if records else _empty(query)
+    table = table.sort([*keys, "period"])
+    progress.report(1.0, f"{table.height:,} windows estimated")
     calibrations.sort(key=lambda c: c.key)
-    return EstimateTable(query, rows, tuple(calibrations), _notes(calibrations, unscored, use_pred))
+    return EstimateTable(query, table, tuple(calibrations), _notes(calibrations, unscored, use_pred, bounded), bounded)
 
 
 def _decisions(project: Project, query: EstimateQuery) -> tuple[bool, float]:
@@ -132,6 +142,8 @@ def _decisions(project: Project, query: EstimateQuery) -> tuple[bool, float]:
         raise EstimateError(f"Estimation needs a binary classifier; {query.version_id} is a {task} model.",
                             "Confidence-based estimation works from the probability of the positive class. For this "
                             "model, read measured performance with `lineproof slices` once labels arrive.")
+    if query.mode not in MODES:
+        raise EstimateError(f"Unknown mode {query.mode!r}.", f"Use one of {', '.join(MODES)}.")
     if query.window not in WINDOWS:
         raise EstimateError(f"Unknown time window {query.window!r}.", f"Use one of {', '.join(WINDOWS)}.")
     check_dimensions(project, SliceQuery(query.version_id, query.by))
@@ -164,9 +176,10 @@ def _decided(use_pred: bool) -> str:
     return f"({rule})::INTEGER AS decided"
 
 
-def _reference_sql(query: EstimateQuery, use_pred: bool) -> str:
-    """Labelled reference rows per slice, fold (by record id), score and decision."""
-    return f"""SELECT {_key_sql(query)}(hash(p.record_id) % {FOLDS})::INTEGER AS fold, p.score, {_decided(use_pred)},
+def _reference_sql(query: EstimateQuery, use_pred: bool, bounded: bool) -> str:
+    """Labelled reference rows per slice, fold (by record id), score (rounded in bounded mode) and decision."""
+    score = f"round(p.score, {REFERENCE_DECIMALS}) AS score" if bounded else "p.score"
+    return f"""SELECT {_key_sql(query)}(hash(p.record_id) % {FOLDS})::INTEGER AS fold, {score}, {_decided(use_pred)},
                       count(*) AS n, sum(l.label)::BIGINT AS positives,
                       count(*) FILTER (WHERE l.label NOT IN (0, 1)) AS not_binary
                FROM predictions p JOIN labels l USING (record_id)
@@ -174,40 +187,72 @@ def _reference_sql(query: EstimateQuery, use_pred: bool) -> str:
                GROUP BY ALL"""
 
 
-def _windows_sql(query: EstimateQuery, use_pred: bool) -> str:
-    """Per slice and window: expected confusion (p from the slice's knots), counted confusion, and both ROC AUCs.
+def _windows_sql(query: EstimateQuery, use_pred: bool, bounded: bool) -> str:
+    """Per slice and window: expected confusion (p from the slice's map), counted confusion, and both ROC AUCs.
 
-    Rows are first pooled per distinct score; one pass from the highest score down accumulates the expected
-    positives (for the expected ROC curve) and the labelled negatives (for the realized Mann-Whitney count).
+    Rows are first pooled per distinct score (exact) or per score bin (bounded); one pass from the highest
+    score down accumulates the expected positives (for the expected ROC curve) and the labelled negatives (for
+    the realized Mann-Whitney count). In bounded mode a bin counts as one tie (hence the AUCs' error bounds),
+    and p is the slice's map drawn straight between the bin edges, which a bin's row count and score sum
+    integrate exactly; `count_error` bounds what that changes in each expected count.
     """
     keys = [sql_ident(d) for d in query.by]
     part = ", ".join([*keys, "period"])
-    on = " AND ".join([*(f"g.{k} = k.{k}" for k in keys), "g.score >= k.x"])
+    if bounded:
+        grain = "bin"
+        pooled = (f"greatest(0, least(floor(round(score * {BINS}, 6)), {BINS - 1}))::INTEGER AS bin, "
+                  "sum(score) AS s, coalesce(sum(score) FILTER (WHERE decided = 1), 0) AS s1")
+        mapped = f"""SELECT g.*, k.v * n + k.slope * (s - n * k.edge) AS e, k.v * n1 + k.slope * (s1 - n1 * k.edge) AS e1,
+                            n * k.rise AS err
+                     FROM g LEFT JOIN _estimate_map k ON {" AND ".join([*(f"g.{k} = k.{k}" for k in keys), "g.bin = k.bin"])}"""
+    else:
+        grain = "score"
+        pooled = "score"
+        p = "CASE WHEN k.x_next IS NULL THEN k.y ELSE k.y + (g.score - k.x) * (k.y_next - k.y) / (k.x_next - k.x) END"
+        mapped = f"""SELECT g.*, ({p}) * n AS e, ({p}) * n1 AS e1, 0::DOUBLE AS err
+                     FROM g ASOF LEFT JOIN _estimate_map k ON {" AND ".join([*(f"g.{k} = k.{k}" for k in keys), "g.score >= k.x"])}"""
     return f"""
-WITH g AS (SELECT {part}, score, count(*) AS n, count(*) FILTER (WHERE decided = 1) AS n1,
+WITH g AS (SELECT {part}, {pooled}, count(*) AS n, count(*) FILTER (WHERE decided = 1) AS n1,
                   count(label) AS labelled, count(label) FILTER (WHERE decided = 1) AS labelled1,
                   coalesce(sum(label), 0) AS positives, coalesce(sum(label) FILTER (WHERE decided = 1), 0) AS positives1,
-                  count(*) FILTER (WHERE label NOT IN (0, 1)) AS not_binary
+                  count(*) FILTER (WHERE label NOT IN (0, 1)) AS not_binary, min(score) AS low, max(score) AS high
            FROM (SELECT {_key_sql(query)}date_trunc('{query.window}', p.ts)::DATE AS period, p.score,
                         {_decided(use_pred)}, l.label
                  FROM predictions p LEFT JOIN labels l USING (record_id)
                  WHERE p.version_id = $v AND p.score IS NOT NULL)
            GROUP BY ALL),
-c AS (SELECT g.*, CASE WHEN k.x_next IS NULL THEN k.y
-                       ELSE k.y + (g.score - k.x) * (k.y_next - k.y) / (k.x_next - k.x) END AS p
-      FROM g ASOF LEFT JOIN _estimate_knots k ON {on}),
-w AS (SELECT *, p * n AS e, labelled - positives AS negatives,
-             sum(p * n) OVER win AS cum_e, sum(labelled - positives) OVER win AS cum_neg
-      FROM c WINDOW win AS (PARTITION BY {part} ORDER BY score DESC ROWS UNBOUNDED PRECEDING))
+c AS ({mapped}),
+w AS (SELECT *, labelled - positives AS negatives, sum(e) OVER win AS cum_e, sum(labelled - positives) OVER win AS cum_neg
+      FROM c WINDOW win AS (PARTITION BY {part} ORDER BY {grain} DESC ROWS UNBOUNDED PRECEDING))
 SELECT {part}, sum(n)::BIGINT AS n, sum(labelled)::BIGINT AS labelled,
-       sum(p * n1) AS tp, sum((1 - p) * n1) AS fp, sum(p * (n - n1)) AS fn, sum((1 - p) * (n - n1)) AS tn,
+       sum(e1) AS tp, sum(n1 - e1) AS fp, sum(e - e1) AS fn, sum(n - n1 - e + e1) AS tn,
        sum(positives1)::DOUBLE AS rtp, sum(labelled1 - positives1)::DOUBLE AS rfp,
        sum(positives - positives1)::DOUBLE AS rfn, sum(labelled - labelled1 - positives + positives1)::DOUBLE AS rtn,
        sum(e) AS expected, sum((n - e) * (2 * cum_e - e)) AS auc_area,
        sum(positives * (cum_neg - 0.5 * negatives)) AS auc_wrong,
-       min(score) AS low, max(score) AS high, coalesce(sum(n) FILTER (WHERE score < 0 OR score > 1), 0) AS outside,
+       {"sum(e * (n - e))" if bounded else "0"}::DOUBLE AS expected_tied,
+       {"sum(positives * negatives)" if bounded else "0"}::DOUBLE AS labelled_tied, sum(err)::DOUBLE AS count_error,
+       min(low) AS low, max(high) AS high, coalesce(sum(n) FILTER (WHERE low < 0 OR high > 1), 0) AS outside,
        sum(not_binary) AS not_binary
 FROM w GROUP BY {part}"""
+
+
+def _edges(query: EstimateQuery, fitted: dict) -> pl.DataFrame:
+    """Each slice's map drawn straight between the score bins' edges: per bin its value at the lower edge,
+    slope, and rise (how far the straight line can be from the map inside the bin; none for the identity)."""
+    edges = np.arange(BINS + 1) / BINS
+    frames = []
+    for key, (calibration, mapping, _) in fitted.items():
+        if calibration.problem:
+            continue
+        values = mapping(edges) if mapping is not None else edges
+        rise = np.diff(values)
+        frame = pl.DataFrame({"bin": np.arange(BINS, dtype=np.int32), "edge": edges[:-1], "v": values[:-1],
+                              "slope": rise * BINS, "rise": rise if mapping is not None else np.zeros(BINS)})
+        frames.append(frame.with_columns(*(pl.lit(v, pl.Utf8).alias(d) for d, v in zip(query.by, key, strict=True))))
+    schema = {d: pl.Utf8 for d in query.by} | {"bin": pl.Int32, "edge": pl.Float64, "v": pl.Float64,
+                                               "slope": pl.Float64, "rise": pl.Float64}
+    return pl.concat(frames).select(list(schema)) if frames else pl.DataFrame(schema=schema)
 
 
 def _knots(query: EstimateQuery, fitted: dict) -> pl.DataFrame:
@@ -345,6 +390,7 @@ def _records(query: EstimateQuery, key: tuple[str, ...], windows: pl.DataFrame, 
         pairs = (w["rtp"] + w["rfn"]) * (w["rfp"] + w["rtn"])
         realized["auc"] = 1.0 - w["auc_wrong"] / pairs if pairs > 0 else None
         estimated: dict[str, float | None] = {m: None for m in METRICS}
+        expected_pairs = 0.0
         status = calibration.problem or ("estimated" if rows >= query.min_rows
                                          else f"too few rows ({rows:,} < {query.min_rows:,})")
         if status == "estimated":
@@ -352,6 +398,12 @@ def _records(query: EstimateQuery, key: tuple[str, ...], windows: pl.DataFrame, 
             expected_pairs = 2.0 * w["expected"] * (rows - w["expected"])
             estimated["auc"] = w["auc_area"] / expected_pairs if expected_pairs > 0 else None
         record["status"] = status
+        # bounded mode: a score bin counts as one tie (at most half its pairs can be misordered), and each
+        # expected count can move by count_error rows between the binned map and the exact one
+        record["auc_max_error"] = (0.5 * w["expected_tied"] / (expected_pairs / 2.0)
+                                   if status == "estimated" and expected_pairs > 0 else None)
+        record["auc_realized_max_error"] = 0.5 * w["labelled_tied"] / pairs if pairs > 0 else None
+        record["count_max_error"] = w["count_error"] if status == "estimated" else None
         flagged = []
         for m in METRICS:
             error = spread.sampling_error(m, rows) if spread and estimated[m] is not None else None
@@ -386,11 +438,16 @@ def _empty(query: EstimateQuery) -> pl.DataFrame:
     for m in METRICS:
         cols |= {m: pl.Float64, f"{m}_lower": pl.Float64, f"{m}_upper": pl.Float64, f"{m}_realized": pl.Float64,
                  f"{m}_gap": pl.Float64}
-    return pl.DataFrame(schema=cols | {"gap_flagged": pl.Boolean, "gap_metrics": pl.Utf8})
+    return pl.DataFrame(schema=cols | {"auc_max_error": pl.Float64, "auc_realized_max_error": pl.Float64,
+                                       "count_max_error": pl.Float64, "gap_flagged": pl.Boolean,
+                                       "gap_metrics": pl.Utf8})
 
 
-def _notes(calibrations: list[SliceCalibration], unscored: int, use_pred: bool) -> tuple[str, ...]:
+def _notes(calibrations: list[SliceCalibration], unscored: int, use_pred: bool, bounded: bool) -> tuple[str, ...]:
     notes = []
+    if bounded:
+        notes.append(f"Rows pooled into {BINS:,} score bins (more than {EXACT_MAX_ROWS:,} rows): ROC AUC within "
+                     "auc_max_error, expected counts within count_max_error; --exact for exact values.")
     fitted = [", ".join(c.key) or "all rows" for c in calibrations if c.calibrated]
     if fitted:
         notes.append(f"Scores recalibrated (isotonic, fitted on the reference) for: {'; '.join(fitted)}.")
