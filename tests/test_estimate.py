@@ -55,12 +55,13 @@ def nannyml_case(tmp_path_factory):
         "tests/fixtures/cbpe/nannyml_reference.py in the NannyML venv")
     project = _project(tmp_path_factory.mktemp("cbpe") / "case", columns)
     table = compute_estimates(project, EstimateQuery("m:v1", (REF_START, REF_END), by=("line",)))
-    yield table, reference
+    folder = project.folder
     project.close()
+    yield table, reference, folder
 
 
 def test_estimates_equal_nannyml_cbpe_per_line_and_week(nannyml_case):
-    table, reference = nannyml_case
+    table, reference, _ = nannyml_case
     compared = 0
     for line, expected in reference["lines"].items():
         calibration = next(c for c in table.calibration if c.key == (line,))
@@ -90,7 +91,7 @@ def test_estimates_equal_nannyml_cbpe_per_line_and_week(nannyml_case):
 
 
 def test_under_covariate_shift_the_estimate_tracks_the_realized_metric_within_its_band(nannyml_case):
-    table, _ = nannyml_case
+    table, _, _ = nannyml_case
     labelled = table.rows.filter(~pl.col("in_reference") & (pl.col("labelled") > 0))
     assert labelled.height == 12  # weeks 5-8 on three lines
     for m in ("auc", "f1", "precision", "recall", "accuracy", "fpr"):
@@ -209,3 +210,24 @@ def test_the_sample_story_from_the_command_line(sample_folder: Path):
                             "--reference", "2026-10-26..2026-11-02", "-q"], capture_output=True, text=True,
                            timeout=300, cwd=Path(__file__).parents[1])
     assert shown.returncode == 2 and "has no labelled predictions" in shown.stderr and not shown.stdout
+
+
+def test_bounded_mode_stays_within_its_bounds_and_auto_picks_it_for_large_logs(nannyml_case, monkeypatch):
+    import app.core.analysis.estimate as estimate
+
+    table, _, folder = nannyml_case
+    project = Project.open(folder, read_only=True)
+    try:
+        monkeypatch.setattr(estimate, "EXACT_MAX_ROWS", 1000)
+        bounded = compute_estimates(project, EstimateQuery("m:v1", (REF_START, REF_END), by=("line",)))
+    finally:
+        project.close()
+    assert bounded.bounded and not table.bounded and "score bins" in " ".join(bounded.notes)
+    exact, rows = table.rows.sort("line", "period"), bounded.rows.sort("line", "period")
+    # counted metrics do not depend on the bins; the realized ROC AUC moves by at most its tie bound
+    assert (exact["recall_realized"] - rows["recall_realized"]).abs().max() < 1e-12
+    assert ((exact["auc_realized"] - rows["auc_realized"]).abs() <= rows["auc_realized_max_error"] + 1e-12).all()
+    # estimates: the binned map and a calibration fitted on 3-decimal reference scores stay close to exact
+    for m in ("auc", "recall", "precision", "f1", "accuracy", "fpr"):
+        assert (exact[m] - rows[m]).abs().max() < 0.01, m
+    assert rows["count_max_error"].max() > 0 and exact["count_max_error"].max() == 0

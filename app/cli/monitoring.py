@@ -80,7 +80,7 @@ def cmd_estimate(args: argparse.Namespace) -> int:
     with open_project(args.path, read_only=True, allow_snapshot=True) as project:
         version = resolve_version(project, args.model)
         query = EstimateQuery(version, (start, end), tuple(d.strip() for d in args.by.split(",") if d.strip()),
-                              args.window, min_rows=args.min_rows, threshold=args.threshold)
+                              args.window, min_rows=args.min_rows, threshold=args.threshold, mode=args.mode)
         table = compute_estimates(project, query, show_progress(args.quiet or args.format != "table"))
     if args.format == "json":
         print(json.dumps([{k: (v.isoformat() if hasattr(v, "isoformat") else v) for k, v in r.items()}
@@ -272,6 +272,12 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
                    help="metric shown in the table format (csv and json carry all)")
     p.add_argument("--min-rows", type=int, default=300, help="rows a window needs for an estimate (default 300)")
     p.add_argument("--threshold", type=float, help="decision threshold (default: the log's decisions)")
+    exactness = p.add_mutually_exclusive_group()
+    exactness.add_argument("--exact", dest="mode", action="store_const", const="exact",
+                           help="every distinct score (default up to 1M logged rows; costs a sort of them)")
+    exactness.add_argument("--bounded", dest="mode", action="store_const", const="bounded",
+                           help="1,000 score bins with error bounds (default above 1M rows)")
+    p.set_defaults(mode="auto")
     p.add_argument("--format", choices=("table", "csv", "json"), default="table")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress output")
     p.set_defaults(func=cmd_estimate)
