@@ -42,3 +42,26 @@ def test_the_worst_line_and_the_silent_assets_match_an_independent_count(sample_
     con.close()
     assert {s["asset"] for s in attention.silent} == silent
     assert attention.open_alerts == 0
+
+
+def test_the_newest_estimated_week_and_the_top_alert(sample_copy: Path):
+    """The attention line's estimate is for the newest week (labels mostly not in), its labelled share counted
+    independently; the top alert is the first open one."""
+    from datetime import datetime
+
+    from app.core.analysis.alerts import AlertRules, evaluate_alerts
+
+    with Project.open(sample_copy) as project:
+        evaluate_alerts(project, (datetime(2026, 5, 4), datetime(2026, 7, 27)),
+                        (datetime(2026, 9, 7), datetime(2026, 10, 5)), AlertRules(stale_hours=150))
+        attention = build_attention(project)
+    e = attention.estimated
+    con = duckdb.connect(str(sample_copy / "project.duckdb"), read_only=True)
+    week, rows, labelled = con.execute("""SELECT date_trunc('week', max(ts))::DATE FROM predictions""").fetchall()[0][0], *(
+        con.execute("""SELECT count(*), count(l.label) FROM predictions p LEFT JOIN labels l USING (record_id)
+                       WHERE p.line = ? AND date_trunc('week', p.ts) = (SELECT date_trunc('week', max(ts))
+                       FROM predictions)""", [e["line"]]).fetchall()[0])
+    con.close()
+    assert e["period"] == week and abs(e["labelled_share"] - labelled / rows) < 1e-12
+    assert e["low"] <= e["recall"] <= e["high"]
+    assert attention.top_alert and "P2-L02" in attention.top_alert

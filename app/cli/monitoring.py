@@ -34,6 +34,7 @@ def cmd_slices(args: argparse.Namespace) -> int:
 def cmd_drift(args: argparse.Namespace) -> int:
     """Print drift and data quality per feature and slice."""
     from app.core.analysis.drift import DriftQuery, compute_drift
+    from app.core.analysis.triage import with_triage
 
     if not args.reference and not args.reference_dataset:
         raise LineproofError("drift needs a reference: --reference FROM..TO or --reference-dataset ID.",
@@ -45,7 +46,7 @@ def cmd_drift(args: argparse.Namespace) -> int:
                        features=tuple(f.strip() for f in args.features.split(",")) if args.features else None,
                        bins=args.bins, min_rows=args.min_rows, mode=args.mode)
     with open_project(args.path, read_only=True, allow_snapshot=True) as project:
-        table = compute_drift(project, query, show_progress(args.quiet or args.format != "table"))
+        table = with_triage(project, compute_drift(project, query, show_progress(args.quiet or args.format != "table")))
     rows = table.rows
     if args.only_drifted and rows.height:
         rows = rows.filter(rows["drifted"].fill_null(False))
@@ -60,14 +61,15 @@ def cmd_drift(args: argparse.Namespace) -> int:
               "normalised Wasserstein (numeric) / Jensen-Shannon (categorical), PSI alongside")
         print(bound_text(table))
         print("  ".join([*(k.ljust(10) for k in keys), "feature".ljust(22), "    PSI", "   KS D", "  KS p",
-                         " W/std", "    JS", " missing", "drift"]))
+                         " W/std", "    JS", " missing", "drift", "triage"]))
         for r in rows.iter_rows(named=True):
             def f(v, d=3):
                 return "–".rjust(7) if v is None else f"{v:7.{d}f}"
             flag = "DRIFT" if r["drifted"] else ("" if r["drifted"] is not None else r["status"])
             print("  ".join([*(str(r[k]).ljust(10) for k in keys), r["feature"].ljust(22), f(r["psi"]),
                              f(r["ks_d"]), f(r["ks_p"], 2), f(r["wasserstein_norm"]), f(r["js"]),
-                             f"{(r['missing_cur'] or 0):8.1%}", flag]))
+                             f"{(r['missing_cur'] or 0):8.1%}", flag.ljust(5),
+                             f"{r['triage']}: {r['cause']}" if r.get("triage") else ""]))
     return 0
 
 

@@ -34,6 +34,7 @@ from app.core.analysis.drift import (
 )
 from app.core.analysis.events import detect_version_changes, list_events
 from app.core.analysis.slices import logged_span, project_has_events, slice_dimensions
+from app.core.analysis.triage import with_triage
 from app.core.store.project import Project
 from app.views.errors import show_error
 from app.views.heatmap_widget import Heatmap
@@ -223,7 +224,8 @@ class DriftView(Screen):
         if self._task is not None and self._task.running:
             self._task.cancel()
         project, query = self.project, self.query()
-        task = self._track(self.run_job("Computing drift", lambda progress: compute_drift(project, query, progress)))
+        task = self._track(self.run_job("Computing drift", lambda progress: with_triage(
+            project, compute_drift(project, query, progress))))
         self._task = task
         self.busy.show()
         task.progress.connect(lambda f, m: self.busy.setValue(int(f * 1000)))
@@ -253,7 +255,8 @@ class DriftView(Screen):
             bound = {"ks_d": r.get("ks_d_bound"), "wasserstein_norm": r.get("wasserstein_norm_bound")}.get(score)
             within = f" +- {bound:.4f} (bounded summary)" if table.bounded and bound else ""
             tips[i][j] = (f"{head}\n{SCORES[score]} {r[score]:.3f}{within}; PSI {r['psi']:.3f}\n"
-                          f"{'DRIFTED' if r['drifted'] else 'stable'} by {r['method']}\n"
+                          f"{'DRIFTED' if r['drifted'] else 'stable'} by {r['method']}"
+                          + (f" - {r['triage']}: {r['cause']}" if r.get("triage") else "") + "\n"
                           f"{r['n_ref']:,} reference, {r['n_cur']:,} current rows; "
                           f"missing {r['missing_cur'] or 0:.1%}")
         levels = (0.0, max(float(np.nanmax(values)) if np.isfinite(values).any() else 1.0, 0.25))
@@ -263,12 +266,14 @@ class DriftView(Screen):
         self.summary.setText(f"{drifted.height} of {rows.height} cells drifted (normalised Wasserstein > "
                              f"{table.thresholds.wasserstein:g} for numbers, Jensen-Shannon > "
                              f"{table.thresholds.jensen_shannon:g} for categories)." + _exactness(table))
-        columns = [Column(dim, dim.capitalize()), Column("feature", "Feature"), Column("psi", "PSI"),
-                   Column("wasserstein_norm", "W/std"), Column("js", "JS"), Column("ks_d", "KS D"),
-                   Column("ks_p", "KS p"), Column("missing_cur", "Missing", "percent"),
-                   Column("out_of_range", "Out of range", "percent"), Column("n_cur", "Current rows"),
-                   Column("method", "Decided by")]
-        ranked = drifted.sort("psi", descending=True, nulls_last=True) if drifted.height else drifted
+        # KS p and the deciding method are in each cell's tooltip: the triage and its cause need the width
+        columns = [Column(dim, dim.capitalize()), Column("feature", "Feature"), Column("triage", "Triage"),
+                   Column("cause", "Likely cause", free_text=True), Column("psi", "PSI"), Column("wasserstein_norm", "W/std"),
+                   Column("js", "JS"), Column("ks_d", "KS D"), Column("missing_cur", "Missing", "percent"),
+                   Column("out_of_range", "Out of range", "percent"), Column("n_cur", "Current rows")]
+        # local drift first (each one a line's own problem), the plant-wide cells after it; strongest first within
+        ranked = drifted.sort([pl.col("triage") != "local", pl.col("psi")], descending=[False, True],
+                              nulls_last=True) if drifted.height and "triage" in drifted.columns else drifted
         self.table_model.set_frame(ranked, columns)
         cell = self._cell if self._cell and self._cell[1][0][0] == dim else None
         if cell is not None and self._detail_query != table.query:

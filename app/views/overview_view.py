@@ -101,8 +101,10 @@ class OverviewView(Screen):
 
         self.attention = QLabel("", objectName="attention", wordWrap=True)
         self.attention.setToolTip("Open alerts (Alerts screen), the line whose recall is lowest even at the top of "
-                                  "its 95% interval over the last 28 days (Slices screen), and assets that have sent "
-                                  "nothing for more than 24 h up to the newest record.")
+                                  "its 95% interval over the last 28 days (Slices screen), the newest week's lowest "
+                                  "recall estimated from the model's confidence (labels not in yet; band +-3 sampling "
+                                  "errors), lines whose measured recall left that band, the top alert by impact, and "
+                                  "assets that have sent nothing for more than 24 h up to the newest record.")
         self.plot = pg.PlotWidget(background="w")
         self.plot.setMinimumHeight(150)
         self.plot.setLabel("left", "predictions / week")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import datetime
 from pathlib import Path
 
@@ -25,6 +26,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from app.core.analysis.estimate import slice_estimate
 from app.core.analysis.slice_report import write_slices_csv
 from app.core.analysis.slices import (
     LOWER_IS_BETTER,
@@ -397,7 +399,12 @@ class SlicesView(Screen):
             return None
         project, base = self.project, self.table.query
         window = base.window or "week"
-        task = self.run_job("Slice trend", lambda progress: slice_trend(project, base, where, window, progress))
+        def job(progress) -> SliceTrend:
+            trend = slice_trend(project, base, where, window, progress)
+            estimated = slice_estimate(project, base.version_id, tuple((d, v) for d, v in where if d != PERIOD), window)
+            return replace(trend, estimate=estimated.rows if estimated is not None else None)
+
+        task = self.run_job("Slice trend", job)
         self._trend_task = task
         task.done.connect(lambda trend: self._show_trend(trend) if task is self._trend_task else None)
         task.error.connect(lambda exc: show_error(self, exc, "Slice trend"))

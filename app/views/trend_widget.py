@@ -24,14 +24,22 @@ class TrendPlot(QWidget):
         self.plot = pg.PlotWidget(background="w", axisItems={"bottom": pg.DateAxisItem()})
         self.plot.showGrid(x=False, y=True, alpha=0.3)
         self.plot.getAxis("left").enableAutoSIPrefix(False)
-        self.plot.addLegend(offset=(-10, 10))
+        self.plot.addLegend(offset=(10, -10))  # bottom left: the curves sit high on the left, events top right
         self.low = pg.PlotCurveItem(pen=pg.mkPen(46, 117, 182, 90))
         self.high = pg.PlotCurveItem(pen=pg.mkPen(46, 117, 182, 90))
         self.band = pg.FillBetweenItem(self.low, self.high, brush=pg.mkBrush(46, 117, 182, 60))
         self.overall = pg.PlotDataItem(pen=pg.mkPen("#888", width=2, style=Qt.PenStyle.DashLine), name="overall")
         self.curve = pg.PlotDataItem(pen=pg.mkPen("#1f4e79", width=2), symbol="o", symbolSize=5,
-                                     symbolBrush="#1f4e79", name="this slice", connect="finite")
-        for item in (self.low, self.high, self.band, self.overall, self.curve):
+                                     symbolBrush="#1f4e79", name="this slice (measured)", connect="finite")
+        # Estimated (before the labels arrive): orange, dashed, hollow markers, its own lighter band.
+        self.est_low = pg.PlotCurveItem(pen=pg.mkPen(214, 120, 30, 70))
+        self.est_high = pg.PlotCurveItem(pen=pg.mkPen(214, 120, 30, 70))
+        self.est_band = pg.FillBetweenItem(self.est_low, self.est_high, brush=pg.mkBrush(214, 120, 30, 40))
+        self.estimated = pg.PlotDataItem(pen=pg.mkPen("#d6781e", width=2, style=Qt.PenStyle.DashLine), symbol="t",
+                                         symbolSize=6, symbolBrush=None, symbolPen="#d6781e",
+                                         name="estimated from confidence", connect="finite")
+        for item in (self.est_low, self.est_high, self.est_band, self.low, self.high, self.band, self.overall,
+                     self.estimated, self.curve):
             self.plot.addItem(item)
         self.events: list[pg.InfiniteLine] = []
         layout = QVBoxLayout(self)
@@ -46,7 +54,10 @@ class TrendPlot(QWidget):
         label = METRIC_LABELS.get(metric, metric)
         name = ", ".join(f"{d} {v}" for d, v in trend.where) or "all"
         self.title.setText(f"<b>{name}</b>: {label} per {trend.slice.query.window} with "
-                           f"{trend.slice.query.confidence:.0%} interval; dashed: all slices")
+                           f"{trend.slice.query.confidence:.0%} interval; grey dashed: all slices"
+                           + ("; orange dashed: estimated from the model's confidence (band +-3 sampling errors), "
+                              "also where no labels have arrived" if trend.estimate is not None and
+                              metric in trend.estimate.columns else ""))
         mine, overall = trend.slice.slices, trend.overall.slices
         if mine.height:
             x = _epoch(mine)
@@ -63,6 +74,24 @@ class TrendPlot(QWidget):
                 item.setData([], [])
         if overall.height:
             self.overall.setData(_epoch(overall), overall[metric].cast(float).fill_null(np.nan).to_numpy())
+        estimate = trend.estimate
+        shown = estimate is not None and estimate.height and metric in estimate.columns
+        if shown:
+            x = _epoch(estimate)
+            y, low, high = (estimate[c].cast(float).fill_null(np.nan).to_numpy()
+                            for c in (metric, f"{metric}_lower", f"{metric}_upper"))
+            self.estimated.setData(x, y)
+            ok = np.isfinite(low) & np.isfinite(high)
+            self.est_low.setData(x[ok], low[ok])
+            self.est_high.setData(x[ok], high[ok])
+            flagged = estimate.filter(estimate["gap_flagged"])
+            if flagged.height:
+                self.title.setText(self.title.text() + f"; <span style='color:#c00000'>the measured value left the "
+                                   f"estimate's band in {flagged.height} window(s) from {flagged['period'][0]}: the "
+                                   "model's confidence no longer matches the labels</span>")
+        else:
+            for item in (self.estimated, self.est_low, self.est_high):
+                item.setData([], [])
         for line in self.events:
             self.plot.removeItem(line)
         self.events = []
@@ -74,13 +103,14 @@ class TrendPlot(QWidget):
             self.plot.addItem(line)
             self.events.append(line)
         self.plot.setLabel("left", label)
-        xs = [_epoch(f) for f in (mine, overall) if f.height]
+        frames = [f for f in (mine, overall, estimate if shown else None) if f is not None and f.height]
+        xs = [_epoch(f) for f in frames]
         if xs:
             x = np.concatenate(xs)
             pad = max((x.max() - x.min()) * 0.03, 86400.0)
             self.plot.setXRange(x.min() - pad, x.max() + pad, padding=0)
-        ys = [f[c].cast(float).drop_nulls().to_numpy() for f in (mine, overall) for c in
-              (metric, f"{metric}_low", f"{metric}_high") if f.height and c in f.columns]
+        ys = [f[c].cast(float).drop_nulls().to_numpy() for f in frames for c in
+              (metric, f"{metric}_low", f"{metric}_high", f"{metric}_lower", f"{metric}_upper") if c in f.columns]
         ys = np.concatenate(ys) if ys else np.zeros(0)
         ys = ys[np.isfinite(ys)]
         if ys.size:

@@ -30,7 +30,7 @@ from app.core.stats.isotonic import (
 )
 from app.core.store.db import one
 from app.core.store.project import Project
-from app.core.store.sources import sql_ident
+from app.core.store.sources import sql_ident, sql_literal
 
 WINDOWS = ("day", "week", "month")
 FOLDS = 10  # calibration decision: out-of-fold ECE over this many folds of the reference
@@ -41,6 +41,7 @@ GAP_SIGMAS = 3.5
 MIN_ROWS = 300  # rows a window needs before an estimate is shown
 MIN_REFERENCE = 200  # labelled reference rows a slice needs, of both classes
 MISSING = "(missing)"
+REFERENCE_WEEKS = 8  # the default reference: the first 8 labelled weeks
 MODES = ("auto", "exact", "bounded")
 EXACT_MAX_ROWS = 1_000_000  # above this, auto mode pools rows into score bins (cost like the slice table's)
 BINS = AUC_BINS  # bounded mode: the slice table's score bins, exact when scores have at most 3 decimals
@@ -63,6 +64,7 @@ class EstimateQuery:
     min_reference: int = MIN_REFERENCE
     threshold: float | None = None  # default: the log's decisions, else the version's threshold
     mode: str = "auto"  # "exact", "bounded", or "auto": exact up to EXACT_MAX_ROWS logged rows
+    where: tuple[tuple[str, str], ...] = ()  # (dimension, value) filters, e.g. the slice a user drilled into
 
 
 @dataclass(frozen=True)
@@ -101,8 +103,10 @@ def compute_estimates(project: Project, query: EstimateQuery, progress: Progress
     con = project.cursor()
     try:
         with interrupt_on_cancel(progress, con):
-            rows = one(con, "SELECT coalesce(sum(rows), 0) FROM coverage_summary WHERE version_id = ?",
-                       [query.version_id])[0]
+            # the coverage summary knows rows per plant and line without a scan; other filters count as the whole
+            summary_keys = [(d, v) for d, v in query.where if d in ("plant", "line")]
+            rows = one(con, "SELECT coalesce(sum(rows), 0) FROM coverage_summary WHERE version_id = ?" + "".join(
+                f" AND {sql_ident(d)} = {sql_literal(v)}" for d, v in summary_keys), [query.version_id])[0]
             bounded = query.mode == "bounded" or query.mode == "auto" and rows > EXACT_MAX_ROWS
             progress.report(0.05, "Summarising the labelled reference")
             reference = con.sql(_reference_sql(query, use_pred, bounded), params=_params(query, threshold)).pl()
@@ -136,6 +140,38 @@ def compute_estimates(project: Project, query: EstimateQuery, progress: Progress
     return EstimateTable(query, table, tuple(calibrations), _notes(calibrations, unscored, use_pred, bounded), bounded)
 
 
+def default_reference(project: Project, version_id: str, weeks: int = REFERENCE_WEEKS
+                      ) -> tuple[datetime, datetime] | None:
+    """The first `weeks` weeks of a version's log whose labels have mostly arrived (half the rows or more)."""
+    with project.reading() as con:
+        rows = con.execute("SELECT week, sum(rows), sum(labelled) FROM coverage_summary WHERE version_id = ? "
+                           "GROUP BY week ORDER BY week", [version_id]).fetchall()
+    labelled = [w for w, n, k in rows if n and k >= 0.5 * n]
+    if not labelled:
+        return None
+    run = [labelled[0]]
+    for week in labelled[1:weeks]:
+        if week - run[-1] != timedelta(days=7):
+            break
+        run.append(week)
+    start = datetime.combine(run[0], datetime.min.time())
+    return start, start + timedelta(days=7 * len(run))
+
+
+def slice_estimate(project: Project, version_id: str, where: tuple[tuple[str, str], ...], window: str = "week",
+                   progress: Progress | None = None) -> EstimateTable | None:
+    """Estimates for one slice over time against the default reference; None where estimation cannot apply."""
+    if model_info(project, version_id)[0] != "binary":
+        return None
+    reference = default_reference(project, version_id)
+    if reference is None:
+        return None
+    try:
+        return compute_estimates(project, EstimateQuery(version_id, reference, window=window, where=where), progress)
+    except (EstimateError, ThresholdUnknown):
+        return None
+
+
 def _decisions(project: Project, query: EstimateQuery) -> tuple[bool, float]:
     task, threshold, has_pred = model_info(project, query.version_id)
     if task != "binary":
@@ -146,7 +182,7 @@ def _decisions(project: Project, query: EstimateQuery) -> tuple[bool, float]:
         raise EstimateError(f"Unknown mode {query.mode!r}.", f"Use one of {', '.join(MODES)}.")
     if query.window not in WINDOWS:
         raise EstimateError(f"Unknown time window {query.window!r}.", f"Use one of {', '.join(WINDOWS)}.")
-    check_dimensions(project, SliceQuery(query.version_id, query.by))
+    check_dimensions(project, SliceQuery(query.version_id, query.by, where=query.where))
     start, end = query.reference
     if start is None or end is None or start >= end:
         raise EstimateError("The reference window is empty.", "Give FROM..TO with FROM before TO, e.g. "
@@ -169,6 +205,10 @@ def _key_sql(query: EstimateQuery) -> str:
     return "".join(f"coalesce(p.{sql_ident(d)}::VARCHAR, '{MISSING}') AS {sql_ident(d)}, " for d in query.by)
 
 
+def _filters(query: EstimateQuery) -> str:
+    return "".join(f" AND p.{sql_ident(d)}::VARCHAR = {sql_literal(v)}" for d, v in query.where)
+
+
 def _decided(use_pred: bool) -> str:
     # The line's own decisions are what happened; a threshold given on the command line overrides them.
     rule = ("CASE WHEN p.predicted_label IS NOT NULL THEN p.predicted_label = 1 ELSE p.score >= $t END" if use_pred
@@ -183,7 +223,7 @@ def _reference_sql(query: EstimateQuery, use_pred: bool, bounded: bool) -> str:
                       count(*) AS n, sum(l.label)::BIGINT AS positives,
                       count(*) FILTER (WHERE l.label NOT IN (0, 1)) AS not_binary
                FROM predictions p JOIN labels l USING (record_id)
-               WHERE p.version_id = $v AND p.score IS NOT NULL AND p.ts >= $rs AND p.ts < $re
+               WHERE p.version_id = $v AND p.score IS NOT NULL AND p.ts >= $rs AND p.ts < $re{_filters(query)}
                GROUP BY ALL"""
 
 
@@ -219,7 +259,7 @@ WITH g AS (SELECT {part}, {pooled}, count(*) AS n, count(*) FILTER (WHERE decide
            FROM (SELECT {_key_sql(query)}date_trunc('{query.window}', p.ts)::DATE AS period, p.score,
                         {_decided(use_pred)}, l.label
                  FROM predictions p LEFT JOIN labels l USING (record_id)
-                 WHERE p.version_id = $v AND p.score IS NOT NULL)
+                 WHERE p.version_id = $v AND p.score IS NOT NULL{_filters(query)})
            GROUP BY ALL),
 c AS ({mapped}),
 w AS (SELECT *, labelled - positives AS negatives, sum(e) OVER win AS cum_e, sum(labelled - positives) OVER win AS cum_neg

@@ -474,6 +474,7 @@ class SliceTrend:
     slice: SliceTable
     overall: SliceTable
     events: pl.DataFrame  # value, first_seen
+    estimate: pl.DataFrame | None = None  # estimated metrics per window (analysis.estimate), where they apply
 
 
 def slice_trend(project: Project, base: SliceQuery, where: tuple[tuple[str, str], ...], window: str = "week",

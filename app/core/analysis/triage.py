@@ -14,7 +14,7 @@ everything else works on the drift table and those moments.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
 import polars as pl
@@ -28,7 +28,7 @@ LOCAL_SHIFT = 0.5  # a slice whose shift differs from its peers' by this many re
 SPREAD_CHANGE = 0.25  # a spread ratio this far (relative) from the peers' is a change of shape
 SAME_SHAPE = 0.10  # spread within 10% of the peers': an offset with the same shape
 MISSING_JUMP = 0.05  # missing share up by 5 points: missing values are a cause
-EVENT_LEAD = timedelta(days=7)  # an event up to a week before the current window can explain it
+EVENT_LEAD = timedelta(days=7)  # at least the week before the current window counts as "since the reference"
 UNITS = {"_c": "K", "_k": "K", "_pct": "pp", "_mm_s": "mm/s", "_mm": "mm", "_m_min": "m/min", "_l_min": "l/min",
          "_a": "A", "_v": "V", "_s": "s", "_ms": "ms", "_bar": "bar", "_hz": "Hz"}
 
@@ -43,6 +43,16 @@ class Triage:
     def local(self) -> pl.DataFrame:
         """The local cells: each one an alert."""
         return self.cells.filter(pl.col("triage") == "local")
+
+
+def with_triage(project: Project, drift: DriftTable) -> DriftTable:
+    """The drift table with `triage` and `cause` beside each drifted cell (empty for the others)."""
+    triage = triage_drift(project, drift)
+    keys = [*drift.query.by, "feature"]
+    if not drift.rows.height:
+        return drift
+    rows = drift.rows.join(triage.cells.select(*keys, "triage", "cause"), on=keys, how="left")
+    return replace(drift, rows=rows)
 
 
 def unit_of(feature: str) -> str:
@@ -75,7 +85,10 @@ def triage_drift(project: Project, drift: DriftTable) -> Triage:
     else:
         cells = cells.with_columns(*(pl.lit(None, pl.Float64).alias(c) for c in (
             "excess_shift", "offset", "spread_change", "frozen_at", "ref_mean", "cur_mean")))
-    events = _events(project, keys, query.current)
+    # the drift compares the current window with the reference: an event between the two can explain it
+    since = min(query.reference[1], query.current[0] - EVENT_LEAD) if query.reference_dataset is None \
+        else query.current[0] - EVENT_LEAD
+    events = _events(project, keys, (since, query.current[1]))
     out = []
     for r in cells.iter_rows(named=True):
         out.append(_classify(r, keys, events))
@@ -174,12 +187,12 @@ def _shapes(moments: pl.DataFrame, keys: list[str]) -> pl.DataFrame:
         .then(pl.col("_cur_min")).alias("frozen_at"))
 
 
-def _events(project: Project, keys: list[str], current: tuple[datetime, datetime]) -> dict[tuple, str]:
-    """The first version change or stored event per slice value within (or just before) the current window."""
+def _events(project: Project, keys: list[str], span: tuple[datetime, datetime]) -> dict[tuple, str]:
+    """The first version change or stored event per slice value within `span`."""
     if len(keys) != 1:
         return {}
     dim = keys[0]
-    start, end = current[0] - EVENT_LEAD, current[1]
+    start, end = span
     found: dict[tuple, tuple[datetime, str]] = {}
     for column in version_like_columns(project):
         changes = detect_version_changes(project, column)
