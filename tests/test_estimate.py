@@ -231,3 +231,24 @@ def test_bounded_mode_stays_within_its_bounds_and_auto_picks_it_for_large_logs(n
     for m in ("auc", "recall", "precision", "f1", "accuracy", "fpr"):
         assert (exact[m] - rows[m]).abs().max() < 0.01, m
     assert rows["count_max_error"].max() > 0 and exact["count_max_error"].max() == 0
+
+
+def test_the_packet_carries_production_estimates_per_line(sample_folder: Path):
+    """The validation packet's evidence: the production model's recall estimated per line over the last weeks,
+    with the labelled rows counted independently."""
+    import duckdb
+
+    from app.core.packet.evidence import RECENT_DAYS, _recent_estimates
+
+    with Project.open(sample_folder, read_only=True) as project:
+        evidence = _recent_estimates(project, "weld-defect:v1")
+        missing = _recent_estimates(project, "seam-vision:v1")
+    assert evidence["computed"] and not missing["computed"] and "no prediction log" in missing["reason"]
+    rows = {r["line"]: r for r in evidence["rows"]}
+    con = duckdb.connect(str(sample_folder / "project.duckdb"), read_only=True)
+    counted = dict(con.execute(f"""SELECT p.line, count(l.label) FROM predictions p LEFT JOIN labels l USING (record_id)
+                                  WHERE p.ts >= (SELECT max(ts) FROM predictions) - INTERVAL {RECENT_DAYS} DAY
+                                  GROUP BY 1""").fetchall())
+    con.close()
+    assert {line: r["labelled"] for line, r in rows.items()} == counted
+    assert all(r["recall"] is not None and r["recall_lower"] <= r["recall"] <= r["recall_upper"] for r in rows.values())

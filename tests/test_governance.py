@@ -437,3 +437,36 @@ def test_an_emptied_log_does_not_verify(governed: Project) -> None:
     governed.con.execute("DELETE FROM audit_head")
     verdict = verify_audit(governed.con)
     assert not verdict.ok and "it was emptied" in verdict.problem
+
+
+def test_delivery_metrics_count_handoffs_waits_and_unverified_releases(governed: Project) -> None:
+    from app.core.governance.delivery import delivery_metrics
+
+    req = create_request(governed, "hi:v1", "P1", "production", signer(governed, "eve"), validation_run_id="VAL-1")
+    decide(governed, req, "review", signer(governed, "vera"), "metrics and slices checked")
+    decide(governed, req, "approve", signer(governed, "anna"), "release approved")
+    set_stage(governed, "hi:v1", "P1", "production", "approved release", by=signer(governed, "eve"))
+    metrics = delivery_metrics(governed)
+    row = next(r for r in metrics["versions"] if (r["version_id"], r["site"]) == ("hi:v1", "P1"))
+    assert metrics["governed"] and row["verified_release"] is True and metrics["unverified_releases"] == []
+    # hand-offs and the wait, counted here from the tables directly
+    con = governed.con
+    events = (con.execute("SELECT changed_at, 9, changed_by FROM stage_history WHERE version_id = 'hi:v1' AND "
+                          "site = 'P1'").fetchall()
+              + con.execute("SELECT requested_at, 0, requested_by FROM approval_requests WHERE request_id = ?",
+                            [req]).fetchall()
+              + con.execute("SELECT decided_at::TIMESTAMPTZ::TIMESTAMP, step, user_id FROM approval_decisions "
+                            "WHERE request_id = ?", [req]).fetchall())
+    people = [r[2] for r in sorted(events, key=lambda r: (r[0].replace(microsecond=0), r[1]))]
+    assert people[-4:] == ["eve", "vera", "anna", "eve"]
+    assert row["handoffs"] == sum(a != b for a, b in zip(people, people[1:], strict=False))
+    asked, decided = con.execute("SELECT r.requested_at, max(d.decided_at::TIMESTAMPTZ::TIMESTAMP) FROM "
+                                 "approval_requests r JOIN "
+                                 "approval_decisions d USING (request_id) WHERE r.request_id = ? GROUP BY 1",
+                                 [req]).fetchall()[0]
+    assert row["approval_wait_days"] == pytest.approx((decided - asked).total_seconds() / 86400)
+    assert row["days_to"]["production"] > 0
+    # a decision edited after signing: the release no longer has a verified chain, and that is counted
+    con.execute("UPDATE approval_decisions SET comment = 'rubber stamp' WHERE request_id = ? AND step = 2", [req])
+    after = delivery_metrics(governed)
+    assert [(u["version_id"], u["site"]) for u in after["unverified_releases"]] == [("hi:v1", "P1")]

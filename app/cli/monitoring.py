@@ -82,7 +82,8 @@ def cmd_estimate(args: argparse.Namespace) -> int:
     with open_project(args.path, read_only=True, allow_snapshot=True) as project:
         version = resolve_version(project, args.model)
         query = EstimateQuery(version, (start, end), tuple(d.strip() for d in args.by.split(",") if d.strip()),
-                              args.window, min_rows=args.min_rows, threshold=args.threshold, mode=args.mode)
+                              args.window, min_rows=args.min_rows, threshold=args.threshold, mode=args.mode,
+                              start=parse_when(args.start, "--from"), end=parse_when(args.end, "--to"))
         table = compute_estimates(project, query, show_progress(args.quiet or args.format != "table"))
     if args.format == "json":
         print(json.dumps([{k: (v.isoformat() if hasattr(v, "isoformat") else v) for k, v in r.items()}
@@ -269,7 +270,10 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--reference", required=True, metavar="FROM..TO",
                    help="labelled reference window, e.g. 2026-05-04..2026-06-29")
     p.add_argument("--by", default="", help="comma-separated slice dimensions, e.g. line or asset,shift")
-    p.add_argument("--window", choices=("day", "week", "month"), default="week", help="time window (default week)")
+    p.add_argument("--window", choices=("day", "week", "month", "all"), default="week",
+                   help="time window (default week; all: the whole span as one window)")
+    p.add_argument("--from", dest="start", metavar="DATE", help="first day estimated (inclusive)")
+    p.add_argument("--to", dest="end", metavar="DATE", help="end of the span estimated (exclusive)")
     p.add_argument("--metric", choices=("auc", "f1", "precision", "recall", "accuracy", "fpr"), default="recall",
                    help="metric shown in the table format (csv and json carry all)")
     p.add_argument("--min-rows", type=int, default=300, help="rows a window needs for an estimate (default 300)")

@@ -37,7 +37,8 @@ from app.views.task_controls import TaskControls
 
 EMPTY = "No project open.\n\nOpen a project (Ctrl+O) to hold its monthly, quarterly or event review."
 NO_LOG = "No prediction log yet.\n\nA review reads the log: import predictions first (File > Import predictions…)."
-SECTION_COLOURS = {"Trigger": "#f8cbad", "Metric drop": "#f8cbad", "Line drift": "#fff2cc", "Silent asset": "#fff2cc",
+SECTION_COLOURS = {"Trigger": "#f8cbad", "Metric drop": "#f8cbad", "Unverified release": "#f8cbad",
+                   "Line drift": "#fff2cc", "Silent asset": "#fff2cc", "Confidence gap": "#fff2cc",
                    "Latency": "#fff2cc", "Plant-wide change": "#ededed", "Stage change": "#e2efda",
                    "Outcome": "#dde6f0", "Alert precision": "#dde6f0"}
 FINDING_COLUMNS = [Column("section", "Section", background=lambda r: SECTION_COLOURS.get(r["section"])),
@@ -51,6 +52,13 @@ def finding_rows(review: dict[str, Any]) -> pl.DataFrame:
     rows += [{"section": "Metric drop", "scope": f["line"], "finding": f["evidence"]} for f in h["drops"]["findings"]]
     rows += [{"section": "Line drift", "scope": f["line"], "finding": f["evidence"]} for f in h["drift"]["line_specific"]]
     rows += [{"section": "Silent asset", "scope": f["line"], "finding": f["evidence"]} for f in h["silent"]]
+    rows += [{"section": "Confidence gap", "scope": g["line"], "finding":
+              f"{g['version']}: measured recall {g['recall_realized']:.3f} lies outside the estimate from the model's "
+              f"confidence, {g['recall']:.3f} ({g['recall_lower']:.3f}-{g['recall_upper']:.3f}); gap in "
+              f"{g['gap_metrics']}"} for g in h.get("estimates", {}).get("gaps", [])]
+    rows += [{"section": "Unverified release", "scope": u["site"], "finding":
+              f"{u['version_id']} reached production on {u['released_at'][:16]} without a verified approval chain"}
+             for u in review.get("delivery", {}).get("unverified_releases", [])]
     rows += [{"section": "Latency", "scope": f["version_id"], "finding": f["evidence"]} for f in h["latency"]]
     rows += [{"section": "Plant-wide change", "scope": "all lines", "finding": f["evidence"]}
              for f in h["drift"]["plant_wide"]]

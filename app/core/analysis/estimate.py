@@ -32,7 +32,7 @@ from app.core.store.db import one
 from app.core.store.project import Project
 from app.core.store.sources import sql_ident, sql_literal
 
-WINDOWS = ("day", "week", "month")
+WINDOWS = ("day", "week", "month", "all")
 FOLDS = 10  # calibration decision: out-of-fold ECE over this many folds of the reference
 CHANCE_FACTOR = 2.0  # miscalibration is shown when the ECE exceeds this many times its chance level
 # A gap is flagged beyond 3.5 standard errors of the labelled rows: six metrics per window at 3.5 each raise a
@@ -65,6 +65,8 @@ class EstimateQuery:
     threshold: float | None = None  # default: the log's decisions, else the version's threshold
     mode: str = "auto"  # "exact", "bounded", or "auto": exact up to EXACT_MAX_ROWS logged rows
     where: tuple[tuple[str, str], ...] = ()  # (dimension, value) filters, e.g. the slice a user drilled into
+    start: datetime | None = None  # rows estimated: from (inclusive)
+    end: datetime | None = None  # to (exclusive); window "all" makes the whole span one window
 
 
 @dataclass(frozen=True)
@@ -205,6 +207,17 @@ def _key_sql(query: EstimateQuery) -> str:
     return "".join(f"coalesce(p.{sql_ident(d)}::VARCHAR, '{MISSING}') AS {sql_ident(d)}, " for d in query.by)
 
 
+def _period_sql(query: EstimateQuery) -> str:
+    if query.window == "all":
+        return f"DATE {sql_literal(str((query.start or datetime(1970, 1, 1)).date()))}"
+    return f"date_trunc('{query.window}', p.ts)::DATE"
+
+
+def _span(query: EstimateQuery) -> str:
+    out = f" AND p.ts >= TIMESTAMP {sql_literal(query.start.isoformat(sep=' '))}" if query.start else ""
+    return out + (f" AND p.ts < TIMESTAMP {sql_literal(query.end.isoformat(sep=' '))}" if query.end else "")
+
+
 def _filters(query: EstimateQuery) -> str:
     return "".join(f" AND p.{sql_ident(d)}::VARCHAR = {sql_literal(v)}" for d, v in query.where)
 
@@ -256,10 +269,10 @@ WITH g AS (SELECT {part}, {pooled}, count(*) AS n, count(*) FILTER (WHERE decide
                   count(label) AS labelled, count(label) FILTER (WHERE decided = 1) AS labelled1,
                   coalesce(sum(label), 0) AS positives, coalesce(sum(label) FILTER (WHERE decided = 1), 0) AS positives1,
                   count(*) FILTER (WHERE label NOT IN (0, 1)) AS not_binary, min(score) AS low, max(score) AS high
-           FROM (SELECT {_key_sql(query)}date_trunc('{query.window}', p.ts)::DATE AS period, p.score,
+           FROM (SELECT {_key_sql(query)}{_period_sql(query)} AS period, p.score,
                         {_decided(use_pred)}, l.label
                  FROM predictions p LEFT JOIN labels l USING (record_id)
-                 WHERE p.version_id = $v AND p.score IS NOT NULL{_filters(query)})
+                 WHERE p.version_id = $v AND p.score IS NOT NULL{_filters(query)}{_span(query)})
            GROUP BY ALL),
 c AS ({mapped}),
 w AS (SELECT *, labelled - positives AS negatives, sum(e) OVER win AS cum_e, sum(labelled - positives) OVER win AS cum_neg
@@ -463,6 +476,8 @@ def _records(query: EstimateQuery, key: tuple[str, ...], windows: pl.DataFrame, 
 
 def _overlaps(query: EstimateQuery, period: date) -> bool:
     start, end = query.reference
+    if query.window == "all":
+        return (query.start is None or query.start < end) and (query.end is None or query.end > start)
     if query.window == "day":
         period_end = period + timedelta(days=1)
     elif query.window == "week":

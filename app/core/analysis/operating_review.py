@@ -16,7 +16,10 @@ from typing import Any
 
 import polars as pl
 
+from app.core.analysis.estimate import EstimateError, EstimateQuery, compute_estimates, default_reference
+from app.core.analysis.slices import ThresholdUnknown, model_info
 from app.core.errors import LineproofError
+from app.core.governance.delivery import delivery_metrics
 from app.core.progress import NullProgress, Progress, check_cancelled
 from app.core.stats.intervals import wilson, z_value
 from app.core.store.db import one
@@ -288,6 +291,36 @@ def _triggers(project: Project, con, period: Period) -> list[dict[str, Any]]:
     return out
 
 
+def _estimates(project: Project, period: Period) -> dict[str, Any]:
+    """Per line, for each binary version logged in the period: recall and ROC AUC estimated from the model's
+    confidence (whole period as one window, default reference) beside the measured values, gaps flagged."""
+    with project.reading() as con:
+        versions = [r[0] for r in con.execute(
+            "SELECT version_id FROM predictions WHERE ts >= ? AND ts < ? AND version_id IS NOT NULL GROUP BY 1 "
+            "ORDER BY count(*) DESC", [period.start, period.end]).fetchall()]
+    by = ("line",) if _has_line(project) else ()
+    out = []
+    for version in versions:
+        reference = default_reference(project, version)
+        if reference is None or model_info(project, version)[0] != "binary":
+            continue
+        try:
+            table = compute_estimates(project, EstimateQuery(version, reference, by=by, window="all",
+                                                             start=period.start, end=period.end))
+        except (EstimateError, ThresholdUnknown):
+            continue
+        for r in table.rows.iter_rows(named=True):
+            out.append({"version": version, "line": r.get("line", "all"), "rows": r["n"],
+                        "labelled_share": r["labelled"] / r["n"] if r["n"] else 0.0, "status": r["status"],
+                        **{k: r[k] for k in ("recall", "recall_lower", "recall_upper", "recall_realized", "auc",
+                                             "auc_realized", "gap_flagged", "gap_metrics")},
+                        "reference": [t.isoformat() for t in reference]})
+    return {"per_line": out, "gaps": [r for r in out if r["gap_flagged"]],
+            "method": "Estimated from each model's confidence (CBPE, calibrated on its first labelled weeks), the "
+                      "whole period as one window; a gap is a measured value more than 3.5 standard errors from the "
+                      "estimate."}
+
+
 def build_review(project: Project, period: Period, progress: Progress | None = None) -> dict[str, Any]:
     """Every section of the review for a period, as plain data."""
     progress = progress or NullProgress()
@@ -305,18 +338,23 @@ def build_review(project: Project, period: Period, progress: Progress | None = N
     progress.report(0.9, "Silent assets and business outcomes")
     fresh = _freshness(project, period)
     outcomes = _outcomes(project, period, drops.get("per_line", []))
+    progress.report(0.95, "Estimated against measured performance, delivery")
+    estimates = _estimates(project, period)
+    delivery = delivery_metrics(project, period.start, period.end)
     progress.report(1.0, "Review ready")
     return {"period": {"label": period.label, "start": period.start.isoformat(), "end": period.end.isoformat(),
                        "previous": [t.isoformat() for t in period.previous]},
-            "inventory": inventory, "health": {"drops": drops, "drift": drift, "silent": fresh, "latency": latency},
-            "alerts": alerts, "triggers": triggers, "outcomes": outcomes}
+            "inventory": inventory, "health": {"drops": drops, "drift": drift, "silent": fresh, "latency": latency,
+                                               "estimates": estimates},
+            "alerts": alerts, "triggers": triggers, "outcomes": outcomes, "delivery": delivery}
 
 
 def findings_count(review: dict[str, Any]) -> int:
     """How many things the review asks someone to look at."""
     h = review["health"]
     return (len(h["drops"]["findings"]) + len(h["drift"]["line_specific"]) + len(h["silent"]) + len(h["latency"])
-            + len(review["triggers"]) + review["alerts"]["open"])
+            + len(review["triggers"]) + review["alerts"]["open"] + len(h.get("estimates", {}).get("gaps", []))
+            + len(review.get("delivery", {}).get("unverified_releases", [])))
 
 
 def save_review(project: Project, review: dict[str, Any], decision: str, actions: list[str], reviewer: str) -> str:

@@ -126,6 +126,7 @@ def gather(project: Project, run_id: str, request_id: str | None = None) -> dict
         chain = verify_audit(con)
     drift = _drift_summary(result)
     recent = _recent_drift(project, run[3])
+    estimates = _recent_estimates(project, run[2] or run[1])
     return {
         "format": FORMAT,
         "project": {"name": project.display_name, "site": project.manifest.site},
@@ -140,7 +141,7 @@ def gather(project: Project, run_id: str, request_id: str | None = None) -> dict
         "dataset": dict(zip(("dataset_id", "name", "kind", "sha256", "rows", "description"), dataset, strict=True))
         if dataset else None,
         "data_quality": {"coverage_by_line": quality.to_dicts(), "alerts": alerts.to_dicts(), "inputs": drift,
-                         "drift": recent},
+                         "drift": recent, "estimates": estimates},
         "benchmarks": [{**r, "fingerprint": json.loads(r.pop("fingerprint_json") or "{}")}
                        for r in bench.to_dicts()],
         "approvals": request,
@@ -220,6 +221,34 @@ def _recent_drift(project: Project, dataset_id: str, days: int = RECENT_DAYS, sh
             "current": f"last {days} days of the log up to {last:%Y-%m-%d}", "cells": rows.height,
             "drifted": drifted.height,
             "rows": drifted.head(shown).select("line", "feature", "psi", "method", "missing_cur").to_dicts()}
+
+
+def _recent_estimates(project: Project, version_id: str, days: int = RECENT_DAYS) -> dict[str, Any]:
+    """The production model's recall estimated from its confidence over the last `days` per line, beside the
+    measured recall where labels have arrived (analysis.estimate; one window, the default reference)."""
+    from datetime import timedelta
+
+    from app.core.analysis.estimate import EstimateQuery, compute_estimates, default_reference
+    from app.core.analysis.slices import logged_span, model_info
+
+    first, last = logged_span(project)
+    with project.reading() as con:
+        logged = one(con, "SELECT count(*) FROM coverage_summary WHERE version_id = ?", [version_id])[0]
+    if last is None or not logged:
+        return {"computed": False, "reason": f"{version_id} has no prediction log in this project"}
+    reference = default_reference(project, version_id)
+    if reference is None or model_info(project, version_id)[0] != "binary":
+        return {"computed": False, "reason": f"{version_id} has no labelled reference weeks (or is not binary)"}
+    start = last - timedelta(days=days)
+    try:
+        table = compute_estimates(project, EstimateQuery(version_id, reference, by=("line",), window="all",
+                                                         start=start, end=last + timedelta(seconds=1)))
+    except LineproofError as exc:
+        return {"computed": False, "reason": exc.what}
+    rows = table.rows.select("line", "n", "labelled", "status", "recall", "recall_lower", "recall_upper",
+                             "recall_realized", "auc", "auc_realized", "gap_flagged", "gap_metrics")
+    return {"computed": True, "version_id": version_id, "span": f"last {days} days up to {last:%Y-%m-%d}",
+            "reference": [t.isoformat() for t in reference], "rows": rows.to_dicts()}
 
 
 def _tool() -> dict[str, Any]:

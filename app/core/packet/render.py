@@ -297,6 +297,7 @@ def _quality_section(e: dict[str, Any], s: dict[str, ParagraphStyle], width: flo
                                for r in drift["rows"]], [width * w for w in (0.15, 0.3, 0.15, 0.2, 0.2)]))
     else:
         out.append(Paragraph(markup(f"Not computed: {drift.get('reason', 'no prediction log')}"), s["small"]))
+    out += _estimates_part(q.get("estimates"), s, width)
     out.append(Paragraph("Alerts (newest 20: drift, missing or stale data, performance)", s["h3"]))
     if q["alerts"]:
         out.append(_table([["Raised", "Rule", "Scope", "Severity", "State", "Message"]] +
@@ -304,6 +305,28 @@ def _quality_section(e: dict[str, Any], s: dict[str, ParagraphStyle], width: flo
                            for a in q["alerts"]], [width * w for w in (0.13, 0.12, 0.12, 0.09, 0.08, 0.46)]))
     else:
         out.append(Paragraph("No alerts raised in this project.", s["small"]))
+    return out
+
+
+def _estimates_part(est: dict[str, Any] | None, s: dict[str, ParagraphStyle], width: float) -> list[Any]:
+    """Production recall estimated from the model's confidence per line, beside the measured recall."""
+    if est is None:  # packets made before estimation existed
+        return []
+    out: list[Any] = [Paragraph("Production performance per line: estimated and measured", s["h3"])]
+    if not est.get("computed"):
+        return out + [Paragraph(markup(f"Not computed: {est.get('reason')}"), s["small"])]
+    out.append(Paragraph(markup(
+        f"{est['version_id']}, {est['span']}: recall estimated from the model's confidence (CBPE calibrated on "
+        f"{est['reference'][0][:10]} to {est['reference'][1][:10]}; band +-3 sampling errors), measured where labels "
+        "have arrived; a gap means the model's confidence no longer matches the labels."), s["small"]))
+    out.append(_table([["Line", "Rows", "Labelled", "Recall est. (band)", "Recall meas.", "AUC est.", "AUC meas.",
+                        "Gap"]] +
+                      [[r["line"], f"{r['n']:,}", f"{r['labelled']:,}",
+                        "-" if r["recall"] is None else
+                        f"{r['recall']:.3f} ({r['recall_lower']:.3f}-{r['recall_upper']:.3f})",
+                        _f(r["recall_realized"]), _f(r["auc"]), _f(r["auc_realized"]),
+                        ", ".join(r["gap_metrics"].split(",")) if r["gap_flagged"] else "-"] for r in est["rows"]],
+                      [width * w for w in (0.1, 0.1, 0.1, 0.22, 0.11, 0.1, 0.1, 0.17)]))
     return out
 
 

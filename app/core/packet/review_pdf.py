@@ -35,6 +35,49 @@ def _section(title: str, rows: list[dict[str, Any]], empty: str, s: dict, width:
                          [width])]
 
 
+def _f(value: float | None, digits: int = 3) -> str:
+    return "-" if value is None else f"{value:.{digits}f}"
+
+
+def _estimates_section(estimates: dict[str, Any] | None, s: dict, width: float) -> list[Any]:
+    """Estimated (from the model's confidence) against measured recall and ROC AUC per line."""
+    out: list[Any] = [Paragraph("Estimated and measured performance per line", s["h2"])]
+    if not estimates or not estimates["per_line"]:
+        return out + [Paragraph("No estimate: no binary model with a labelled reference was logged in the period "
+                                "(records saved before estimation existed have none).", s["small"])]
+    rows = [["Version", "Line", "Labelled", "Recall est. (band)", "Recall meas.", "AUC est.", "AUC meas.", "Gap"]]
+    for r in estimates["per_line"]:
+        band = "-" if r["recall"] is None else f"{r['recall']:.3f} ({r['recall_lower']:.3f}-{r['recall_upper']:.3f})"
+        rows.append([r["version"], r["line"], f"{r['labelled_share']:.0%}", band, _f(r["recall_realized"]),
+                     _f(r["auc"]), _f(r["auc_realized"]),
+                     ", ".join(r["gap_metrics"].split(",")) if r["gap_flagged"] else "-"])
+    out.append(_table(rows, [width * w for w in (0.15, 0.1, 0.1, 0.22, 0.11, 0.1, 0.1, 0.12)]))
+    return out + [Paragraph(markup(estimates["method"]), s["small"])]
+
+
+def _delivery_section(delivery: dict[str, Any] | None, s: dict, width: float) -> list[Any]:
+    """Days from import to each stage, approval wait, hand-offs, and releases without a verified approval chain."""
+    out: list[Any] = [Paragraph("Delivery: from candidate to production", s["h2"])]
+    if not delivery:
+        return out + [Paragraph("Not recorded in this review (saved before delivery metrics existed).", s["small"])]
+    bad = delivery["unverified_releases"]
+    earlier = sum(1 for r in delivery["versions"] if r["verified_release"] is False) - len(bad)
+    verdict = ("Every production release in the period had a verified approval chain"
+               + (f"; {earlier} earlier release(s) have none (NO below)." if earlier > 0 else ".") if not bad else
+               f"{len(bad)} production release(s) in the period without a verified approval chain (must be 0): "
+               + ", ".join(f"{u['version_id']} at {u['site']}" for u in bad)
+               + ("" if delivery["governed"] else "; this project has no governance set up (lineproof users)."))
+    out.append(Paragraph(markup(verdict), s["body"]))
+    rows = [["Version", "Site", "Days to stages", "Approval wait (d)", "Hand-offs", "Verified"]]
+    for r in delivery["versions"]:
+        stages = ", ".join(f"{k} {v:.1f}" for k, v in r["days_to"].items() if v is not None)
+        verified = {True: "yes", False: "NO", None: "-"}[r["verified_release"]]
+        rows.append([r["version_id"], r["site"], stages, f"{r['approval_wait_days']:.1f}", str(r["handoffs"]),
+                     verified])
+    out.append(_table(rows, [width * w for w in (0.2, 0.08, 0.34, 0.14, 0.12, 0.12)]))
+    return out
+
+
 def render_review(record: dict[str, Any], sha: str) -> bytes:
     """The review's PDF bytes (unsigned)."""
     register()
@@ -87,6 +130,8 @@ def render_review(record: dict[str, Any], sha: str) -> bytes:
                           "-" if r["precision_before"] is None else f"{r['precision_before']:.0%} of {r['judged_before']}"]
                          for r in precision], [width * 0.3, width * 0.35, width * 0.35])
                  if precision else Paragraph("No alert was acknowledged in the period.", s["small"]))
+    story += _estimates_section(h.get("estimates"), s, width)
+    story += _delivery_section(review.get("delivery"), s, width)
     inv = review["inventory"]
     story.append(Paragraph("Inventory: stage changes in the period", s["h2"]))
     story.append(_table([["When", "Version", "Site", "Stage", "By", "Reason"]] +
