@@ -168,3 +168,32 @@ def test_the_sample_story(sample_copy: Path):
     assert [a["scope"] for a in stale] == ["asset=P3-L02-R05"] and stale[0]["severity"] != "notice"
     assert json.dumps(alerts, default=str)  # the CLI's --format json prints exactly this
     assert timedelta(0) < current[1] - current[0]
+
+
+def test_alerts_follow_every_slice_dimension_not_only_line(tmp_path: Path):
+    """The night shift's sensor reads 8 K high on every line: per line every slice moved alike (a notice), per
+    shift the night is local (an alert on shift=night); assets nested in lines add no duplicate."""
+    rng = np.random.default_rng(11)
+    frames = []
+    for current in (False, True):
+        n = 6000
+        line = rng.choice(["L1", "L2", "L3"], n)
+        shift = rng.choice(["early", "late", "night"], n)
+        asset = np.char.add(line, np.char.add("-R", rng.choice(["1", "2"], n)))
+        temp = rng.normal(60, 3, n) + np.where(current & (shift == "night"), 8.0, 0.0)
+        ts = (CURRENT if current else REFERENCE)[0] + pd_seconds(rng, n)
+        frames.append(pl.DataFrame({"ts": ts, "line": line, "shift": shift, "asset": asset, "tip_temp_c": temp}))
+    log = pl.concat(frames)
+    log = log.with_columns(pl.lit(0.3).alias("score"), model_version=pl.lit("m:v1"),
+                           record_id=pl.format("r{}", pl.int_range(0, log.height)))
+    log.write_parquet(tmp_path / "log.parquet")
+    with Project.create(tmp_path / "p", "shifts", slice_dimensions=("line", "shift", "asset")) as project:
+        import_predictions(project, tmp_path / "log.parquet", PredictionMapping(
+            slices={"line": "line", "shift": "shift", "asset": "asset"}))
+        evaluate_alerts(project, REFERENCE, CURRENT, AlertRules(stale_hours=24 * 30))
+        alerts = alerts_json(list_alerts(project))
+    drift = {(a["scope"], a["subject"]): a for a in alerts if a["rule"] == "drift"}
+    assert ("shift=night", "tip_temp_c") in drift and drift[("shift=night", "tip_temp_c")]["triage"] == "local"
+    assert drift[("shift=night", "tip_temp_c")]["evidence"]["offset"] == pytest.approx(8.0, abs=0.6)
+    assert drift[("plant-wide", "tip_temp_c")]["severity"] == "notice"  # per line: all three moved alike
+    assert not [k for k in drift if k[0].startswith(("line=", "asset="))]

@@ -13,6 +13,7 @@ from typing import Any
 import polars as pl
 
 from app.core.analysis.drift import DriftQuery, compute_drift
+from app.core.analysis.events import version_like_columns
 from app.core.analysis.freshness import silent_gaps
 from app.core.analysis.slices import SliceQuery, ThresholdUnknown, compute_slices, logged_versions
 from app.core.analysis.triage import triage_drift
@@ -21,6 +22,7 @@ from app.core.progress import NullProgress, Progress
 from app.core.store.audit import current_actor
 from app.core.store.db import one
 from app.core.store.manifest import settings_table
+from app.core.store.sources import sql_ident
 from app.core.store.project import Project
 
 VERDICTS = ("real", "false")
@@ -104,6 +106,9 @@ def _candidates(project: Project, reference: tuple[datetime, datetime], current:
                           "message": f"{r['feature']} missing in {r['missing_cur']:.1%} of rows {words} "
                                      f"(reference {r['missing_ref']:.1%})",
                           "evidence": {"missing_ref": r["missing_ref"], "missing_cur": r["missing_cur"]}})
+    for extra, parents in _other_dimensions(project, dim):
+        progress.report(0.75, f"Checking metrics and drift per {extra}")
+        found += _dimension_alerts(project, extra, parents, dim, found, reference, current, rules, impact)
     progress.report(0.8, "Checking for silent assets")
     gaps = silent_gaps(project, per="asset", expected_hours=rules.stale_hours)
     if gaps.height:
@@ -117,6 +122,72 @@ def _candidates(project: Project, reference: tuple[datetime, datetime], current:
                           "evidence": {"gap_start": r["gap_start"], "gap_end": r["gap_end"],
                                        "gap_hours": r["gap_hours"], "expected_hours": rules.stale_hours}})
     return found
+
+
+def _other_dimensions(project: Project, primary: str | None) -> list[tuple[str, dict[str, str] | None]]:
+    """The other slice dimensions alerts follow, each with its values' parent in the primary dimension when it is
+    nested in it (an asset on one line), so that an alert its parent already raised is not raised again.
+
+    Left out: dimensions the primary is nested in (a plant: its lines already speak for it) and version-like
+    columns (firmware), whose changes are events that triage names as causes."""
+    if primary is None:
+        return []
+    with project.reading() as con:
+        logged = [r[0] for r in con.execute("SELECT name FROM log_columns WHERE role = 'slice' ORDER BY name")
+                  .fetchall()]
+    skip = set(version_like_columns(project)) | {primary}
+    out = []
+    for d in (d for d in logged if d not in skip):
+        with project.reading() as con:
+            coarser = one(con, f"""SELECT coalesce(max(n), 0) <= 1 FROM (SELECT count(DISTINCT {sql_ident(d)}) AS n
+                                   FROM predictions GROUP BY {sql_ident(primary)})""")[0]
+            parents = dict(con.execute(f"""SELECT {sql_ident(d)}::VARCHAR, any_value({sql_ident(primary)})::VARCHAR
+                                           FROM predictions WHERE {sql_ident(d)} IS NOT NULL GROUP BY 1
+                                           HAVING count(DISTINCT {sql_ident(primary)}) = 1""").fetchall())
+            values = one(con, f"SELECT count(DISTINCT {sql_ident(d)}) FROM predictions")[0]
+        if coarser:
+            continue
+        out.append((d, parents if values and len(parents) == values else None))
+    return out
+
+
+def _dimension_alerts(project: Project, dim: str, parents: dict[str, str] | None, primary: str, found: list[dict],
+                      reference: tuple[datetime, datetime], current: tuple[datetime, datetime], rules: AlertRules,
+                      impact: ImpactProbe | None) -> list[dict]:
+    """Low recall and local drift per value of another dimension; a value nested in a primary slice that already
+    has the same alert adds nothing."""
+    raised = {(a["rule"], a["scope"], a["subject"]) for a in found}
+
+    def known(rule: str, value: str, subject: str) -> bool:
+        return parents is not None and (rule, f"{primary}={parents.get(value)}", subject) in raised
+
+    out = []
+    for version, _ in logged_versions(project):
+        try:
+            table = compute_slices(project, SliceQuery(version, by=(dim,), start=current[0], end=current[1],
+                                                       min_support=rules.min_support, latency=False))
+        except ThresholdUnknown:
+            continue
+        if "recall" not in table.metrics:
+            continue
+        for r in table.slices.filter(pl.col("recall_high") < rules.recall_min).iter_rows(named=True):
+            value = str(r[dim])
+            if known("metric_low", value, f"{version} recall"):
+                continue
+            out.append({"rule": "metric_low", "scope": f"{dim}={value}", "line": (parents or {}).get(value),
+                        "subject": f"{version} recall", "severity": "high",
+                        "message": f"{version} recall {r['recall']:.3f} on {dim} {value} (95% interval "
+                                   f"{r['recall_low']:.3f}-{r['recall_high']:.3f}) is below {rules.recall_min}",
+                        "evidence": {k: r[k] for k in ("n", "labelled", "tp", "fn", "recall", "recall_low",
+                                                       "recall_high")}})
+    drift = compute_drift(project, DriftQuery(reference, current, by=(dim,)))
+    if drift.rows.height:
+        for a in _drift_alerts(project, drift, dim, reference, current, impact, NullProgress()):
+            value = a["scope"].partition("=")[2]
+            if a["scope"] == "plant-wide" or known("drift", value, a["subject"]):
+                continue  # the primary dimension's notices already speak for the plant
+            out.append({**a, "line": (parents or {}).get(value)})
+    return out
 
 
 def _drift_alerts(project: Project, drift_table, dim: str | None, reference: tuple[datetime, datetime],

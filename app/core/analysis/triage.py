@@ -27,6 +27,9 @@ from app.core.store.sources import sql_ident, sql_literal
 LOCAL_SHIFT = 0.5  # a slice whose shift differs from its peers' by this many reference std is local
 SPREAD_CHANGE = 0.25  # a spread ratio this far (relative) from the peers' is a change of shape
 SAME_SHAPE = 0.10  # spread within 10% of the peers': an offset with the same shape
+# A spread ratio from fewer rows than this in either window is too noisy (heavy-tailed sensors) to call a change
+# of shape on its own; the mean shift, far steadier, still decides.
+SPREAD_MIN_ROWS = 1000
 MISSING_JUMP = 0.05  # missing share up by 5 points: missing values are a cause
 EVENT_LEAD = timedelta(days=7)  # at least the week before the current window counts as "since the reference"
 UNITS = {"_c": "K", "_k": "K", "_pct": "pp", "_mm_s": "mm/s", "_mm": "mm", "_m_min": "m/min", "_l_min": "l/min",
@@ -109,10 +112,11 @@ def _classify(r: dict, keys: list[str], events: dict) -> dict:
     causes: list[str] = []
     local = False
     excess, spread = r.get("excess_shift"), r.get("spread_change")
+    steady = min(r.get("n_ref") or 0, r.get("n_cur") or 0) >= SPREAD_MIN_ROWS
     if r.get("frozen_at") is not None:
         local = True
         causes.append(f"frozen at {r['frozen_at']:g}{in_unit}")
-    elif spread is not None and abs(spread - 1) >= SPREAD_CHANGE:
+    elif spread is not None and steady and abs(spread - 1) >= SPREAD_CHANGE:
         local = True
         ref_mean, cur_mean = r.get("ref_mean"), r.get("cur_mean")
         means = cur_mean / ref_mean if ref_mean else None
