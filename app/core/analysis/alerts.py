@@ -22,8 +22,8 @@ from app.core.progress import NullProgress, Progress
 from app.core.store.audit import current_actor
 from app.core.store.db import one
 from app.core.store.manifest import settings_table
-from app.core.store.sources import sql_ident
 from app.core.store.project import Project
+from app.core.store.sources import sql_ident
 
 VERDICTS = ("real", "false")
 HIGH_IMPACT = 0.05  # a local drift that flips this share of decisions is a high-severity alert
