@@ -252,3 +252,28 @@ def test_the_packet_carries_production_estimates_per_line(sample_folder: Path):
     con.close()
     assert {line: r["labelled"] for line, r in rows.items()} == counted
     assert all(r["recall"] is not None and r["recall_lower"] <= r["recall"] <= r["recall_upper"] for r in rows.values())
+
+
+@pytest.mark.parametrize("task", ["regression", "multiclass"])
+def test_a_model_that_is_not_a_binary_classifier_is_refused(tmp_path: Path, task: str):
+    import onnx
+    from onnx import TensorProto, helper
+
+    from app.core.models.model_import import import_model
+
+    graph = helper.make_graph([helper.make_node("Identity", ["x"], ["y"])], "id",
+                              [helper.make_tensor_value_info("x", TensorProto.FLOAT, [None, 1])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, [None, 1])])
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), str(tmp_path / "m.onnx"))
+    columns = generate()
+    keep = columns["line"] == "C"
+    frame = pl.DataFrame({"record_id": columns["record_id"][keep], "ts": columns["ts"][keep].astype("datetime64[us]"),
+                          "score": columns["score"][keep] * (3 if task == "multiclass" else 40.0),
+                          "model_version": "m:v1"})
+    frame.write_parquet(tmp_path / "log.parquet")
+    with Project.create(tmp_path / "p", "tasks") as project:
+        import_model(project, tmp_path / "m.onnx", "m", "v1", new_model={"name": "m", "task": task})
+        import_predictions(project, tmp_path / "log.parquet", PredictionMapping(
+            features=(), score_kind="value"))
+        with pytest.raises(EstimateError, match=f"needs a binary classifier; m:v1 is a {task} model"):
+            compute_estimates(project, EstimateQuery("m:v1", (REF_START, REF_END)))

@@ -26,6 +26,28 @@ PAIRS = int(os.environ.get("LINEPROOF_BENCH_REPEATS", 5))
 REFERENCE = (datetime(2026, 5, 4), datetime(2026, 7, 27))
 
 
+def _triage_and_impact(project) -> dict:
+    """Triage's cost on top of the drift matrix (per line, the firmware weeks), and one 50k-row impact scoring."""
+    from app.core.analysis.drift import DriftQuery, compute_drift
+    from app.core.analysis.triage import triage_drift
+    from app.core.models.impact import measure_impact
+
+    current = (datetime(2026, 9, 7), datetime(2026, 10, 5))
+    drift_s, triage_s = [], []
+    for _ in range(3):
+        start = time.perf_counter()
+        drift = compute_drift(project, DriftQuery(REFERENCE, current, by=("line",)))
+        drift_s.append(time.perf_counter() - start)
+        start = time.perf_counter()
+        triage = triage_drift(project, drift)
+        triage_s.append(time.perf_counter() - start)
+    start = time.perf_counter()
+    impact = measure_impact(project, {"line": "P2-L02"}, "contact_tip_temp_c", REFERENCE, current)
+    return {"drift_s": statistics.median(drift_s), "triage_s": statistics.median(triage_s),
+            "local": triage.local().height, "impact_s": time.perf_counter() - start, "impact_rows": impact.rows,
+            "flip_share": impact.flip_share}
+
+
 def main() -> int:
     """Build (or reuse) the sample, then time slices and estimates in turn."""
     from app.core.analysis.estimate import EstimateQuery, compute_estimates
@@ -66,6 +88,7 @@ def main() -> int:
             results["exact_s"] = time.perf_counter() - start
             results["largest_auc_difference"] = (exact.rows["auc"] - table.rows["auc"]).abs().max()
             results["largest_recall_difference"] = (exact.rows["recall"] - table.rows["recall"]).abs().max()
+            results |= _triage_and_impact(project)
         ratios = [e / s for e, s in zip(estimates, slices, strict=True)]
         results |= {"slices_s": statistics.median(slices), "estimate_s": statistics.median(estimates),
                     "ratio": statistics.median(ratios), "ratio_range": (min(ratios), max(ratios)),
@@ -83,6 +106,10 @@ def main() -> int:
           f"{results['count_max_error']:.1f} rows")
     print(f"  lineproof estimate --exact (once)          {results['exact_s']:7.2f} s   (largest difference to the "
           f"default: AUC {results['largest_auc_difference']:.4f}, recall {results['largest_recall_difference']:.4f})")
+    print(f"  drift matrix per line (firmware weeks)       {results['drift_s']:7.2f} s;  triage on top "
+          f"{results['triage_s']:.2f} s (target <= 1 s; {results['local']} local cell(s))")
+    print(f"  impact: {results['impact_rows']:,} rows re-scored twice  {results['impact_s']:7.2f} s   (target <= 5 s; "
+          f"{results['flip_share']:.1%} of P2-L02's decisions flip)")
     out = ROOT / "bench-results"
     out.mkdir(exist_ok=True)
     (out / "estimate.json").write_text(json.dumps(results, indent=2, default=str))
