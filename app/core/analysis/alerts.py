@@ -162,10 +162,16 @@ def _dimension_alerts(project: Project, dim: str, parents: dict[str, str] | None
         return parents is not None and (rule, f"{primary}={parents.get(value)}", subject) in raised
 
     out = []
+    with project.reading() as con:
+        values = one(con, f"SELECT count(DISTINCT {sql_ident(dim)}) FROM predictions")[0]
+    # One test per value (200 robots are 200 tests): the intervals are Bonferroni-corrected over the values, so
+    # that a dimension with many values raises no more chance alerts than the primary one.
+    confidence = 1 - 0.05 / max(values, 1)
     for version, _ in logged_versions(project):
         try:
             table = compute_slices(project, SliceQuery(version, by=(dim,), start=current[0], end=current[1],
-                                                       min_support=rules.min_support, latency=False))
+                                                       min_support=rules.min_support, latency=False,
+                                                       confidence=confidence))
         except ThresholdUnknown:
             continue
         if "recall" not in table.metrics:
@@ -176,8 +182,9 @@ def _dimension_alerts(project: Project, dim: str, parents: dict[str, str] | None
                 continue
             out.append({"rule": "metric_low", "scope": f"{dim}={value}", "line": (parents or {}).get(value),
                         "subject": f"{version} recall", "severity": "high",
-                        "message": f"{version} recall {r['recall']:.3f} on {dim} {value} (95% interval "
-                                   f"{r['recall_low']:.3f}-{r['recall_high']:.3f}) is below {rules.recall_min}",
+                        "message": f"{version} recall {r['recall']:.3f} on {dim} {value} ({confidence:.2%} interval, "
+                                   f"Bonferroni over {values} values: {r['recall_low']:.3f}-{r['recall_high']:.3f}) "
+                                   f"is below {rules.recall_min}",
                         "evidence": {k: r[k] for k in ("n", "labelled", "tp", "fn", "recall", "recall_low",
                                                        "recall_high")}})
     drift = compute_drift(project, DriftQuery(reference, current, by=(dim,)))
