@@ -20,10 +20,11 @@ def cmd_ingest(args: argparse.Namespace) -> int:
         slices = pairs(args.slice, "--slice")
         # The header is enough to guess the mapping: the file itself is parsed once, by the import.
         guess = guess_prediction_mapping(header_columns(project.cursor(), args.file), project.manifest.slice_dimensions)
-        unknown = set(roles) - {"record_id", "timestamp", "model_version", "score", "predicted_label"}
+        known = ("record_id", "timestamp", "model_version", "score", "predicted_label", "operator_decision",
+                 "override_reason")
+        unknown = set(roles) - set(known)
         if unknown:
-            raise LineproofError(f"Unknown role(s) {sorted(unknown)} in --map.",
-                                 "Roles: record_id, timestamp, model_version, score, predicted_label.")
+            raise LineproofError(f"Unknown role(s) {sorted(unknown)} in --map.", f"Roles: {', '.join(known)}.")
         if args.inputs_only and {"model_version", "score", "predicted_label"} & set(roles):
             raise LineproofError("--inputs-only imports no model version, score or predicted label, but --map "
                                  "names one.", "Leave those roles out of --map, or drop --inputs-only.")
@@ -36,7 +37,9 @@ def cmd_ingest(args: argparse.Namespace) -> int:
             predicted_label=model.get("predicted_label"),
             slices=slices or guess.slices,
             features=tuple(f.strip() for f in args.features.split(",")) if args.features else None,
-            score_kind=args.score_kind)
+            score_kind=args.score_kind,
+            operator_decision=roles.get("operator_decision", guess.operator_decision),
+            override_reason=roles.get("override_reason", guess.override_reason))
         result = import_predictions(project, args.file, mapping, show_progress(args.quiet))
     what = "input records (no model: drift and data quality only)" if mapping.inputs_only else "predictions"
     print(f"Imported {result.rows:,} {what} from {result.file_name} (import #{result.import_id})")
@@ -82,7 +85,8 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     """Register `ingest`, `labels`."""
     p = sub.add_parser("ingest", help="import a prediction log (CSV or Parquet)",
                        description="Import a prediction log. Columns are matched by name; map others with "
-                       "--map ROLE=COLUMN (roles: record_id, timestamp, model_version, score, predicted_label) "
+                       "--map ROLE=COLUMN (roles: record_id, timestamp, model_version, score, predicted_label, "
+                       "operator_decision: the operator's final 0/1 decision, override_reason) "
                        "and --slice DIMENSION=COLUMN. Every other column becomes a feature unless --features.")
     p.add_argument("path", help="project folder")
     p.add_argument("file", help="CSV or Parquet file")

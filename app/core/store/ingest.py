@@ -31,6 +31,8 @@ from app.core.store.sources import (
 )
 
 NO_COLUMN = "— none —"  # what the import dialog shows for an unmapped optional role
+OPERATOR_NAMES = ("operator_decision", "operator", "final_decision", "operator_verdict")
+OPERATOR_COLUMNS = {"operator_decision": "INTEGER", "override_reason": "VARCHAR"}  # added on first use
 CORE_COLUMNS = ("record_id", "ts", "version_id", "score", "predicted_label", "import_id")
 _STAGE = "_ingest_src"
 
@@ -51,6 +53,9 @@ class PredictionMapping:
     # logistic function), "value" (a regression output, any finite number). None: value for versions of
     # registered regression/multiclass models, probability for everything else.
     score_kind: str | None = None
+    # What the operator finally decided (0 = pass, 1 = defect), where it may differ from the model, and why.
+    operator_decision: str | None = None
+    override_reason: str | None = None
 
     @property
     def inputs_only(self) -> bool:
@@ -64,6 +69,10 @@ class PredictionMapping:
             roles.update(model_version=self.model_version, score=self.score)
         if self.predicted_label:
             roles["predicted_label"] = self.predicted_label
+        if self.operator_decision:
+            roles["operator_decision"] = self.operator_decision
+        if self.override_reason:
+            roles["override_reason"] = self.override_reason
         return roles
 
 
@@ -107,6 +116,9 @@ def guess_prediction_mapping(columns: list[str], dimensions: tuple[str, ...]) ->
         predicted_label=next((lower[n] for n in ("predicted_label", "pred_label", "pred", "decision") if n in lower),
                              None),
         slices={d: lower[d.lower()] for d in dimensions if d.lower() in lower},
+        operator_decision=next((lower[n] for n in OPERATOR_NAMES if n in lower), None),
+        override_reason=next((lower[n] for n in ("override_reason", "reason_code", "override_code") if n in lower),
+                             None),
     )
     return mapping
 
@@ -150,6 +162,15 @@ def _check_model_roles(source: SourceFile, present: list[str], m: PredictionMapp
         raise IngestError(f"{source.path.name}: a {given} column is mapped but no {missing} column.",
                           "Map both (a score belongs to the model version that produced it), or neither to import "
                           "the file as inputs only; nothing was imported.")
+    if m.inputs_only and m.operator_decision:
+        raise IngestError(f"{source.path.name}: an operator decision ('{m.operator_decision}') is mapped in an "
+                          "input-only import, but an override needs the model's decision it overrides.",
+                          "Map the model version and score (and its predicted label) as well, or no operator "
+                          "decision; nothing was imported.")
+    if m.override_reason and not m.operator_decision:
+        raise IngestError(f"{source.path.name}: an override reason ('{m.override_reason}') is mapped without the "
+                          "operator decision it explains.", "Map the operator decision too (--map "
+                          "operator_decision=COLUMN); nothing was imported.")
     if m.inputs_only and m.predicted_label:
         raise IngestError(f"{source.path.name}: a predicted label ('{m.predicted_label}') is mapped in an input-only "
                           "import.", "Map the model version and score as well, or no predicted label; nothing was "
@@ -359,7 +380,8 @@ def _resolve_features(project: Project, source: SourceFile, present: list[str], 
                           f"{', '.join(repr(f) for f in outputs)} hold a model's output, not an input.",
                           "Import it with its model version and score (the file is a model's log), or drop "
                           "those columns, or list the inputs with --features; nothing was imported.")
-    clash = [f for f in features if f in CORE_COLUMNS or f in project.manifest.slice_dimensions or f == "_row"]
+    clash = [f for f in features if f in CORE_COLUMNS or f in OPERATOR_COLUMNS or f in project.manifest.slice_dimensions
+             or f == "_row"]
     if clash:
         raise IngestError(f"{source.path.name}: feature column(s) {clash} clash with Lineproof's own columns.",
                           "Rename them in the file, or map them to their role; nothing was imported.")
@@ -392,7 +414,7 @@ def _feature_types(con, source: SourceFile, features: list[str], types: dict[str
 MISSING_SPELLINGS = ("", "NA", "N/A", "#N/A", "-", "--", "?", "NULL", "NONE", "NAN", "NIL")
 # Column names that hold a model's output: never an input in an input-only import.
 MODEL_OUTPUT_NAMES = {"score", "probability", "proba", "prediction", "predicted_label", "pred_label", "pred",
-                      "decision", "model_version", "version_id"}
+                      "decision", "model_version", "version_id", *OPERATOR_NAMES, "override_reason"}
 
 
 def _spelled_missing(q: str) -> str:
@@ -561,6 +583,11 @@ def _validate_predictions(con, source: SourceFile, m: PredictionMapping, feature
         checks.append((f"column '{m.predicted_label}' (predicted label) is not 0 or 1 on a binary model's row "
                        "(0 = pass, 1 = defect); a regression or multi-class model must be registered as such",
                        m.predicted_label, _not_a_binary_decision(con, m)))
+    if m.operator_decision:
+        op = missing_as_null(m.operator_decision)
+        checks.append((f"column '{m.operator_decision}' (operator decision) is not a decision: use 0 (pass) or 1 "
+                       "(defect), empty where the operator made none", m.operator_decision,
+                       f"{op} IS NOT NULL AND coalesce(TRY_CAST({op} AS DOUBLE) NOT IN (0, 1), true)"))
     for f, dtype in feature_types.items():
         if dtype == "DOUBLE":
             q = missing_as_null(f)
@@ -597,6 +624,8 @@ def _insert_predictions(project: Project, con, source: SourceFile, sha: str, m: 
                         source_types: dict[str, str] | None = None,
                         after_insert: Callable[[Any, int], None] | None = None) -> ImportResult:
     new_columns = [(d, "VARCHAR", "slice") for d in m.slices if d not in existing]
+    new_columns += [(role, dtype, role) for role, dtype in OPERATOR_COLUMNS.items()
+                    if getattr(m, role) and role not in existing]
     new_columns += [(f, t, "feature") for f, t in feature_types.items() if f not in existing]
     rid = sql_ident(m.record_id)
     targets = ["record_id", "ts", "import_id"]
@@ -617,6 +646,14 @@ def _insert_predictions(project: Project, con, source: SourceFile, sha: str, m: 
         targets.append("predicted_label")
         exprs.append(f"CASE WHEN {_not_a_binary_decision(con, m)} THEN error('predicted label not 0 or 1') "
                      f"ELSE CAST({sql_ident(m.predicted_label)} AS INTEGER) END")
+    if m.operator_decision:
+        targets.append("operator_decision")
+        op = missing_as_null(m.operator_decision)
+        exprs.append(f"CASE WHEN {op} IS NOT NULL AND coalesce(TRY_CAST({op} AS DOUBLE) NOT IN (0, 1), true) "
+                     f"THEN error('operator decision not 0 or 1') ELSE CAST(TRY_CAST({op} AS DOUBLE) AS INTEGER) END")
+    if m.override_reason:
+        targets.append("override_reason")
+        exprs.append(f"CAST({missing_as_null(m.override_reason)} AS VARCHAR)")
     for dim, col in m.slices.items():
         targets.append(dim)
         exprs.append(f"{sql_ident(col)}::VARCHAR")
