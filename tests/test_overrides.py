@@ -109,3 +109,25 @@ def test_overrides_on_an_input_only_log_and_a_log_without_them_are_explained(tmp
         import_predictions(project, tmp_path / "log.csv", PredictionMapping(slices={"line": "line"}))
         with pytest.raises(OverrideError, match="(?s)carries no operator decisions.*--map operator_decision"):
             override_table(project, OverrideQuery("m:v1"))
+
+
+def test_the_sample_story_operators_lose_trust_after_the_tooling_change(sample_copy: Path):
+    """From the tooling change on P1-L03 operators override the model far more, the alert names the line and the
+    change, and on that line the operators are right more often than the model."""
+    from app.core.analysis.alerts import AlertRules, alerts_json, evaluate_alerts, list_alerts
+    from app.sample.plant import START, TOOLING_AT, TOOLING_LINE
+
+    reference = (START, TOOLING_AT - timedelta(weeks=4))
+    current = (TOOLING_AT, TOOLING_AT + timedelta(weeks=5))
+    with Project.open(sample_copy) as project:
+        evaluate_alerts(project, reference, current, AlertRules(stale_hours=24 * 14))
+        trust = [a for a in alerts_json(list_alerts(project)) if a["rule"] == "trust"]
+        after = override_table(project, OverrideQuery("weld-defect:v1", window="all", start=current[0],
+                                                      end=current[1])).filter(pl.col("line") == TOOLING_LINE)
+    assert [a["scope"] for a in trust] == [f"line={TOOLING_LINE}"]
+    alert = trust[0]
+    assert alert["message"].startswith(f"trust erosion on {TOOLING_LINE}: overrides ")
+    assert f"new torch tooling on {TOOLING_LINE}" in alert["message"] and alert["severity"] == "high"
+    r = after.row(0, named=True)
+    assert r["override_precision_low"] > r["model_precision"]  # the operators are right, beyond doubt
+    assert r["override_rate"] > 2 * alert["evidence"]["ref_override_rate"]

@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 import polars as pl
 
+from app.core.analysis.events import add_event
 from app.core.models.model_import import import_model
 from app.core.models.registry import register_model, set_stage
 from app.core.progress import NullProgress, Progress, check_cancelled
@@ -16,7 +17,16 @@ from app.core.store.ingest import LabelMapping, PredictionMapping, import_labels
 from app.core.store.project import Project
 from app.core.store.sources import sha256_of
 from app.sample import models
-from app.sample.plant import ALUMINIUM_LINE, FEATURES, LINES_PER_PLANT, production_log, validation_set
+from app.sample.plant import (
+    ALUMINIUM_LINE,
+    FEATURES,
+    LINES_PER_PLANT,
+    TOOLING_AT,
+    TOOLING_LINE,
+    operator_decisions,
+    production_log,
+    validation_set,
+)
 from app.sample.release_plan import RELEASE_PLAN
 
 SAMPLE_NAME = "Weld-seam inspection"
@@ -89,19 +99,24 @@ def _build(project: Project, tmp: Path, scale: float, progress: Progress) -> Non
     check_cancelled(progress)
 
     progress.report(0.30, "Simulating 26 weeks of production")
-    log, labels = production_log(scale)
+    log, labels, truth = production_log(scale)
     x = log.select(FEATURES).to_numpy().astype(np.float32)
     progress.report(0.45, f"Scoring {log.height:,} seams with v1 in ONNX Runtime")
     scores = models.score(v1_path, x)
+    decided = (scores >= models.V1_THRESHOLD).astype(np.int32)
     log = log.with_columns(model_version=pl.lit(v1.version_id), score=pl.Series(np.round(scores, 6)),
-                           predicted_label=pl.Series((scores >= models.V1_THRESHOLD).astype(np.int32)))
+                           predicted_label=pl.Series(decided))
+    log = pl.concat([log, operator_decisions(log, decided, truth)], how="horizontal")
     log.write_parquet(tmp / "predictions.parquet")
     labels.write_parquet(tmp / "labels.parquet")
     check_cancelled(progress)
     progress.report(0.6, "Importing the prediction log")
     mapping = PredictionMapping(predicted_label="predicted_label", slices={d: d for d in DIMENSIONS},
-                                features=FEATURES)
+                                features=FEATURES, operator_decision="operator_decision",
+                                override_reason="override_reason")
     import_predictions(project, tmp / "predictions.parquet", mapping)
+    add_event(project, TOOLING_AT, f"new torch tooling on {TOOLING_LINE}", kind="tooling", dimension="line",
+              scope=TOOLING_LINE)
     progress.report(0.85, "Importing labels")
     import_labels(project, tmp / "labels.parquet", LabelMapping())
     _add_escapes_kpi(project, log, labels, tmp)

@@ -21,6 +21,9 @@ FIRMWARE_LINE = "P2-L02"  # sensor firmware 5.0 reports tip temperature 25 K low
 FIRMWARE_WEEK = 18
 SILENT_ASSET = "P3-L02-R05"  # no data at all in week 21
 SILENT_WEEK = 21
+TOOLING_LINE = "P1-L03"  # a new torch tooling from week 22: operators start overriding the model, and rightly
+TOOLING_WEEK = 22
+TOOLING_AT = START + timedelta(weeks=TOOLING_WEEK - 1, hours=6)  # Monday 2026-09-28, the early shift
 OLD_FW, NEW_FW = "4.2.1", "5.0.0"
 FEATURES = ("current_a", "voltage_v", "wire_feed_m_min", "travel_speed_mm_s", "gas_flow_l_min",
             "contact_tip_temp_c", "ambient_temp_c", "humidity_pct", "wire_diameter_mm", "seam_length_mm",
@@ -122,12 +125,34 @@ def simulate(n: int, seed: int, id_prefix: str = "W") -> pl.DataFrame:
     })
 
 
-def production_log(scale: float = 1.0, seed: int = SEED) -> tuple[pl.DataFrame, pl.DataFrame]:
-    """(prediction log without scores, labels that have arrived by the end); ~2M rows at scale 1."""
+def production_log(scale: float = 1.0, seed: int = SEED) -> tuple[pl.DataFrame, pl.DataFrame, np.ndarray]:
+    """(prediction log without scores, labels that have arrived by the end, every seam's true label, which the
+    operators at the line partly see); ~2M rows at scale 1."""
     full = simulate(int(2_000_000 * scale), seed + 1)
     labels = full.filter(pl.col("inspected") & (pl.col("labelled_at") < END)).select(
         "record_id", "label", "labelled_at")
-    return full.drop("label", "labelled_at", "inspected"), labels
+    return full.drop("label", "labelled_at", "inspected"), labels, full["label"].to_numpy()
+
+
+def operator_decisions(log: pl.DataFrame, decided: np.ndarray, truth: np.ndarray, seed: int = SEED) -> pl.DataFrame:
+    """The operator's final decision per seam, and a reason code where it overrides the model.
+
+    Operators look at the seam: they override a wrong decision more often than a right one, but less often than
+    they should (about 2% of decisions, right in about 40% of them). From the tooling change on TOOLING_LINE the
+    new torch leaves marks the model misreads and the operators see through: they override far more often, and
+    they are right in most of those overrides (the model's own error rate does not change).
+    """
+    rng = np.random.default_rng(seed + 29)  # its own stream: the rest of the sample stays as it was
+    wrong = decided != truth
+    changed = (log["line"].to_numpy() == TOOLING_LINE) & (log["ts"].to_numpy() >= np.datetime64(TOOLING_AT, "us"))
+    p_wrong = np.where(changed, 0.55, 0.08)
+    p_right = np.where(changed, 0.03, 0.013)
+    override = rng.random(len(decided)) < np.where(wrong, p_wrong, p_right)
+    operator = np.where(override, 1 - decided, decided)
+    reasons = np.where(operator == 1, rng.choice(["R1 porosity seen", "R2 undercut seen"], len(decided)),
+                       rng.choice(["R7 cosmetic only", "R8 torch marks, seam sound"], len(decided)))
+    return pl.DataFrame({"operator_decision": operator.astype(np.int32),
+                         "override_reason": np.where(override, reasons, None)})
 
 
 def training_set(n: int, seed: int, exclude_line: str | None = None) -> pl.DataFrame:

@@ -15,8 +15,9 @@ import polars as pl
 from app.core.analysis.drift import DriftQuery, compute_drift
 from app.core.analysis.events import version_like_columns
 from app.core.analysis.freshness import silent_gaps
-from app.core.analysis.slices import SliceQuery, ThresholdUnknown, compute_slices, logged_versions
-from app.core.analysis.triage import triage_drift
+from app.core.analysis.overrides import OverrideError, OverrideQuery, has_operator_decisions, override_table
+from app.core.analysis.slices import SliceError, SliceQuery, ThresholdUnknown, compute_slices, logged_versions
+from app.core.analysis.triage import events_between, triage_drift
 from app.core.errors import LineproofError
 from app.core.progress import NullProgress, Progress
 from app.core.store.audit import current_actor
@@ -26,6 +27,8 @@ from app.core.store.project import Project
 from app.core.store.sources import sql_ident
 
 VERDICTS = ("real", "false")
+TRUST_RISE = 1.5  # an override rate 1.5x the reference's (and beyond both intervals) is trust erosion
+TRUST_MIN_OVERRIDES = 10
 HIGH_IMPACT = 0.05  # a local drift that flips this share of decisions is a high-severity alert
 SOME_IMPACT = 0.005  # below this share of flipped decisions a drift is a notice, not an alert
 ImpactProbe = Callable[[Project, dict, str, tuple, tuple], Any]  # (project, where, feature, ref, cur) -> Impact
@@ -106,6 +109,9 @@ def _candidates(project: Project, reference: tuple[datetime, datetime], current:
                           "message": f"{r['feature']} missing in {r['missing_cur']:.1%} of rows {words} "
                                      f"(reference {r['missing_ref']:.1%})",
                           "evidence": {"missing_ref": r["missing_ref"], "missing_cur": r["missing_cur"]}})
+    if dim is not None and has_operator_decisions(project):
+        progress.report(0.72, f"Checking operator overrides per {dim}")
+        found += _trust_alerts(project, dim, reference, current)
     for extra, parents in _other_dimensions(project, dim):
         progress.report(0.75, f"Checking metrics and drift per {extra}")
         found += _dimension_alerts(project, extra, parents, dim, found, reference, current, rules, impact)
@@ -121,6 +127,53 @@ def _candidates(project: Project, reference: tuple[datetime, datetime], current:
                                      f"{r['gap_start']:%Y-%m-%d %H:%M}" + (" (still silent)" if r["open"] else ""),
                           "evidence": {"gap_start": r["gap_start"], "gap_end": r["gap_end"],
                                        "gap_hours": r["gap_hours"], "expected_hours": rules.stale_hours}})
+    return found
+
+
+def _trust_alerts(project: Project, dim: str, reference: tuple[datetime, datetime],
+                  current: tuple[datetime, datetime]) -> list[dict]:
+    """Override rates that rose on a slice: trust erosion, triaged like drift (most slices at once: one notice;
+    one slice: an alert naming the event since the reference, and who was right)."""
+    found: list[dict] = []
+    for version, _ in logged_versions(project):
+        try:
+            ref, cur = (override_table(project, OverrideQuery(version, (dim,), "all", start=w[0], end=w[1]))
+                        for w in (reference, current))
+        except (OverrideError, ThresholdUnknown, SliceError):
+            continue
+        both = cur.join(ref.select(dim, *[pl.col(c).alias(f"ref_{c}") for c in ("override_rate", "override_rate_high",
+                                                                                 "decided")]), on=dim)
+        risen = both.filter((pl.col("override_rate_low") > pl.col("ref_override_rate_high"))
+                            & (pl.col("override_rate") >= TRUST_RISE * pl.col("ref_override_rate"))
+                            & (pl.col("overrides") >= TRUST_MIN_OVERRIDES))
+        if not risen.height:
+            continue
+        if risen.height >= max(2, both.height * 0.5):
+            found.append({"rule": "trust", "scope": "plant-wide", "line": None, "subject": f"{version} overrides",
+                          "severity": "notice", "message": f"operators override {version} more on {risen.height} of "
+                          f"{both.height} {dim}s at once (plant-wide: a procedure or a shift pattern, not one line)",
+                          "evidence": {"triage": "plant-wide", "slices": risen.height, "of_slices": both.height}})
+            continue
+        events = events_between(project, [dim], (reference[1], current[1]))
+        for r in risen.iter_rows(named=True):
+            event = events.get((r[dim],))
+            right = r["override_precision"]
+            model = r["model_precision"]
+            who = "" if right is None else (
+                f"; operators right in {right:.0%} of {r['labelled_overrides']:,} labelled overrides (model precision "
+                f"{'-' if model is None else format(model, '.0%')})")
+            found.append({"rule": "trust", "scope": f"{dim}={r[dim]}", "line": r[dim] if dim == "line" else None,
+                          "subject": f"{version} overrides",
+                          "severity": "high" if right is not None and model is not None and right > model else "medium",
+                          "message": f"trust erosion on {r[dim]}: overrides {r['ref_override_rate']:.1%} -> "
+                                     f"{r['override_rate']:.1%}" + (f"; event {event}" if event else "") + who,
+                          "evidence": {"triage": "local", "cause": f"event {event}" if event else None,
+                                       **{k: r[k] for k in ("decided", "overrides", "override_rate",
+                                                            "override_rate_low", "override_rate_high",
+                                                            "ref_override_rate", "labelled_overrides",
+                                                            "operator_right", "override_precision",
+                                                            "model_precision", "confident_overrides",
+                                                            "to_defect", "to_pass")}}})
     return found
 
 

@@ -91,7 +91,7 @@ def triage_drift(project: Project, drift: DriftTable) -> Triage:
     # the drift compares the current window with the reference: an event between the two can explain it
     since = min(query.reference[1], query.current[0] - EVENT_LEAD) if query.reference_dataset is None \
         else query.current[0] - EVENT_LEAD
-    events = _events(project, keys, (since, query.current[1]))
+    events = events_between(project, keys, (since, query.current[1]))
     out = []
     for r in cells.iter_rows(named=True):
         out.append(_classify(r, keys, events))
@@ -191,7 +191,7 @@ def _shapes(moments: pl.DataFrame, keys: list[str]) -> pl.DataFrame:
         .then(pl.col("_cur_min")).alias("frozen_at"))
 
 
-def _events(project: Project, keys: list[str], span: tuple[datetime, datetime]) -> dict[tuple, str]:
+def events_between(project: Project, keys: list[str], span: tuple[datetime, datetime]) -> dict[tuple, str]:
     """The first version change or stored event per slice value within `span`."""
     if len(keys) != 1:
         return {}
