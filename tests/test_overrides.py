@@ -131,3 +131,45 @@ def test_the_sample_story_operators_lose_trust_after_the_tooling_change(sample_c
     r = after.row(0, named=True)
     assert r["override_precision_low"] > r["model_precision"]  # the operators are right, beyond doubt
     assert r["override_rate"] > 2 * alert["evidence"]["ref_override_rate"]
+
+
+@pytest.mark.slow
+def test_the_quarterly_record_answers_with_numbers_and_the_lead_time_matches_the_labels(tmp_path: Path):
+    """Q3 2026 on the sample at a quarter of its size (the test scale's monthly bands are too wide to flag a line):
+    the firmware drop on P2-L02 was flagged by the estimate around the rollout, before the labels proved it; the
+    moment they proved it is recomputed here from the labels table (polars, Wilson by hand)."""
+    import duckdb
+
+    from app.core.analysis import operating_review as ops
+    from app.sample.build import build_sample
+    from app.sample.plant import FIRMWARE_LINE, FIRMWARE_WEEK, START, TOOLING_LINE
+
+    sample_folder = build_sample(tmp_path / "sample", scale=0.25)
+    with Project.open_snapshot(sample_folder) as project:
+        review = ops.build_review(project, ops.quarter("2026-Q3"))
+        q4 = ops.build_review(project, ops.quarter("2026-Q4"))["answers"]
+    answers = review["answers"]
+    assert [i["line"] for i in answers["lead_time"]] == [FIRMWARE_LINE]  # no other line was flagged
+    lead = answers["lead_time"][0]
+    rollout = START + timedelta(weeks=FIRMWARE_WEEK - 1)
+    signal = datetime.fromisoformat(lead["signal"])
+    assert rollout - timedelta(days=1) <= signal <= rollout + timedelta(weeks=2)
+    con = duckdb.connect(str(sample_folder / "project.duckdb"), read_only=True)
+    defects = con.sql("""SELECT l.labelled_at, p.predicted_label FROM predictions p JOIN labels l USING (record_id)
+                         WHERE p.line = $1 AND p.ts >= $2 AND l.label = 1""", params=[FIRMWARE_LINE, signal]).pl()
+    con.close()
+    ordered = defects.sort("labelled_at", "predicted_label").with_columns(
+        pl.col("predicted_label").cum_sum().alias("k"), pl.int_range(1, defects.height + 1).alias("n"))
+    z = 1.959963984540054
+    p, n = ordered["k"] / ordered["n"], ordered["n"]
+    upper = (p + z * z / (2 * n) + z * (p * (1 - p) / n + z * z / (4 * n * n)).sqrt()) / (1 + z * z / n)
+    proven = ordered.filter((n >= 30) & (upper < lead["reference_recall_low"]))["labelled_at"][0]
+    assert datetime.fromisoformat(lead["confirmed"]) == proven
+    assert lead["lead_days"] == pytest.approx((proven - signal).total_seconds() / 86400) and lead["lead_days"] > 0
+    # every other question has a number
+    assert answers["time_to_production"]["releases"] == 0  # the sample's releases predate the log
+    assert all(o["low"] <= o["rate"] <= o["high"] for o in answers["overrides"]) and len(answers["overrides"]) == 12
+    tooling = next(o for o in q4["overrides"] if o["line"] == TOOLING_LINE)  # the tooling change is in week 22
+    assert tooling["rate"] > 2 * tooling["before"] and tooling["operator_right"] > tooling["model_precision"]
+    assert [o["version"] for o in answers["outgrown"]] == ["weld-defect:v1"]
+    assert answers["outgrown"][0]["rows"] > 0

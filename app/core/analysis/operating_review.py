@@ -17,6 +17,7 @@ from typing import Any
 import polars as pl
 
 from app.core.analysis.estimate import EstimateError, EstimateQuery, compute_estimates, default_reference
+from app.core.analysis.quarterly import quarterly_answers
 from app.core.analysis.slices import ThresholdUnknown, model_info
 from app.core.errors import LineproofError
 from app.core.governance.delivery import delivery_metrics
@@ -341,12 +342,13 @@ def build_review(project: Project, period: Period, progress: Progress | None = N
     progress.report(0.95, "Estimated against measured performance, delivery")
     estimates = _estimates(project, period)
     delivery = delivery_metrics(project, period.start, period.end)
+    answers = quarterly_answers(project, period.start, period.end, period.previous, delivery)
     progress.report(1.0, "Review ready")
     return {"period": {"label": period.label, "start": period.start.isoformat(), "end": period.end.isoformat(),
                        "previous": [t.isoformat() for t in period.previous]},
             "inventory": inventory, "health": {"drops": drops, "drift": drift, "silent": fresh, "latency": latency,
                                                "estimates": estimates},
-            "alerts": alerts, "triggers": triggers, "outcomes": outcomes, "delivery": delivery}
+            "alerts": alerts, "triggers": triggers, "outcomes": outcomes, "delivery": delivery, "answers": answers}
 
 
 def findings_count(review: dict[str, Any]) -> int:

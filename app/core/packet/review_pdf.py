@@ -55,6 +55,38 @@ def _estimates_section(estimates: dict[str, Any] | None, s: dict, width: float) 
     return out + [Paragraph(markup(estimates["method"]), s["small"])]
 
 
+def _answers_section(answers: dict[str, Any] | None, s: dict, width: float) -> list[Any]:
+    """The checkpoint's questions, each answered with a number and where it comes from."""
+    from app.core.analysis.quarterly import lead_days_text
+
+    if not answers:
+        return []
+    t = answers["time_to_production"]
+
+    def days(v: float | None) -> str:
+        return "-" if v is None else f"{v:.1f} days"
+    rows = [["Question", "Answer"],
+            ["Is the toolchain reducing time to deployment?",
+             f"median import to production {days(t['median_days'])} over {t['releases']} release(s); previous "
+             f"period {days(t['median_days_before'])} over {t['releases_before']}"],
+            ["Did monitoring catch failures early enough?",
+             "; ".join(lead_days_text(i) for i in answers["lead_time"]) or "no confirmed recall drop in the period"],
+            ["Are governance controls proportionate to risk?",
+             "; ".join(f"tier {w['tier']}: {w['requests']} request(s), mean wait {w['mean_days']:.1f} d "
+                       f"(max {w['max_days']:.1f})" for w in answers["approval_wait_by_tier"])
+             or "no approval waits recorded (no signed requests)"],
+            ["Do operators still trust the models?",
+             "; ".join(f"{o['line']} {o['rate']:.1%} (before {'-' if o['before'] is None else format(o['before'], '.1%')})"
+                       for o in sorted(answers["overrides"], key=lambda o: -(o["rate"] or 0))[:4])
+             + (" (highest override rates)" if answers["overrides"] else "no operator decisions logged")],
+            ["Have model classes outgrown the stack?",
+             "; ".join(f"{o['version']}: {o['rows']:,} rows{' (bounded analysis)' if o['bounded_analysis'] else ''}, "
+                       f"{o['latency_budget_misses']} latency budget miss(es)" for o in answers["outgrown"])
+             or "nothing logged"]]
+    return [Paragraph("The checkpoint's questions, answered", s["h2"]),
+            _table(rows, [width * 0.32, width * 0.68])]
+
+
 def _delivery_section(delivery: dict[str, Any] | None, s: dict, width: float) -> list[Any]:
     """Days from import to each stage, approval wait, hand-offs, and releases without a verified approval chain."""
     out: list[Any] = [Paragraph("Delivery: from candidate to production", s["h2"])]
@@ -130,6 +162,7 @@ def render_review(record: dict[str, Any], sha: str) -> bytes:
                           "-" if r["precision_before"] is None else f"{r['precision_before']:.0%} of {r['judged_before']}"]
                          for r in precision], [width * 0.3, width * 0.35, width * 0.35])
                  if precision else Paragraph("No alert was acknowledged in the period.", s["small"]))
+    story += _answers_section(review.get("answers"), s, width)
     story += _estimates_section(h.get("estimates"), s, width)
     story += _delivery_section(review.get("delivery"), s, width)
     inv = review["inventory"]
