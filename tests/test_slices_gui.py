@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import polars as pl
 import pytest
-from PySide6.QtCore import QSettings
+from PySide6.QtCore import QSettings, Qt
 
 from app.core.store.project import Project
 from app.sample.plant import FIRMWARE_LINE
@@ -49,6 +49,18 @@ def test_heatmap_drill_down_and_csv_export(qtbot, view, tmp_path: Path):
     assert trend.where == (("line", FIRMWARE_LINE),)
     assert trend.events["value"].to_list() == ["5.0.0"]
     assert len(widget.trend_plot.events) == 1 and widget.trend_plot.plot.isVisible()
+    # the estimate is drawn beside the measured recall, and the gap after the firmware update is named
+    est_x, est_y = widget.trend_plot.estimated.getData()
+    assert len(est_x) == trend.estimate.height and np.allclose(est_y, trend.estimate["recall"].to_numpy(), equal_nan=True)
+    # operator overrides on their own axis, one point per week; the table has an Overrides column
+    ovr_x, ovr_y = widget.trend_plot.override_curve.getData()
+    assert widget.trend_plot.override_curve.isVisible() and len(ovr_x) == trend.overrides.height
+    assert np.allclose(ovr_y, trend.overrides["override_rate"].to_numpy())
+    headers = [widget.table_model.headerData(i, Qt.Orientation.Horizontal) for i in
+               range(widget.table_model.columnCount())]
+    assert "Overrides" in headers
+    tip = widget.table_model.data(widget.table_model.index(0, headers.index("Overrides")), Qt.ItemDataRole.ToolTipRole)
+    assert tip.startswith("Operators overrode") and "right in" in tip
     # export what the table shows, worst first
     out = widget.export_csv(tmp_path / "slices.csv")
     exported = pl.read_csv(out)

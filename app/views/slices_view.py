@@ -27,6 +27,7 @@ from PySide6.QtWidgets import (
 )
 
 from app.core.analysis.estimate import slice_estimate
+from app.core.analysis.overrides import override_trend, with_overrides
 from app.core.analysis.slice_report import write_slices_csv
 from app.core.analysis.slices import (
     LOWER_IS_BETTER,
@@ -66,6 +67,19 @@ def _interval_tip(metric: str):
             text += f", 95% interval [{low:.3f}, {high:.3f}]"
         return text + f"\n{r['labelled']:,} labelled of {r['n']:,} predictions"
     return tip
+
+
+def _override_tip(r: dict) -> str:
+    """Why an override rate matters: its interval, the confident decisions overridden, and who was right."""
+    if r.get("override_rate") is None:
+        return "No operator decisions logged for this slice."
+    text = (f"Operators overrode {r['overrides']:,} of {r['decided']:,} decisions: {r['override_rate']:.1%} "
+            f"({r['override_rate_low']:.1%}-{r['override_rate_high']:.1%}); confident decisions overridden "
+            f"{(r['confident_rate'] or 0):.1%}")
+    if r.get("override_precision") is not None:
+        text += (f"\nOperators right in {r['override_precision']:.0%} of {r['labelled_overrides']:,} labelled "
+                 f"overrides; the model's precision {('-' if r['model_precision'] is None else format(r['model_precision'], '.0%'))}")
+    return text
 
 
 def _cell_text(value: object) -> str:
@@ -272,7 +286,8 @@ class SlicesView(Screen):
             return None
         self.cancel()
         project, query = self.project, self.query()
-        task = self.run_job("Computing slices", lambda progress: compute_slices(project, query, progress))
+        task = self.run_job("Computing slices", lambda progress: with_overrides(
+            project, compute_slices(project, query, progress)))
         self._task = task
         self.busy.show()
         self.cancel_button.show()
@@ -334,6 +349,8 @@ class SlicesView(Screen):
         if f"{metric}_low" in ranked.columns:
             columns += [Column(f"{metric}_low", "low"), Column(f"{metric}_high", "high")]
         columns += [Column("vs_overall", "vs overall", tooltip=lambda r: "Slice minus overall value"),
+                    *([Column("override_rate", "Overrides", "percent", tooltip=_override_tip)]
+                      if "override_rate" in ranked.columns else []),
                     Column("labelled", "Labelled"), Column("n", "Predictions"),
                     Column("coverage", "Coverage", "percent",
                            tooltip=lambda r: f"{r['labelled']:,} of {r['n']:,} labelled"),
@@ -401,8 +418,10 @@ class SlicesView(Screen):
         window = base.window or "week"
         def job(progress) -> SliceTrend:
             trend = slice_trend(project, base, where, window, progress)
-            estimated = slice_estimate(project, base.version_id, tuple((d, v) for d, v in where if d != PERIOD), window)
-            return replace(trend, estimate=estimated.rows if estimated is not None else None)
+            dims = tuple((d, v) for d, v in where if d != PERIOD)
+            estimated = slice_estimate(project, base.version_id, dims, window)
+            return replace(trend, estimate=estimated.rows if estimated is not None else None,
+                           overrides=override_trend(project, base.version_id, dims, window))
 
         task = self.run_job("Slice trend", job)
         self._trend_task = task

@@ -24,7 +24,8 @@ class TrendPlot(QWidget):
         self.plot = pg.PlotWidget(background="w", axisItems={"bottom": pg.DateAxisItem()})
         self.plot.showGrid(x=False, y=True, alpha=0.3)
         self.plot.getAxis("left").enableAutoSIPrefix(False)
-        self.plot.addLegend(offset=(10, -10))  # bottom left: the curves sit high on the left, events top right
+        # bottom left: the curves sit high on the left, events top right; a light backing keeps it readable over them
+        self.plot.addLegend(offset=(10, -10), brush=pg.mkBrush(255, 255, 255, 210))
         self.low = pg.PlotCurveItem(pen=pg.mkPen(46, 117, 182, 90))
         self.high = pg.PlotCurveItem(pen=pg.mkPen(46, 117, 182, 90))
         self.band = pg.FillBetweenItem(self.low, self.high, brush=pg.mkBrush(46, 117, 182, 60))
@@ -41,6 +42,18 @@ class TrendPlot(QWidget):
         for item in (self.est_low, self.est_high, self.est_band, self.low, self.high, self.band, self.overall,
                      self.estimated, self.curve):
             self.plot.addItem(item)
+        # Operator overrides on their own axis (right): a rate of a few percent beside a metric near 0.7.
+        self.override_box = pg.ViewBox()
+        self.plot.scene().addItem(self.override_box)
+        self.plot.getAxis("right").linkToView(self.override_box)
+        self.plot.getAxis("right").enableAutoSIPrefix(False)
+        self.override_box.setXLink(self.plot.getPlotItem().vb)
+        self.override_curve = pg.PlotDataItem(pen=pg.mkPen("#7a3e9d", width=1.5, style=Qt.PenStyle.DotLine),
+                                              symbol="s", symbolSize=4, symbolBrush="#7a3e9d", connect="finite")
+        self.override_box.addItem(self.override_curve)
+        self.plot.getPlotItem().vb.sigResized.connect(
+            lambda: self.override_box.setGeometry(self.plot.getPlotItem().vb.sceneBoundingRect()))
+        self.plot.getPlotItem().legend.addItem(self.override_curve, "operator overrides (right axis)")
         self.events: list[pg.InfiniteLine] = []
         layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
@@ -92,6 +105,7 @@ class TrendPlot(QWidget):
         else:
             for item in (self.estimated, self.est_low, self.est_high):
                 item.setData([], [])
+        self._set_overrides(trend.overrides)
         for line in self.events:
             self.plot.removeItem(line)
         self.events = []
@@ -116,3 +130,17 @@ class TrendPlot(QWidget):
         if ys.size:
             span = max(ys.max() - ys.min(), 0.02)
             self.plot.setYRange(ys.min() - 0.08 * span, ys.max() + 0.12 * span, padding=0)
+
+    def _set_overrides(self, overrides) -> None:
+        """The slice's override rate per window on the right axis, or nothing where none were logged."""
+        shown = overrides is not None and overrides.height > 0
+        self.plot.showAxis("right", shown)
+        self.override_curve.setVisible(shown)
+        if not shown:
+            self.override_curve.setData([], [])
+            return
+        rate = overrides["override_rate"].cast(float).fill_null(np.nan).to_numpy()
+        self.override_curve.setData(_epoch(overrides), rate)
+        self.plot.getAxis("right").setLabel("override rate")
+        top = float(np.nanmax(rate)) if np.isfinite(rate).any() else 0.1
+        self.override_box.setYRange(0.0, max(top * 1.25, 0.02), padding=0)

@@ -41,6 +41,7 @@ class OverrideQuery:
     end: datetime | None = None
     confidence: float = 0.95
     threshold: float | None = None  # default: the registered version's; for a log-only one, inferred from the log
+    where: tuple[tuple[str, str], ...] = ()  # (dimension, value) filters: one slice's trend
 
 
 def has_operator_decisions(project: Project) -> bool:
@@ -58,7 +59,7 @@ def override_table(project: Project, query: OverrideQuery) -> pl.DataFrame:
                             "pass, 1 = defect) to see overrides.")
     if query.window not in WINDOWS:
         raise OverrideError(f"Unknown time window {query.window!r}.", f"Use one of {', '.join(WINDOWS)}.")
-    check_dimensions(project, SliceQuery(query.version_id, query.by))
+    check_dimensions(project, SliceQuery(query.version_id, query.by, where=query.where))
     task, threshold, has_pred = model_info(project, query.version_id)
     if task != "binary":
         raise OverrideError(f"Overrides are read for binary decisions; {query.version_id} is a {task} model.",
@@ -83,6 +84,7 @@ def override_table(project: Project, query: OverrideQuery) -> pl.DataFrame:
         where.append(f"p.ts >= TIMESTAMP {sql_literal(query.start.isoformat(sep=' '))}")
     if query.end:
         where.append(f"p.ts < TIMESTAMP {sql_literal(query.end.isoformat(sep=' '))}")
+    where += [f"p.{sql_ident(d)}::VARCHAR = {sql_literal(v)}" for d, v in query.where]
     confidence = (f"CASE WHEN md = 1 THEN (score - {t}) / nullif(1 - {t}, 0) ELSE ({t} - score) / nullif({t}, 0) END")
     band = (f"CASE WHEN {confidence} < 1.0 / 3 THEN 'borderline' WHEN {confidence} < 2.0 / 3 THEN 'moderate' "
             "ELSE 'confident' END")
@@ -117,3 +119,38 @@ def override_table(project: Project, query: OverrideQuery) -> pl.DataFrame:
         right_low.alias("override_precision_low"), right_high.alias("override_precision_high"),
         pl.when(c("model_flagged_labelled") > 0).then(c("model_true_alarms") / c("model_flagged_labelled"))
         .alias("model_precision"))
+
+
+SHOWN = ("decided", "overrides", "override_rate", "override_rate_low", "override_rate_high", "confident_rate",
+         "labelled_overrides", "override_precision", "model_precision")
+
+
+def with_overrides(project: Project, table):
+    """A slice table with each slice's override rate and who was right beside its metrics (as it is, where the
+    log has no operator decisions or the model is not binary)."""
+    from dataclasses import replace
+
+    if table.task != "binary" or not has_operator_decisions(project):
+        return table
+    q = table.query
+    try:
+        frame = override_table(project, OverrideQuery(q.version_id, q.by, q.window or "all", q.start, q.end,
+                                                      q.confidence, where=q.where))
+    except (OverrideError, ThresholdUnknown):
+        return table
+    keys = [*q.by, *(["period"] if q.window else [])]
+    if not keys:
+        return replace(table, overall=pl.concat([table.overall, frame.select(SHOWN)], how="horizontal")
+                       if frame.height else table.overall)
+    return replace(table, slices=table.slices.join(frame.select(*keys, *SHOWN), on=keys, how="left"))
+
+
+def override_trend(project: Project, version_id: str, where: tuple[tuple[str, str], ...], window: str = "week"
+                   ) -> pl.DataFrame | None:
+    """One slice's override rate per window (None where the log has no operator decisions)."""
+    if not has_operator_decisions(project):
+        return None
+    try:
+        return override_table(project, OverrideQuery(version_id, (), window, where=where))
+    except (OverrideError, ThresholdUnknown):
+        return None

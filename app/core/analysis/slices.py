@@ -475,6 +475,7 @@ class SliceTrend:
     overall: SliceTable
     events: pl.DataFrame  # value, first_seen
     estimate: pl.DataFrame | None = None  # estimated metrics per window (analysis.estimate), where they apply
+    overrides: pl.DataFrame | None = None  # operator override rate per window (analysis.overrides), where logged
 
 
 def slice_trend(project: Project, base: SliceQuery, where: tuple[tuple[str, str], ...], window: str = "week",
