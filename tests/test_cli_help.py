@@ -16,7 +16,8 @@ def _commands() -> list[str]:
 
 
 def test_the_command_list_is_complete():
-    assert {"init", "sample", "info", "gui", "ingest", "labels", "kpis", "slices", "drift", "estimate", "events", "freshness",
+    assert {"init", "sample", "info", "gui", "ingest", "labels", "kpis", "slices", "drift", "estimate", "overrides", "events",
+            "freshness",
             "alerts", "import-model", "models", "stage", "bench", "bench-compare", "user", "request", "review",
             "approve", "reject", "audit", "trust", "validate", "validations", "packet", "sign", "verify", "export-project",
             "import-project"} == set(_commands())

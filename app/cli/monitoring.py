@@ -1,4 +1,4 @@
-"""`lineproof slices|drift|estimate|events|freshness|alerts`: how the models do on the line."""
+"""`lineproof slices|drift|estimate|overrides|events|freshness|alerts`: how the models do on the line."""
 
 from __future__ import annotations
 
@@ -92,6 +92,37 @@ def cmd_estimate(args: argparse.Namespace) -> int:
         sys.stdout.write(table.rows.write_csv())
     else:
         print(estimate_text(table, args.metric))
+    return 0
+
+
+def cmd_overrides(args: argparse.Namespace) -> int:
+    """Print operator override rates per slice and window, with who was right."""
+    from app.core.analysis.overrides import OverrideQuery, override_table
+    from app.core.analysis.slices import resolve_version
+
+    with open_project(args.path, read_only=True, allow_snapshot=True) as project:
+        version = resolve_version(project, args.model)
+        by = tuple(d.strip() for d in args.by.split(",") if d.strip())
+        rows = override_table(project, OverrideQuery(version, by, args.window, parse_when(args.start, "--from"),
+                                                     parse_when(args.end, "--to")))
+    if args.format == "json":
+        print(json.dumps([{k: (v.isoformat() if hasattr(v, "isoformat") else v) for k, v in r.items()}
+                          for r in rows.iter_rows(named=True)], indent=2))
+    elif args.format == "csv":
+        sys.stdout.write(rows.write_csv())
+    else:
+        print(f"{version}: operator overrides (final decision other than the model's), 95% Wilson intervals; "
+              "'right' = operator right among labelled overrides")
+        print("  ".join([*(k.ljust(10) for k in by), "window".ljust(10), " decided", "overrides", "   rate",
+                         "     interval", "confident", "  right", "model prec."]))
+        for r in rows.iter_rows(named=True):
+            def pct(v):
+                return "–".rjust(7) if v is None else f"{v:7.1%}"
+            print("  ".join([*(str(r[k]).ljust(10) for k in by), str(r["period"]).ljust(10), f"{r['decided']:8,}",
+                             f"{r['overrides']:9,}", pct(r["override_rate"]),
+                             f"{r['override_rate_low']:.1%}-{r['override_rate_high']:.1%}".rjust(13),
+                             pct(r["confident_rate"]).rjust(9), pct(r["override_precision"]),
+                             pct(r["model_precision"]).rjust(11)]))
     return 0
 
 
@@ -214,7 +245,7 @@ def cmd_alerts(args: argparse.Namespace) -> int:
 
 
 def add_parsers(sub: argparse._SubParsersAction) -> None:
-    """Register `slices`, `drift`, `estimate`, `events`, `freshness`, `alerts`."""
+    """Register `slices`, `drift`, `estimate`, `overrides`, `events`, `freshness`, `alerts`."""
     p = sub.add_parser("slices", help="performance per slice with confidence intervals, worst first",
                        description="Metrics per slice of one model version's prediction log joined with its "
                        "labels. Binary: accuracy, precision, recall, f1, fpr, auc, brier; regression: mae, "
@@ -287,6 +318,19 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--format", choices=("table", "csv", "json"), default="table")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress output")
     p.set_defaults(func=cmd_estimate)
+
+    p = sub.add_parser("overrides", help="operator overrides per slice and window: rate, confidence, who was right",
+                       description="How often operators overrode the model's decision (the log's operator_decision "
+                       "column), with Wilson intervals, the share of confident decisions overridden, and once labels "
+                       "arrive how often the operator was right, beside the model's precision.")
+    p.add_argument("path", help="project folder")
+    p.add_argument("--model", required=True, metavar="NAME[:VERSION]", help="model id or name, or a version id")
+    p.add_argument("--by", default="line", help="comma-separated slice dimensions (default line)")
+    p.add_argument("--window", choices=("day", "week", "month", "all"), default="week", help="time window")
+    p.add_argument("--from", dest="start", metavar="DATE", help="first day (inclusive)")
+    p.add_argument("--to", dest="end", metavar="DATE", help="end (exclusive)")
+    p.add_argument("--format", choices=("table", "csv", "json"), default="table")
+    p.set_defaults(func=cmd_overrides)
 
     p = sub.add_parser("events", help="firmware changes and manual events on the timeline")
     p.add_argument("path", help="project folder")

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import time
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
@@ -335,7 +336,9 @@ def build_review(project: Project, period: Period, progress: Progress | None = N
     drops = _drops(project, period, progress)
     check_cancelled(progress)
     progress.report(0.6, "Input drift against the previous period")
+    started = time.perf_counter()
     drift = _drift(project, period)
+    drift_seconds = time.perf_counter() - started
     progress.report(0.9, "Silent assets and business outcomes")
     fresh = _freshness(project, period)
     outcomes = _outcomes(project, period, drops.get("per_line", []))
@@ -343,6 +346,7 @@ def build_review(project: Project, period: Period, progress: Progress | None = N
     estimates = _estimates(project, period)
     delivery = delivery_metrics(project, period.start, period.end)
     answers = quarterly_answers(project, period.start, period.end, period.previous, delivery)
+    answers["drift_seconds"] = drift_seconds  # what the drift matrix costs on this PC, for "outgrown the stack"
     progress.report(1.0, "Review ready")
     return {"period": {"label": period.label, "start": period.start.isoformat(), "end": period.end.isoformat(),
                        "previous": [t.isoformat() for t in period.previous]},

@@ -82,7 +82,8 @@ def _answers_section(answers: dict[str, Any] | None, s: dict, width: float) -> l
             ["Have model classes outgrown the stack?",
              "; ".join(f"{o['version']}: {o['rows']:,} rows{' (bounded analysis)' if o['bounded_analysis'] else ''}, "
                        f"{o['latency_budget_misses']} latency budget miss(es)" for o in answers["outgrown"])
-             or "nothing logged"]]
+             + (f"; the period's drift matrix took {answers['drift_seconds']:.1f} s on this PC"
+                if answers.get("drift_seconds") is not None else "") or "nothing logged"]]
     return [Paragraph("The checkpoint's questions, answered", s["h2"]),
             _table(rows, [width * 0.32, width * 0.68])]
 
