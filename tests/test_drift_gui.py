@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
+import polars as pl
 import pytest
 
 from app.core.store.project import Project
@@ -36,6 +37,13 @@ def test_drift_matrix_and_cell_detail(qtbot, sample_folder: Path):
         assert detail.histogram["ref"].sum() == pytest.approx(1.0) and detail.histogram["cur"].sum() == pytest.approx(1.0)
         assert detail.over_time["psi"].drop_nulls().max() > table.thresholds.psi_significant
         assert len(view.event_lines) == 1 and view.table_model.rowCount() >= 1
+        # the table leads with the local drift, its likely cause and the decisions it flips
+        first = view.table_model.row(0)
+        assert (first["line"], first["feature"], first["triage"]) == (FIRMWARE_LINE, "contact_tip_temp_c", "local")
+        assert "firmware 4.2.1 -> 5.0.0" in first["cause"] and "same shape" in first["cause"]
+        assert first["flip_share"] > 0.02
+        assert table.rows.filter(pl.col("triage") == "plant-wide")["flip_share"].null_count() == \
+            table.rows.filter(pl.col("triage") == "plant-wide").height
         with qtbot.waitSignal(view.drilled, timeout=60_000) as other:
             view._cell_clicked(features.index("current_a"), 0)
         assert other.args[0].feature == "current_a"

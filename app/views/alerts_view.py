@@ -23,6 +23,7 @@ from PySide6.QtWidgets import (
 from app.core.analysis.alerts import acknowledge, alert_precision, evaluate_alerts, list_alerts
 from app.core.analysis.drift import default_windows
 from app.core.analysis.slices import logged_span
+from app.core.models.impact import measure_impact
 from app.core.store.project import Project
 from app.views.errors import show_error
 from app.views.screen import Screen
@@ -144,7 +145,8 @@ class AlertsView(Screen):
         project = self.project
         reference, current = (_dt(self.ref_from), _dt(self.ref_to)), (_dt(self.cur_from), _dt(self.cur_to))
         task = self.run_job("Evaluating alert rules",
-                          lambda progress: evaluate_alerts(project, reference, current, progress=progress))
+                          lambda progress: evaluate_alerts(project, reference, current, progress=progress,
+                                                           impact=measure_impact))
         self._task = task
         self.evaluate_button.setEnabled(False)
         task.done.connect(lambda n: self.reload())

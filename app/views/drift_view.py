@@ -3,7 +3,7 @@ distributions and the score over time with firmware events."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import date, datetime
 
 import numpy as np
@@ -35,6 +35,7 @@ from app.core.analysis.drift import (
 from app.core.analysis.events import detect_version_changes, list_events
 from app.core.analysis.slices import logged_span, project_has_events, slice_dimensions
 from app.core.analysis.triage import with_triage
+from app.core.models.impact import measure_impact
 from app.core.store.project import Project
 from app.views.errors import show_error
 from app.views.heatmap_widget import Heatmap
@@ -43,6 +44,7 @@ from app.views.table_model import Column, FrameTableModel
 from app.views.table_view import DataTable
 from app.views.workers import Task
 
+MAX_IMPACT_CELLS = 10  # local cells whose impact the screen measures (the strongest ten)
 SCORES = {"psi": "PSI", "wasserstein_norm": "Wasserstein / std", "js": "Jensen-Shannon", "ks_d": "KS statistic"}
 
 
@@ -64,6 +66,26 @@ def _exactness(table: DriftTable) -> str:
         return ""
     return (f" Large windows: numeric statistics from bounded summaries, KS within +-{bounds[0]:.4f} and W/std "
             f"within +-{bounds[1]:.4f}.")
+
+
+def _with_impact(project: Project, table: DriftTable, progress) -> DriftTable:
+    """Each local cell's share of decisions that flip when its input is restored (a few cells: re-scoring each
+    costs well under a second)."""
+    rows = table.rows
+    if not rows.height or "triage" not in rows.columns or len(table.query.by) != 1 or table.query.reference_dataset:
+        return table
+    dim = table.query.by[0]
+    local = rows.filter(pl.col("triage") == "local").head(MAX_IMPACT_CELLS)
+    flips = []
+    for i, r in enumerate(local.iter_rows(named=True)):
+        progress.report(0.9 + 0.1 * i / max(local.height, 1), f"Impact of {r['feature']} on {r[dim]}")
+        impact = measure_impact(project, {dim: str(r[dim])}, r["feature"], table.query.reference, table.query.current)
+        flips.append({dim: r[dim], "feature": r["feature"], "flip_share": impact.flip_share})
+    if not flips:
+        return replace(table, rows=rows.with_columns(pl.lit(None, pl.Float64).alias("flip_share")))
+    joined = rows.join(pl.DataFrame(flips, schema={dim: rows.schema[dim], "feature": pl.Utf8,
+                                                   "flip_share": pl.Float64}), on=[dim, "feature"], how="left")
+    return replace(table, rows=joined)
 
 
 def _qdate(value: date) -> QDate:
@@ -224,8 +246,8 @@ class DriftView(Screen):
         if self._task is not None and self._task.running:
             self._task.cancel()
         project, query = self.project, self.query()
-        task = self._track(self.run_job("Computing drift", lambda progress: with_triage(
-            project, compute_drift(project, query, progress))))
+        task = self._track(self.run_job("Computing drift", lambda progress: _with_impact(project, with_triage(
+            project, compute_drift(project, query, progress)), progress)))
         self._task = task
         self.busy.show()
         task.progress.connect(lambda f, m: self.busy.setValue(int(f * 1000)))
@@ -268,7 +290,12 @@ class DriftView(Screen):
                              f"{table.thresholds.jensen_shannon:g} for categories)." + _exactness(table))
         # KS p and the deciding method are in each cell's tooltip: the triage and its cause need the width
         columns = [Column(dim, dim.capitalize()), Column("feature", "Feature"), Column("triage", "Triage"),
-                   Column("cause", "Likely cause", free_text=True), Column("psi", "PSI"), Column("wasserstein_norm", "W/std"),
+                   Column("cause", "Likely cause", free_text=True),
+                   Column("flip_share", "Flips", "percent", tooltip=lambda r: (
+                       "Share of this slice's current decisions that flip when the feature is put back to its "
+                       "reference distribution (50,000 rows re-scored)") if r.get("flip_share") is not None
+                       else "Measured for local drift only"),
+                   Column("psi", "PSI"), Column("wasserstein_norm", "W/std"),
                    Column("js", "JS"), Column("ks_d", "KS D"), Column("missing_cur", "Missing", "percent"),
                    Column("out_of_range", "Out of range", "percent"), Column("n_cur", "Current rows")]
         # local drift first (each one a line's own problem), the plant-wide cells after it; strongest first within

@@ -24,6 +24,7 @@ from PySide6.QtWidgets import (
 )
 
 from app.core.analysis import operating_review as ops
+from app.core.analysis.quarterly import lead_days_text
 from app.core.analysis.slices import logged_span
 from app.core.errors import LineproofError
 from app.core.governance import approvals as gov
@@ -40,7 +41,7 @@ NO_LOG = "No prediction log yet.\n\nA review reads the log: import predictions f
 SECTION_COLOURS = {"Trigger": "#f8cbad", "Metric drop": "#f8cbad", "Unverified release": "#f8cbad",
                    "Line drift": "#fff2cc", "Silent asset": "#fff2cc", "Confidence gap": "#fff2cc",
                    "Latency": "#fff2cc", "Plant-wide change": "#ededed", "Stage change": "#e2efda",
-                   "Outcome": "#dde6f0", "Alert precision": "#dde6f0"}
+                   "Outcome": "#dde6f0", "Alert precision": "#dde6f0", "Lead time": "#dde6f0"}
 FINDING_COLUMNS = [Column("section", "Section", background=lambda r: SECTION_COLOURS.get(r["section"])),
                    Column("scope", "Where"), Column("finding", "Finding", tooltip=lambda r: r["finding"], free_text=True)]
 
@@ -55,7 +56,9 @@ def finding_rows(review: dict[str, Any]) -> pl.DataFrame:
     rows += [{"section": "Confidence gap", "scope": g["line"], "finding":
               f"{g['version']}: measured recall {g['recall_realized']:.3f} lies outside the estimate from the model's "
               f"confidence, {g['recall']:.3f} ({g['recall_lower']:.3f}-{g['recall_upper']:.3f}); gap in "
-              f"{g['gap_metrics']}"} for g in h.get("estimates", {}).get("gaps", [])]
+              f"{', '.join(g['gap_metrics'].split(','))}"} for g in h.get("estimates", {}).get("gaps", [])]
+    rows += [{"section": "Lead time", "scope": i["line"], "finding": lead_days_text(i)}
+             for i in review.get("answers", {}).get("lead_time", [])]
     rows += [{"section": "Unverified release", "scope": u["site"], "finding":
               f"{u['version_id']} reached production on {u['released_at'][:16]} without a verified approval chain"}
              for u in review.get("delivery", {}).get("unverified_releases", [])]

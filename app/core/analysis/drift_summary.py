@@ -128,7 +128,9 @@ def statistics(con: duckdb.DuckDBPyConnection, table: str, keys: list[str], bins
                      sum(sr) / nullif(sum(nr), 0) AS ref_mean, sum(qr) / nullif(sum(nr), 0) AS ref_sq
               FROM s GROUP BY ALL)
         SELECT s.*, t.n_ref, t.n_cur, t.ref_min, t.ref_max,
-               sqrt(greatest(t.ref_sq - t.ref_mean * t.ref_mean, 0)) AS ref_std,
+               -- a constant reference has no spread; its moments' rounding must not invent one (W/std divides by it)
+               CASE WHEN t.ref_min = t.ref_max THEN 0.0
+                    ELSE sqrt(greatest(t.ref_sq - t.ref_mean * t.ref_mean, 0)) END AS ref_std,
                sum(nr) OVER w AS cum_r, sum(nc) OVER w AS cum_c,
                (sum(nr) OVER w) / nullif(t.n_ref, 0) AS r1, (sum(nc) OVER w) / nullif(t.n_cur, 0) AS c1,
                (sum(nr) OVER w - nr) / nullif(t.n_ref, 0) AS r0, (sum(nc) OVER w - nc) / nullif(t.n_cur, 0) AS c0,
