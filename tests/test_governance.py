@@ -470,3 +470,26 @@ def test_delivery_metrics_count_handoffs_waits_and_unverified_releases(governed:
     con.execute("UPDATE approval_decisions SET comment = 'rubber stamp' WHERE request_id = ? AND step = 2", [req])
     after = delivery_metrics(governed)
     assert [(u["version_id"], u["site"]) for u in after["unverified_releases"]] == [("hi:v1", "P1")]
+
+
+def test_the_quarterly_answers_time_the_release_and_the_approval_wait_per_tier(governed: Project) -> None:
+    from datetime import datetime, timedelta
+
+    from app.core.analysis.quarterly import quarterly_answers
+    from app.core.governance.delivery import delivery_metrics
+
+    req = create_request(governed, "hi:v1", "P1", "production", signer(governed, "eve"), validation_run_id="VAL-1")
+    decide(governed, req, "review", signer(governed, "vera"), "checked")
+    decide(governed, req, "approve", signer(governed, "anna"), "approved")
+    set_stage(governed, "hi:v1", "P1", "production", "approved release", by=signer(governed, "eve"))
+    now = datetime.now()
+    span = (now - timedelta(days=1), now + timedelta(days=1))
+    delivery = delivery_metrics(governed, *span)
+    answers = quarterly_answers(governed, *span, (span[0] - timedelta(days=90), span[0]), delivery)
+    row = next(r for r in delivery["versions"] if (r["version_id"], r["site"]) == ("hi:v1", "P1"))
+    assert answers["time_to_production"]["releases"] == 1
+    assert answers["time_to_production"]["median_days"] == pytest.approx(row["days_to"]["production"])
+    assert answers["time_to_production"]["releases_before"] == 0
+    [high] = [t for t in answers["approval_wait_by_tier"] if t["tier"] == "high"]
+    assert high["requests"] == 1 and high["mean_days"] == pytest.approx(row["approval_wait_days"])
+    assert answers["lead_time"] == [] and answers["overrides"] == []  # no prediction log in this project
