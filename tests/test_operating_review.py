@@ -80,10 +80,25 @@ def test_the_recall_drop_interval_matches_an_independent_computation(september, 
     assert high < 0 and norm.ppf(1 - 0.05 / tested / 2) > 3  # Bonferroni-corrected
 
 
+def test_a_problem_that_persists_stays_on_the_record_with_the_month_it_began(sample_folder: Path):
+    """October compares with September, when P2-L02 was already low: no new drop, but the line is still below its
+    reference and was never re-validated, so the record keeps it open since September."""
+    with Project.open_snapshot(sample_folder) as project:
+        review = ops.build_review(project, ops.month("2026-10"))
+    assert not [d for d in review["health"]["drops"]["findings"] if d["line"] == FIRMWARE_LINE]
+    [still] = review["health"]["persisting"]
+    assert (still["line"], still["since"], still["validated_since"]) == (FIRMWARE_LINE, "2026-09", 0)
+    assert "still open since 2026-09; no validation run since" in still["evidence"]
+    k, n = _counts(sample_folder, FIRMWARE_LINE, "2026-10-01", "2026-11-01")
+    assert still["recall"] == pytest.approx(k / n)
+    assert ops.findings_count(review) >= 1
+
+
 def test_a_quiet_month_has_no_findings(sample_folder: Path):
     with Project.open_snapshot(sample_folder) as project:
         review = ops.build_review(project, ops.month("2026-07"))
     assert ops.findings_count(review) == 0 and not review["health"]["drift"]["line_specific"]
+    assert review["health"]["persisting"] == []
 
 
 def test_periods_and_their_comparison_periods():
@@ -147,6 +162,7 @@ def test_reviews_screen_builds_saves_and_exports(qtbot, sample_copy: Path, tmp_p
         qtbot.addWidget(view)
         view.set_project(project)
         assert view.stack.currentIndex() == 1 and view.period.findText(FIRMWARE_MONTH) >= 0
+        assert view.period.currentText() == "2026-10"  # the log ends on 1 November: the last whole month
         view.period.setCurrentText(FIRMWARE_MONTH)
         with qtbot.waitSignal(view.start().done, timeout=60_000):
             pass

@@ -4,7 +4,7 @@ actions, and export the record as a signed PDF. Thin over app.core.analysis.oper
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import date
+from datetime import date, timedelta
 from typing import Any
 
 import polars as pl
@@ -39,6 +39,7 @@ from app.views.task_controls import TaskControls
 EMPTY = "No project open.\n\nOpen a project (Ctrl+O) to hold its monthly, quarterly or event review."
 NO_LOG = "No prediction log yet.\n\nA review reads the log: import predictions first (File > Import predictions…)."
 SECTION_COLOURS = {"Trigger": "#f8cbad", "Metric drop": "#f8cbad", "Unverified release": "#f8cbad",
+                   "Still open": "#f8cbad",
                    "Line drift": "#fff2cc", "Silent asset": "#fff2cc", "Confidence gap": "#fff2cc",
                    "Latency": "#fff2cc", "Plant-wide change": "#ededed", "Stage change": "#e2efda",
                    "Outcome": "#dde6f0", "Alert precision": "#dde6f0", "Lead time": "#dde6f0"}
@@ -51,6 +52,8 @@ def finding_rows(review: dict[str, Any]) -> pl.DataFrame:
     h = review["health"]
     rows = [{"section": "Trigger", "scope": t["line"], "finding": t["action"]} for t in review["triggers"]]
     rows += [{"section": "Metric drop", "scope": f["line"], "finding": f["evidence"]} for f in h["drops"]["findings"]]
+    rows += [{"section": "Still open", "scope": p["line"], "finding": p["evidence"]}
+             for p in h.get("persisting", []) if p["since"] < review["period"]["start"][:7]]
     rows += [{"section": "Line drift", "scope": f["line"], "finding": f["evidence"]} for f in h["drift"]["line_specific"]]
     rows += [{"section": "Silent asset", "scope": f["line"], "finding": f["evidence"]} for f in h["silent"]]
     rows += [{"section": "Confidence gap", "scope": g["line"], "finding":
@@ -192,6 +195,11 @@ class ReviewsView(Screen):
             quarters = sorted({f"{d.year}Q{(d.month - 1) // 3 + 1}" for d in
                                pl.date_range(first, last, "1mo", eager=True).to_list() + [last]}, reverse=True)
             self.period.addItems(quarters)
+        if kind != "Event" and self.period.count() > 1:
+            # The newest period usually holds a few days; the default is the last one the log covers whole.
+            period = (ops.month if kind == "Month" else ops.quarter)(self.period.itemText(0))
+            if period.end.date() > last + timedelta(days=1):
+                self.period.setCurrentIndex(1)
 
     def chosen_period(self) -> ops.Period:
         """The period the controls describe."""

@@ -19,7 +19,7 @@ import polars as pl
 
 from app.core.analysis.estimate import EstimateError, EstimateQuery, compute_estimates, default_reference
 from app.core.analysis.quarterly import quarterly_answers
-from app.core.analysis.slices import ThresholdUnknown, model_info
+from app.core.analysis.slices import SliceError, ThresholdUnknown, model_info
 from app.core.errors import LineproofError
 from app.core.governance.delivery import delivery_metrics
 from app.core.progress import NullProgress, Progress, check_cancelled
@@ -293,6 +293,58 @@ def _triggers(project: Project, con, period: Period) -> list[dict[str, Any]]:
     return out
 
 
+def _persisting(project: Project, period: Period) -> list[dict[str, Any]]:
+    """Problems that outlive the month they started in: per line, recall in the period below its reference (the
+    first labelled weeks) beyond both intervals, with the month the run of low months began and whether the
+    version was validated since. A drop is a finding once (the month it happens); this keeps it on the record."""
+    from app.core.analysis.slices import SliceQuery, compute_slices, logged_versions
+
+    if not _has_line(project):
+        return []
+    out = []
+    for version, _ in logged_versions(project):
+        reference = default_reference(project, version)
+        if reference is None or model_info(project, version)[0] != "binary" or reference[1] >= period.end:
+            continue
+        try:
+            base = compute_slices(project, SliceQuery(version, by=("line",), start=reference[0], end=reference[1],
+                                                      auc=False, latency=False)).slices
+            lines = base.height or 1
+            confidence = 1 - FAMILY_ALPHA / lines  # one test per line
+            now = compute_slices(project, SliceQuery(version, by=("line",), start=period.start, end=period.end,
+                                                     auc=False, latency=False, confidence=confidence)).slices
+            months = compute_slices(project, SliceQuery(version, by=("line",), window="month", start=reference[1],
+                                                        end=period.end, auc=False, latency=False,
+                                                        confidence=confidence)).slices
+        except (SliceError, ThresholdUnknown):
+            continue
+        base = base.select("line", pl.col("recall").alias("ref"), pl.col("recall_low").alias("ref_low"))
+        low_now = now.join(base, on="line").filter((pl.col("recall_high") < pl.col("ref_low"))
+                                                   & (pl.col("recall") <= pl.col("ref") - MIN_EFFECT))
+        history = months.join(base, on="line").with_columns(
+            ((pl.col("recall_high") < pl.col("ref_low")) & (pl.col("recall") <= pl.col("ref") - MIN_EFFECT))
+            .alias("low")).sort("line", "period")
+        for r in low_now.iter_rows(named=True):
+            runs = history.filter(pl.col("line") == r["line"])["low"].to_list()
+            periods = history.filter(pl.col("line") == r["line"])["period"].to_list()
+            since = None
+            for month, low in zip(reversed(periods), reversed(runs), strict=True):
+                if not low:
+                    break
+                since = month
+            if since is None:
+                continue
+            with project.reading() as con:
+                validated = one(con, "SELECT count(*) FROM validation_runs WHERE (candidate_version = ? OR "
+                                     "champion_version = ?) AND finished_at >= ?", [version, version, since])[0]
+            out.append({"version": version, "line": r["line"], "since": f"{since:%Y-%m}", "recall": r["recall"],
+                        "reference": r["ref"], "validated_since": int(validated),
+                        "evidence": f"{version} on {r['line']}: recall {r['recall']:.3f} in the period, below its "
+                                    f"reference {r['ref']:.3f}; still open since {since:%Y-%m}"
+                                    + ("" if validated else "; no validation run since")})
+    return out
+
+
 def _estimates(project: Project, period: Period) -> dict[str, Any]:
     """Per line, for each binary version logged in the period: recall and ROC AUC estimated from the model's
     confidence (whole period as one window, default reference) beside the measured values, gaps flagged."""
@@ -344,6 +396,7 @@ def build_review(project: Project, period: Period, progress: Progress | None = N
     outcomes = _outcomes(project, period, drops.get("per_line", []))
     progress.report(0.95, "Estimated against measured performance, delivery")
     estimates = _estimates(project, period)
+    persisting = _persisting(project, period)
     delivery = delivery_metrics(project, period.start, period.end)
     answers = quarterly_answers(project, period.start, period.end, period.previous, delivery)
     answers["drift_seconds"] = drift_seconds  # what the drift matrix costs on this PC, for "outgrown the stack"
@@ -351,7 +404,7 @@ def build_review(project: Project, period: Period, progress: Progress | None = N
     return {"period": {"label": period.label, "start": period.start.isoformat(), "end": period.end.isoformat(),
                        "previous": [t.isoformat() for t in period.previous]},
             "inventory": inventory, "health": {"drops": drops, "drift": drift, "silent": fresh, "latency": latency,
-                                               "estimates": estimates},
+                                               "estimates": estimates, "persisting": persisting},
             "alerts": alerts, "triggers": triggers, "outcomes": outcomes, "delivery": delivery, "answers": answers}
 
 
@@ -360,7 +413,8 @@ def findings_count(review: dict[str, Any]) -> int:
     h = review["health"]
     return (len(h["drops"]["findings"]) + len(h["drift"]["line_specific"]) + len(h["silent"]) + len(h["latency"])
             + len(review["triggers"]) + review["alerts"]["open"] + len(h.get("estimates", {}).get("gaps", []))
-            + len(review.get("delivery", {}).get("unverified_releases", [])))
+            + len(review.get("delivery", {}).get("unverified_releases", []))
+            + len([p for p in h.get("persisting", []) if p["since"] < review["period"]["start"][:7]]))
 
 
 def save_review(project: Project, review: dict[str, Any], decision: str, actions: list[str], reviewer: str) -> str:

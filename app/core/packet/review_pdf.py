@@ -144,6 +144,8 @@ def render_review(record: dict[str, Any], sha: str) -> bytes:
     ]
     story += _section("Triggers: events that call for an event review", review["triggers"], "None.", s, width)
     story += _section("Metric drops", h["drops"]["findings"], "None the evidence supports.", s, width)
+    story += _section("Problems still open from earlier periods",
+                      [p for p in h.get("persisting", []) if p["since"] < period["start"][:7]], "None.", s, width)
     story.append(Paragraph(markup(h["drops"]["method"]), s["small"]))
     story += _section("Input drift on single lines", h["drift"]["line_specific"], "None.", s, width)
     story += _section("Plant-wide input changes", h["drift"]["plant_wide"], "None.", s, width)
