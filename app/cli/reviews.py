@@ -34,11 +34,21 @@ def _period(args: argparse.Namespace):
 
 
 def _print(review: dict) -> None:
+    from app.core.analysis.quarterly import lead_days_text
+
     h = review["health"]
     print(f"Operating review {review['period']['label']} ({review['period']['start'][:10]} to "
           f"{review['period']['end'][:10]}, compared with the period before)")
     sections = [("Triggers", [t["action"] for t in review["triggers"]]),
                 ("Metric drops", [f["evidence"] for f in h["drops"]["findings"]]),
+                ("Still open from earlier periods", [p["evidence"] for p in h.get("persisting", [])
+                                                     if p["since"] < review["period"]["start"][:7]]),
+                ("Confidence gaps (measured outside the estimate)",
+                 [f"{g['version']} on {g['line']}: recall {g['recall_realized']:.3f} vs estimated {g['recall']:.3f} "
+                  f"({g['recall_lower']:.3f}-{g['recall_upper']:.3f})" for g in h.get("estimates", {}).get("gaps", [])]),
+                ("Production releases without a verified approval chain",
+                 [f"{u['version_id']} at {u['site']} on {u['released_at'][:16]}"
+                  for u in review.get("delivery", {}).get("unverified_releases", [])]),
                 ("Input drift on single lines", [f["evidence"] for f in h["drift"]["line_specific"]]),
                 ("Plant-wide input changes", [f["evidence"] for f in h["drift"]["plant_wide"]]),
                 ("Silent assets", [f["evidence"] for f in h["silent"]]),
@@ -53,6 +63,8 @@ def _print(review: dict) -> None:
         before = "-" if r["precision_before"] is None else f"{r['precision_before']:.0%} of {r['judged_before']}"
         print(f"    alert precision on {r['line']}: {r['precision']:.0%} of {r['judged']} judged (before: {before})")
     print(f"  Stage changes in the period: {len(review['inventory']['changes'])}")
+    for item in review.get("answers", {}).get("lead_time", []):
+        print(f"  Lead time: {lead_days_text(item)}")
     for o in review.get("outcomes", []):
         recall = "" if o["recall_now"] is None else f"; model recall {o['recall_now']:.3f} (before " \
             f"{o['recall_before']:.3f})"
