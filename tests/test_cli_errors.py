@@ -46,3 +46,37 @@ def test_the_sample_command_in_an_installation_without_its_recipe_says_what_to_d
     err = capsys.readouterr().err
     assert "cannot build the sample project (it lacks sklearn" in err and "import-project" in err
     assert "Traceback" not in err and not (tmp_path / "s").exists()
+
+
+def test_options_an_existing_model_would_ignore_are_refused_and_the_shape_typo_named(sample_copy: Path, capsys):
+    """`import-model --risk-tier` on an existing model used to be silently ignored, and `bench --shape typo=...`
+    failed later without naming the input; both are refused at once, nothing recorded."""
+    import duckdb
+
+    artifact = next((sample_copy / "artifacts" / "models").rglob("weld_defect_v1_mlp.onnx"))
+    assert main(["import-model", str(sample_copy), str(artifact), "--model", "weld-defect", "--version", "v9",
+                 "--risk-tier", "low"]) == 2
+    err = capsys.readouterr().err
+    assert "already exists, so --risk-tier low (it is high) would be ignored" in err and "lineproof tier" in err
+    assert main(["bench", str(sample_copy), "--model", "weld-defect:v1", "--shape", "typo=1x3", "-q"]) == 2
+    assert "has no input 'typo'" in capsys.readouterr().err
+    con = duckdb.connect(str(sample_copy / "project.duckdb"), read_only=True)
+    assert con.execute("SELECT count(*) FROM model_versions WHERE version_id = 'weld-defect:v9'").fetchall() == [(0,)]
+    assert con.execute("SELECT count(*) FROM bench_runs").fetchall() == [(0,)]
+    con.close()
+
+
+def test_the_dataset_command_the_validation_screen_names_exists(sample_copy: Path, tmp_path: Path, capsys):
+    import duckdb
+    import polars as pl
+
+    pl.DataFrame({"current_a": [220.0, 230.0], "label": [0, 1]}).write_parquet(tmp_path / "extra.parquet")
+    assert main(["dataset", str(sample_copy), str(tmp_path / "extra.parquet"), "--id", "extra", "--kind",
+                 "validation"]) == 0
+    assert "Registered dataset extra (validation)" in capsys.readouterr().out
+    con = duckdb.connect(str(sample_copy / "project.duckdb"), read_only=True)
+    assert con.execute("SELECT kind, row_count FROM datasets WHERE dataset_id = 'extra'").fetchall() == [("validation", 2)]
+    con.close()
+    from app.views.validation_view import NO_DATASET
+
+    assert "lineproof dataset PROJECT FILE.parquet --id holdout --kind validation" in NO_DATASET

@@ -50,6 +50,16 @@ def cmd_ingest(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_dataset(args: argparse.Namespace) -> int:
+    """Register a Parquet file as a validation, reference or training dataset (copied, hashed, audited)."""
+    from app.core.store.datasets import register_dataset
+
+    with open_project(args.path) as project:
+        sha = register_dataset(project, args.id, args.name or args.id, args.kind, args.file, args.description or "")
+    print(f"Registered dataset {args.id} ({args.kind}), sha256 {sha}")
+    return 0
+
+
 def cmd_labels(args: argparse.Namespace) -> int:
     """Import ground-truth labels."""
     from app.core.store.ingest import LabelMapping, import_labels
@@ -82,7 +92,7 @@ def cmd_kpis(args: argparse.Namespace) -> int:
 
 
 def add_parsers(sub: argparse._SubParsersAction) -> None:
-    """Register `ingest`, `labels`."""
+    """Register `ingest`, `labels`, `dataset`."""
     p = sub.add_parser("ingest", help="import a prediction log (CSV or Parquet)",
                        description="Import a prediction log. Columns are matched by name; map others with "
                        "--map ROLE=COLUMN (roles: record_id, timestamp, model_version, score, predicted_label, "
@@ -114,3 +124,15 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     p.add_argument("path", help="project folder")
     p.add_argument("file", help="CSV with columns line, week (2026-09-07 or 2026-W37), kpi, value")
     p.set_defaults(func=cmd_kpis)
+
+    p = sub.add_parser("dataset", help="register a Parquet file as a validation, reference or training dataset",
+                       description="Copy a Parquet file into the project's artifacts (content-addressed, read-only) "
+                       "and record it: a held-out validation set for `lineproof validate`, a reference for drift, "
+                       "or a model's training data.")
+    p.add_argument("path", help="project folder")
+    p.add_argument("file", help="Parquet file")
+    p.add_argument("--id", required=True, help="dataset id, e.g. holdout-2026H2")
+    p.add_argument("--kind", required=True, choices=("validation", "reference", "training"))
+    p.add_argument("--name", help="display name (default: the id)")
+    p.add_argument("--description", help="what it holds and where it came from")
+    p.set_defaults(func=cmd_dataset)

@@ -8,11 +8,40 @@ from app.cli.common import open_project, passphrase
 from app.core.errors import LineproofError
 
 
+def cmd_tier(args: argparse.Namespace) -> int:
+    """Change a model's risk tier: a signed statement by a registered user."""
+    from app.core.governance.approvals import unlock
+    from app.core.models.registry import set_risk_tier
+
+    with open_project(args.path) as project:
+        by = unlock(project, args.as_user, passphrase(f"Passphrase for {args.as_user}: "))
+        set_risk_tier(project, args.model, args.tier, by, args.reason or "")
+    print(f"{args.model} is now risk tier {args.tier}.")
+    return 0
+
+
 def cmd_import_model(args: argparse.Namespace) -> int:
     """Import a model file safely (ONNX, OpenVINO IR .xml+.bin, MLflow folder with an ONNX flavor)."""
     from app.core.models.model_import import import_model
 
+    task_given, tier_given = args.task is not None, args.risk_tier is not None
+    args.task, args.risk_tier = args.task or "binary", args.risk_tier or "medium"
     with open_project(args.path) as project:
+        with project.reading() as con:
+            existing = con.execute("SELECT task, risk_tier FROM models WHERE model_id = ?", [args.model]).fetchall()
+        if existing:
+            task, tier = existing[0]
+            changed = []
+            if task_given and args.task != task:
+                changed.append(f"--task {args.task} (it is {task})")
+            if tier_given and args.risk_tier != tier:
+                changed.append(f"--risk-tier {args.risk_tier} (it is {tier})")
+            if changed:
+                raise LineproofError(f"{args.model} already exists, so {' and '.join(changed)} would be ignored; "
+                                     "nothing was imported.",
+                                     "A model's task is fixed. Change its risk tier with `lineproof tier PROJECT "
+                                     f"{args.model} TIER --as USER --reason TEXT` (signed), then import the version "
+                                     "without these options.")
         by = None
         if getattr(args, "as_user", None):  # signs the new model's risk tier and the version's author
             from app.core.governance.approvals import unlock
@@ -77,10 +106,20 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--author", help="who built this version (never approves its release)")
     p.add_argument("--as", dest="as_user", metavar="USER",
                    help="in a governed project: sign the version's author and a new model's risk tier")
-    p.add_argument("--task", default="binary", choices=("binary", "regression", "multiclass"))
-    p.add_argument("--risk-tier", default="medium", choices=("low", "medium", "high", "safety-relevant"))
+    p.add_argument("--task", choices=("binary", "regression", "multiclass"),
+                   help="a new model's task (default binary); refused for an existing model")
+    p.add_argument("--risk-tier", choices=("low", "medium", "high", "safety-relevant"),
+                   help="a new model's risk tier (default medium); refused for an existing model")
     p.add_argument("--threshold", type=float, default=0.5, help="decision threshold for binary models")
     p.set_defaults(func=cmd_import_model)
+
+    p = sub.add_parser("tier", help="change a model's risk tier (a signed, audited change)")
+    p.add_argument("path", help="project folder")
+    p.add_argument("model", help="model id")
+    p.add_argument("tier", choices=("low", "medium", "high", "safety-relevant"))
+    p.add_argument("--as", dest="as_user", required=True, metavar="USER", help="the registered user who signs it")
+    p.add_argument("--reason", required=True, help="why (stored in the signed record)")
+    p.set_defaults(func=cmd_tier)
 
     p = sub.add_parser("models", help="list model versions, stages, hashes and runtimes")
     p.add_argument("path", help="project folder")

@@ -42,8 +42,8 @@ EMPTY = "No project open.\n\nOpen a project (Ctrl+O) to validate a candidate mod
 NO_MODELS = ("No binary model versions to validate.\n\nImport the candidate and the production model first "
              "(Models screen, or lineproof import-model).")
 NO_DATASET = ("No held-out dataset in this project.\n\nRegister a validation dataset (Parquet with the model's "
-              "features, a 0/1 label and the slice columns):\nlineproof dataset PROJECT --id holdout --kind "
-              "validation FILE.parquet")
+              "features, a 0/1 label and the slice columns):\nlineproof dataset PROJECT FILE.parquet --id holdout "
+              "--kind validation")
 COLOURS = {"PASS": "#e2efda", "FAIL": "#f8cbad", "INCONCLUSIVE": "#fff2cc", "SKIPPED": "#ededed",
            "NOT JUDGED": "#ededed"}
 BANNER = {"PASS": ("#375623", "#e2efda"), "FAIL": ("#9c0006", "#f8cbad"), "INCONCLUSIVE": ("#7f6000", "#fff2cc")}

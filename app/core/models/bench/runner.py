@@ -78,6 +78,16 @@ def _version(project: Project, version_id: str) -> dict[str, Any]:
     return info
 
 
+def _check_shapes(info: dict[str, Any], config: BenchConfig) -> None:
+    """A shape for an input the model does not have is a typo: say so now, naming the inputs it has."""
+    names = [str(i.get("name")) for i in info["inputs"]]
+    unknown = [n for n in config.shapes if n not in names]
+    if unknown:
+        raise BenchError(f"{info['version_id']} has no input {', '.join(repr(n) for n in unknown)}.",
+                         f"Its inputs are: {', '.join(names) or 'none recorded'}; give --shape NAME=D1,D2,... for "
+                         "one of them; nothing was run.")
+
+
 def _check_runtime(info: dict[str, Any], config: BenchConfig) -> None:
     state = str(info["runtimes"].get(config.runtime, "ok" if config.runtime == "openvino" else "unknown"))
     if not state.startswith("ok"):
@@ -263,6 +273,7 @@ def run_benchmark(project: Project, version_id: str, config: BenchConfig, progre
     info = _version(project, version_id)
     verify_version_files(project, version_id)
     _check_runtime(info, config)
+    _check_shapes(info, config)
     job: dict[str, Any] = {"config": json.loads(config.to_json()), "inputs": info["inputs"],
                            "model_path": str(project.folder / info["artifact_path"])}
     if config.dataset_id:
