@@ -307,3 +307,28 @@ def test_a_refused_file_registers_no_new_model(project: Project, tmp_path: Path,
     with Project.open(folder) as again:
         assert again.con.execute("SELECT count(*) FROM models WHERE model_id = 'fresh'").fetchall()[0][0] == 0
         assert project_state_open(again) == before
+
+
+def test_initializers_listed_as_inputs_in_an_old_ir_are_constants_not_inputs(project: Project, tmp_path: Path):
+    """IR < 4 files list every weight as a graph input as well (a real file was recorded with 282 inputs and then
+    fed random weights); the recorded inputs are the ones to feed."""
+    import json
+
+    import onnxruntime as ort
+
+    w = numpy_helper.from_array(np.array([[2.0], [-1.0]], dtype=np.float32), "w")
+    graph = helper.make_graph([helper.make_node("MatMul", ["x", "w"], ["y"])], "old",
+                              [helper.make_tensor_value_info("x", TensorProto.FLOAT, [None, 2]),
+                               helper.make_tensor_value_info("w", TensorProto.FLOAT, [2, 1])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, [None, 1])], [w])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 8)])
+    model.ir_version = 3
+    onnx.save(model, str(tmp_path / "old.onnx"))
+    register_model(project, "old", "Old IR", "regression")
+    result = import_model(project, tmp_path / "old.onnx", "old", "v1")
+    inputs, path = project.con.execute("SELECT inputs_json, artifact_path FROM model_versions WHERE version_id = ?",
+                                       [result.version_id]).fetchall()[0]
+    assert [i["name"] for i in json.loads(inputs)] == ["x"] and result.runtimes["onnxruntime"].startswith("ok")
+    session = ort.InferenceSession(str(project.folder / path), providers=["CPUExecutionProvider"])
+    out = session.run(None, {"x": np.array([[1.0, 1.0]], dtype=np.float32)})[0]
+    assert out.tolist() == [[1.0]]  # the stored weights, not fed ones

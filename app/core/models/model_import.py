@@ -223,7 +223,10 @@ def import_model(project: Project, path: Path | str, model_id: str, version: str
             os.chmod(target, stat.S_IRUSR | stat.S_IRGRP | stat.S_IROTH)
         io = {"inputs": [], "outputs": [], "opset": {}, "producer": ""}
         if model is not None:
-            io = {"inputs": _tensor_info(model.graph.input), "outputs": _tensor_info(model.graph.output),
+            # IR < 4 files list every initializer as a graph input too: those are constants, not inputs to feed
+            constants = {t.name for t in model.graph.initializer}
+            feeds = [i for i in model.graph.input if i.name not in constants]
+            io = {"inputs": _tensor_info(feeds), "outputs": _tensor_info(model.graph.output),
                   "opset": {o.domain or "ai.onnx": o.version for o in model.opset_import},
                   "producer": f"{model.producer_name} {model.producer_version}".strip(),
                   "metadata": {p.key: p.value for p in model.metadata_props}}
