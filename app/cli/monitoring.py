@@ -244,6 +244,14 @@ def cmd_alerts(args: argparse.Namespace) -> int:
     return 0
 
 
+def _exactness(p: argparse.ArgumentParser, exact: str, bounded: str) -> None:
+    """--exact / --bounded (mode auto by default), worded for the command."""
+    group = p.add_mutually_exclusive_group()
+    group.add_argument("--exact", dest="mode", action="store_const", const="exact", help=exact)
+    group.add_argument("--bounded", dest="mode", action="store_const", const="bounded", help=bounded)
+    p.set_defaults(mode="auto")
+
+
 def add_parsers(sub: argparse._SubParsersAction) -> None:
     """Register `slices`, `drift`, `estimate`, `overrides`, `events`, `freshness`, `alerts`."""
     p = sub.add_parser("slices", help="performance per slice with confidence intervals, worst first",
@@ -278,14 +286,9 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--bins", type=int, default=10, help="reference quantile bins for PSI and JS (default 10)")
     p.add_argument("--min-rows", type=int, default=30, help="rows each window needs (default 30)")
     p.add_argument("--only-drifted", action="store_true", help="show drifted cells only")
-    exactness = p.add_mutually_exclusive_group()
-    exactness.add_argument("--exact", dest="mode", action="store_const", const="exact",
-                           help="exact KS and Wasserstein from every distinct value (default up to 1M rows in the "
-                                "two windows; its cost grows with rows x distinct values)")
-    exactness.add_argument("--bounded", dest="mode", action="store_const", const="bounded",
-                           help="KS and Wasserstein from fixed-size summaries, with their error bound (default "
-                                "above 1M rows)")
-    p.set_defaults(mode="auto")
+    _exactness(p, "exact KS and Wasserstein from every distinct value (default up to 1M rows in the two windows; "
+                  "its cost grows with rows x distinct values)",
+               "KS and Wasserstein from fixed-size summaries, with their error bound (default above 1M rows)")
     p.add_argument("--format", choices=("table", "csv", "json"), default="table")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress output")
     p.set_defaults(func=cmd_drift)
@@ -309,12 +312,8 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
                    help="metric shown in the table format (csv and json carry all)")
     p.add_argument("--min-rows", type=int, default=300, help="rows a window needs for an estimate (default 300)")
     p.add_argument("--threshold", type=float, help="decision threshold (default: the log's decisions)")
-    exactness = p.add_mutually_exclusive_group()
-    exactness.add_argument("--exact", dest="mode", action="store_const", const="exact",
-                           help="every distinct score (default up to 1M logged rows; costs a sort of them)")
-    exactness.add_argument("--bounded", dest="mode", action="store_const", const="bounded",
-                           help="1,000 score bins with error bounds (default above 1M rows)")
-    p.set_defaults(mode="auto")
+    _exactness(p, "every distinct score (default up to 1M logged rows; costs a sort of them)",
+               "1,000 score bins with error bounds (default above 1M rows)")
     p.add_argument("--format", choices=("table", "csv", "json"), default="table")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress output")
     p.set_defaults(func=cmd_estimate)

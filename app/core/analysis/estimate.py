@@ -160,12 +160,18 @@ def default_reference(project: Project, version_id: str, weeks: int = REFERENCE_
     return start, start + timedelta(days=7 * len(run))
 
 
+def binary_reference(project: Project, version_id: str) -> tuple[datetime, datetime] | None:
+    """The default reference of a binary version, or None where estimation does not apply (another task, or no
+    labelled weeks yet)."""
+    if model_info(project, version_id)[0] != "binary":
+        return None
+    return default_reference(project, version_id)
+
+
 def slice_estimate(project: Project, version_id: str, where: tuple[tuple[str, str], ...], window: str = "week",
                    progress: Progress | None = None) -> EstimateTable | None:
     """Estimates for one slice over time against the default reference; None where estimation cannot apply."""
-    if model_info(project, version_id)[0] != "binary":
-        return None
-    reference = default_reference(project, version_id)
+    reference = binary_reference(project, version_id)
     if reference is None:
         return None
     try:

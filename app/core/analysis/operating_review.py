@@ -17,9 +17,9 @@ from typing import Any
 
 import polars as pl
 
-from app.core.analysis.estimate import EstimateError, EstimateQuery, compute_estimates, default_reference
+from app.core.analysis.estimate import EstimateError, EstimateQuery, binary_reference, compute_estimates
 from app.core.analysis.quarterly import quarterly_answers
-from app.core.analysis.slices import SliceError, ThresholdUnknown, model_info
+from app.core.analysis.slices import SliceError, ThresholdUnknown, has_line_dimension
 from app.core.errors import LineproofError
 from app.core.governance.delivery import delivery_metrics
 from app.core.progress import NullProgress, Progress, check_cancelled
@@ -102,19 +102,13 @@ def _inventory(con, period: Period) -> dict[str, Any]:
             "approvals": approvals}
 
 
-def _has_line(project: Project) -> bool:
-    """Whether the log has a line dimension (reviews compare lines; without one, the whole log)."""
-    with project.reading() as con:
-        return bool(con.execute("SELECT 1 FROM log_columns WHERE name = 'line' AND role = 'slice'").fetchall())
-
-
 def _drops(project: Project, period: Period, progress: Progress) -> dict[str, Any]:
     """Per line and metric, a worsening the evidence supports (Bonferroni over every line x metric tested)."""
     from app.core.analysis.slices import SliceQuery, ThresholdUnknown, compute_slices, logged_versions
 
     findings, tested = [], 0
     rows: list[pl.DataFrame] = []
-    by = ("line",) if _has_line(project) else ()  # without lines, the whole log is one unit called "all"
+    by = ("line",) if has_line_dimension(project) else ()  # without lines, the whole log is one unit called "all"
     for version, _ in logged_versions(project):
         check_cancelled(progress)
         frames = []
@@ -184,7 +178,7 @@ def _outcomes(project: Project, period: Period, per_line: list[dict[str, Any]]) 
 def _drift(project: Project, period: Period) -> dict[str, Any]:
     from app.core.analysis.drift import DriftQuery, compute_drift
 
-    by = ("line",) if _has_line(project) else ()
+    by = ("line",) if has_line_dimension(project) else ()
     try:
         table = compute_drift(project, DriftQuery(reference=period.previous, current=(period.start, period.end),
                                                   by=by))
@@ -299,12 +293,12 @@ def _persisting(project: Project, period: Period) -> list[dict[str, Any]]:
     version was validated since. A drop is a finding once (the month it happens); this keeps it on the record."""
     from app.core.analysis.slices import SliceQuery, compute_slices, logged_versions
 
-    if not _has_line(project):
+    if not has_line_dimension(project):
         return []
     out = []
     for version, _ in logged_versions(project):
-        reference = default_reference(project, version)
-        if reference is None or model_info(project, version)[0] != "binary" or reference[1] >= period.end:
+        reference = binary_reference(project, version)
+        if reference is None or reference[1] >= period.end:
             continue
         try:
             base = compute_slices(project, SliceQuery(version, by=("line",), start=reference[0], end=reference[1],
@@ -352,11 +346,11 @@ def _estimates(project: Project, period: Period) -> dict[str, Any]:
         versions = [r[0] for r in con.execute(
             "SELECT version_id FROM predictions WHERE ts >= ? AND ts < ? AND version_id IS NOT NULL GROUP BY 1 "
             "ORDER BY count(*) DESC", [period.start, period.end]).fetchall()]
-    by = ("line",) if _has_line(project) else ()
+    by = ("line",) if has_line_dimension(project) else ()
     out = []
     for version in versions:
-        reference = default_reference(project, version)
-        if reference is None or model_info(project, version)[0] != "binary":
+        reference = binary_reference(project, version)
+        if reference is None:
             continue
         try:
             table = compute_estimates(project, EstimateQuery(version, reference, by=by, window="all",

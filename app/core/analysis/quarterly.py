@@ -24,11 +24,18 @@ from app.core.analysis.estimate import (
     EXACT_MAX_ROWS,
     EstimateError,
     EstimateQuery,
+    binary_reference,
     compute_estimates,
-    default_reference,
 )
 from app.core.analysis.overrides import OverrideError, OverrideQuery, has_operator_decisions, override_table
-from app.core.analysis.slices import SliceError, SliceQuery, ThresholdUnknown, compute_slices, model_info
+from app.core.analysis.slices import (
+    SliceError,
+    SliceQuery,
+    ThresholdUnknown,
+    compute_slices,
+    has_line_dimension,
+    model_info,
+)
 from app.core.governance.approvals import model_tier
 from app.core.stats.intervals import z_value
 from app.core.store.db import one
@@ -62,15 +69,15 @@ def _time_to_production(delivery: dict[str, Any], start: datetime, end: datetime
 def _lead_times(project: Project, start: datetime, end: datetime) -> list[dict[str, Any]]:
     """Per line whose estimate said recall had fallen in the period: that week, the moment the arriving labels
     proved it (or not yet), and the days of warning between them."""
-    if not _has_line(project):
+    if not has_line_dimension(project):
         return []
     with project.reading() as con:
         versions = [r[0] for r in con.execute("SELECT version_id FROM coverage_summary WHERE version_id IS NOT NULL "
                                               "GROUP BY 1 ORDER BY 1").fetchall()]
     out = []
     for version in versions:
-        reference = default_reference(project, version)
-        if reference is None or model_info(project, version)[0] != "binary":
+        reference = binary_reference(project, version)
+        if reference is None:
             continue
         try:
             base = compute_slices(project, SliceQuery(version, by=("line",), start=reference[0], end=reference[1],
@@ -100,11 +107,6 @@ def _signal_window(project: Project, version: str) -> str:
         typical = one(con, "SELECT median(n) FROM (SELECT sum(rows) AS n FROM coverage_summary WHERE version_id = ? "
                            "GROUP BY line, week)", [version])[0]
     return "week" if (typical or 0) >= SIGNAL_ROWS else "month"
-
-
-def _has_line(project: Project) -> bool:
-    with project.reading() as con:
-        return bool(con.execute("SELECT 1 FROM log_columns WHERE name = 'line' AND role = 'slice'").fetchall())
 
 
 def _confirmed(project: Project, version: str, line: str, since: date, baseline_low: float) -> datetime | None:

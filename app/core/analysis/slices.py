@@ -452,6 +452,12 @@ def logged_span(project: Project) -> tuple[datetime | None, datetime | None]:
         return one(con, "SELECT min(first_ts), max(last_ts) FROM coverage_summary")
 
 
+def has_line_dimension(project: Project) -> bool:
+    """Whether the log is sliced by line (reviews and their answers speak per line when it is)."""
+    with project.reading() as con:
+        return bool(con.execute("SELECT 1 FROM log_columns WHERE name = 'line' AND role = 'slice'").fetchall())
+
+
 def slice_dimensions(project: Project) -> list[str]:
     """The slice columns present in the log, in manifest order."""
     with project.reading() as con:
