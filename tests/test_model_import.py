@@ -332,3 +332,19 @@ def test_initializers_listed_as_inputs_in_an_old_ir_are_constants_not_inputs(pro
     session = ort.InferenceSession(str(project.folder / path), providers=["CPUExecutionProvider"])
     out = session.run(None, {"x": np.array([[1.0, 1.0]], dtype=np.float32)})[0]
     assert out.tolist() == [[1.0]]  # the stored weights, not fed ones
+
+
+def test_a_runtime_error_keeps_its_cause_not_the_source_location():
+    """OpenVINO prefixes its reason with where in its own sources it failed; the first of those lines used to be
+    all a user saw ("Exception from src/inference/src/cpp/core.cpp:132:")."""
+    from app.core.errors import runtime_cause
+    from app.core.models.validation.scoring import openvino_refusal
+
+    message = ("Exception from src/inference/src/cpp/core.cpp:132:\n"
+               "Exception from src/frontends/onnx/frontend/src/frontend.cpp:124:\n"
+               "Check 'unknown_operators.empty()' failed at src/frontends/onnx/frontend/src/core/graph.cpp:287:\n"
+               "Loop body has a dynamic trip count that this plugin cannot compile\n")
+    assert runtime_cause(message) == "Loop body has a dynamic trip count that this plugin cannot compile"
+    assert openvino_refusal(message).endswith("Loop body has a dynamic trip count that this plugin cannot compile")
+    assert runtime_cause("one line") == "one line" and runtime_cause("Exception from a.cpp:1:") == \
+        "Exception from a.cpp:1:"  # nothing better to say: the location is still something

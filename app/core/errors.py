@@ -2,6 +2,19 @@
 
 from __future__ import annotations
 
+import re
+
+# Lines a runtime prints to say where in its own sources it failed, before it says why (OpenVINO: "Exception from
+# src/inference/src/cpp/core.cpp:132:"; "Check '...' failed at src/...:88:").
+_LOCATION_ONLY = re.compile(r"^\s*(Exception from \S+:\d+:?|Check .* failed at \S+:\d+:?|\[ ?\w+ ?\])\s*$")
+
+
+def runtime_cause(text: str, limit: int = 300) -> str:
+    """The first line of a runtime's error message that says why, not where in the runtime's sources."""
+    lines = [ln.strip() for ln in str(text).splitlines() if ln.strip()]
+    meaningful = [ln for ln in lines if not _LOCATION_ONLY.match(ln)]
+    return ((meaningful or lines or [""])[0])[:limit]
+
 
 class LineproofError(Exception):
     """Base of every error a user can cause; the message is meant to be shown as is."""

@@ -16,7 +16,7 @@ import threading
 import time
 from pathlib import Path
 
-from app.core.errors import LineproofError
+from app.core.errors import LineproofError, runtime_cause
 
 TIMEOUT_S = 120.0
 MEMORY_SHARE = 0.75  # the benchmark's default limit: three quarters of this PC's memory
@@ -37,7 +37,7 @@ def check_runtimes(model_path: Path) -> dict[str, str]:
         ort.InferenceSession(str(model_path), providers=["CPUExecutionProvider"])
         result["onnxruntime"] = "ok"
     except Exception as exc:
-        result["onnxruntime"] = f"cannot load: {str(exc).splitlines()[0][:200]}"
+        result["onnxruntime"] = f"cannot load: {runtime_cause(str(exc), 200)}"
     try:
         import openvino as ov
 
@@ -47,7 +47,7 @@ def check_runtimes(model_path: Path) -> dict[str, str]:
         ops = re.findall(r"(?:ai\.onnx\.ml\.|ai\.onnx\.)?([A-Z][A-Za-z]+)", str(exc).split("operations:")[-1]) \
             if "operations:" in str(exc) else []
         result["openvino"] = f"not supported ({', '.join(dict.fromkeys(ops))})" if ops else \
-            f"cannot compile: {str(exc).splitlines()[0][:200]}"
+            f"cannot compile: {runtime_cause(str(exc), 200)}"
     return result
 
 

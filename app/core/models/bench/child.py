@@ -15,6 +15,7 @@ from typing import Any
 
 import numpy as np
 
+from app.core.errors import runtime_cause
 from app.core.models.child_guard import exit_with_parent
 
 _DTYPES = {"f32": np.float32, "f16": np.float16, "f64": np.float64, "i64": np.int64, "i32": np.int32,
@@ -269,7 +270,7 @@ def main() -> int:
         timer = _time_openvino if job["config"]["runtime"] == "openvino" else _time_onnxruntime
         _say(result=timer(job))
     except Exception as exc:  # the parent records the reason with the failed run
-        _say(error=f"{type(exc).__name__}: {str(exc).strip().splitlines()[0] if str(exc).strip() else ''}"[:2000])
+        _say(error=f"{type(exc).__name__}: {runtime_cause(str(exc), 2000)}")
     return 0
 
 

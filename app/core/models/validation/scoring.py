@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from app.core.errors import LineproofError
+from app.core.errors import LineproofError, runtime_cause
 from app.core.progress import Progress, check_cancelled
 
 RUNTIMES = ("onnxruntime", "openvino")
@@ -72,7 +72,7 @@ def score_onnxruntime(model: Path, x: np.ndarray, version: str, batch: int, thre
     try:
         session = ort.InferenceSession(str(model), options, providers=["CPUExecutionProvider"])
     except Exception as exc:  # the runtime's own message names the operator or the file problem
-        return RuntimeScores("onnxruntime", None, skipped=f"ONNX Runtime cannot load it: {str(exc).splitlines()[0]}")
+        return RuntimeScores("onnxruntime", None, skipped=f"ONNX Runtime cannot load it: {runtime_cause(str(exc))}")
     name = session.get_inputs()[0].name
     names = [o.name for o in session.get_outputs()]
 
@@ -92,8 +92,7 @@ def openvino_refusal(message: str) -> str:
     if match:
         ops = ", ".join(dict.fromkeys(o.strip() for o in re.split(r"[,\s]+", match.group(1)) if o.strip()))
         return f"OpenVINO has no conversion for {ops} (tree ensembles run in ONNX Runtime only)"
-    lines = [ln.strip() for ln in message.strip().splitlines() if ln.strip()]
-    return f"OpenVINO cannot compile it: {(lines[0] if lines else 'unknown error')[:300]}"
+    return f"OpenVINO cannot compile it: {runtime_cause(message) or 'unknown error'}"
 
 
 def score_openvino(model: Path, x: np.ndarray, version: str, batch: int, precision: str, progress: Progress,
