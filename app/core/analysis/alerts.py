@@ -112,9 +112,9 @@ def _candidates(project: Project, reference: tuple[datetime, datetime], current:
     if dim is not None and has_operator_decisions(project):
         progress.report(0.72, f"Checking operator overrides per {dim}")
         found += _trust_alerts(project, dim, reference, current)
-    for extra, parents in _other_dimensions(project, dim):
+    for extra, parents, values in _other_dimensions(project, dim):
         progress.report(0.75, f"Checking metrics and drift per {extra}")
-        found += _dimension_alerts(project, extra, parents, dim, found, reference, current, rules, impact)
+        found += _dimension_alerts(project, extra, parents, values, dim, found, reference, current, rules, impact)
     progress.report(0.8, "Checking for silent assets")
     gaps = silent_gaps(project, per="asset", expected_hours=rules.stale_hours)
     if gaps.height:
@@ -177,7 +177,7 @@ def _trust_alerts(project: Project, dim: str, reference: tuple[datetime, datetim
     return found
 
 
-def _other_dimensions(project: Project, primary: str | None) -> list[tuple[str, dict[str, str] | None]]:
+def _other_dimensions(project: Project, primary: str | None) -> list[tuple[str, dict[str, str] | None, int]]:
     """The other slice dimensions alerts follow, each with its values' parent in the primary dimension when it is
     nested in it (an asset on one line), so that an alert its parent already raised is not raised again.
 
@@ -191,20 +191,24 @@ def _other_dimensions(project: Project, primary: str | None) -> list[tuple[str, 
     skip = set(version_like_columns(project)) | {primary}
     out = []
     for d in (d for d in logged if d not in skip):
-        with project.reading() as con:
-            coarser = one(con, f"""SELECT coalesce(max(n), 0) <= 1 FROM (SELECT count(DISTINCT {sql_ident(d)}) AS n
-                                   FROM predictions GROUP BY {sql_ident(primary)})""")[0]
-            parents = dict(con.execute(f"""SELECT {sql_ident(d)}::VARCHAR, any_value({sql_ident(primary)})::VARCHAR
-                                           FROM predictions WHERE {sql_ident(d)} IS NOT NULL GROUP BY 1
-                                           HAVING count(DISTINCT {sql_ident(primary)}) = 1""").fetchall())
-            values = one(con, f"SELECT count(DISTINCT {sql_ident(d)}) FROM predictions")[0]
+        col, top = sql_ident(d), sql_ident(primary)
+        with project.reading() as con:  # one query: is it coarser, which values nest in one primary slice
+            coarser, children, owners, values = one(con, f"""
+                WITH per_value AS (SELECT {col}::VARCHAR AS v, count(DISTINCT {top}) AS owners,
+                                          any_value({top})::VARCHAR AS owner
+                                   FROM predictions WHERE {col} IS NOT NULL GROUP BY 1),
+                     per_primary AS (SELECT count(DISTINCT {col}) AS n FROM predictions GROUP BY {top})
+                SELECT (SELECT coalesce(max(n), 0) <= 1 FROM per_primary), list(v) FILTER (WHERE owners = 1),
+                       list(owner) FILTER (WHERE owners = 1), count(*) FROM per_value""")
         if coarser:
             continue
-        out.append((d, parents if values and len(parents) == values else None))
+        parents = dict(zip(children or [], owners or [], strict=True))
+        out.append((d, parents if values and len(parents) == values else None, int(values)))
     return out
 
 
-def _dimension_alerts(project: Project, dim: str, parents: dict[str, str] | None, primary: str, found: list[dict],
+def _dimension_alerts(project: Project, dim: str, parents: dict[str, str] | None, values: int, primary: str,
+                      found: list[dict],
                       reference: tuple[datetime, datetime], current: tuple[datetime, datetime], rules: AlertRules,
                       impact: ImpactProbe | None) -> list[dict]:
     """Low recall and local drift per value of another dimension; a value nested in a primary slice that already
@@ -215,8 +219,6 @@ def _dimension_alerts(project: Project, dim: str, parents: dict[str, str] | None
         return parents is not None and (rule, f"{primary}={parents.get(value)}", subject) in raised
 
     out = []
-    with project.reading() as con:
-        values = one(con, f"SELECT count(DISTINCT {sql_ident(dim)}) FROM predictions")[0]
     # One test per value (200 robots are 200 tests): the intervals are Bonferroni-corrected over the values, so
     # that a dimension with many values raises no more chance alerts than the primary one.
     confidence = 1 - 0.05 / max(values, 1)

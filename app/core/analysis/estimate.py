@@ -375,18 +375,18 @@ def _points(frame: pl.DataFrame, *group: str) -> pl.DataFrame:
     return frame.group_by(*group, "score").agg(pl.col("n").sum(), pl.col("positives").sum()).sort(*group, "score")
 
 
-def needs_calibration(points: pl.DataFrame) -> tuple[bool, float | None, float | None]:
+def needs_calibration(points: pl.DataFrame, whole: pl.DataFrame) -> tuple[bool, float | None, float | None]:
     """Calibrate when the reference shows miscalibration and out-of-fold isotonic calibration lowers the ECE.
 
     NannyML calibrates whenever the out-of-fold ECE drops at all, which on a well-calibrated model is a coin
     flip; here the logged scores' ECE must also exceed twice the ECE a calibrated model shows by chance on as
     many rows. NannyML scores ten seeded 10% shuffle splits; here the ten folds are a hash of the record id, so
-    the decision is reproducible from the project alone. Returns (decision, ECE as logged, ECE calibrated).
+    the decision is reproducible from the project alone. `points` are per (fold, score), `whole` the same rows per
+    score. Returns (decision, ECE as logged, ECE calibrated).
     """
     n, k = points["n"].to_numpy(), points["positives"].to_numpy()
     if k.sum() == 0 or k.sum() == n.sum():
         return False, None, None
-    whole = _points(points)
     if realized_auc(whole["score"].to_numpy(), whole["n"].to_numpy(), whole["positives"].to_numpy()) > 0.999:
         return False, None, None
     scores, folds = points["score"].to_numpy(), points["fold"].to_numpy()
@@ -418,9 +418,9 @@ def _calibrate(query: EstimateQuery, key: tuple[str, ...], reference: pl.DataFra
         problem = (f"reference has {rows:,} labelled rows ({positives:,} positive); estimation needs at least "
                    f"{query.min_reference:,} with both classes")
         return SliceCalibration(key, rows, positives, problem=problem), None, None
-    decision, raw, fitted = needs_calibration(reference.group_by("fold", "score").agg(
-        pl.col("n").sum(), pl.col("positives").sum()))
     whole = _points(reference)
+    decision, raw, fitted = needs_calibration(reference.group_by("fold", "score").agg(
+        pl.col("n").sum(), pl.col("positives").sum()), whole)
     scores, n, k = (whole[c].to_numpy() for c in ("score", "n", "positives"))
     mapping = fit_isotonic(scores, n, k) if decision else None
     by_decision = reference.group_by("decided").agg(pl.col("n").sum(), pl.col("positives").sum())

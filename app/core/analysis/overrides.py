@@ -10,7 +10,7 @@ aggregate per slice and window.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 
 import polars as pl
@@ -128,8 +128,6 @@ SHOWN = ("decided", "overrides", "override_rate", "override_rate_low", "override
 def with_overrides(project: Project, table):
     """A slice table with each slice's override rate and who was right beside its metrics (as it is, where the
     log has no operator decisions or the model is not binary)."""
-    from dataclasses import replace
-
     if table.task != "binary" or not has_operator_decisions(project):
         return table
     q = table.query

@@ -57,7 +57,7 @@ class ReferenceSpread:
         """From the labelled reference: its confusion counts and its (score, rows, positives) points."""
         tp, fp, fn, tn, n = labelled.tp, labelled.fp, labelled.fn, labelled.tn, labelled.rows
         relevant = tp + fn + fp
-        f1_std = (relevant / (0.5 * (fn + fp) + tp)) * _bernoulli(tp / relevant) if relevant and tp + fn + fp else 0.0
+        f1_std = (relevant / (0.5 * (fn + fp) + tp)) * _bernoulli(tp / relevant) if relevant else 0.0
         spread = {
             "accuracy": (_bernoulli((tp + tn) / n), 1.0),
             "precision": (_bernoulli(tp / (tp + fp)) if tp + fp else 0.0, (tp + fp) / n),
