@@ -38,6 +38,9 @@ CHANCE_FACTOR = 2.0  # miscalibration is shown when the ECE exceeds this many ti
 # A gap is flagged beyond 3.5 standard errors of the labelled rows: six metrics per window at 3.5 each raise a
 # chance flag about as often (0.3% of windows) as one metric at 3.
 GAP_SIGMAS = 3.5
+# ... and by at least 3 points: on 100k-row windows sampling noise vanishes, and a real but small deviation (the
+# model a little off in one region of its inputs as the season moves them) is not the broken confidence a gap means.
+GAP_MIN = 0.03
 MIN_ROWS = 300  # rows a window needs before an estimate is shown
 MIN_REFERENCE = 200  # labelled reference rows a slice needs, of both classes
 MISSING = "(missing)"
@@ -472,7 +475,7 @@ def _records(query: EstimateQuery, key: tuple[str, ...], windows: pl.DataFrame, 
                            f"{m}_realized": realized[m], f"{m}_gap": gap})
             if gap is not None and labelled >= query.min_rows:
                 labelled_error = spread.sampling_error(m, labelled)
-                if labelled_error is not None and abs(gap) > GAP_SIGMAS * labelled_error:
+                if labelled_error is not None and abs(gap) > max(GAP_SIGMAS * labelled_error, GAP_MIN):
                     flagged.append(m)
         record["gap_flagged"] = bool(flagged)
         record["gap_metrics"] = ",".join(flagged)
