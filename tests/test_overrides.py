@@ -167,7 +167,14 @@ def test_the_quarterly_record_answers_with_numbers_and_the_lead_time_matches_the
     assert datetime.fromisoformat(lead["confirmed"]) == proven
     assert lead["lead_days"] == pytest.approx((proven - signal).total_seconds() / 86400) and lead["lead_days"] > 0
     # every other question has a number
-    assert answers["time_to_production"]["releases"] == 0  # the sample's releases predate the log
+    # time to production and approval wait from the plant's release records (app/sample/history.py), by hand:
+    # P3 built 2026-02-02 09:00, released 2026-07-20 06:00 (Q3); P2 released 2026-06-08 06:00 (Q2)
+    t = answers["time_to_production"]
+    assert (t["releases"], t["releases_before"]) == (1, 1)
+    assert t["median_days"] == pytest.approx(167 + 21 / 24) and t["median_days_before"] == pytest.approx(125 + 21 / 24)
+    waits = {w["tier"]: w for w in answers["approval_wait_by_tier"]}
+    assert waits["high"]["requests"] == 1 and waits["high"]["mean_days"] == pytest.approx(8 + 6 / 24)  # P3
+    assert waits["medium"]["mean_days"] == pytest.approx(1 + 23 / 24)  # seam camera, 07-13 10:00 to 07-15 09:00
     assert all(o["low"] <= o["rate"] <= o["high"] for o in answers["overrides"]) and len(answers["overrides"]) == 12
     tooling = next(o for o in q4["overrides"] if o["line"] == TOOLING_LINE)  # the tooling change is in week 22
     assert tooling["rate"] > 2 * tooling["before"] and tooling["operator_right"] > tooling["model_precision"]

@@ -38,6 +38,7 @@ FROZEN = {
     "m012_audit_receipts.py": "f8a21d05255e90dd4353e310dde3ce2be7dbe4d7ad5240ef52b37c2b135c8d48",
     "m013_inputs_only_rows.py": "e4acf0954aea9b727f68e4ee82fa7d783876a893c0c94c9a3eafa29bdeff8122",
     "m014_statements.py": "09a8cef569d080ef24c37ebe49acf3b462614dddcab814c357c24413c676a8aa",
+    "m015_release_history.py": "bf4ff3bb1e263cbb61a1d07b12d1ca1f2acb863f442f93f45fee2cbe60ef79ab",
 }
 
 

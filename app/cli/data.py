@@ -1,4 +1,4 @@
-"""`lineproof ingest|labels|kpis`: prediction logs, delayed labels and business KPIs into the project."""
+"""`lineproof ingest|labels|kpis|history`: prediction logs, delayed labels and business KPIs into the project."""
 
 from __future__ import annotations
 
@@ -91,6 +91,26 @@ def cmd_kpis(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_history(args: argparse.Namespace) -> int:
+    """Import a release history recorded before Lineproof, or list what was imported."""
+    from app.core.governance.release_history import history_events, import_history
+
+    with open_project(args.path, read_only=not args.file) as project:
+        if args.file:
+            rows = import_history(project, args.file)
+            print(f"Imported {rows:,} release event(s) from {Path(args.file).name}; they date the delivery metrics "
+                  "and never count as verified releases.")
+            return 0
+        events = history_events(project)
+    if events.is_empty():
+        print("No release history imported. Import one with: lineproof history PROJECT FILE.csv "
+              "(columns model, version, site, event, at, by, note).")
+    for r in events.iter_rows(named=True):
+        print(f"{r['at']:%Y-%m-%d %H:%M}  {r['version_id']:<22} {r['site'] or '-':<6} {r['event']:<19} "
+              f"{r['actor']:<14} {r['note']}  [{r['file_name']}]")
+    return 0
+
+
 def add_parsers(sub: argparse._SubParsersAction) -> None:
     """Register `ingest`, `labels`, `dataset`."""
     p = sub.add_parser("ingest", help="import a prediction log (CSV or Parquet)",
@@ -124,6 +144,15 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     p.add_argument("path", help="project folder")
     p.add_argument("file", help="CSV with columns line, week (2026-09-07 or 2026-W37), kpi, value")
     p.set_defaults(func=cmd_kpis)
+    p = sub.add_parser("history", help="import the release history kept before Lineproof (CSV), or list it",
+                       description="Dated release events from the plant's change-management records: columns "
+                       "model, version, site, event (built, approval_requested, approved, candidate, shadow, pilot, "
+                       "production, retired), at (ISO 8601, UTC unless an offset is given), by, and optionally note. "
+                       "They date the delivery metrics and quarterly answers; they never make a release verified. "
+                       "Without FILE, lists what was imported.")
+    p.add_argument("path", help="project folder")
+    p.add_argument("file", nargs="?", help="CSV of release events")
+    p.set_defaults(func=cmd_history)
 
     p = sub.add_parser("dataset", help="register a Parquet file as a validation, reference or training dataset",
                        description="Copy a Parquet file into the project's artifacts (content-addressed, read-only) "

@@ -34,7 +34,7 @@ def _period(args: argparse.Namespace):
 
 
 def _print(review: dict) -> None:
-    from app.core.analysis.quarterly import lead_days_text
+    from app.core.analysis.quarterly import delivery_texts, lead_days_text
 
     h = review["health"]
     print(f"Operating review {review['period']['label']} ({review['period']['start'][:10]} to "
@@ -65,6 +65,8 @@ def _print(review: dict) -> None:
     print(f"  Stage changes in the period: {len(review['inventory']['changes'])}")
     for item in review.get("answers", {}).get("lead_time", []):
         print(f"  Lead time: {lead_days_text(item)}")
+    for scope, text in delivery_texts(review.get("answers", {})):
+        print(f"  Delivery ({scope}): {text}")
     for o in review.get("outcomes", []):
         recall = "" if o["recall_now"] is None else f"; model recall {o['recall_now']:.3f} (before " \
             f"{o['recall_before']:.3f})"

@@ -9,6 +9,7 @@ import numpy as np
 import polars as pl
 
 from app.core.analysis.events import add_event
+from app.core.governance.release_history import import_history
 from app.core.models.model_import import import_model
 from app.core.models.registry import register_model, set_stage
 from app.core.progress import NullProgress, Progress, check_cancelled
@@ -17,6 +18,7 @@ from app.core.store.ingest import LabelMapping, PredictionMapping, import_labels
 from app.core.store.project import Project
 from app.core.store.sources import sha256_of
 from app.sample import models
+from app.sample.history import RELEASE_HISTORY
 from app.sample.plant import (
     ALUMINIUM_LINE,
     FEATURES,
@@ -92,10 +94,13 @@ def _build(project: Project, tmp: Path, scale: float, progress: Progress) -> Non
                      lineage={"code_revision": RECIPE_REVISION, "author": "vision-team"},
                      card={"intended_use": "Benchmark reference network (1x3x224x224)."})
     for plant in LINES_PER_PLANT:
-        set_stage(project, "weld-defect:v1", plant, "production", "Released 2025-11 after validation")
+        set_stage(project, "weld-defect:v1", plant, "production", "Released 2026 per the plant's change records "
+                  "(lineproof history)")
         set_stage(project, "weld-defect:v2", plant, "candidate", "Awaiting offline validation")
     set_stage(project, "seam-vision:v1", "P1", "shadow", "Camera pilot on P1")
     _add_release_plan(project)
+    (tmp / "release-history.csv").write_text(RELEASE_HISTORY, encoding="utf-8")
+    import_history(project, tmp / "release-history.csv")
     check_cancelled(progress)
 
     progress.report(0.30, "Simulating 26 weeks of production")

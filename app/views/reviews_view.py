@@ -24,7 +24,7 @@ from PySide6.QtWidgets import (
 )
 
 from app.core.analysis import operating_review as ops
-from app.core.analysis.quarterly import lead_days_text
+from app.core.analysis.quarterly import delivery_texts, lead_days_text
 from app.core.analysis.slices import logged_span
 from app.core.errors import LineproofError
 from app.core.governance import approvals as gov
@@ -42,7 +42,8 @@ SECTION_COLOURS = {"Trigger": "#f8cbad", "Metric drop": "#f8cbad", "Unverified r
                    "Still open": "#f8cbad",
                    "Line drift": "#fff2cc", "Silent asset": "#fff2cc", "Confidence gap": "#fff2cc",
                    "Latency": "#fff2cc", "Plant-wide change": "#ededed", "Stage change": "#e2efda",
-                   "Outcome": "#dde6f0", "Alert precision": "#dde6f0", "Lead time": "#dde6f0"}
+                   "Outcome": "#dde6f0", "Alert precision": "#dde6f0", "Lead time": "#dde6f0",
+                   "Delivery": "#dde6f0"}
 FINDING_COLUMNS = [Column("section", "Section", background=lambda r: SECTION_COLOURS.get(r["section"])),
                    Column("scope", "Where"), Column("finding", "Finding", tooltip=lambda r: r["finding"], free_text=True)]
 
@@ -62,6 +63,8 @@ def finding_rows(review: dict[str, Any]) -> pl.DataFrame:
               f"{', '.join(g['gap_metrics'].split(','))}"} for g in h.get("estimates", {}).get("gaps", [])]
     rows += [{"section": "Lead time", "scope": i["line"], "finding": lead_days_text(i)}
              for i in review.get("answers", {}).get("lead_time", [])]
+    rows += [{"section": "Delivery", "scope": scope, "finding": text}
+             for scope, text in delivery_texts(review.get("answers", {}))]
     rows += [{"section": "Unverified release", "scope": u["site"], "finding":
               f"{u['version_id']} reached production on {u['released_at'][:16]} without a verified approval chain"}
              for u in review.get("delivery", {}).get("unverified_releases", [])]

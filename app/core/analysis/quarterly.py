@@ -50,20 +50,23 @@ def quarterly_answers(project: Project, start: datetime, end: datetime, previous
     """Each of the checkpoint's questions as numbers with their evidence."""
     return {"time_to_production": _time_to_production(delivery, start, end, previous),
             "lead_time": _lead_times(project, start, end),
-            "approval_wait_by_tier": _approval_wait(project, delivery),
+            "approval_wait_by_tier": _approval_wait(project, delivery, start, end),
             "overrides": _overrides(project, (start, end), previous),
             "outgrown": _outgrown(project)}
 
 
 def _time_to_production(delivery: dict[str, Any], start: datetime, end: datetime,
                         previous: tuple[datetime, datetime]) -> dict[str, Any]:
-    def median_days(lo: datetime, hi: datetime) -> tuple[float | None, int]:
-        days = [r["days_to"]["production"] for r in delivery["versions"] if "production" in r["days_to"]
+    def released(lo: datetime, hi: datetime) -> list[dict[str, Any]]:
+        return [{"version": r["version_id"], "site": r["site"], "days": r["days_to"]["production"],
+                 "released": r["stages"]["production"][:10],
+                 "source": "history" if "production" in r.get("from_history", ()) else "lineproof"}
+                for r in delivery["versions"] if "production" in r["days_to"] and r["days_to"]["production"] is not None
                 and lo <= datetime.fromisoformat(r["stages"]["production"]) < hi]
-        return (statistics.median(days) if days else None), len(days)
-    now, n_now = median_days(start, end)
-    before, n_before = median_days(*previous)
-    return {"median_days": now, "releases": n_now, "median_days_before": before, "releases_before": n_before}
+    now, before = released(start, end), released(*previous)
+    return {"median_days": statistics.median(r["days"] for r in now) if now else None, "releases": len(now),
+            "median_days_before": statistics.median(r["days"] for r in before) if before else None,
+            "releases_before": len(before), "evidence": now, "evidence_before": before}
 
 
 def _lead_times(project: Project, start: datetime, end: datetime) -> list[dict[str, Any]]:
@@ -129,12 +132,19 @@ def _confirmed(project: Project, version: str, line: str, since: date, baseline_
                    {"v": version, "line": line, "since": since, "z": z, "z2": z * z, "low": baseline_low})[0]
 
 
-def _approval_wait(project: Project, delivery: dict[str, Any]) -> list[dict[str, Any]]:
-    tiers: dict[str, list[float]] = {}
+def _approval_wait(project: Project, delivery: dict[str, Any], start: datetime, end: datetime
+                   ) -> list[dict[str, Any]]:
+    """Per risk tier, the approvals decided in the period: how many, mean and longest wait, from which record."""
+    tiers: dict[str, list[dict[str, Any]]] = {}
     for r in delivery["versions"]:
-        if r["model_id"] and r["approval_wait_days"]:
-            tiers.setdefault(model_tier(project, r["model_id"]), []).append(r["approval_wait_days"])
-    return [{"tier": t, "requests": len(v), "mean_days": sum(v) / len(v), "max_days": max(v)}
+        for a in r.get("approvals", ()):
+            if r["model_id"] and start <= datetime.fromisoformat(a["decided"]) < end:
+                tiers.setdefault(model_tier(project, r["model_id"]), []).append({**a, "version": r["version_id"],
+                                                                                  "site": r["site"]})
+    return [{"tier": t, "requests": len(v), "mean_days": sum(a["days"] for a in v) / len(v),
+             "max_days": max(a["days"] for a in v), "sources": sorted({a["source"] for a in v}),
+             "evidence": [f"{a['version']} on {a['site']}: asked {a['requested'][:10]}, approved {a['decided'][:10]}"
+                          for a in v]}
             for t, v in sorted(tiers.items())]
 
 
@@ -185,3 +195,22 @@ def lead_days_text(item: dict[str, Any]) -> str:
             f"on {item['confirmed'][:10]}: {item['lead_days']:.0f} days of warning")
 
 
+
+
+def delivery_texts(answers: dict[str, Any]) -> list[tuple[str, str]]:
+    """(scope, sentence) for time to production and approval wait per tier, each with its evidence."""
+    out = []
+    t = answers.get("time_to_production")
+    if t and (t["releases"] or t["releases_before"]):
+        def days(v: float | None) -> str:
+            return "-" if v is None else f"{v:.0f} days"
+        out.append(("all sites", f"time to production: median {days(t['median_days'])} over {t['releases']} "
+                                 f"release(s), previous period {days(t['median_days_before'])} over "
+                                 f"{t['releases_before']}"))
+        out += [(r["site"], f"{r['version']} released {r['released']}, {r['days']:.0f} days after it was built"
+                            f"{' (imported release history)' if r['source'] == 'history' else ''}")
+                for r in t.get("evidence", ())]
+    out += [(f"tier {w['tier']}", f"approval wait: {w['requests']} decided, mean {w['mean_days']:.1f} days, longest "
+                                  f"{w['max_days']:.1f} ({'; '.join(w.get('evidence', ()))})")
+            for w in answers.get("approval_wait_by_tier", ())]
+    return out

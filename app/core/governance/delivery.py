@@ -40,6 +40,8 @@ def delivery_metrics(project: Project, start: datetime | None = None, end: datet
                                "FROM approval_requests ORDER BY requested_at").fetchall()
         decisions = con.execute("SELECT request_id, user_id, decided_at, step FROM approval_decisions "
                                 "ORDER BY decided_at, step").fetchall()
+        history = con.execute("SELECT version_id, site, event, happened_at, actor FROM release_history "
+                              "ORDER BY happened_at, import_id, source_row").fetchall()
     checked = {}
     if decisions:
         for d in verify_decisions(project):
@@ -50,19 +52,32 @@ def delivery_metrics(project: Project, start: datetime | None = None, end: datet
     rows: dict[tuple[str, str], dict[str, Any]] = {}
     # (time, order within the same second: request, its decisions by step, then the stage change, who)
     actors: dict[tuple[str, str], list[tuple[datetime, int, str]]] = {}
-    for version, site, stage, at, by in changes:
+    own_release: dict[tuple[str, str], datetime] = {}
+
+    def row_for(version: str, site: str) -> dict[str, Any]:
         model, imported = versions.get(version, (None, None))
-        row = rows.setdefault((version, site), {"model_id": model, "version_id": version, "site": site,
-                                                "imported_at": imported, "stages": {}, "approval_wait_days": 0.0})
-        row["stages"].setdefault(stage, at)
-        actors.setdefault((version, site), []).append((at, 99, by))
+        actors.setdefault((version, site), [])
+        return rows.setdefault((version, site), {"model_id": model, "version_id": version, "site": site,
+                                                 "imported_at": imported, "stages": {}, "approval_wait_days": 0.0,
+                                                 "approvals": [], "from_history": []})
+
+    for version, site, stage, at, by in changes:
+        row_for(version, site)["stages"].setdefault(stage, at)
+        if stage == "production":
+            own_release.setdefault((version, site), at)
+        actors[(version, site)].append((at, 99, by))
+    _merge_history(history, row_for, actors)
+    _date_builds(history, rows)
     for request_id, version, site, _, by, at, _ in requests:
         if (version, site) in rows:
             actors[(version, site)].append((at, 0, by))
             decided = by_request.get(request_id, [])
             actors[(version, site)] += [(t, 1 + step, u) for u, t, step in decided]
             if decided:
-                rows[(version, site)]["approval_wait_days"] += _days(at, max(t for _, t, _ in decided)) or 0.0
+                last = max(t for _, t, _ in decided)
+                rows[(version, site)]["approval_wait_days"] += _days(at, last) or 0.0
+                rows[(version, site)]["approvals"].append({"requested": at, "decided": last,
+                                                           "days": _days(at, last), "source": "lineproof"})
     unverified = []
     for (version, site), row in rows.items():
         row["days_to"] = {stage: _days(row["imported_at"], at) for stage, at in row["stages"].items()}
@@ -70,7 +85,8 @@ def delivery_metrics(project: Project, start: datetime | None = None, end: datet
         people = [who for _, _, who in sorted(actors[(version, site)],
                                                key=lambda a: (a[0].replace(microsecond=0), a[1]))]
         row["handoffs"] = sum(1 for a, b in zip(people, people[1:], strict=False) if a != b)
-        released = row["stages"].get("production")
+        # only Lineproof's own release can be verified: an imported date shortens the metrics, never vouches
+        released = own_release.get((version, site))
         row["verified_release"] = None
         if released is not None:
             ok = any(v == version and s == site and target == "production" and at <= released
@@ -80,9 +96,48 @@ def delivery_metrics(project: Project, start: datetime | None = None, end: datet
             in_span = (start is None or released >= start) and (end is None or released < end)
             if not ok and in_span:
                 unverified.append({"version_id": version, "site": site, "released_at": released})
-        row["stages"] = {k: v.isoformat() for k, v in row["stages"].items()}
+        row["stages"] = {k: v.isoformat() for k, v in sorted(row["stages"].items(), key=lambda kv: kv[1])}
+        row["approvals"] = [{**a, "requested": a["requested"].isoformat(), "decided": a["decided"].isoformat()}
+                            for a in row["approvals"]]
         row["imported_at"] = row["imported_at"].isoformat() if row["imported_at"] else None
     return {"governed": governed(project), "versions": sorted(rows.values(), key=lambda r: (r["model_id"] or "",
                                                                                              r["site"],
                                                                                              r["version_id"])),
             "unverified_releases": [{**u, "released_at": u["released_at"].isoformat()} for u in unverified]}
+
+
+def _merge_history(history: list[tuple], row_for: Any, actors: dict) -> None:
+    """Imported release history: a stage reached earlier than Lineproof saw it moves the date back; each
+    requested-then-approved pair is an approval wait; the people count as hand-offs."""
+    asked: dict[tuple[str, str], tuple[datetime, str]] = {}
+    for version, site, event, at, actor in history:
+        if event == "built":
+            continue
+        row = row_for(version, site)
+        if event == "approval_requested":
+            asked[(version, site)] = (at, actor)
+            actors[(version, site)].append((at, 0, actor))
+        elif event == "approved":
+            actors[(version, site)].append((at, 1, actor))
+            if (version, site) in asked:
+                start = asked.pop((version, site))[0]
+                row["approval_wait_days"] += _days(start, at) or 0.0
+                row["approvals"].append({"requested": start, "decided": at, "days": _days(start, at),
+                                         "source": "history"})
+        else:
+            actors[(version, site)].append((at, 99, actor))
+            if event not in row["stages"] or at < row["stages"][event]:
+                row["stages"][event] = at
+                row["from_history"].append(event)
+
+
+def _date_builds(history: list[tuple], rows: dict[tuple[str, str], dict[str, Any]]) -> None:
+    """A version built before it was imported into Lineproof counts its days from the build."""
+    built: dict[str, datetime] = {}
+    for version, _, event, at, _ in history:
+        if event == "built":
+            built[version] = min(at, built.get(version, at))
+    for (version, _), row in rows.items():
+        if version in built and (row["imported_at"] is None or built[version] < row["imported_at"]):
+            row["imported_at"] = built[version]
+            row["from_history"].append("built")

@@ -13,6 +13,7 @@ from typing import Any
 
 from app.core.governance import trust
 from app.core.governance.ledger import identity_problem, project_key
+from app.core.governance.release_history import history_problems
 from app.core.store.audit import AuditVerdict, receipt_hash, verify_audit
 from app.core.store.db import one
 from app.core.store.project import Project
@@ -188,7 +189,7 @@ def verify_project(project: Project, files: list[Path | str] = (), extra: list[d
     with project.reading() as con:
         chain = verify_audit(con)
         state = replay(con)  # fresh: the cache is keyed on the log, and a row edit does not touch the log
-    problems = list(state.problems)
+        problems = list(state.problems) + history_problems(con)
     if governed(project):
         problems += cross_check(project)
         problems += [f"decision {d['decision_id']}: {d['problem']}" for d in verify_decisions(project) if not d["ok"]]

@@ -68,13 +68,17 @@ def _answers_section(answers: dict[str, Any] | None, s: dict, width: float) -> l
     rows = [["Question", "Answer"],
             ["Is the toolchain reducing time to deployment?",
              f"median import to production {days(t['median_days'])} over {t['releases']} release(s); previous "
-             f"period {days(t['median_days_before'])} over {t['releases_before']}"],
+             f"period {days(t['median_days_before'])} over {t['releases_before']}"
+             + "".join(f"; {r['version']} on {r['site']} released {r['released']} after {r['days']:.0f} days"
+                       f"{' (imported history)' if r['source'] == 'history' else ''}" for r in t.get("evidence", ()))],
             ["Did monitoring catch failures early enough?",
              "; ".join(lead_days_text(i) for i in answers["lead_time"]) or "no confirmed recall drop in the period"],
             ["Are governance controls proportionate to risk?",
              "; ".join(f"tier {w['tier']}: {w['requests']} request(s), mean wait {w['mean_days']:.1f} d "
-                       f"(max {w['max_days']:.1f})" for w in answers["approval_wait_by_tier"])
-             or "no approval waits recorded (no signed requests)"],
+                       f"(max {w['max_days']:.1f})"
+                       f"{' from imported history' if w.get('sources') == ['history'] else ''}"
+                       for w in answers["approval_wait_by_tier"])
+             or "no approval decided in the period"],
             ["Do operators still trust the models?",
              "; ".join(f"{o['line']} {o['rate']:.1%} (before {'-' if o['before'] is None else format(o['before'], '.1%')})"
                        for o in sorted(answers["overrides"], key=lambda o: -(o["rate"] or 0))[:4])

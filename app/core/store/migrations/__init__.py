@@ -26,6 +26,7 @@ from app.core.store.migrations import (
     m012_audit_receipts,
     m013_inputs_only_rows,
     m014_statements,
+    m015_release_history,
 )
 
 Migration = Callable[[duckdb.DuckDBPyConnection], None]
@@ -45,4 +46,5 @@ MIGRATIONS: tuple[Migration, ...] = (
     m012_audit_receipts.apply,
     m013_inputs_only_rows.apply,
     m014_statements.apply,
+    m015_release_history.apply,
 )
