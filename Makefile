@@ -7,7 +7,8 @@ STAMP := $(VENV)/.installed
 QT_LIBS := libegl1 libgl1 libglib2.0-0 libfontconfig1 libfreetype6 libdbus-1-3 libxkbcommon0 fonts-dejavu-core fonts-droid-fallback
 XCB_LIBS := libxkbcommon-x11-0 libx11-xcb1 libxcb-cursor0 libxcb-icccm4 libxcb-keysyms1 libxcb-image0 \
 	libxcb-randr0 libxcb-render-util0 libxcb-shape0 libxcb-xfixes0 libxcb-xkb1 libxcb-sync1 libxcb-shm0 libxcb-glx0
-TEST_TOOLS := xvfb poppler-utils libnss3-tools
+TEST_TOOLS := xvfb poppler-utils libnss3-tools openjdk-17-jre-headless
+SPARK_STAMP := $(VENV)/.spark
 
 .PHONY: run test test-slow bench mutation sample system-libs venv lint clean installer wheelhouse cbpe-reference
 
@@ -39,12 +40,17 @@ sample: $(SAMPLE)/lineproof.toml
 run: system-libs $(STAMP) sample
 	$(VENV)/bin/lineproof gui $(SAMPLE)
 
-test: system-libs $(STAMP)
+# The Spark extra (pyspark, sqlglot) for the attached-log engine tests; `make run` never needs it.
+$(SPARK_STAMP): $(STAMP)
+	$(PY) -m pip install -q -e '.[test,spark]'
+	touch $(SPARK_STAMP)
+
+test: system-libs $(STAMP) $(SPARK_STAMP)
 	QT_QPA_PLATFORM=offscreen $(PY) -m pytest -q -m "not slow"
 	$(VENV)/bin/lint-imports
 	QT_QPA_PLATFORM=offscreen $(PY) -m pytest -q -m slow
 
-test-slow: system-libs $(STAMP)
+test-slow: system-libs $(STAMP) $(SPARK_STAMP)
 	QT_QPA_PLATFORM=offscreen $(PY) -m pytest -q -m slow
 
 mutation: $(STAMP)

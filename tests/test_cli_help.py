@@ -20,7 +20,7 @@ def test_the_command_list_is_complete():
             "freshness",
             "alerts", "import-model", "models", "stage", "bench", "bench-compare", "user", "request", "review",
             "approve", "reject", "audit", "trust", "validate", "validations", "packet", "sign", "verify", "export-project",
-            "dataset", "tier",
+            "dataset", "tier", "history", "attach-log",
             "import-project"} == set(_commands())
 
 

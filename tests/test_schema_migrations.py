@@ -39,6 +39,7 @@ FROZEN = {
     "m013_inputs_only_rows.py": "e4acf0954aea9b727f68e4ee82fa7d783876a893c0c94c9a3eafa29bdeff8122",
     "m014_statements.py": "09a8cef569d080ef24c37ebe49acf3b462614dddcab814c357c24413c676a8aa",
     "m015_release_history.py": "bf4ff3bb1e263cbb61a1d07b12d1ca1f2acb863f442f93f45fee2cbe60ef79ab",
+    "m016_attached_logs.py": "b801476773db17f4947de40a60c1c483a5585b95ce4fd4b88885680223a385d1",
 }
 
 

@@ -111,6 +111,40 @@ def cmd_history(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_attach_log(args: argparse.Namespace) -> int:
+    """Attach a prediction log where it lives (no copy), check one again, or list them."""
+    from app.core.engine.attach import attach_log, attached_logs, load_log
+
+    with open_project(args.path, read_only=args.list) as project:
+        if args.list:
+            logs = attached_logs(project)
+            if not logs:
+                print("No logs attached. Attach one with: lineproof attach-log PROJECT SOURCE --as NAME")
+            for r in logs:
+                print(f"{r['name']:<16} {r['rows']:>12,} rows  {r['files']:>5} files  {r['bytes'] / 1e6:>9.1f} MB  "
+                      f"{r['source']}  (attached {r['attached_at']:%Y-%m-%d %H:%M} by {r['by']}"
+                      f"{', labels ' + r['labels'] if r['labels'] else ''})")
+            return 0
+        if args.recheck:
+            old = load_log(project, args.recheck, check=False)
+            roles = {k: v for k, v in old.roles.items() if v}
+            log = attach_log(project, old.source, old.name, roles, old.slices, old.features, old.labels_source,
+                             old.score_kind, replace=True)
+            verb = "Checked again"
+        else:
+            if not args.source or not args.name:
+                raise LineproofError("attach-log needs SOURCE and --as NAME (or --list, or --recheck NAME).",
+                                     "Example: lineproof attach-log PROJECT 'lake/plant=*/line=*/*.parquet' --as lake")
+            features = tuple(f.strip() for f in args.features.split(",")) if args.features else None
+            log = attach_log(project, args.source, args.name, pairs(args.map, "--map"), pairs(args.slice, "--slice"),
+                             features, args.labels, args.score_kind)
+            verb = "Attached"
+    print(f"{verb} {log.name}: {log.rows:,} rows in {len(log.files)} files under {log.root} (nothing copied); "
+          f"slices {', '.join(log.slices) or 'none'}; {len(log.features)} features"
+          f"{'; labels from ' + log.labels_source if log.labels_source else ''}.")
+    return 0
+
+
 def add_parsers(sub: argparse._SubParsersAction) -> None:
     """Register `ingest`, `labels`, `dataset`."""
     p = sub.add_parser("ingest", help="import a prediction log (CSV or Parquet)",
@@ -144,6 +178,26 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     p.add_argument("path", help="project folder")
     p.add_argument("file", help="CSV with columns line, week (2026-09-07 or 2026-W37), kpi, value")
     p.set_defaults(func=cmd_kpis)
+    p = sub.add_parser("attach-log", help="register a prediction log where it lives (Parquet lake), no copy",
+                       description="Attach a hive-partitioned Parquet folder or glob (e.g. "
+                       "'lake/plant=*/line=*/date=*/*.parquet') as a prediction log without copying it. Columns are "
+                       "matched as by ingest (--map ROLE=COLUMN for others); partition columns become slice "
+                       "dimensions. The source is checked as ingest checks a file, and its file list (sizes, "
+                       "modification times) is recorded: a later change is reported and refused until "
+                       "--recheck. Analyse it with `lineproof slices PROJECT --log NAME [--engine spark]`.")
+    p.add_argument("path", help="project folder")
+    p.add_argument("source", nargs="?", help="folder, glob or Parquet file")
+    p.add_argument("--as", dest="name", metavar="NAME", help="the name analyses use (--log NAME)")
+    p.add_argument("--map", action="append", metavar="ROLE=COLUMN",
+                   help="roles: record_id, timestamp, model_version, score, predicted_label")
+    p.add_argument("--slice", action="append", metavar="DIMENSION=COLUMN")
+    p.add_argument("--features", help="comma-separated feature columns (default: every other numeric column)")
+    p.add_argument("--labels", metavar="SOURCE", help="labels where they live (Parquet: record_id, label, labelled_at)")
+    p.add_argument("--score-kind", choices=("probability", "value"), default="probability")
+    p.add_argument("--list", action="store_true", help="list the attached logs")
+    p.add_argument("--recheck", metavar="NAME", help="check an attached log again and record its files as they are")
+    p.set_defaults(func=cmd_attach_log)
+
     p = sub.add_parser("history", help="import the release history kept before Lineproof (CSV), or list it",
                        description="Dated release events from the plant's change-management records: columns "
                        "model, version, site, event (built, approval_requested, approved, candidate, shadow, pilot, "

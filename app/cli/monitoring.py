@@ -15,11 +15,18 @@ def cmd_slices(args: argparse.Namespace) -> int:
     from app.core.analysis.slice_report import slices_json, slices_text
     from app.core.analysis.slices import SliceQuery, compute_slices, resolve_version
 
+    if args.engine and not args.log:
+        raise LineproofError("--engine applies to an attached log.", "Add --log NAME (see lineproof attach-log "
+                                                                    "PROJECT --list), or leave --engine out.")
     with open_project(args.path, read_only=True, allow_snapshot=True) as project:
-        version = resolve_version(project, args.model)
+        if args.log and ":" not in args.model:
+            raise LineproofError(f"Name the version in the attached log {args.log}: --model {args.model}:VERSION.",
+                                 "An attached log is not scanned to guess a version.")
+        version = args.model if args.log else resolve_version(project, args.model)
         by = tuple(d.strip() for d in (args.by or "").split(",") if d.strip())
         query = SliceQuery(version, by, args.window, parse_when(args.start, "--from"), parse_when(args.end, "--to"),
-                           min_support=args.min_support, confidence=args.confidence, threshold=args.threshold)
+                           min_support=args.min_support, confidence=args.confidence, threshold=args.threshold,
+                           log=args.log, engine=args.engine)
         table = compute_slices(project, query, show_progress(args.quiet or args.format != "table"))
     metric = args.metric or table.metrics[0 if table.task != "binary" else 2]
     if args.format == "json":
@@ -272,6 +279,9 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--confidence", type=float, default=0.95, help="interval level (default 0.95)")
     p.add_argument("--format", choices=("table", "csv", "json"), default="table")
     p.add_argument("--limit", type=int, default=40, help="rows in the table format (default 40)")
+    p.add_argument("--log", metavar="NAME", help="an attached log (lineproof attach-log) instead of the project's own")
+    p.add_argument("--engine", choices=("duckdb", "spark"),
+                   help="where an attached log's rows are summarised (default: lineproof.toml [engine], else duckdb)")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress output")
     p.set_defaults(func=cmd_slices)
 

@@ -17,6 +17,7 @@ from datetime import datetime, timedelta
 import duckdb
 import polars as pl
 
+from app.core.engine.rows import LocalRows
 from app.core.errors import Cancelled, LineproofError
 from app.core.progress import NullProgress, Progress, check_cancelled, interrupt_on_cancel
 from app.core.stats.intervals import hanley_mcneil, normal_mean, wilson, z_value
@@ -56,6 +57,8 @@ class SliceQuery:
     threshold: float | None = None  # default: the model version's threshold
     latency: bool = True  # label delay and recent coverage
     auc: bool = True  # ROC AUC needs a group per score bin: about twice the time of the other metrics
+    log: str | None = None  # an attached log's name; None: the project's own log
+    engine: str | None = None  # duckdb or spark for an attached log; None: the project's [engine] setting
 
     @property
     def keys(self) -> tuple[str, ...]:
@@ -157,7 +160,11 @@ def check_dimensions(project: Project, query: SliceQuery) -> None:
         raise SliceError("A dimension is named twice.", "Name each slice dimension once.")
 
 
-def _base_sql(query: SliceQuery, whole_log: bool) -> str:
+OWN_ROWS = "predictions p LEFT JOIN labels l USING (record_id)"
+ATTACHED_ROWS = "_log p LEFT JOIN _labels l USING (record_id)"
+
+
+def _base_sql(query: SliceQuery, whole_log: bool, rows: str = OWN_ROWS) -> str:
     # Keys stay raw here (NULL groups like any value); '(missing)' is filled in after aggregation.
     keys = [f"p.{sql_ident(d)}" for d in query.by]
     if query.window:
@@ -170,7 +177,7 @@ def _base_sql(query: SliceQuery, whole_log: bool) -> str:
     where += [f"p.{sql_ident(d)} = {sql_literal(v)}" for d, v in query.where]
     cols = ", ".join(keys + ["p.ts", "p.score", "p.predicted_label", "l.label", "l.labelled_at"])
     condition = f" WHERE {' AND '.join(where)}" if where else ""
-    return f"SELECT {cols} FROM predictions p LEFT JOIN labels l USING (record_id){condition}"
+    return f"SELECT {cols} FROM {rows}{condition}"
 
 
 def _latency_sql(query: SliceQuery) -> str:
@@ -184,6 +191,9 @@ def _latency_sql(query: SliceQuery) -> str:
 def compute_slices(project: Project, query: SliceQuery, progress: Progress | None = None) -> SliceTable:
     """Metrics per slice and overall for one model version (binary, regression or multiclass)."""
     progress = progress or NullProgress()
+    if query.log:
+        from app.core.analysis.attached import compute_attached
+        return compute_attached(project, query, progress)
     check_dimensions(project, query)
     task, threshold, has_pred = model_info(project, query.version_id)
     # The line's own decisions (a predicted label column) are what happened; a threshold given here overrides
@@ -191,11 +201,7 @@ def compute_slices(project: Project, query: SliceQuery, progress: Progress | Non
     use_pred = has_pred and query.threshold is None
     if query.threshold is not None:
         threshold = query.threshold
-    if task == "binary" and threshold is None and not use_pred:
-        raise ThresholdUnknown(f"{query.version_id} is not a registered model and its log carries no predicted "
-                               "labels, so its decision threshold is unknown.",
-                               "Give the threshold (--threshold 0.4, or Threshold on the Slices screen), import the "
-                               "log with its decision column (--map predicted_label=pred), or register the model.")
+    _check_threshold(query, task, threshold, use_pred)
     con = project.cursor()
     try:
         with interrupt_on_cancel(progress, con):
@@ -207,6 +213,14 @@ def compute_slices(project: Project, query: SliceQuery, progress: Progress | Non
         con.close()
 
 
+def _check_threshold(query: SliceQuery, task: str, threshold: float | None, use_pred: bool) -> None:
+    if task == "binary" and threshold is None and not use_pred:
+        raise ThresholdUnknown(f"{query.version_id} is not a registered model and its log carries no predicted "
+                               "labels, so its decision threshold is unknown.",
+                               "Give the threshold (--threshold 0.4, or Threshold on the Slices screen), import the "
+                               "log with its decision column (--map predicted_label=pred), or register the model.")
+
+
 def _compute(project: Project, con, query: SliceQuery, task: str, threshold: float,
              progress: Progress, use_pred: bool = False) -> SliceTable:
     # The coverage summary (kept in every import's transaction) knows the last row's time without a scan.
@@ -214,14 +228,24 @@ def _compute(project: Project, con, query: SliceQuery, task: str, threshold: flo
     if latest is None:
         raise SliceError(f"No predictions are logged for {query.version_id}.",
                          "Import its prediction log, or choose another model version.")
-    recent_from = min(latest, query.end or latest) - timedelta(days=RECENT_DAYS)
     progress.report(0.1, "Joining predictions with labels")
     # Input-only rows (no version) count as another version here: they must never reach the metrics.
     versions = one(con, "SELECT count(DISTINCT coalesce(version_id, '')) FROM coverage_summary")[0]
     con.execute(f"CREATE OR REPLACE TEMP VIEW _slice_base AS {_base_sql(query, whole_log=versions == 1)}")
+    return summarise(con, query, task, threshold, progress, use_pred, latest, LocalRows(con))
+
+
+def summarise(con, query: SliceQuery, task: str, threshold: float, progress: Progress, use_pred: bool,
+              latest: datetime, rows) -> SliceTable:
+    """From the relation _slice_base (defined by the caller on the engine `rows` runs on) to the slice table:
+    the row work goes through `rows.materialise`, everything after it reads the summaries in `con`."""
+    recent_from = min(latest, query.end or latest) - timedelta(days=RECENT_DAYS)
     check_cancelled(progress)
+    if task != "binary" and rows.name != "duckdb":
+        raise SliceError(f"{task.capitalize()} models are summarised on DuckDB only so far.",
+                         "Use --engine duckdb for this version (the attached files are read in place).")
     if task == "binary":
-        overall, slices = _binary(con, query, threshold, recent_from, progress, use_pred)
+        overall, slices = _binary(con, query, threshold, recent_from, progress, use_pred, rows)
         metrics = BINARY_METRICS
     elif task == "regression":
         overall, slices = _regression(con, query, recent_from)
@@ -259,13 +283,14 @@ def _key_list(keys: tuple[str, ...]) -> str:
 
 
 def _binary(con, query: SliceQuery, threshold: float, recent_from: datetime, progress: Progress,
-            use_pred: bool = False):
+            use_pred: bool, rows):
     keys = query.keys
     flagged = ("(CASE WHEN predicted_label IS NOT NULL THEN predicted_label = 1 ELSE score >= $t END)" if use_pred
                else "score >= $t")
     bin_expr = (f"greatest(0, least(floor(round(score * {AUC_BINS}, 6)), {AUC_BINS - 1}))::INTEGER"
                 if query.auc else "0")
-    con.execute(f"""CREATE OR REPLACE TEMP TABLE _slice_bins AS
+    # The row work: one row per slice and score bin. Everything below reads only these bins.
+    rows.materialise("_slice_bins", f"""
         SELECT {_key_list(keys)}
                {bin_expr} AS bin,
                count(*) AS n, count(label) AS nl, coalesce(sum(label), 0)::BIGINT AS np,

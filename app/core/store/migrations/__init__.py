@@ -27,6 +27,7 @@ from app.core.store.migrations import (
     m013_inputs_only_rows,
     m014_statements,
     m015_release_history,
+    m016_attached_logs,
 )
 
 Migration = Callable[[duckdb.DuckDBPyConnection], None]
@@ -47,4 +48,5 @@ MIGRATIONS: tuple[Migration, ...] = (
     m013_inputs_only_rows.apply,
     m014_statements.apply,
     m015_release_history.apply,
+    m016_attached_logs.apply,
 )

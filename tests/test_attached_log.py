@@ -1,0 +1,309 @@
+"""An attached log (a hive-partitioned Parquet lake, never copied) gives the same slices as the same rows imported
+into the project, on DuckDB and on Spark; a changed source is refused; bad sources are refused with nothing stored.
+
+The log is generated here, not taken from the sample: continuous scores and sensors, a categorical `cell`
+dimension beside the partition columns, a third of the rows without labels.
+"""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import numpy as np
+import polars as pl
+import pytest
+
+from app.cli import main
+from app.core.analysis.slices import SliceQuery, compute_slices
+from app.core.engine.attach import AttachError, SourceChanged, attach_log, attached_logs, load_log
+from app.core.engine.rows import EngineSettings, to_spark
+from app.core.errors import SettingsError
+from app.core.store.ingest import LabelMapping, PredictionMapping, import_labels, import_predictions
+from app.core.store.project import Project
+
+VERSION = "lake-model:v1"
+COUNTS = ("n", "labelled", "positives", "tp", "fp", "tn", "fn", "n_recent", "nl_recent")
+METRICS = ("coverage", "label_delay_days", "accuracy", "precision", "recall", "f1", "fpr", "auc", "brier",
+           "recall_low", "recall_high", "auc_low", "auc_high", "auc_max_error")
+
+
+def _log(rows: int = 60_000, seed: int = 7) -> tuple[pl.DataFrame, pl.DataFrame]:
+    rng = np.random.default_rng(seed)
+    plant = rng.choice(["P1", "P2"], rows)
+    line = np.char.add(np.char.add(plant, "-L"), rng.integers(1, 4, rows).astype(str))
+    start = np.datetime64("2026-03-02T00:00:00", "us")
+    ts = start + rng.integers(0, 70 * 86400, rows).astype("timedelta64[s]")
+    temp = rng.normal(350, 12, rows) + (line == "P2-L3") * 8
+    current = rng.lognormal(5, 0.2, rows)
+    truth = (rng.random(rows) < 1 / (1 + np.exp(-(temp - 362) / 6))).astype(int)
+    score = np.clip(1 / (1 + np.exp(-(temp - 358) / 7)) + rng.normal(0, 0.08, rows), 0, 1)
+    log = pl.DataFrame({"record_id": [f"r{i:07d}" for i in range(rows)], "ts": pl.Series(ts),
+                        "model_version": VERSION, "score": score,
+                        "predicted_label": (score >= 0.5).astype(np.int32), "plant": plant, "line": line,
+                        "cell": rng.choice(["weld-a", "weld-b", "seal"], rows), "tip_temp": temp,
+                        "current_a": current})
+    labelled = rng.random(rows) < 0.67
+    delay = rng.integers(3600, 20 * 86400, rows).astype("timedelta64[s]")
+    labels = pl.DataFrame({"record_id": log["record_id"], "label": truth.astype(float),
+                           "labelled_at": pl.Series(ts + delay)}).filter(pl.Series(labelled))
+    return log, labels
+
+
+def _lake(folder: Path, log: pl.DataFrame, labels: pl.DataFrame) -> tuple[Path, Path]:
+    root = folder / "lake"
+    for (plant, line), part in log.partition_by("plant", "line", as_dict=True).items():
+        out = root / f"plant={plant}" / f"line={line}"
+        out.mkdir(parents=True)
+        half = part.height // 2
+        part.drop("plant", "line").head(half).write_parquet(out / "part-0.parquet")
+        part.drop("plant", "line").tail(part.height - half).write_parquet(out / "part-1.parquet")
+    label_root = folder / "labels"
+    label_root.mkdir()
+    labels.write_parquet(label_root / "labels.parquet")
+    return root, label_root
+
+
+@pytest.fixture(scope="module")
+def lake_project(tmp_path_factory) -> tuple[Path, Path, Path]:
+    """A project holding the log imported, plus the same rows as a lake attached as `lake`."""
+    folder = tmp_path_factory.mktemp("attached")
+    log, labels = _log()
+    log.write_parquet(folder / "log.parquet")
+    labels.write_parquet(folder / "labels.parquet")
+    root, label_root = _lake(folder, log, labels)
+    project = Project.create(folder / "proj", "Attached", site="P", slice_dimensions=("plant", "line", "cell"))
+    try:
+        import_predictions(project, folder / "log.parquet",
+                           PredictionMapping(predicted_label="predicted_label",
+                                             slices={"plant": "plant", "line": "line", "cell": "cell"},
+                                             features=("tip_temp", "current_a")))
+        import_labels(project, folder / "labels.parquet", LabelMapping())
+        attach_log(project, str(root), "lake", labels=str(label_root))
+    finally:
+        project.close()
+    return folder / "proj", root, label_root
+
+
+def _same(a, b, keys: list[str]) -> None:
+    a, b = a.sort(keys), b.sort(keys)
+    assert a.select(*keys, *COUNTS).equals(b.select(*keys, *COUNTS))
+    for m in METRICS:
+        x, y = a[m].to_numpy().astype(float), b[m].to_numpy().astype(float)
+        assert np.allclose(x, y, rtol=0, atol=1e-12, equal_nan=True), m
+
+
+@pytest.mark.parametrize(("by", "window"), [(("line",), None), (("cell",), None), (("plant", "cell"), "week"),
+                                            ((), None)])
+def test_attached_log_on_duckdb_equals_the_imported_copy(lake_project, by, window):
+    folder, _, _ = lake_project
+    with Project.open_snapshot(folder) as project:
+        own = compute_slices(project, SliceQuery(VERSION, by, window))
+        attached = compute_slices(project, SliceQuery(VERSION, by, window, log="lake", engine="duckdb"))
+    keys = [*by, *(["period"] if window else [])]
+    _same(own.overall.with_columns(k=0), attached.overall.with_columns(k=0), ["k"])
+    if keys:
+        _same(own.slices, attached.slices, keys)
+        assert own.slices.height == attached.slices.height > 2
+    assert any("attached log lake" in n for n in attached.notes)
+
+
+def test_attaching_copies_no_rows_and_records_the_files(lake_project):
+    folder, root, _ = lake_project
+    with Project.open_snapshot(folder) as project:
+        [info] = attached_logs(project)
+        log = load_log(project, "lake")
+    assert info["rows"] == 60_000 and info["files"] == 12 == len(log.files)
+    assert set(log.slices) == {"plant", "line", "cell"} and log.partitions == ("plant", "line")
+    assert set(log.features) == {"tip_temp", "current_a"}
+    assert all(Path(f.path).is_relative_to(root.resolve()) for f in log.files)
+
+
+def test_the_project_file_does_not_grow_with_the_lake(tmp_path: Path):
+    """Attaching stores a file list, not rows: the project file grows by the same few DuckDB blocks (256 KB each)
+    for a lake ten times the size."""
+    growth = []
+    for rows in (20_000, 200_000):
+        log, labels = _log(rows, seed=3)
+        (tmp_path / str(rows)).mkdir()
+        root, label_root = _lake(tmp_path / str(rows), log, labels)
+        project = Project.create(tmp_path / f"proj{rows}", "Growth", site="P")
+        folder = project.folder
+        project.close()
+        before = (folder / "project.duckdb").stat().st_size
+        with Project.open(folder) as project:
+            attach_log(project, str(root), "lake", labels=str(label_root))
+        growth.append((folder / "project.duckdb").stat().st_size - before)
+        lake_bytes = sum(p.stat().st_size for p in root.rglob("*.parquet"))
+    assert lake_bytes > 5_000_000
+    assert growth[1] <= growth[0] + 262_144 and growth[1] < 2_000_000
+
+
+@pytest.fixture
+def own_lake(tmp_path: Path):
+    log, labels = _log(20_000, seed=11)
+    root, label_root = _lake(tmp_path, log, labels)
+    project = Project.create(tmp_path / "proj", "Changes", site="P")
+    attach_log(project, str(root), "lake", labels=str(label_root))
+    yield project, root, log
+    project.close()
+
+
+def _attempt(project: Project):
+    return compute_slices(project, SliceQuery(VERSION, ("line",), log="lake", engine="duckdb"))
+
+
+@pytest.mark.parametrize("change", ["new file", "deleted partition", "moved partition", "rewritten file",
+                                    "schema changed", "labels rewritten"])
+def test_a_changed_source_is_refused_until_checked_again(own_lake, change: str):
+    project, root, log = own_lake
+    part = root / "plant=P1" / "line=P1-L1"
+    if change == "new file":
+        pl.read_parquet(part / "part-0.parquet").with_columns(pl.col("record_id") + "-new").write_parquet(
+            part / "part-9.parquet")
+    elif change == "deleted partition":
+        shutil.rmtree(part)
+    elif change == "moved partition":
+        part.rename(root / "plant=P1" / "line=P1-L9")
+    elif change == "rewritten file":
+        pl.read_parquet(part / "part-0.parquet").head(10).write_parquet(part / "part-0.parquet")
+    elif change == "schema changed":
+        pl.read_parquet(part / "part-0.parquet").with_columns(pl.col("score").cast(pl.Utf8)).write_parquet(
+            part / "part-0.parquet")
+    else:
+        labels = root.parent / "labels" / "labels.parquet"
+        pl.read_parquet(labels).head(5).write_parquet(labels)
+    with pytest.raises(SourceChanged) as err:
+        _attempt(project)
+    assert "changed since it was checked" in err.value.what and "--recheck lake" in err.value.todo
+    if change == "schema changed":  # checking again refuses the new file and keeps the old record
+        with pytest.raises(AttachError, match="not a number|cannot be read"):
+            attach_log(project, str(root), "lake", labels=str(root.parent / "labels"), replace=True)
+        with pytest.raises(SourceChanged):
+            _attempt(project)
+    elif change in ("new file", "deleted partition", "moved partition", "rewritten file"):
+        before = load_log(project, "lake", check=False).digest
+        attach_log(project, str(root), "lake", labels=str(root.parent / "labels"), replace=True)
+        assert load_log(project, "lake").digest != before
+        table = _attempt(project)
+        if change == "moved partition":  # the same rows, now under the line their folder names
+            assert "P1-L9" in table.slices["line"].to_list() and "P1-L1" not in table.slices["line"].to_list()
+        else:
+            assert table.overall["n"][0] != log.height
+
+
+def _write_bad(tmp_path: Path, frame: pl.DataFrame) -> Path:
+    out = tmp_path / "bad" / "plant=P1"
+    out.mkdir(parents=True)
+    frame.write_parquet(out / "part.parquet")
+    return tmp_path / "bad"
+
+
+BAD = {
+    "decimal comma": (lambda f: f.with_columns(pl.col("score").map_elements(lambda v: f"{v:.4f}".replace(".", ","),
+                                                                            return_dtype=pl.Utf8)), "not a number"),
+    "score above 1": (lambda f: f.with_columns(pl.col("score") * 3), "not a probability"),
+    "NaN score": (lambda f: f.with_columns(pl.when(pl.int_range(pl.len()) == 5).then(float("nan"))
+                                           .otherwise(pl.col("score")).alias("score")), "NaN"),
+    "text time": (lambda f: f.with_columns(pl.col("ts").dt.strftime("%d.%m.%Y %H:%M")), "not a timestamp"),
+    "repeated ids": (lambda f: f.with_columns(pl.lit("same").alias("record_id")), "more than once"),
+    "decision 2": (lambda f: f.with_columns(pl.col("predicted_label") * 2), "other than 0 or 1"),
+    "no score column": (lambda f: f.drop("score"), "no column 'score'"),
+    "empty id": (lambda f: f.with_columns(pl.when(pl.int_range(pl.len()) == 3).then(pl.lit(""))
+                                          .otherwise(pl.col("record_id")).alias("record_id")), "empty record ids"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(BAD))
+def test_a_bad_source_is_refused_and_nothing_is_stored(tmp_path: Path, empty_project: Project, case: str):
+    make, words = BAD[case]
+    log, _ = _log(500, seed=5)
+    source = _write_bad(tmp_path, make(log.drop("plant")))
+    with empty_project.reading() as con:
+        audit = con.execute("SELECT count(*) FROM audit_log").fetchall()[0][0]
+    with pytest.raises(AttachError) as err:
+        attach_log(empty_project, str(source), "bad")
+    assert words in err.value.what and "nothing was attached" in err.value.todo.lower()
+    with empty_project.reading() as con:
+        assert con.execute("SELECT count(*) FROM attached_logs").fetchall()[0][0] == 0
+        assert con.execute("SELECT count(*) FROM audit_log").fetchall()[0][0] == audit
+
+
+def test_sources_that_are_not_there_are_named(tmp_path: Path, empty_project: Project):
+    with pytest.raises(AttachError, match="does not exist"):
+        attach_log(empty_project, str(tmp_path / "nowhere"), "x")
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(AttachError, match="holds no Parquet files"):
+        attach_log(empty_project, str(tmp_path / "empty"), "x")
+    with pytest.raises(AttachError, match="not a usable name"):
+        attach_log(empty_project, str(tmp_path / "empty"), "no spaces")
+
+
+@pytest.mark.parametrize(("table", "words"), [
+    ({"engine": {"name": "flink"}}, "not known"), ({"engine": {"master": "yarn"}}, "not a Spark master"),
+    ({"engine": {"connect": "http://x"}}, "not a Spark Connect URL"), ({"engine": {"threads": "2"}}, "unknown key"),
+    ({"engine": {"master": 4}}, "not text"), ({"engine": "spark"}, "not a table")])
+def test_engine_settings_are_checked(table: dict, words: str):
+    with pytest.raises(SettingsError, match=words):
+        EngineSettings.from_manifest(table)
+    assert EngineSettings.from_manifest({"engine": {"name": "spark", "master": "local[*]"}}).master == "local[*]"
+    assert EngineSettings.from_manifest({}, "spark").name == "spark"
+
+
+def test_summary_sql_transpiles_to_spark_functions():
+    sql = to_spark("SELECT date_trunc('week', ts)::DATE AS p, count(*) FILTER (WHERE label = 1) AS n, "
+                   "sum((score - label) ^ 2) AS se, sum(epoch_us(labelled_at) - epoch_us(ts)) AS d FROM t GROUP BY ALL")
+    assert "UNIX_MICROS(labelled_at)" in sql and "POWER(" in sql and "FILTER(WHERE" in sql
+    assert "CAST(DATE_TRUNC('WEEK', ts) AS DATE)" in sql
+
+
+def test_cli_attach_list_and_slices(lake_project, capsys, tmp_path: Path):
+    folder, root, _ = lake_project
+    copy = tmp_path / "copy"
+    shutil.copytree(folder, copy)
+    assert main(["attach-log", str(copy), "--list"]) == 0
+    assert "lake" in capsys.readouterr().out
+    assert main(["slices", str(copy), "--model", VERSION, "--by", "line", "--log", "lake", "-q"]) == 0
+    assert "P2-L3" in capsys.readouterr().out
+    assert main(["slices", str(copy), "--model", "lake-model", "--log", "lake"]) == 2
+    assert "--model lake-model:VERSION" in capsys.readouterr().err
+    assert main(["attach-log", str(copy), str(root), "--as", "lake"]) == 2
+    assert "already attached" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_spark_local_equals_duckdb_on_the_attached_log(lake_project):
+    """Spark local[2] runs the same summary (transpiled): every count identical, every metric to 1e-12."""
+    folder, _, _ = lake_project
+    with Project.open_snapshot(folder) as project:
+        for by, window in ((("line",), None), (("plant", "cell"), "week")):
+            duck = compute_slices(project, SliceQuery(VERSION, by, window, log="lake", engine="duckdb"))
+            spark = compute_slices(project, SliceQuery(VERSION, by, window, log="lake", engine="spark"))
+            keys = [*by, *(["period"] if window else [])]
+            _same(duck.slices, spark.slices, keys)
+            _same(duck.overall.with_columns(k=0), spark.overall.with_columns(k=0), ["k"])
+
+
+def test_spark_refuses_a_log_whose_labels_it_cannot_read(tmp_path: Path):
+    """Labels stored in the project cannot reach a cluster: refused before Spark starts, and a log without labels
+    anywhere reads as unlabelled (not as an error)."""
+    from app.core.engine.rows import EngineError
+
+    log, labels = _log(5_000, seed=2)
+    root, _ = _lake(tmp_path, log, labels)
+    one_part = tmp_path / "some.parquet"
+    log.head(100).write_parquet(one_part)
+    labels.write_parquet(tmp_path / "l.parquet")
+    project = Project.create(tmp_path / "proj", "No lake labels", site="P")
+    try:
+        attach_log(project, str(root), "lake")
+        assert compute_slices(project, SliceQuery(VERSION, ("line",), log="lake", engine="duckdb")
+                              ).overall["labelled"][0] == 0
+        import_predictions(project, one_part, PredictionMapping(predicted_label="predicted_label",
+                                                                slices={"plant": "plant", "line": "line"},
+                                                                features=("tip_temp",)))
+        import_labels(project, tmp_path / "l.parquet", LabelMapping(), skip_unknown=True)
+        with pytest.raises(EngineError, match="cannot read the labels stored in this project"):
+            compute_slices(project, SliceQuery(VERSION, ("line",), log="lake", engine="spark"))
+    finally:
+        project.close()
