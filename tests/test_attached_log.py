@@ -8,6 +8,7 @@ dimension beside the partition columns, a third of the rows without labels.
 from __future__ import annotations
 
 import shutil
+from datetime import datetime
 from pathlib import Path
 
 import numpy as np
@@ -15,6 +16,7 @@ import polars as pl
 import pytest
 
 from app.cli import main
+from app.core.analysis.drift import DriftQuery, compute_drift
 from app.core.analysis.slices import SliceQuery, compute_slices
 from app.core.engine.attach import AttachError, SourceChanged, attach_log, attached_logs, load_log
 from app.core.engine.rows import EngineSettings, to_spark
@@ -35,6 +37,7 @@ def _log(rows: int = 60_000, seed: int = 7) -> tuple[pl.DataFrame, pl.DataFrame]
     start = np.datetime64("2026-03-02T00:00:00", "us")
     ts = start + rng.integers(0, 70 * 86400, rows).astype("timedelta64[s]")
     temp = rng.normal(350, 12, rows) + (line == "P2-L3") * 8
+    temp += ((line == "P1-L2") & (ts >= np.datetime64("2026-04-10", "us"))) * 15  # a sensor moves on one line
     current = rng.lognormal(5, 0.2, rows)
     truth = (rng.random(rows) < 1 / (1 + np.exp(-(temp - 362) / 6))).astype(int)
     score = np.clip(1 / (1 + np.exp(-(temp - 358) / 7)) + rng.normal(0, 0.08, rows), 0, 1)
@@ -106,6 +109,35 @@ def test_attached_log_on_duckdb_equals_the_imported_copy(lake_project, by, windo
         _same(own.slices, attached.slices, keys)
         assert own.slices.height == attached.slices.height > 2
     assert any("attached log lake" in n for n in attached.notes)
+
+
+DRIFT_STATS = ("ks_d", "ks_d_bound", "wasserstein", "wasserstein_norm", "wasserstein_norm_bound", "psi", "js",
+               "ref_std", "missing_cur")
+REFERENCE = (datetime(2026, 3, 2), datetime(2026, 4, 6))
+CURRENT = (datetime(2026, 4, 13), datetime(2026, 5, 11))
+
+
+def _same_drift(a: pl.DataFrame, b: pl.DataFrame, keys: list[str]) -> None:
+    a, b = a.sort(keys), b.sort(keys)
+    assert a.height == b.height > 0
+    assert a.select(*keys, "n_ref", "n_cur", "drifted").equals(b.select(*keys, "n_ref", "n_cur", "drifted"))
+    for c in DRIFT_STATS:
+        if c in a.columns:
+            assert np.allclose(a[c].to_numpy().astype(float), b[c].to_numpy().astype(float), rtol=1e-12,
+                               atol=1e-12, equal_nan=True), c
+
+
+@pytest.mark.parametrize(("by", "mode"), [(("line",), "bounded"), (("cell",), "exact"), ((), "bounded")])
+def test_drift_on_the_attached_log_equals_the_imported_copy(lake_project, by, mode):
+    folder, _, _ = lake_project
+    with Project.open_snapshot(folder) as project:
+        own = compute_drift(project, DriftQuery(REFERENCE, CURRENT, by=by, mode=mode))
+        attached = compute_drift(project, DriftQuery(REFERENCE, CURRENT, by=by, mode=mode, log="lake",
+                                                     engine="duckdb"))
+    assert attached.bounded == (mode == "bounded")
+    _same_drift(own.rows, attached.rows, [*by, "feature"])
+    if by == ("line",):
+        assert attached.rows.filter(pl.col("drifted")).select("line", "feature").rows() == [("P1-L2", "tip_temp")]
 
 
 def test_attaching_copies_no_rows_and_records_the_files(lake_project):
@@ -269,6 +301,19 @@ def test_cli_attach_list_and_slices(lake_project, capsys, tmp_path: Path):
     assert "--model lake-model:VERSION" in capsys.readouterr().err
     assert main(["attach-log", str(copy), str(root), "--as", "lake"]) == 2
     assert "already attached" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_spark_drift_summaries_equal_duckdb(lake_project):
+    """Spark builds the same bounded summaries (mergeable, per partition): same counts, flags and bounds."""
+    folder, _, _ = lake_project
+    with Project.open_snapshot(folder) as project:
+        for by in (("line",), ("plant", "cell")):
+            duck = compute_drift(project, DriftQuery(REFERENCE, CURRENT, by=by, mode="bounded", log="lake",
+                                                     engine="duckdb"))
+            spark = compute_drift(project, DriftQuery(REFERENCE, CURRENT, by=by, log="lake", engine="spark"))
+            assert spark.bounded
+            _same_drift(duck.rows, spark.rows, [*by, "feature"])
 
 
 @pytest.mark.slow

@@ -51,7 +51,9 @@ def cmd_drift(args: argparse.Namespace) -> int:
     query = DriftQuery(reference, current, reference_dataset=args.reference_dataset,
                        by=tuple(d.strip() for d in args.by.split(",") if d.strip()),
                        features=tuple(f.strip() for f in args.features.split(",")) if args.features else None,
-                       bins=args.bins, min_rows=args.min_rows, mode=args.mode)
+                       bins=args.bins, min_rows=args.min_rows, mode=args.mode, log=args.log, engine=args.engine)
+    if args.engine and not args.log:
+        raise LineproofError("--engine applies to an attached log.", "Add --log NAME, or leave --engine out.")
     with open_project(args.path, read_only=True, allow_snapshot=True) as project:
         table = with_triage(project, compute_drift(project, query, show_progress(args.quiet or args.format != "table")))
     rows = table.rows
@@ -300,6 +302,9 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
                   "its cost grows with rows x distinct values)",
                "KS and Wasserstein from fixed-size summaries, with their error bound (default above 1M rows)")
     p.add_argument("--format", choices=("table", "csv", "json"), default="table")
+    p.add_argument("--log", metavar="NAME", help="an attached log (lineproof attach-log) instead of the project's own")
+    p.add_argument("--engine", choices=("duckdb", "spark"),
+                   help="where an attached log's summaries are built (spark: always bounded)")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress output")
     p.set_defaults(func=cmd_drift)
 

@@ -9,7 +9,19 @@ the metrics, intervals and ROC AUC are computed exactly as for an imported log.
 from __future__ import annotations
 
 import duckdb
+import polars as pl
 
+from app.core.analysis.drift import (
+    EXACT_MAX_ROWS,
+    GRID_SAMPLE_ROWS,
+    DriftError,
+    DriftQuery,
+    DriftTable,
+    _numeric,
+    _numeric_bounded,
+    _window_rows,
+    finish_drift,
+)
 from app.core.analysis.slices import (
     ATTACHED_ROWS,
     WINDOWS,
@@ -23,9 +35,68 @@ from app.core.analysis.slices import (
 from app.core.engine.attach import duckdb_views, load_log
 from app.core.engine.rows import EngineError, EngineSettings, LocalRows, SparkRows
 from app.core.errors import Cancelled
-from app.core.progress import Progress, check_cancelled, interrupt_on_cancel
+from app.core.progress import NullProgress, Progress, check_cancelled, interrupt_on_cancel
 from app.core.store.db import one
 from app.core.store.project import Project
+
+
+def _engine_rows(project: Project, con: duckdb.DuckDBPyConnection, settings: EngineSettings, log,
+                 progress: Progress, project_labels: bool):
+    if settings.name == "duckdb":
+        duckdb_views(con, log, project_labels)
+        return LocalRows(con)
+    return SparkRows(con, settings, log, progress)
+
+
+def compute_attached_drift(project: Project, query: DriftQuery, progress: Progress) -> DriftTable:
+    """Drift per feature and slice of an attached log: bounded summaries built on the engine (mergeable, so Spark
+    builds them per partition), statistics from them on this PC. On DuckDB small windows may be exact."""
+    settings = EngineSettings.from_manifest(project.manifest.extra, query.engine)
+    progress.report(0.02, f"Checking the files of {query.log}")
+    log = load_log(project, query.log)
+    unknown = [d for d in (*query.by, *(d for d, _ in query.where)) if d not in log.slices]
+    if unknown:
+        raise DriftError(f"Unknown slice dimension(s) in {log.name}: {', '.join(unknown)}.",
+                         f"This log has: {', '.join(log.slices) or 'no slice columns'}.")
+    features = list(query.features) if query.features else list(log.features)
+    missing = [f for f in features if f not in log.features]
+    if missing:
+        raise DriftError(f"Unknown feature(s) in {log.name}: {', '.join(missing)}.",
+                         f"Features: {', '.join(log.features) or 'none'}.")
+    if settings.name == "spark" and query.reference_dataset:
+        raise EngineError("A registered dataset lives in this project, where Spark cannot read it.",
+                          "Use a reference window of the attached log, or --engine duckdb; nothing was computed.")
+    if settings.name == "spark" and query.mode == "exact":
+        raise EngineError("Exact drift needs every distinct value's count on this PC; Spark builds bounded "
+                          "summaries.", "Use --bounded (the default on Spark) or --engine duckdb.")
+    if query.reference_dataset:
+        from app.core.analysis.drift import _resolve_reference
+        query = _resolve_reference(project, query, [(f, "DOUBLE") for f in features])
+    con = project.cursor()
+    rows = None
+    try:
+        with interrupt_on_cancel(progress, con):
+            progress.report(0.05, f"Reading {log.name} on {settings.name}")
+            rows = _engine_rows(project, con, settings, log, progress, project_labels=False)
+            n = _window_rows(rows, query) if query.mode != "exact" else 0
+            bounded = query.mode == "bounded" or settings.name == "spark" or \
+                query.mode == "auto" and n > EXACT_MAX_ROWS
+            if bounded:
+                parts = [_numeric_bounded(con, query, features, max(1, n // GRID_SAMPLE_ROWS), progress, rows)]
+            else:
+                parts = []
+                for i, feature in enumerate(features):
+                    check_cancelled(progress)
+                    progress.report(i / max(len(features), 1), f"Drift of {feature}")
+                    parts.append(_numeric(con, query, feature).with_columns(
+                        pl.lit(feature).alias("feature"), pl.lit("numeric").alias("kind")))
+            return finish_drift(project, query, parts, bounded, progress)
+    except duckdb.InterruptException as exc:
+        raise Cancelled() from exc
+    finally:
+        if rows is not None:
+            rows.close()
+        con.close()
 
 
 def compute_attached(project: Project, query: SliceQuery, progress: Progress) -> SliceTable:
@@ -52,11 +123,7 @@ def compute_attached(project: Project, query: SliceQuery, progress: Progress) ->
     try:
         with interrupt_on_cancel(progress, con):
             progress.report(0.05, f"Reading {log.name} on {settings.name}")
-            if settings.name == "duckdb":
-                duckdb_views(con, log, project_labels)
-                rows = LocalRows(con)
-            else:
-                rows = SparkRows(con, settings, log, progress)
+            rows = _engine_rows(project, con, settings, log, progress, project_labels)
             n, decided, latest = rows.fetch("SELECT count(*), count(predicted_label), max(ts) FROM _log "
                                             "WHERE version_id = $v", {"v": query.version_id})
             if not n:
@@ -76,6 +143,23 @@ def compute_attached(project: Project, query: SliceQuery, progress: Progress) ->
                                              f"{settings.name} ({len(log.files)} files)."), table.logged_decisions)
     except duckdb.InterruptException as exc:
         raise Cancelled() from exc
+    finally:
+        if rows is not None:
+            rows.close()
+        con.close()
+
+
+def summary_frame(project: Project, name: str, engine: str | None, sql: str,
+                  progress: Progress | None = None) -> pl.DataFrame:
+    """A small summary query over the attached log `name` (relation _log), run on its engine, as a frame."""
+    settings = EngineSettings.from_manifest(project.manifest.extra, engine)
+    log = load_log(project, name)
+    con = project.cursor()
+    rows = None
+    try:
+        rows = _engine_rows(project, con, settings, log, progress or NullProgress(), project_labels=False)
+        rows.materialise("_summary", sql)
+        return con.sql("SELECT * FROM _summary").pl()
     finally:
         if rows is not None:
             rows.close()

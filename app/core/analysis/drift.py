@@ -25,6 +25,7 @@ import numpy as np
 import polars as pl
 
 from app.core.analysis import drift_summary
+from app.core.engine.rows import LocalRows
 from app.core.errors import LineproofError
 from app.core.progress import NullProgress, Progress, check_cancelled
 from app.core.stats.tails import chi2_sf, ks_pvalue
@@ -79,6 +80,13 @@ class DriftQuery:
     bins: int = 10
     min_rows: int = 30
     mode: str = "auto"  # "exact", "bounded", or "auto": exact up to EXACT_MAX_ROWS rows in the windows
+    log: str | None = None  # an attached log's name; None: the project's own log
+    engine: str | None = None  # duckdb or spark for an attached log; None: the project's [engine] setting
+
+    @property
+    def relation(self) -> str:
+        """The rows' relation: the project's predictions table, or the attached log's view `_log`."""
+        return "_log" if self.log else "predictions"
 
 
 @dataclass(frozen=True)
@@ -122,7 +130,7 @@ def _window_sql(query: DriftQuery, column: str, where: tuple[tuple[str, str], ..
     version = f" AND version_id = {sql_literal(query.version_id)}" if query.version_id else ""
     filters = _where_sql(query.where + tuple(where))
     if query.reference_dataset:
-        current = (f"SELECT {keys}{sql_ident(column)} AS x, false AS is_ref FROM predictions "
+        current = (f"SELECT {keys}{sql_ident(column)} AS x, false AS is_ref FROM {query.relation} "
                    f"WHERE {in_cur}{version}{filters}")
         data = f"read_parquet({sql_literal(query.reference_dataset)})"
         if all(d in query.reference_columns for d, _ in query.where + tuple(where)) and \
@@ -136,7 +144,7 @@ def _window_sql(query: DriftQuery, column: str, where: tuple[tuple[str, str], ..
                 reference = f"SELECT {sql_ident(column)} AS x, true AS is_ref FROM {data}"
         return f"{reference} UNION ALL {current}"
     in_ref = f"(ts >= {ts(rs)} AND ts < {ts(re_)})"
-    return (f"SELECT {keys}{sql_ident(column)} AS x, {in_ref} AS is_ref FROM predictions "
+    return (f"SELECT {keys}{sql_ident(column)} AS x, {in_ref} AS is_ref FROM {query.relation} "
             f"WHERE ({in_ref} OR {in_cur}){version}{filters}")
 
 
@@ -192,6 +200,9 @@ def compute_drift(project: Project, query: DriftQuery, progress: Progress | None
     if query.mode not in MODES:
         raise DriftError(f"Unknown drift mode {query.mode!r}.", f"Use one of: {', '.join(MODES)}.")
     _check_windows(query)
+    if query.log:
+        from app.core.analysis.attached import compute_attached_drift
+        return compute_attached_drift(project, query, progress)
     with project.reading() as con:
         slice_cols = {r[0] for r in con.execute("SELECT name FROM log_columns WHERE role = 'slice'").fetchall()}
     unknown = [d for d in query.by if d not in slice_cols]
@@ -202,7 +213,7 @@ def compute_drift(project: Project, query: DriftQuery, progress: Progress | None
     query = _resolve_reference(project, query, features)
     parts = []
     with project.reading() as con:
-        rows = _window_rows(con, query) if query.mode != "exact" else 0
+        rows = _window_rows(LocalRows(con), query) if query.mode != "exact" else 0
         bounded = query.mode == "bounded" or query.mode == "auto" and rows > EXACT_MAX_ROWS
         numeric = [f for f, t in features if t == "DOUBLE"] if bounded else []
         if numeric:
@@ -217,6 +228,12 @@ def compute_drift(project: Project, query: DriftQuery, progress: Progress | None
             part = _numeric(con, query, feature) if is_numeric else _categorical(con, query, feature)
             parts.append(part.with_columns(pl.lit(feature).alias("feature"),
                                            pl.lit("numeric" if is_numeric else "categorical").alias("kind")))
+    return finish_drift(project, query, parts, bounded, progress)
+
+
+def finish_drift(project: Project, query: DriftQuery, parts: list[pl.DataFrame], bounded: bool,
+                 progress: Progress) -> DriftTable:
+    """The drift table from its per-feature parts: thresholds from the project, decisions, ordering."""
     thresholds = DriftThresholds.from_manifest(project.manifest.extra)
     rows = pl.concat(parts, how="diagonal_relaxed") if parts else pl.DataFrame()
     if rows.height:
@@ -247,28 +264,34 @@ def _reference_sql(query: DriftQuery, columns: str, every: int = 1) -> str:
         spans = " OR ".join(span(rs + k * step, rs + k * step + step / every) for k in range(16))
     else:
         spans = span(rs, re_)
-    return f"SELECT {columns} FROM predictions WHERE ({spans}){version}{filters}"
+    return f"SELECT {columns} FROM {query.relation} WHERE ({spans}){version}{filters}"
 
 
-def _window_rows(con, query: DriftQuery) -> int:
+def _window_rows(rows, query: DriftQuery) -> int:
     """Rows in the reference and current windows together (all slices), which decides auto mode."""
     cs, ce = query.current
     version = f" AND version_id = {sql_literal(query.version_id)}" if query.version_id else ""
-    current = one(con, f"SELECT count(*) FROM predictions WHERE ts >= TIMESTAMP {sql_literal(cs.isoformat(sep=' '))} "
-                       f"AND ts < TIMESTAMP {sql_literal(ce.isoformat(sep=' '))}{version}{_where_sql(query.where)}")[0]
-    return int(current) + int(one(con, f"SELECT count(*) FROM ({_reference_sql(query, '1')})")[0])
+    current = rows.fetch(f"SELECT count(*) FROM {query.relation} WHERE ts >= TIMESTAMP "
+                         f"{sql_literal(cs.isoformat(sep=' '))} AND ts < TIMESTAMP "
+                         f"{sql_literal(ce.isoformat(sep=' '))}{version}{_where_sql(query.where)}")[0]
+    return int(current) + int(rows.fetch(f"SELECT count(*) FROM ({_reference_sql(query, '1')}) AS r")[0])
 
 
-def _numeric_bounded(con, query: DriftQuery, features: list[str], every: int, progress: Progress) -> pl.DataFrame:
-    """Numeric statistics of all `features` from their bounded summaries (one scan of the windows per feature,
-    the statistics in one pass over the summaries), with their error bounds."""
-    grids = drift_summary.grids(con, _reference_sql(query, "*", every), features)
+def _numeric_bounded(con, query: DriftQuery, features: list[str], every: int, progress: Progress,
+                     rows=None) -> pl.DataFrame:
+    """Numeric statistics of all `features` from their bounded summaries (one scan of the windows per feature on
+    the engine `rows` runs on, the statistics in one pass over the summaries in `con`), with their error bounds."""
+    rows = rows or LocalRows(con)
+    grids = drift_summary.grids(rows, _reference_sql(query, "*", every), features)
     try:
         for i, feature in enumerate(features):
             check_cancelled(progress)
             progress.report(0.9 * i / len(features), f"Summarising {feature}")
             sql = drift_summary.summary_sql(_window_sql(query, feature), list(query.by), grids[feature], tag=i)
-            con.execute(f"CREATE TEMP TABLE _drift_summary AS {sql}" if i == 0 else f"INSERT INTO _drift_summary {sql}")
+            rows.materialise("_drift_part", sql)  # the row work; the summaries merge below by plain union
+            con.execute("CREATE TEMP TABLE _drift_summary AS SELECT * FROM _drift_part" if i == 0
+                        else "INSERT INTO _drift_summary SELECT * FROM _drift_part")
+            con.execute("DROP TABLE IF EXISTS _drift_part")
         tagged = replace(query, by=("_f", *query.by))
         summary, shares, missing = drift_summary.statistics(con, "_drift_summary", list(tagged.by), query.bins)
     finally:
@@ -302,13 +325,19 @@ def _numeric(con, query: DriftQuery, feature: str) -> pl.DataFrame:
     con.execute(f"""CREATE OR REPLACE TEMP TABLE _drift_cdf AS
         WITH g AS (SELECT * FROM _drift_g WHERE x IS NOT NULL),
         t AS (SELECT {keys}sum(r) AS nr, sum(c) AS nc, min(x) FILTER (WHERE r > 0) AS ref_min,
-                     max(x) FILTER (WHERE r > 0) AS ref_max, sum(r * x) / nullif(sum(r), 0) AS ref_mean,
-                     sum(r * x * x) / nullif(sum(r), 0) AS ref_sq FROM g GROUP BY ALL)
-        SELECT g.*, t.nr, t.nc, t.ref_min, t.ref_max, sqrt(greatest(t.ref_sq - t.ref_mean * t.ref_mean, 0)) AS ref_std,
+                     max(x) FILTER (WHERE r > 0) AS ref_max, sum(r * x) / nullif(sum(r), 0) AS ref_mean
+              FROM g GROUP BY ALL),
+        -- the spread from centred values: E[x^2] - mean^2 loses digits to cancellation, and then the last bits
+        -- would follow the order the engine happened to sum in
+        v AS (SELECT {keys}any_value(t.nr) AS nr, any_value(t.nc) AS nc, any_value(t.ref_min) AS ref_min,
+                     any_value(t.ref_max) AS ref_max,
+                     sqrt(sum(g.r * (g.x - t.ref_mean) * (g.x - t.ref_mean)) / nullif(any_value(t.nr), 0)) AS ref_std
+              FROM g JOIN t {join} GROUP BY ALL)
+        SELECT g.*, t.nr, t.nc, t.ref_min, t.ref_max, t.ref_std,
                sum(r) OVER ({part}ORDER BY x ROWS UNBOUNDED PRECEDING) AS cr,
                sum(c) OVER ({part}ORDER BY x ROWS UNBOUNDED PRECEDING) AS cc,
                lead(x) OVER ({part}ORDER BY x) - x AS dx
-        FROM g JOIN t {join}""")
+        FROM g JOIN v AS t {join}""")
     summary = con.sql(f"""
         SELECT {keys}any_value(nr)::BIGINT AS n_ref, any_value(nc)::BIGINT AS n_cur, any_value(ref_std) AS ref_std,
                max(abs(cr / nullif(nr, 0) - cc / nullif(nc, 0))) AS ks_d,

@@ -27,6 +27,7 @@ Reported: the middle of the [lower, upper] interval as the statistic, and half i
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import duckdb
 import polars as pl
@@ -57,8 +58,10 @@ class Grid:
     def from_reference(cls, mean: float | None, std: float | None) -> Grid:
         """Mean +- SPAN_SIGMAS std in CORE_BINS bins; a constant or empty reference gets a narrow grid (its values
         are then one point bin, exact, and the current window spreads over the tail bins)."""
-        centre = float(mean) if mean is not None else 0.0
-        spread = float(std) if std and std > 0 else max(abs(centre), 1.0) * 1e-6
+        # Rounded to 9 significant digits: engines sum in different orders, and the grid must not move with the
+        # last bits of a mean (the same rows then land in the same bins on DuckDB and on Spark).
+        centre = _round9(float(mean)) if mean is not None else 0.0
+        spread = _round9(float(std)) if std and std > 0 else max(abs(centre), 1.0) * 1e-6
         return cls(centre, -SPAN_SIGMAS * spread, 2 * SPAN_SIGMAS * spread / CORE_BINS)
 
     def bin_sql(self, z: str = "z") -> str:
@@ -71,7 +74,11 @@ class Grid:
                 "END)::BIGINT")  # no ELSE: a missing value stays NULL (least() would skip a NULL)
 
 
-def grids(con: duckdb.DuckDBPyConnection, reference_sql: str, features: list[str]) -> dict[str, Grid]:
+def _round9(v: float) -> float:
+    return float(f"{v:.9g}")
+
+
+def grids(con: duckdb.DuckDBPyConnection | Any, reference_sql: str, features: list[str]) -> dict[str, Grid]:
     """Grids of the numeric features from the reference's mean and spread: one scan for all features, and a second
     one clipped to +-CLIP_SIGMAS, so that a few wild outliers do not stretch the grid over the bulk. The grid only
     places the bins (the bounds come from what lands in them), so `reference_sql` may be a systematic subsample."""
@@ -81,7 +88,9 @@ def grids(con: duckdb.DuckDBPyConnection, reference_sql: str, features: list[str
 
     def moments(keep: list[str]) -> list[float | None]:
         parts = ", ".join(f"avg({q}) FILTER ({k}), stddev_pop({q}) FILTER ({k})" for q, k in zip(quoted, keep, strict=True))
-        return list(con.execute(f"SELECT {parts} FROM ({reference_sql})").fetchall()[0])
+        sql = f"SELECT {parts} FROM ({reference_sql}) AS r"
+        # a DuckDB cursor, or an engine's rows (app.core.engine.rows) that run it where the log lives
+        return list(con.execute(sql).fetchall()[0] if isinstance(con, duckdb.DuckDBPyConnection) else con.fetch(sql))
 
     first = moments([f"WHERE isfinite({q})" for q in quoted])
     keep = [f"WHERE isfinite({q})" + (f" AND abs({q} - {sql_double(first[2 * i])}) <= "

@@ -91,7 +91,8 @@ def triage_drift(project: Project, drift: DriftTable) -> Triage:
     # the drift compares the current window with the reference: an event between the two can explain it
     since = min(query.reference[1], query.current[0] - EVENT_LEAD) if query.reference_dataset is None \
         else query.current[0] - EVENT_LEAD
-    events = events_between(project, keys, (since, query.current[1]))
+    # firmware changes are detected in the project's own log; an attached log brings the stored events only
+    events = events_between(project, keys, (since, query.current[1]), detected=query.log is None)
     out = []
     for r in cells.iter_rows(named=True):
         out.append(_classify(r, keys, events))
@@ -157,9 +158,14 @@ def _moments(project: Project, drift: DriftTable, features: list[str]) -> pl.Dat
                      f"stddev_pop({sql_ident(f)}) AS {sql_ident(f + '|std')}, min({sql_ident(f)}) AS {sql_ident(f + '|min')}, "
                      f"max({sql_ident(f)}) AS {sql_ident(f + '|max')}" for f in features)
     group = f"{keys}, " if keys else ""
-    with project.reading() as con:
-        wide = con.sql(f"""SELECT {group}({between(q.current)}) AS _current, {aggs} FROM predictions
-                           WHERE ({between(q.reference)}) OR ({between(q.current)}) GROUP BY ALL""").pl()
+    sql = f"""SELECT {group}({between(q.current)}) AS _current, {aggs} FROM {q.relation}
+              WHERE ({between(q.reference)}) OR ({between(q.current)}) GROUP BY ALL"""
+    if q.log:  # the moments are row work: built where the attached log is read
+        from app.core.analysis.attached import summary_frame
+        wide = summary_frame(project, q.log, q.engine, sql)
+    else:
+        with project.reading() as con:
+            wide = con.sql(sql).pl()
     long = wide.unpivot(index=[*q.by, "_current"], variable_name="_stat", value_name="_value").with_columns(
         pl.col("_stat").str.split_exact("|", 1).struct.rename_fields(["feature", "_moment"])).unnest("_stat")
     return long.pivot(on=["_current", "_moment"], index=[*q.by, "feature"], values="_value")
@@ -191,14 +197,15 @@ def _shapes(moments: pl.DataFrame, keys: list[str]) -> pl.DataFrame:
         .then(pl.col("_cur_min")).alias("frozen_at"))
 
 
-def events_between(project: Project, keys: list[str], span: tuple[datetime, datetime]) -> dict[tuple, str]:
-    """The first version change or stored event per slice value within `span`."""
+def events_between(project: Project, keys: list[str], span: tuple[datetime, datetime],
+                   detected: bool = True) -> dict[tuple, str]:
+    """The first version change (when `detected`) or stored event per slice value within `span`."""
     if len(keys) != 1:
         return {}
     dim = keys[0]
     start, end = span
     found: dict[tuple, tuple[datetime, str]] = {}
-    for column in version_like_columns(project):
+    for column in version_like_columns(project) if detected else ():
         changes = detect_version_changes(project, column)
         if dim not in ("line", "asset") or not changes.height:
             continue

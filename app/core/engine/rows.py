@@ -95,9 +95,14 @@ def to_spark(sql: str) -> str:
     tree = sqlglot.parse_one(sql, read="duckdb")
     renames = {"epoch_us": "UNIX_MICROS"}
     for node in list(tree.find_all(exp.Anonymous)):
-        name = renames.get(str(node.name).lower())
-        if name:
-            node.replace(exp.Anonymous(this=name, expressions=node.expressions))
+        name = str(node.name).lower()
+        if name in renames:
+            node.replace(exp.Anonymous(this=renames[name], expressions=node.expressions))
+        elif name == "isfinite":  # Spark has isnan but no isfinite; NULL stays NULL as in DuckDB
+            finite = sqlglot.parse_one("NOT ISNAN(_v) AND ABS(_v) <> CAST('Infinity' AS DOUBLE)", read="spark")
+            for column in list(finite.find_all(exp.Column)):
+                column.replace(node.expressions[0].copy())
+            node.replace(exp.Paren(this=finite))
     return tree.sql(dialect="spark")
 
 
