@@ -69,6 +69,8 @@ bench: $(STAMP)
 	$(PY) tests/bench/bench_packet.py
 	$(PY) tests/bench/bench_ingest_csv.py
 	$(PY) tests/bench/bench_estimate.py
+	$(PY) -m pip install -q -e ".[test,bench,spark]"
+	$(PY) tests/bench/bench_lake.py
 	@# Evidently lives in its own venv: it is a comparison, never a dependency of Lineproof.
 	test -x .bench-evidently/bin/python || ($(PYTHON) -m venv .bench-evidently && \
 		.bench-evidently/bin/pip install -q evidently "pandas<3" duckdb pyarrow) || true

@@ -17,6 +17,7 @@ import pytest
 
 from app.cli import main
 from app.core.analysis.drift import DriftQuery, compute_drift
+from app.core.analysis.freshness import silent_gaps
 from app.core.analysis.slices import SliceQuery, compute_slices
 from app.core.engine.attach import AttachError, SourceChanged, attach_log, attached_logs, load_log
 from app.core.engine.rows import EngineSettings, to_spark
@@ -46,8 +47,11 @@ def _log(rows: int = 60_000, seed: int = 7) -> tuple[pl.DataFrame, pl.DataFrame]
                         "predicted_label": (score >= 0.5).astype(np.int32), "plant": plant, "line": line,
                         "cell": rng.choice(["weld-a", "weld-b", "seal"], rows), "tip_temp": temp,
                         "current_a": current})
-    labelled = rng.random(rows) < 0.67
-    delay = rng.integers(3600, 20 * 86400, rows).astype("timedelta64[s]")
+    silent = (line == "P2-L1") & (ts >= np.datetime64("2026-03-22", "us")) & (ts < np.datetime64("2026-03-27", "us"))
+    log = log.filter(~pl.Series(silent))  # a line that stopped sending for five days
+    truth, ts = truth[~silent], ts[~silent]
+    labelled = rng.random(log.height) < 0.67
+    delay = rng.integers(3600, 20 * 86400, log.height).astype("timedelta64[s]")
     labels = pl.DataFrame({"record_id": log["record_id"], "label": truth.astype(float),
                            "labelled_at": pl.Series(ts + delay)}).filter(pl.Series(labelled))
     return log, labels
@@ -140,12 +144,22 @@ def test_drift_on_the_attached_log_equals_the_imported_copy(lake_project, by, mo
         assert attached.rows.filter(pl.col("drifted")).select("line", "feature").rows() == [("P1-L2", "tip_temp")]
 
 
+def test_freshness_on_the_attached_log_equals_the_imported_copy(lake_project):
+    folder, _, _ = lake_project
+    with Project.open_snapshot(folder) as project:
+        own = silent_gaps(project, per="line", expected_hours=24)
+        attached = silent_gaps(project, per="line", expected_hours=24, log="lake", engine="duckdb")
+    assert own.equals(attached)
+    gap = attached.row(0, named=True)
+    assert gap["line"] == "P2-L1" and 4 * 24 <= gap["gap_hours"] <= 5 * 24 and not gap["open"]
+
+
 def test_attaching_copies_no_rows_and_records_the_files(lake_project):
     folder, root, _ = lake_project
     with Project.open_snapshot(folder) as project:
         [info] = attached_logs(project)
         log = load_log(project, "lake")
-    assert info["rows"] == 60_000 and info["files"] == 12 == len(log.files)
+    assert info["rows"] == _log()[0].height and info["files"] == 12 == len(log.files)
     assert set(log.slices) == {"plant", "line", "cell"} and log.partitions == ("plant", "line")
     assert set(log.features) == {"tip_temp", "current_a"}
     assert all(Path(f.path).is_relative_to(root.resolve()) for f in log.files)
@@ -314,6 +328,8 @@ def test_spark_drift_summaries_equal_duckdb(lake_project):
             spark = compute_drift(project, DriftQuery(REFERENCE, CURRENT, by=by, log="lake", engine="spark"))
             assert spark.bounded
             _same_drift(duck.rows, spark.rows, [*by, "feature"])
+        assert silent_gaps(project, per="line", log="lake", engine="spark").equals(
+            silent_gaps(project, per="line", log="lake", engine="duckdb"))
 
 
 @pytest.mark.slow
@@ -352,3 +368,28 @@ def test_spark_refuses_a_log_whose_labels_it_cannot_read(tmp_path: Path):
             compute_slices(project, SliceQuery(VERSION, ("line",), log="lake", engine="spark"))
     finally:
         project.close()
+
+
+@pytest.mark.parametrize("engine", [{"name": "spark", "master": "spark://127.0.0.1:{port}"},
+                                    {"name": "spark", "connect": "sc://127.0.0.1:{port}"}])
+def test_an_unreachable_cluster_is_one_clear_error(lake_project, tmp_path: Path, engine: dict):
+    import socket
+
+    from app.core.engine.rows import EngineError
+
+    with socket.socket() as s:  # a port nothing listens on
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    folder, _, _ = lake_project
+    copy = tmp_path / "copy"
+    shutil.copytree(folder, copy)
+    lines = "\n".join(f'{k} = "{v.format(port=port)}"' for k, v in engine.items())
+    with open(copy / "lineproof.toml", "a", encoding="utf-8") as toml:
+        toml.write(f"\n[engine]\n{lines}\n")
+    before = (copy / "project.duckdb").read_bytes()
+    with Project.open_snapshot(copy) as project:
+        with pytest.raises(EngineError) as err:
+            compute_slices(project, SliceQuery(VERSION, ("line",), log="lake"))
+    assert f"127.0.0.1:{port}" in err.value.what and "cannot be reached" in err.value.what
+    assert "nothing was computed" in err.value.todo
+    assert (copy / "project.duckdb").read_bytes() == before

@@ -192,15 +192,22 @@ def cmd_events(args: argparse.Namespace) -> int:
 def cmd_freshness(args: argparse.Namespace) -> int:
     """List silent gaps per asset."""
     from app.core.analysis.freshness import silent_gaps
+    from app.core.engine.attach import load_log
 
+    if args.engine and not args.log:
+        raise LineproofError("--engine applies to an attached log.", "Add --log NAME, or leave --engine out.")
     with open_project(args.path, read_only=True, allow_snapshot=True) as project:
-        with project.reading() as con:
-            slices = [r[0] for r in con.execute("SELECT name FROM log_columns WHERE role = 'slice' ORDER BY 1")
-                      .fetchall()]
+        if args.log:
+            slices = sorted(load_log(project, args.log).slices)
+        else:
+            with project.reading() as con:
+                slices = [r[0] for r in con.execute("SELECT name FROM log_columns WHERE role = 'slice' ORDER BY 1")
+                          .fetchall()]
         if args.per not in slices:
             raise LineproofError(f"--per {args.per!r}: the log has no such slice column.",
                                  f"Use one of: {', '.join(slices) or 'none (import a log with slice columns)'}.")
-        gaps = silent_gaps(project, per=args.per, expected_hours=args.expected_hours)
+        gaps = silent_gaps(project, per=args.per, expected_hours=args.expected_hours, log=args.log,
+                           engine=args.engine)
     if not gaps.height:
         print(f"No {args.per} was silent for more than {args.expected_hours:g} h.")
     for r in gaps.iter_rows(named=True):
@@ -358,6 +365,8 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     p.add_argument("path", help="project folder")
     p.add_argument("--per", default="asset", help="slice column to check (default asset)")
     p.add_argument("--expected-hours", type=float, default=24.0, help="longest normal silence (default 24)")
+    p.add_argument("--log", metavar="NAME", help="an attached log (lineproof attach-log) instead of the project's own")
+    p.add_argument("--engine", choices=("duckdb", "spark"), help="where an attached log's hourly counts are built")
     p.set_defaults(func=cmd_freshness)
 
     p = sub.add_parser("alerts", help="evaluate alert rules, acknowledge alerts, see the false-alert burden")

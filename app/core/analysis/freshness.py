@@ -8,21 +8,39 @@ from app.core.store.project import Project
 from app.core.store.sources import sql_ident
 
 
-def silent_gaps(project: Project, per: str = "asset", expected_hours: float = 24.0) -> pl.DataFrame:
+def _summary(project: Project, sql: str, log: str | None, engine: str | None) -> pl.DataFrame:
+    """A summary query over the project's own log (`{rows}` = predictions) or an attached one, on its engine."""
+    if log:
+        from app.core.analysis.attached import summary_frame
+        return summary_frame(project, log, engine, sql.format(rows="_log"))
+    with project.reading() as con:
+        return con.sql(sql.format(rows="predictions")).pl()
+
+
+def _columns(project: Project, log: str | None) -> set[str]:
+    if log:
+        from app.core.engine.attach import load_log
+        return set(load_log(project, log, check=False).slices)
+    with project.reading() as con:
+        return {r[0] for r in con.execute("SELECT name FROM log_columns").fetchall()}
+
+
+def silent_gaps(project: Project, per: str = "asset", expected_hours: float = 24.0, log: str | None = None,
+                engine: str | None = None) -> pl.DataFrame:
     """Stretches longer than `expected_hours` without a record, per asset, including one still open at the end.
 
-    Works on hourly counts (one GROUP BY in DuckDB), so gaps are resolved to the hour.
+    Works on hourly counts (one GROUP BY where the log lives: DuckDB, or Spark for an attached log), so gaps are
+    resolved to the hour.
     """
-    with project.reading() as con:
-        present = {r[0] for r in con.execute("SELECT name FROM log_columns").fetchall()}
-        if per not in present:
-            return pl.DataFrame(schema={per: pl.Utf8, "line": pl.Utf8, "gap_start": pl.Datetime("us"),
-                                        "gap_end": pl.Datetime("us"), "gap_hours": pl.Float64, "open": pl.Boolean})
-        line = 'any_value("line")' if "line" in present and per != "line" else "NULL"
-        hours = con.sql(f"""SELECT {sql_ident(per)}::VARCHAR AS key, {line}::VARCHAR AS line,
-                                   date_trunc('hour', ts) AS hour
-                            FROM predictions GROUP BY 1, 3""").pl()
-        newest = con.execute("SELECT max(ts) FROM predictions").fetchall()[0][0]
+    present = _columns(project, log)
+    if per not in present:
+        return pl.DataFrame(schema={per: pl.Utf8, "line": pl.Utf8, "gap_start": pl.Datetime("us"),
+                                    "gap_end": pl.Datetime("us"), "gap_hours": pl.Float64, "open": pl.Boolean})
+    line = 'any_value("line")' if "line" in present and per != "line" else "NULL"
+    hours = _summary(project, f"""SELECT CAST({sql_ident(per)} AS VARCHAR) AS key, CAST({line} AS VARCHAR) AS line,
+                                         date_trunc('hour', ts) AS hour, max(ts) AS newest
+                                  FROM {{rows}} GROUP BY 1, 3""", log, engine)
+    newest = hours["newest"].max() if hours.height else None
     if not hours.height:
         return pl.DataFrame()
     ordered = hours.sort("key", "hour").with_columns(
@@ -38,9 +56,10 @@ def silent_gaps(project: Project, per: str = "asset", expected_hours: float = 24
         pl.col("next_seen").alias("gap_end"), "gap_hours", "open").sort("gap_hours", descending=True)
 
 
-def last_seen(project: Project, per: str = "line") -> pl.DataFrame:
-    """Last record per line (or asset) and how far it lies behind the newest record in the project."""
-    with project.reading() as con:
-        return con.sql(f"""SELECT {sql_ident(per)} AS {sql_ident(per)}, max(ts) AS last_record,
-                                  epoch((SELECT max(ts) FROM predictions) - max(ts)) / 3600.0 AS hours_behind
-                           FROM predictions GROUP BY 1 ORDER BY hours_behind DESC""").pl()
+def last_seen(project: Project, per: str = "line", log: str | None = None, engine: str | None = None
+              ) -> pl.DataFrame:
+    """Last record per line (or asset) and how far it lies behind the newest record in the log."""
+    frame = _summary(project, f"SELECT {sql_ident(per)} AS {sql_ident(per)}, max(ts) AS last_record FROM {{rows}} "
+                              "GROUP BY 1", log, engine)
+    return frame.with_columns(((pl.col("last_record").max() - pl.col("last_record")).dt.total_seconds() / 3600.0)
+                              .alias("hours_behind")).sort("hours_behind", descending=True)

@@ -9,6 +9,7 @@ back, as Arrow, into a temp table of the project's DuckDB cursor, where the rest
 from __future__ import annotations
 
 import re
+import socket
 import threading
 from dataclasses import dataclass
 from datetime import date, datetime
@@ -142,6 +143,7 @@ def spark_session(settings: EngineSettings) -> Any:
         raise EngineError("Apache Spark is not installed on this PC.",
                           "Install the extra: pip install 'lineproof[spark]' (it needs Java 17: "
                           "apt-get install -y openjdk-17-jre-headless), or use --engine duckdb.") from exc
+    _check_reachable(settings)
     key = (settings.master, settings.connect)
     with _SESSION_LOCK:
         if key in _SESSIONS:
@@ -172,6 +174,34 @@ def spark_session(settings: EngineSettings) -> Any:
                               "is up (and Java 17 for local mode); nothing was computed.") from exc
         _SESSIONS[key] = session
         return session
+
+
+def _check_reachable(settings: EngineSettings, timeout_s: float = 5.0) -> None:
+    """A cluster that does not answer is named at once (Spark's own client retries for about a minute)."""
+    url = settings.connect or settings.master
+    if url.startswith("local"):
+        return
+    default = 15002 if settings.connect else 7077
+    unreachable = []
+    for host_port in url.split("://", 1)[1].split("/")[0].split(";")[0].split(","):
+        host, _, port = host_port.partition(":")
+        try:
+            socket.create_connection((host, int(port or default)), timeout=timeout_s).close()
+            return
+        except (OSError, ValueError) as exc:
+            unreachable.append(f"{host}:{port or default} ({exc.__class__.__name__})")
+    raise EngineError(f"Spark at {url} cannot be reached: {', '.join(unreachable)}.",
+                      "Check the master or Connect URL in lineproof.toml [engine], the network and that the cluster "
+                      "is up; nothing was computed.")
+
+
+def _naive_utc(table: Any) -> Any:
+    """Spark hands timestamps over as UTC-zoned Arrow; the project's columns are naive UTC (same instants)."""
+    import pyarrow as pa
+
+    fields = [pa.field(f.name, pa.timestamp(f.type.unit)) if pa.types.is_timestamp(f.type) and f.type.tz else f
+              for f in table.schema]
+    return table.cast(pa.schema(fields)) if fields != list(table.schema) else table
 
 
 def _first_line(exc: BaseException) -> str:
@@ -240,7 +270,7 @@ class SparkRows:
 
     def materialise(self, name: str, sql: str, params: dict[str, Any] | None = None) -> None:
         """Run a summary query on Spark; its (small) result becomes a temp table of the DuckDB cursor."""
-        table = self._run(lambda: self.spark.sql(to_spark(inline(sql, params or {}))).toArrow())
+        table = _naive_utc(self._run(lambda: self.spark.sql(to_spark(inline(sql, params or {}))).toArrow()))
         self.con.register("_spark_result", table)
         try:
             self.con.execute(f"CREATE OR REPLACE TEMP TABLE {name} AS SELECT * FROM _spark_result")
@@ -249,8 +279,10 @@ class SparkRows:
 
     def fetch(self, sql: str, params: dict[str, Any] | None = None) -> tuple:
         """One row of a small query, computed on Spark."""
-        rows = self._run(lambda: self.spark.sql(to_spark(inline(sql, params or {}))).collect())
-        return tuple(rows[0]) if rows else None
+        # through Arrow, not collect(): collect() turns timestamps into this PC's local time
+        table = _naive_utc(self._run(lambda: self.spark.sql(to_spark(inline(sql, params or {}))).toArrow()))
+        rows = table.to_pylist()
+        return tuple(rows[0].values()) if rows else None
 
     def close(self) -> None:
         """Stop listening for Cancel (the session stays for the next query)."""
