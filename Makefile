@@ -40,9 +40,9 @@ sample: $(SAMPLE)/lineproof.toml
 run: system-libs $(STAMP) sample
 	$(VENV)/bin/lineproof gui $(SAMPLE)
 
-# The Spark extra (pyspark, sqlglot) for the attached-log engine tests; `make run` never needs it.
+# The Spark and lake extras (pyspark, sqlglot, deltalake) for the attached-log tests; `make run` never needs it.
 $(SPARK_STAMP): $(STAMP)
-	$(PY) -m pip install -q -e '.[test,spark]'
+	$(PY) -m pip install -q -e '.[test,spark,lake]'
 	touch $(SPARK_STAMP)
 
 test: system-libs $(STAMP) $(SPARK_STAMP)

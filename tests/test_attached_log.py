@@ -45,7 +45,10 @@ def _log(rows: int = 60_000, seed: int = 7) -> tuple[pl.DataFrame, pl.DataFrame]
     log = pl.DataFrame({"record_id": [f"r{i:07d}" for i in range(rows)], "ts": pl.Series(ts),
                         "model_version": VERSION, "score": score,
                         "predicted_label": (score >= 0.5).astype(np.int32), "plant": plant, "line": line,
-                        "cell": rng.choice(["weld-a", "weld-b", "seal"], rows), "tip_temp": temp,
+                        "cell": rng.choice(["weld-a", "weld-b", "seal"], rows),
+                        # skewed: a few busy robots and hundreds that log a handful of rows
+                        "asset": np.char.add("R", np.minimum(rng.zipf(1.6, rows), 400).astype(str)),
+                        "tip_temp": temp,
                         "current_a": current})
     silent = (line == "P2-L1") & (ts >= np.datetime64("2026-03-22", "us")) & (ts < np.datetime64("2026-03-27", "us"))
     log = log.filter(~pl.Series(silent))  # a line that stopped sending for five days
@@ -79,11 +82,12 @@ def lake_project(tmp_path_factory) -> tuple[Path, Path, Path]:
     log.write_parquet(folder / "log.parquet")
     labels.write_parquet(folder / "labels.parquet")
     root, label_root = _lake(folder, log, labels)
-    project = Project.create(folder / "proj", "Attached", site="P", slice_dimensions=("plant", "line", "cell"))
+    project = Project.create(folder / "proj", "Attached", site="P", slice_dimensions=("plant", "line", "cell", "asset"))
     try:
         import_predictions(project, folder / "log.parquet",
                            PredictionMapping(predicted_label="predicted_label",
-                                             slices={"plant": "plant", "line": "line", "cell": "cell"},
+                                             slices={"plant": "plant", "line": "line", "cell": "cell",
+                                                     "asset": "asset"},
                                              features=("tip_temp", "current_a")))
         import_labels(project, folder / "labels.parquet", LabelMapping())
         attach_log(project, str(root), "lake", labels=str(label_root))
@@ -101,7 +105,7 @@ def _same(a, b, keys: list[str]) -> None:
 
 
 @pytest.mark.parametrize(("by", "window"), [(("line",), None), (("cell",), None), (("plant", "cell"), "week"),
-                                            ((), None)])
+                                            ((), None), (("asset",), "week")])
 def test_attached_log_on_duckdb_equals_the_imported_copy(lake_project, by, window):
     folder, _, _ = lake_project
     with Project.open_snapshot(folder) as project:
@@ -160,7 +164,7 @@ def test_attaching_copies_no_rows_and_records_the_files(lake_project):
         [info] = attached_logs(project)
         log = load_log(project, "lake")
     assert info["rows"] == _log()[0].height and info["files"] == 12 == len(log.files)
-    assert set(log.slices) == {"plant", "line", "cell"} and log.partitions == ("plant", "line")
+    assert set(log.slices) == {"plant", "line", "cell", "asset"} and log.partitions == ("plant", "line")
     assert set(log.features) == {"tip_temp", "current_a"}
     assert all(Path(f.path).is_relative_to(root.resolve()) for f in log.files)
 
@@ -337,7 +341,7 @@ def test_spark_local_equals_duckdb_on_the_attached_log(lake_project):
     """Spark local[2] runs the same summary (transpiled): every count identical, every metric to 1e-12."""
     folder, _, _ = lake_project
     with Project.open_snapshot(folder) as project:
-        for by, window in ((("line",), None), (("plant", "cell"), "week")):
+        for by, window in ((("line",), None), (("plant", "cell"), "week"), (("asset",), "week")):
             duck = compute_slices(project, SliceQuery(VERSION, by, window, log="lake", engine="duckdb"))
             spark = compute_slices(project, SliceQuery(VERSION, by, window, log="lake", engine="spark"))
             keys = [*by, *(["period"] if window else [])]
@@ -393,3 +397,42 @@ def test_an_unreachable_cluster_is_one_clear_error(lake_project, tmp_path: Path,
     assert f"127.0.0.1:{port}" in err.value.what and "cannot be reached" in err.value.what
     assert "nothing was computed" in err.value.todo
     assert (copy / "project.duckdb").read_bytes() == before
+
+
+def test_a_delta_table_is_read_at_its_snapshot_and_a_rollback_is_reported(tmp_path: Path):
+    """The Delta table's current snapshot (not every file in its folder) is the log; writing to it or restoring
+    an older version changes the version, which is reported until the log is checked again."""
+    from deltalake import DeltaTable
+
+    log, labels = _log(20_000, seed=13)
+    log.write_parquet(tmp_path / "log.parquet")
+    labels.write_parquet(tmp_path / "labels.parquet")
+    table = tmp_path / "delta"
+    log.write_delta(table, delta_write_options={"partition_by": ["plant", "line"]})
+    project = Project.create(tmp_path / "proj", "Delta", site="P", slice_dimensions=("plant", "line", "cell"))
+    try:
+        import_predictions(project, tmp_path / "log.parquet", PredictionMapping(
+            predicted_label="predicted_label", slices={"plant": "plant", "line": "line", "cell": "cell"},
+            features=("tip_temp", "current_a")))
+        import_labels(project, tmp_path / "labels.parquet", LabelMapping())
+        attached = attach_log(project, str(table), "delta")
+        assert attached.snapshot == "0" and set(attached.partitions) == {"plant", "line"}
+        own = compute_slices(project, SliceQuery(VERSION, ("line", "cell")))
+        delta = compute_slices(project, SliceQuery(VERSION, ("line", "cell"), log="delta", engine="duckdb"))
+        _same(own.slices, delta.slices, ["line", "cell"])
+        extra = log.head(100).with_columns(pl.col("record_id") + "-late")
+        extra.write_delta(table, mode="append", delta_write_options={"partition_by": ["plant", "line"]})
+        with pytest.raises(SourceChanged, match="version 1, not the version 0"):
+            compute_slices(project, SliceQuery(VERSION, ("line",), log="delta"))
+        DeltaTable(str(table)).restore(0)  # rolled back: the files are version 0's again, the version is 2
+        with pytest.raises(SourceChanged, match="version 2, not the version 0.*rolled back"):
+            compute_slices(project, SliceQuery(VERSION, ("line",), log="delta"))
+        attach_log(project, str(table), "delta", replace=True)
+        again = compute_slices(project, SliceQuery(VERSION, ("line", "cell"), log="delta", engine="duckdb"))
+        _same(own.slices, again.slices, ["line", "cell"])  # files of older versions in the folder are not read
+        with project.reading() as con:
+            details = [r[0] for r in con.execute("SELECT details_json FROM audit_log WHERE action LIKE 'log.%' "
+                                                 "ORDER BY seq").fetchall()]
+        assert '"delta_version": "0"' in details[0] and '"delta_version": "2"' in details[1]
+    finally:
+        project.close()

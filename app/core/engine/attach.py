@@ -65,11 +65,14 @@ class AttachedLog:
     score_kind: str
     rows: int
     partitions: tuple[str, ...] = field(default_factory=tuple)
+    snapshot: str | None = None  # a Delta table's version when attached
 
     @property
     def digest(self) -> str:
         """sha256 over the file lists (names, sizes, modification times) of the log and its labels."""
-        listed = [asdict(f) for f in (*self.files, *self.label_files)]
+        listed: list[Any] = [asdict(f) for f in (*self.files, *self.label_files)]
+        if self.snapshot is not None:
+            listed.append({"delta_version": self.snapshot})
         return hashlib.sha256(json.dumps(listed, sort_keys=True).encode()).hexdigest()
 
 
@@ -85,10 +88,39 @@ def _root_of(source: str) -> str:
     return str(root if root.is_dir() or not fixed else root.parent)
 
 
+def is_delta(source: str) -> bool:
+    """A Delta table: a folder with a _delta_log."""
+    return (Path(source).expanduser() / "_delta_log").is_dir()
+
+
+def delta_snapshot(source: str) -> tuple[str, list[str]]:
+    """(version, data files) of a Delta table's current snapshot; refuses features a plain Parquet read would
+    get wrong (deletion vectors, column mapping)."""
+    try:
+        from deltalake import DeltaTable
+    except ImportError as exc:
+        raise AttachError(f"{source} is a Delta table, and the Delta reader is not installed.",
+                          "Install it: pip install 'lineproof[lake]' (deltalake); nothing was attached.") from exc
+    try:
+        table = DeltaTable(str(Path(source).expanduser()))
+    except Exception as exc:  # deltalake raises its own error types per failure
+        raise AttachError(f"{source} cannot be read as a Delta table ({str(exc).splitlines()[0]}).",
+                          "Check the path and that the table's _delta_log is complete.") from exc
+    features = set(table.protocol().reader_features or ())
+    unsupported = features & {"deletionVectors", "columnMapping"}
+    if unsupported:
+        raise AttachError(f"{source} uses Delta reader feature(s) {', '.join(sorted(unsupported))}.",
+                          "Those tables are not read in place yet: OPTIMIZE/PURGE them, or import a copy.")
+    return str(table.version()), sorted(table.file_uris())
+
+
 def list_files(source: str) -> tuple[str, tuple[FileEntry, ...]]:
-    """(root, files) of a folder (every .parquet below it) or a glob, sorted; refuses a source with none."""
+    """(root, files) of a folder (every .parquet below it; a Delta table's current snapshot) or a glob, sorted;
+    refuses a source with none."""
     path = Path(source).expanduser()
-    if path.is_dir():
+    if path.is_dir() and is_delta(source):
+        root, names = str(path), delta_snapshot(source)[1]
+    elif path.is_dir():
         root, names = str(path), sorted(str(p) for p in path.rglob("*.parquet"))
     elif GLOB_CHARS & set(source):
         root, names = _root_of(str(path)), sorted(glob.glob(str(path), recursive=True))
@@ -211,6 +243,7 @@ def attach_log(project: Project, source: str, name: str, roles: dict[str, str] |
         raise AttachError(f"Score kind {score_kind!r} is not supported for attached logs.",
                           "Use probability (0..1) or value (a regression output).")
     root, files = list_files(source)
+    snapshot = delta_snapshot(source)[0] if is_delta(source) else None
     labels_root, label_files = _label_files(labels)
     con = project.cursor()
     try:
@@ -235,13 +268,15 @@ def attach_log(project: Project, source: str, name: str, roles: dict[str, str] |
                           f"Choose another name, or check it again with --recheck {name}.")
     log = AttachedLog(name, source, root, files, labels, label_files,
                       {k: v for k, v in mapping.roles().items()} | {"predicted_label": mapping.predicted_label},
-                      dict(mapping.slices), feats, score_kind, rows, partitions)
+                      dict(mapping.slices), feats, score_kind, rows, partitions, snapshot)
     record = {"root": root, "roles": log.roles, "slices": log.slices, "features": list(feats),
-              "score_kind": score_kind, "partitions": list(partitions), "labels_root": labels_root}
+              "score_kind": score_kind, "partitions": list(partitions), "labels_root": labels_root,
+              "delta_version": snapshot}
     listed = {"files": [asdict(f) for f in files], "label_files": [asdict(f) for f in label_files]}
     action = "log.recheck" if existing else "log.attach"
     with project.change(action, name, {"source": source, "files": len(files), "bytes": sum(f.size for f in files),
-                                       "rows": rows, "files_sha256": log.digest, "labels": labels}) as w:
+                                       "rows": rows, "files_sha256": log.digest, "labels": labels,
+                                       "delta_version": snapshot}) as w:
         w.execute("DELETE FROM attached_logs WHERE name = ?", [name])
         w.execute("INSERT INTO attached_logs VALUES (?, ?, ?, ?, ?, ?, ?, now()::TIMESTAMP, ?)",
                   [name, source, labels, json.dumps(record), json.dumps(listed), log.digest, rows, current_actor()])
@@ -286,14 +321,26 @@ def load_log(project: Project, name: str, check: bool = True) -> AttachedLog:
     record, listed = json.loads(record_text), json.loads(listed_text)
     log = AttachedLog(name, source, record["root"], tuple(FileEntry(**f) for f in listed["files"]), labels,
                       tuple(FileEntry(**f) for f in listed["label_files"]), record["roles"], record["slices"],
-                      tuple(record["features"]), record["score_kind"], rows, tuple(record["partitions"]))
+                      tuple(record["features"]), record["score_kind"], rows, tuple(record["partitions"]),
+                      record.get("delta_version"))
     if check:
         check_unchanged(log)
     return log
 
 
 def check_unchanged(log: AttachedLog) -> None:
-    """Refuse a log whose files differ from those recorded: added, removed, or changed in size or time."""
+    """Refuse a log whose files differ from those recorded: added, removed, or changed in size or time; for a
+    Delta table, also another snapshot (written to, or rolled back)."""
+    if log.snapshot is not None:
+        try:
+            version = delta_snapshot(log.source)[0] if is_delta(log.source) else "gone"
+        except AttachError as exc:
+            version = f"unreadable ({exc.what})"
+        if version != log.snapshot:
+            raise SourceChanged(f"The attached Delta table {log.name!r} is at version {version}, not the version "
+                                f"{log.snapshot} it was checked at (written to, or rolled back).",
+                                f"Nothing was computed. Check it again with: lineproof attach-log PROJECT --recheck "
+                                f"{log.name} (the new version is then recorded and audited).")
     for what, source, recorded in (("log", log.source, log.files), ("labels", log.labels_source, log.label_files)):
         if source is None:
             continue
