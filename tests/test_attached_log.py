@@ -436,3 +436,64 @@ def test_a_delta_table_is_read_at_its_snapshot_and_a_rollback_is_reported(tmp_pa
         assert '"delta_version": "0"' in details[0] and '"delta_version": "2"' in details[1]
     finally:
         project.close()
+
+
+@pytest.mark.slow
+def test_cancel_stops_the_spark_job(lake_project):
+    """Cancel (the worker's progress) cancels the Spark job group of the running summary."""
+    import threading
+
+    from app.core.engine.attach import load_log
+    from app.core.engine.rows import EngineSettings, SparkRows
+    from app.core.errors import Cancelled
+    from app.core.progress import TaskProgress
+
+    folder, _, _ = lake_project
+    progress = TaskProgress()
+    with Project.open_snapshot(folder) as project:
+        con = project.cursor()
+        rows = SparkRows(con, EngineSettings("spark"), load_log(project, "lake"), progress)
+        outcome: list[BaseException | None] = []
+
+        def endless() -> None:
+            try:
+                rows.materialise("_x", "SELECT sum(a.score * b.score) AS s FROM _log a CROSS JOIN _log b")
+                outcome.append(None)
+            except BaseException as exc:  # noqa: BLE001 (the test inspects it)
+                outcome.append(exc)
+        worker = threading.Thread(target=endless)
+        worker.start()
+        tracker = rows.spark.sparkContext.statusTracker()
+        for _ in range(300):
+            if tracker.getActiveJobsIds():
+                break
+            threading.Event().wait(0.1)
+        progress.cancel()
+        worker.join(60)
+        rows.close()
+        con.close()
+    assert not worker.is_alive() and isinstance(outcome[0], Cancelled)
+    with pytest.raises(Cancelled):  # and a summary asked for after Cancel does not start
+        rows._run(lambda: None)
+
+
+def test_alerts_over_the_attached_log_equal_those_over_the_imported_copy(lake_project, tmp_path: Path):
+    """Metric, drift, missingness and silence rules per line: the same alerts, the attached ones naming the log."""
+    from app.core.analysis.alerts import evaluate_alerts, list_alerts
+
+    folder, _, _ = lake_project
+    copy = tmp_path / "copy"
+    shutil.copytree(folder, copy)
+    with Project.open(copy) as project:
+        evaluate_alerts(project, REFERENCE, CURRENT)
+        own = list_alerts(project)
+        evaluate_alerts(project, REFERENCE, CURRENT, log="lake", engine="duckdb")
+        both = list_alerts(project)
+    attached = both.filter(pl.col("scope").str.starts_with("log lake: ")).with_columns(
+        pl.col("scope").str.strip_prefix("log lake: "), pl.col("message").str.strip_prefix("[lake] "))
+    # the project's own log also checks its other dimensions (cell, asset metrics) and overrides: not the lake
+    primary = own.filter(pl.col("scope").str.starts_with("line=") | (pl.col("rule") == "stale")
+                         | (pl.col("scope") == "plant-wide"))
+    columns = ["rule", "scope", "line", "subject", "severity", "message"]
+    assert primary.height > 2 and {"drift", "stale"} <= set(primary["rule"])
+    assert primary.select(columns).sort(columns).equals(attached.select(columns).sort(columns))

@@ -235,7 +235,8 @@ def cmd_alerts(args: argparse.Namespace) -> int:
                 raise LineproofError("--evaluate needs --reference FROM..TO and --current FROM..TO.",
                                      "Example: --reference 2026-05-04..2026-08-24 --current 2026-09-07..2026-10-19")
             new = evaluate_alerts(project, parse_window(args.reference, "--reference"), parse_window(args.current, "--current"),
-                                  progress=show_progress(args.quiet or args.format == "json"), impact=measure_impact)
+                                  progress=show_progress(args.quiet or args.format == "json"),
+                                  impact=None if args.log else measure_impact, log=args.log, engine=args.engine)
             print(f"{new} new alert(s).", file=sys.stderr if args.format == "json" else sys.stdout)
         if args.ack is not None:
             if args.verdict is None:
@@ -380,5 +381,7 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--all", action="store_true", help="list acknowledged alerts too")
     p.add_argument("--format", choices=("table", "json"), default="table",
                    help="json: each alert with its triage class, likely cause and impact, ranked by impact")
+    p.add_argument("--log", metavar="NAME", help="evaluate over an attached log (lineproof attach-log)")
+    p.add_argument("--engine", choices=("duckdb", "spark"), help="where an attached log's summaries are built")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress output")
     p.set_defaults(func=cmd_alerts)

@@ -12,12 +12,14 @@ from typing import Any
 
 import polars as pl
 
+from app.core.analysis.attached import summary_frame
 from app.core.analysis.drift import DriftQuery, compute_drift
 from app.core.analysis.events import version_like_columns
 from app.core.analysis.freshness import silent_gaps
 from app.core.analysis.overrides import OverrideError, OverrideQuery, has_operator_decisions, override_table
 from app.core.analysis.slices import SliceError, SliceQuery, ThresholdUnknown, compute_slices, logged_versions
 from app.core.analysis.triage import events_between, triage_drift
+from app.core.engine.attach import load_log
 from app.core.errors import LineproofError
 from app.core.progress import NullProgress, Progress
 from app.core.store.audit import current_actor
@@ -53,23 +55,37 @@ class AlertRules:
         return settings_table(cls, extra, "alerts", {"recall_min": (0.0, 1.0), "missing_increase": (0.0, 1.0)})
 
 
-def alert_dimension(project: Project) -> str | None:
+def alert_dimension(project: Project, log: str | None = None) -> str | None:
     """The slice dimension alerts are raised per: `line` when the log has it, else the first of the project's
     dimensions the log carries (airline, cell, asset...), the plant only when nothing finer is logged."""
-    with project.reading() as con:
-        logged = {r[0] for r in con.execute("SELECT name FROM log_columns WHERE role = 'slice'").fetchall()}
-    dims = [d for d in project.manifest.slice_dimensions if d in logged]
+    if log:
+        logged = set(load_log(project, log, check=False).slices)
+        dims = [d for d in project.manifest.slice_dimensions if d in logged] + sorted(
+            logged - set(project.manifest.slice_dimensions))
+    else:
+        with project.reading() as con:
+            logged = {r[0] for r in con.execute("SELECT name FROM log_columns WHERE role = 'slice'").fetchall()}
+        dims = [d for d in project.manifest.slice_dimensions if d in logged]
     if "line" in dims:
         return "line"
     finer = [d for d in dims if d != "plant"]
     return (finer or dims or [None])[0]
 
 
+def _versions(project: Project, log: str | None, engine: str | None) -> list[str]:
+    if not log:
+        return [v for v, _ in logged_versions(project)]
+    frame = summary_frame(project, log, engine, "SELECT version_id, count(*) AS n FROM _log "
+                                                "WHERE version_id IS NOT NULL GROUP BY 1")
+    return sorted(frame["version_id"].to_list())
+
+
 def _candidates(project: Project, reference: tuple[datetime, datetime], current: tuple[datetime, datetime],
-                rules: AlertRules, progress: Progress, impact: ImpactProbe | None = None) -> list[dict]:
+                rules: AlertRules, progress: Progress, impact: ImpactProbe | None = None, log: str | None = None,
+                engine: str | None = None) -> list[dict]:
     found: list[dict] = []
     start, end = current
-    dim = alert_dimension(project)
+    dim = alert_dimension(project, log)
     has_line = dim is not None  # the slice alerts are raised per (line, or the log's own first dimension)
     by = (dim,) if dim else ()  # a log without slice dimensions is judged as a whole
 
@@ -78,10 +94,11 @@ def _candidates(project: Project, reference: tuple[datetime, datetime], current:
         return (f"{dim}={r[dim]}", r[dim], f"on {r[dim]}") if dim else ("all", None, "overall")
 
     progress.report(0.05, f"Checking metrics per {dim}" if dim else "Checking metrics")
-    for version, _ in logged_versions(project):
+    for version in _versions(project, log, engine):
         try:
             table = compute_slices(project, SliceQuery(version, by=by, start=start, end=end,
-                                                       min_support=rules.min_support, latency=False))
+                                                       min_support=rules.min_support, latency=False, log=log,
+                                                       engine=engine))
         except ThresholdUnknown:  # a log-only version nobody gave a threshold: no decisions to judge
             continue
         if "recall" not in table.metrics:
@@ -97,7 +114,7 @@ def _candidates(project: Project, reference: tuple[datetime, datetime], current:
                           "evidence": {k: r[k] for k in ("n", "labelled", "tp", "fn", "recall", "recall_low",
                                                          "recall_high")}})
     progress.report(0.4, "Checking drift and missingness")
-    drift_table = compute_drift(project, DriftQuery(reference, current, by=by))
+    drift_table = compute_drift(project, DriftQuery(reference, current, by=by, log=log, engine=engine))
     drift = drift_table.rows
     if drift.height:
         found += _drift_alerts(project, drift_table, dim, reference, current, impact, progress)
@@ -109,14 +126,14 @@ def _candidates(project: Project, reference: tuple[datetime, datetime], current:
                           "message": f"{r['feature']} missing in {r['missing_cur']:.1%} of rows {words} "
                                      f"(reference {r['missing_ref']:.1%})",
                           "evidence": {"missing_ref": r["missing_ref"], "missing_cur": r["missing_cur"]}})
-    if dim is not None and has_operator_decisions(project):
+    if dim is not None and not log and has_operator_decisions(project):
         progress.report(0.72, f"Checking operator overrides per {dim}")
         found += _trust_alerts(project, dim, reference, current)
-    for extra, parents, values in _other_dimensions(project, dim):
+    for extra, parents, values in ([] if log else _other_dimensions(project, dim)):
         progress.report(0.75, f"Checking metrics and drift per {extra}")
         found += _dimension_alerts(project, extra, parents, values, dim, found, reference, current, rules, impact)
     progress.report(0.8, "Checking for silent assets")
-    gaps = silent_gaps(project, per="asset", expected_hours=rules.stale_hours)
+    gaps = silent_gaps(project, per="asset", expected_hours=rules.stale_hours, log=log, engine=engine)
     if gaps.height:
         in_window = gaps.filter((pl.col("gap_end") > start) & (pl.col("gap_start") < end))
         for r in in_window.iter_rows(named=True):
@@ -285,16 +302,20 @@ def _drift_alerts(project: Project, drift_table, dim: str | None, reference: tup
 
 def evaluate_alerts(project: Project, reference: tuple[datetime, datetime], current: tuple[datetime, datetime],
                     rules: AlertRules | None = None, progress: Progress | None = None,
-                    impact: ImpactProbe | None = None) -> int:
+                    impact: ImpactProbe | None = None, log: str | None = None, engine: str | None = None) -> int:
     """Evaluate every rule over the current window and store new alerts; returns how many were new.
 
     `impact(project, where, feature, reference, current)` (app.core.models.impact.measure_impact, passed by the
-    caller: analysis does not run models) measures how much a local drift moves the model's decisions.
+    caller: analysis does not run models) measures how much a local drift moves the model's decisions. Over an
+    attached log `log` (summaries built on `engine`), the metric, drift, missingness and silence rules run per
+    its alert dimension, and each alert names the log in its scope and message.
     """
     progress = progress or NullProgress()
     project.require_writable()
     rules = rules or AlertRules.from_manifest(project.manifest.extra)
-    found = _candidates(project, reference, current, rules, progress, impact)
+    found = _candidates(project, reference, current, rules, progress, impact if not log else None, log, engine)
+    if log:
+        found = [{**a, "scope": f"log {log}: {a['scope']}", "message": f"[{log}] {a['message']}"} for a in found]
     with project.reading() as con:
         known = {(r[0], r[1], r[2]) for r in con.execute(
             "SELECT rule, scope, subject FROM alerts WHERE window_start = ? AND window_end = ?",

@@ -36,7 +36,8 @@ def silent_gaps(project: Project, per: str = "asset", expected_hours: float = 24
     if per not in present:
         return pl.DataFrame(schema={per: pl.Utf8, "line": pl.Utf8, "gap_start": pl.Datetime("us"),
                                     "gap_end": pl.Datetime("us"), "gap_hours": pl.Float64, "open": pl.Boolean})
-    line = 'any_value("line")' if "line" in present and per != "line" else "NULL"
+    # min, not any_value: the same line on every engine and every run when an asset moved between lines
+    line = 'min("line")' if "line" in present and per != "line" else "NULL"
     hours = _summary(project, f"""SELECT CAST({sql_ident(per)} AS VARCHAR) AS key, CAST({line} AS VARCHAR) AS line,
                                          date_trunc('hour', ts) AS hour, max(ts) AS newest
                                   FROM {{rows}} GROUP BY 1, 3""", log, engine)

@@ -166,7 +166,7 @@ def spark_session(settings: EngineSettings) -> Any:
             if settings.connect:
                 session.conf.set("spark.sql.session.timeZone", "UTC")
             else:
-                session.sparkContext.setLogLevel("ERROR")
+                session.sparkContext.setLogLevel("FATAL")
         except Exception as exc:  # py4j, gRPC and Java errors have no common base
             where = settings.connect or settings.master
             raise EngineError(f"Spark at {where} cannot be started or reached ({_first_line(exc)}).",
@@ -235,6 +235,8 @@ class SparkRows:
             pass
 
     def _run(self, action):
+        if self.progress.cancelled():  # pressed before this job started: cancelling the group would miss it
+            raise Cancelled()
         if self.settings.connect:
             self.spark.addTag(self.tag)
         else:
