@@ -8,7 +8,7 @@ dimension beside the partition columns, a third of the rows without labels.
 from __future__ import annotations
 
 import shutil
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 
 import numpy as np
@@ -497,3 +497,45 @@ def test_alerts_over_the_attached_log_equal_those_over_the_imported_copy(lake_pr
     columns = ["rule", "scope", "line", "subject", "severity", "message"]
     assert primary.height > 2 and {"drift", "stale"} <= set(primary["rule"])
     assert primary.select(columns).sort(columns).equals(attached.select(columns).sort(columns))
+
+
+@pytest.mark.slow
+def test_the_sample_as_a_lake_gives_the_same_numbers_on_every_engine(sample_folder: Path, tmp_path: Path):
+    """The sample's own log exported as a lake (plant=/line= folders, labels beside): slices per line and per
+    shift with weekly windows, drift per line and freshness per asset equal the imported log, on DuckDB and Spark."""
+    import duckdb
+
+    lake, labels = tmp_path / "lake", tmp_path / "labels"
+    labels.mkdir()
+    con = duckdb.connect(str(sample_folder / "project.duckdb"), read_only=True)
+    con.execute("SET TimeZone = 'UTC'")
+    con.execute(f"""COPY (SELECT * EXCLUDE (version_id, import_id), version_id AS model_version FROM predictions)
+                    TO '{lake}' (FORMAT parquet, PARTITION_BY (plant, line))""")
+    con.execute(f"COPY (SELECT record_id, label, labelled_at FROM labels) TO '{labels / 'l.parquet'}' (FORMAT parquet)")
+    version = con.execute("SELECT min(version_id) FROM predictions").fetchall()[0][0]
+    first, last = con.execute("SELECT min(ts), max(ts) FROM predictions").fetchall()[0]
+    con.close()
+    copy = tmp_path / "sample"
+    shutil.copytree(sample_folder, copy)
+    middle = first + (last - first) / 2
+    reference, current = (first, middle), (middle, last + timedelta(seconds=1))
+    with Project.open(copy) as project:
+        attach_log(project, str(lake), "lake", labels=str(labels),
+                   features=tuple(f for f in _sample_features(project)))
+        for by, window in ((("line",), None), (("shift",), "week")):
+            own = compute_slices(project, SliceQuery(version, by, window))
+            keys = [*by, *(["period"] if window else [])]
+            for engine in ("duckdb", "spark"):
+                _same(own.slices, compute_slices(project, SliceQuery(version, by, window, log="lake",
+                                                                     engine=engine)).slices, keys)
+        own_drift = compute_drift(project, DriftQuery(reference, current, by=("line",), mode="bounded"))
+        for engine in ("duckdb", "spark"):
+            _same_drift(own_drift.rows, compute_drift(project, DriftQuery(
+                reference, current, by=("line",), mode="bounded", log="lake", engine=engine)).rows, ["line", "feature"])
+            assert silent_gaps(project, per="asset", log="lake", engine=engine).equals(silent_gaps(project, per="asset"))
+
+
+def _sample_features(project: Project) -> list[str]:
+    with project.reading() as con:
+        return [r[0] for r in con.execute("SELECT name FROM log_columns WHERE role = 'feature' AND dtype = 'DOUBLE' "
+                                          "ORDER BY name").fetchall()]
