@@ -539,3 +539,64 @@ def _sample_features(project: Project) -> list[str]:
     with project.reading() as con:
         return [r[0] for r in con.execute("SELECT name FROM log_columns WHERE role = 'feature' AND dtype = 'DOUBLE' "
                                           "ORDER BY name").fetchall()]
+
+
+@pytest.fixture(scope="module")
+def connect_server(tmp_path_factory):
+    """A Spark Connect server on localhost (the thin client's way to a cluster), started from the pyspark wheel."""
+    import os
+    import socket
+    import subprocess
+    import time
+
+    import pyspark
+
+    home = Path(pyspark.__file__).parent
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    logs = tmp_path_factory.mktemp("connect")
+    env = {**os.environ, "SPARK_HOME": str(home), "SPARK_LOG_DIR": str(logs), "SPARK_PID_DIR": str(logs)}
+    server = subprocess.Popen(
+        [str(home / "bin" / "spark-submit"), "--class", "org.apache.spark.sql.connect.service.SparkConnectServer",
+         "--master", "local[2]", "--conf", f"spark.connect.grpc.binding.port={port}",
+         "--conf", "spark.connect.grpc.binding.address=127.0.0.1", "--conf", "spark.driver.host=127.0.0.1",
+         "--conf", "spark.ui.enabled=false", "--conf", "spark.sql.session.timeZone=UTC",
+         "--jars", str(next((home / "jars").glob("spark-connect_*.jar")))],
+        env=env, stdout=open(logs / "server.log", "w"), stderr=subprocess.STDOUT)
+    try:
+        for _ in range(240):
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=1).close()
+                break
+            except OSError:
+                if server.poll() is not None:
+                    pytest.fail(f"the Spark Connect server stopped: {(logs / 'server.log').read_text()[-2000:]}")
+                time.sleep(0.5)
+        else:
+            pytest.fail("the Spark Connect server did not open its port in 120 s")
+        yield f"sc://127.0.0.1:{port}"
+    finally:
+        server.terminate()
+        try:
+            server.wait(30)
+        except subprocess.TimeoutExpired:
+            server.kill()
+
+
+@pytest.mark.slow
+def test_spark_connect_equals_duckdb(lake_project, connect_server: str, tmp_path: Path):
+    """Through Spark Connect (sc://) the summaries are the same as on DuckDB."""
+    folder, _, _ = lake_project
+    copy = tmp_path / "copy"
+    shutil.copytree(folder, copy)
+    with open(copy / "lineproof.toml", "a", encoding="utf-8") as toml:
+        toml.write(f'\n[engine]\nname = "spark"\nconnect = "{connect_server}"\n')
+    with Project.open_snapshot(copy) as project:
+        duck = compute_slices(project, SliceQuery(VERSION, ("line", "cell"), "week", log="lake", engine="duckdb"))
+        remote = compute_slices(project, SliceQuery(VERSION, ("line", "cell"), "week", log="lake"))
+        _same(duck.slices, remote.slices, ["line", "cell", "period"])
+        d1 = compute_drift(project, DriftQuery(REFERENCE, CURRENT, by=("line",), mode="bounded", log="lake",
+                                               engine="duckdb"))
+        d2 = compute_drift(project, DriftQuery(REFERENCE, CURRENT, by=("line",), log="lake"))
+        _same_drift(d1.rows, d2.rows, ["line", "feature"])

@@ -148,6 +148,13 @@ def spark_session(settings: EngineSettings) -> Any:
     with _SESSION_LOCK:
         if key in _SESSIONS:
             return _SESSIONS[key]
+        # One Spark session per process: a changed [engine] (another master, or Connect instead of a local
+        # session) ends the previous one first.
+        for old in list(_SESSIONS):
+            try:
+                _SESSIONS.pop(old).stop()
+            except Exception:  # already gone with its JVM or server
+                pass
         try:
             if settings.connect:
                 builder = SparkSession.builder.remote(settings.connect)
@@ -159,7 +166,7 @@ def spark_session(settings: EngineSettings) -> Any:
                            .config("spark.network.timeout", "60s")
                            .config("spark.sql.ansi.enabled", "false")
                            .config("spark.driver.extraJavaOptions", f"-Dlog4j.configurationFile={QUIET_LOG4J}"))
-            if settings.master.startswith("local"):  # executors live in this process: stay on loopback
+            if not settings.connect and settings.master.startswith("local"):  # executors in this process: loopback
                 builder = builder.config("spark.driver.host", "127.0.0.1").config("spark.driver.bindAddress",
                                                                                    "127.0.0.1")
             session = builder.getOrCreate()
