@@ -433,7 +433,7 @@ def test_a_delta_table_is_read_at_its_snapshot_and_a_rollback_is_reported(tmp_pa
         with project.reading() as con:
             details = [r[0] for r in con.execute("SELECT details_json FROM audit_log WHERE action LIKE 'log.%' "
                                                  "ORDER BY seq").fetchall()]
-        assert '"delta_version": "0"' in details[0] and '"delta_version": "2"' in details[1]
+        assert '"snapshot": "0"' in details[0] and '"snapshot": "2"' in details[1]
     finally:
         project.close()
 
@@ -600,3 +600,44 @@ def test_spark_connect_equals_duckdb(lake_project, connect_server: str, tmp_path
                                                engine="duckdb"))
         d2 = compute_drift(project, DriftQuery(REFERENCE, CURRENT, by=("line",), log="lake"))
         _same_drift(d1.rows, d2.rows, ["line", "feature"])
+
+
+def test_an_iceberg_table_is_read_at_its_snapshot_and_a_rollback_is_reported(tmp_path: Path):
+    """The current snapshot's data files (partition columns inside them), its id recorded; an append or a
+    rollback or a delete is a new snapshot, reported until checked again."""
+    from pyiceberg.catalog.sql import SqlCatalog
+
+    log, labels = _log(20_000, seed=17)
+    log.write_parquet(tmp_path / "log.parquet")
+    labels.write_parquet(tmp_path / "labels.parquet")
+    catalog = SqlCatalog("plant", uri=f"sqlite:///{tmp_path / 'catalog.db'}", warehouse=f"file://{tmp_path / 'wh'}")
+    catalog.create_namespace("lake")
+    table = catalog.create_table("lake.predictions", schema=log.to_arrow().schema)
+    with table.update_spec() as spec:
+        spec.add_identity("line")
+    table.append(log.to_arrow())
+    first = table.current_snapshot().snapshot_id
+    folder = table.location().removeprefix("file://")
+    project = Project.create(tmp_path / "proj", "Iceberg", site="P", slice_dimensions=("plant", "line", "cell"))
+    try:
+        import_predictions(project, tmp_path / "log.parquet", PredictionMapping(
+            predicted_label="predicted_label", slices={"plant": "plant", "line": "line", "cell": "cell"},
+            features=("tip_temp", "current_a")))
+        import_labels(project, tmp_path / "labels.parquet", LabelMapping())
+        attached = attach_log(project, folder, "ice")
+        assert attached.format == "iceberg" and attached.snapshot == str(first) and attached.rows == log.height
+        own = compute_slices(project, SliceQuery(VERSION, ("line", "cell")))
+        ice = compute_slices(project, SliceQuery(VERSION, ("line", "cell"), log="ice", engine="duckdb"))
+        _same(own.slices, ice.slices, ["line", "cell"])
+        table.append(log.head(50).with_columns(pl.col("record_id") + "-late").to_arrow())
+        with pytest.raises(SourceChanged, match="Iceberg table 'ice' is at snapshot"):
+            compute_slices(project, SliceQuery(VERSION, ("line",), log="ice"))
+        table.manage_snapshots().rollback_to_snapshot(first).commit()
+        attach_log(project, folder, "ice", replace=True)  # checked again: the rolled-back snapshot's files
+        again = compute_slices(project, SliceQuery(VERSION, ("line", "cell"), log="ice", engine="duckdb"))
+        _same(own.slices, again.slices, ["line", "cell"])
+        table.delete("record_id = 'r0000001'")  # a delete is a new snapshot too
+        with pytest.raises(SourceChanged):
+            compute_slices(project, SliceQuery(VERSION, ("line",), log="ice"))
+    finally:
+        project.close()

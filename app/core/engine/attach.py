@@ -19,6 +19,7 @@ from typing import Any
 
 import duckdb
 
+from app.core.engine.tables import TableError, snapshot, table_format, table_root
 from app.core.errors import LineproofError
 from app.core.store.audit import current_actor
 from app.core.store.db import one
@@ -65,14 +66,15 @@ class AttachedLog:
     score_kind: str
     rows: int
     partitions: tuple[str, ...] = field(default_factory=tuple)
-    snapshot: str | None = None  # a Delta table's version when attached
+    snapshot: str | None = None  # a Delta table's version or an Iceberg table's snapshot id when attached
+    format: str = "parquet"  # parquet, delta or iceberg (app.core.engine.tables)
 
     @property
     def digest(self) -> str:
         """sha256 over the file lists (names, sizes, modification times) of the log and its labels."""
         listed: list[Any] = [asdict(f) for f in (*self.files, *self.label_files)]
         if self.snapshot is not None:
-            listed.append({"delta_version": self.snapshot})
+            listed.append({"snapshot": self.snapshot, "format": self.format})
         return hashlib.sha256(json.dumps(listed, sort_keys=True).encode()).hexdigest()
 
 
@@ -88,38 +90,13 @@ def _root_of(source: str) -> str:
     return str(root if root.is_dir() or not fixed else root.parent)
 
 
-def is_delta(source: str) -> bool:
-    """A Delta table: a folder with a _delta_log."""
-    return (Path(source).expanduser() / "_delta_log").is_dir()
-
-
-def delta_snapshot(source: str) -> tuple[str, list[str]]:
-    """(version, data files) of a Delta table's current snapshot; refuses features a plain Parquet read would
-    get wrong (deletion vectors, column mapping)."""
-    try:
-        from deltalake import DeltaTable
-    except ImportError as exc:
-        raise AttachError(f"{source} is a Delta table, and the Delta reader is not installed.",
-                          "Install it: pip install 'lineproof[lake]' (deltalake); nothing was attached.") from exc
-    try:
-        table = DeltaTable(str(Path(source).expanduser()))
-    except Exception as exc:  # deltalake raises its own error types per failure
-        raise AttachError(f"{source} cannot be read as a Delta table ({str(exc).splitlines()[0]}).",
-                          "Check the path and that the table's _delta_log is complete.") from exc
-    features = set(table.protocol().reader_features or ())
-    unsupported = features & {"deletionVectors", "columnMapping"}
-    if unsupported:
-        raise AttachError(f"{source} uses Delta reader feature(s) {', '.join(sorted(unsupported))}.",
-                          "Those tables are not read in place yet: OPTIMIZE/PURGE them, or import a copy.")
-    return str(table.version()), sorted(table.file_uris())
-
-
 def list_files(source: str) -> tuple[str, tuple[FileEntry, ...]]:
-    """(root, files) of a folder (every .parquet below it; a Delta table's current snapshot) or a glob, sorted;
-    refuses a source with none."""
+    """(root, files) of a folder (every .parquet below it; a Delta or Iceberg table's current snapshot) or a glob,
+    sorted; refuses a source with none."""
     path = Path(source).expanduser()
-    if path.is_dir() and is_delta(source):
-        root, names = str(path), delta_snapshot(source)[1]
+    fmt = table_format(source)
+    if fmt != "parquet":
+        root, names = table_root(source, fmt), snapshot(source, fmt)[1]
     elif path.is_dir():
         root, names = str(path), sorted(str(p) for p in path.rglob("*.parquet"))
     elif GLOB_CHARS & set(source):
@@ -138,18 +115,21 @@ def list_files(source: str) -> tuple[str, tuple[FileEntry, ...]]:
     return str(Path(root).resolve()), tuple(entries)
 
 
-def _describe(con: duckdb.DuckDBPyConnection, files: tuple[FileEntry, ...], name: str) -> dict[str, str]:
+def _describe(con: duckdb.DuckDBPyConnection, files: tuple[FileEntry, ...], name: str,
+              hive: bool = True) -> dict[str, str]:
     try:
-        rows = con.execute(f"DESCRIBE SELECT * FROM {_reader(files)}").fetchall()
+        rows = con.execute(f"DESCRIBE SELECT * FROM {_reader(files, hive)}").fetchall()
     except duckdb.Error as exc:
         raise AttachError(f"{name} cannot be read as Parquet ({str(exc).splitlines()[0]}).",
                           "A file may be damaged or its columns differ from the others; nothing was attached.") from exc
     return {r[0]: r[1] for r in rows}
 
 
-def _reader(files: tuple[FileEntry, ...]) -> str:
+def _reader(files: tuple[FileEntry, ...], hive: bool = True) -> str:
+    """DuckDB: the files as one relation; partition folders become columns unless the files carry them
+    (Iceberg writes its partition columns into the data files)."""
     names = ", ".join(sql_literal(f.path) for f in files)
-    return f"read_parquet([{names}], hive_partitioning = true)"
+    return f"read_parquet([{names}], hive_partitioning = {'true' if hive else 'false'})"
 
 
 def _partitions(root: str, files: tuple[FileEntry, ...]) -> tuple[str, ...]:
@@ -243,11 +223,13 @@ def attach_log(project: Project, source: str, name: str, roles: dict[str, str] |
         raise AttachError(f"Score kind {score_kind!r} is not supported for attached logs.",
                           "Use probability (0..1) or value (a regression output).")
     root, files = list_files(source)
-    snapshot = delta_snapshot(source)[0] if is_delta(source) else None
+    fmt = table_format(source)
+    snapshot_id = snapshot(source, fmt)[0] if fmt != "parquet" else None
+    hive = fmt != "iceberg"
     labels_root, label_files = _label_files(labels)
     con = project.cursor()
     try:
-        types = _describe(con, files, source)
+        types = _describe(con, files, source, hive)
         partitions = _partitions(root, files)
         mapping = _mapping(list(types), roles or {}, slices or {}, partitions, project.manifest.slice_dimensions)
         _check_columns(source, types, mapping)
@@ -257,7 +239,7 @@ def attach_log(project: Project, source: str, name: str, roles: dict[str, str] |
         missing = [f for f in feats if f not in types]
         if missing:
             raise AttachError(f"{source} has no feature column {missing[0]!r}.", f"Columns: {', '.join(types)}.")
-        rows = _check_rows(con, _reader(files), source, mapping, score_kind)
+        rows = _check_rows(con, _reader(files, hive), source, mapping, score_kind)
         if label_files:
             _check_labels(con, label_files, labels or "")
         existing = one(con, "SELECT 1 FROM attached_logs WHERE name = ?", [name])
@@ -268,15 +250,15 @@ def attach_log(project: Project, source: str, name: str, roles: dict[str, str] |
                           f"Choose another name, or check it again with --recheck {name}.")
     log = AttachedLog(name, source, root, files, labels, label_files,
                       {k: v for k, v in mapping.roles().items()} | {"predicted_label": mapping.predicted_label},
-                      dict(mapping.slices), feats, score_kind, rows, partitions, snapshot)
+                      dict(mapping.slices), feats, score_kind, rows, partitions, snapshot_id, fmt)
     record = {"root": root, "roles": log.roles, "slices": log.slices, "features": list(feats),
               "score_kind": score_kind, "partitions": list(partitions), "labels_root": labels_root,
-              "delta_version": snapshot}
+              "snapshot": snapshot_id, "format": fmt}
     listed = {"files": [asdict(f) for f in files], "label_files": [asdict(f) for f in label_files]}
     action = "log.recheck" if existing else "log.attach"
     with project.change(action, name, {"source": source, "files": len(files), "bytes": sum(f.size for f in files),
                                        "rows": rows, "files_sha256": log.digest, "labels": labels,
-                                       "delta_version": snapshot}) as w:
+                                       "snapshot": snapshot_id, "format": fmt}) as w:
         w.execute("DELETE FROM attached_logs WHERE name = ?", [name])
         w.execute("INSERT INTO attached_logs VALUES (?, ?, ?, ?, ?, ?, ?, now()::TIMESTAMP, ?)",
                   [name, source, labels, json.dumps(record), json.dumps(listed), log.digest, rows, current_actor()])
@@ -322,7 +304,7 @@ def load_log(project: Project, name: str, check: bool = True) -> AttachedLog:
     log = AttachedLog(name, source, record["root"], tuple(FileEntry(**f) for f in listed["files"]), labels,
                       tuple(FileEntry(**f) for f in listed["label_files"]), record["roles"], record["slices"],
                       tuple(record["features"]), record["score_kind"], rows, tuple(record["partitions"]),
-                      record.get("delta_version"))
+                      record.get("snapshot"), record.get("format", "parquet"))
     if check:
         check_unchanged(log)
     return log
@@ -330,14 +312,16 @@ def load_log(project: Project, name: str, check: bool = True) -> AttachedLog:
 
 def check_unchanged(log: AttachedLog) -> None:
     """Refuse a log whose files differ from those recorded: added, removed, or changed in size or time; for a
-    Delta table, also another snapshot (written to, or rolled back)."""
+    Delta or Iceberg table, also another snapshot (written to, or rolled back)."""
     if log.snapshot is not None:
         try:
-            version = delta_snapshot(log.source)[0] if is_delta(log.source) else "gone"
-        except AttachError as exc:
+            version = snapshot(log.source, log.format)[0] if table_format(log.source) == log.format else "gone"
+        except TableError as exc:
             version = f"unreadable ({exc.what})"
         if version != log.snapshot:
-            raise SourceChanged(f"The attached Delta table {log.name!r} is at version {version}, not the version "
+            kind = "Delta table" if log.format == "delta" else "Iceberg table"
+            what = "version" if log.format == "delta" else "snapshot"
+            raise SourceChanged(f"The attached {kind} {log.name!r} is at {what} {version}, not the {what} "
                                 f"{log.snapshot} it was checked at (written to, or rolled back).",
                                 f"Nothing was computed. Check it again with: lineproof attach-log PROJECT --recheck "
                                 f"{log.name} (the new version is then recorded and audited).")
@@ -346,7 +330,7 @@ def check_unchanged(log: AttachedLog) -> None:
             continue
         try:
             _, now = list_files(source)
-        except AttachError:
+        except (AttachError, TableError):
             now = ()
         before = {f.path: f for f in recorded}
         after = {f.path: f for f in now}
@@ -385,7 +369,7 @@ def labels_view_sql() -> str:
 
 def duckdb_views(con: duckdb.DuckDBPyConnection, log: AttachedLog, project_labels: bool) -> None:
     """Temp views on this cursor: _log_raw/_labels_raw over the files, _log and _labels under project names."""
-    con.execute(f"CREATE OR REPLACE TEMP VIEW _log_raw AS SELECT * FROM {_reader(log.files)}")
+    con.execute(f"CREATE OR REPLACE TEMP VIEW _log_raw AS SELECT * FROM {_reader(log.files, log.format != 'iceberg')}")
     con.execute(f"CREATE OR REPLACE TEMP VIEW _log AS {base_view_sql(log)}")
     if log.label_files:
         con.execute(f"CREATE OR REPLACE TEMP VIEW _labels_raw AS SELECT * FROM {_reader(log.label_files)}")

@@ -262,7 +262,9 @@ class SparkRows:
 
     def _read_files(self) -> None:
         def read():
-            reader = self.spark.read.option("basePath", self.log.root)
+            reader = self.spark.read
+            if self.log.format != "iceberg":  # partition folders are columns; Iceberg's files carry them already
+                reader = reader.option("basePath", self.log.root)
             reader.parquet(*[f.path for f in self.log.files]).createOrReplaceTempView("_log_raw")
             self.spark.sql(to_spark(base_view_sql(self.log))).createOrReplaceTempView("_log")
             if self.log.label_files:

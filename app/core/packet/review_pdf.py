@@ -67,7 +67,7 @@ def _answers_section(answers: dict[str, Any] | None, s: dict, width: float) -> l
         return "-" if v is None else f"{v:.1f} days"
     rows = [["Question", "Answer"],
             ["Is the toolchain reducing time to deployment?",
-             f"median import to production {days(t['median_days'])} over {t['releases']} release(s); previous "
+             f"median build to production {days(t['median_days'])} over {t['releases']} release(s); previous "
              f"period {days(t['median_days_before'])} over {t['releases_before']}"
              + "".join(f"; {r['version']} on {r['site']} released {r['released']} after {r['days']:.0f} days"
                        f"{' (imported history)' if r['source'] == 'history' else ''}" for r in t.get("evidence", ()))],
