@@ -477,20 +477,27 @@ def test_cancel_stops_the_spark_job(lake_project):
         rows._run(lambda: None)
 
 
-def test_alerts_over_the_attached_log_equal_those_over_the_imported_copy(lake_project, tmp_path: Path):
-    """Metric, drift, missingness and silence rules per line: the same alerts, the attached ones naming the log."""
+def _lake_alerts(folder: Path, tmp_path: Path, engine: str) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """(alerts over the imported log, alerts over the attached lake on `engine`), on a copy of the project."""
     from app.core.analysis.alerts import evaluate_alerts, list_alerts
 
-    folder, _, _ = lake_project
-    copy = tmp_path / "copy"
+    copy = tmp_path / f"copy-{engine}"
     shutil.copytree(folder, copy)
     with Project.open(copy) as project:
         evaluate_alerts(project, REFERENCE, CURRENT)
         own = list_alerts(project)
-        evaluate_alerts(project, REFERENCE, CURRENT, log="lake", engine="duckdb")
+        evaluate_alerts(project, REFERENCE, CURRENT, log="lake", engine=engine)
         both = list_alerts(project)
-    attached = both.filter(pl.col("scope").str.starts_with("log lake: ")).with_columns(
+    return own, both.filter(pl.col("scope").str.starts_with("log lake: ")).with_columns(
         pl.col("scope").str.strip_prefix("log lake: "), pl.col("message").str.strip_prefix("[lake] "))
+
+
+@pytest.mark.parametrize("engine", ["duckdb", pytest.param("spark", marks=pytest.mark.slow)])
+def test_alerts_over_the_attached_log_equal_those_over_the_imported_copy(lake_project, tmp_path: Path,
+                                                                         engine: str):
+    """Metric, drift, missingness and silence rules per line: the same alerts, the attached ones naming the log."""
+    folder, _, _ = lake_project
+    own, attached = _lake_alerts(folder, tmp_path, engine)
     # the project's own log also checks its other dimensions (cell, asset metrics) and overrides: not the lake
     primary = own.filter(pl.col("scope").str.starts_with("line=") | (pl.col("rule") == "stale")
                          | (pl.col("scope") == "plant-wide"))
