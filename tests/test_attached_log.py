@@ -18,6 +18,7 @@ import pytest
 from app.cli import main
 from app.core.analysis.drift import DriftQuery, compute_drift
 from app.core.analysis.freshness import silent_gaps
+from app.core.analysis.triage import with_triage
 from app.core.analysis.slices import SliceQuery, compute_slices
 from app.core.engine.attach import AttachError, SourceChanged, attach_log, attached_logs, load_log
 from app.core.engine.rows import EngineSettings, to_spark
@@ -535,10 +536,16 @@ def test_the_sample_as_a_lake_gives_the_same_numbers_on_every_engine(sample_fold
             for engine in ("duckdb", "spark"):
                 _same(own.slices, compute_slices(project, SliceQuery(version, by, window, log="lake",
                                                                      engine=engine)).slices, keys)
-        own_drift = compute_drift(project, DriftQuery(reference, current, by=("line",), mode="bounded"))
+        own_drift = with_triage(project, compute_drift(project, DriftQuery(reference, current, by=("line",),
+                                                                           mode="bounded")))
+        assert any("firmware" in (c or "") for c in own_drift.rows["cause"])  # the sample's firmware change
         for engine in ("duckdb", "spark"):
-            _same_drift(own_drift.rows, compute_drift(project, DriftQuery(
-                reference, current, by=("line",), mode="bounded", log="lake", engine=engine)).rows, ["line", "feature"])
+            attached = with_triage(project, compute_drift(project, DriftQuery(
+                reference, current, by=("line",), mode="bounded", log="lake", engine=engine)))
+            _same_drift(own_drift.rows, attached.rows, ["line", "feature"])
+            # triage and its likely cause (the firmware change found in the lake's own rows) agree too
+            assert own_drift.rows.sort("line", "feature").select("line", "feature", "triage", "cause").equals(
+                attached.rows.sort("line", "feature").select("line", "feature", "triage", "cause"))
             assert silent_gaps(project, per="asset", log="lake", engine=engine).equals(silent_gaps(project, per="asset"))
 
 

@@ -18,26 +18,41 @@ class EventError(LineproofError):
     """An event cannot be recorded as asked."""
 
 
-def version_like_columns(project: Project) -> list[str]:
+def _slice_columns(project: Project, log: str | None) -> set[str]:
+    if log:
+        from app.core.engine.attach import load_log
+        return set(load_log(project, log, check=False).slices)
+    with project.reading() as con:
+        return {r[0] for r in con.execute("SELECT name FROM log_columns WHERE role = 'slice'").fetchall()}
+
+
+def version_like_columns(project: Project, log: str | None = None) -> list[str]:
     """Slice columns whose changes are events: [slices] version_like in the manifest, default firmware."""
     configured = project.manifest.extra.get("slices_version_like")  # set by read_manifest if present
     wanted = configured or ["firmware"]
-    with project.reading() as con:
-        present = {r[0] for r in con.execute("SELECT name FROM log_columns WHERE role = 'slice'").fetchall()}
+    present = _slice_columns(project, log)
     return [c for c in wanted if c in present]
 
 
-def detect_version_changes(project: Project, column: str = "firmware", per: str = "asset") -> pl.DataFrame:
-    """Per `per` (asset), when each value of `column` first appears after the first one: one row per change."""
-    with project.reading() as con:
-        present = {r[0] for r in con.execute("SELECT name FROM log_columns").fetchall()}
-        if column not in present or per not in present:
-            return pl.DataFrame(schema={"scope": pl.Utf8, "line": pl.Utf8, "old_value": pl.Utf8,
-                                        "new_value": pl.Utf8, "ts": pl.Datetime("us")})
-        line = 'any_value("line")' if "line" in present else "NULL"
-        firsts = con.sql(f"""SELECT {sql_ident(per)} AS scope, {line}::VARCHAR AS line,
-                                    {sql_ident(column)} AS value, min(ts) AS ts
-                             FROM predictions WHERE {sql_ident(column)} IS NOT NULL GROUP BY 1, 3""").pl()
+def detect_version_changes(project: Project, column: str = "firmware", per: str = "asset", log: str | None = None,
+                           engine: str | None = None) -> pl.DataFrame:
+    """Per `per` (asset), when each value of `column` first appears after the first one: one row per change
+    (in the project's own log, or an attached one where it lives)."""
+    present = _slice_columns(project, log)
+    if column not in present or per not in present:
+        return pl.DataFrame(schema={"scope": pl.Utf8, "line": pl.Utf8, "old_value": pl.Utf8,
+                                    "new_value": pl.Utf8, "ts": pl.Datetime("us")})
+    # min, not any_value: the same line on every engine and every run
+    line = 'min("line")' if "line" in present else "NULL"
+    sql = f"""SELECT {sql_ident(per)} AS scope, CAST({line} AS VARCHAR) AS line,
+                     {sql_ident(column)} AS value, min(ts) AS ts
+              FROM {{rows}} WHERE {sql_ident(column)} IS NOT NULL GROUP BY 1, 3"""
+    if log:
+        from app.core.analysis.attached import summary_frame
+        firsts = summary_frame(project, log, engine, sql.format(rows="_log"))
+    else:
+        with project.reading() as con:
+            firsts = con.sql(sql.format(rows="predictions")).pl()
     ordered = firsts.sort("scope", "ts").with_columns(pl.col("value").shift(1).over("scope").alias("old_value"))
     return ordered.filter(pl.col("old_value").is_not_null()).select(
         "scope", "line", "old_value", pl.col("value").alias("new_value"), "ts")

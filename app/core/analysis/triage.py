@@ -91,8 +91,7 @@ def triage_drift(project: Project, drift: DriftTable) -> Triage:
     # the drift compares the current window with the reference: an event between the two can explain it
     since = min(query.reference[1], query.current[0] - EVENT_LEAD) if query.reference_dataset is None \
         else query.current[0] - EVENT_LEAD
-    # firmware changes are detected in the project's own log; an attached log brings the stored events only
-    events = events_between(project, keys, (since, query.current[1]), detected=query.log is None)
+    events = events_between(project, keys, (since, query.current[1]), log=query.log, engine=query.engine)
     out = []
     for r in cells.iter_rows(named=True):
         out.append(_classify(r, keys, events))
@@ -197,16 +196,17 @@ def _shapes(moments: pl.DataFrame, keys: list[str]) -> pl.DataFrame:
         .then(pl.col("_cur_min")).alias("frozen_at"))
 
 
-def events_between(project: Project, keys: list[str], span: tuple[datetime, datetime],
-                   detected: bool = True) -> dict[tuple, str]:
-    """The first version change (when `detected`) or stored event per slice value within `span`."""
+def events_between(project: Project, keys: list[str], span: tuple[datetime, datetime], log: str | None = None,
+                   engine: str | None = None) -> dict[tuple, str]:
+    """The first version change (in the project's log, or the attached `log`) or stored event per slice value
+    within `span`."""
     if len(keys) != 1:
         return {}
     dim = keys[0]
     start, end = span
     found: dict[tuple, tuple[datetime, str]] = {}
-    for column in version_like_columns(project) if detected else ():
-        changes = detect_version_changes(project, column)
+    for column in version_like_columns(project, log):
+        changes = detect_version_changes(project, column, log=log, engine=engine)
         if dim not in ("line", "asset") or not changes.height:
             continue
         where = "line" if dim == "line" else "scope"
