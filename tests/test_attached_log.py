@@ -18,8 +18,8 @@ import pytest
 from app.cli import main
 from app.core.analysis.drift import DriftQuery, compute_drift
 from app.core.analysis.freshness import silent_gaps
-from app.core.analysis.triage import with_triage
 from app.core.analysis.slices import SliceQuery, compute_slices
+from app.core.analysis.triage import with_triage
 from app.core.engine.attach import AttachError, SourceChanged, attach_log, attached_logs, load_log
 from app.core.engine.rows import EngineSettings, to_spark
 from app.core.errors import SettingsError
