@@ -186,7 +186,7 @@ class DriftView(Screen):
         self.heatmap.cellClicked.connect(self._cell_clicked)
         self.table_view.clicked.connect(self._row_clicked)
         self.cancel_button.clicked.connect(self.cancel)
-        QShortcut(QKeySequence(Qt.Key.Key_Escape), self, activated=self.cancel)
+        QShortcut(QKeySequence(Qt.Key.Key_Escape), self, activated=self.cancel, whatsThis="Cancel the drift computation")
 
     def cancel(self) -> None:
         """Stop the matrix and the cell detail still being computed."""

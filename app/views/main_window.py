@@ -10,6 +10,7 @@ from PySide6.QtCore import QByteArray, QSettings, Qt, QThreadPool, QTimer
 from PySide6.QtGui import QAction, QCloseEvent, QIcon, QKeySequence
 from PySide6.QtWidgets import (
     QApplication,
+    QDialog,
     QFileDialog,
     QHBoxLayout,
     QInputDialog,
@@ -21,7 +22,6 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from app import __version__
 from app.core.analysis.overview import Overview, build_overview, log_rows_text
 from app.core.errors import LineproofError, ProjectLockedError
 from app.core.store.ingest import import_labels, import_predictions
@@ -179,6 +179,12 @@ class MainWindow(QMainWindow):
                                              lambda _=False, r=i: self.nav.setCurrentRow(r),
                                              f"Ctrl+{(i + 1) % 10}" if i < 10 else None))
         help_menu = self.menuBar().addMenu("&Help")
+        self.act_help = self._action("&Help for this screen", self.help_for_screen, QKeySequence.StandardKey.HelpContents,
+                                     "The manual's part for the screen in front of you, and the glossary (offline)")
+        help_menu.addAction(self.act_help)
+        help_menu.addAction(self._action("&Keyboard shortcuts", self.shortcuts_dialog, None,
+                                         "Every shortcut of the menus and the screens"))
+        help_menu.addSeparator()
         help_menu.addAction(self._action("&About Lineproof", self.about))
         self._fill_recent()
 
@@ -607,11 +613,47 @@ class MainWindow(QMainWindow):
         task.error.connect(lambda exc: show_error(self, exc, "Sample project"))
         return task
 
-    def about(self) -> None:
-        """Help > About."""
-        QMessageBox.about(self, "About Lineproof",
-                          f"<b>Lineproof {__version__}</b><br>Slice performance, drift, benchmarks, validation "
-                          "and signed packets for models on the production line. Works offline.")
+    def help_for_screen(self) -> QDialog:
+        """Help > Help for this screen (F1): the README's sections for the current screen, and the glossary."""
+        from app.views.help_dialogs import HelpDialog
+        from app.views.help_text import help_markdown
+
+        row = max(self.nav.currentRow(), 0)
+        dialog = HelpDialog(f"Help: {LABELS[row]}", help_markdown(NAMES[row], LABELS[row]), self)
+        dialog.show()
+        return dialog
+
+    def shortcut_rows(self) -> list[tuple[str, str, str]]:
+        """(keys, what, where) of every shortcut: menus, then each screen (built now if it was not yet)."""
+        from PySide6.QtGui import QShortcut
+        from PySide6.QtWidgets import QAbstractButton
+
+        rows = [(k.toString(QKeySequence.SequenceFormat.NativeText), _plain(a.text()), "menu")
+                for a in self.findChildren(QAction) for k in a.shortcuts()[:1] if not k.isEmpty() and a.text()]
+        for name, label in zip(NAMES, LABELS, strict=True):
+            screen = self.screens.screen(name)
+            rows += [(b.shortcut().toString(QKeySequence.SequenceFormat.NativeText),
+                      _plain(b.text() or b.toolTip()), label) for b in screen.findChildren(QAbstractButton)
+                     if not b.shortcut().isEmpty()]
+            rows += [(s.key().toString(QKeySequence.SequenceFormat.NativeText), s.whatsThis(), label)
+                     for s in screen.findChildren(QShortcut) if not s.key().isEmpty()]
+        return rows
+
+    def shortcuts_dialog(self) -> QDialog:
+        """Help > Keyboard shortcuts."""
+        from app.views.help_dialogs import ShortcutsDialog
+
+        dialog = ShortcutsDialog(self.shortcut_rows(), self)
+        dialog.show()
+        return dialog
+
+    def about(self) -> QDialog:
+        """Help > About: version, platform, the bundled libraries' licences, About Qt."""
+        from app.views.help_dialogs import AboutDialog
+
+        dialog = AboutDialog(self)
+        dialog.show()
+        return dialog
 
     def closeEvent(self, event: QCloseEvent) -> None:
         if not self.close_project():
@@ -620,6 +662,11 @@ class MainWindow(QMainWindow):
         if self.remember_geometry:
             self.settings.setValue("window/geometry", self.saveGeometry())
         super().closeEvent(event)
+
+
+def _plain(text: str) -> str:
+    """A menu or button text without its mnemonic markers ("&&" is a literal &)."""
+    return text.replace("&&", "\0").replace("&", "").replace("\0", "&").replace("…", "")
 
 
 def make_app(argv: list[str] | None = None) -> QApplication:

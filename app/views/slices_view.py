@@ -199,7 +199,7 @@ class SlicesView(Screen):
         self.table_view.clicked.connect(self._row_clicked)
         self.export_button.clicked.connect(self.export_csv_dialog)
         self.cancel_button.clicked.connect(self.cancel)
-        QShortcut(QKeySequence("Ctrl+Shift+E"), self, activated=self.export_csv_dialog)
+        QShortcut(QKeySequence("Ctrl+Shift+E"), self, activated=self.export_csv_dialog, whatsThis="Export the slice table as CSV")
 
     # ----- project
     def set_project(self, project: Project | None) -> None:

@@ -199,7 +199,7 @@ class ValidationView(Screen):
         self.export_button.clicked.connect(lambda: self.result and self.export_requested.emit(self.result["run_id"]))
         self.example_button.clicked.connect(self.start_from_example)
         self.save_plan_button.clicked.connect(self.save_plan)
-        QShortcut(QKeySequence.StandardKey.Save, self, activated=self.save_plan)
+        QShortcut(QKeySequence.StandardKey.Save, self, activated=self.save_plan, whatsThis="Save the plan as a new revision")
         self.run_button.clicked.connect(self.start)
         self.runs_table.selectionModel().selectionChanged.connect(lambda *_: self.show_selected_run())
         self.criteria_table.selectionModel().selectionChanged.connect(lambda *_: self.show_checks())
