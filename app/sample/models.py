@@ -47,9 +47,15 @@ def train_v1(out: Path, training_rows: int = 10_000) -> tuple[Path, object]:
     from sklearn.pipeline import make_pipeline
     from sklearn.preprocessing import StandardScaler
 
+    from threadpoolctl import threadpool_limits  # scikit-learn's own dependency
+
     frame = training_set(training_rows, seed=11)
     x, y = frame.select(FEATURES).to_numpy().astype(np.float32), frame["label"].to_numpy()
-    model = make_pipeline(StandardScaler(), MLPClassifier((6,), max_iter=300, random_state=0)).fit(x, y)
+    # One BLAS thread: a multi-threaded matrix product sums in an order that depends on the thread count and
+    # the machine's load, and over 300 epochs the last bits grow into another model file. One thread makes
+    # weld-defect:v1 byte-identical on every build, as the README promises.
+    with threadpool_limits(limits=1):
+        model = make_pipeline(StandardScaler(), MLPClassifier((6,), max_iter=300, random_state=0)).fit(x, y)
     return _export_sklearn(model, out / "weld_defect_v1_mlp.onnx", "weld_defect_v1"), frame
 
 
