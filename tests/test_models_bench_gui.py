@@ -113,12 +113,20 @@ def test_benchmarks_screen_runs_and_compares(qtbot, open_sample: Project):
     runs = view.selected_runs()
     assert len(runs) == 2 and len(view.histogram.curves) == 4  # outline + p99 line per run
     pct = view.percentiles.frame
-    p50_row = pct.row(pct["figure"].to_list().index("p50 (ms)"))
+    values = dict(zip(pct.columns, pct.row(pct["figure"].to_list().index("p50 (ms)")), strict=True))
+    # the second run against the first (the baseline): delta and ratio, and the picker names the baseline
+    assert values["delta1"] == pytest.approx(values["run1"] - values["run0"])
+    assert values["ratio1"] == pytest.approx(values["run1"] / values["run0"])
+    assert view.baseline.count() == 2 and view.baseline.currentIndex() == 0
+    view.baseline.setCurrentIndex(1)
+    view.baseline.activated.emit(1)
+    swapped = dict(zip(view.percentiles.frame.columns, view.percentiles.frame.row(2), strict=True))
+    assert swapped["ratio0"] == pytest.approx(swapped["run0"] / swapped["run1"]) and "ratio1" not in swapped
     open_sample.close()
     con = duckdb.connect(str(open_sample.db_path), read_only=True)
     stored = dict(con.execute("SELECT run_id, p50_ms FROM bench_runs").fetchall())
     con.close()
-    assert sorted(p50_row[1:]) == sorted(stored.values())
+    assert sorted([values["run0"], values["run1"]]) == sorted(stored.values())
     assert "p99 over the 0.001 ms budget" in view.verdict.text()
 
 

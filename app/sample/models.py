@@ -46,7 +46,6 @@ def train_v1(out: Path, training_rows: int = 10_000) -> tuple[Path, object]:
     from sklearn.neural_network import MLPClassifier
     from sklearn.pipeline import make_pipeline
     from sklearn.preprocessing import StandardScaler
-
     from threadpoolctl import threadpool_limits  # scikit-learn's own dependency
 
     frame = training_set(training_rows, seed=11)

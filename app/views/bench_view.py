@@ -26,7 +26,7 @@ from PySide6.QtWidgets import (
 from app.core.errors import LineproofError
 from app.core.models.bench import BenchConfig, run_benchmark
 from app.core.models.bench.devices import openvino_devices
-from app.core.models.bench.store import list_runs, run_detail
+from app.core.models.bench.store import compare_figures, list_runs, run_detail
 from app.core.models.registry import list_versions
 from app.core.store.project import Project
 from app.views.bench_charts import LatencyHistogram, ThroughputBars
@@ -59,13 +59,30 @@ RUN_COLUMNS = [
     Column("peak_rss_mb", "RSS MB", tooltip=lambda r: "Peak resident memory of the benchmark process itself "
                                                           "(the runtime, the model and its buffers), in MB"),
     Column("noisy", "Noisy", tooltip=_load_tip, background=lambda r: "#f4cccc" if r["noisy"] else None),
+    # Hardware before the free-text status: at 1366 px the status gives way, the hardware id stays in view
+    Column("fingerprint_id", "Hardware", "digest",
+           tooltip=lambda r: f"Hardware fingerprint {r['fingerprint_id']} (site {r['site'] or 'not set'}); runs "
+                             "are comparable only on the same hardware"),
     Column("status", "Status", tooltip=lambda r: r["reason"] or "Completed", free_text=True),
-    Column("fingerprint_id", "Hardware", tooltip=lambda r: f"Hardware fingerprint id (site {r['site'] or 'not set'})"),
 ]
 PERCENTILE_ROWS = [("compile_ms", "compile (ms)"), ("first_ms", "first inference (ms)"), ("p50_ms", "p50 (ms)"),
                    ("p90_ms", "p90 (ms)"), ("p95_ms", "p95 (ms)"), ("p99_ms", "p99 (ms)"), ("p999_ms", "p99.9 (ms)"),
                    ("max_ms", "max (ms)"), ("mean_ms", "mean (ms)"), ("throughput", "throughput / s"),
                    ("peak_rss_mb", "peak RSS (MB)")]
+FIGURE_LABELS = dict(PERCENTILE_ROWS)
+
+
+def _ratio_colour(figure: str, ratio: float | None) -> str | None:
+    """Green where the run is better than the baseline by 5% or more, red where worse."""
+    if ratio is None:
+        return None
+    better = ratio >= 1.05 if figure == "throughput" else ratio <= 0.95
+    worse = ratio <= 0.95 if figure == "throughput" else ratio >= 1.05
+    return "#d9ead3" if better else "#f4cccc" if worse else None
+
+
+def _figure_key(label: str) -> str:
+    return next((k for k, v in FIGURE_LABELS.items() if v == label), label)
 
 
 def run_label(r: dict[str, Any]) -> str:
@@ -130,9 +147,14 @@ class BenchView(Screen):
         self.bars = ThroughputBars()
         self.percentiles = FrameTableModel([])
         self.verdict = QLabel(wordWrap=True, objectName="budgetVerdict")
+        self.baseline = QComboBox(toolTip="The run the others are compared with: delta and ratio columns")
         pct_page = QWidget()
         pl_ = QVBoxLayout(pct_page)
         pl_.setContentsMargins(0, 0, 0, 0)
+        base_row = QHBoxLayout()
+        base_row.addWidget(QLabel("Compare with"))
+        base_row.addWidget(self.baseline, 1)
+        pl_.addLayout(base_row)
         pl_.addWidget(DataTable(self.percentiles), 1)
         pl_.addWidget(self.verdict)
         tabs = QTabWidget()
@@ -151,6 +173,7 @@ class BenchView(Screen):
         self.run_button.clicked.connect(self.start)
         self.table.selectionModel().selectionChanged.connect(lambda *_: self.show_selected())
         self.budget.valueChanged.connect(lambda _: self.show_selected())
+        self.baseline.activated.connect(lambda _: self.show_selected(keep_baseline=True))
         self.ov_devices: list[str] = []
         self._runtime_changed("onnxruntime")
 
@@ -266,24 +289,36 @@ class BenchView(Screen):
             details = [run_detail(con, self.runs.row(r)["run_id"]) for r in rows]
         return [d for d in details if d is not None]
 
-    def show_selected(self) -> None:
-        """Update histogram, percentiles and throughput for the selected runs."""
+    def show_selected(self, keep_baseline: bool = False) -> None:
+        """Update histogram, percentiles (with delta and ratio against the chosen baseline run) and throughput."""
         runs = [r for r in self.selected_runs() if r["status"] == "ok"]
         budget = self.budget.value()
         self.histogram.show_runs([(run_label(r), r["latencies_ms"], r["p99_ms"]) for r in runs])
         self.histogram.set_budget(budget)
         self.bars.show_runs([(run_label(r), r["throughput"] or 0.0) for r in runs])
-        table = {"figure": [label for _, label in PERCENTILE_ROWS]}
+        chosen = self.baseline.currentIndex() if keep_baseline else 0
+        self.baseline.clear()
+        self.baseline.addItems([run_label(r) for r in runs])
+        base = min(max(chosen, 0), max(len(runs) - 1, 0))
+        self.baseline.setCurrentIndex(base)
+        rows = compare_figures(runs, base)
+        frame = pl.DataFrame(rows, strict=False).with_columns(
+            pl.col("figure").replace_strict(FIGURE_LABELS, default=pl.col("figure"))) if rows else pl.DataFrame()
         columns = [Column("figure", "")]
         for i, r in enumerate(runs):
-            key = f"run{i}"
-            table[key] = [r[k] for k, _ in PERCENTILE_ROWS]
             fp = r["fingerprint"]
-            columns.append(Column(key, run_label(r), tooltip=lambda _row, fp=fp, r=r: (
+            columns.append(Column(f"run{i}", run_label(r) + (" (baseline)" if i == base else ""),
+                                  tooltip=lambda _row, fp=fp, r=r: (
                 f"{r['run_id']} at {r['site'] or 'no site'}: {fp.get('cpu_model')}, {fp.get('logical_cores')} "
                 f"cores, {fp.get('ram_gb')} GB, {fp.get('os')}; ONNX Runtime {fp.get('onnxruntime')}, "
                 f"OpenVINO {fp.get('openvino')}; config {json.dumps(r['config'])}")))
-        self.percentiles.set_frame(pl.DataFrame(table, strict=False), columns)
+            if i != base:
+                columns.append(Column(f"delta{i}", "Δ", tooltip=lambda row, i=i: "this run minus the baseline"))
+                columns.append(Column(f"ratio{i}", "×", tooltip=lambda row, i=i: (
+                    "this run / the baseline (throughput: above 1 is faster; times and memory: below 1 is "
+                    "better)"), background=lambda row, i=i: _ratio_colour(_figure_key(row["figure"]),
+                                                                          row.get(f"ratio{i}"))))
+        self.percentiles.set_frame(frame, columns)
         if budget > 0 and runs:
             over = [run_label(r) for r in runs if (r["p99_ms"] or 0) > budget]
             self.verdict.setText(f"p99 over the {budget:g} ms budget: {', '.join(over)}" if over

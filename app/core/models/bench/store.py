@@ -76,3 +76,25 @@ def latency_histogram(latencies_ms: list[float], bins: int = 40) -> tuple[list[f
     low = float(lat.min())
     counts, edges = np.histogram(lat[lat <= top], bins=bins, range=(low, top if top > low else low + 1e-6))
     return edges.tolist(), counts.tolist(), int((lat > top).sum())
+
+
+COMPARED = ("compile_ms", "first_ms", "p50_ms", "p90_ms", "p95_ms", "p99_ms", "p999_ms", "max_ms", "mean_ms",
+            "throughput", "peak_rss_mb")
+
+
+def compare_figures(runs: list[dict[str, Any]], baseline: int = 0) -> list[dict[str, Any]]:
+    """Per figure: each run's value, and against the run at `baseline` its delta (run - baseline) and ratio
+    (run / baseline; for throughput above 1 is better, for times and memory below 1 is)."""
+    base = runs[baseline] if runs else {}
+    rows = []
+    for figure in COMPARED:
+        row: dict[str, Any] = {"figure": figure}
+        for i, r in enumerate(runs):
+            value, ref = r.get(figure), base.get(figure)
+            row[f"run{i}"] = value
+            if i != baseline:
+                both = value is not None and ref is not None
+                row[f"delta{i}"] = value - ref if both else None
+                row[f"ratio{i}"] = value / ref if both and ref else None
+        rows.append(row)
+    return rows
