@@ -1,4 +1,5 @@
-"""Independent checks used by many tests: project state read straight from the files with DuckDB."""
+"""Independent checks used by many tests (project state read straight from the files with DuckDB), and the
+tiny ONNX model several tests import."""
 
 from __future__ import annotations
 
@@ -28,4 +29,21 @@ def project_state(folder: Path) -> dict:
 def write_csv(path: Path, header: str, *rows: str) -> Path:
     """A CSV file from literal lines."""
     path.write_text("\n".join([header, *rows]) + "\n", encoding="utf-8")
+    return path
+
+
+def tiny_onnx_model(folder: Path) -> Path:
+    """A three-input MatMul model (opset 17, IR 8) as folder/m.onnx: small enough for every import test."""
+    import numpy as np
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    w = numpy_helper.from_array(np.ones((3, 1), dtype=np.float32), "w")
+    graph = helper.make_graph([helper.make_node("MatMul", ["x", "w"], ["y"])], "g",
+                              [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["n", 3])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["n", 1])], [w])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8
+    path = folder / "m.onnx"
+    onnx.save(model, str(path))
     return path

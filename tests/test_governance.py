@@ -28,6 +28,7 @@ from app.core.governance.identity import cert_pem, create_identity, create_site_
 from app.core.models.model_import import import_model
 from app.core.models.registry import edit_version_metadata, register_model, set_stage
 from app.core.store.project import Project
+from tests.helpers import tiny_onnx_model
 
 PASS = "passphrase-1"
 
@@ -40,19 +41,7 @@ def profile(tmp_path: Path, monkeypatch) -> Path:
 
 
 def _model_file(tmp_path: Path) -> Path:
-    import numpy as np
-    import onnx
-    from onnx import TensorProto, helper, numpy_helper
-
-    w = numpy_helper.from_array(np.ones((3, 1), dtype=np.float32), "w")
-    graph = helper.make_graph([helper.make_node("MatMul", ["x", "w"], ["y"])], "g",
-                              [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["n", 3])],
-                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["n", 1])], [w])
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
-    model.ir_version = 8
-    path = tmp_path / "m.onnx"
-    onnx.save(model, str(path))
-    return path
+    return tiny_onnx_model(tmp_path)
 
 
 @pytest.fixture

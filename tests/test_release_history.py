@@ -7,10 +7,7 @@ from datetime import datetime
 from pathlib import Path
 
 import duckdb
-import numpy as np
-import onnx
 import pytest
-from onnx import TensorProto, helper, numpy_helper
 
 from app.cli import main
 from app.core.analysis.quarterly import quarterly_answers
@@ -21,6 +18,7 @@ from app.core.governance.release_history import history_events, import_history
 from app.core.models.model_import import import_model
 from app.core.models.registry import register_model, set_stage
 from app.core.store.project import Project
+from tests.helpers import tiny_onnx_model
 
 HEADER = "model,version,site,event,at,by,note\n"
 GOOD = HEADER + """m,v1,,built,2026-01-05T08:00:00,ana,
@@ -31,23 +29,11 @@ m,v1,B,pilot,2026-02-01 06:30,ana,
 """
 
 
-def _model_file(folder: Path) -> Path:
-    w = numpy_helper.from_array(np.ones((3, 1), dtype=np.float32), "w")
-    graph = helper.make_graph([helper.make_node("MatMul", ["x", "w"], ["y"])], "g",
-                              [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["n", 3])],
-                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["n", 1])], [w])
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
-    model.ir_version = 8
-    path = folder / "m.onnx"
-    onnx.save(model, str(path))
-    return path
-
-
 @pytest.fixture
 def project(tmp_path: Path):
     project = Project.create(tmp_path / "proj", "History test", site="A")
     register_model(project, "m", "a model", "binary", risk_tier="high")
-    import_model(project, _model_file(tmp_path), "m", "v1", lineage={"author": "ana"})
+    import_model(project, tiny_onnx_model(tmp_path), "m", "v1", lineage={"author": "ana"})
     yield project
     project.close()
 

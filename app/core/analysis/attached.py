@@ -32,7 +32,7 @@ from app.core.analysis.slices import (
     _check_threshold,
     summarise,
 )
-from app.core.engine.attach import duckdb_views, load_log
+from app.core.engine.attach import AttachedLog, duckdb_views, load_log
 from app.core.engine.rows import EngineError, EngineSettings, LocalRows, SparkRows
 from app.core.errors import Cancelled
 from app.core.progress import NullProgress, Progress, check_cancelled, interrupt_on_cancel
@@ -40,24 +40,32 @@ from app.core.store.db import one
 from app.core.store.project import Project
 
 
-def _engine_rows(project: Project, con: duckdb.DuckDBPyConnection, settings: EngineSettings, log,
-                 progress: Progress, project_labels: bool):
+def _engine_rows(project: Project, con: duckdb.DuckDBPyConnection, settings: EngineSettings, log: AttachedLog,
+                 progress: Progress, project_labels: bool) -> LocalRows | SparkRows:
     if settings.name == "duckdb":
         duckdb_views(con, log, project_labels)
         return LocalRows(con)
     return SparkRows(con, settings, log, progress)
 
 
+def _open_log(project: Project, name: str, engine: str | None, dims: list[str], error: type, progress: Progress
+              ) -> tuple[EngineSettings, AttachedLog]:
+    """The engine settings and the attached log (its files checked), refusing slice dimensions it lacks."""
+    settings = EngineSettings.from_manifest(project.manifest.extra, engine)
+    progress.report(0.02, f"Checking the files of {name}")
+    log = load_log(project, name)
+    unknown = [d for d in dims if d not in log.slices]
+    if unknown:
+        raise error(f"Unknown slice dimension(s) in {log.name}: {', '.join(unknown)}.",
+                    f"This log has: {', '.join(log.slices) or 'no slice columns'}.")
+    return settings, log
+
+
 def compute_attached_drift(project: Project, query: DriftQuery, progress: Progress) -> DriftTable:
     """Drift per feature and slice of an attached log: bounded summaries built on the engine (mergeable, so Spark
     builds them per partition), statistics from them on this PC. On DuckDB small windows may be exact."""
-    settings = EngineSettings.from_manifest(project.manifest.extra, query.engine)
-    progress.report(0.02, f"Checking the files of {query.log}")
-    log = load_log(project, query.log)
-    unknown = [d for d in (*query.by, *(d for d, _ in query.where)) if d not in log.slices]
-    if unknown:
-        raise DriftError(f"Unknown slice dimension(s) in {log.name}: {', '.join(unknown)}.",
-                         f"This log has: {', '.join(log.slices) or 'no slice columns'}.")
+    settings, log = _open_log(project, query.log, query.engine, [*query.by, *(d for d, _ in query.where)],
+                              DriftError, progress)
     features = list(query.features) if query.features else list(log.features)
     missing = [f for f in features if f not in log.features]
     if missing:
@@ -101,13 +109,8 @@ def compute_attached_drift(project: Project, query: DriftQuery, progress: Progre
 
 def compute_attached(project: Project, query: SliceQuery, progress: Progress) -> SliceTable:
     """Metrics per slice for one version of the attached log `query.log`, summarised on `query.engine`."""
-    settings = EngineSettings.from_manifest(project.manifest.extra, query.engine)
-    progress.report(0.02, f"Checking the files of {query.log}")
-    log = load_log(project, query.log)
-    unknown = [d for d in (*query.by, *(d for d, _ in query.where)) if d not in log.slices]
-    if unknown:
-        raise SliceError(f"Unknown slice dimension(s) in {log.name}: {', '.join(unknown)}.",
-                         f"This log has: {', '.join(log.slices) or 'no slice columns'}.")
+    settings, log = _open_log(project, query.log, query.engine, [*query.by, *(d for d, _ in query.where)],
+                              SliceError, progress)
     if query.window and query.window not in WINDOWS:
         raise SliceError(f"Unknown time window {query.window!r}.", f"Use one of {', '.join(WINDOWS)}.")
     with project.reading() as con:

@@ -9,27 +9,15 @@ import polars as pl
 
 from app.core.errors import IngestError
 from app.core.store.project import Project
-from app.core.store.sources import recognise
+from app.core.store.sources import read_text_csv
 
 COLUMNS = ("line", "week", "kpi", "value")
 
 
 def read_kpis(path: Path | str) -> pl.DataFrame:
     """The file's rows as (line, week = Monday of the week, kpi, value); errors name the row and the column."""
-    source = recognise(path)
-    name = source.path.name
-    if source.format != "csv":
-        raise IngestError(f"{name} is not CSV.", "Export the KPIs as CSV with columns line, week, kpi, value.")
-    try:
-        frame = pl.read_csv(source.path, infer_schema=False)
-    except pl.exceptions.PolarsError as exc:
-        raise IngestError(f"{name} cannot be read as CSV ({exc}).", "Check the delimiter and quoting.") from exc
-    missing = [c for c in COLUMNS if c not in frame.columns]
-    if missing:
-        raise IngestError(f"{name} has no column {missing[0]!r}.",
-                          f"Columns needed: {', '.join(COLUMNS)} (found: {', '.join(frame.columns)}); nothing was "
-                          "imported.")
-    frame = frame.with_row_index("row", offset=2)  # row 1 is the header, as a spreadsheet counts
+    name = Path(path).name
+    frame = read_text_csv(path, COLUMNS, "KPIs")
     parsed = frame.with_columns(
         pl.col("value").str.strip_chars().cast(pl.Float64, strict=False).alias("value_num"),
         pl.coalesce(pl.col("week").str.strip_chars().str.to_date("%Y-%m-%d", strict=False),

@@ -26,7 +26,7 @@ from app.core.store.audit import current_actor
 from app.core.store.db import one
 from app.core.store.project import Project
 from app.core.store.schema import STAGES
-from app.core.store.sources import recognise, sha256_of
+from app.core.store.sources import read_text_csv, sha256_of
 
 COLUMNS = ("model", "version", "site", "event", "at", "by")
 EVENTS = ("built", "approval_requested", "approved", *STAGES)
@@ -42,24 +42,12 @@ def _bad(name: str, rows: pl.DataFrame, column: str, what: str, todo: str) -> In
 
 def read_history(project: Project, path: Path | str) -> pl.DataFrame:
     """The file's rows checked completely: (row, version_id, site, event, at UTC, actor, note)."""
-    source = recognise(path)
-    name = source.path.name
-    if source.format != "csv":
-        raise IngestError(f"{name} is not CSV.", f"Export the release history as CSV with columns "
-                                                 f"{', '.join(COLUMNS)}, note.")
-    try:
-        frame = pl.read_csv(source.path, infer_schema=False)
-    except pl.exceptions.PolarsError as exc:
-        raise IngestError(f"{name} cannot be read as CSV ({exc}).", "Check the delimiter and quoting.") from exc
-    missing = [c for c in COLUMNS if c not in frame.columns]
-    if missing:
-        raise IngestError(f"{name} has no column {missing[0]!r}.",
-                          f"Columns needed: {', '.join(COLUMNS)} (found: {', '.join(frame.columns)}); nothing was "
-                          "imported.")
+    name = Path(path).name
+    frame = read_text_csv(path, COLUMNS, "release history")
     if frame.height == 0:
         raise IngestError(f"{name} has a header but no rows.", "Export at least one event; nothing was imported.")
     text = [pl.col(c).str.strip_chars().fill_null("") for c in (*COLUMNS, "note") if c in frame.columns]
-    frame = frame.with_row_index("row", offset=2).with_columns(text)  # row 1 is the header
+    frame = frame.with_columns(text)
     if "note" not in frame.columns:
         frame = frame.with_columns(note=pl.lit(""))
     with project.reading() as con:

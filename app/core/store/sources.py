@@ -276,3 +276,22 @@ NUMERIC_TYPES = ("TINYINT", "SMALLINT", "INTEGER", "BIGINT", "HUGEINT", "UTINYIN
 def is_numeric_type(dtype: str) -> bool:
     """True for DuckDB numeric types (DECIMAL included)."""
     return dtype.upper() in NUMERIC_TYPES or dtype.upper().startswith("DECIMAL")
+
+
+def read_text_csv(path: Path | str, columns: tuple[str, ...], what: str) -> pl.DataFrame:
+    """A small CSV (KPIs, release history) as text columns, every needed column present, with its file row
+    number (`row`, 2 for the first data row as a spreadsheet counts); errors name the file and say what to do."""
+    source = recognise(path)
+    name = source.path.name
+    if source.format != "csv":
+        raise IngestError(f"{name} is not CSV.", f"Export the {what} as CSV with columns {', '.join(columns)}.")
+    try:
+        frame = pl.read_csv(source.path, infer_schema=False)
+    except pl.exceptions.PolarsError as exc:
+        raise IngestError(f"{name} cannot be read as CSV ({exc}).", "Check the delimiter and quoting.") from exc
+    missing = [c for c in columns if c not in frame.columns]
+    if missing:
+        raise IngestError(f"{name} has no column {missing[0]!r}.",
+                          f"Columns needed: {', '.join(columns)} (found: {', '.join(frame.columns)}); nothing was "
+                          "imported.")
+    return frame.with_row_index("row", offset=2)
