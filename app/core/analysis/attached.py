@@ -8,6 +8,9 @@ the metrics, intervals and ROC AUC are computed exactly as for an imported log.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
+
 import duckdb
 import polars as pl
 
@@ -40,12 +43,27 @@ from app.core.store.db import one
 from app.core.store.project import Project
 
 
-def _engine_rows(project: Project, con: duckdb.DuckDBPyConnection, settings: EngineSettings, log: AttachedLog,
-                 progress: Progress, project_labels: bool) -> LocalRows | SparkRows:
-    if settings.name == "duckdb":
-        duckdb_views(con, log, project_labels)
-        return LocalRows(con)
-    return SparkRows(con, settings, log, progress)
+@contextmanager
+def _engine(project: Project, settings: EngineSettings, log: AttachedLog, progress: Progress,
+            project_labels: bool) -> Iterator[tuple[duckdb.DuckDBPyConnection, LocalRows | SparkRows]]:
+    """A cursor of the project and the engine's rows over the log; Cancel interrupts both, and both are released."""
+    con = project.cursor()
+    rows: LocalRows | SparkRows | None = None
+    try:
+        with interrupt_on_cancel(progress, con):
+            progress.report(0.05, f"Reading {log.name} on {settings.name}")
+            if settings.name == "duckdb":
+                duckdb_views(con, log, project_labels)
+                rows = LocalRows(con)
+            else:
+                rows = SparkRows(con, settings, log, progress)
+            yield con, rows
+    except duckdb.InterruptException as exc:
+        raise Cancelled() from exc
+    finally:
+        if rows is not None:
+            rows.close()
+        con.close()
 
 
 def _open_log(project: Project, name: str, engine: str | None, dims: list[str], error: type, progress: Progress
@@ -80,31 +98,20 @@ def compute_attached_drift(project: Project, query: DriftQuery, progress: Progre
     if query.reference_dataset:
         from app.core.analysis.drift import _resolve_reference
         query = _resolve_reference(project, query, [(f, "DOUBLE") for f in features])
-    con = project.cursor()
-    rows = None
-    try:
-        with interrupt_on_cancel(progress, con):
-            progress.report(0.05, f"Reading {log.name} on {settings.name}")
-            rows = _engine_rows(project, con, settings, log, progress, project_labels=False)
-            n = _window_rows(rows, query) if query.mode != "exact" else 0
-            bounded = query.mode == "bounded" or settings.name == "spark" or \
-                query.mode == "auto" and n > EXACT_MAX_ROWS
-            if bounded:
-                parts = [_numeric_bounded(con, query, features, max(1, n // GRID_SAMPLE_ROWS), progress, rows)]
-            else:
-                parts = []
-                for i, feature in enumerate(features):
-                    check_cancelled(progress)
-                    progress.report(i / max(len(features), 1), f"Drift of {feature}")
-                    parts.append(_numeric(con, query, feature).with_columns(
-                        pl.lit(feature).alias("feature"), pl.lit("numeric").alias("kind")))
-            return finish_drift(project, query, parts, bounded, progress)
-    except duckdb.InterruptException as exc:
-        raise Cancelled() from exc
-    finally:
-        if rows is not None:
-            rows.close()
-        con.close()
+    with _engine(project, settings, log, progress, project_labels=False) as (con, rows):
+        n = _window_rows(rows, query) if query.mode != "exact" else 0
+        bounded = query.mode == "bounded" or settings.name == "spark" or \
+            query.mode == "auto" and n > EXACT_MAX_ROWS
+        if bounded:
+            parts = [_numeric_bounded(con, query, features, max(1, n // GRID_SAMPLE_ROWS), progress, rows)]
+        else:
+            parts = []
+            for i, feature in enumerate(features):
+                check_cancelled(progress)
+                progress.report(i / max(len(features), 1), f"Drift of {feature}")
+                parts.append(_numeric(con, query, feature).with_columns(
+                    pl.lit(feature).alias("feature"), pl.lit("numeric").alias("kind")))
+        return finish_drift(project, query, parts, bounded, progress)
 
 
 def compute_attached(project: Project, query: SliceQuery, progress: Progress) -> SliceTable:
@@ -121,35 +128,24 @@ def compute_attached(project: Project, query: SliceQuery, progress: Progress) ->
         raise EngineError(f"{log.name} has no attached labels, and Spark cannot read the labels stored in this "
                           "project.", "Attach the labels where they live (attach-log ... --labels LABELS_FOLDER), "
                                       "or use --engine duckdb; nothing was computed.")
-    con = project.cursor()
-    rows = None
-    try:
-        with interrupt_on_cancel(progress, con):
-            progress.report(0.05, f"Reading {log.name} on {settings.name}")
-            rows = _engine_rows(project, con, settings, log, progress, project_labels)
-            n, decided, latest = rows.fetch("SELECT count(*), count(predicted_label), max(ts) FROM _log "
-                                            "WHERE version_id = $v", {"v": query.version_id})
-            if not n:
-                raise SliceError(f"{log.name} holds no predictions of {query.version_id}.",
-                                 "Choose a version the log holds (lineproof attach-log PROJECT --list).")
-            task, threshold = (registered[0], float(registered[1] if registered[1] is not None else 0.5)) \
-                if registered else ("binary", None)
-            use_pred = decided > 0 and query.threshold is None
-            threshold = query.threshold if query.threshold is not None else threshold
-            _check_threshold(query, task, threshold, use_pred)
-            check_cancelled(progress)
-            rows.define("_slice_base", _base_sql(query, whole_log=False, rows=ATTACHED_ROWS))
-            table = summarise(con, query, task, threshold if threshold is not None else 0.5, progress, use_pred,
-                              latest, rows)
-            return SliceTable(table.query, table.task, table.threshold, table.metrics, table.overall, table.slices,
-                              (*table.notes, f"Rows read in place from the attached log {log.name} on "
-                                             f"{settings.name} ({len(log.files)} files)."), table.logged_decisions)
-    except duckdb.InterruptException as exc:
-        raise Cancelled() from exc
-    finally:
-        if rows is not None:
-            rows.close()
-        con.close()
+    with _engine(project, settings, log, progress, project_labels) as (con, rows):
+        n, decided, latest = rows.fetch("SELECT count(*), count(predicted_label), max(ts) FROM _log "
+                                        "WHERE version_id = $v", {"v": query.version_id})
+        if not n:
+            raise SliceError(f"{log.name} holds no predictions of {query.version_id}.",
+                             "Choose a version the log holds (lineproof attach-log PROJECT --list).")
+        task, threshold = (registered[0], float(registered[1] if registered[1] is not None else 0.5)) \
+            if registered else ("binary", None)
+        use_pred = decided > 0 and query.threshold is None
+        threshold = query.threshold if query.threshold is not None else threshold
+        _check_threshold(query, task, threshold, use_pred)
+        check_cancelled(progress)
+        rows.define("_slice_base", _base_sql(query, whole_log=False, rows=ATTACHED_ROWS))
+        table = summarise(con, query, task, threshold if threshold is not None else 0.5, progress, use_pred,
+                          latest, rows)
+        return SliceTable(table.query, table.task, table.threshold, table.metrics, table.overall, table.slices,
+                          (*table.notes, f"Rows read in place from the attached log {log.name} on "
+                                         f"{settings.name} ({len(log.files)} files)."), table.logged_decisions)
 
 
 def summary_frame(project: Project, name: str, engine: str | None, sql: str,
@@ -157,13 +153,6 @@ def summary_frame(project: Project, name: str, engine: str | None, sql: str,
     """A small summary query over the attached log `name` (relation _log), run on its engine, as a frame."""
     settings = EngineSettings.from_manifest(project.manifest.extra, engine)
     log = load_log(project, name)
-    con = project.cursor()
-    rows = None
-    try:
-        rows = _engine_rows(project, con, settings, log, progress or NullProgress(), project_labels=False)
+    with _engine(project, settings, log, progress or NullProgress(), project_labels=False) as (con, rows):
         rows.materialise("_summary", sql)
         return con.sql("SELECT * FROM _summary").pl()
-    finally:
-        if rows is not None:
-            rows.close()
-        con.close()
