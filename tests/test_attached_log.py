@@ -470,7 +470,7 @@ def test_cancel_stops_the_spark_job(lake_project):
                 break
             threading.Event().wait(0.1)
         progress.cancel()
-        worker.join(60)
+        worker.join(120)
         rows.close()
         con.close()
     assert not worker.is_alive() and isinstance(outcome[0], Cancelled)

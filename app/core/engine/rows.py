@@ -11,6 +11,7 @@ from __future__ import annotations
 import re
 import socket
 import threading
+import time
 from dataclasses import dataclass
 from datetime import date, datetime
 from pathlib import Path
@@ -227,19 +228,27 @@ class SparkRows:
         self.progress = progress or NullProgress()
         self.spark = spark_session(settings)
         self.tag = f"lineproof-{id(self)}"
+        self._active = False  # an action is running on Spark
         if hasattr(self.progress, "on_cancel"):
             self.progress.on_cancel(self._interrupt)
         self._read_files()
 
     def _interrupt(self) -> None:
-        """Cancel pressed: stop this summary's Spark jobs (the job group, or the Connect tag)."""
-        try:
-            if self.settings.connect:
-                self.spark.interruptTag(self.tag)
-            else:
-                self.spark.sparkContext.cancelJobGroup(self.tag)
-        except Exception:  # the session may already be gone; the query then fails by itself
-            pass
+        """Cancel pressed: stop this summary's Spark jobs (the job group, or the Connect tag), again every half
+        second while the action runs: a job the query plans after the first cancel would otherwise run on."""
+        def keep_cancelling() -> None:
+            while True:
+                try:
+                    if self.settings.connect:
+                        self.spark.interruptTag(self.tag)
+                    else:
+                        self.spark.sparkContext.cancelJobGroup(self.tag)
+                except Exception:  # the session may already be gone; the query then fails by itself
+                    return
+                time.sleep(0.5)
+                if not self._active:
+                    return
+        threading.Thread(target=keep_cancelling, daemon=True, name="spark-cancel").start()
 
     def _run(self, action):
         if self.progress.cancelled():  # pressed before this job started: cancelling the group would miss it
@@ -248,6 +257,7 @@ class SparkRows:
             self.spark.addTag(self.tag)
         else:
             self.spark.sparkContext.setJobGroup(self.tag, "lineproof summary", interruptOnCancel=True)
+        self._active = True
         try:
             return action()
         except Exception as exc:
@@ -257,6 +267,7 @@ class SparkRows:
                               "A file's schema may differ from the others, or a file may be gone; check the "
                               "log again (attach-log --recheck). Nothing was stored.") from exc
         finally:
+            self._active = False
             if self.settings.connect:
                 self.spark.removeTag(self.tag)
 
