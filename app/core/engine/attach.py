@@ -93,10 +93,17 @@ def _root_of(source: str) -> str:
 def list_files(source: str) -> tuple[str, tuple[FileEntry, ...]]:
     """(root, files) of a folder (every .parquet below it; a Delta or Iceberg table's current snapshot) or a glob,
     sorted; refuses a source with none."""
+    root, files, _, _ = source_listing(source)
+    return root, files
+
+
+def source_listing(source: str) -> tuple[str, tuple[FileEntry, ...], str, str | None]:
+    """(root, files, format, snapshot id): a table's files and id from one read of its snapshot."""
     path = Path(source).expanduser()
-    fmt = table_format(source)
+    fmt, snapshot_id = table_format(source), None
     if fmt != "parquet":
-        root, names = table_root(source, fmt), snapshot(source, fmt)[1]
+        snapshot_id, names = snapshot(source, fmt)
+        root = table_root(source, fmt)
     elif path.is_dir():
         root, names = str(path), sorted(str(p) for p in path.rglob("*.parquet"))
     elif GLOB_CHARS & set(source):
@@ -110,9 +117,13 @@ def list_files(source: str) -> tuple[str, tuple[FileEntry, ...]]:
         raise AttachError(f"{source} holds no Parquet files.", "Check the path and the glob; nothing was attached.")
     entries = []
     for name in names:
-        st = os.stat(name)
+        try:
+            st = os.stat(name)
+        except OSError as exc:  # listed by the table's snapshot, gone from the disk
+            raise AttachError(f"{source} lists {name}, which cannot be read ({exc.strerror}).",
+                              "The table's files are incomplete; repair or restore it, nothing was attached.") from exc
         entries.append(FileEntry(str(Path(name).resolve()), st.st_size, st.st_mtime_ns))
-    return str(Path(root).resolve()), tuple(entries)
+    return str(Path(root).resolve()), tuple(entries), fmt, snapshot_id
 
 
 def _describe(con: duckdb.DuckDBPyConnection, files: tuple[FileEntry, ...], name: str,
@@ -222,9 +233,12 @@ def attach_log(project: Project, source: str, name: str, roles: dict[str, str] |
     if score_kind not in ("probability", "value"):
         raise AttachError(f"Score kind {score_kind!r} is not supported for attached logs.",
                           "Use probability (0..1) or value (a regression output).")
-    root, files = list_files(source)
-    fmt = table_format(source)
-    snapshot_id = snapshot(source, fmt)[0] if fmt != "parquet" else None
+    with project.reading() as con:
+        existing = one(con, "SELECT 1 FROM attached_logs WHERE name = ?", [name])
+    if existing and not replace:
+        raise AttachError(f"A log named {name!r} is already attached.",
+                          f"Choose another name, or check it again with --recheck {name}.")
+    root, files, fmt, snapshot_id = source_listing(source)
     hive = fmt != "iceberg"
     labels_root, label_files = _label_files(labels)
     con = project.cursor()
@@ -242,12 +256,8 @@ def attach_log(project: Project, source: str, name: str, roles: dict[str, str] |
         rows = _check_rows(con, _reader(files, hive), source, mapping, score_kind)
         if label_files:
             _check_labels(con, label_files, labels or "")
-        existing = one(con, "SELECT 1 FROM attached_logs WHERE name = ?", [name])
     finally:
         con.close()
-    if existing and not replace:
-        raise AttachError(f"A log named {name!r} is already attached.",
-                          f"Choose another name, or check it again with --recheck {name}.")
     log = AttachedLog(name, source, root, files, labels, label_files,
                       {k: v for k, v in mapping.roles().items()} | {"predicted_label": mapping.predicted_label},
                       dict(mapping.slices), feats, score_kind, rows, partitions, snapshot_id, fmt)
