@@ -149,9 +149,11 @@ def test_export_and_import_project_from_the_file_menu(qtbot, window: MainWindow,
     window.open_project(sample_copy)
     archive = tmp_path / "weld.lpz"
     task = window.export_project_dialog(str(archive))
+    errors: list = []
+    task.error.connect(errors.append)
     with qtbot.waitSignal(task.ended, timeout=60_000):
         pass
-    assert archive.exists()
+    assert errors == [] and archive.exists()
     task = window.import_project_dialog(str(archive), str(tmp_path / "arrived"))
     with qtbot.waitSignal(task.ended, timeout=60_000):
         pass

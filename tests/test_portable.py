@@ -224,3 +224,24 @@ def test_a_governed_project_exports_a_signed_manifest_that_import_checks(governe
         with pytest.raises(BundleError, match=message):
             import_project(bad, target / "weld")
         assert list(target.iterdir()) == []
+
+
+def test_export_waits_for_an_analysis_write_transaction_instead_of_failing(empty_project: Project, tmp_path: Path):
+    """Another cursor's write transaction (the window's background work on opening a project): CHECKPOINT refuses
+    while it is open. The export waits for it; a transaction that never ends is a clear error."""
+    import threading
+
+    from app.core.errors import ProjectLockedError
+
+    other = empty_project.cursor()
+    other.execute("BEGIN TRANSACTION")
+    other.execute("CREATE TABLE _background_write AS SELECT 1 AS x")
+    with pytest.raises(ProjectLockedError, match="kept a transaction open"):
+        empty_project.checkpoint(wait_s=0.3)
+    threading.Timer(0.5, lambda: other.execute("ROLLBACK")).start()
+    out = export_project(empty_project, tmp_path / "waited.lpz")
+    other.close()
+    dest = import_project(out, tmp_path / "arrived")
+    with Project.open(dest, read_only=True) as copy, copy.reading() as con:
+        actions = [r[0] for r in con.execute("SELECT action FROM audit_log ORDER BY seq").fetchall()]
+    assert actions[-1] == "project.export"

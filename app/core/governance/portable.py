@@ -83,8 +83,7 @@ def export_project(project: Project, out: Path | str, progress: Progress | None 
                 from app.core.governance.receipts import sign_head
 
                 sign_head(project, by)  # the archive carries a signed head: a copy's log can be checked against it
-            with project.reading() as con:
-                con.execute("CHECKPOINT")  # the .wal is not exported: everything must be in the main file
+            project.checkpoint()  # the .wal is not exported: everything must be in the main file
             files = _files(folder)
         out.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp_name = tempfile.mkstemp(prefix=f".{out.stem}-", suffix=".partial", dir=out.parent)

@@ -9,6 +9,7 @@ import shutil
 import socket
 import tempfile
 import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import datetime
@@ -339,6 +340,23 @@ class Project:
             raise ReadOnlyProjectError(
                 f"{self.display_name} is open read-only; nothing was changed.",
                 "Close other Lineproof windows on this project and open it for writing.")
+
+    def checkpoint(self, wait_s: float = WRITE_WAIT_S) -> None:
+        """Write everything into the main file (no .wal left), waiting for other cursors' short write transactions
+        (the window's background work on opening a project) rather than aborting them as FORCE CHECKPOINT would."""
+        deadline = time.monotonic() + wait_s
+        with self.reading() as con:
+            while True:
+                try:
+                    con.execute("CHECKPOINT")
+                    return
+                except duckdb.TransactionException:
+                    if time.monotonic() > deadline:
+                        raise ProjectLockedError(
+                            f"{self.display_name} could not be written to its main file: an analysis kept a "
+                            f"transaction open for over {wait_s:g} s.",
+                            "Wait until the running computation ends (or cancel it) and try again.") from None
+                    time.sleep(0.05)
 
     @contextmanager
     def write_lock(self) -> Iterator[None]:
