@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date, datetime
@@ -137,6 +138,20 @@ class FrameTableModel(QAbstractTableModel):
         moved = self.persistentIndexList()
         self.changePersistentIndexList(moved, [self.index(new_of_old[i.row()], i.column()) for i in moved])
         self.layoutChanged.emit()
+
+    def shown_frame(self) -> pl.DataFrame:
+        """The shown columns in the shown order, with full values (not the screen's rounding), headed as on
+        screen; lists and structs as JSON text, so every value fits a CSV cell."""
+        keys = [c for c in self.columns if c.key in self.frame.columns]
+        frame = self.frame.select([c.key for c in keys])
+        nested = [k for k, t in frame.schema.items() if t.is_nested()]
+        if nested:
+            frame = frame.with_columns(pl.col(k).map_elements(lambda v: json.dumps(
+                v.to_list() if hasattr(v, "to_list") else v, default=str), return_dtype=pl.Utf8) for k in nested)
+        headers: dict[str, str] = {}
+        for c in keys:  # two columns with one header (Δ, ×) keep apart with their key
+            headers[c.key] = c.header if c.header and c.header not in headers.values() else f"{c.header} {c.key}".strip()
+        return frame.rename(headers)
 
     def as_tsv(self, rows: list[int] | None = None) -> str:
         """Rows as tab-separated text with a header, for the clipboard."""

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from PySide6.QtCore import QEvent, Qt
-from PySide6.QtGui import QGuiApplication, QKeySequence
-from PySide6.QtWidgets import QAbstractItemView, QHeaderView, QTableView, QToolTip
+from PySide6.QtGui import QAction, QGuiApplication, QKeySequence
+from PySide6.QtWidgets import QAbstractItemView, QFileDialog, QHeaderView, QMessageBox, QTableView, QToolTip
 
 from app.views.table_model import FrameTableModel
 
@@ -44,6 +46,13 @@ class DataTable(QTableView):
         self.horizontalHeader().setStretchLastSection(True)
         self.model().modelReset.connect(self._after_reset)
         self._after_reset()  # a table that stays empty still gets columns as wide as their headers
+        # Every table exports what it shows (right click): the evidence behind a number leaves with its values.
+        self.setContextMenuPolicy(Qt.ContextMenuPolicy.ActionsContextMenu)
+        copy = QAction("Copy rows (Ctrl+C)", self, toolTip="The selected rows, or all, as tab-separated text")
+        copy.triggered.connect(self.copy_selection)
+        export = QAction("Export CSV…", self, toolTip="Every row of this table with full values, as CSV")
+        export.triggered.connect(lambda: self.export_csv_dialog())
+        self.addActions([copy, export])
 
     def _after_reset(self) -> None:
         if self.model().columnCount() > 0 and self.horizontalHeader().sortIndicatorSection() >= \
@@ -101,6 +110,26 @@ class DataTable(QTableView):
             self.copy_selection()
             return
         super().keyPressEvent(event)
+
+    def export_csv(self, path: Path | str) -> Path:
+        """Write the table (shown columns, full values, current order) to a CSV file."""
+        path = Path(path)
+        self.model().shown_frame().write_csv(path)
+        return path
+
+    def export_csv_dialog(self, path: str | None = None) -> Path | None:
+        """Ask where (unless given) and export; a write error is shown, not raised."""
+        if not path:
+            path, _ = QFileDialog.getSaveFileName(self, "Export table as CSV", str(Path.home() / "table.csv"),
+                                                  "CSV (*.csv)")
+        if not path:
+            return None
+        try:
+            return self.export_csv(path)
+        except OSError as exc:
+            QMessageBox.warning(self, "Export CSV", f"{path} could not be written: {exc.strerror}.\n\n"
+                                                    "Choose another folder.")
+            return None
 
     def copy_selection(self) -> str:
         """Copy the selected rows (or all) to the clipboard; returns the text."""
