@@ -81,10 +81,6 @@ def _ratio_colour(figure: str, ratio: float | None) -> str | None:
     return "#d9ead3" if better else "#f4cccc" if worse else None
 
 
-def _figure_key(label: str) -> str:
-    return next((k for k, v in FIGURE_LABELS.items() if v == label), label)
-
-
 def run_label(r: dict[str, Any]) -> str:
     """Short label of a run for legends and column headers."""
     hint = f" {r['hint']}" if r.get("hint") else ""
@@ -175,6 +171,7 @@ class BenchView(Screen):
         self.budget.valueChanged.connect(lambda _: self.show_selected())
         self.baseline.activated.connect(lambda _: self.show_selected(keep_baseline=True))
         self.ov_devices: list[str] = []
+        self._shown: list[dict[str, Any]] = []  # the selected runs as last read
         self._runtime_changed("onnxruntime")
 
     # ----- project
@@ -290,8 +287,11 @@ class BenchView(Screen):
         return [d for d in details if d is not None]
 
     def show_selected(self, keep_baseline: bool = False) -> None:
-        """Update histogram, percentiles (with delta and ratio against the chosen baseline run) and throughput."""
-        runs = [r for r in self.selected_runs() if r["status"] == "ok"]
+        """Update histogram, percentiles (with delta and ratio against the chosen baseline run) and throughput;
+        a new baseline reuses the runs already read."""
+        if not keep_baseline:
+            self._shown = [r for r in self.selected_runs() if r["status"] == "ok"]
+        runs = self._shown
         budget = self.budget.value()
         self.histogram.show_runs([(run_label(r), r["latencies_ms"], r["p99_ms"]) for r in runs])
         self.histogram.set_budget(budget)
@@ -302,8 +302,10 @@ class BenchView(Screen):
         base = min(max(chosen, 0), max(len(runs) - 1, 0))
         self.baseline.setCurrentIndex(base)
         rows = compare_figures(runs, base)
+        # "figure" shows the label; "key" (not a shown column) tells the colouring which way is better
         frame = pl.DataFrame(rows, strict=False).with_columns(
-            pl.col("figure").replace_strict(FIGURE_LABELS, default=pl.col("figure"))) if rows else pl.DataFrame()
+            pl.col("figure").alias("key"), pl.col("figure").replace_strict(FIGURE_LABELS, default=pl.col("figure"))
+        ) if rows else pl.DataFrame()
         columns = [Column("figure", "")]
         for i, r in enumerate(runs):
             fp = r["fingerprint"]
@@ -316,8 +318,7 @@ class BenchView(Screen):
                 columns.append(Column(f"delta{i}", "Δ", tooltip=lambda row, i=i: "this run minus the baseline"))
                 columns.append(Column(f"ratio{i}", "×", tooltip=lambda row, i=i: (
                     "this run / the baseline (throughput: above 1 is faster; times and memory: below 1 is "
-                    "better)"), background=lambda row, i=i: _ratio_colour(_figure_key(row["figure"]),
-                                                                          row.get(f"ratio{i}"))))
+                    "better)"), background=lambda row, i=i: _ratio_colour(row["key"], row.get(f"ratio{i}"))))
         self.percentiles.set_frame(frame, columns)
         if budget > 0 and runs:
             over = [run_label(r) for r in runs if (r["p99_ms"] or 0) > budget]

@@ -56,11 +56,3 @@ def silent_gaps(project: Project, per: str = "asset", expected_hours: float = 24
         *columns, (pl.col("hour") + pl.duration(hours=1)).alias("gap_start"),
         pl.col("next_seen").alias("gap_end"), "gap_hours", "open").sort("gap_hours", descending=True)
 
-
-def last_seen(project: Project, per: str = "line", log: str | None = None, engine: str | None = None
-              ) -> pl.DataFrame:
-    """Last record per line (or asset) and how far it lies behind the newest record in the log."""
-    frame = _summary(project, f"SELECT {sql_ident(per)} AS {sql_ident(per)}, max(ts) AS last_record FROM {{rows}} "
-                              "GROUP BY 1", log, engine)
-    return frame.with_columns(((pl.col("last_record").max() - pl.col("last_record")).dt.total_seconds() / 3600.0)
-                              .alias("hours_behind")).sort("hours_behind", descending=True)

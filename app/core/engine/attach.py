@@ -371,6 +371,11 @@ def base_view_sql(log: AttachedLog) -> str:
     return f"SELECT {', '.join(cols)} FROM _log_raw"
 
 
+# A log without labels anywhere: the labels relation with no rows (engine-neutral, transpiled for Spark).
+NO_LABELS_SQL = ("SELECT CAST(NULL AS VARCHAR) AS record_id, CAST(NULL AS DOUBLE) AS label, "
+                 "CAST(NULL AS TIMESTAMP) AS labelled_at WHERE false")
+
+
 def labels_view_sql() -> str:
     """The labels under the project's column names (engine-neutral)."""
     return ("SELECT CAST(record_id AS VARCHAR) AS record_id, CAST(label AS DOUBLE) AS label, "
@@ -387,11 +392,5 @@ def duckdb_views(con: duckdb.DuckDBPyConnection, log: AttachedLog, project_label
     elif project_labels:
         con.execute("CREATE OR REPLACE TEMP VIEW _labels AS SELECT record_id, label, labelled_at FROM labels")
     else:
-        con.execute("CREATE OR REPLACE TEMP VIEW _labels AS SELECT CAST(NULL AS VARCHAR) AS record_id, "
-                    "CAST(NULL AS DOUBLE) AS label, CAST(NULL AS TIMESTAMP) AS labelled_at WHERE false")
-
-
-def log_facts(con: duckdb.DuckDBPyConnection, version_id: str) -> tuple[int, int, Any]:
-    """(rows, rows with a decision, last time) of one version in the _log view."""
-    return one(con, "SELECT count(*), count(predicted_label), max(ts) FROM _log WHERE version_id = ?", [version_id])
+        con.execute(f"CREATE OR REPLACE TEMP VIEW _labels AS {NO_LABELS_SQL}")
 

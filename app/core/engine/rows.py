@@ -19,7 +19,7 @@ from typing import Any
 
 import duckdb
 
-from app.core.engine.attach import AttachedLog, base_view_sql, labels_view_sql
+from app.core.engine.attach import NO_LABELS_SQL, AttachedLog, base_view_sql, labels_view_sql
 from app.core.errors import Cancelled, LineproofError, SettingsError
 from app.core.progress import NullProgress, Progress
 from app.core.store.db import one
@@ -80,7 +80,7 @@ def inline(sql: str, params: dict[str, Any]) -> str:
         if isinstance(value, bool):
             return "TRUE" if value else "FALSE"
         if isinstance(value, (int, float)):
-            return repr(float(value)) if isinstance(value, float) else str(value)
+            return repr(value)  # a float's shortest round-trip text
         if isinstance(value, datetime):
             return f"TIMESTAMP {sql_literal(value.isoformat(sep=' '))}"
         if isinstance(value, date):
@@ -132,7 +132,7 @@ class LocalRows:
         """Nothing to release: the cursor belongs to the caller."""
 
 
-_SESSIONS: dict[tuple[str, str], Any] = {}
+_SESSION: dict[tuple[str, str], Any] = {}  # at most one: (master, connect) -> session
 _SESSION_LOCK = threading.Lock()
 
 
@@ -147,15 +147,16 @@ def spark_session(settings: EngineSettings) -> Any:
     _check_reachable(settings)
     key = (settings.master, settings.connect)
     with _SESSION_LOCK:
-        if key in _SESSIONS:
-            return _SESSIONS[key]
+        if key in _SESSION:
+            return _SESSION[key]
         # One Spark session per process: a changed [engine] (another master, or Connect instead of a local
         # session) ends the previous one first.
-        for old in list(_SESSIONS):
+        for old in _SESSION.values():
             try:
-                _SESSIONS.pop(old).stop()
+                old.stop()
             except Exception:  # already gone with its JVM or server
                 pass
+        _SESSION.clear()
         try:
             if settings.connect:
                 builder = SparkSession.builder.remote(settings.connect)
@@ -180,7 +181,7 @@ def spark_session(settings: EngineSettings) -> Any:
             raise EngineError(f"Spark at {where} cannot be started or reached ({_first_line(exc)}).",
                               "Check the master or Connect URL in lineproof.toml [engine] and that the cluster "
                               "is up (and Java 17 for local mode); nothing was computed.") from exc
-        _SESSIONS[key] = session
+        _SESSION[key] = session
         return session
 
 
@@ -282,18 +283,21 @@ class SparkRows:
                 self.spark.read.parquet(*[f.path for f in self.log.label_files]).createOrReplaceTempView("_labels_raw")
                 self.spark.sql(to_spark(labels_view_sql())).createOrReplaceTempView("_labels")
             else:
-                self.spark.sql("SELECT CAST(NULL AS STRING) AS record_id, CAST(NULL AS DOUBLE) AS label, "
-                               "CAST(NULL AS TIMESTAMP) AS labelled_at WHERE false").createOrReplaceTempView("_labels")
+                self.spark.sql(to_spark(NO_LABELS_SQL)).createOrReplaceTempView("_labels")
         self._run(read)
 
     def define(self, name: str, sql: str) -> None:
         """A relation the summary queries read (a Spark temp view)."""
         self._run(lambda: self.spark.sql(to_spark(sql)).createOrReplaceTempView(name))
 
+    def _arrow(self, sql: str, params: dict[str, Any] | None) -> Any:
+        """A summary query's result from Spark as Arrow, timestamps as naive UTC. Not collect(): that turns
+        timestamps into this PC's local time."""
+        return _naive_utc(self._run(lambda: self.spark.sql(to_spark(inline(sql, params or {}))).toArrow()))
+
     def materialise(self, name: str, sql: str, params: dict[str, Any] | None = None) -> None:
         """Run a summary query on Spark; its (small) result becomes a temp table of the DuckDB cursor."""
-        table = _naive_utc(self._run(lambda: self.spark.sql(to_spark(inline(sql, params or {}))).toArrow()))
-        self.con.register("_spark_result", table)
+        self.con.register("_spark_result", self._arrow(sql, params))
         try:
             self.con.execute(f"CREATE OR REPLACE TEMP TABLE {name} AS SELECT * FROM _spark_result")
         finally:
@@ -301,9 +305,7 @@ class SparkRows:
 
     def fetch(self, sql: str, params: dict[str, Any] | None = None) -> tuple:
         """One row of a small query, computed on Spark."""
-        # through Arrow, not collect(): collect() turns timestamps into this PC's local time
-        table = _naive_utc(self._run(lambda: self.spark.sql(to_spark(inline(sql, params or {}))).toArrow()))
-        rows = table.to_pylist()
+        rows = self._arrow(sql, params).to_pylist()
         return tuple(rows[0].values()) if rows else None
 
     def close(self) -> None:
