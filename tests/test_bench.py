@@ -115,6 +115,21 @@ def test_benchmark_figures_match_the_stored_latencies(bench_project: Project, ru
     assert audit == ("bench.run", result.run_id)
 
 
+def test_the_recorded_peak_memory_is_the_childs_own_not_its_parents(bench_project: Project) -> None:
+    # Linux carries ru_maxrss over fork and exec: a benchmark started from the GUI (700+ MB) reported the GUI's
+    # peak. Make this process's peak large first, then check the child's figure against what the child can hold.
+    import resource
+
+    big = np.ones(2**27)  # 1 GiB, touched
+    del big
+    parent_peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    assert parent_peak > 1024
+    result = run_benchmark(bench_project, "m:ok", BenchConfig(runtime="onnxruntime", batch=1, iterations=50))
+    assert result.status == "ok", result.reason
+    peak = _rows(bench_project, f"SELECT peak_rss_mb FROM bench_runs WHERE run_id = '{result.run_id}'")[0][0]
+    assert 20 < peak < 600, f"child peak {peak:.0f} MB (parent's {parent_peak:.0f} MB)"
+
+
 def test_fingerprint_describes_this_machine() -> None:
     fp = hardware_fingerprint()
     assert fp["logical_cores"] == os.cpu_count()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import threading
 from datetime import datetime
 from pathlib import Path
 
@@ -156,6 +157,42 @@ def test_reimport_of_the_same_file_is_detected(empty_project: Project, tmp_path:
     expect_refused(empty_project, copy, "renamed-copy.csv was already imported (import #1")
 
 
+def test_a_reimport_is_refused_on_every_path_even_though_the_hash_runs_beside_the_read(empty_project: Project,
+                                                                                       tmp_path: Path):
+    # The hash is now taken while the rows go in: the refusal comes after the insert and must roll it back, on the
+    # one-pass CSV path, on the exact path (a number column with 'n/a'), for Parquet and for labels.
+    exact_rows = good_rows(4)
+    exact_rows[2] = exact_rows[2].replace(",202.5,", ",n/a,")
+    files = [write_csv(tmp_path / "fast.csv", HEADER, *good_rows(5)),
+             write_csv(tmp_path / "exact.csv", HEADER, *[r.replace("r", "x", 1) for r in exact_rows])]
+    pl.read_csv(files[0]).with_columns(pl.col("record_id") + "p").write_parquet(tmp_path / "log.parquet")
+    files.append(tmp_path / "log.parquet")
+    labels = write_csv(tmp_path / "labels.csv", "record_id,label", "r0,1", "r1,0")
+    for src in files:
+        import_predictions(empty_project, src)
+    import_labels(empty_project, labels)
+    empty_project.close()
+    for src in [*files, labels]:
+        copy = tmp_path / f"again-{src.name}"
+        copy.write_bytes(src.read_bytes())
+        expect_refused(empty_project.folder, copy, f"again-{src.name} was already imported", labels=src == labels)
+
+
+def test_cancel_stops_the_hash_beside_the_read(empty_project: Project, tmp_path: Path):
+    from app.core.errors import Cancelled
+    from app.core.progress import TaskProgress
+
+    src = write_csv(tmp_path / "log.csv", HEADER, *good_rows(5))
+    progress = TaskProgress()
+    progress.cancel()
+    empty_project.close()
+    before = project_state(empty_project.folder)
+    with Project.open(empty_project.folder) as project, pytest.raises(Cancelled):
+        import_predictions(project, src, progress=progress)
+    assert project_state(empty_project.folder) == before
+    assert not [t for t in threading.enumerate() if t.name == "lineproof-digest"], "the hash thread outlived the import"
+
+
 def test_duplicate_and_overlapping_record_ids_are_refused(empty_project: Project, tmp_path: Path):
     rows = good_rows(3) + [good_rows(1)[0].replace(",0.0,", ",0.9,")]
     expect_refused(empty_project, write_csv(tmp_path / "dup.csv", HEADER, *rows), "record id 'r0' appears 2 times")
@@ -163,6 +200,19 @@ def test_duplicate_and_overlapping_record_ids_are_refused(empty_project: Project
         import_predictions(project, write_csv(tmp_path / "a.csv", HEADER, *good_rows(3)))
     expect_refused(empty_project.folder, write_csv(tmp_path / "b.csv", HEADER, *good_rows(3, start=2)),
                    "record id 'r2' is already in the project")
+
+
+@pytest.mark.parametrize("polars_max_rows", [0, 20_000_000], ids=["duckdb-count", "polars-count"])
+def test_duplicate_ids_are_found_whichever_engine_counts_them(empty_project: Project, tmp_path: Path, monkeypatch,
+                                                               polars_max_rows: int):
+    from app.core.store import ingest
+
+    monkeypatch.setattr(ingest, "_POLARS_DISTINCT_MAX_ROWS", polars_max_rows)
+    rows = good_rows(50)
+    rows[37] = rows[37].replace("r37,", "r12,", 1)
+    expect_refused(empty_project, write_csv(tmp_path / "dup.csv", HEADER, *rows), "record id 'r12' appears 2 times")
+    with Project.open(empty_project.folder) as project:
+        assert import_predictions(project, write_csv(tmp_path / "ok.csv", HEADER, *good_rows(50))).rows == 50
 
 
 def test_a_feature_keeps_its_type_across_imports(empty_project: Project, tmp_path: Path):

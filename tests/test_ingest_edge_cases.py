@@ -187,7 +187,7 @@ def test_a_mapping_typo_is_answered_from_the_header_before_any_row_is_read(empty
     def never(*_args, **_kwargs):
         raise AssertionError("the file was read although the mapping was wrong")
 
-    monkeypatch.setattr(ingest, "file_sha256", never)
+    monkeypatch.setattr(ingest, "BackgroundDigest", never)
     monkeypatch.setattr(ingest, "stage", never)
     with pytest.raises(IngestError, match="has no column 'scor' \\(score\\)"):
         import_predictions(empty_project, src, PredictionMapping(score="scor", slices={"line": "line"}))

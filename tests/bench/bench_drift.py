@@ -27,6 +27,7 @@ ROOT = Path(__file__).parents[2]
 sys.path.insert(0, str(ROOT))
 
 from tests.bench.bench_foundation import ROWS, load_average, make_log  # noqa: E402
+from tests.bench.peak import PEAK_FUNCTION  # noqa: E402
 
 PAIRS = int(os.environ.get("LINEPROOF_BENCH_PAIRS", 5))
 CASES = os.environ.get("LINEPROOF_BENCH_CASES", "continuous,quantised").split(",")
@@ -89,7 +90,7 @@ def windows(db: Path) -> tuple[tuple[datetime, datetime], tuple[datetime, dateti
     return reference, current, counts[0], counts[1]
 
 
-OURS = """
+OURS = PEAK_FUNCTION + """
 import sys, time, resource
 from datetime import datetime
 from app.core.analysis.drift import DriftQuery, compute_drift
@@ -100,12 +101,12 @@ with Project.open(sys.argv[1], read_only=True) as project:
     table = compute_drift(project, DriftQuery(ref, cur, by=('line',), mode=sys.argv[4]))
     took = time.perf_counter() - t0
 rows = table.rows
-print(took, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, rows.height, rows['feature'].n_unique(),
+print(took, _lineproof_peak_mb(), rows.height, rows['feature'].n_unique(),
       int(table.bounded), rows['ks_d_bound'].max() or 0, rows['wasserstein_norm_bound'].max() or 0,
       int(rows['drifted'].fill_null(False).sum()))
 """
 
-EVIDENTLY = """
+EVIDENTLY = PEAK_FUNCTION + """
 import sys, time, resource, duckdb
 t0 = time.perf_counter()
 con = duckdb.connect(sys.argv[1], read_only=True)
@@ -119,7 +120,7 @@ from evidently.presets import DataDriftPreset
 for line in sorted(ref["line"].unique()):
     # Evidently's run(current_data, reference_data): the current window first.
     Report([DataDriftPreset()]).run(cur[cur.line == line][feats], ref[ref.line == line][feats])
-print(t1 - t0, time.perf_counter() - t1, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
+print(t1 - t0, time.perf_counter() - t1, _lineproof_peak_mb())
 """
 
 

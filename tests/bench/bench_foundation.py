@@ -20,6 +20,10 @@ from pathlib import Path
 import duckdb
 
 ROOT = Path(__file__).parents[2]
+sys.path.insert(0, str(ROOT))
+
+from tests.bench.peak import PRINT_PEAK, peak_of, without_peak  # noqa: E402
+
 ROWS = int(os.environ.get("LINEPROOF_BENCH_ROWS", 10_000_000))
 REPEATS = int(os.environ.get("LINEPROOF_BENCH_REPEATS", 3))
 
@@ -73,9 +77,9 @@ def load_average() -> float:
 
 def _child(code: str) -> list[float]:
     """Run `code` in a fresh Python (its own peak RSS); it prints numbers, the peak RSS in MB is appended."""
-    code += "\nimport resource; print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)"
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, check=True)
-    return [float(v) for v in out.stdout.split()]
+    out = subprocess.run([sys.executable, "-c", code + "\n" + PRINT_PEAK], capture_output=True, text=True, cwd=ROOT,
+                         check=True)
+    return [*(float(v) for v in without_peak(out.stdout).split()), peak_of(out.stdout)]
 
 
 def time_ctas(parquet: Path, workdir: Path) -> tuple[float, float]:

@@ -19,6 +19,10 @@ from pathlib import Path
 import numpy as np
 import polars as pl
 
+sys.path.insert(0, str(Path(__file__).parents[2]))
+
+from tests.bench.peak import PRINT_PEAK, peak_of  # noqa: E402
+
 ROWS = int(os.environ.get("LINEPROOF_BENCH_ROWS", 10_000_000))
 PAIRS = int(os.environ.get("LINEPROOF_BENCH_PAIRS", 5))
 
@@ -42,12 +46,9 @@ def make_csv(path: Path, rows: int) -> None:
 def _child(code: str) -> tuple[float, float]:
     """(seconds, peak RSS MB) of a Python child running `code` (it reports its own peak)."""
     started = time.perf_counter()
-    done = subprocess.run([sys.executable, "-c", code + "\nimport resource\n"
-                           "print('PEAK', resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)"],
-                          check=True, capture_output=True, text=True)
+    done = subprocess.run([sys.executable, "-c", code + "\n" + PRINT_PEAK], check=True, capture_output=True, text=True)
     seconds = time.perf_counter() - started
-    peak = next(int(line.split()[1]) for line in done.stdout.splitlines() if line.startswith("PEAK"))
-    return seconds, peak / 1024
+    return seconds, peak_of(done.stdout)
 
 
 def time_ctas(csv: Path, work: Path) -> tuple[float, float]:

@@ -10,12 +10,14 @@ import json
 import socket
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import duckdb
-import polars as pl
 
 from app.core.store.db import one
+
+if TYPE_CHECKING:
+    import polars as pl
 
 GENESIS = "0" * 64
 # Columns that the entry hash covers, in this order (seq and prev_hash included: moving an entry breaks it).

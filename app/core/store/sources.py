@@ -3,16 +3,20 @@
 from __future__ import annotations
 
 import hashlib
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import duckdb
-import polars as pl
 
-from app.core.errors import IngestError
-from app.core.progress import NullProgress, Progress, check_cancelled
+from app.core.errors import Cancelled, IngestError
+from app.core.progress import Progress, check_cancelled
 from app.core.store.db import one
+
+if TYPE_CHECKING:
+    import polars as pl
 
 CSV_SUFFIXES = {".csv", ".tsv", ".txt"}
 PARQUET_SUFFIXES = {".parquet", ".pq"}
@@ -95,15 +99,41 @@ def sha256_of(path: Path, on_chunk: Callable[[int], None] | None = None) -> str:
     return digest.hexdigest()
 
 
-def file_sha256(source: SourceFile, progress: Progress | None = None, share: float = 1.0) -> str:
-    """Content hash of an input file, reported as progress and cancellable."""
-    progress = progress or NullProgress()
+class BackgroundDigest:
+    """sha256 of an input file, computed on a thread while DuckDB reads the same file: hashlib releases the GIL, and
+    a CSV scan leaves about half a core idle on two cores, so the hash costs almost no wall time (it was 7% of a
+    10M-row import when it ran first). `result()` waits for it; `stop()` abandons it (an import that failed)."""
 
-    def report(done: int) -> None:
-        check_cancelled(progress)
-        progress.report(share * done / max(source.size_bytes, 1), f"Checking {source.path.name}")
+    def __init__(self, source: SourceFile, progress: Progress) -> None:
+        self._source, self._progress = source, progress
+        self._stop = threading.Event()
+        self._sha: str | None = None
+        self._error: BaseException | None = None
+        self._thread = threading.Thread(target=self._run, name="lineproof-digest", daemon=True)
+        self._thread.start()
 
-    return sha256_of(source.path, report)
+    def _run(self) -> None:
+        def on_chunk(_done: int) -> None:
+            if self._stop.is_set():
+                raise Cancelled()
+            check_cancelled(self._progress)
+        try:
+            self._sha = sha256_of(self._source.path, on_chunk)
+        except BaseException as exc:  # re-raised in the caller's thread by result()
+            self._error = exc
+
+    def result(self) -> str:
+        """The file's sha256 (waits for the thread); its error, if reading failed or the user cancelled."""
+        self._thread.join()
+        if self._error is not None:
+            raise self._error
+        assert self._sha is not None
+        return self._sha
+
+    def stop(self) -> None:
+        """Abandon the hash and wait for the thread to let go of the file."""
+        self._stop.set()
+        self._thread.join()
 
 
 _GLOB_CHARS = set("*?[]{}")
@@ -285,6 +315,8 @@ def read_text_csv(path: Path | str, columns: tuple[str, ...], what: str) -> pl.D
     name = source.path.name
     if source.format != "csv":
         raise IngestError(f"{name} is not CSV.", f"Export the {what} as CSV with columns {', '.join(columns)}.")
+    import polars as pl  # only the small governance files read here need it, not an import's start
+
     try:
         frame = pl.read_csv(source.path, infer_schema=False)
     except pl.exceptions.PolarsError as exc:

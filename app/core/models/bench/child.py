@@ -32,6 +32,13 @@ def _say(**message: Any) -> None:
 
 
 def _peak_rss_mb() -> float:
+    # Linux keeps ru_maxrss across fork and exec: a child of the GUI reported the GUI's own peak (730-800 MB for a
+    # model that needs 230 MB). VmHWM is this process image's own high-water mark.
+    try:
+        with open("/proc/self/status", encoding="ascii") as status:
+            return next(int(line.split()[1]) for line in status if line.startswith("VmHWM:")) / 1024.0
+    except (OSError, StopIteration, ValueError):
+        pass
     try:
         import resource
 
