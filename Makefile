@@ -40,9 +40,9 @@ sample: $(SAMPLE)/lineproof.toml
 run: system-libs $(STAMP) sample
 	$(VENV)/bin/lineproof gui $(SAMPLE)
 
-# The Spark and lake extras (pyspark, sqlglot, deltalake) for the attached-log tests; `make run` never needs it.
+# The Spark, lake and variants extras (pyspark, sqlglot, deltalake, NNCF) for their tests; `make run` never needs them.
 $(SPARK_STAMP): $(STAMP)
-	$(PY) -m pip install -q -e '.[test,spark,lake]'
+	$(PY) -m pip install -q -e '.[test,spark,lake,variants]'
 	touch $(SPARK_STAMP)
 
 test: system-libs $(STAMP) $(SPARK_STAMP)
@@ -69,8 +69,9 @@ bench: $(STAMP)
 	$(PY) tests/bench/bench_packet.py
 	$(PY) tests/bench/bench_ingest_csv.py
 	$(PY) tests/bench/bench_estimate.py
-	$(PY) -m pip install -q -e ".[test,bench,spark]"
+	$(PY) -m pip install -q -e ".[test,bench,spark,variants]"
 	$(PY) tests/bench/bench_lake.py
+	$(PY) tests/bench/bench_variants.py
 	@# Evidently lives in its own venv: it is a comparison, never a dependency of Lineproof.
 	test -x .bench-evidently/bin/python || ($(PYTHON) -m venv .bench-evidently && \
 		.bench-evidently/bin/pip install -q evidently "pandas<3" duckdb pyarrow) || true
@@ -86,6 +87,9 @@ cbpe-reference:
 # One-folder bundle in dist/lineproof (PyInstaller), then the offline smoke test on it.
 installer: system-libs $(STAMP)
 	$(PY) -m pip install -q -e '.[test,installer]'
+	rm -rf build/sample && mkdir -p build/sample
+	$(PY) -m app sample build/sample/weld-seam-inspection -q
+	$(PY) -m app export-project build/sample/weld-seam-inspection --out build/sample/sample-project.lpz -q
 	$(VENV)/bin/pyinstaller --noconfirm --clean --log-level WARN --distpath dist --workpath build/pyinstaller \
 		installer/lineproof.spec
 	cp installer/lineproof.desktop resources/icons/lineproof.svg dist/lineproof/

@@ -47,3 +47,16 @@ def tiny_onnx_model(folder: Path) -> Path:
     path = folder / "m.onnx"
     onnx.save(model, str(path))
     return path
+
+
+def prebuilt_sample_archive(tmp: Path, name: str = "Weld-seam inspection") -> Path:
+    """A small project exported as the archive the offline bundle ships as its sample (built here, not trained)."""
+    from app.core.governance.portable import export_project
+    from app.core.store.ingest import import_predictions
+    from app.core.store.project import Project
+
+    log = write_csv(tmp / "prebuilt-log.csv", "record_id,ts,model_version,score,line,current_a",
+                    *[f"r{i},2026-03-0{1 + i % 9} 10:00:00,weld:v1,0.{i % 10},L{i % 3},{200 + i}.5" for i in range(30)])
+    with Project.create(tmp / "prebuilt-sample", name) as project:
+        import_predictions(project, log)
+        return export_project(project, tmp / "sample-project.lpz")

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import duckdb
+
 from app.cli import main
 
 
@@ -80,3 +82,22 @@ def test_the_dataset_command_the_validation_screen_names_exists(sample_copy: Pat
     from app.views.validation_view import NO_DATASET
 
     assert "lineproof dataset PROJECT FILE.parquet --id holdout --kind validation" in NO_DATASET
+
+
+def test_the_sample_command_unpacks_the_sample_an_installation_ships_prebuilt(tmp_path, monkeypatch, capsys):
+    """The offline bundle ships the sample built (no trainers in it): `lineproof sample` unpacks it, hashes checked."""
+    import importlib.util
+
+    from app.cli import main
+    from tests.helpers import prebuilt_sample_archive
+
+    monkeypatch.setenv("LINEPROOF_SAMPLE_ARCHIVE", str(prebuilt_sample_archive(tmp_path)))
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "sklearn" else real(name, *a))
+    assert main(["sample", str(tmp_path / "s"), "-q"]) == 0
+    assert "Unpacked the prebuilt sample project" in capsys.readouterr().out
+    con = duckdb.connect(str(tmp_path / "s" / "project.duckdb"), read_only=True)
+    assert con.execute("SELECT count(*) FROM predictions").fetchall()[0][0] == 30
+    con.close()
+    assert main(["sample", str(tmp_path / "s"), "-q"]) == 2  # never over an existing folder
+    assert "Traceback" not in capsys.readouterr().err

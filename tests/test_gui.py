@@ -300,6 +300,25 @@ def test_changes_are_audited_under_the_signed_in_user(qtbot, window: MainWindow,
     assert window.signed_in is None and current_actor() != "ines"
 
 
+def test_the_offline_bundle_opens_its_prebuilt_sample_on_first_start(qtbot, window: MainWindow, tmp_path,
+                                                                     monkeypatch):
+    """No recipe, but the archive the bundle ships: the first start unpacks it in the worker and opens it."""
+    import importlib.util
+
+    from app.views import main_window
+    from tests.helpers import prebuilt_sample_archive
+
+    monkeypatch.setenv("LINEPROOF_SAMPLE_ARCHIVE", str(prebuilt_sample_archive(tmp_path)))
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "sklearn" else real(name, *a))
+    monkeypatch.setattr(main_window, "default_sample_folder", lambda: tmp_path / "home" / "sample")
+    task = window.open_sample()
+    assert task is not None
+    qtbot.waitUntil(lambda: window.project is not None, timeout=30_000)
+    assert window.project.display_name == "Weld-seam inspection"
+    assert window.project.folder == (tmp_path / "home" / "sample").resolve()
+
+
 def test_without_a_sample_recipe_the_window_says_what_to_do(qtbot, window: MainWindow, tmp_path, monkeypatch):
     """First start of the offline bundle with an empty HOME: no sample can be built; the window says so."""
     import importlib.util
@@ -353,3 +372,37 @@ def test_screens_are_built_when_first_shown_and_get_the_open_project(qtbot, wind
     assert len(window.screens.built()) == 2
     window.close_project(force=True)
     assert window.benchmarks.project is None
+
+
+def test_alert_rules_run_in_the_background_when_a_project_with_new_data_opens(qtbot, window: MainWindow,
+                                                                                sample_copy: Path):
+    """The Overview's open alerts are not "0" only because nobody pressed Evaluate: new data since the rules last
+    ran starts them in the worker, with progress and Cancel in the status bar; a second open finds nothing due."""
+    from app.core.analysis.alerts import alerts_due
+    from app.core.store.project import Project
+
+    with Project.open(sample_copy) as project:
+        assert alerts_due(project) is not None  # the sample's imports were never evaluated
+    window.open_project(sample_copy)
+    qtbot.waitUntil(lambda: window.alerts_task is not None, timeout=60_000)
+    qtbot.waitUntil(lambda: window.alerts_task is None, timeout=120_000)
+    with window.project.reading() as con:
+        evaluated = con.execute("SELECT count(*) FROM audit_log WHERE action = 'alerts.evaluate'").fetchall()[0][0]
+        open_alerts = con.execute("SELECT count(*) FROM alerts WHERE state = 'open'").fetchall()[0][0]
+    assert evaluated == 1 and open_alerts > 0
+    qtbot.waitUntil(lambda: f"Open alerts: {open_alerts}" in window.overview.attention.text(), timeout=60_000)
+    assert alerts_due(window.project) is None
+    window.close_project()
+    window.open_project(sample_copy)  # nothing new: nothing runs
+    qtbot.wait(1500)
+    assert window.alerts_task is None
+
+
+def test_background_alert_rules_can_be_cancelled_and_store_nothing(qtbot, window: MainWindow, sample_copy: Path):
+    window.open_project(sample_copy)
+    qtbot.waitUntil(lambda: window.alerts_task is not None, timeout=60_000)
+    window.alerts_cancel.click()
+    qtbot.waitUntil(lambda: window.alerts_task is None, timeout=60_000)
+    assert "Alert rules stopped" in window.statusBar().currentMessage()
+    with window.project.reading() as con:
+        assert con.execute("SELECT count(*) FROM alerts").fetchall()[0][0] == 0

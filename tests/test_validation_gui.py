@@ -148,3 +148,17 @@ def test_review_text_typed_for_one_project_is_not_kept_for_the_next(qtbot, open_
     view.set_project(None)
     view.set_project(open_sample)
     assert view.decision.text() == "" and view.actions.toPlainText() == "" and view.unsaved_changes() == []
+
+
+def test_what_changed_inside_shows_the_diff_of_champion_and_candidate(qtbot, open_sample: Project):
+    from app.core.models.structure import diff_text, diff_versions
+
+    view = ValidationView()
+    qtbot.addWidget(view)
+    view.set_project(open_sample)
+    view.tabs.setCurrentWidget(view.model_diff)
+    expected = "\n".join(diff_text(diff_versions(open_sample, "weld-defect:v1", "weld-defect:v2")))
+    qtbot.waitUntil(lambda: view.model_diff.toPlainText() == expected, timeout=20_000)
+    assert "weld-defect:v1 -> weld-defect:v2" in expected and "Tree ensemble" in expected
+    view.champion.setCurrentIndex(0)  # "(none: first release)"
+    assert "Choose a champion" in view.model_diff.toPlainText()

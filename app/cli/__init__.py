@@ -15,6 +15,7 @@ from app.core.errors import LineproofError
 # The benchmark's measuring process inside a frozen bundle; internal, so it is not on the parser (nor in --help).
 BENCH_CHILD = "_bench-child"
 RUNTIME_CHECK = "_runtime-check"  # the model-loading probe of an import, likewise
+VARIANT_CHILD = "_variant-child"  # the converter of `lineproof variant`, likewise
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -42,6 +43,10 @@ def main(argv: list[str] | None = None) -> int:
         from app.core.models.runtime_probe import main as probe
 
         return probe()
+    if argv[:1] == [VARIANT_CHILD] and len(argv) == 2:
+        from app.core.models.variant_child import main as convert
+
+        return convert(argv[1])
     parser = build_parser()
     args = parser.parse_args(argv)
     if args.command is None:

@@ -1,4 +1,5 @@
-"""`lineproof import-model|models|stage`: model versions and their lifecycle stages."""
+"""`lineproof import-model|models|stage|tier|diff`: model versions, their lifecycle stages and what changed
+inside them."""
 
 from __future__ import annotations
 
@@ -17,6 +18,73 @@ def cmd_tier(args: argparse.Namespace) -> int:
         by = unlock(project, args.as_user, passphrase(f"Passphrase for {args.as_user}: "))
         set_risk_tier(project, args.model, args.tier, by, args.reason or "")
     print(f"{args.model} is now risk tier {args.tier}.")
+    return 0
+
+
+def cmd_variant(args: argparse.Namespace) -> int:
+    """Make the INT8 or FP16 variant of a version and register it with lineage to its parent."""
+    from app.cli.common import show_progress
+    from app.core.governance.approvals import governed, unlock
+    from app.core.models.variants import make_variant
+
+    with open_project(args.path) as project:
+        by = None
+        if args.as_user:
+            by = unlock(project, args.as_user, passphrase(f"Passphrase for {args.as_user}: "))
+        elif governed(project):
+            raise LineproofError("This project has users: a new model version is a signed change.",
+                                 "Say who makes it: --as USER (passphrase asked).")
+        result = make_variant(project, args.version, "int8" if args.int8 else "fp16", args.calibration,
+                              args.samples, progress=show_progress(args.quiet), by=by)
+        with project.reading() as con:
+            lineage = con.execute("SELECT lineage_json FROM model_versions WHERE version_id = ?",
+                                  [result.version_id]).fetchall()[0][0]
+    import json
+
+    record = json.loads(lineage)
+    print(f"Registered {result.version_id} (sha256 {result.sha256[:16]}…), a variant of {args.version}: "
+          f"{record['method']}, OpenVINO {record['openvino']}")
+    if "calibration" in record:
+        print(f"  calibrated on {record['calibration_samples']} samples from {record['calibration']} "
+              f"(sha256 {record['calibration_sha256'][:16]}…), NNCF {record['nncf']}")
+    print(f"  compare it with its parent: lineproof compare-variants {args.path} {args.version}")
+    return 0
+
+
+def cmd_compare_variants(args: argparse.Namespace) -> int:
+    """A parent and its variants side by side: metrics per slice, agreement, latency on this PC."""
+    from app.cli.common import show_progress
+    from app.core.models.bench import BenchConfig
+    from app.core.models.validation.variants_compare import compare_variants, comparison_text
+
+    by = tuple(d.strip() for d in args.by.split(",") if d.strip())
+    bench = None if args.no_bench else BenchConfig(runtime="openvino", batch=args.batch, seconds=args.seconds)
+    with open_project(args.path) as project:
+        result = compare_variants(project, args.version, args.dataset, by, bench=bench, rounds=args.rounds,
+                                  progress=show_progress(args.quiet))
+    print("\n".join(comparison_text(result)))
+    return 0
+
+
+def cmd_diff(args: argparse.Namespace) -> int:
+    """What changed inside the model between two versions (structure, weights, card)."""
+    import json
+    from dataclasses import asdict
+
+    from app.core.models.structure import diff_text, diff_versions
+
+    with open_project(args.path, read_only=True, allow_snapshot=True) as project:
+        d = diff_versions(project, args.a, args.b)
+    if args.json:
+        body = {"a": args.a, "b": args.b, "identical": d.identical, "inputs_outputs": d.io, "versions": d.versions,
+                "operators": [{"op": op, "a": x, "b": y} for op, x, y in d.operators],
+                "parameters": {"a": d.a.parameters, "b": d.b.parameters},
+                "weights_added": d.weights_added, "weights_removed": d.weights_removed,
+                "weights_changed": [{"name": n, "relative_change": r} for n, r in d.weights_changed],
+                "trees": {"a": d.a.trees, "b": d.b.trees}, "metadata": d.metadata, "card": d.card}
+        print(json.dumps(body, indent=2, default=lambda v: asdict(v) if hasattr(v, "__dataclass_fields__") else str(v)))
+    else:
+        print("\n".join(diff_text(d)))
     return 0
 
 
@@ -124,6 +192,39 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("models", help="list model versions, stages, hashes and runtimes")
     p.add_argument("path", help="project folder")
     p.set_defaults(func=cmd_models)
+
+    p = sub.add_parser("variant", help="make the INT8 (NNCF) or FP16 variant of a version, with lineage")
+    p.add_argument("path", help="project folder")
+    p.add_argument("version", help="the parent version, e.g. weld-defect:v1")
+    kind = p.add_mutually_exclusive_group(required=True)
+    kind.add_argument("--int8", action="store_true", help="post-training quantization with NNCF (default preset)")
+    kind.add_argument("--fp16", action="store_true", help="weights compressed to FP16 by OpenVINO")
+    p.add_argument("--calibration", metavar="SOURCE",
+                   help="INT8: a registered dataset id, 'log' (this version's logged features) or FILE.npz")
+    p.add_argument("--samples", type=int, default=300, help="calibration samples (default 300)")
+    p.add_argument("--as", dest="as_user", metavar="USER", help="who makes it (required once the project has users)")
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress output")
+    p.set_defaults(func=cmd_variant)
+
+    p = sub.add_parser("compare-variants", help="a version and its INT8/FP16 variants: metrics per slice, "
+                       "agreement, latency on this PC")
+    p.add_argument("path", help="project folder")
+    p.add_argument("version", help="the parent version, e.g. weld-defect:v1")
+    p.add_argument("--dataset", required=True, help="held-out dataset id (with the model's features and a label)")
+    p.add_argument("--by", default="line", help="slice dimensions, comma-separated (default line)")
+    p.add_argument("--seconds", type=float, default=3.0, help="seconds per benchmark run (default 3)")
+    p.add_argument("--rounds", type=int, default=3, help="interleaved benchmark rounds (default 3)")
+    p.add_argument("--batch", type=int, default=1, help="benchmark batch size (default 1)")
+    p.add_argument("--no-bench", action="store_true", help="metrics and agreement only, no benchmarks")
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress output")
+    p.set_defaults(func=cmd_compare_variants)
+
+    p = sub.add_parser("diff", help="what changed inside the model between two versions (structure, weights, card)")
+    p.add_argument("path", help="project folder")
+    p.add_argument("a", help="the earlier version, e.g. weld-defect:v1")
+    p.add_argument("b", help="the later version, e.g. weld-defect:v2")
+    p.add_argument("--json", action="store_true", help="machine-readable output")
+    p.set_defaults(func=cmd_diff)
 
     p = sub.add_parser("stage", help="move a model version through candidate/shadow/pilot/production/retired")
     p.add_argument("path", help="project folder")

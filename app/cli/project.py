@@ -22,15 +22,19 @@ def cmd_init(args: argparse.Namespace) -> int:
 
 
 def cmd_sample(args: argparse.Namespace) -> int:
-    """Build the seeded sample project."""
-    from app.core.errors import sample_unavailable
-
-    why = sample_unavailable()
-    if why is not None:
-        raise why
-    from app.sample.build import build_sample, model_hashes
+    """Build the seeded sample project (or, in the offline bundle, unpack the one built with it)."""
+    from app.core.governance.sample_archive import sample_source, unpack_prebuilt_sample
 
     start = time.perf_counter()
+    if sample_source() == "archive":
+        if args.scale != 1.0:
+            print("This installation ships the sample prebuilt at scale 1; --scale needs the recipe (a checkout).")
+        folder = unpack_prebuilt_sample(args.path, progress=show_progress(args.quiet))
+        print(f"Unpacked the prebuilt sample project into {folder} in {time.perf_counter() - start:.1f} s "
+              "(every file's hash checked)")
+        return 0
+    from app.sample.build import build_sample, model_hashes
+
     folder = build_sample(args.path, scale=args.scale, progress=show_progress(args.quiet))
     print(f"Built the sample project in {folder} in {time.perf_counter() - start:.1f} s")
     for name, sha in model_hashes(folder).items():

@@ -19,6 +19,7 @@ from PySide6.QtWidgets import (
     QMainWindow,
     QMessageBox,
     QProgressBar,
+    QToolButton,
     QWidget,
 )
 
@@ -101,6 +102,16 @@ class MainWindow(QMainWindow):
         self.statusBar().addPermanentWidget(self.status_user)
         self.statusBar().addPermanentWidget(self.status_rows)
         self.statusBar().addPermanentWidget(self.status_busy)
+        # Alert rules evaluated in the background on new data: its progress and Cancel live in the status bar.
+        self.alerts_progress = QProgressBar(maximumWidth=160, toolTip="Evaluating the alert rules on new data",
+                                            textVisible=False, maximum=1000)
+        self.alerts_cancel = QToolButton(text="Cancel", toolTip="Stop evaluating the alert rules (Alerts > "
+                                                                "Evaluate rules runs them again)")
+        self.alerts_task: Task | None = None
+        for widget in (self.alerts_progress, self.alerts_cancel):
+            widget.hide()
+            self.statusBar().addPermanentWidget(widget)
+        self.alerts_cancel.clicked.connect(lambda: self.alerts_task and self.alerts_task.cancel())
         self._build_menus()
         self._update_actions()
         geometry = self.settings.value("window/geometry")
@@ -457,7 +468,47 @@ class MainWindow(QMainWindow):
                                       lambda progress: build_attention(project), self))
         task.done.connect(lambda attention: self.overview.set_attention(attention) if project is self.project
                           else None)
+        task.done.connect(lambda _a: self._evaluate_alerts_if_due(project))
         task.error.connect(lambda exc: self.overview.attention.setText(f"Could not check alerts and lines: {exc}"))
+        return task
+
+    def _evaluate_alerts_if_due(self, project: Project) -> Task | None:
+        """Data arrived since the alert rules last ran: run them now in the worker (progress and Cancel in the
+        status bar), then show the open alerts they found."""
+        from app.core.analysis.alerts import alerts_due, evaluate_alerts
+        from app.core.models.impact import measure_impact
+
+        if project is not self.project or project.read_only or self.alerts_task is not None:
+            return None
+
+        def evaluate(progress) -> int | None:
+            due = alerts_due(project)
+            return None if due is None else evaluate_alerts(project, *due, progress=progress, impact=measure_impact)
+        task = self._track(start_task("Evaluating alert rules on new data", evaluate, self))
+        self.alerts_task = task
+        task.progress.connect(lambda f, m: (self.alerts_progress.setValue(int(f * 1000)),
+                                            self.alerts_progress.setToolTip(f"Alert rules on new data: {m}")))
+        QTimer.singleShot(300, lambda: self.alerts_task is task and (self.alerts_progress.show(),
+                                                                     self.alerts_cancel.show()))
+
+        def finished(new: int | None) -> None:
+            if new is None or project is not self.project:
+                return
+            self.statusBar().showMessage(f"Alert rules evaluated on the new data: {new} new alert(s).", 10_000)
+            self._start_attention(project)
+            for screen in self.screens.built("alerts"):
+                screen.reload()
+
+        def ended() -> None:
+            self.alerts_task = None
+            self.alerts_progress.hide()
+            self.alerts_cancel.hide()
+        task.done.connect(finished)
+        task.error.connect(lambda exc: self.statusBar().showMessage(f"Could not evaluate the alert rules: {exc}",
+                                                                    10_000))
+        task.cancelled.connect(lambda: self.statusBar().showMessage(
+            "Alert rules stopped; Alerts > Evaluate rules runs them again.", 10_000))
+        task.ended.connect(ended)
         return task
 
     def _show_overview(self, ov: Overview) -> None:
@@ -594,20 +645,26 @@ class MainWindow(QMainWindow):
         if (folder / "lineproof.toml").exists():
             self.open_project(folder)
             return None
-        from app.core.errors import sample_unavailable
+        from app.core.errors import SampleUnavailableError
+        from app.core.governance.sample_archive import sample_source, unpack_prebuilt_sample
 
-        why = sample_unavailable()
-        if why is not None:  # the offline bundle: say so in the window, never a traceback on stderr
+        try:
+            source = sample_source()
+        except SampleUnavailableError as why:  # neither recipe nor archive: say so, never a traceback on stderr
             self.statusBar().showMessage(f"{why.what} {why.todo}", 0)
             return None
-        from app.sample.build import build_sample
-
         if folder.exists():  # a half-built sample from an interrupted run
             import shutil
             shutil.rmtree(folder)
         folder.parent.mkdir(parents=True, exist_ok=True)
-        task = self._track(start_task("Building the sample project",
-                                      lambda progress: build_sample(folder, progress=progress), self))
+        if source == "archive":  # the offline bundle ships it built: seconds, every file's hash checked
+            task = self._track(start_task("Unpacking the sample project",
+                                          lambda progress: unpack_prebuilt_sample(folder, progress), self))
+        else:
+            from app.sample.build import build_sample
+
+            task = self._track(start_task("Building the sample project (about 3 minutes, once)",
+                                          lambda progress: build_sample(folder, progress=progress), self))
         attach_progress_dialog(task, self)
         task.done.connect(lambda _: self.open_project(folder))
         task.error.connect(lambda exc: show_error(self, exc, "Sample project"))

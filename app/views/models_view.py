@@ -173,9 +173,16 @@ class ModelsView(Screen):
         rl.addWidget(self.tabs, 1)
         self.import_button = QPushButton("Import model…", toolTip="Check a model file (ONNX, OpenVINO IR, MLflow "
                                                                    "folder) and add it as a new version")
+        self.variant_button = QPushButton("Make variant…", toolTip="An INT8 (NNCF) or FP16 copy of the selected "
+                                                                   "version, registered with lineage to it")
+        self.variant_button.setEnabled(False)
         left = QGroupBox("Model versions")
         ll = QVBoxLayout(left)
-        ll.addWidget(self.import_button, 0, Qt.AlignmentFlag.AlignLeft)
+        actions = QHBoxLayout()
+        actions.addWidget(self.import_button)
+        actions.addWidget(self.variant_button)
+        actions.addStretch(1)
+        ll.addLayout(actions)
         ll.addWidget(self.table)
         # Versions above their details: a project holds a handful of versions, and side by side neither the
         # versions' columns nor a sha256 in the lineage fit 1366 px.
@@ -188,6 +195,7 @@ class ModelsView(Screen):
         self.table.selectionModel().selectionChanged.connect(lambda *_: self._show_selected())
         self.save_button.clicked.connect(self.save_metadata)
         self.import_button.clicked.connect(self.import_model_dialog)
+        self.variant_button.clicked.connect(self.variant_dialog)
         self.apply_stage.clicked.connect(self.apply_selected_stage)
         self.rollback_button.clicked.connect(self.rollback_selected)
 
@@ -264,6 +272,7 @@ class ModelsView(Screen):
                 self._reselect(shown["version_id"])
                 return
         self._shown = row
+        self.variant_button.setEnabled(not self.project.read_only)
         self.title.setText(f"<b>{row['version_id']}</b> — {row['model_name']} ({row['task']}, risk tier "
                            f"{row['risk_tier']})")
         self.signature.setPlainText(describe_signature(row))
@@ -308,6 +317,44 @@ class ModelsView(Screen):
         task.done.connect(imported)
         task.error.connect(lambda exc: show_error(self, exc, "Import model"))
         task.ended.connect(lambda: self.import_button.setEnabled(True))
+        return task
+
+    def variant_dialog(self) -> None:
+        """Ask how to make a variant of the selected version, then make it in the worker."""
+        from app.views.variant_dialog import VariantDialog
+
+        row = self.selected()
+        if row is None or self.project is None or self.project.read_only:
+            return
+        with self.project.reading() as con:
+            datasets = con.execute("SELECT dataset_id, name FROM datasets ORDER BY dataset_id").fetchall()
+        dialog = VariantDialog(row["version_id"], datasets, self)
+        if dialog.exec() == VariantDialog.DialogCode.Accepted:
+            self.start_variant(**dialog.values())
+
+    def start_variant(self, parent: str, method: str, calibration: str | None, samples: int = 300) -> Task | None:
+        """Make the variant in the worker (the converter runs in a child process Cancel stops); reload when done."""
+        from app.core.models.variants import make_variant
+        from app.views.workers import attach_progress_dialog
+
+        if self.project is None:
+            return None
+        signer = self._signer("Make variant")
+        if signer is False:
+            return None
+        project = self.project
+        task = self.run_job(f"Making the {method.upper()} variant of {parent}", lambda progress: make_variant(
+            project, parent, method, calibration, samples, progress, by=signer))
+        attach_progress_dialog(task, self)
+        self.variant_button.setEnabled(False)
+
+        def made(result) -> None:
+            self.reload(keep=result.version_id)
+            self.changed.emit()
+
+        task.done.connect(made)
+        task.error.connect(lambda exc: show_error(self, exc, "Make variant"))
+        task.ended.connect(lambda: self.variant_button.setEnabled(self.selected() is not None))
         return task
 
     def _reselect(self, version_id: str) -> None:

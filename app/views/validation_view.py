@@ -180,11 +180,18 @@ class ValidationView(Screen):
         prow.addWidget(self.save_plan_button)
         pl_.addLayout(prow)
 
+        self.model_diff = QPlainTextEdit(readOnly=True, toolTip="What changed inside the model from the champion "
+                                         "to the candidate: inputs and outputs, opsets, operators, weights, card "
+                                         "(files re-hashed first); the packet carries the same text")
+        self.model_diff.setFont(QFont("DejaVu Sans Mono", 9))
+        self._diff_shown: tuple[str, str] | None = None
+
         self.tabs = QTabWidget()
         self.tabs.addTab(criteria_page, "Criteria")
         self.tabs.addTab(slices_page, "Per-slice comparison")
         self.tabs.addTab(parity_page, "Runtime parity")
         self.tabs.addTab(plan_page, "Plan")
+        self.tabs.addTab(self.model_diff, "What changed inside")
         body = QSplitter(Qt.Orientation.Vertical)
         body.addWidget(self.runs_table)
         body.addWidget(self.tabs)
@@ -206,6 +213,9 @@ class ValidationView(Screen):
         self.grouping.currentIndexChanged.connect(lambda _i: self.show_comparison())
         self.metric_choice.currentIndexChanged.connect(lambda _i: self.show_comparison())
         self.parity_model.currentIndexChanged.connect(lambda _i: self.show_parity())
+        self.tabs.currentChanged.connect(lambda _i: self.show_model_diff())
+        self.candidate.currentIndexChanged.connect(lambda _i: self.show_model_diff())
+        self.champion.currentIndexChanged.connect(lambda _i: self.show_model_diff())
         self.plans = pl.DataFrame()
 
     # ----- project
@@ -213,6 +223,7 @@ class ValidationView(Screen):
         """Fill the choices from a project (or show the empty state)."""
         self.stop_jobs()
         self.project = project
+        self._diff_shown = None
         if project is None:
             self.show_empty(EMPTY)
             return
@@ -404,6 +415,32 @@ class ValidationView(Screen):
         self.reload(select=run.run_id)
         self.tabs.setCurrentIndex(0)
         self.recorded.emit(run)
+
+    def show_model_diff(self) -> Task | None:
+        """Fill the "What changed inside" tab for the chosen champion -> candidate (in the worker, when shown)."""
+        if self.tabs.currentWidget() is not self.model_diff or self.project is None:
+            return None
+        cand, champ = self.candidate.currentData(), self.champion.currentData()
+        if not cand or not champ:
+            self._diff_shown = None
+            self.model_diff.setPlainText("Choose a champion: this tab shows what changed inside the candidate "
+                                         "against it (lineproof diff PROJECT CHAMPION CANDIDATE).")
+            return None
+        if self._diff_shown == (champ, cand):
+            return None
+        self._diff_shown = key = (champ, cand)
+        self.model_diff.setPlainText(f"Reading {champ} and {cand}…")
+        project = self.project
+
+        def diff(_progress) -> list[str]:
+            from app.core.models.structure import diff_text, diff_versions
+
+            return diff_text(diff_versions(project, champ, cand))
+        task = self.run_job(f"What changed from {champ} to {cand}", diff)
+        task.done.connect(lambda lines: self._diff_shown == key and self.model_diff.setPlainText("\n".join(lines)))
+        task.error.connect(lambda exc: self._diff_shown == key and self.model_diff.setPlainText(
+            f"{exc}" if isinstance(exc, LineproofError) else f"The diff failed: {exc}"))
+        return task
 
     # ----- reading a run
     def show_selected_run(self) -> None:

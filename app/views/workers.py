@@ -66,11 +66,10 @@ class Task(QObject):
         return self.thread_done.wait(timeout_s)
 
     def _finish(self, result: object) -> None:
+        # The job returned: its work is done (and stored) even if Cancel came too late to stop it. Saying
+        # "cancelled" then would tell the user nothing was kept when it was (every core job raises Cancelled).
         self.running = False
-        if self.control.cancelled():
-            self.cancelled.emit()
-        else:
-            self.done.emit(result)
+        self.done.emit(result)
         self.ended.emit()
 
     def _fail(self, exc: BaseException) -> None:

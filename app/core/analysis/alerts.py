@@ -21,7 +21,7 @@ from app.core.analysis.slices import SliceError, SliceQuery, ThresholdUnknown, c
 from app.core.analysis.triage import events_between, triage_drift
 from app.core.engine.attach import load_log
 from app.core.errors import LineproofError
-from app.core.progress import NullProgress, Progress
+from app.core.progress import NullProgress, Progress, check_cancelled
 from app.core.store.audit import current_actor
 from app.core.store.db import one
 from app.core.store.manifest import settings_table
@@ -327,6 +327,7 @@ def evaluate_alerts(project: Project, reference: tuple[datetime, datetime], curr
             known.add(key)
             new.append(a)
     details = {"reference": reference, "current": current, "new": len(new), "rules": rules.__dict__}
+    check_cancelled(progress)  # the last moment Cancel keeps everything as it was
     with project.change("alerts.evaluate", f"{current[0]:%Y-%m-%d}..{current[1]:%Y-%m-%d}", details) as con:
         next_id = one(con, "SELECT coalesce(max(alert_id), 0) + 1 FROM alerts")[0]
         rows = [(next_id + i, a["rule"], a["scope"], a["line"], a["subject"], current[0], current[1], a["severity"],
@@ -338,6 +339,28 @@ def evaluate_alerts(project: Project, reference: tuple[datetime, datetime], curr
                             rows)
     progress.report(1.0, f"{len(new)} new alert(s)")
     return len(new)
+
+
+def alerts_due(project: Project) -> tuple[tuple[datetime, datetime], tuple[datetime, datetime]] | None:
+    """The default (reference, current) windows when data arrived since the rules last ran, else None (up to
+    date, read-only, or no log): the window evaluates them in the background when a project opens or an import
+    lands, so the Overview's open alerts are never "0" only because nobody pressed Evaluate."""
+    from app.core.analysis.drift import default_windows
+    from app.core.analysis.slices import logged_span
+
+    if project.read_only:
+        return None
+    with project.reading() as con:
+        arrived, evaluated = one(con, "SELECT (SELECT max(imported_at) FROM imports), (SELECT max(ts) FROM audit_log "
+                                      "WHERE action = 'alerts.evaluate')")
+    if arrived is None or (evaluated is not None and evaluated >= arrived):
+        return None
+    first, last = logged_span(project)
+    if first is None:
+        return None
+    reference, current = default_windows(first.date(), last.date())
+    return ((datetime.combine(reference[0], datetime.min.time()), datetime.combine(reference[1], datetime.min.time())),
+            (datetime.combine(current[0], datetime.min.time()), datetime.combine(current[1], datetime.min.time())))
 
 
 def acknowledge(project: Project, alert_id: int, verdict: str, comment: str = "") -> None:

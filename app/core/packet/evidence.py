@@ -125,6 +125,11 @@ def gather(project: Project, run_id: str, request_id: str | None = None) -> dict
                         params=targets).pl().sort("seq")
         chain = verify_audit(con)
     drift = _drift_summary(result)
+    structure = None
+    if run[2]:  # a candidate that would replace a champion: what changed inside the model, from the checked files
+        from app.core.models.structure import diff_text, diff_versions
+
+        structure = diff_text(diff_versions(project, run[2], run[1]))
     recent = _recent_drift(project, run[3])
     estimates = _recent_estimates(project, run[2] or run[1])
     return {
@@ -133,7 +138,7 @@ def gather(project: Project, run_id: str, request_id: str | None = None) -> dict
         "subject": {"version_id": run[1], "champion": run[2], "verdict": run[9],
                     "site": request["site"] if request else project.manifest.site,
                     "target_stage": request["target_stage"] if request else "production"},
-        "candidate": candidate, "champion": champion,
+        "candidate": candidate, "champion": champion, "structure_diff": structure,
         "validation": {"run_id": run[0], "dataset_id": run[3], "dataset_sha256": run[4], "plan_sha256": run[5],
                        "plan_toml": run[6], "candidate_sha256": run[7], "champion_sha256": run[8], "verdict": run[9],
                        "result_sha256": run[11], "tool_version": run[12], "started_at": run[13],

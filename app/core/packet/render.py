@@ -207,6 +207,11 @@ def _model_section(e: dict[str, Any], s: dict[str, ParagraphStyle], width: float
         out.append(Spacer(1, 3))
         out.append(_table([["Artifact file", "sha256"]] + [[name, sha] for name, sha in m["files"].items()],
                           [width * 0.3, width * 0.7]))
+    if e.get("structure_diff"):
+        out.append(Paragraph(markup(f"What changed inside the model ({e['champion']['version_id']} -> "
+                                    f"{e['candidate']['version_id']})"), s["h3"]))
+        out += [Paragraph(markup(line.strip()), s["small"] if line.startswith("    ") else s["body"])
+                for line in e["structure_diff"][1:]]
     v = e["validation"]
     out += [Paragraph("Hashes of what was validated", s["h3"]),
             _table([["Item", "sha256"], ["candidate model", v["candidate_sha256"]],

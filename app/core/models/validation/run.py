@@ -55,6 +55,7 @@ class ModelUnderTest:
     task: str
     features: list[str]
     training_dataset: str
+    runtime: str = "onnxruntime"  # the runtime whose scores are judged: OpenVINO for an IR file (a variant)
 
 
 @dataclass
@@ -87,14 +88,15 @@ def _model(project: Project, role: str, version_id: str) -> ModelUnderTest:
     if task != "binary":
         raise ValidationError(f"{version_id} is a {task} model; validation judges binary classifiers.",
                               "Choose a binary model version.")
-    if fmt != "onnx":
-        raise ValidationError(f"{version_id} is stored as {fmt}; validation scores ONNX files on both runtimes.",
+    if fmt not in ("onnx", "openvino-ir"):
+        raise ValidationError(f"{version_id} is stored as {fmt}; validation scores ONNX and OpenVINO IR files.",
                               "Import the ONNX export of this model.")
     path = project.folder / rel
     verify_version_files(project, version_id)  # every file (external weights too), not the graph alone
     card, lineage = json.loads(card or "{}"), json.loads(lineage or "{}")
     return ModelUnderTest(role, version_id, sha, path, float(threshold if threshold is not None else 0.5), task,
-                          list(card.get("features") or []), str(lineage.get("training_dataset") or ""))
+                          list(card.get("features") or []), str(lineage.get("training_dataset") or ""),
+                          "onnxruntime" if fmt == "onnx" else "openvino")
 
 
 def _dataset(project: Project, dataset_id: str) -> tuple[str, Path, str, str]:
@@ -260,10 +262,11 @@ def _load(path: Path, plan: ValidationPlan, models: list[ModelUnderTest]
 
 def _score_all(plan: ValidationPlan, models: list[ModelUnderTest], matrices: dict[str, np.ndarray],
                progress: Progress, timing: dict[str, float]) -> dict[str, dict[str, RuntimeScores]]:
-    """Each model on ONNX Runtime, and on OpenVINO where parity needs it."""
+    """Each model on its runtime (ONNX Runtime; OpenVINO for an IR file), and an ONNX file also on OpenVINO where
+    parity needs it (an IR file runs on OpenVINO only: its parity check is skipped, saying why)."""
     parity_roles = set(plan.parity.models) if plan.parity else set()
-    jobs = [(m, rt) for m in models for rt in ("onnxruntime", "openvino") if rt == "onnxruntime"
-            or m.role in parity_roles]
+    jobs = [(m, rt) for m in models for rt in ("onnxruntime", "openvino") if rt == m.runtime
+            or (m.role in parity_roles and m.runtime == "onnxruntime")]
     out: dict[str, dict[str, RuntimeScores]] = {m.role: {} for m in models}
     for i, (m, rt) in enumerate(jobs):
         span = 0.8 / len(jobs)
@@ -276,12 +279,12 @@ def _score_all(plan: ValidationPlan, models: list[ModelUnderTest], matrices: dic
         x = matrices[m.role]
         if rt == "onnxruntime":
             s = score_onnxruntime(m.path, x, m.version_id, plan.batch_size, plan.threads, progress, report)
-            if s.scores is None:
-                raise ValidationError(f"{m.version_id} cannot be scored: {s.skipped}",
-                                      "Check the model in Models (runtimes); nothing was stored.")
         else:
-            s = score_openvino(m.path, x, m.version_id, plan.batch_size, plan.parity.precision if plan.parity
-                               else "f32", progress, report)
+            s = score_openvino(m.path, x, m.version_id, plan.batch_size, plan.parity.precision
+                               if plan.parity and rt != m.runtime else "f32", progress, report)
+        if rt == m.runtime and s.scores is None:
+            raise ValidationError(f"{m.version_id} cannot be scored: {s.skipped}",
+                                  "Check the model in Models (runtimes); nothing was stored.")
         if s.scores is not None and not np.isfinite(s.scores).all():
             raise ValidationError(f"{m.version_id} produced NaN or infinite scores on {rt}.",
                                   "Check the model and its input features; nothing was stored.")
@@ -298,8 +301,8 @@ def _judge(project: Project, plan: ValidationPlan, models: list[ModelUnderTest],
     cand = models[0]
     champ = models[1] if len(models) > 1 else None
     z = z_value(plan.confidence)
-    s_cand = scores["candidate"]["onnxruntime"].scores
-    s_champ = scores["champion"]["onnxruntime"].scores if champ else None
+    s_cand = scores["candidate"][cand.runtime].scores
+    s_champ = scores["champion"][champ.runtime].scores if champ else None
     scored = frame.with_columns(pl.Series("s_cand", s_cand), pl.Series("s_champ", s_champ, dtype=pl.Float64)
                                 if s_champ is not None else pl.lit(None, pl.Float64).alias("s_champ"))
     tables: dict[tuple[str, ...], pl.DataFrame] = {}
@@ -318,7 +321,10 @@ def _judge(project: Project, plan: ValidationPlan, models: list[ModelUnderTest],
     crit += [criteria.regression_criterion(r, tables[r.by], plan.confidence, plan.decision)
              for r in plan.non_regression]
     parity = {m.role: checks.parity_summary(scores[m.role]["onnxruntime"], scores[m.role]["openvino"], m.threshold)
-              for m in models if "openvino" in scores[m.role]}
+              for m in models if "openvino" in scores[m.role] and "onnxruntime" in scores[m.role]}
+    parity.update({m.role: {"compared": False, "reason": f"{m.version_id} is an OpenVINO IR file: ONNX Runtime "
+                            "cannot load it, so there is no second runtime to compare (compare it with its parent "
+                            "instead: lineproof compare-variants)"} for m in models if m.runtime == "openvino"})
     if plan.parity:
         crit.append(checks.parity_criterion(plan.parity, parity, {m.role: m.version_id for m in models}))
     if plan.latency:
@@ -332,9 +338,11 @@ def _judge(project: Project, plan: ValidationPlan, models: list[ModelUnderTest],
         crit.append(checks.overlap_criterion(plan.data, _overlaps(project, plan, models, data_path)))
     score_frame = scored.select(
         *([plan.record_id] if plan.record_id in scored.columns else []), "label", *plan.dimensions,
-        pl.col("s_cand").alias("candidate_onnxruntime"), pl.col("s_champ").alias("champion_onnxruntime"),
+        pl.col("s_cand").alias(f"candidate_{cand.runtime}"),
+        pl.col("s_champ").alias(f"champion_{champ.runtime if champ else 'onnxruntime'}"),
         *[pl.Series(f"{m.role}_openvino", scores[m.role]["openvino"].scores) for m in models
-          if "openvino" in scores[m.role] and scores[m.role]["openvino"].scores is not None])
+          if m.runtime != "openvino" and "openvino" in scores[m.role]
+          and scores[m.role]["openvino"].scores is not None])
     result = {"criteria": [c.as_dict() for c in crit],
               "slices": {",".join(by) or "overall": _rounded(t).to_dicts() for by, t in tables.items()},
               "parity": parity}

@@ -1,0 +1,240 @@
+"""INT8 (NNCF) and FP16 (OpenVINO) variants: lineage and hashes, the files run in OpenVINO, the side-by-side
+comparison's numbers against a direct computation, the diff against the parent, and every refusal leaving the
+project as it was."""
+
+from __future__ import annotations
+
+import threading
+from collections import Counter
+from pathlib import Path
+
+import numpy as np
+import onnx
+import openvino as ov
+import polars as pl
+import pytest
+from onnx import TensorProto, helper, numpy_helper
+
+from app.cli import main
+from app.core.errors import Cancelled
+from app.core.models.integrity import verify_version_files
+from app.core.models.model_import import import_model
+from app.core.models.registry import register_model
+from app.core.models.structure import diff_versions
+from app.core.models.validation.variants_compare import compare_variants, comparison_text
+from app.core.models.variants import VariantError, make_variant
+from app.core.progress import TaskProgress
+from app.core.store.datasets import register_dataset
+from app.core.store.project import Project
+from app.core.store.sources import sha256_of
+from tests.helpers import project_state, write_csv
+
+nncf = pytest.importorskip("nncf")
+FEATURES = ["a", "b", "c", "d"]
+RNG = np.random.default_rng(3)
+
+
+def _mlp(path: Path) -> Path:
+    """4 features -> 32 hidden (ReLU) -> defect probability, fixed weights."""
+    w1 = RNG.normal(size=(4, 32)).astype(np.float32)
+    w2 = RNG.normal(size=(32, 1)).astype(np.float32) / 4
+    inits = [numpy_helper.from_array(w1, "w1"), numpy_helper.from_array(np.zeros(32, np.float32), "b1"),
+             numpy_helper.from_array(w2, "w2"), numpy_helper.from_array(np.zeros(1, np.float32), "b2")]
+    nodes = [helper.make_node("MatMul", ["X", "w1"], ["h0"]), helper.make_node("Add", ["h0", "b1"], ["h1"]),
+             helper.make_node("Relu", ["h1"], ["h"]), helper.make_node("MatMul", ["h", "w2"], ["z0"]),
+             helper.make_node("Add", ["z0", "b2"], ["z"]), helper.make_node("Sigmoid", ["z"], ["probability"])]
+    graph = helper.make_graph(nodes, "mlp", [helper.make_tensor_value_info("X", TensorProto.FLOAT, ["n", 4])],
+                              [helper.make_tensor_value_info("probability", TensorProto.FLOAT, ["n", 1])], inits)
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8
+    onnx.save(model, str(path))
+    return path
+
+
+def _dataset(path: Path, rows: int = 3000) -> Path:
+    x = RNG.normal(size=(rows, 4)).astype(np.float32)
+    label = (x[:, 0] + 0.5 * x[:, 2] + RNG.normal(scale=0.7, size=rows) > 0.3).astype(np.int8)
+    pl.DataFrame({**{f: x[:, i] for i, f in enumerate(FEATURES)}, "label": label,
+                  "line": RNG.choice(["L1", "L2", "L3"], rows), "record_id": [f"r{i}" for i in range(rows)]}
+                 ).write_parquet(path)
+    return path
+
+
+@pytest.fixture
+def mlp_project(tmp_path: Path):
+    project = Project.create(tmp_path / "proj", "variants")
+    register_model(project, "m", "MLP", "binary")
+    import_model(project, _mlp(tmp_path / "mlp.onnx"), "m", "v1", card={"features": FEATURES},
+                 lineage={"training_dataset": "train-2025"})
+    register_dataset(project, "holdout", "held out", "validation", _dataset(tmp_path / "holdout.parquet"))
+    yield project
+    project.close()
+
+
+def _ov_scores(project: Project, version_id: str, x: np.ndarray) -> np.ndarray:
+    with project.reading() as con:
+        rel = con.execute("SELECT artifact_path FROM model_versions WHERE version_id = ?", [version_id]).fetchall()[0][0]
+    compiled = ov.Core().compile_model(str(project.folder / rel), "CPU")
+    return np.asarray(compiled(x)[0]).reshape(-1)
+
+
+def _lineage(project: Project, version_id: str) -> dict:
+    import json
+
+    with project.reading() as con:
+        return json.loads(con.execute("SELECT lineage_json FROM model_versions WHERE version_id = ?",
+                                      [version_id]).fetchall()[0][0])
+
+
+def test_int8_and_fp16_variants_carry_their_lineage_hashes_and_run_in_openvino(mlp_project: Project) -> None:
+    int8 = make_variant(mlp_project, "m:v1", "int8", calibration="holdout", samples=200)
+    fp16 = make_variant(mlp_project, "m:v1", "fp16")
+    assert (int8.version_id, fp16.version_id) == ("m:v1-int8", "m:v1-fp16")
+    for v in (int8, fp16):
+        assert v.format == "openvino-ir" and verify_version_files(mlp_project, v.version_id) == v.files
+    lineage = _lineage(mlp_project, "m:v1-int8")
+    assert lineage["variant_of"] == "m:v1" and lineage["training_dataset"] == "train-2025"  # inherited
+    assert lineage["method"] == "nncf.quantize (default preset)" and lineage["calibration"] == "dataset holdout"
+    assert lineage["calibration_samples"] == "200"
+    assert lineage["nncf"] == nncf.__version__ and lineage["openvino"] == ov.__version__
+    assert _lineage(mlp_project, "m:v1-fp16")["method"] == "openvino compress_to_fp16"
+    x = RNG.normal(size=(500, 4)).astype(np.float32)
+    parent = _ov_scores(mlp_project, "m:v1", x)
+    assert np.abs(_ov_scores(mlp_project, "m:v1-fp16", x) - parent).max() < 5e-3
+    int8_scores = _ov_scores(mlp_project, "m:v1-int8", x)
+    # INT8 clips activations to the calibrated ranges: close on most rows, not on every one.
+    assert np.abs(int8_scores - parent).mean() < 0.05 and np.mean((int8_scores >= .5) == (parent >= .5)) > 0.9
+    # The INT8 IR holds quantize operations the parent lacks: the diff names them, as OpenVINO counts them.
+    ops = Counter(op.get_type_name() for op in ov.Core().read_model(str(
+        mlp_project.folder / _artifact(mlp_project, "m:v1-int8"))).get_ordered_ops())
+    d = diff_versions(mlp_project, "m:v1", "m:v1-int8")
+    assert ("FakeQuantize", 0, ops["FakeQuantize"]) in d.operators and ops["FakeQuantize"] > 0
+    assert "format onnx -> openvino" in d.versions
+
+
+def _artifact(project: Project, version_id: str) -> str:
+    with project.reading() as con:
+        return con.execute("SELECT artifact_path FROM model_versions WHERE version_id = ?",
+                           [version_id]).fetchall()[0][0]
+
+
+def test_the_side_by_side_numbers_equal_a_direct_computation(mlp_project: Project, tmp_path: Path) -> None:
+    from sklearn.metrics import recall_score, roc_auc_score
+
+    make_variant(mlp_project, "m:v1", "int8", calibration="holdout", samples=100)
+    c = compare_variants(mlp_project, "m:v1", "holdout", ("line",))
+    assert [r.version_id for r in c.rows] == ["m:v1", "m:v1-int8"] and [r.precision for r in c.rows] == ["FP32",
+                                                                                                          "INT8"]
+    data = pl.read_parquet(tmp_path / "holdout.parquet")
+    x = data.select(FEATURES).to_numpy().astype(np.float32)
+    import onnxruntime as ort
+
+    # The parent is judged as validation runs it (its ONNX file on ONNX Runtime), the variant on OpenVINO.
+    session = ort.InferenceSession(str(mlp_project.folder / _artifact(mlp_project, "m:v1")))
+    parent = session.run(None, {"X": x})[0].reshape(-1)
+    variant = _ov_scores(mlp_project, "m:v1-int8", x)
+    row = c.rows[1]
+    assert row.max_abs_diff == pytest.approx(np.abs(variant - parent).max(), abs=1e-6)
+    assert row.decision_agreement == pytest.approx(np.mean((variant >= .5) == (parent >= .5)))
+    y = data["label"].to_numpy()
+    assert row.overall["cand_recall"] == pytest.approx(recall_score(y, variant >= .5))
+    assert row.overall["cand_auc"] == pytest.approx(roc_auc_score(y, variant), abs=1e-6)
+    for s in row.slices.iter_rows(named=True):
+        mask = data["line"].to_numpy() == s["line"]
+        assert s["cand_recall"] == pytest.approx(recall_score(y[mask], variant[mask] >= .5))
+        assert s["champ_recall"] == pytest.approx(recall_score(y[mask], parent[mask] >= .5), abs=1e-9)
+    text = "\n".join(comparison_text(c))
+    assert "m:v1-int8" in text and "Per line" in text
+
+
+def test_a_tree_ensemble_is_not_quantizable_and_nothing_is_registered(tmp_path: Path) -> None:
+    from skl2onnx import to_onnx
+    from sklearn.ensemble import RandomForestClassifier
+
+    x = RNG.normal(size=(200, 4)).astype(np.float32)
+    forest = RandomForestClassifier(n_estimators=3, max_depth=3, random_state=0).fit(x, x[:, 0] > 0)
+    path = tmp_path / "forest.onnx"
+    path.write_bytes(to_onnx(forest, x[:1], options={"zipmap": False}, target_opset=17).SerializeToString())
+    with Project.create(tmp_path / "p", "trees") as project:
+        register_model(project, "t", "forest", "binary")
+        import_model(project, path, "t", "v1")
+    before = project_state(tmp_path / "p")
+    with Project.open(tmp_path / "p") as project, pytest.raises(VariantError, match="not quantizable.*ONNX-ML"):
+        make_variant(project, "t:v1", "fp16")
+    assert project_state(tmp_path / "p") == before
+
+
+def test_bad_calibration_and_unloadable_models_are_refused_and_leave_the_project_as_it_was(
+        mlp_project: Project, tmp_path: Path) -> None:
+    pl.DataFrame({"a": [1.0], "b": [2.0], "label": [1]}).write_parquet(tmp_path / "narrow.parquet")
+    register_dataset(mlp_project, "narrow", "two columns", "validation", tmp_path / "narrow.parquet")
+    # ONNX Runtime runs a string normaliser; OpenVINO cannot load it.
+    graph = helper.make_graph([helper.make_node("StringNormalizer", ["s"], ["t"], case_change_action="LOWER")], "g",
+                              [helper.make_tensor_value_info("s", TensorProto.STRING, [1])],
+                              [helper.make_tensor_value_info("t", TensorProto.STRING, [1])])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8
+    onnx.save(model, str(tmp_path / "strings.onnx"))
+    import_model(mlp_project, tmp_path / "strings.onnx", "m", "strings")
+    folder = mlp_project.folder
+    mlp_project.close()
+    before = project_state(folder)
+    cases = [("m:v1", "int8", "narrow", "has no column\\(s\\) c, d"),
+             ("m:v1", "int8", None, "needs calibration samples"),
+             ("m:v1", "int8", "nowhere", "No dataset 'nowhere'"),
+             ("m:v1", "int8", str(tmp_path / "missing.npz"), "does not exist"),
+             ("m:strings", "fp16", None, "OpenVINO could not convert m:strings"),
+             ("m:v9", "fp16", None, "No model version 'm:v9'")]
+    with Project.open(folder) as project:
+        for parent, method, calibration, message in cases:
+            with pytest.raises(VariantError, match=message):
+                make_variant(project, parent, method, calibration)
+    assert project_state(folder) == before
+
+
+def test_cancel_in_the_middle_stops_the_converter_and_registers_nothing(mlp_project: Project) -> None:
+    folder = mlp_project.folder
+    mlp_project.close()
+    before = project_state(folder)
+    progress = TaskProgress()
+    reported = threading.Event()
+    progress._on_report = lambda f, m: reported.set() if "Quantizing" in m else None
+    threading.Thread(target=lambda: reported.wait(30) and progress.cancel(), daemon=True).start()
+    with Project.open(folder) as project, pytest.raises(Cancelled):
+        make_variant(project, "m:v1", "int8", calibration="holdout", samples=200, progress=progress)
+    assert project_state(folder) == before
+
+
+def test_the_cli_makes_a_variant_and_says_where_it_came_from(mlp_project: Project, capsys) -> None:
+    folder = mlp_project.folder
+    mlp_project.close()
+    assert main(["variant", str(folder), "m:v1", "--int8", "--calibration", "log", "-q"]) == 2
+    assert "The calibration log has no column(s) a, b, c, d" in capsys.readouterr().err  # no log imported
+    assert main(["variant", str(folder), "m:v1", "--fp16", "-q"]) == 0
+    out = capsys.readouterr().out
+    assert "Registered m:v1-fp16" in out and "openvino compress_to_fp16" in out
+    # Once the log holds this version's features, it calibrates: a seeded sample of its rows, the count said.
+    rows = [f"r{i},2026-03-01 10:00:00,m:v1,0.5,L1,{x[0]:.4f},{x[1]:.4f},{x[2]:.4f},{x[3]:.4f}"
+            for i, x in enumerate(RNG.normal(size=(400, 4)))]
+    log = write_csv(folder.parent / "log.csv", "record_id,ts,model_version,score,line,a,b,c,d", *rows)
+    assert main(["ingest", str(folder), str(log), "-q"]) == 0
+    assert main(["variant", str(folder), "m:v1", "--int8", "--calibration", "log", "--samples", "250", "-q"]) == 0
+    out = capsys.readouterr().out
+    assert "Registered m:v1-int8" in out and "calibrated on 250 samples from log" in out
+
+
+def test_variants_of_the_sample_cnn_run_in_openvino(tmp_path: Path) -> None:
+    from app.sample.models import build_vision_cnn
+
+    images = np.random.default_rng(5).random((16, 3, 224, 224), dtype=np.float32)
+    np.savez(tmp_path / "seams.npz", image=images)
+    with Project.create(tmp_path / "p", "cnn") as project:
+        register_model(project, "seam", "vision", "binary")
+        import_model(project, build_vision_cnn(tmp_path), "seam", "v1")
+        make_variant(project, "seam:v1", "int8", calibration=str(tmp_path / "seams.npz"), samples=16)
+        make_variant(project, "seam:v1", "fp16")
+        assert _lineage(project, "seam:v1-int8")["calibration_sha256"] == sha256_of(tmp_path / "seams.npz")
+        parent = ov.Core().compile_model(str(project.folder / _artifact(project, "seam:v1")), "CPU")(images[:4])[0]
+        for v, tolerance in (("seam:v1-fp16", 1e-2), ("seam:v1-int8", 0.2)):
+            out = ov.Core().compile_model(str(project.folder / _artifact(project, v)), "CPU")(images[:4])[0]
+            assert out.shape == (4, 2) and np.abs(out - parent).max() < tolerance
