@@ -20,7 +20,7 @@ def test_the_command_list_is_complete():
             "freshness",
             "alerts", "import-model", "models", "stage", "bench", "bench-compare", "user", "request", "review",
             "approve", "reject", "audit", "trust", "validate", "validations", "packet", "sign", "verify", "export-project",
-            "dataset", "tier", "history", "attach-log",
+            "dataset", "tier", "history", "attach-log", "card", "variant", "compare-variants", "diff",
             "import-project"} == set(_commands())
 
 

@@ -130,3 +130,18 @@ def test_the_cli_prints_the_diff_and_names_an_unknown_version(pair: Project, cap
     assert main(["diff", str(folder), "m:v1", "m:v9"]) == 2
     err = capsys.readouterr().err
     assert "m:v9" in err and "Traceback" not in err
+
+
+def test_the_card_command_sets_features_and_the_diff_shows_it(pair: Project, capsys) -> None:
+    folder = pair.folder
+    pair.close()
+    assert main(["card", str(folder), "m:v2", "--features", "a, b,c,d", "--set", "intended_use=seams",
+                 "--reason", "inputs documented"]) == 0
+    assert "card.features: None -> ['a', 'b', 'c', 'd']" in capsys.readouterr().out
+    assert main(["card", str(folder), "m:v2", "--set", "colour=red", "--reason", "x"]) == 2
+    assert "Unknown field 'colour'" in capsys.readouterr().err
+    assert main(["card", str(folder), "m:v2", "--set", "owner", "--reason", "x"]) == 2
+    assert "is not FIELD=VALUE" in capsys.readouterr().err
+    with Project.open(folder, read_only=True) as project:
+        d = diff_versions(project, "m:v1", "m:v2")
+    assert 'features: - -> ["a", "b", "c", "d"]' in d.card and "intended_use: - -> seams" in d.card

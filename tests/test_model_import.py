@@ -348,3 +348,42 @@ def test_a_runtime_error_keeps_its_cause_not_the_source_location():
     assert openvino_refusal(message).endswith("Loop body has a dynamic trip count that this plugin cannot compile")
     assert runtime_cause("one line") == "one line" and runtime_cause("Exception from a.cpp:1:") == \
         "Exception from a.cpp:1:"  # nothing better to say: the location is still something
+
+
+def _probe_child(monkeypatch, code: str) -> None:
+    """Make the import's probe process run `code` instead of loading a model (it prints the runtimes' answers)."""
+    import sys
+
+    from app.core.models import runtime_probe
+
+    monkeypatch.setattr(runtime_probe, "probe_command", lambda: [sys.executable, "-c", code])
+
+
+def test_the_import_checks_limit_counts_processor_time_so_its_verdict_does_not_depend_on_load(
+        monkeypatch, tmp_path: Path):
+    """A check that needs 1.2 processor-seconds under a 2-second limit passes even when two busy processes make
+    it take longer than 2 s by the clock; one that keeps working is stopped as not checked; one that only waits
+    is stopped by the clock after 4 times the limit."""
+    import subprocess
+    import sys
+    import time
+
+    from app.core.models.runtime_probe import RuntimeCheckError, check_runtimes_isolated
+
+    work = ("import time, json, sys; sys.stdin.read(); t = time.process_time()\n"
+            "while time.process_time() - t < 1.2: pass\nprint(json.dumps({'onnxruntime': 'ok'}))")
+    _probe_child(monkeypatch, work)
+    burners = [subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(2)]
+    try:
+        started = time.monotonic()
+        assert check_runtimes_isolated(tmp_path / "m.onnx", timeout_s=2) == {"onnxruntime": "ok"}
+        assert time.monotonic() - started > 2.0, "the load did not slow the check down: the test shows nothing"
+    finally:
+        for b in burners:
+            b.kill()
+    _probe_child(monkeypatch, "import sys; sys.stdin.read()\nwhile True: pass")
+    with pytest.raises(RuntimeCheckError, match="more than 1 s of processor time.*not checked"):
+        check_runtimes_isolated(tmp_path / "m.onnx", timeout_s=1)
+    _probe_child(monkeypatch, "import sys, time; sys.stdin.read(); time.sleep(60)")
+    with pytest.raises(RuntimeCheckError, match="did not finish within 2 s.*not checked"):
+        check_runtimes_isolated(tmp_path / "m.onnx", timeout_s=0.5)

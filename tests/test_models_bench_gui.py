@@ -244,3 +244,45 @@ def test_a_stage_change_on_a_changed_model_file_fails_in_the_worker_and_changes_
     with open_sample.reading() as con:
         assert con.execute("SELECT count(*) FROM stage_history").fetchall()[0][0] == before
     assert view.stage_reason.text() == "pilot passed"  # kept for a retry once the file is restored
+
+
+def test_the_benchmark_form_has_shapes_threads_and_precision_like_the_cli(qtbot, open_sample: Project,
+                                                                           monkeypatch):
+    from app.views import bench_view
+
+    view = BenchView()
+    qtbot.addWidget(view)
+    view.set_project(open_sample)
+    view.version.setCurrentText("seam-vision:v1")
+    view.runtime.setCurrentText("openvino")
+    view.shapes.setText("image=2,3,224,224")
+    view.threads.setValue(2)
+    view.precision.setCurrentIndex(view.precision.findData("f32"))
+    config = view.config()
+    assert (config.shapes, config.threads, config.precision) == ({"image": [2, 3, 224, 224]}, 2, "f32")
+    view.runtime.setCurrentText("onnxruntime")
+    assert not view.precision.isEnabled() and view.config().precision == ""
+    shown = []
+    monkeypatch.setattr(bench_view, "show_error", lambda _w, exc, _t: shown.append(str(exc)))
+    view.shapes.setText("image=1,3,two")
+    assert view.start() is None and "is not NAME=D1,D2" in shown[0]
+    with open_sample.reading() as con:
+        assert con.execute("SELECT count(*) FROM bench_runs").fetchall() == [(0,)]
+
+
+def test_make_variant_from_the_models_screen_registers_the_fp16_copy(qtbot, open_sample: Project):
+    pytest.importorskip("openvino")
+    view = ModelsView()
+    qtbot.addWidget(view)
+    view.set_project(open_sample)
+    view.select("weld-defect:v1")
+    assert view.variant_button.isEnabled()
+    task = view.start_variant("weld-defect:v1", "fp16", None)
+    with qtbot.waitSignal(task.done, timeout=60_000):
+        pass
+    qtbot.waitUntil(lambda: view.selected() is not None and view.selected()["version_id"] == "weld-defect:v1-fp16",
+                    timeout=10_000)
+    with open_sample.reading() as con:
+        lineage = json.loads(con.execute("SELECT lineage_json FROM model_versions WHERE version_id = "
+                                         "'weld-defect:v1-fp16'").fetchall()[0][0])
+    assert lineage["variant_of"] == "weld-defect:v1"

@@ -238,3 +238,35 @@ def test_variants_of_the_sample_cnn_run_in_openvino(tmp_path: Path) -> None:
         for v, tolerance in (("seam:v1-fp16", 1e-2), ("seam:v1-int8", 0.2)):
             out = ov.Core().compile_model(str(project.folder / _artifact(project, v)), "CPU")(images[:4])[0]
             assert out.shape == (4, 2) and np.abs(out - parent).max() < tolerance
+
+
+def test_a_plan_judges_a_variant_per_slice_against_its_parent_on_openvino(mlp_project: Project) -> None:
+    """Validation scores the IR variant on OpenVINO (ONNX Runtime cannot load it) and the parent on ONNX Runtime;
+    the per-slice non-regression numbers equal recall computed from those two sets of scores."""
+    import onnxruntime as ort
+
+    from app.core.models.validation import parse_plan, run_validation
+
+    make_variant(mlp_project, "m:v1", "int8", calibration="holdout", samples=100)
+    plan = parse_plan('[plan]\nname = "int8"\ndataset = "holdout"\nrecord_id = "record_id"\n[data]\n'
+                      "no_overlap_with_training = false\n[[non_regression]]\nby = ['line']\nmetric = 'recall'\n"
+                      "max_drop = 0.02\nmin_support = 50\n[parity]\nmodels = ['candidate']\n", "plan")
+    run = run_validation(mlp_project, plan, "m:v1-int8", "m:v1")
+    data = pl.read_parquet(mlp_project.folder / _dataset_path(mlp_project))
+    x = data.select(FEATURES).to_numpy().astype(np.float32)
+    variant = _ov_scores(mlp_project, "m:v1-int8", x)
+    parent = ort.InferenceSession(str(mlp_project.folder / _artifact(mlp_project, "m:v1"))).run(
+        None, {"X": x})[0].reshape(-1)
+    y = data["label"].to_numpy() == 1
+    checks = {c.slice["line"]: c for c in next(c for c in run.criteria if c.kind == "non_regression").checks}
+    for line, check in checks.items():
+        mask = (data["line"].to_numpy() == line) & y
+        gain = np.mean(variant[mask] >= .5) - np.mean(parent[mask] >= .5)
+        assert check.value == pytest.approx(gain)
+    parity = next(c for c in run.criteria if c.kind == "parity")
+    assert parity.status == "SKIPPED" and "OpenVINO IR file" in parity.checks[0].evidence
+
+
+def _dataset_path(project: Project) -> str:
+    with project.reading() as con:
+        return con.execute("SELECT artifact_path FROM datasets WHERE dataset_id = 'holdout'").fetchall()[0][0]

@@ -11,16 +11,9 @@ from app.core.errors import LineproofError
 
 
 def _shapes(items: list[str] | None) -> dict[str, list[int]]:
-    shapes = {}
-    for item in items or []:
-        name, _, dims = item.partition("=")
-        try:
-            shapes[name.strip()] = [int(d) for d in dims.replace("x", ",").split(",") if d.strip()]
-        except ValueError as exc:
-            raise LineproofError(f"Shape {item!r} is not NAME=D1,D2,...", "Example: --shape image=1,3,224,224") from exc
-        if not name.strip() or not shapes[name.strip()]:
-            raise LineproofError(f"Shape {item!r} is not NAME=D1,D2,...", "Example: --shape image=1,3,224,224")
-    return shapes
+    from app.core.models.bench.config import parse_shapes
+
+    return parse_shapes(items)
 
 
 def _fmt(value: Any, digits: int = 3) -> str:

@@ -21,6 +21,32 @@ def cmd_tier(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_card(args: argparse.Namespace) -> int:
+    """Set model-card and lineage fields of a version (audited with the old and new values)."""
+    from app.core.governance.approvals import unlock
+    from app.core.models.registry import edit_version_metadata
+
+    def pairs(items: list[str], what: str) -> dict[str, str]:
+        bad = [i for i in items if "=" not in i]
+        if bad:
+            raise LineproofError(f"{what} {bad[0]!r} is not FIELD=VALUE.", f"Write e.g. --{what} owner=ana.")
+        return dict(i.split("=", 1) for i in items)
+    card = pairs(args.set or [], "set")
+    if args.features is not None:
+        card["features"] = args.features
+    lineage = pairs(args.lineage or [], "lineage")
+    if not card and not lineage:
+        raise LineproofError("Nothing to change.", "Give --features, --set FIELD=VALUE or --lineage FIELD=VALUE.")
+    with open_project(args.path) as project:
+        by = unlock(project, args.as_user, passphrase(f"Passphrase for {args.as_user}: ")) if args.as_user else None
+        changes = edit_version_metadata(project, args.version, lineage or None, card or None, args.reason or "", by)
+    for field, change in changes.items():
+        print(f"{args.version} {field}: {change['old']!r} -> {change['new']!r}")
+    if not changes:
+        print(f"{args.version}: nothing changed (the values were already so).")
+    return 0
+
+
 def cmd_variant(args: argparse.Namespace) -> int:
     """Make the INT8 or FP16 variant of a version and register it with lineage to its parent."""
     from app.cli.common import show_progress
@@ -192,6 +218,16 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("models", help="list model versions, stages, hashes and runtimes")
     p.add_argument("path", help="project folder")
     p.set_defaults(func=cmd_models)
+
+    p = sub.add_parser("card", help="set model-card and lineage fields of a version (features, owner, ...)")
+    p.add_argument("path", help="project folder")
+    p.add_argument("version", help="version id, e.g. weld-defect:v1")
+    p.add_argument("--features", help="the model's input columns in order, comma-separated")
+    p.add_argument("--set", action="append", metavar="FIELD=VALUE", help="a model-card field (repeatable)")
+    p.add_argument("--lineage", action="append", metavar="FIELD=VALUE", help="a lineage field (repeatable)")
+    p.add_argument("--reason", required=True, help="why (audited with the old and new values)")
+    p.add_argument("--as", dest="as_user", metavar="USER", help="who makes the change (governed projects)")
+    p.set_defaults(func=cmd_card)
 
     p = sub.add_parser("variant", help="make the INT8 (NNCF) or FP16 variant of a version, with lineage")
     p.add_argument("path", help="project folder")

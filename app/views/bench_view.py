@@ -15,6 +15,7 @@ from PySide6.QtWidgets import (
     QGroupBox,
     QHBoxLayout,
     QLabel,
+    QLineEdit,
     QPushButton,
     QSpinBox,
     QSplitter,
@@ -25,6 +26,7 @@ from PySide6.QtWidgets import (
 
 from app.core.errors import LineproofError
 from app.core.models.bench import BenchConfig, run_benchmark
+from app.core.models.bench.config import parse_shapes
 from app.core.models.bench.devices import openvino_devices
 from app.core.models.bench.store import compare_figures, list_runs, run_detail
 from app.core.models.registry import list_versions
@@ -109,6 +111,15 @@ class BenchView(Screen):
                                       toolTip="Measurement duration")
         self.inputs = QComboBox(toolTip="Synthetic inputs from the model signature (seeded), or real rows from "
                                         "a dataset")
+        self.shapes = QLineEdit(placeholderText="from the model", toolTip="Full input shapes for dynamic "
+                                "dimensions: NAME=D1,D2,... (several separated by ;), e.g. image=1,3,224,224")
+        self.threads = QSpinBox(minimum=0, maximum=256, value=0, toolTip="Inference threads (0: the runtime "
+                                                                        "decides)")
+        self.threads.setSpecialValueText("auto")
+        self.precision = QComboBox(toolTip="OpenVINO inference precision hint (default: the device's own)")
+        self.precision.addItem("device default", "")
+        for value in ("f32", "f16", "bf16"):
+            self.precision.addItem(value, value)
         self.run_button = QPushButton("Run benchmark", toolTip="Run in a separate process (Ctrl+R)")
         self.run_button.setShortcut("Ctrl+R")
         self.controls = TaskControls(self.run_button, "Stop the benchmark process; nothing is recorded")
@@ -119,7 +130,8 @@ class BenchView(Screen):
         self.budget.setSpecialValueText("no budget")
         grid = QGridLayout()
         cells = [("Version", self.version), ("Runtime", self.runtime), ("Device", self.device), ("Hint", self.hint),
-                 ("Mode", self.mode), ("Batch", self.batch), ("Duration", self.seconds), ("Inputs", self.inputs)]
+                 ("Mode", self.mode), ("Batch", self.batch), ("Duration", self.seconds), ("Inputs", self.inputs),
+                 ("Shapes", self.shapes), ("Threads", self.threads), ("Precision", self.precision)]
         for i, (label, widget) in enumerate(cells):
             grid.addWidget(QLabel(label), i // 4, (i % 4) * 2)
             grid.addWidget(widget, i // 4, (i % 4) * 2 + 1)
@@ -212,6 +224,7 @@ class BenchView(Screen):
         else:
             self.device.addItem("CPU")
         self.hint.setEnabled(runtime == "openvino")
+        self.precision.setEnabled(runtime == "openvino")
 
     def _devices_found(self, devices: dict[str, str]) -> None:
         self.ov_devices = list(devices)
@@ -242,15 +255,23 @@ class BenchView(Screen):
     # ----- running
     def config(self) -> BenchConfig:
         """The benchmark the form describes."""
+        openvino = self.runtime.currentText() == "openvino"
         return BenchConfig(runtime=self.runtime.currentText(), device=self.device.currentText() or "CPU",
                            hint=self.hint.currentText(), mode=self.mode.currentText(), batch=self.batch.value(),
-                           seconds=self.seconds.value(), dataset_id=self.inputs.currentData() or "")
+                           seconds=self.seconds.value(), dataset_id=self.inputs.currentData() or "",
+                           shapes=parse_shapes([self.shapes.text()]), threads=self.threads.value(),
+                           precision=(self.precision.currentData() or "") if openvino else "")
 
     def start(self) -> Task | None:
         """Run the configured benchmark in the worker (the benchmark itself runs in a child process)."""
         if self.project is None or self.task is not None:
             return None
-        project, version_id, config = self.project, self.version.currentText(), self.config()
+        try:
+            config = self.config()
+        except LineproofError as exc:  # a shape that is not NAME=D1,D2,...: said before any process starts
+            show_error(self, exc, "Benchmark")
+            return None
+        project, version_id = self.project, self.version.currentText()
         task = self.run_job(f"Benchmark {version_id}", lambda progress: run_benchmark(project, version_id, config,
                                                                                       progress))
         self.controls.attach(task)

@@ -135,7 +135,7 @@ def _calibration(project: Project, parent: str, card: dict, inputs: list, calibr
     features = list(card.get("features") or [])
     if not features:
         raise VariantError(f"{parent}'s model card lists no features, so rows cannot be turned into its input.",
-                           "Set them (lineproof card MODEL:VERSION --features a,b,c) or give --calibration "
+                           "Set them (lineproof card PROJECT VERSION --features a,b,c --reason ...) or give --calibration "
                            "FILE.npz; nothing was made.")
     if len(inputs) != 1:
         raise VariantError(f"{parent} has {len(inputs)} inputs; table rows feed a model with one.",

@@ -76,3 +76,21 @@ class BenchConfig:
         """Build from a stored dict, ignoring unknown keys from newer versions."""
         known = set(cls.__dataclass_fields__)
         return cls(**{k: v for k, v in data.items() if k in known})
+
+
+def parse_shapes(items: list[str] | None) -> dict[str, list[int]]:
+    """Input shapes written as NAME=D1,D2,... (or D1xD2; several separated by ';'), from the CLI or the form."""
+    shapes: dict[str, list[int]] = {}
+    for item in (part.strip() for raw in items or [] for part in raw.split(";")):
+        if not item:
+            continue
+        name, _, dims = item.partition("=")
+        try:
+            values = [int(d) for d in dims.replace("x", ",").split(",") if d.strip()]
+        except ValueError:
+            values = []
+        if not name.strip() or not values or any(v < 1 for v in values):
+            raise LineproofError(f"Shape {item!r} is not NAME=D1,D2,... with positive sizes.",
+                                 "Example: image=1,3,224,224")
+        shapes[name.strip()] = values
+    return shapes
