@@ -223,6 +223,7 @@ def test_the_cli_makes_a_variant_and_says_where_it_came_from(mlp_project: Projec
     assert "Registered m:v1-int8" in out and "calibrated on 250 samples from log" in out
 
 
+@pytest.mark.slow
 def test_variants_of_the_sample_cnn_run_in_openvino(tmp_path: Path) -> None:
     from app.sample.models import build_vision_cnn
 

@@ -108,6 +108,7 @@ class MainWindow(QMainWindow):
         self.alerts_cancel = QToolButton(text="Cancel", toolTip="Stop evaluating the alert rules (Alerts > "
                                                                 "Evaluate rules runs them again)")
         self.alerts_task: Task | None = None
+        self._closing = False  # set while close_project stops the running work: nothing new may start then
         for widget in (self.alerts_progress, self.alerts_cancel):
             widget.hide()
             self.statusBar().addPermanentWidget(widget)
@@ -418,10 +419,19 @@ class MainWindow(QMainWindow):
         return True
 
     def _stop_tasks(self) -> None:
-        for task in list(self.tasks):
-            task.cancel()
-        QThreadPool.globalInstance().waitForDone(30_000)
-        QApplication.processEvents()
+        # A task that ends may start the next (overview -> attention -> alert rules): while closing none may start,
+        # and the loop stops whatever slipped in while the last ones delivered their signals.
+        self._closing = True
+        try:
+            for _ in range(10):
+                for task in list(self.tasks):
+                    task.cancel()
+                QThreadPool.globalInstance().waitForDone(30_000)
+                QApplication.processEvents()
+                if not any(task.running for task in self.tasks):
+                    break
+        finally:
+            self._closing = False
 
     def _track(self, task: Task) -> Task:
         self.tasks.append(task)
@@ -445,7 +455,7 @@ class MainWindow(QMainWindow):
     def refresh(self) -> Task | None:
         """Recompute the overview (and the slices, when shown) off the GUI thread."""
         project = self.project
-        if project is None:
+        if project is None or self._closing:
             return None
         if self.screens.current_name() in ("slices", "drift"):
             self.screens.currentWidget().recompute()
@@ -461,7 +471,7 @@ class MainWindow(QMainWindow):
         """Open alerts, worst line and silent assets: they scan the log, so they follow the overview."""
         from app.core.analysis.attention import build_attention
 
-        if project is not self.project:
+        if project is not self.project or self._closing:
             return None
         self.overview.attention.setText("Looking for open alerts, the worst line and silent assets…")
         task = self._track(start_task("Open alerts, worst line, silent assets",
@@ -478,7 +488,7 @@ class MainWindow(QMainWindow):
         from app.core.analysis.alerts import alerts_due, evaluate_alerts
         from app.core.models.impact import measure_impact
 
-        if project is not self.project or project.read_only or self.alerts_task is not None:
+        if project is not self.project or project.read_only or self.alerts_task is not None or self._closing:
             return None
 
         def evaluate(progress) -> int | None:
