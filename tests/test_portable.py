@@ -47,6 +47,9 @@ def test_round_trip_keeps_rows_files_and_the_audit_chain(sample_copy: Path, arch
     assert _hashes(dest) == _hashes(sample_copy)
     manifest = json.loads(zipfile.ZipFile(archive).read(MANIFEST))
     assert {e["path"] for e in manifest["files"]} >= {"lineproof.toml", "project.duckdb"}
+    # The exporting process held the project open: its holder file (this PC's PID) stays out of the copy.
+    assert ".lineproof-holder.json" not in {e["path"] for e in manifest["files"]}
+    assert ".lineproof-holder.json" not in zipfile.ZipFile(archive).namelist()
 
 
 def _rewrite(archive: Path, out: Path, change) -> Path:

@@ -271,3 +271,33 @@ def test_a_plan_judges_a_variant_per_slice_against_its_parent_on_openvino(mlp_pr
 def _dataset_path(project: Project) -> str:
     with project.reading() as con:
         return con.execute("SELECT artifact_path FROM datasets WHERE dataset_id = 'holdout'").fetchall()[0][0]
+
+
+@pytest.mark.gui
+def test_the_side_by_side_view_shows_the_parent_its_variants_and_their_gains_per_slice(qtbot, mlp_project):
+    from app.views.variants_dialog import VariantsDialog
+
+    make_variant(mlp_project, "m:v1", "int8", calibration="holdout", samples=100)
+    expected = compare_variants(mlp_project, "m:v1", "holdout", ("line",))
+    dialog = VariantsDialog(mlp_project, "m:v1", [("holdout", "held out")])
+    qtbot.addWidget(dialog)
+    assert dialog.by.currentData() == "line"
+    dialog.bench.setChecked(False)
+    with qtbot.waitSignal(dialog.start().done, timeout=60_000):
+        pass
+    assert [dialog.overall.row(i)["version_id"] for i in range(dialog.overall.rowCount())] == ["m:v1", "m:v1-int8"]
+    assert dialog.overall.row(1)["decision_agreement"] == pytest.approx(expected.rows[1].decision_agreement)
+    assert dialog.slices.rowCount() == 3  # L1, L2, L3 for the one variant
+    first = dialog.slices.row(0)
+    assert first["diff_recall"] == pytest.approx(expected.rows[1].slices.row(0, named=True)["diff_recall"])
+
+
+def test_without_nncf_int8_is_refused_saying_what_to_install_and_fp16_still_works(mlp_project: Project,
+                                                                                  monkeypatch) -> None:
+    import importlib.util
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "nncf" else real(name, *a))
+    with pytest.raises(VariantError, match="(?s)INT8 quantization needs NNCF.*lineproof\\[variants\\]"):
+        make_variant(mlp_project, "m:v1", "int8", calibration="holdout")
+    assert make_variant(mlp_project, "m:v1", "fp16").version_id == "m:v1-fp16"

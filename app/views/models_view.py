@@ -176,11 +176,15 @@ class ModelsView(Screen):
         self.variant_button = QPushButton("Make variant…", toolTip="An INT8 (NNCF) or FP16 copy of the selected "
                                                                    "version, registered with lineage to it")
         self.variant_button.setEnabled(False)
+        self.compare_button = QPushButton("Compare variants…", toolTip="The selected version and its INT8/FP16 "
+                                          "variants side by side: metrics per slice, agreement, latency here")
+        self.compare_button.setEnabled(False)
         left = QGroupBox("Model versions")
         ll = QVBoxLayout(left)
         actions = QHBoxLayout()
         actions.addWidget(self.import_button)
         actions.addWidget(self.variant_button)
+        actions.addWidget(self.compare_button)
         actions.addStretch(1)
         ll.addLayout(actions)
         ll.addWidget(self.table)
@@ -196,6 +200,7 @@ class ModelsView(Screen):
         self.save_button.clicked.connect(self.save_metadata)
         self.import_button.clicked.connect(self.import_model_dialog)
         self.variant_button.clicked.connect(self.variant_dialog)
+        self.compare_button.clicked.connect(self.compare_dialog)
         self.apply_stage.clicked.connect(self.apply_selected_stage)
         self.rollback_button.clicked.connect(self.rollback_selected)
 
@@ -273,6 +278,7 @@ class ModelsView(Screen):
                 return
         self._shown = row
         self.variant_button.setEnabled(not self.project.read_only)
+        self.compare_button.setEnabled(True)
         self.title.setText(f"<b>{row['version_id']}</b> — {row['model_name']} ({row['task']}, risk tier "
                            f"{row['risk_tier']})")
         self.signature.setPlainText(describe_signature(row))
@@ -331,6 +337,21 @@ class ModelsView(Screen):
         dialog = VariantDialog(row["version_id"], datasets, self)
         if dialog.exec() == VariantDialog.DialogCode.Accepted:
             self.start_variant(**dialog.values())
+
+    def compare_dialog(self):
+        """The selected version (or the version it was made from) and its variants side by side."""
+        from app.views.variants_dialog import VariantsDialog
+
+        row = self.selected()
+        if row is None or self.project is None:
+            return None
+        parent = json.loads(row["lineage_json"] or "{}").get("variant_of") or row["version_id"]
+        with self.project.reading() as con:
+            datasets = con.execute("SELECT dataset_id, name FROM datasets WHERE kind <> 'training' "
+                                   "ORDER BY dataset_id").fetchall()
+        dialog = VariantsDialog(self.project, parent, datasets, self)
+        dialog.show()
+        return dialog
 
     def start_variant(self, parent: str, method: str, calibration: str | None, samples: int = 300) -> Task | None:
         """Make the variant in the worker (the converter runs in a child process Cancel stops); reload when done."""

@@ -22,7 +22,7 @@ from typing import Any
 
 from app.core.errors import LineproofError
 from app.core.progress import NullProgress, Progress, check_cancelled
-from app.core.store.project import Project
+from app.core.store.project import HOLDER_NAME, Project
 
 FORMAT = "lineproof-project-bundle/1"
 MANIFEST = "MANIFEST.json"
@@ -42,7 +42,10 @@ def _files(folder: Path) -> list[Path]:
     out = []
     for path in sorted(folder.rglob("*")):
         rel = path.relative_to(folder)
-        if rel.parts[0] in SKIP_DIRS or path.name.endswith((".partial", ".wal", ".lock")):
+        # The holder file says which process on this PC has the project open: in a copy it would name a
+        # process that does not exist there.
+        if rel.parts[0] in SKIP_DIRS or path.name.endswith((".partial", ".wal", ".lock")) or \
+                rel.as_posix() == HOLDER_NAME:
             continue
         if path.is_symlink():
             raise BundleError(f"{rel} in the project is a link.", "Replace it with the file itself; nothing was written.")

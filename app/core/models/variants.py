@@ -57,6 +57,13 @@ def make_variant(project: Project, parent: str, method: str, calibration: str | 
     project.require_writable()
     if method not in METHODS:
         raise VariantError(f"Unknown variant method {method!r}.", "Use --int8 or --fp16.")
+    if method == "int8":
+        import importlib.util
+
+        if importlib.util.find_spec("nncf") is None:
+            raise VariantError("INT8 quantization needs NNCF, which this installation lacks (the offline bundle "
+                               "leaves it out).", "Install the variants extra (pip install 'lineproof[variants]') "
+                               "on a PC that makes variants, or make an FP16 variant (OpenVINO only).")
     row = _parent(project, parent)
     model_id, version, fmt, rel, card, lineage, threshold, inputs = row
     new_version = f"{version}-{method}"

@@ -167,3 +167,32 @@ def comparison_text(c: VariantComparison, metrics: tuple[str, ...] = ("recall", 
                                                                      if lo is not None else ""))
             lines.append(f"  {where:<14}" + "; ".join(gains))
     return lines
+
+
+def overall_frame(c: VariantComparison) -> pl.DataFrame:
+    """One row per version: metrics overall with their intervals, agreement with the parent, latency."""
+    rows = []
+    for r in c.rows:
+        row: dict[str, Any] = {"version_id": r.version_id, "numbers": r.precision, "runtime": r.runtime,
+                               "max_abs_diff": r.max_abs_diff, "decision_agreement": r.decision_agreement}
+        for m in METRICS:
+            for suffix in ("", "_low", "_high"):
+                row[f"{m}{suffix}"] = r.overall.get(f"cand_{m}{suffix}")
+        row.update({k: r.latency.get(k) for k in ("p50_ms", "p99_ms", "speedup_p50")})
+        row["throughput"] = round(r.latency["throughput"]) if r.latency.get("throughput") else None
+        rows.append(row)
+    return pl.DataFrame(rows, infer_schema_length=None)
+
+
+def slice_gains_frame(c: VariantComparison) -> pl.DataFrame:
+    """One row per variant and slice: its recall, false-alarm rate and AUC gains over the parent, with the paired
+    intervals (negative: worse)."""
+    frames = []
+    for r in c.rows[1:]:
+        if r.slices.height == 0:
+            continue
+        keep = [*c.by, "rows", "positives"] + [f"diff_{m}{s}" for m in ("recall", "fpr", "auc")
+                                               for s in ("", "_low", "_high")]
+        frames.append(r.slices.select([k for k in keep if k in r.slices.columns])
+                      .with_columns(pl.lit(r.version_id).alias("version_id")))
+    return pl.concat(frames, how="diagonal_relaxed") if frames else pl.DataFrame()
