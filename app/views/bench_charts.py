@@ -6,6 +6,7 @@ import pyqtgraph as pg
 from PySide6.QtCore import Qt
 
 from app.core.models.bench.store import latency_histogram
+from app.views.chart_export import enable_png_export
 
 COLOURS = ["#1f4e79", "#c55a11", "#548235", "#7030a0", "#bf9000", "#2e75b6"]
 
@@ -15,6 +16,7 @@ class LatencyHistogram(pg.PlotWidget):
 
     def __init__(self) -> None:
         super().__init__(background="w")
+        enable_png_export(self, "latency-histogram")
         self.setLabel("bottom", "latency (ms)")
         self.setLabel("left", "inferences")
         self.setToolTip("Latency per inference up to the 99.9th percentile; dashed: p99 of each run; red: budget")
@@ -56,6 +58,7 @@ class ThroughputBars(pg.PlotWidget):
 
     def __init__(self) -> None:
         super().__init__(background="w")
+        enable_png_export(self, "throughput")
         self.setLabel("left", "inferences x batch / s")
         self.setToolTip("Throughput of each selected run (higher is better)")
         self.bars: pg.BarGraphItem | None = None

@@ -37,6 +37,7 @@ from app.core.analysis.slices import logged_span, project_has_events, slice_dime
 from app.core.analysis.triage import with_triage
 from app.core.models.impact import measure_impact
 from app.core.store.project import Project
+from app.views.chart_export import enable_png_export
 from app.views.errors import show_error
 from app.views.heatmap_widget import Heatmap
 from app.views.screen import Screen
@@ -138,6 +139,7 @@ class DriftView(Screen):
         self.heatmap = Heatmap()
         self.heatmap.setToolTip("Green: stable; red: drifted; grey: too few rows. Click a cell for details.")
         self.hist = pg.PlotWidget(background="w")
+        enable_png_export(self.hist, "drift-histogram")
         self.hist.addLegend(offset=(-10, 10))
         self.hist.getAxis("left").enableAutoSIPrefix(False)
         self.ref_bars = pg.BarGraphItem(x=[], height=[], width=1, brush=pg.mkBrush(31, 78, 121, 110), name="reference")
@@ -145,6 +147,7 @@ class DriftView(Screen):
         self.hist.addItem(self.ref_bars)
         self.hist.addItem(self.cur_bars)
         self.trend = pg.PlotWidget(background="w", axisItems={"bottom": pg.DateAxisItem()})
+        enable_png_export(self.trend, "drift-over-time")
         self.trend.getAxis("left").enableAutoSIPrefix(False)
         self.trend_curve = pg.PlotDataItem(pen=pg.mkPen("#1f4e79", width=2), symbol="o", symbolSize=5,
                                            connect="finite")

@@ -8,6 +8,8 @@ from PySide6.QtCore import QPointF, Signal
 from PySide6.QtGui import QCursor
 from PySide6.QtWidgets import QToolTip, QVBoxLayout, QWidget
 
+from app.views.chart_export import enable_png_export
+
 EMPTY_RGBA = (255, 255, 255, 255)  # no predictions in this cell
 INSUFFICIENT_RGBA = (200, 200, 200, 255)  # too few labelled rows to show a number
 _GOOD_BAD = pg.ColorMap([0.0, 0.5, 1.0], [(215, 48, 39), (254, 224, 139), (26, 152, 80)])
@@ -21,6 +23,7 @@ class Heatmap(QWidget):
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.plot = pg.PlotWidget(background="w")
+        enable_png_export(self.plot, "heatmap")
         self.plot.invertY(True)
         self.plot.setMenuEnabled(False)
         self.plot.hideButtons()

@@ -16,6 +16,7 @@ from PySide6.QtWidgets import (
 )
 
 from app.core.analysis.overview import Overview
+from app.views.chart_export import enable_png_export
 from app.views.screen import Screen
 from app.views.table_model import Column, FrameTableModel
 from app.views.table_view import DataTable
@@ -106,6 +107,7 @@ class OverviewView(Screen):
                                   "errors), lines whose measured recall left that band, the top alert by impact, and "
                                   "assets that have sent nothing for more than 24 h up to the newest record.")
         self.plot = pg.PlotWidget(background="w")
+        enable_png_export(self.plot, "overview-trend")
         self.plot.setMinimumHeight(150)
         self.plot.setLabel("left", "predictions / week")
         self.plot.showGrid(y=True, alpha=0.3)

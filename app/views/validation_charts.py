@@ -7,6 +7,8 @@ from typing import Any
 import numpy as np
 import pyqtgraph as pg
 
+from app.views.chart_export import enable_png_export
+
 CANDIDATE, CHAMPION, FAILED = "#c55a11", "#1f4e79", "#c00000"
 LEGEND = (f"<span style='color:{CANDIDATE}'>&#9679; candidate</span> &nbsp; "
           f"<span style='color:{CHAMPION}'>&#9679; champion</span> &nbsp; bars: confidence interval &nbsp; "
@@ -19,6 +21,7 @@ class SliceComparison(pg.PlotWidget):
 
     def __init__(self) -> None:
         super().__init__(background="w")
+        enable_png_export(self, "slice-comparison")
         self.setToolTip("Candidate (orange) and champion (blue) per slice with their confidence intervals; "
                         "slices where a criterion failed are marked red below the axis")
         self.showGrid(y=True, alpha=0.25)
@@ -73,6 +76,7 @@ class ParityPlot(pg.PlotWidget):
 
     def __init__(self) -> None:
         super().__init__(background="w")
+        enable_png_export(self, "runtime-parity")
         self.setLabel("bottom", "score in ONNX Runtime")
         self.setLabel("left", "score in OpenVINO")
         self.setToolTip("Each dot is one held-out row; on the diagonal both runtimes agree. Decisions differ "
