@@ -673,7 +673,7 @@ class MainWindow(QMainWindow):
         else:
             from app.sample.build import build_sample
 
-            task = self._track(start_task("Building the sample project (about 3 minutes, once)",
+            task = self._track(start_task("Building the demo project (once: about 30 s on a quiet PC)",
                                           lambda progress: build_sample(folder, progress=progress), self))
         attach_progress_dialog(task, self)
         task.done.connect(lambda _: self.open_project(folder))
