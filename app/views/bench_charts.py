@@ -7,6 +7,7 @@ from PySide6.QtCore import Qt
 
 from app.core.models.bench.store import latency_histogram
 from app.views.chart_export import enable_png_export
+from app.views.theme import chart_background
 
 COLOURS = ["#1f4e79", "#c55a11", "#548235", "#7030a0", "#bf9000", "#2e75b6"]
 
@@ -15,7 +16,7 @@ class LatencyHistogram(pg.PlotWidget):
     """Latency distribution of one or more runs (outlines), the p99 of each, and the latency budget."""
 
     def __init__(self) -> None:
-        super().__init__(background="w")
+        super().__init__(background=chart_background())
         enable_png_export(self, "latency-histogram")
         self.setLabel("bottom", "latency (ms)")
         self.setLabel("left", "inferences")
@@ -57,7 +58,7 @@ class ThroughputBars(pg.PlotWidget):
     """Throughput of the selected runs side by side."""
 
     def __init__(self) -> None:
-        super().__init__(background="w")
+        super().__init__(background=chart_background())
         enable_png_export(self, "throughput")
         self.setLabel("left", "inferences x batch / s")
         self.setToolTip("Throughput of each selected run (higher is better)")

@@ -43,6 +43,7 @@ from app.views.heatmap_widget import Heatmap
 from app.views.screen import Screen
 from app.views.table_model import Column, FrameTableModel
 from app.views.table_view import DataTable
+from app.views.theme import chart_background
 from app.views.workers import Task
 
 MAX_IMPACT_CELLS = 10  # local cells whose impact the screen measures (the strongest ten)
@@ -138,7 +139,7 @@ class DriftView(Screen):
         self.summary = QLabel(wordWrap=True)
         self.heatmap = Heatmap()
         self.heatmap.setToolTip("Green: stable; red: drifted; grey: too few rows. Click a cell for details.")
-        self.hist = pg.PlotWidget(background="w")
+        self.hist = pg.PlotWidget(background=chart_background())
         enable_png_export(self.hist, "drift-histogram")
         self.hist.addLegend(offset=(-10, 10))
         self.hist.getAxis("left").enableAutoSIPrefix(False)
@@ -146,7 +147,7 @@ class DriftView(Screen):
         self.cur_bars = pg.BarGraphItem(x=[], height=[], width=1, brush=pg.mkBrush(192, 0, 0, 110), name="current")
         self.hist.addItem(self.ref_bars)
         self.hist.addItem(self.cur_bars)
-        self.trend = pg.PlotWidget(background="w", axisItems={"bottom": pg.DateAxisItem()})
+        self.trend = pg.PlotWidget(background=chart_background(), axisItems={"bottom": pg.DateAxisItem()})
         enable_png_export(self.trend, "drift-over-time")
         self.trend.getAxis("left").enableAutoSIPrefix(False)
         self.trend_curve = pg.PlotDataItem(pen=pg.mkPen("#1f4e79", width=2), symbol="o", symbolSize=5,

@@ -9,6 +9,7 @@ from PySide6.QtGui import QCursor
 from PySide6.QtWidgets import QToolTip, QVBoxLayout, QWidget
 
 from app.views.chart_export import enable_png_export
+from app.views.theme import chart_background
 
 EMPTY_RGBA = (255, 255, 255, 255)  # no predictions in this cell
 INSUFFICIENT_RGBA = (200, 200, 200, 255)  # too few labelled rows to show a number
@@ -22,7 +23,7 @@ class Heatmap(QWidget):
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
-        self.plot = pg.PlotWidget(background="w")
+        self.plot = pg.PlotWidget(background=chart_background())
         enable_png_export(self.plot, "heatmap")
         self.plot.invertY(True)
         self.plot.setMenuEnabled(False)

@@ -742,9 +742,9 @@ def make_app(argv: list[str] | None = None) -> QApplication:
     app.setApplicationName("Lineproof")
     app.setOrganizationName("Lineproof")
     app.setWindowIcon(QIcon(str(resource_path("icons", "lineproof.svg"))))
-    style = resource_path("style.qss")
-    if style.exists():
-        app.setStyleSheet(style.read_text(encoding="utf-8"))
+    from app.views.theme import apply_theme
+
+    apply_theme(app)  # light or dark as the OS says; style sheet and chart colours with it
     return app
 
 

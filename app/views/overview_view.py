@@ -20,6 +20,7 @@ from app.views.chart_export import enable_png_export
 from app.views.screen import Screen
 from app.views.table_model import Column, FrameTableModel
 from app.views.table_view import DataTable
+from app.views.theme import chart_background, themed
 
 MODEL_COLUMNS = [
     Column("model", "Model", free_text=True), Column("version", "Version"),
@@ -106,13 +107,14 @@ class OverviewView(Screen):
                                   "recall estimated from the model's confidence (labels not in yet; band +-3 sampling "
                                   "errors), lines whose measured recall left that band, the top alert by impact, and "
                                   "assets that have sent nothing for more than 24 h up to the newest record.")
-        self.plot = pg.PlotWidget(background="w")
+        self.plot = pg.PlotWidget(background=chart_background())
         enable_png_export(self.plot, "overview-trend")
         self.plot.setMinimumHeight(150)
         self.plot.setLabel("left", "predictions / week")
         self.plot.showGrid(y=True, alpha=0.3)
         self.rows_bars = pg.BarGraphItem(x=[], height=[], width=0.8, brush="#9cc3e6", name="predictions")
-        self.labelled_bars = pg.BarGraphItem(x=[], height=[], width=0.5, brush="#1f4e79", name="labelled")
+        self.labelled_bars = pg.BarGraphItem(x=[], height=[], width=0.5, brush=themed("#1f4e79", "#5b9bd5"),
+                                             name="labelled")
         self.plot.addItem(self.rows_bars)
         self.plot.addItem(self.labelled_bars)
         self.plot.setToolTip("Weekly predictions and how many have a label; recent weeks are partly labelled "

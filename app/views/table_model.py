@@ -113,6 +113,8 @@ class FrameTableModel(QAbstractTableModel):
         if role == Qt.ItemDataRole.BackgroundRole and col.background:
             colour = col.background(record)
             return QColor(colour) if colour else None
+        if role == Qt.ItemDataRole.ForegroundRole and col.background and col.background(record):
+            return QColor("#1a1a1a")  # status colours are pale: dark text on them in the dark theme too
         return None
 
     def headerData(self, section: int, orientation: Qt.Orientation,

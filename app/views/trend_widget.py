@@ -9,6 +9,7 @@ from PySide6.QtWidgets import QLabel, QVBoxLayout, QWidget
 
 from app.core.analysis.slices import METRIC_LABELS, SliceTrend
 from app.views.chart_export import enable_png_export
+from app.views.theme import chart_background
 
 
 def _epoch(frame, column: str = "period") -> np.ndarray:
@@ -22,7 +23,7 @@ class TrendPlot(QWidget):
         super().__init__(parent)
         self.title = QLabel("Click a cell or a row to see that slice over time.")
         self.title.setWordWrap(True)
-        self.plot = pg.PlotWidget(background="w", axisItems={"bottom": pg.DateAxisItem()})
+        self.plot = pg.PlotWidget(background=chart_background(), axisItems={"bottom": pg.DateAxisItem()})
         enable_png_export(self.plot, "trend")
         self.plot.showGrid(x=False, y=True, alpha=0.3)
         self.plot.getAxis("left").enableAutoSIPrefix(False)

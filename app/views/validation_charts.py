@@ -8,6 +8,7 @@ import numpy as np
 import pyqtgraph as pg
 
 from app.views.chart_export import enable_png_export
+from app.views.theme import chart_background
 
 CANDIDATE, CHAMPION, FAILED = "#c55a11", "#1f4e79", "#c00000"
 LEGEND = (f"<span style='color:{CANDIDATE}'>&#9679; candidate</span> &nbsp; "
@@ -20,7 +21,7 @@ class SliceComparison(pg.PlotWidget):
     """One metric per slice: candidate and champion side by side, each with its confidence interval."""
 
     def __init__(self) -> None:
-        super().__init__(background="w")
+        super().__init__(background=chart_background())
         enable_png_export(self, "slice-comparison")
         self.setToolTip("Candidate (orange) and champion (blue) per slice with their confidence intervals; "
                         "slices where a criterion failed are marked red below the axis")
@@ -75,7 +76,7 @@ class ParityPlot(pg.PlotWidget):
     """ONNX Runtime score against OpenVINO score for every row of the held-out set, and the diagonal."""
 
     def __init__(self) -> None:
-        super().__init__(background="w")
+        super().__init__(background=chart_background())
         enable_png_export(self, "runtime-parity")
         self.setLabel("bottom", "score in ONNX Runtime")
         self.setLabel("left", "score in OpenVINO")
