@@ -398,6 +398,7 @@ def test_alert_rules_run_in_the_background_when_a_project_with_new_data_opens(qt
     assert window.alerts_task is None
 
 
+@pytest.mark.slow  # CPU-heavy: runs in the slow suite (make test-slow, CI)
 def test_background_alert_rules_can_be_cancelled_and_store_nothing(qtbot, window: MainWindow, sample_copy: Path):
     window.open_project(sample_copy)
     qtbot.waitUntil(lambda: window.alerts_task is not None, timeout=60_000)

@@ -84,6 +84,7 @@ def test_a_version_against_itself_is_identical(pair: Project) -> None:
     assert d.identical and "same model in every compared respect" in diff_text(d)[-1]
 
 
+@pytest.mark.slow  # CPU-heavy: runs in the slow suite (make test-slow, CI)
 def test_a_tree_ensembles_trees_depth_and_features_come_from_the_estimator(tmp_path: Path) -> None:
     from skl2onnx import to_onnx
     from sklearn.ensemble import RandomForestClassifier

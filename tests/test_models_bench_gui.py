@@ -270,6 +270,7 @@ def test_the_benchmark_form_has_shapes_threads_and_precision_like_the_cli(qtbot,
         assert con.execute("SELECT count(*) FROM bench_runs").fetchall() == [(0,)]
 
 
+@pytest.mark.slow  # CPU-heavy: runs in the slow suite (make test-slow, CI)
 def test_make_variant_from_the_models_screen_registers_the_fp16_copy(qtbot, open_sample: Project):
     pytest.importorskip("openvino")
     view = ModelsView()

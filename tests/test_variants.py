@@ -118,6 +118,7 @@ def _artifact(project: Project, version_id: str) -> str:
                            [version_id]).fetchall()[0][0]
 
 
+@pytest.mark.slow  # CPU-heavy: runs in the slow suite (make test-slow, CI)
 def test_the_side_by_side_numbers_equal_a_direct_computation(mlp_project: Project, tmp_path: Path) -> None:
     from sklearn.metrics import recall_score, roc_auc_score
 
@@ -205,6 +206,7 @@ def test_cancel_in_the_middle_stops_the_converter_and_registers_nothing(mlp_proj
     assert project_state(folder) == before
 
 
+@pytest.mark.slow  # CPU-heavy: runs in the slow suite (make test-slow, CI)
 def test_the_cli_makes_a_variant_and_says_where_it_came_from(mlp_project: Project, capsys) -> None:
     folder = mlp_project.folder
     mlp_project.close()
@@ -241,6 +243,7 @@ def test_variants_of_the_sample_cnn_run_in_openvino(tmp_path: Path) -> None:
             assert out.shape == (4, 2) and np.abs(out - parent).max() < tolerance
 
 
+@pytest.mark.slow  # CPU-heavy: runs in the slow suite (make test-slow, CI)
 def test_a_plan_judges_a_variant_per_slice_against_its_parent_on_openvino(mlp_project: Project) -> None:
     """Validation scores the IR variant on OpenVINO (ONNX Runtime cannot load it) and the parent on ONNX Runtime;
     the per-slice non-regression numbers equal recall computed from those two sets of scores."""
@@ -274,6 +277,7 @@ def _dataset_path(project: Project) -> str:
 
 
 @pytest.mark.gui
+@pytest.mark.slow  # CPU-heavy: runs in the slow suite (make test-slow, CI)
 def test_the_side_by_side_view_shows_the_parent_its_variants_and_their_gains_per_slice(qtbot, mlp_project):
     from app.views.variants_dialog import VariantsDialog
 
@@ -292,6 +296,7 @@ def test_the_side_by_side_view_shows_the_parent_its_variants_and_their_gains_per
     assert first["diff_recall"] == pytest.approx(expected.rows[1].slices.row(0, named=True)["diff_recall"])
 
 
+@pytest.mark.slow  # CPU-heavy: runs in the slow suite (make test-slow, CI)
 def test_without_nncf_int8_is_refused_saying_what_to_install_and_fp16_still_works(mlp_project: Project,
                                                                                   monkeypatch) -> None:
     import importlib.util
