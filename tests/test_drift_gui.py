@@ -44,6 +44,14 @@ def test_drift_matrix_and_cell_detail(qtbot, sample_folder: Path):
         assert first["flip_share"] > 0.02
         assert table.rows.filter(pl.col("triage") == "plant-wide")["flip_share"].null_count() == \
             table.rows.filter(pl.col("triage") == "plant-wide").height
+        # The cell's rows: its slice in the current window, as a direct count finds them.
+        rows = view.show_rows()
+        qtbot.addWidget(rows)
+        qtbot.waitUntil(lambda: rows.total > 0, timeout=30_000)
+        q = view._detail_query
+        with project.reading() as con:
+            assert rows.total == con.execute("SELECT count(*) FROM predictions WHERE line = ? AND ts >= ? AND ts < ?",
+                                             [FIRMWARE_LINE, *q.current]).fetchall()[0][0]
         with qtbot.waitSignal(view.drilled, timeout=60_000) as other:
             view._cell_clicked(features.index("current_a"), 0)
         assert other.args[0].feature == "current_a"

@@ -59,6 +59,7 @@ class AlertsView(Screen):
         super().__init__(parent)
         self.project: Project | None = None
         self._task: Task | None = None
+        self.selected_alert: dict | None = None
         self.ref_from, self.ref_to, self.cur_from, self.cur_to = (
             QDateEdit(calendarPopup=True, displayFormat="yyyy-MM-dd") for _ in range(4))
         self.evaluate_button = QPushButton("Evaluate rules", toolTip="Run the alert rules over the current window")
@@ -80,7 +81,10 @@ class AlertsView(Screen):
                                  toolTip="Comment stored with the acknowledgement (why real, why a false alarm)")
         self.real_button = QPushButton("Real problem")
         self.false_button = QPushButton("False alarm")
+        self.rows_button = QPushButton("Show rows…", enabled=False, toolTip="The log's rows the selected alert "
+                                                                            "was raised on (its scope and window)")
         ack = QHBoxLayout()
+        ack.addWidget(self.rows_button)
         ack.addWidget(self.comment, 1)
         ack.addWidget(self.real_button)
         ack.addWidget(self.false_button)
@@ -107,6 +111,7 @@ class AlertsView(Screen):
         self.real_button.clicked.connect(lambda: self.acknowledge_selected("real"))
         self.false_button.clicked.connect(lambda: self.acknowledge_selected("false"))
         self.alerts_table.clicked.connect(self._selected)
+        self.rows_button.clicked.connect(self.show_rows)
 
     def set_project(self, project: Project | None) -> None:
         """Show a project's alerts (or the empty state)."""
@@ -136,6 +141,8 @@ class AlertsView(Screen):
         self.alerts_model.set_frame(alerts)
         self.precision_model.set_frame(alert_precision(self.project))
         self.evidence.clear()
+        self.selected_alert = None
+        self.rows_button.setEnabled(False)
         self.refreshed.emit()
 
     def evaluate(self) -> Task | None:
@@ -160,6 +167,21 @@ class AlertsView(Screen):
         ack = f"\n\nAcknowledged {record['state']} by {record['acked_by']}: {record['ack_comment']}" \
             if record["state"] != "open" else ""
         self.evidence.setPlainText(f"{record['message']}\n\n{evidence}{ack}")
+        self.selected_alert = record
+        self.rows_button.setEnabled(True)
+
+    def show_rows(self):
+        """Open the rows behind the selected alert."""
+        from app.core.analysis.records import alert_filter
+        from app.views.records_dialog import RecordsDialog
+
+        record = self.selected_alert
+        if record is None or self.project is None:
+            return None
+        dialog = RecordsDialog(self.project, alert_filter(record["scope"], record["window_start"],
+                                                          record["window_end"]), self)
+        dialog.show()
+        return dialog
 
     def acknowledge_selected(self, verdict: str) -> bool:
         """Acknowledge the selected alert with the comment typed; returns whether one was selected."""

@@ -167,7 +167,12 @@ class DriftView(Screen):
         ll.addWidget(self.heatmap, 1)
         right = QGroupBox("Cell")
         rl = QVBoxLayout(right)
-        rl.addWidget(self.detail_title)
+        self.rows_button = QPushButton("Show rows…", enabled=False, toolTip="The log's rows of this cell's slice in "
+                                                                            "the current window, newest first")
+        title_row = QHBoxLayout()
+        title_row.addWidget(self.detail_title, 1)
+        title_row.addWidget(self.rows_button, 0, Qt.AlignmentFlag.AlignTop)
+        rl.addLayout(title_row)
         rl.addWidget(self.hist, 1)
         rl.addWidget(self.trend, 1)
         top = QSplitter(Qt.Orientation.Horizontal)
@@ -190,6 +195,7 @@ class DriftView(Screen):
         self.heatmap.cellClicked.connect(self._cell_clicked)
         self.table_view.clicked.connect(self._row_clicked)
         self.cancel_button.clicked.connect(self.cancel)
+        self.rows_button.clicked.connect(self.show_rows)
         QShortcut(QKeySequence(Qt.Key.Key_Escape), self, activated=self.cancel, whatsThis="Cancel the drift computation")
 
     def cancel(self) -> None:
@@ -209,6 +215,7 @@ class DriftView(Screen):
         self._task = None  # late results of stopped jobs are ignored
         self.project, self.table, self._detail_task = project, None, None
         self._cell = self._detail_query = None
+        self.rows_button.setEnabled(False)
         if project is None:
             self.show_empty("No project open.\n\nOpen a project (Ctrl+O) to see its input drift.")
             return
@@ -318,6 +325,19 @@ class DriftView(Screen):
         dim = self.table.query.by[0]
         self.drill(record["feature"], ((dim, str(record[dim])),))
 
+    def show_rows(self):
+        """Open the log's rows of the clicked cell's slice in the current window."""
+        from app.core.analysis.records import RecordFilter
+        from app.views.records_dialog import RecordsDialog
+
+        if self.project is None or self._cell is None or self._detail_query is None:
+            return None
+        q = self._detail_query
+        dialog = RecordsDialog(self.project, RecordFilter(self._cell[1], q.current[0], q.current[1], q.version_id),
+                               self)
+        dialog.show()
+        return dialog
+
     def _cell_clicked(self, row: int, col: int) -> None:
         features, slices, dim = self._axes
         self.drill(features[row], ((dim, str(slices[col])),))
@@ -330,6 +350,7 @@ class DriftView(Screen):
         if self._detail_task is not None and self._detail_task.running:
             self._detail_task.cancel()
         self._cell, self._detail_query = (feature, where), q
+        self.rows_button.setEnabled(True)
 
         def job(progress) -> CellDetail:
             hist = feature_histogram(project, feature, where, q.reference, q.current)

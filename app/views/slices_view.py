@@ -28,6 +28,7 @@ from PySide6.QtWidgets import (
 
 from app.core.analysis.estimate import slice_estimate
 from app.core.analysis.overrides import override_trend, with_overrides
+from app.core.analysis.records import RecordFilter, period_span
 from app.core.analysis.slice_report import write_slices_csv
 from app.core.analysis.slices import (
     LOWER_IS_BETTER,
@@ -124,6 +125,9 @@ class SlicesView(Screen):
         self.start_edit.setEnabled(False)
         self.end_edit.setEnabled(False)
         self.export_button = QPushButton("Export CSV…", toolTip="Save the ranked slice table (Ctrl+Shift+E)")
+        self.drilled_where: tuple[tuple[str, str], ...] = ()
+        self.rows_button = QPushButton("Show rows…", enabled=False, toolTip="The log's rows behind the slice you "
+                                                                            "clicked, newest first; all to CSV")
         self.busy = QProgressBar(maximum=1000, maximumWidth=140, textVisible=False)
         self.cancel_button = QPushButton("Cancel")
         self.busy.hide()
@@ -177,6 +181,7 @@ class SlicesView(Screen):
         table_bar = QHBoxLayout()
         table_bar.addWidget(QLabel("Ranked by the favourable end of each interval: a slice is only worse when "
                                    "the evidence says so. Click a row for its trend."), 1)
+        table_bar.addWidget(self.rows_button)
         table_bar.addWidget(self.export_button)
         tl.addLayout(table_bar)
         tl.addWidget(self.table_view)
@@ -198,6 +203,7 @@ class SlicesView(Screen):
         self.heatmap.cellClicked.connect(self._cell_clicked)
         self.table_view.clicked.connect(self._row_clicked)
         self.export_button.clicked.connect(self.export_csv_dialog)
+        self.rows_button.clicked.connect(self.show_rows)
         self.cancel_button.clicked.connect(self.cancel)
         QShortcut(QKeySequence("Ctrl+Shift+E"), self, activated=self.export_csv_dialog, whatsThis="Export the slice table as CSV")
 
@@ -207,6 +213,8 @@ class SlicesView(Screen):
         self.stop_jobs()  # older drill-downs included: none may outlive the project they read
         self._task = self._trend_task = None  # late results of stopped jobs are ignored
         self.project, self.table, self.trend = project, None, None
+        self.drilled_where: tuple[tuple[str, str], ...] = ()
+        self.rows_button.setEnabled(False)
         if project is None:
             self.show_empty("No project open.\n\nOpen a project (Ctrl+O) to see its slices.")
             return
@@ -416,6 +424,8 @@ class SlicesView(Screen):
             return None
         project, base = self.project, self.table.query
         window = base.window or "week"
+        self.drilled_where = where
+        self.rows_button.setEnabled(True)
         def job(progress) -> SliceTrend:
             trend = slice_trend(project, base, where, window, progress)
             dims = tuple((d, v) for d, v in where if d != PERIOD)
@@ -428,6 +438,28 @@ class SlicesView(Screen):
         task.done.connect(lambda trend: self._show_trend(trend) if task is self._trend_task else None)
         task.error.connect(lambda exc: show_error(self, exc, "Slice trend"))
         return task
+
+    def record_filter(self) -> RecordFilter | None:
+        """The rows behind the slice last clicked: its dimensions, the table's model and dates (one period when the
+        table is per period)."""
+        if self.table is None or not self.drilled_where:
+            return None
+        base = self.table.query
+        dims = tuple((d, v) for d, v in self.drilled_where if d != PERIOD)
+        period = next((v for d, v in self.drilled_where if d == PERIOD), None)
+        start, end = period_span(period, base.window) if period and base.window else (base.start, base.end)
+        return RecordFilter(dims, start, end, base.version_id)
+
+    def show_rows(self):
+        """Open the rows behind the slice last clicked."""
+        from app.views.records_dialog import RecordsDialog
+
+        f = self.record_filter()
+        if f is None or self.project is None:
+            return None
+        dialog = RecordsDialog(self.project, f, self)
+        dialog.show()
+        return dialog
 
     def _show_trend(self, trend: SliceTrend) -> None:
         self.trend = trend
