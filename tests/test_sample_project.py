@@ -41,6 +41,7 @@ def _scores(model: Path, x: np.ndarray) -> np.ndarray:
     return session.run(None, {session.get_inputs()[0].name: x})[0][:, 1]
 
 
+@pytest.mark.slow  # a second whole sample build (12 s); runs in the slow suite
 def test_two_builds_are_identical(sample_folder: Path, tmp_path: Path):
     again = build_sample(tmp_path / "again", scale=SAMPLE_TEST_SCALE)
     assert model_hashes(again) == model_hashes(sample_folder)

@@ -241,6 +241,7 @@ def test_multiclass_metrics_match_scikit_learn(tmp_path: Path):
         assert row["macro_f1"] == pytest.approx(skm.f1_score(y[m], yhat[m], average="macro"))
 
 
+@pytest.mark.slow  # 25 projects built and sliced (15 s); runs in the slow suite
 @settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(st.lists(st.tuples(st.sampled_from(["A", "B"]), st.integers(0, 1), st.integers(0, 1000)),
                 min_size=1, max_size=60))
