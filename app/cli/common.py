@@ -6,6 +6,7 @@ import getpass
 import os
 import sys
 import time
+from typing import Any
 
 from app.core.errors import LineproofError, ProjectLockedError
 from app.core.progress import TaskProgress
@@ -92,3 +93,16 @@ def signing_for(project, spec: str):
     gov.check_signing_meaning(project, user_id, meaning)
     signer = gov.unlock(project, user_id, passphrase(f"Passphrase for {user_id}: "))
     return Signing(signer, meaning, project.manifest.site)
+
+
+def signer(project: Any, user_id: str | None, needed_for: str = "") -> Any:
+    """The user who signs a change, unlocked with the passphrase asked for; None without --as. `needed_for` names
+    the change, which a governed project then refuses to make unsigned."""
+    from app.core.governance.approvals import governed, unlock
+
+    if user_id:
+        return unlock(project, user_id, passphrase(f"Passphrase for {user_id}: "))
+    if needed_for and governed(project):
+        raise LineproofError(f"This project has users: {needed_for} is a signed change.",
+                             "Say who makes it: --as USER (passphrase asked).")
+    return None

@@ -5,17 +5,16 @@ from __future__ import annotations
 
 import argparse
 
-from app.cli.common import open_project, passphrase
+from app.cli.common import open_project, signer
 from app.core.errors import LineproofError
 
 
 def cmd_tier(args: argparse.Namespace) -> int:
     """Change a model's risk tier: a signed statement by a registered user."""
-    from app.core.governance.approvals import unlock
     from app.core.models.registry import set_risk_tier
 
     with open_project(args.path) as project:
-        by = unlock(project, args.as_user, passphrase(f"Passphrase for {args.as_user}: "))
+        by = signer(project, args.as_user)
         set_risk_tier(project, args.model, args.tier, by, args.reason or "")
     print(f"{args.model} is now risk tier {args.tier}.")
     return 0
@@ -23,7 +22,6 @@ def cmd_tier(args: argparse.Namespace) -> int:
 
 def cmd_card(args: argparse.Namespace) -> int:
     """Set model-card and lineage fields of a version (audited with the old and new values)."""
-    from app.core.governance.approvals import unlock
     from app.core.models.registry import edit_version_metadata
 
     def pairs(items: list[str], what: str) -> dict[str, str]:
@@ -38,7 +36,7 @@ def cmd_card(args: argparse.Namespace) -> int:
     if not card and not lineage:
         raise LineproofError("Nothing to change.", "Give --features, --set FIELD=VALUE or --lineage FIELD=VALUE.")
     with open_project(args.path) as project:
-        by = unlock(project, args.as_user, passphrase(f"Passphrase for {args.as_user}: ")) if args.as_user else None
+        by = signer(project, args.as_user)
         changes = edit_version_metadata(project, args.version, lineage or None, card or None, args.reason or "", by)
     for field, change in changes.items():
         print(f"{args.version} {field}: {change['old']!r} -> {change['new']!r}")
@@ -50,16 +48,10 @@ def cmd_card(args: argparse.Namespace) -> int:
 def cmd_variant(args: argparse.Namespace) -> int:
     """Make the INT8 or FP16 variant of a version and register it with lineage to its parent."""
     from app.cli.common import show_progress
-    from app.core.governance.approvals import governed, unlock
     from app.core.models.variants import make_variant
 
     with open_project(args.path) as project:
-        by = None
-        if args.as_user:
-            by = unlock(project, args.as_user, passphrase(f"Passphrase for {args.as_user}: "))
-        elif governed(project):
-            raise LineproofError("This project has users: a new model version is a signed change.",
-                                 "Say who makes it: --as USER (passphrase asked).")
+        by = signer(project, args.as_user, "a new model version")
         result = make_variant(project, args.version, "int8" if args.int8 else "fp16", args.calibration,
                               args.samples, progress=show_progress(args.quiet), by=by)
         with project.reading() as con:
@@ -136,11 +128,7 @@ def cmd_import_model(args: argparse.Namespace) -> int:
                                      "A model's task is fixed. Change its risk tier with `lineproof tier PROJECT "
                                      f"{args.model} TIER --as USER --reason TEXT` (signed), then import the version "
                                      "without these options.")
-        by = None
-        if getattr(args, "as_user", None):  # signs the new model's risk tier and the version's author
-            from app.core.governance.approvals import unlock
-
-            by = unlock(project, args.as_user, passphrase(f"Passphrase for {args.as_user}: "))
+        by = signer(project, getattr(args, "as_user", None))  # signs a new model's risk tier and the author
         # A new model is registered with its first version, in one transaction: a refused file leaves nothing.
         result = import_model(project, args.file, args.model, args.version, args.threshold,
                               lineage={"author": args.author} if getattr(args, "author", None) else None,
@@ -172,11 +160,7 @@ def cmd_stage(args: argparse.Namespace) -> int:
     from app.core.models.registry import rollback, set_stage
 
     with open_project(args.path) as project:
-        by = None
-        if args.as_user:
-            from app.core.governance.approvals import unlock
-
-            by = unlock(project, args.as_user, passphrase(f"Passphrase for {args.as_user}: "))
+        by = signer(project, args.as_user)
         if args.rollback:
             version = rollback(project, args.rollback, args.site, args.reason or "rollback", by=by)
             print(f"{version} is in production at {args.site} again.")
