@@ -210,7 +210,8 @@ def _model_section(e: dict[str, Any], s: dict[str, ParagraphStyle], width: float
     if e.get("structure_diff"):
         out.append(Paragraph(markup(f"What changed inside the model ({e['champion']['version_id']} -> "
                                     f"{e['candidate']['version_id']})"), s["h3"]))
-        out += [Paragraph(markup(line.strip()), s["small"] if line.startswith("    ") else s["body"])
+        item = ParagraphStyle("diff-item", parent=s["small"], leftIndent=12)  # each change under its heading
+        out += [Paragraph(markup(line.strip()), item if line.startswith("    ") else s["body"])
                 for line in e["structure_diff"][1:]]
     v = e["validation"]
     out += [Paragraph("Hashes of what was validated", s["h3"]),
