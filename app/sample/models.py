@@ -34,6 +34,12 @@ def _export_sklearn(model, path: Path, name: str) -> Path:
     # Keep only the probabilities: the label output is redundant, and OpenVINO compiles the MLP only without it.
     probs = next(o.name for o in onx.graph.output if "prob" in o.name)
     onx = onnx.utils.Extractor(onx).extract_model([onx.graph.input[0].name], [probs])
+    # The Extractor lists the opsets in set order, which changes with each process's string hash seed: sorted,
+    # the file is byte-identical across builds (two builds in one process could not show the difference).
+    opsets = sorted((o.domain, o.version) for o in onx.opset_import)
+    del onx.opset_import[:]
+    for domain, version in opsets:
+        onx.opset_import.add(domain=domain, version=version)
     onx.graph.name = name
     onx.producer_name, onx.producer_version = "lineproof-sample", "1"
     onx.doc_string = f"Weld seam defect probability from {len(FEATURES)} process features: {', '.join(FEATURES)}"
