@@ -32,7 +32,7 @@ from app.views.errors import ask_discard_dialog, show_error
 from app.views.import_dialog import LabelImportDialog, PredictionImportDialog
 from app.views.resources import resource_path
 from app.views.screen_stack import LABELS, NAMES, ScreenStack
-from app.views.workers import Task, attach_progress_dialog, start_task
+from app.views.workers import Task, attach_progress_dialog, call_off_thread, start_task
 
 MAX_RECENT = 8
 DATA_FILES = "Prediction data (*.csv *.tsv *.txt *.parquet *.pq);;All files (*)"
@@ -315,7 +315,8 @@ class MainWindow(QMainWindow):
         try:
             # Read-only is a private snapshot: DuckDB's lock would otherwise keep every writer (an ingest from
             # the command line, a colleague's Lineproof) out for as long as this window stays open.
-            project = Project.open_snapshot(folder) if read_only else Project.open(folder)
+            # Opening checks the schema and the storage (~0.2 s, seconds on a busy PC): off the GUI thread.
+            project = call_off_thread(lambda: Project.open_snapshot(folder) if read_only else Project.open(folder))
         except ProjectLockedError as exc:
             answer = QMessageBox.question(
                 self, "Project in use", f"{exc.what}\n\nOpen a read-only snapshot of it instead?",
@@ -323,7 +324,7 @@ class MainWindow(QMainWindow):
             if answer != QMessageBox.StandardButton.Open:
                 return False
             try:
-                project = Project.open_snapshot(folder)
+                project = call_off_thread(lambda: Project.open_snapshot(folder))
             except LineproofError as exc2:
                 show_error(self, exc2)
                 return False
@@ -352,7 +353,8 @@ class MainWindow(QMainWindow):
 
         if self.project is None:
             return
-        unlock(self.project, user_id, passphrase)  # wrong passphrases count towards the lockout, as anywhere
+        project = self.project
+        call_off_thread(lambda: unlock(project, user_id, passphrase))  # wrong passphrases count towards the lockout, as anywhere
         self.signed_in = user_id
         set_session_user(user_id)
         self.status_user.setText(f"Signed in: {user_id}")
@@ -469,13 +471,16 @@ class MainWindow(QMainWindow):
 
     def _start_attention(self, project: Project) -> Task | None:
         """Open alerts, worst line and silent assets: they scan the log, so they follow the overview."""
-        from app.core.analysis.attention import build_attention
-
         if project is not self.project or self._closing:
             return None
+
+        def attention(_progress):
+            # Imported by the worker: its first import would otherwise pause the GUI thread.
+            from app.core.analysis.attention import build_attention
+
+            return build_attention(project)
         self.overview.attention.setText("Looking for open alerts, the worst line and silent assets…")
-        task = self._track(start_task("Open alerts, worst line, silent assets",
-                                      lambda progress: build_attention(project), self))
+        task = self._track(start_task("Open alerts, worst line, silent assets", attention, self))
         task.done.connect(lambda attention: self.overview.set_attention(attention) if project is self.project
                           else None)
         task.done.connect(lambda _a: self._evaluate_alerts_if_due(project))
@@ -485,13 +490,13 @@ class MainWindow(QMainWindow):
     def _evaluate_alerts_if_due(self, project: Project) -> Task | None:
         """Data arrived since the alert rules last ran: run them now in the worker (progress and Cancel in the
         status bar), then show the open alerts they found."""
-        from app.core.analysis.alerts import alerts_due, evaluate_alerts
-        from app.core.models.impact import measure_impact
-
         if project is not self.project or project.read_only or self.alerts_task is not None or self._closing:
             return None
 
         def evaluate(progress) -> int | None:
+            from app.core.analysis.alerts import alerts_due, evaluate_alerts
+            from app.core.models.impact import measure_impact
+
             due = alerts_due(project)
             return None if due is None else evaluate_alerts(project, *due, progress=progress, impact=measure_impact)
         task = self._track(start_task("Evaluating alert rules on new data", evaluate, self))

@@ -28,9 +28,6 @@ from app.core.errors import LineproofError
 from app.core.governance import approvals as gov
 from app.core.governance.identity import identity_path
 from app.core.models.validation.store import list_runs
-from app.core.packet import Signing, build_packet, gather, verify_packet
-from app.core.packet.sign import page_count
-from app.core.packet.verify import project_certificates
 from app.core.store.project import Project
 from app.views.errors import show_error
 from app.views.signing import ask_passphrase_dialog
@@ -44,8 +41,11 @@ VERDICT_COLOURS = {"PASS": "#375623", "FAIL": "#9c0006", "INCONCLUSIVE": "#7f600
 
 def preview(project: Project, run_id: str, request_id: str | None) -> tuple[int, int]:
     """(pages, bytes) of the packet as it would be exported, before any signature."""
+    # The packet modules pull in reportlab and pyHanko (0.5 s of imports): loaded by the worker, not the dialog.
+    from app.core.packet import gather
     from app.core.packet.evidence import evidence_bytes, evidence_sha256
     from app.core.packet.render import render
+    from app.core.packet.sign import page_count
 
     evidence = gather(project, run_id, request_id)
     pdf = render(evidence, evidence_sha256(evidence_bytes(evidence)))
@@ -216,6 +216,8 @@ class ExportPacketDialog(QDialog):
         out = Path(self.out.text())
 
         def work(progress: Any) -> Path:
+            from app.core.packet import Signing, build_packet
+
             signings = [Signing(gov.unlock(project, user_id, pw), meaning, project.manifest.site)
                         for (user_id, meaning), pw in zip(chosen, passphrases, strict=True)]
             return build_packet(project, run_id, out, signings, request_id, progress=progress)
@@ -326,6 +328,8 @@ class VerifyPacketDialog(QDialog):
         project = self.project if self.project is not None and self.trust_project.isChecked() else None
 
         def job(_progress):
+            from app.core.packet.verify import project_certificates, verify_packet
+
             # The users' certificates come from replaying the signed record: worker work, not the GUI thread's.
             pems = project_certificates(project) if project is not None else []
             return verify_packet(path, files, pems, project=project if pems else None)

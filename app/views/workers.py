@@ -4,13 +4,45 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable
-from typing import Any
+from typing import Any, TypeVar
 
-from PySide6.QtCore import QObject, QRunnable, Qt, QThreadPool, QTimer, Signal
+from PySide6.QtCore import QEventLoop, QObject, QRunnable, Qt, QThreadPool, QTimer, Signal
 from PySide6.QtWidgets import QProgressDialog, QWidget
 
 from app.core.errors import Cancelled
 from app.core.progress import TaskProgress
+
+T = TypeVar("T")
+
+
+def call_off_thread(fn: Callable[[], T], name: str = "lineproof-call") -> T:
+    """Run a short blocking call (open a database, unlock or make a key) on its own thread and return its result.
+
+    The window keeps painting and its timers keep running meanwhile; only user input waits, so nothing can be
+    clicked twice. Its own thread, not the pool: two long jobs there would make a project open wait behind them.
+    """
+    box: dict[str, Any] = {}
+    finished = threading.Event()
+
+    def run() -> None:
+        try:
+            box["result"] = fn()
+        except BaseException as exc:  # re-raised on the caller's thread
+            box["error"] = exc
+        finally:
+            finished.set()
+
+    threading.Thread(target=run, name=name, daemon=True).start()
+    if not finished.wait(0.02):  # most calls end at once: no nested loop for them
+        loop = QEventLoop()
+        poll = QTimer(interval=5)
+        poll.timeout.connect(lambda: finished.is_set() and loop.quit())
+        poll.start()
+        loop.exec(QEventLoop.ProcessEventsFlag.ExcludeUserInputEvents)
+        poll.stop()
+    if "error" in box:
+        raise box["error"]
+    return box["result"]
 
 
 class _Signals(QObject):
