@@ -21,8 +21,8 @@ from PySide6.QtWidgets import (
 )
 
 from app.core.analysis.alerts import acknowledge, alert_precision, evaluate_alerts, list_alerts
-from app.core.analysis.drift import default_windows
 from app.core.analysis.slices import logged_span
+from app.core.analysis.time_range import drift_windows
 from app.core.models.impact import measure_impact
 from app.core.store.project import Project
 from app.views.errors import show_error
@@ -66,7 +66,8 @@ class AlertsView(Screen):
         self.open_only = QCheckBox("Open only", checked=True)
         bar = QHBoxLayout()
         for label, widgets in (("Drift reference", (self.ref_from, QLabel("to"), self.ref_to)),
-                               ("Current", (self.cur_from, QLabel("to"), self.cur_to))):
+                               ("Current", (self.cur_from, QLabel("to"), self.cur_to,
+                                            self.add_follow_box("the current window")))):
             bar.addWidget(QLabel(label))
             for w in widgets:
                 bar.addWidget(w)
@@ -122,16 +123,33 @@ class AlertsView(Screen):
             return
         first, last = logged_span(project)
         if first is not None:
-            reference, current = default_windows(first.date(), last.date())
+            self.span = (first.date(), last.date())
+            reference, current = drift_windows(self.time_range if self.following() else None, *self.span)
             for edit, day in zip((self.ref_from, self.ref_to, self.cur_from, self.cur_to), (*reference, *current),
                                  strict=True):
                 edit.setDate(_qdate(day))
+        self.own_dates_enabled(not self.following())
         writable = not project.read_only
         for button in (self.evaluate_button, self.real_button, self.false_button):
             button.setEnabled(writable)
             button.setToolTip("" if writable else "The project is open read-only")
         self.show_content()
         self.reload()
+
+    def apply_time_range(self, time_range) -> None:
+        """The window's range becomes the window that Evaluate rules judges."""
+        if getattr(self, "span", None) is None:
+            return
+        windows = drift_windows(time_range, *self.span)
+        for edit, day in zip((self.ref_from, self.ref_to, self.cur_from, self.cur_to), (*windows[0], *windows[1]),
+                             strict=True):
+            edit.setDate(_qdate(day))
+        self.own_dates_enabled(False)
+
+    def own_dates_enabled(self, enabled: bool) -> None:
+        """The current window's days are the screen's own while it does not follow the window's range."""
+        self.cur_from.setEnabled(enabled)
+        self.cur_to.setEnabled(enabled)
 
     def reload(self) -> None:
         """Re-read alerts and precision (small queries)."""

@@ -28,12 +28,12 @@ from app.core.analysis.drift import (
     DriftQuery,
     DriftTable,
     compute_drift,
-    default_windows,
     drift_over_time,
     feature_histogram,
 )
 from app.core.analysis.events import detect_version_changes, list_events
 from app.core.analysis.slices import logged_span, project_has_events, slice_dimensions
+from app.core.analysis.time_range import drift_windows
 from app.core.analysis.triage import with_triage
 from app.core.models.impact import measure_impact
 from app.core.store.project import Project
@@ -127,14 +127,13 @@ class DriftView(Screen):
         self.cancel_button.hide()
         controls = QHBoxLayout()
         for label, widgets in (("Reference", (self.ref_from, QLabel("to"), self.ref_to)),
-                               ("Current", (self.cur_from, QLabel("to"), self.cur_to)),
+                               ("Current", (self.cur_from, QLabel("to"), self.cur_to,
+                                            self.add_follow_box("the current window"))),
                                ("Per", (self.by_box,)), ("Score", (self.score_box,))):
             controls.addWidget(QLabel(label))
             for w in widgets:
                 controls.addWidget(w)
         controls.addStretch(1)
-        controls.addWidget(self.busy)
-        controls.addWidget(self.cancel_button)
 
         self.summary = QLabel(wordWrap=True)
         self.heatmap = Heatmap()
@@ -163,7 +162,11 @@ class DriftView(Screen):
 
         left = QGroupBox("Features x slices")
         ll = QVBoxLayout(left)
-        ll.addWidget(self.summary)
+        status_row = QHBoxLayout()  # progress beside the summary it replaces: the controls row fits 1366 px
+        status_row.addWidget(self.summary, 1)
+        status_row.addWidget(self.busy)
+        status_row.addWidget(self.cancel_button)
+        ll.addLayout(status_row)
         ll.addWidget(self.heatmap, 1)
         right = QGroupBox("Cell")
         rl = QVBoxLayout(right)
@@ -227,10 +230,12 @@ class DriftView(Screen):
         widgets = (self.ref_from, self.ref_to, self.cur_from, self.cur_to, self.by_box)
         for w in widgets:
             w.blockSignals(True)
-        reference, current = default_windows(first.date(), last.date())
+        self.span = (first.date(), last.date())
+        reference, current = drift_windows(self.time_range if self.following() else None, *self.span)
         for edit, day in zip((self.ref_from, self.ref_to, self.cur_from, self.cur_to), (*reference, *current),
                              strict=True):
             edit.setDate(_qdate(day))
+        self.own_dates_enabled(not self.following())
         self.by_box.clear()
         self.by_box.addItems(dims)
         self.by_box.setCurrentText("line" if "line" in dims else dims[0])
@@ -239,6 +244,25 @@ class DriftView(Screen):
         self.show_content()
         if self.isVisible():
             self.recompute()
+
+    def apply_time_range(self, time_range) -> None:
+        """The window's range becomes the current window; the reference ends where it starts."""
+        if not hasattr(self, "span"):
+            return
+        edits = (self.ref_from, self.ref_to, self.cur_from, self.cur_to)
+        for edit, day in zip(edits, [d for w in drift_windows(time_range, *self.span) for d in w], strict=True):
+            edit.blockSignals(True)
+            edit.setDate(_qdate(day))
+            edit.blockSignals(False)
+        self.own_dates_enabled(False)
+        self.table = None
+        if self.isVisible():
+            self.recompute()  # otherwise when next shown
+
+    def own_dates_enabled(self, enabled: bool) -> None:
+        """The current window's days are the screen's own while it does not follow the window's range."""
+        self.cur_from.setEnabled(enabled)
+        self.cur_to.setEnabled(enabled)
 
     def showEvent(self, event) -> None:  # Qt API name
         super().showEvent(event)

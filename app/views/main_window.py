@@ -24,6 +24,7 @@ from PySide6.QtWidgets import (
 )
 
 from app.core.analysis.overview import Overview, build_overview, log_rows_text
+from app.core.analysis.slices import logged_span
 from app.core.errors import LineproofError, ProjectLockedError
 from app.core.store.ingest import import_labels, import_predictions
 from app.core.store.project import Project
@@ -32,10 +33,14 @@ from app.views.errors import ask_discard_dialog, show_error
 from app.views.import_dialog import LabelImportDialog, PredictionImportDialog
 from app.views.resources import resource_path
 from app.views.screen_stack import LABELS, NAMES, ScreenStack
+from app.views.time_range_bar import TimeRangeBar
 from app.views.workers import Task, attach_progress_dialog, call_off_thread, start_task
 
 MAX_RECENT = 8
 DATA_FILES = "Prediction data (*.csv *.tsv *.txt *.parquet *.pq);;All files (*)"
+
+
+TIME_SCREENS = ("slices", "drift", "alerts", "reviews")  # the screens that follow the window's time range
 
 
 def default_sample_folder() -> Path:
@@ -68,6 +73,9 @@ class MainWindow(QMainWindow):
         self.remember_geometry = True  # the smoke run (gui --quit-after) leaves the user's window size alone
         self.tasks: list[Task] = []
         self.last_overview: Overview | None = None
+        # One time range for the window (as in Grafana): Slices, Drift, Alerts and Reviews follow it.
+        self.time_bar = TimeRangeBar()
+        self.time_bar.changed.connect(self._time_range_changed)
         self.setWindowTitle("Lineproof")
         self.setWindowIcon(QIcon(str(resource_path("icons", "lineproof.svg"))))
 
@@ -113,6 +121,10 @@ class MainWindow(QMainWindow):
             widget.hide()
             self.statusBar().addPermanentWidget(widget)
         self.alerts_cancel.clicked.connect(lambda: self.alerts_task and self.alerts_task.cancel())
+        toolbar = self.addToolBar("Time range")
+        toolbar.setObjectName("timeRangeToolbar")
+        toolbar.setMovable(False)
+        toolbar.addWidget(self.time_bar)
         self._build_menus()
         self._update_actions()
         geometry = self.settings.value("window/geometry")
@@ -128,8 +140,27 @@ class MainWindow(QMainWindow):
         if name == "validation":
             screen.recorded.connect(lambda _run: self.project_changed(screen))
             screen.export_requested.connect(self.export_packet_dialog)
+        screen.time_range = self.time_bar.range
         if name != "overview" and self.project is not None:
             screen.set_project(self.project)
+
+    def _time_range_changed(self, time_range) -> None:
+        for screen in self.screens.built(*TIME_SCREENS):
+            screen.set_time_range(time_range)
+
+    def focus_time_range(self) -> None:
+        """View > Time range (Ctrl+T): open the toolbar's preset list."""
+        if self.time_bar.isEnabled():
+            self.time_bar.preset.setFocus()
+            self.time_bar.preset.showPopup()
+        else:
+            self.statusBar().showMessage("Open a project with a prediction log to choose a time range.", 5_000)
+
+    def _set_span(self, first, last) -> None:
+        """The log's first and last day (None: no log): the toolbar's presets count back from the last."""
+        span = (first.date(), last.date()) if first is not None and last is not None else None
+        if span != self.time_bar.span:
+            self.time_bar.set_span(span)
 
     # ----- menus
     def _action(self, text: str, slot, shortcut=None, tip: str = "") -> QAction:
@@ -185,6 +216,10 @@ class MainWindow(QMainWindow):
         self.act_refresh = self._action("&Refresh", self.refresh, QKeySequence.StandardKey.Refresh,
                                         "Recompute the current screen from the project")
         view_menu.addAction(self.act_refresh)
+        self.act_time_range = self._action("&Time range…", self.focus_time_range, "Ctrl+T",
+                                           "Choose the time range that Slices, Drift, Alerts and Reviews follow")
+        view_menu.addAction(self.act_time_range)
+        view_menu.addSeparator()
         for i in range(self.nav.count()):
             # "&&": a single & in a menu text is the mnemonic marker ("Users & roles" would read "Users _roles").
             view_menu.addAction(self._action(self.nav.item(i).text().replace("&", "&&"),
@@ -343,7 +378,11 @@ class MainWindow(QMainWindow):
         self._update_actions()
         self.overview.show_empty("Computing the overview…")
         self.refresh()
+        self.time_bar.blockSignals(True)  # the screens take the new range with the project, below
+        self._set_span(*logged_span(project))
+        self.time_bar.blockSignals(False)
         for screen in self.screens.built(*NAMES[1:]):  # the others get it when they are built
+            screen.time_range = self.time_bar.range
             screen.set_project(project)
 
     def sign_in(self, user_id: str, passphrase: str) -> None:
@@ -412,6 +451,7 @@ class MainWindow(QMainWindow):
             self.project.close()
             self.project = None
         self.last_overview = None
+        self.time_bar.set_span(None)
         self.setWindowTitle("Lineproof")
         self.status_project.setText("No project")
         self.status_rows.setText("")
@@ -528,6 +568,7 @@ class MainWindow(QMainWindow):
 
     def _show_overview(self, ov: Overview) -> None:
         self.last_overview = ov
+        self._set_span(ov.first_ts, ov.last_ts)  # data arrived: "last 30 days" counts from the newest record
         self.overview.set_overview(ov)
         self.status_rows.setText(f"{log_rows_text(ov)} · {ov.label_rows:,} labels · {ov.label_coverage:.1%} labelled")
         if ov.prediction_rows == 0:

@@ -26,6 +26,7 @@ from PySide6.QtWidgets import (
 from app.core.analysis import operating_review as ops
 from app.core.analysis.quarterly import delivery_texts, lead_days_text
 from app.core.analysis.slices import logged_span
+from app.core.analysis.time_range import review_period
 from app.core.errors import LineproofError
 from app.core.governance import approvals as gov
 from app.core.store.project import Project
@@ -108,7 +109,8 @@ class ReviewsView(Screen):
         self.progress = self.controls.progress
         self.due = QLabel(objectName="reviewDue")
         top = QHBoxLayout()
-        for w in (QLabel("Review"), self.kind, self.period, self.event_day, self.build_button,
+        for w in (QLabel("Review"), self.kind, self.period, self.add_follow_box("the month or quarter chosen"),
+                  self.event_day, self.build_button,
                   self.controls.cancel_button):
             top.addWidget(w)
         top.addWidget(self.progress, 1)
@@ -203,6 +205,25 @@ class ReviewsView(Screen):
             period = (ops.month if kind == "Month" else ops.quarter)(self.period.itemText(0))
             if period.end.date() > last + timedelta(days=1):
                 self.period.setCurrentIndex(1)
+        if kind != "Event" and self.following():
+            self._choose_in_range(kind)
+        self.period.setEnabled(not self.following())
+
+    def _choose_in_range(self, kind: str) -> None:
+        make = ops.month if kind == "Month" else ops.quarter
+        periods = [(p.label, p.start.date(), p.end.date()) for p in map(make, (
+            self.period.itemText(i) for i in range(self.period.count())))]
+        label = review_period(self.time_range, periods)
+        if label is not None:
+            self.period.setCurrentIndex(self.period.findText(label))
+
+    def apply_time_range(self, time_range) -> None:
+        """The newest whole month (or quarter) in the window's range, else the one holding its last day."""
+        self._kind_changed(self.kind.currentText())
+
+    def own_dates_enabled(self, enabled: bool) -> None:
+        """The period is the screen's own while it does not follow the window's range."""
+        self.period.setEnabled(enabled)
 
     def chosen_period(self) -> ops.Period:
         """The period the controls describe."""

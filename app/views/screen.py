@@ -6,7 +6,7 @@ from collections.abc import Callable
 from typing import Any
 
 from PySide6.QtCore import Qt
-from PySide6.QtWidgets import QLabel, QLayout, QStackedLayout, QVBoxLayout, QWidget
+from PySide6.QtWidgets import QCheckBox, QLabel, QLayout, QStackedLayout, QVBoxLayout, QWidget
 
 from app.core.progress import TaskProgress
 from app.views.workers import Task, start_task
@@ -19,6 +19,38 @@ class Screen(QWidget):
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.jobs: list[Task] = []
+        self.time_range = None  # the window's TimeRange, for the screens that follow it
+        self.follow: QCheckBox | None = None
+
+    # ----- the window's time range (Slices, Drift, Alerts, Reviews)
+    def add_follow_box(self, what: str) -> QCheckBox:
+        """The "Window range" box: ticked, `what` follows the toolbar's time range; unticked, the screen's own."""
+        self.follow = QCheckBox("Window range", checked=True, objectName="followTimeRange", toolTip=(
+            f"Ticked: {what} follows the window's time range (toolbar, Ctrl+T).\n"
+            "Untick to choose this screen's own dates; the other screens keep following."))
+        self.follow.toggled.connect(self._follow_toggled)
+        return self.follow
+
+    def following(self) -> bool:
+        """Whether this screen takes its dates from the window's time range."""
+        return self.follow is not None and self.follow.isChecked() and self.time_range is not None
+
+    def set_time_range(self, time_range) -> None:
+        """The window's range changed: a following screen applies it (and recomputes when it shows data)."""
+        self.time_range = time_range
+        if self.following() and getattr(self, "project", None) is not None:
+            self.apply_time_range(time_range)
+
+    def _follow_toggled(self, on: bool) -> None:
+        self.own_dates_enabled(not on)
+        if self.following() and getattr(self, "project", None) is not None:
+            self.apply_time_range(self.time_range)
+
+    def apply_time_range(self, time_range) -> None:
+        """Put the range into this screen's controls and recompute (screens that follow it override this)."""
+
+    def own_dates_enabled(self, enabled: bool) -> None:
+        """Enable the screen's own date controls (disabled while it follows the window's range)."""
 
     def run_job(self, title: str, fn: Callable[[TaskProgress], Any]) -> Task:
         """Start `fn(progress)` in the worker and keep track of it until it ends."""

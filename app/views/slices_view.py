@@ -142,6 +142,7 @@ class SlicesView(Screen):
             for label, widget in pairs:
                 row.addWidget(QLabel(label))
                 row.addWidget(widget)
+        which.addWidget(self.add_follow_box("the slice table's dates"))
         which.addWidget(self.use_dates)
         which.addWidget(self.start_edit)
         which.addWidget(QLabel("to"))
@@ -255,6 +256,9 @@ class SlicesView(Screen):
         self.end_edit.setDate(QDate(last.year, last.month, last.day).addDays(1))
         for edit in (self.start_edit, self.end_edit):
             edit.blockSignals(False)
+        if self.following():
+            self._put_range(self.time_range)
+        self.own_dates_enabled(not self.following())
         self.show_content()
         if self.isVisible():
             self.recompute()  # otherwise when the screen is first shown: no work for screens nobody looks at
@@ -328,9 +332,31 @@ class SlicesView(Screen):
             self.trend_plot.set_trend(self.trend, self.current_metric())
 
     def _dates_toggled(self, on: bool) -> None:
-        self.start_edit.setEnabled(on)
-        self.end_edit.setEnabled(on)
+        self.own_dates_enabled(not self.following())
         self.recompute()
+
+    def own_dates_enabled(self, enabled: bool) -> None:
+        """The From box and its days are the screen's own while it does not follow the window's range."""
+        self.use_dates.setEnabled(enabled)
+        self.start_edit.setEnabled(enabled and self.use_dates.isChecked())
+        self.end_edit.setEnabled(enabled and self.use_dates.isChecked())
+
+    def apply_time_range(self, time_range) -> None:
+        """The window's range: the whole log, or its days (the 'to' field is the day after, as it counts)."""
+        self._put_range(time_range)
+        self.own_dates_enabled(False)
+        self.table = None
+        if self.isVisible():
+            self.recompute()  # otherwise when next shown
+
+    def _put_range(self, time_range) -> None:
+        for widget in (self.use_dates, self.start_edit, self.end_edit):
+            widget.blockSignals(True)
+        self.use_dates.setChecked(not time_range.whole_log)
+        self.start_edit.setDate(QDate(time_range.start.year, time_range.start.month, time_range.start.day))
+        self.end_edit.setDate(QDate(time_range.end.year, time_range.end.month, time_range.end.day).addDays(1))
+        for widget in (self.use_dates, self.start_edit, self.end_edit):
+            widget.blockSignals(False)
 
     def current_metric(self) -> str:
         """The chosen metric's key."""
