@@ -39,7 +39,7 @@ from app.core.models.impact import measure_impact
 from app.core.store.project import Project
 from app.views.chart_export import enable_png_export
 from app.views.errors import show_error
-from app.views.heatmap_widget import Heatmap
+from app.views.heatmap_widget import Heatmap, Scale
 from app.views.screen import Screen
 from app.views.table_model import Column, FrameTableModel
 from app.views.table_view import DataTable
@@ -48,6 +48,19 @@ from app.views.workers import Task
 
 MAX_IMPACT_CELLS = 10  # local cells whose impact the screen measures (the strongest ten)
 SCORES = {"psi": "PSI", "wasserstein_norm": "Wasserstein / std", "js": "Jensen-Shannon", "ks_d": "KS statistic"}
+
+
+def drift_scale(score: str, thresholds) -> Scale | None:
+    """A fixed colour scale with the drift threshold in the middle (yellow): 0 stable, twice it and above red.
+    The KS statistic has no threshold of its own here (its test is judged by p-value): None, the cells' span."""
+    threshold, text = {"psi": (thresholds.psi_significant, f"{thresholds.psi_significant:g} significant"),
+                       "wasserstein_norm": (thresholds.wasserstein, f"{thresholds.wasserstein:g} drifted"),
+                       "js": (thresholds.jensen_shannon, f"{thresholds.jensen_shannon:g} drifted")}.get(score,
+                                                                                                     (None, ""))
+    if threshold is None:
+        return None
+    return Scale(0.0, 2 * threshold, lower_is_better=True, threshold=threshold, name=SCORES[score],
+                 threshold_text=text)
 
 
 @dataclass(frozen=True)
@@ -317,7 +330,8 @@ class DriftView(Screen):
                           f"{r['n_ref']:,} reference, {r['n_cur']:,} current rows; "
                           f"missing {r['missing_cur'] or 0:.1%}")
         levels = (0.0, max(float(np.nanmax(values)) if np.isfinite(values).any() else 1.0, 0.25))
-        self.heatmap.set_data(values, status, features, slices, tips, lower_is_better=True, levels=levels)
+        self.heatmap.set_data(values, status, features, slices, tips, lower_is_better=True, levels=levels,
+                              scale=drift_scale(score, table.thresholds), name=SCORES[score])
         self._axes = (features, slices, dim)
         drifted = rows.filter(pl.col("drifted").fill_null(False)) if rows.height else rows
         self.summary.setText(f"{drifted.height} of {rows.height} cells drifted (normalised Wasserstein > "

@@ -26,6 +26,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from app.core.analysis.alerts import AlertRules
 from app.core.analysis.estimate import slice_estimate
 from app.core.analysis.overrides import override_trend, with_overrides
 from app.core.analysis.records import RecordFilter, period_span
@@ -46,7 +47,7 @@ from app.core.analysis.slices import (
 )
 from app.core.store.project import Project
 from app.views.errors import show_error
-from app.views.heatmap_widget import Heatmap
+from app.views.heatmap_widget import Heatmap, Scale
 from app.views.screen import Screen
 from app.views.table_model import Column, FrameTableModel
 from app.views.table_view import DataTable
@@ -428,8 +429,17 @@ class SlicesView(Screen):
                              f"{rec['labelled']:,} labelled of {rec['n']:,} predictions"
         self.heatmap.set_data(values, status, [_axis_text(v) for v in row_values],
                               [_axis_text(v) for v in col_values] if col_key else cols, tips,
-                              metric in LOWER_IS_BETTER)
+                              metric in LOWER_IS_BETTER, scale=self._scale(metric),
+                              name=METRIC_LABELS.get(metric, metric))
         self._heat_axes = (row_key, col_key, rows, cols)
+
+    def _scale(self, metric: str) -> Scale | None:
+        """Recall has a threshold (the alert rule's minimum): a fixed 0-1 scale with it in the middle. The
+        other metrics span the cells shown, as the legend says."""
+        if metric != "recall" or self.project is None:
+            return None
+        floor = AlertRules.from_manifest(self.project.manifest.extra).recall_min
+        return Scale(0.0, 1.0, threshold=floor, name="Recall", threshold_text=f"alert < {floor:g}")
 
     # ----- drill-down
     def _cell_clicked(self, row: int, col: int) -> None:
