@@ -122,3 +122,71 @@ def test_the_slices_and_alerts_screens_open_the_rows_behind_their_numbers(qtbot,
         assert dialog.total == direct
     finally:
         project.close()
+
+
+def test_the_overview_items_and_review_findings_open_the_rows_behind_them(qtbot, sample_copy: Path,
+                                                                          tmp_path: Path) -> None:
+    """#27 item 6: an attention item and a review finding lead to their rows; the worst line's rows hold exactly the
+    labelled count the item states, as a direct DuckDB count says."""
+    from PySide6.QtCore import QSettings
+
+    from app.core.analysis import operating_review as ops
+    from app.core.analysis.attention import attention_items, build_attention
+    from app.views.main_window import MainWindow
+    from app.views.reviews_view import ReviewsView, finding_filter, finding_rows
+
+    window = MainWindow(QSettings(str(tmp_path / "s.ini"), QSettings.Format.IniFormat))
+    qtbot.addWidget(window)
+    window.show()
+    try:
+        assert window.open_project(sample_copy)
+        qtbot.waitUntil(lambda: bool(window.overview.attention_items), timeout=60_000)
+        project = window.project
+        attention = build_attention(project)
+        items = attention_items(attention)
+        worst = next(i for i, item in enumerate(items) if item.text.startswith("Worst line"))
+        f = items[worst].rows
+        assert f.where == (("line", attention.worst["line"]),) and f.version_id == attention.worst["version"]
+        with project.reading() as con:
+            labelled = con.execute(
+                "SELECT count(l.label) FROM predictions p LEFT JOIN labels l USING (record_id) WHERE p.line = ? "
+                "AND p.version_id = ? AND p.ts >= ?", [attention.worst["line"], f.version_id, f.start]
+            ).fetchall()[0][0]
+        assert labelled == attention.worst["labelled"]  # the item's own figure, from its rows
+        assert '<a href="item:' in window.overview.attention.text()
+        opened = []
+        window.overview.open_rows.connect(opened.append)
+        window.overview.attention.linkActivated.emit(f"item:{worst}")  # as a click on the link does
+        assert opened == [f]
+        dialog = window.show_rows(f)
+        qtbot.waitUntil(lambda: dialog.total > 0, timeout=30_000)
+        assert dialog.total == count_records(project, f)
+        window.overview.activate_item(0)  # "Open alerts: N" leads to the Alerts screen
+        assert window.screens.current_name() == "alerts"
+
+        review = ops.build_review(project, ops.month("2026-10"))
+        rows = finding_rows(review)
+        lined = [r for r in rows.iter_rows(named=True) if finding_filter(review, r) is not None]
+        assert lined, "the sample's October review has findings on lines"
+        for r in lined:
+            rf = finding_filter(review, r)
+            assert rf.where[0] == ("line", r["scope"]) and (rf.start, rf.end) == (datetime(2026, 10, 1),
+                                                                                 datetime(2026, 11, 1))
+        assert all(finding_filter(review, r) is None for r in rows.iter_rows(named=True)
+                   if r["section"] in ("Stage change", "Delivery", "Plant-wide change"))
+        view = ReviewsView()
+        qtbot.addWidget(view)
+        view.set_project(project)
+        view.show_review(review)
+        index = rows["section"].to_list().index(lined[0]["section"])
+        view.table.setCurrentIndex(view.findings.index(index, 0))
+        dialog = view.show_rows()
+        qtbot.waitUntil(lambda: dialog.total > 0, timeout=30_000)
+        with project.reading() as con:
+            direct = con.execute("SELECT count(*) FROM predictions WHERE line = ? AND ts >= ? AND ts < ?"
+                                 + (" AND version_id = ?" if lined[0]["version"] else ""),
+                                 [lined[0]["scope"], datetime(2026, 10, 1), datetime(2026, 11, 1)]
+                                 + ([lined[0]["version"]] if lined[0]["version"] else [])).fetchall()[0][0]
+        assert dialog.total == direct
+    finally:
+        window.close_project(force=True)

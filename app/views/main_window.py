@@ -135,6 +135,9 @@ class MainWindow(QMainWindow):
 
     def _screen_created(self, name: str, screen: QWidget) -> None:
         """Wire a screen built on first use, and give it the open project."""
+        if name == "overview":
+            screen.open_rows.connect(self.show_rows)
+            screen.open_screen.connect(lambda target: self.nav.setCurrentRow(NAMES.index(target)))
         if name in ("models", "approvals", "users", "reviews"):
             screen.changed.connect(lambda source=screen: self.project_changed(source))
         if name == "validation":
@@ -147,6 +150,16 @@ class MainWindow(QMainWindow):
     def _time_range_changed(self, time_range) -> None:
         for screen in self.screens.built(*TIME_SCREENS):
             screen.set_time_range(time_range)
+
+    def show_rows(self, record_filter) -> QDialog | None:
+        """The log's rows behind a number (an attention item, a finding): a record table, exportable to CSV."""
+        from app.views.records_dialog import RecordsDialog
+
+        if self.project is None:
+            return None
+        dialog = RecordsDialog(self.project, record_filter, self)
+        dialog.show()
+        return dialog
 
     def focus_time_range(self) -> None:
         """View > Time range (Ctrl+T): open the toolbar's preset list."""

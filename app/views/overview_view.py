@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import html
+
 import numpy as np
 import pyqtgraph as pg
-from PySide6.QtCore import Qt
+from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import (
     QFrame,
     QGroupBox,
@@ -70,6 +72,9 @@ def _group(title: str, widget: QWidget) -> QGroupBox:
 class OverviewView(Screen):
     """Shows an Overview from core; holds no project state of its own."""
 
+    open_rows = Signal(object)  # a RecordFilter: the rows behind an attention item
+    open_screen = Signal(str)  # a screen name: where an item leads
+
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.models_model = FrameTableModel(MODEL_COLUMNS, self)
@@ -101,12 +106,15 @@ class OverviewView(Screen):
             self.captions[key] = below
             cards.addWidget(frame)
 
-        self.attention = QLabel("", objectName="attention", wordWrap=True)
+        self.attention = QLabel("", objectName="attention", wordWrap=True, textFormat=Qt.TextFormat.RichText)
+        self.attention_items: list = []
+        self.attention.linkActivated.connect(lambda href: self.activate_item(int(href.split(":")[1])))
         self.attention.setToolTip("Open alerts (Alerts screen), the line whose recall is lowest even at the top of "
                                   "its 95% interval over the last 28 days (Slices screen), the newest week's lowest "
                                   "recall estimated from the model's confidence (labels not in yet; band +-3 sampling "
                                   "errors), lines whose measured recall left that band, the top alert by impact, and "
-                                  "assets that have sent nothing for more than 24 h up to the newest record.")
+                                  "assets that have sent nothing for more than 24 h up to the newest record.\n"
+                                  "Click an item for the log's rows behind it (alerts: the Alerts screen).")
         self.plot = pg.PlotWidget(background=chart_background())
         enable_png_export(self.plot, "overview-trend")
         self.plot.setMinimumHeight(150)
@@ -179,10 +187,26 @@ class OverviewView(Screen):
             self.lines_table.setToolTip("No prediction log yet: File > Import predictions… (Ctrl+I)")
 
     def set_attention(self, attention) -> None:
-        """Show what needs a look first (computed after the overview, in the worker)."""
-        from app.core.analysis.attention import attention_text
+        """Show what needs a look first (computed after the overview, in the worker); each item links to the
+        rows behind it, or to the Alerts screen."""
+        from app.core.analysis.attention import attention_items
 
-        self.attention.setText(attention_text(attention))
+        self.attention_items = attention_items(attention)
+        parts = []
+        for i, item in enumerate(self.attention_items):
+            text = html.escape(item.text)
+            linked = item.rows is not None or item.screen is not None
+            parts.append(("" if i == 0 else html.escape(item.joiner))
+                         + (f'<a href="item:{i}">{text}</a>' if linked else text))
+        self.attention.setText("".join(parts))
+
+    def activate_item(self, index: int) -> None:
+        """Follow an attention item: its rows (a record table over the log) or its screen."""
+        item = self.attention_items[index]
+        if item.rows is not None:
+            self.open_rows.emit(item.rows)
+        elif item.screen is not None:
+            self.open_screen.emit(item.screen)
 
     def _set_weekly(self, ov: Overview) -> None:
         weekly = ov.weekly

@@ -4,7 +4,7 @@ actions, and export the record as a signed PDF. Thin over app.core.analysis.oper
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import date, timedelta
+from datetime import date, datetime, timedelta
 from typing import Any
 
 import polars as pl
@@ -25,6 +25,7 @@ from PySide6.QtWidgets import (
 
 from app.core.analysis import operating_review as ops
 from app.core.analysis.quarterly import delivery_texts, lead_days_text
+from app.core.analysis.records import RecordFilter
 from app.core.analysis.slices import logged_span
 from app.core.analysis.time_range import review_period
 from app.core.errors import LineproofError
@@ -53,12 +54,14 @@ def finding_rows(review: dict[str, Any]) -> pl.DataFrame:
     """One table row per finding, most urgent sections first."""
     h = review["health"]
     rows = [{"section": "Trigger", "scope": t["line"], "finding": t["action"]} for t in review["triggers"]]
-    rows += [{"section": "Metric drop", "scope": f["line"], "finding": f["evidence"]} for f in h["drops"]["findings"]]
+    rows += [{"section": "Metric drop", "scope": f["line"], "finding": f["evidence"], "version": f.get("version")}
+             for f in h["drops"]["findings"]]
     rows += [{"section": "Still open", "scope": p["line"], "finding": p["evidence"]}
              for p in h.get("persisting", []) if p["since"] < review["period"]["start"][:7]]
     rows += [{"section": "Line drift", "scope": f["line"], "finding": f["evidence"]} for f in h["drift"]["line_specific"]]
-    rows += [{"section": "Silent asset", "scope": f["line"], "finding": f["evidence"]} for f in h["silent"]]
-    rows += [{"section": "Confidence gap", "scope": g["line"], "finding":
+    rows += [{"section": "Silent asset", "scope": f["line"], "finding": f["evidence"], "asset": f.get("asset")}
+             for f in h["silent"]]
+    rows += [{"section": "Confidence gap", "scope": g["line"], "version": g["version"], "finding":
               f"{g['version']}: measured recall {g['recall_realized']:.3f} lies outside the estimate from the model's "
               f"confidence, {g['recall']:.3f} ({g['recall_lower']:.3f}-{g['recall_upper']:.3f}); gap in "
               f"{', '.join(g['gap_metrics'].split(','))}"} for g in h.get("estimates", {}).get("gaps", [])]
@@ -82,7 +85,24 @@ def finding_rows(review: dict[str, Any]) -> pl.DataFrame:
                  f"{o['recall_before']:.3f})")} for o in review.get("outcomes", [])]
     rows += [{"section": "Stage change", "scope": c["site"], "finding": f"{c['version_id']} -> {c['stage']} by "
               f"{c['changed_by']} ({c['changed_at']}): {c['reason']}"} for c in review["inventory"]["changes"]]
-    return pl.DataFrame(rows, schema={"section": pl.Utf8, "scope": pl.Utf8, "finding": pl.Utf8})
+    return pl.DataFrame(rows, schema={"section": pl.Utf8, "scope": pl.Utf8, "finding": pl.Utf8, "version": pl.Utf8,
+                                      "asset": pl.Utf8})
+
+
+# Findings whose scope is a line: their rows are that line's rows in the review period.
+LINE_SECTIONS = {"Trigger", "Metric drop", "Still open", "Line drift", "Silent asset", "Confidence gap",
+                 "Lead time", "Alert precision", "Outcome"}
+
+
+def finding_filter(review: dict[str, Any], row: dict[str, Any]) -> RecordFilter | None:
+    """The log's rows behind a finding: its line (and version or asset) in the reviewed period; None when the
+    finding is not about rows of the log (a delivery, a stage change, a plant-wide summary)."""
+    if row["section"] not in LINE_SECTIONS or not row["scope"] or row["scope"] in ("all", "all lines"):
+        return None
+    where = (("line", row["scope"]),) + ((("asset", row["asset"]),) if row.get("asset") else ())
+    period = review["period"]
+    return RecordFilter(where, datetime.fromisoformat(period["start"]), datetime.fromisoformat(period["end"]),
+                        row.get("version"))
 
 
 class ReviewsView(Screen):
@@ -134,7 +154,13 @@ class ReviewsView(Screen):
         rl.setContentsMargins(0, 0, 0, 0)
         rl.addWidget(self.decision)
         rl.addWidget(self.actions)
+        self.rows_button = QPushButton("Show rows…", enabled=False, toolTip=(
+            "The log's rows behind the selected finding: its line in the reviewed period (double-click a finding)"))
+        self.rows_button.clicked.connect(self.show_rows)
+        self.table.doubleClicked.connect(lambda _i: self.show_rows())
+        self.table.clicked.connect(lambda _i: self.rows_button.setEnabled(self.selected_filter() is not None))
         row = QHBoxLayout()
+        row.addWidget(self.rows_button)
         row.addWidget(QLabel("Reviewer"))
         row.addWidget(self.signer)
         row.addStretch(1)
@@ -267,6 +293,25 @@ class ReviewsView(Screen):
             f"<b>{review['period']['label']}</b>: {count} finding(s) to act on; alerts raised {a['raised']} (real "
             f"{a['real']}, false {a['false']}, open {a['open']}); {review['health']['drops']['method']}.")
         self.findings.set_frame(finding_rows(review))
+        self.rows_button.setEnabled(False)
+
+    def selected_filter(self) -> RecordFilter | None:
+        """The rows behind the selected finding (None: no finding selected, or not one about the log's rows)."""
+        index = self.table.currentIndex()
+        if self.review is None or not index.isValid():
+            return None
+        return finding_filter(self.review, self.findings.row(index.row()))
+
+    def show_rows(self):
+        """Open the log's rows behind the selected finding."""
+        from app.views.records_dialog import RecordsDialog
+
+        f = self.selected_filter()
+        if f is None or self.project is None:
+            return None
+        dialog = RecordsDialog(self.project, f, self)
+        dialog.show()
+        return dialog
 
     def save(self) -> str | None:
         """Store the review with the decision and actions."""

@@ -7,13 +7,14 @@ and the silent assets scan the log: the overview shows first, these follow from 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 import polars as pl
 
 from app.core.analysis.alerts import list_alerts
 from app.core.analysis.estimate import EstimateError, EstimateQuery, compute_estimates, default_reference
 from app.core.analysis.freshness import silent_gaps
+from app.core.analysis.records import RecordFilter
 from app.core.analysis.slices import SliceError, SliceQuery, compute_slices
 from app.core.store.db import one
 from app.core.store.project import Project
@@ -34,6 +35,17 @@ class Attention:
     estimated: dict | None = None  # the newest week: line with the lowest estimated recall, its band, labelled share
     confidence_gaps: list[str] = field(default_factory=list)  # lines whose measured recall left the estimate's band
     top_alert: str | None = None  # the first open alert by severity and impact
+    newest: datetime | None = None  # the newest logged record: "last 28 days" ends here
+
+
+@dataclass(frozen=True)
+class AttentionItem:
+    """One thing the overview points at, and where it leads: the log's rows behind it, or a screen."""
+
+    text: str
+    rows: RecordFilter | None = None
+    screen: str | None = None  # "alerts"
+    joiner: str = " · "  # what goes before it: items of one list (gap lines, silent assets) take ", "
 
 
 def build_attention(project: Project) -> Attention:
@@ -68,7 +80,7 @@ def build_attention(project: Project) -> Attention:
     estimated, gaps = _estimated(project, busiest[0] if busiest else None, has_line)
     top = list_alerts(project, "open")
     return Attention(int(open_alerts), int(high), worst, silent, estimated, gaps,
-                     top["message"][0] if top.height else None)
+                     top["message"][0] if top.height else None, newest)
 
 
 def _estimated(project: Project, version: str | None, has_line: bool) -> tuple[dict | None, list[str]]:
@@ -95,22 +107,43 @@ def _estimated(project: Project, version: str | None, has_line: bool) -> tuple[d
     return estimated, gaps
 
 
-def attention_text(a: Attention) -> str:
-    """One line of plain text for the overview and `lineproof info`."""
-    parts = [f"Open alerts: {a.open_alerts}" + (f" ({a.high_alerts} high)" if a.high_alerts else "")]
+def attention_items(a: Attention) -> list[AttentionItem]:
+    """The overview's attention line, item by item, each with the rows (or the screen) behind it."""
+    items = [AttentionItem(f"Open alerts: {a.open_alerts}" + (f" ({a.high_alerts} high)" if a.high_alerts else ""),
+                           screen="alerts")]
     if a.worst:
         w = a.worst
-        parts.append(f"Worst line, last {w['days']} days: {w['line']} recall {w['recall']:.3f} "
-                     f"({w['low']:.3f}-{w['high']:.3f}, {w['labelled']:,} labelled, {w['version']})")
+        start = a.newest - timedelta(days=w["days"]) if a.newest else None
+        items.append(AttentionItem(
+            f"Worst line, last {w['days']} days: {w['line']} recall {w['recall']:.3f} ({w['low']:.3f}-"
+            f"{w['high']:.3f}, {w['labelled']:,} labelled, {w['version']})",
+            RecordFilter((("line", w["line"]),), start, None, w["version"])))
     if a.estimated:
         e = a.estimated
-        parts.append(f"Estimated, week of {e['period']:%d %b} ({e['labelled_share']:.0%} labelled): lowest recall "
-                     f"{e['line']} {e['recall']:.3f} ({e['low']:.3f}-{e['high']:.3f})")
-    if a.confidence_gaps:
-        parts.append("Confidence gap (measured recall left the estimate's band): " + ", ".join(a.confidence_gaps))
+        week = datetime.combine(e["period"], datetime.min.time()) if not isinstance(e["period"], datetime) \
+            else e["period"]
+        items.append(AttentionItem(
+            f"Estimated, week of {e['period']:%d %b} ({e['labelled_share']:.0%} labelled): lowest recall "
+            f"{e['line']} {e['recall']:.3f} ({e['low']:.3f}-{e['high']:.3f})",
+            RecordFilter((("line", e["line"]),), week, week + timedelta(days=7), e["version"])))
+    for i, line in enumerate(a.confidence_gaps):
+        since = a.newest - timedelta(days=7 * GAP_WEEKS) if a.newest else None
+        items.append(AttentionItem(("Confidence gap (measured recall left the estimate's band): " if i == 0 else "")
+                                   + line, RecordFilter((("line", line),), since), joiner=", " if i else " · "))
     if a.top_alert:
-        parts.append(f"Top alert: {a.top_alert}")
-    parts.append("Silent now: " + (", ".join(f"{s['asset']} ({s['hours']:.0f} h)" for s in a.silent[:3])
-                                   + (f" and {len(a.silent) - 3} more" if len(a.silent) > 3 else "")
-                                   if a.silent else "none"))
-    return " · ".join(parts)
+        items.append(AttentionItem(f"Top alert: {a.top_alert}", screen="alerts"))
+    for i, s in enumerate(a.silent[:3]):
+        # The rows before it went silent: what it logged last.
+        items.append(AttentionItem(("Silent now: " if i == 0 else "") + f"{s['asset']} ({s['hours']:.0f} h)",
+                                   RecordFilter((("asset", s["asset"]),)), joiner=", " if i else " · "))
+    if len(a.silent) > 3:
+        items.append(AttentionItem(f"and {len(a.silent) - 3} more", joiner=" "))
+    if not a.silent:
+        items.append(AttentionItem("Silent now: none"))
+    return items
+
+
+def attention_text(a: Attention) -> str:
+    """One line of plain text for the overview and `lineproof info`."""
+    items = attention_items(a)
+    return items[0].text + "".join(item.joiner + item.text for item in items[1:])
