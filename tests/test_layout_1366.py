@@ -35,10 +35,20 @@ def busy_sample(sample_copy: Path, tmp_path: Path, monkeypatch) -> Path:
     first, last = logged_span(project)
     evaluate_alerts(project, (first, first + timedelta(days=84)), (last - timedelta(days=42), last))
     for user_id, name, roles in (("vera", "Vera Łukasz-Hoffmann", ["admin", "validation_lead"]),
-                                 ("anna", "Anna Öberg", ["approver", "engineer"])):
+                                 ("anna", "Anna Öberg", ["approver", "engineer"]),
+                                 ("omar", "Omar Al-Khatib", ["approver"])):
         cert = create_identity(user_id, name, PASS)
         gov.add_user(project, user_id, name, cert_pem(cert), roles,
                      by=gov.unlock(project, "vera", PASS))
+    # Once a decision exists the Approvals tables fill (Signature, When, Run), and a benchmark fills Hardware.
+    request = gov.create_request(project, "weld-defect:v2", "P1", "pilot", gov.unlock(project, "anna", PASS),
+                                 comment="v2 on line P1-L01 for four weeks")
+    gov.decide(project, request, "review", gov.unlock(project, "vera", PASS), "slices and drift checked")
+    gov.decide(project, request, "approve", gov.unlock(project, "omar", PASS), "approved for P1")
+    from app.core.models.bench.config import BenchConfig
+    from app.core.models.bench.runner import run_benchmark
+
+    run_benchmark(project, "weld-defect:v1", BenchConfig(iterations=200, warmup=5))
     project.close()
     return sample_copy
 
@@ -100,7 +110,7 @@ def test_every_screen_shows_every_column_and_field_whole(qtbot, busy_sample: Pat
                     _settle(qtbot)
                 name = window.nav.item(row).text() + (f" / {tabs.tabText(tab)}" if tabs else "")
                 problems += _problems(name, screen)
-    assert window.alerts.alerts_model.rowCount() > 0 and window.users.users.rowCount() == 2  # tables were full
+    assert window.alerts.alerts_model.rowCount() > 0 and window.users.users.rowCount() == 3  # tables were full
     assert not problems, "\n".join(problems)
 
 
@@ -173,3 +183,44 @@ def test_runs_on_says_which_runtimes_run_the_model_and_why_not():
     assert frame.select(runs_on())["runs_on"].to_list() == [
         "ONNX Runtime, OpenVINO", "ONNX Runtime (OpenVINO: not supported (TreeEnsembleClassifier))",
         "OpenVINO (ONNX Runtime: load failed)"]
+
+
+def test_what_the_field_laptop_cut_before_now_shows(qtbot, busy_sample: Path, tmp_path: Path):
+    """#27 item 9: the Save-card button below the form's fold, the tier rules cut mid-sentence, the alerts' text
+    squeezed beside the evidence (the Approvals columns are checked above, now that a decision exists)."""
+    from PySide6.QtCore import QRect, Qt
+
+    window = MainWindow(QSettings(str(tmp_path / "settings.ini"), QSettings.Format.IniFormat))
+    qtbot.addWidget(window)
+    window.remember_geometry = False
+    window.resize(*CLIENT)
+    window.show()
+    assert window.open_project(busy_sample)
+    from app.views.screen_stack import NAMES
+
+    window.nav.setCurrentRow(NAMES.index("models"))
+    _settle(qtbot)
+    models = window.models
+    models.table.selectRow(models.versions.frame["version_id"].to_list().index("weld-defect:v1"))
+    models.tabs.setCurrentIndex(1)
+    _settle(qtbot)
+    button = models.save_button
+    assert button.isVisible() and button.visibleRegion().boundingRect() == button.rect(), \
+        "Save lineage and card must be in sight without scrolling"
+
+    window.nav.setCurrentRow(NAMES.index("users"))
+    _settle(qtbot)
+    rules = next(t for t in window.users.findChildren(QTableView) if t.model() is window.users.tiers)
+    column = 1
+    for row in range(window.users.tiers.rowCount()):
+        text = str(window.users.tiers.data(window.users.tiers.index(row, column)))
+        needed = rules.fontMetrics().boundingRect(QRect(0, 0, rules.columnWidth(column) - 8, 10_000),
+                                                  Qt.TextFlag.TextWordWrap, text).height()
+        assert rules.rowHeight(row) >= needed, f"tier rule {row} is cut: {text!r}"
+
+    window.nav.setCurrentRow(NAMES.index("alerts"))
+    _settle(qtbot)
+    table = window.alerts.alerts_table
+    what = [c.header for c in window.alerts.alerts_model.columns].index("What happened")
+    assert table.columnWidth(what) >= 400, f"'What happened' is {table.columnWidth(what)} px wide"
+    window.close_project(force=True)

@@ -96,15 +96,18 @@ class AlertsView(Screen):
         self.precision_model = FrameTableModel(PRECISION_COLUMNS)
         precision = QGroupBox("Alert precision per slice")
         QVBoxLayout(precision).addWidget(DataTable(self.precision_model))
-        right = QSplitter(Qt.Orientation.Vertical)
-        right.addWidget(detail)
-        right.addWidget(precision)
+        # The alerts get the whole width (their subject and text were cut side by side at 1366 px); the evidence
+        # and the precision per slice share the lower half.
+        lower = QSplitter(Qt.Orientation.Horizontal)
+        lower.addWidget(detail)
+        lower.addWidget(precision)
+        lower.setSizes([640, 540])
         alerts_box = QGroupBox("Alerts")
         QVBoxLayout(alerts_box).addWidget(self.alerts_table)
-        body = QSplitter(Qt.Orientation.Horizontal)
+        body = QSplitter(Qt.Orientation.Vertical)
         body.addWidget(alerts_box)
-        body.addWidget(right)
-        body.setSizes([660, 520])  # the precision table's columns all show at 1366x768
+        body.addWidget(lower)
+        body.setSizes([330, 300])
         self.install(bar, body, empty_message="No project open.\n\nOpen a project (Ctrl+O) to see its alerts.")
 
         self.evaluate_button.clicked.connect(self.evaluate)

@@ -85,10 +85,12 @@ class ApprovalsView(Screen):
             new_row.addWidget(w)
         left = QGroupBox("Release requests")
         QVBoxLayout(left).addWidget(self.table)
-        body = QSplitter(Qt.Orientation.Horizontal)
+        # Requests above, the selected one's signatures below: side by side, each table lost its last columns
+        # (Signature, Validation run) at 1366 px once a decision existed.
+        body = QSplitter(Qt.Orientation.Vertical)
         body.addWidget(left)
         body.addWidget(detail)
-        body.setSizes([600, 600])
+        body.setSizes([260, 340])
         self.install(new_row, body, empty_message=EMPTY)
 
         self.table.selectionModel().selectionChanged.connect(lambda *_: self.show_selected())

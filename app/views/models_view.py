@@ -130,12 +130,20 @@ class ModelsView(Screen):
         self.save_button = QPushButton("Save lineage and card", toolTip="Write the changes with their reason to the "
                                                                          "audit log (Ctrl+S)")
         self.save_button.setShortcut("Ctrl+S")
-        form.addRow("Reason", self.reason)
-        form.addRow("", self.save_button)
         form_widget = QWidget()
         form_widget.setLayout(form)
-        card_page = QScrollArea(widgetResizable=True)  # a long form must not set the window's minimum height
-        card_page.setWidget(form_widget)
+        card_scroll = QScrollArea(widgetResizable=True)  # a long form must not set the window's minimum height
+        card_scroll.setWidget(form_widget)
+        # Reason and Save stay in sight under the scrolling form: at 1366x768 they were below its fold.
+        save_row = QHBoxLayout()
+        save_row.addWidget(QLabel("Reason"))
+        save_row.addWidget(self.reason, 1)
+        save_row.addWidget(self.save_button)
+        card_page = QWidget()
+        card_layout = QVBoxLayout(card_page)
+        card_layout.setContentsMargins(0, 0, 0, 4)
+        card_layout.addWidget(card_scroll, 1)
+        card_layout.addLayout(save_row)
 
         self.site = QComboBox(editable=True, toolTip="Plant or site")
         self.stage = QComboBox(toolTip="Lifecycle stage")

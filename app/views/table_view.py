@@ -28,7 +28,8 @@ def _common_cap(widths: list[int], floors: list[int], excess: int) -> int:
 class DataTable(QTableView):
     """Read-only table over a FrameTableModel."""
 
-    def __init__(self, model: FrameTableModel, parent=None) -> None:
+    def __init__(self, model: FrameTableModel, parent=None, wrap: bool = False) -> None:
+        """`wrap`: free-text cells wrap onto more lines instead of being cut (short tables of sentences)."""
         super().__init__(parent)
         self._natural: list[int] = []  # content widths after the last reset, before free-text columns give way
         self.setModel(model)
@@ -42,6 +43,10 @@ class DataTable(QTableView):
         self.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
         self.verticalHeader().setVisible(False)
         self.verticalHeader().setDefaultSectionSize(24)
+        if wrap:
+            self.setWordWrap(True)
+            self.setTextElideMode(Qt.TextElideMode.ElideNone)
+            self.verticalHeader().setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
         self.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeMode.Interactive)
         self.horizontalHeader().setStretchLastSection(True)
         self.model().modelReset.connect(self._after_reset)

@@ -86,7 +86,8 @@ class UsersView(Screen):
         ll.addLayout(hint_row)
         self.tiers = FrameTableModel(TIER_COLUMNS)
         right = QGroupBox("What production needs, per risk tier")
-        QVBoxLayout(right).addWidget(DataTable(self.tiers))
+        # The rules are sentences: they wrap (they were cut at 1366 px).
+        QVBoxLayout(right).addWidget(DataTable(self.tiers, wrap=True))
         body = QSplitter(Qt.Orientation.Horizontal)
         body.addWidget(left)
         body.addWidget(right)
