@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import sys
 from collections.abc import Callable
 from pathlib import Path
 
@@ -29,6 +28,8 @@ from app.core.errors import LineproofError, ProjectLockedError
 from app.core.store.ingest import import_labels, import_predictions
 from app.core.store.project import Project
 from app.core.store.sources import inspect_file
+from app.views.actions import MENUS, RECENT, SEPARATOR, ActionSpec, disabled_tip, enabled
+from app.views.application import make_app
 from app.views.errors import ask_discard_dialog, show_error
 from app.views.import_dialog import LabelImportDialog, PredictionImportDialog
 from app.views.resources import resource_path
@@ -175,77 +176,41 @@ class MainWindow(QMainWindow):
         if span != self.time_bar.span:
             self.time_bar.set_span(span)
 
-    # ----- menus
+    # ----- menus (built from app.views.actions: the menus and shortcuts are data)
     def _action(self, text: str, slot, shortcut=None, tip: str = "") -> QAction:
         action = QAction(text, self)
-        if shortcut is not None:
+        if shortcut:
             action.setShortcut(QKeySequence(shortcut))
         action.setStatusTip(tip)
         action.setToolTip(tip)
         action.triggered.connect(slot)
         return action
 
+    def _slot(self, spec: ActionSpec):
+        """The window method an action runs (called without the `checked` argument QAction passes)."""
+        if spec.slot.startswith("show_screen:"):
+            row = NAMES.index(spec.slot.partition(":")[2])
+            return lambda _=False: self.nav.setCurrentRow(row)
+        method = getattr(self, spec.slot)
+        return lambda _=False: method()
+
     def _build_menus(self) -> None:
-        file_menu = self.menuBar().addMenu("&File")
-        self.act_new = self._action("&New project…", self.new_project_dialog, QKeySequence.StandardKey.New,
-                                    "Create an empty project folder")
-        self.act_open = self._action("&Open project…", self.open_project_dialog, QKeySequence.StandardKey.Open,
-                                     "Open a project folder")
-        self.act_open_ro = self._action("Open project &read-only…", lambda: self.open_project_dialog(True),
-                                        "Ctrl+Shift+O", "Open a project without the right to change it")
-        self.recent_menu = file_menu.addMenu("Open &recent")
-        self.act_sample = self._action("Open &sample project", self.open_sample, None,
-                                       "Open the weld-seam demo (built on first use, ~30 s)")
-        self.act_import = self._action("&Import predictions…", self.import_predictions_dialog, "Ctrl+I",
-                                       "Import a prediction log (CSV or Parquet)")
-        self.act_labels = self._action("Import &labels…", self.import_labels_dialog, "Ctrl+L",
-                                       "Import ground-truth labels that arrived later")
-        self.act_dataset = self._action("Register &dataset…", lambda: self.register_dataset_dialog(), None,
-                                        "Add a Parquet file as a held-out, reference or training dataset")
-        self.act_packet = self._action("&Export signed packet…", self.export_packet_dialog, "Ctrl+E",
-                                       "Build and sign the validation and approval packet (PDF)")
-        self.act_verify = self._action("&Verify packet…", self.verify_packet_dialog, "Ctrl+Shift+V",
-                                       "Check a packet's signatures and evidence, offline")
-        self.act_export_project = self._action("E&xport project…", lambda: self.export_project_dialog(), None,
-                                               "Write the project to one .lpz archive (USB stick)")
-        self.act_import_project = self._action("Im&port project…", lambda: self.import_project_dialog(), None,
-                                               "Check an .lpz archive and unpack it into a new folder")
-        self.act_sign_in = self._action("&Sign in…", lambda: self.sign_in_dialog(), None,
-                                        "Work as a registered user: changes are audited under your name")
-        self.act_sign_out = self._action("Sign &out", lambda: self.sign_out(), None, "Stop working as that user")
-        self.act_close = self._action("&Close project", self.close_project, QKeySequence.StandardKey.Close)
-        self.act_quit = self._action("&Quit", self.close, QKeySequence.StandardKey.Quit)
-        for item in (self.act_new, self.act_open, self.act_open_ro, None, self.act_sample, None,
-                     self.act_import, self.act_labels, self.act_dataset, None, self.act_packet, self.act_verify, None,
-                     self.act_export_project, self.act_import_project, None, self.act_sign_in, self.act_sign_out,
-                     None,
-                     self.act_close, self.act_quit):
-            if item is None:
-                file_menu.addSeparator()
-            else:
-                file_menu.addAction(item)
-        file_menu.insertMenu(self.act_sample, self.recent_menu)
-        view_menu = self.menuBar().addMenu("&View")
-        self.act_refresh = self._action("&Refresh", self.refresh, QKeySequence.StandardKey.Refresh,
-                                        "Recompute the current screen from the project")
-        view_menu.addAction(self.act_refresh)
-        self.act_time_range = self._action("&Time range…", self.focus_time_range, "Ctrl+T",
-                                           "Choose the time range that Slices, Drift, Alerts and Reviews follow")
-        view_menu.addAction(self.act_time_range)
-        view_menu.addSeparator()
-        for i in range(self.nav.count()):
-            # "&&": a single & in a menu text is the mnemonic marker ("Users & roles" would read "Users _roles").
-            view_menu.addAction(self._action(self.nav.item(i).text().replace("&", "&&"),
-                                             lambda _=False, r=i: self.nav.setCurrentRow(r),
-                                             f"Ctrl+{(i + 1) % 10}" if i < 10 else None))
-        help_menu = self.menuBar().addMenu("&Help")
-        self.act_help = self._action("&Help for this screen", self.help_for_screen, QKeySequence.StandardKey.HelpContents,
-                                     "The manual's part for the screen in front of you, and the glossary (offline)")
-        help_menu.addAction(self.act_help)
-        help_menu.addAction(self._action("&Keyboard shortcuts", self.shortcuts_dialog, None,
-                                         "Every shortcut of the menus and the screens"))
-        help_menu.addSeparator()
-        help_menu.addAction(self._action("&About Lineproof", self.about))
+        self.actions_by_key: dict[str, tuple[ActionSpec, QAction]] = {}
+        for title, items in MENUS:
+            menu = self.menuBar().addMenu(title)
+            for item in items:
+                if item is SEPARATOR:
+                    menu.addSeparator()
+                elif item == RECENT:
+                    self.recent_menu = menu.addMenu("Open &recent")
+                else:
+                    shortcut = item.shortcut
+                    if shortcut.startswith("std:"):
+                        shortcut = getattr(QKeySequence.StandardKey, shortcut[4:])
+                    action = self._action(item.text, self._slot(item), shortcut, item.tip)
+                    setattr(self, f"act_{item.key}", action)
+                    self.actions_by_key[item.key] = (item, action)
+                    menu.addAction(action)
         self._fill_recent()
 
     def _fill_recent(self) -> None:
@@ -269,14 +234,11 @@ class MainWindow(QMainWindow):
     def _update_actions(self) -> None:
         has = self.project is not None
         writable = has and not self.project.read_only
-        for action in (self.act_import, self.act_labels, self.act_dataset, self.act_packet):
-            action.setEnabled(writable)
-            action.setToolTip(action.statusTip() if writable else "Open a project for writing first")
-        self.act_close.setEnabled(has)
-        self.act_refresh.setEnabled(has)
-        self.act_sign_in.setEnabled(has and not getattr(self, "signed_in", None))
-        self.act_sign_out.setEnabled(bool(getattr(self, "signed_in", None)))
-        self.act_export_project.setEnabled(has)
+        signed_in = bool(getattr(self, "signed_in", None))
+        for spec, action in self.actions_by_key.values():
+            on = enabled(spec, has, writable, signed_in)
+            action.setEnabled(on)
+            action.setToolTip(spec.tip if on else disabled_tip(spec))
 
     def register_dataset_dialog(self, path: str | None = None, dataset_id: str | None = None,
                                 kind: str | None = None) -> Task | None:
@@ -332,6 +294,10 @@ class MainWindow(QMainWindow):
         dialog.show()
 
     # ----- project lifecycle
+    def open_read_only_dialog(self) -> None:
+        """File > Open project read-only: ask for a folder and open a read-only snapshot of it."""
+        self.open_project_dialog(read_only=True)
+
     def open_project_dialog(self, read_only: bool = False) -> None:
         """Ask for a folder and open it."""
         folder = QFileDialog.getExistingDirectory(self, "Open Lineproof project", self.settings.value(
@@ -793,18 +759,6 @@ class MainWindow(QMainWindow):
 def _plain(text: str) -> str:
     """A menu or button text without its mnemonic markers ("&&" is a literal &)."""
     return text.replace("&&", "\0").replace("&", "").replace("\0", "&").replace("…", "")
-
-
-def make_app(argv: list[str] | None = None) -> QApplication:
-    """The QApplication with Lineproof's name, icon and style."""
-    app = QApplication.instance() or QApplication(argv or sys.argv)
-    app.setApplicationName("Lineproof")
-    app.setOrganizationName("Lineproof")
-    app.setWindowIcon(QIcon(str(resource_path("icons", "lineproof.svg"))))
-    from app.views.theme import apply_theme
-
-    apply_theme(app)  # light or dark as the OS says; style sheet and chart colours with it
-    return app
 
 
 def run_gui(path: str | None = None, read_only: bool = False, quit_after: float = 0.0) -> int:

@@ -97,7 +97,7 @@ def run_alone(screen_class: type, read_only: bool = True) -> int:
     import sys
 
     from app.core.store.project import Project
-    from app.views.main_window import make_app
+    from app.views.application import make_app
 
     app = make_app(sys.argv)
     view = screen_class()
