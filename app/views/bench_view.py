@@ -30,6 +30,7 @@ from app.core.models.bench.config import parse_shapes
 from app.core.models.bench.devices import openvino_devices
 from app.core.models.bench.store import compare_figures, list_runs, run_detail
 from app.core.models.registry import list_versions
+from app.core.store.datasets import list_datasets
 from app.core.store.project import Project
 from app.views.bench_charts import LatencyHistogram, ThroughputBars
 from app.views.errors import show_error
@@ -201,8 +202,7 @@ class BenchView(Screen):
         self.version_states = {r["version_id"]: r for r in versions.iter_rows(named=True)}
         self.version.clear()
         self.version.addItems(list(self.version_states))
-        with project.reading() as con:
-            datasets = [r[0] for r in con.execute("SELECT dataset_id FROM datasets ORDER BY dataset_id").fetchall()]
+        datasets = [dataset_id for dataset_id, _name in list_datasets(project)]
         self.inputs.clear()
         self.inputs.addItem("synthetic (seeded)", "")
         for d in datasets:

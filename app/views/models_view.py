@@ -34,10 +34,12 @@ from app.core.models.registry import (
     card_text,
     edit_version_metadata,
     list_versions,
+    model_ids,
     rollback,
     set_stage,
     stage_history,
 )
+from app.core.store.datasets import list_datasets
 from app.core.store.project import Project
 from app.core.store.schema import STAGES
 from app.views.errors import ask_discard_dialog, show_error
@@ -302,8 +304,7 @@ class ModelsView(Screen):
 
         if self.project is None or self.project.read_only:
             return
-        with self.project.reading() as con:
-            models = [r[0] for r in con.execute("SELECT model_id FROM models ORDER BY 1").fetchall()]
+        models = model_ids(self.project)
         dialog = ImportModelDialog(models, self)
         if dialog.exec() == ImportModelDialog.DialogCode.Accepted:
             self.start_import(**dialog.values())
@@ -340,8 +341,7 @@ class ModelsView(Screen):
         row = self.selected()
         if row is None or self.project is None or self.project.read_only:
             return
-        with self.project.reading() as con:
-            datasets = con.execute("SELECT dataset_id, name FROM datasets ORDER BY dataset_id").fetchall()
+        datasets = list_datasets(self.project)
         dialog = VariantDialog(row["version_id"], datasets, self)
         if dialog.exec() == VariantDialog.DialogCode.Accepted:
             self.start_variant(**dialog.values())
@@ -354,9 +354,7 @@ class ModelsView(Screen):
         if row is None or self.project is None:
             return None
         parent = json.loads(row["lineage_json"] or "{}").get("variant_of") or row["version_id"]
-        with self.project.reading() as con:
-            datasets = con.execute("SELECT dataset_id, name FROM datasets WHERE kind <> 'training' "
-                                   "ORDER BY dataset_id").fetchall()
+        datasets = list_datasets(self.project, exclude_kind="training")
         dialog = VariantsDialog(self.project, parent, datasets, self)
         dialog.show()
         return dialog

@@ -142,10 +142,9 @@ class ExportPacketDialog(QDialog):
         self.request.clear()
         self.request.addItem("(the newest request citing the run, if any)", None)
         if run_id:
-            with self.project.reading() as con:
-                for (req, state) in con.execute("SELECT request_id, state FROM approval_requests WHERE "
-                                                "validation_run_id = ? ORDER BY requested_at DESC", [run_id]).fetchall():
-                    self.request.addItem(f"{req} ({state})", req)
+            requests = gov.list_requests(self.project)
+            for r in requests.filter(requests["validation_run_id"] == run_id).iter_rows(named=True):
+                self.request.addItem(f"{r['request_id']} ({r['state']})", r["request_id"])
             self.out.setText(str(self.project.folder / "packets" / f"{run_id}.pdf"))
         self.preview_label.setText("")
 

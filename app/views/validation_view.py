@@ -25,10 +25,11 @@ from PySide6.QtWidgets import (
 )
 
 from app.core.errors import LineproofError
-from app.core.models.registry import list_versions
+from app.core.models.registry import list_versions, model_ids, stages_by_version
 from app.core.models.validation import EXAMPLE_PLAN, PlanError, parse_plan, run_validation
 from app.core.models.validation.criteria import METRIC_NAMES
 from app.core.models.validation.store import list_plans, list_runs, load_result, save_plan
+from app.core.store.datasets import list_datasets
 from app.core.store.project import Project
 from app.views.errors import show_error
 from app.views.screen import Screen
@@ -228,12 +229,9 @@ class ValidationView(Screen):
             self.show_empty(EMPTY)
             return
         versions = list_versions(project)
-        with project.reading() as con:
-            binary = {r[0] for r in con.execute("SELECT model_id FROM models WHERE task = 'binary'").fetchall()}
-            datasets = con.execute("SELECT dataset_id, name FROM datasets WHERE kind <> 'training' "
-                                   "ORDER BY dataset_id").fetchall()
-            stages = dict(con.execute("SELECT version_id, string_agg(DISTINCT stage, ', ') FROM current_stages "
-                                      "GROUP BY 1").fetchall())
+        binary = set(model_ids(project, "binary"))
+        datasets = list_datasets(project, exclude_kind="training")
+        stages = stages_by_version(project)
         versions = versions.filter(pl.col("model_id").is_in(list(binary))) if versions.height else versions
         if versions.is_empty():
             self.show_empty(NO_MODELS)

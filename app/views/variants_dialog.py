@@ -18,6 +18,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from app.core.store.datasets import dataset_file
 from app.core.store.project import Project
 from app.views.errors import show_error
 from app.views.table_model import Column, FrameTableModel
@@ -102,10 +103,9 @@ class VariantsDialog(QDialog):
         dataset_id = self.dataset.currentData()
         if not dataset_id:
             return
-        with self.project.reading() as con:
-            rel = con.execute("SELECT artifact_path FROM datasets WHERE dataset_id = ?", [dataset_id]).fetchall()
+        path = dataset_file(self.project, dataset_id)
         dims = list(self.project.manifest.slice_dimensions)
-        names = set(pq.read_schema(self.project.folder / rel[0][0]).names) if rel else set()
+        names = set(pq.read_schema(path).names) if path else set()
         for d in sorted((d for d in dims if d in names), key=lambda d: d != "line") or ["(overall only)"]:
             self.by.addItem(d, d if d in names else "")
 

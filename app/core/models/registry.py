@@ -285,3 +285,17 @@ def stage_history(project: Project, version_id: str | None = None, model_id: str
         return con.sql(f"""SELECT h.change_id, h.version_id, h.site, h.stage, h.changed_at, h.changed_by, h.reason
                            FROM stage_history h JOIN model_versions v USING (version_id) {clause}
                            ORDER BY h.change_id DESC""", params=params).pl()
+
+
+def model_ids(project: Project, task: str | None = None) -> list[str]:
+    """The registered models' ids, sorted; only those of one task (binary, multiclass, …) when given."""
+    with project.reading() as con:
+        return [r[0] for r in con.execute("SELECT model_id FROM models WHERE ? IS NULL OR task = ? ORDER BY 1",
+                                          [task, task]).fetchall()]
+
+
+def stages_by_version(project: Project) -> dict[str, str]:
+    """Each version's current stages over the sites, e.g. {'m:v1': 'production, shadow'}."""
+    with project.reading() as con:
+        return dict(con.execute("SELECT version_id, string_agg(DISTINCT stage, ', ' ORDER BY stage) "
+                                "FROM current_stages GROUP BY 1").fetchall())

@@ -42,3 +42,17 @@ def register_dataset(project: Project, dataset_id: str, name: str, kind: str, pa
         con.execute("INSERT INTO datasets VALUES (?, ?, ?, ?, ?, ?, ?, now()::TIMESTAMP)",
                     [dataset_id, name, kind, sha, rel.as_posix(), rows, description])
     return sha
+
+
+def list_datasets(project: Project, exclude_kind: str | None = None) -> list[tuple[str, str]]:
+    """(dataset id, name) of the registered datasets, by id; `exclude_kind="training"` leaves training sets out."""
+    with project.reading() as con:
+        return [tuple(r) for r in con.execute("SELECT dataset_id, name FROM datasets WHERE kind IS DISTINCT FROM ? "
+                                              "ORDER BY dataset_id", [exclude_kind]).fetchall()]
+
+
+def dataset_file(project: Project, dataset_id: str) -> Path | None:
+    """The stored Parquet file of a dataset (None when no such dataset is registered)."""
+    with project.reading() as con:
+        row = con.execute("SELECT artifact_path FROM datasets WHERE dataset_id = ?", [dataset_id]).fetchall()
+    return project.folder / row[0][0] if row else None
