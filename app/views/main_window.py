@@ -25,6 +25,7 @@ from PySide6.QtWidgets import (
 from app.core.analysis.overview import Overview, build_overview, log_rows_text
 from app.core.analysis.slices import logged_span
 from app.core.errors import LineproofError, ProjectLockedError
+from app.core.governance.session import Session, updated_recent
 from app.core.store.ingest import import_labels, import_predictions
 from app.core.store.project import Project
 from app.core.store.sources import inspect_file
@@ -37,7 +38,6 @@ from app.views.screen_stack import LABELS, NAMES, ScreenStack
 from app.views.time_range_bar import TimeRangeBar
 from app.views.workers import Task, attach_progress_dialog, call_off_thread, start_task
 
-MAX_RECENT = 8
 DATA_FILES = "Prediction data (*.csv *.tsv *.txt *.parquet *.pq);;All files (*)"
 
 
@@ -66,11 +66,14 @@ class MainWindow(QMainWindow):
     audit = property(lambda self: self.screens.screen("audit"), doc="The Audit screen (built on first use).")
     users = property(lambda self: self.screens.screen("users"), doc="The Users & roles screen.")
 
+    project = property(lambda self: self.session.project, doc="The open project (None: none).")
+    signed_in = property(lambda self: self.session.signed_in, doc="Who is signed in (None: the PC's account).")
+
     def __init__(self, settings: QSettings | None = None) -> None:
         super().__init__()
         self.settings = settings or QSettings("Lineproof", "Lineproof")
         self.ask_discard: Callable[[list[str]], bool] = lambda lost: ask_discard_dialog(self, lost)
-        self.project: Project | None = None
+        self.session = Session()  # the open project, who is signed in: Qt-free, tested without a window
         self.remember_geometry = True  # the smoke run (gui --quit-after) leaves the user's window size alone
         self.tasks: list[Task] = []
         self.last_overview: Overview | None = None
@@ -102,7 +105,6 @@ class MainWindow(QMainWindow):
         self.status_project = QLabel("No project")
         self.status_rows = QLabel("")
         self.status_user = QLabel("", toolTip="Changes made here are audited under this user (File > Sign out)")
-        self.signed_in: str | None = None
         self.status_busy = QProgressBar()
         self.status_busy.setMaximumWidth(160)
         self.status_busy.setRange(0, 0)
@@ -225,16 +227,15 @@ class MainWindow(QMainWindow):
         value = self.settings.value("recent/projects", [])
         return [value] if isinstance(value, str) else list(value or [])
 
-    def _remember(self, folder: Path) -> None:
-        recent = [str(folder)] + [p for p in self.recent_projects() if p != str(folder)]
-        self.settings.setValue("recent/projects", recent[:MAX_RECENT])
+    def _remember(self, folder: Path | str) -> None:
+        self.settings.setValue("recent/projects", updated_recent(self.recent_projects(), folder))
         self.settings.setValue("recent/last", str(folder))
         self._fill_recent()
 
     def _update_actions(self) -> None:
         has = self.project is not None
         writable = has and not self.project.read_only
-        signed_in = bool(getattr(self, "signed_in", None))
+        signed_in = bool(self.signed_in)
         for spec, action in self.actions_by_key.values():
             on = enabled(spec, has, writable, signed_in)
             action.setEnabled(on)
@@ -330,7 +331,7 @@ class MainWindow(QMainWindow):
             # Read-only is a private snapshot: DuckDB's lock would otherwise keep every writer (an ingest from
             # the command line, a colleague's Lineproof) out for as long as this window stays open.
             # Opening checks the schema and the storage (~0.2 s, seconds on a busy PC): off the GUI thread.
-            project = call_off_thread(lambda: Project.open_snapshot(folder) if read_only else Project.open(folder))
+            project = call_off_thread(lambda: Session.load(folder, read_only))
         except ProjectLockedError as exc:
             answer = QMessageBox.question(
                 self, "Project in use", f"{exc.what}\n\nOpen a read-only snapshot of it instead?",
@@ -338,7 +339,7 @@ class MainWindow(QMainWindow):
             if answer != QMessageBox.StandardButton.Open:
                 return False
             try:
-                project = call_off_thread(lambda: Project.open_snapshot(folder))
+                project = call_off_thread(lambda: Session.load(folder, read_only=True))
             except LineproofError as exc2:
                 show_error(self, exc2)
                 return False
@@ -349,11 +350,10 @@ class MainWindow(QMainWindow):
         return True
 
     def _set_project(self, project: Project) -> None:
-        self.project = project
-        self._remember(project.snapshot_of or project.folder)
-        mode = " [read-only snapshot]" if project.snapshot_of else " [read-only]" if project.read_only else ""
-        self.setWindowTitle(f"{project.display_name}{mode} — Lineproof")
-        self.status_project.setText(f"{project.snapshot_of or project.folder}{mode}")
+        self.session.adopt(project)
+        self._remember(self.session.location)
+        self.setWindowTitle(self.session.title)
+        self.status_project.setText(f"{self.session.location}{self.session.mode}")
         self._update_actions()
         self.overview.show_empty("Computing the overview…")
         self.refresh()
@@ -366,24 +366,16 @@ class MainWindow(QMainWindow):
 
     def sign_in(self, user_id: str, passphrase: str) -> None:
         """Prove who works at this PC (the passphrase unlocks their identity); changes are audited under them."""
-        from app.core.governance.approvals import unlock
-        from app.core.store.audit import set_session_user
-
         if self.project is None:
             return
-        project = self.project
-        call_off_thread(lambda: unlock(project, user_id, passphrase))  # wrong passphrases count towards the lockout, as anywhere
-        self.signed_in = user_id
-        set_session_user(user_id)
+        # The key derivation: off the GUI thread. Wrong passphrases count towards the lockout, as anywhere.
+        call_off_thread(lambda: self.session.sign_in(user_id, passphrase))
         self.status_user.setText(f"Signed in: {user_id}")
         self._update_actions()
 
     def sign_out(self) -> None:
         """Back to the PC's own account in the audit trail."""
-        from app.core.store.audit import set_session_user
-
-        self.signed_in = None
-        set_session_user(None)
+        self.session.sign_out()
         self.status_user.setText("")
         self._update_actions()
 
@@ -419,16 +411,14 @@ class MainWindow(QMainWindow):
 
     def close_project(self, force: bool = False) -> bool:
         """Cancel running work and release the project; False when the user kept unsaved edits."""
-        lost = [] if force or self.project is None else self.unsaved_changes()
-        if lost and not self.ask_discard(lost):
+        if not self.session.may_close([] if self.project is None else self.unsaved_changes(), self.ask_discard,
+                                      force):
             return False
-        self.sign_out()  # a sign-in belongs to a project's users
         for screen in self.screens.built(*NAMES[1:]):
             screen.set_project(None)
-        self._stop_tasks()
-        if self.project is not None:
-            self.project.close()
-            self.project = None
+        self._stop_tasks()  # before the project closes under the running work
+        self.session.close()
+        self.status_user.setText("")
         self.last_overview = None
         self.time_bar.set_span(None)
         self.setWindowTitle("Lineproof")
