@@ -208,12 +208,15 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     p.add_argument("file", nargs="?", help="CSV of release events")
     p.set_defaults(func=cmd_history)
 
-    p = sub.add_parser("dataset", help="register a Parquet file as a validation, reference or training dataset",
+    p = sub.add_parser("dataset", help="register a Parquet file (or images, or tensors) as a validation, "
+                       "reference or training dataset",
                        description="Copy a Parquet file into the project's artifacts (content-addressed, read-only) "
                        "and record it: a held-out validation set for `lineproof validate`, a reference for drift, "
-                       "or a model's training data.")
+                       "or a model's training data. For an image model: a folder of images with labels.csv (file, "
+                       "label, slice columns; the model card's preprocess resizes and normalises them), or an .npz "
+                       "of input tensors with a label array.")
     p.add_argument("path", help="project folder")
-    p.add_argument("file", help="Parquet file")
+    p.add_argument("file", help="Parquet file, folder of images with labels.csv, or .npz")
     p.add_argument("--id", required=True, help="dataset id, e.g. holdout-2026H2")
     p.add_argument("--kind", required=True, choices=("validation", "reference", "training"))
     p.add_argument("--name", help="display name (default: the id)")

@@ -76,7 +76,8 @@ HISTORY_COLUMNS = [Column("changed_at", "When (UTC)"), Column("site", "Site"), C
 LABELS = {"training_dataset": "Training dataset", "code_revision": "Code revision",
           "parent_version": "Parent version", "author": "Author", "intended_use": "Intended use",
           "out_of_scope": "Out-of-scope use", "known_limits": "Known limits", "training_data": "Training data",
-          "features": "Input features (comma-separated)"}
+          "features": "Input features (comma-separated)", "classes": "Classes (multiclass, in output order)",
+          "preprocess": "Image preprocess (JSON)"}
 
 
 def describe_signature(row: dict[str, Any]) -> str:

@@ -27,7 +27,7 @@ from PySide6.QtWidgets import (
 from app.core.errors import LineproofError
 from app.core.models.registry import list_versions, model_ids, stages_by_version
 from app.core.models.validation import EXAMPLE_PLAN, PlanError, parse_plan, run_validation
-from app.core.models.validation.criteria import METRIC_NAMES
+from app.core.models.validation.criteria import metric_name
 from app.core.models.validation.store import list_plans, list_runs, load_result, save_plan
 from app.core.store.datasets import list_datasets
 from app.core.store.project import Project
@@ -40,11 +40,13 @@ from app.views.validation_charts import LEGEND, ParityPlot, SliceComparison
 from app.views.workers import Task
 
 EMPTY = "No project open.\n\nOpen a project (Ctrl+O) to validate a candidate model against production."
-NO_MODELS = ("No binary model versions to validate.\n\nImport the candidate and the production model first "
+NO_MODELS = ("No classifier versions (binary or multiclass) to validate.\n\nImport the candidate and the production "
+             "model first "
              "(Models screen, or lineproof import-model).")
-NO_DATASET = ("No held-out dataset in this project.\n\nRegister a validation dataset (Parquet with the model's "
-              "features, a 0/1 label and the slice columns):\nlineproof dataset PROJECT FILE.parquet --id holdout "
-              "--kind validation")
+NO_DATASET = ("No held-out dataset in this project.\n\nRegister a validation dataset: Parquet with the model's "
+              "features, the label and the slice columns; for an image model a folder of images with labels.csv "
+              "(file, label, slice columns) or an .npz of input tensors with label:\nlineproof dataset PROJECT "
+              "FILE.parquet|FOLDER|FILE.npz --id holdout --kind validation")
 COLOURS = {"PASS": "#e2efda", "FAIL": "#f8cbad", "INCONCLUSIVE": "#fff2cc", "SKIPPED": "#ededed",
            "NOT JUDGED": "#ededed"}
 BANNER = {"PASS": ("#375623", "#e2efda"), "FAIL": ("#9c0006", "#f8cbad"), "INCONCLUSIVE": ("#7f6000", "#fff2cc")}
@@ -229,10 +231,10 @@ class ValidationView(Screen):
             self.show_empty(EMPTY)
             return
         versions = list_versions(project)
-        binary = set(model_ids(project, "binary"))
+        classifiers = set(model_ids(project, "binary")) | set(model_ids(project, "multiclass"))
         datasets = list_datasets(project, exclude_kind="training")
         stages = stages_by_version(project)
-        versions = versions.filter(pl.col("model_id").is_in(list(binary))) if versions.height else versions
+        versions = versions.filter(pl.col("model_id").is_in(list(classifiers))) if versions.height else versions
         if versions.is_empty():
             self.show_empty(NO_MODELS)
             return
@@ -516,8 +518,14 @@ class ValidationView(Screen):
             if key != "overall":
                 self.grouping.addItem(key.replace(",", " x "), key)
         self.metric_choice.clear()
-        for metric in ("recall", "fpr", "auc", "precision", "accuracy", "brier"):
-            self.metric_choice.addItem(METRIC_NAMES[metric], metric)
+        overall = result["slices"].get("overall", [{}])[0]
+        # The metrics the run computed: a binary detector's, or a multiclass model's accuracy and class recalls.
+        metrics = [m for m in ("recall", "fpr", "auc", "precision", "accuracy", "brier", "macro_f1")
+                   if f"cand_{m}" in overall] + sorted(k[5:] for k in overall
+                                                       if k.startswith("cand_recall:") and not k.endswith(
+                                                           ("_low", "_high")))
+        for metric in metrics:
+            self.metric_choice.addItem(metric_name(metric), metric)
         bad = next((c for c in result["criteria"] if c["status"] == "FAIL" and c["checks"] and c["checks"][0]["slice"]
                     and "model" not in c["checks"][0]["slice"]), None)
         if bad:
@@ -539,7 +547,7 @@ class ValidationView(Screen):
                   if k["status"] == "FAIL" and k["metric"] == metric and set(k["slice"]) == set(keys)}
         bound = next((k["bound"] for c in self.result["criteria"] if c["kind"] == "per_slice" for k in c["checks"]
                       if k["metric"] == metric and set(k["slice"]) == set(keys) and k["bound"] is not None), None)
-        self.comparison.show_metric(rows, keys, metric, METRIC_NAMES[metric], failed, bound)
+        self.comparison.show_metric(rows, keys, metric, metric_name(metric), failed, bound)
 
     def _fill_parity_choices(self, result: dict[str, Any]) -> None:
         self.parity_model.blockSignals(True)

@@ -188,14 +188,40 @@ def rollback(project: Project, model_id: str, site: str, reason: str = "rollback
 
 
 LINEAGE_FIELDS = ("training_dataset", "code_revision", "parent_version", "author")
-CARD_FIELDS = ("intended_use", "out_of_scope", "known_limits", "training_data", "features")
+CARD_FIELDS = ("intended_use", "out_of_scope", "known_limits", "training_data", "features", "classes", "preprocess")
 
 
 def card_text(value: object) -> str:
     """A lineage or card value as the text a form shows (the feature list comma-separated)."""
     if isinstance(value, list):
         return ", ".join(str(v) for v in value)
+    if isinstance(value, dict):
+        return json.dumps(value, sort_keys=True)
     return str(value or "")
+
+
+def _card_values(card: dict, version_id: str) -> dict:
+    """Card text as stored: features and classes as lists, preprocess as a checked table (JSON text)."""
+    card = dict(card)
+    for key in ("features", "classes"):  # the model's input columns / its output classes, in order
+        if isinstance(card.get(key), str):
+            card[key] = [f.strip() for f in card[key].split(",") if f.strip()]
+    if isinstance(card.get("preprocess"), str):
+        text = card["preprocess"].strip()
+        try:
+            card["preprocess"] = json.loads(text) if text else {}
+        except json.JSONDecodeError as exc:
+            raise RegistryError(f"The preprocess of {version_id} is not JSON: {exc}.",
+                                'Write e.g. {"resize": [224, 224], "mean": [0.485, 0.456, 0.406], '
+                                '"std": [0.229, 0.224, 0.225], "layout": "NCHW"}.') from exc
+    if card.get("preprocess"):
+        from app.core.store.tensor_datasets import Preprocess, TensorDatasetError
+
+        try:
+            Preprocess.from_card(card, version_id)
+        except TensorDatasetError as exc:
+            raise RegistryError(exc.what, exc.todo) from exc
+    return card
 
 
 def edit_version_metadata(project: Project, version_id: str, lineage: dict[str, str] | None = None,
@@ -217,8 +243,8 @@ def edit_version_metadata(project: Project, version_id: str, lineage: dict[str, 
     if row is None:
         raise RegistryError(f"No model version {version_id!r}.", "Check the id with `lineproof models`.")
     old_lineage, old_card = json.loads(row[0] or "{}"), json.loads(row[1] or "{}")
-    if card and isinstance(card.get("features"), str):  # the model's input columns, as validation matches them
-        card = {**card, "features": [f.strip() for f in card["features"].split(",") if f.strip()]}
+    if card:
+        card = _card_values(card, version_id)
     new_lineage = {**old_lineage, **(lineage or {})}
     new_card = {**old_card, **(card or {})}
     changes = {f"lineage.{k}": {"old": old_lineage.get(k), "new": v} for k, v in (lineage or {}).items()

@@ -248,6 +248,8 @@ def _criteria_section(e: dict[str, Any], s: dict[str, ParagraphStyle], width: fl
 
 def _slices_section(e: dict[str, Any], s: dict[str, ParagraphStyle], width: float) -> list[Any]:
     result = e["validation"]["result"]
+    if "cand_macro_f1" in result.get("slices", {}).get("overall", [{}])[0]:
+        return _multiclass_slices_section(result, s, width)
     out: list[Any] = [PageBreak(), Paragraph("Per-slice comparison: candidate vs champion", s["h2"]),
                       Paragraph(f"Intervals at {result.get('plan', {}).get('confidence', 0.95):.0%}; recall and "
                                 "false-alarm rate with Wilson intervals, ROC AUC with DeLong's.", s["small"])]
@@ -275,6 +277,37 @@ def _slices_section(e: dict[str, Any], s: dict[str, ParagraphStyle], width: floa
               f"difference {_f(overall.get(f'diff_{m}'), 4)} [{_f(overall.get(f'diff_{m}_low'), 4)}, "
               f"{_f(overall.get(f'diff_{m}_high'), 4)}]") for m in ("recall", "fpr", "auc", "accuracy", "brier")],
             width)]
+    return out
+
+
+def _multiclass_slices_section(result: dict[str, Any], s: dict[str, ParagraphStyle], width: float) -> list[Any]:
+    """A multiclass model's slices: accuracy and macro F1, and each class's recall, candidate vs champion."""
+    overall = result["slices"]["overall"][0]
+    classes = sorted(k[len("cand_recall:"):] for k in overall if k.startswith("cand_recall:")
+                     and not k.endswith(("_low", "_high")))
+    out: list[Any] = [PageBreak(), Paragraph("Per-slice comparison: candidate vs champion", s["h2"]),
+                      Paragraph(f"Intervals at {result.get('plan', {}).get('confidence', 0.95):.0%}; accuracy and "
+                                "each class's recall with Wilson intervals, differences with Newcombe's paired "
+                                "interval; macro F1 has no closed-form interval.", s["small"])]
+
+    def cell(r: dict[str, Any], key: str) -> str:
+        return f"{_f(r.get(key))} [{_f(r.get(key + '_low'))}, {_f(r.get(key + '_high'))}]"
+
+    for grouping, rows in result.get("slices", {}).items():
+        keys = [] if grouping == "overall" else grouping.split(",")
+        failed = {", ".join(k["slice"][d] for d in keys) for c in result.get("criteria", []) for k in c["checks"]
+                  if k["status"] == "FAIL" and keys and set(k["slice"]) == set(keys)}
+        out.append(Paragraph(markup("Overall" if not keys else f"By {' x '.join(keys)}"), s["h3"]))
+        if keys:
+            out.append(slice_chart(rows, keys, "accuracy", f"accuracy by {' x '.join(keys)}", failed, width))
+        table = [[" x ".join(keys) or "overall", "labelled", "accuracy cand", "accuracy champ", "macro F1 c / ch",
+                  *[f"recall {c} cand" for c in classes]]]
+        for r in rows:
+            table.append([", ".join(str(r[k]) for k in keys) or "all", f"{r['labelled']:,}", cell(r, "cand_accuracy"),
+                          cell(r, "champ_accuracy"), f"{_f(r.get('cand_macro_f1'))} / {_f(r.get('champ_macro_f1'))}",
+                          *[cell(r, f"cand_recall:{c}") for c in classes]])
+        rest = (1 - 0.12 - 0.08 - 0.15 * 2 - 0.1) / max(len(classes), 1)
+        out.append(_table(table, [width * w for w in (0.12, 0.08, 0.15, 0.15, 0.1, *[rest] * len(classes))]))
     return out
 
 

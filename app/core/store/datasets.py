@@ -24,9 +24,13 @@ def register_dataset(project: Project, dataset_id: str, name: str, kind: str, pa
     """Copy a Parquet file into artifacts/datasets/<sha256>.parquet and record it; returns the hash."""
     if kind not in DATASET_KINDS:
         raise DatasetError(f"Unknown dataset kind {kind!r}.", f"Use one of {', '.join(DATASET_KINDS)}.")
+    given = Path(parquet_path)
+    if given.is_dir() or given.suffix.lower() == ".npz":
+        return _register_tensors(project, dataset_id, name, kind, given, description)
     source = recognise(parquet_path)
     if source.format != "parquet":
-        raise DatasetError(f"{source.path.name} is not Parquet.", "Datasets are stored as Parquet; convert it first.")
+        raise DatasetError(f"{source.path.name} is not Parquet.", "Datasets are Parquet (tables), .npz (tensors "
+                                                                  "with labels) or a folder of images with labels.csv.")
     sha = sha256_of(source.path)
     rel = Path("artifacts") / "datasets" / f"{sha}.parquet"
     dest = project.folder / rel
@@ -42,6 +46,44 @@ def register_dataset(project: Project, dataset_id: str, name: str, kind: str, pa
         con.execute("INSERT INTO datasets VALUES (?, ?, ?, ?, ?, ?, ?, now()::TIMESTAMP)",
                     [dataset_id, name, kind, sha, rel.as_posix(), rows, description])
     return sha
+
+
+def _register_tensors(project: Project, dataset_id: str, name: str, kind: str, path: Path, description: str) -> str:
+    """An .npz of tensors, or a folder of images with labels.csv (stored as one .npz), checked whole first."""
+    import tempfile
+
+    import numpy as np
+
+    from app.core.store.tensor_datasets import check_arrays, images_to_arrays, read_npz
+
+    if not path.exists():
+        raise DatasetError(f"{path} does not exist.", "Choose the .npz file or the folder of images.")
+    arrays = images_to_arrays(path) if path.is_dir() else read_npz(path)
+    rows = check_arrays(arrays, path.name)
+    with tempfile.TemporaryDirectory(dir=project.folder / "artifacts") as tmp:
+        source = path
+        if path.is_dir():
+            source = Path(tmp) / "images.npz"
+            np.savez(source, **arrays)
+        sha = sha256_of(source)
+        rel = Path("artifacts") / "datasets" / f"{sha}.npz"
+        dest = project.folder / rel
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        if not dest.exists():
+            part = dest.with_suffix(".partial")
+            shutil.copyfile(source, part)
+            os.chmod(part, stat.S_IRUSR | stat.S_IRGRP | stat.S_IROTH)
+            part.replace(dest)
+    with project.change("dataset.register", dataset_id, {"name": name, "kind": kind, "sha256": sha, "rows": rows,
+                                                         "format": "npz"}) as con:
+        con.execute("INSERT INTO datasets VALUES (?, ?, ?, ?, ?, ?, ?, now()::TIMESTAMP)",
+                    [dataset_id, name, kind, sha, rel.as_posix(), rows, description])
+    return sha
+
+
+def is_tensor_dataset(path: Path) -> bool:
+    """A stored dataset of tensors (.npz), not a table."""
+    return path.suffix == ".npz"
 
 
 def list_datasets(project: Project, exclude_kind: str | None = None) -> list[tuple[str, str]]:

@@ -19,8 +19,12 @@ def parity_summary(ort: RuntimeScores, ov: RuntimeScores, threshold: float) -> d
     """How far OpenVINO's scores and decisions are from ONNX Runtime's on the same rows."""
     if ort.scores is None or ov.scores is None:
         return {"compared": False, "reason": ov.skipped or ort.skipped}
-    diff = np.abs(ort.scores - ov.scores)
-    disagree = int(np.count_nonzero((ort.scores >= threshold) != (ov.scores >= threshold)))
+    if ort.scores.ndim == 2:  # multiclass: the largest probability gap of a row; decisions are the argmax
+        diff = np.abs(ort.scores - ov.scores).max(axis=1)
+        disagree = int(np.count_nonzero(ort.scores.argmax(axis=1) != ov.scores.argmax(axis=1)))
+    else:
+        diff = np.abs(ort.scores - ov.scores)
+        disagree = int(np.count_nonzero((ort.scores >= threshold) != (ov.scores >= threshold)))
     n = len(diff)
     return {"compared": True, "rows": n, "max_abs_diff": float(diff.max()) if n else 0.0,
             "mean_abs_diff": float(diff.mean()) if n else 0.0, "p999_abs_diff": float(np.quantile(diff, 0.999))
@@ -107,6 +111,11 @@ def overlap_count(con: duckdb.DuckDBPyConnection, held_out: Path, training: Path
     expr = f"hash({', '.join(sql_ident(c) for c in columns)})" if len(columns) > 1 else sql_ident(columns[0])
     return int(one(con, f"""SELECT count(*) FROM read_parquet({sql_literal(str(held_out))}) v
         WHERE {expr} IN (SELECT {expr} FROM read_parquet({sql_literal(str(training))}))""")[0])
+
+
+def not_applicable(kind: str, title: str, why: str) -> Criterion:
+    """A criterion that cannot apply to this kind of data: SKIPPED (not INCONCLUSIVE), saying why."""
+    return Criterion(kind, title, SKIPPED, (Check({}, kind, SKIPPED, why[:1].upper() + why[1:]),))
 
 
 def overlap_criterion(rule: DataRule, findings: list[dict[str, Any]]) -> Criterion:

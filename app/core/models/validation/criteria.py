@@ -13,11 +13,31 @@ from typing import Any
 
 import polars as pl
 
-from app.core.models.validation.plan import LOWER_IS_BETTER, SUPPORT_OF, RegressionRule, ThresholdRule
+from app.core.models.validation.plan import (
+    CLASS_RECALL,
+    LOWER_IS_BETTER,
+    SUPPORT_OF,
+    RegressionRule,
+    ThresholdRule,
+)
 
 PASS, FAIL, INCONCLUSIVE, SKIPPED, NOT_JUDGED = "PASS", "FAIL", "INCONCLUSIVE", "SKIPPED", "NOT JUDGED"
 METRIC_NAMES = {"accuracy": "accuracy", "precision": "precision", "recall": "recall", "f1": "F1",
-                "fpr": "false-alarm rate", "auc": "ROC AUC", "brier": "Brier score"}
+                "fpr": "false-alarm rate", "auc": "ROC AUC", "brier": "Brier score", "macro_f1": "macro F1"}
+
+
+def metric_name(metric: str) -> str:
+    """A metric in words: 'recall', 'recall of class porosity'."""
+    if metric.startswith(CLASS_RECALL):
+        return f"recall of class {metric[len(CLASS_RECALL):]}"
+    return METRIC_NAMES.get(metric, metric)
+
+
+def support_text(metric: str) -> str:
+    """What a metric's support counts: 'defects', 'rows of class porosity'."""
+    if metric.startswith(CLASS_RECALL):
+        return f"rows of class {metric[len(CLASS_RECALL):]}"
+    return SUPPORT_OF.get(metric, "labelled")
 
 
 @dataclass(frozen=True)
@@ -90,6 +110,10 @@ def combine(statuses: list[str]) -> str:
 
 def support_of(row: dict[str, Any], metric: str) -> int:
     """The count a metric's interval rests on: defects for recall, good parts for false alarms, ..."""
+    if metric.startswith(CLASS_RECALL):
+        return int(row.get(f"support_{metric}") or 0)
+    if metric in ("accuracy", "macro_f1") or "positives" not in row:
+        return int(row["labelled"])
     return int({"recall": row["positives"], "fpr": row["negatives"], "precision": row["cand_flagged"] or 0,
                 "auc": min(row["positives"], row["negatives"])}.get(metric, row["labelled"]))
 
@@ -109,7 +133,7 @@ def _label(slice_: dict[str, str]) -> str:
 def threshold_criterion(rule: ThresholdRule, table: pl.DataFrame, confidence: float, decision: str,
                         kind: str) -> Criterion:
     """A candidate metric against min or max, overall or on every slice of `rule.by`."""
-    name, pct = METRIC_NAMES[rule.metric], f"{confidence:.0%}"
+    name, pct = metric_name(rule.metric), f"{confidence:.0%}"
     bound_text = f">= {rule.min}" if rule.min is not None else f"<= {rule.max}"
     checks = []
     for row in table.iter_rows(named=True):  # one row per slice, not per record
@@ -119,7 +143,7 @@ def threshold_criterion(rule: ThresholdRule, table: pl.DataFrame, confidence: fl
         low, high = row.get(f"cand_{rule.metric}_low"), row.get(f"cand_{rule.metric}_high")
         if rule.by and support < rule.min_support:
             checks.append(Check(slice_, rule.metric, NOT_JUDGED,
-                                f"{_label(slice_)}: support {support} {SUPPORT_OF[rule.metric]} < {rule.min_support};"
+                                f"{_label(slice_)}: support {support} {support_text(rule.metric)} < {rule.min_support};"
                                 f" reported, not judged ({name} {_f(value)})", value, low, high, None, support))
             continue
         status = judge(value, low, high, rule.min, rule.max, decision)
@@ -127,7 +151,7 @@ def threshold_criterion(rule: ThresholdRule, table: pl.DataFrame, confidence: fl
             " (no interval for this metric: judged on the estimate)"
         checks.append(Check(slice_, rule.metric, status,
                             f"{_label(slice_)}: {name} {_f(value)}{interval}, required {bound_text}; "
-                            f"{support} {SUPPORT_OF[rule.metric]}", value, low, high,
+                            f"{support} {support_text(rule.metric)}", value, low, high,
                             rule.min if rule.min is not None else rule.max, support))
     scope = f" on every {' x '.join(rule.by)}" if rule.by else " overall"
     title = f"{name} {bound_text}{scope}" + (f" (support >= {rule.min_support})" if rule.by else "")
@@ -137,7 +161,7 @@ def threshold_criterion(rule: ThresholdRule, table: pl.DataFrame, confidence: fl
 def regression_criterion(rule: RegressionRule, table: pl.DataFrame, confidence: float, decision: str
                          ) -> Criterion:
     """Candidate minus champion against the allowed drop, judged on the paired interval of the difference."""
-    name, pct = METRIC_NAMES[rule.metric], f"{confidence:.0%}"
+    name, pct = metric_name(rule.metric), f"{confidence:.0%}"
     lower_better = rule.metric in LOWER_IS_BETTER
     test = {"auc": "DeLong", "brier": "paired normal"}.get(rule.metric, "Newcombe paired score")
     checks = []
@@ -151,7 +175,7 @@ def regression_criterion(rule: RegressionRule, table: pl.DataFrame, confidence: 
             (None if diff is None else -diff, None if high is None else -high, None if low is None else -low)
         if rule.by and support < rule.min_support:
             checks.append(Check(slice_, rule.metric, NOT_JUDGED,
-                                f"{_label(slice_)}: support {support} {SUPPORT_OF[rule.metric]} < {rule.min_support};"
+                                f"{_label(slice_)}: support {support} {support_text(rule.metric)} < {rule.min_support};"
                                 " reported, not judged", gain, g_low, g_high, None, support, cand, champ))
             continue
         status = judge(gain, g_low, g_high, -rule.max_drop, None, decision)

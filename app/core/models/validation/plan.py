@@ -15,6 +15,10 @@ from app.core.errors import LineproofError
 THRESHOLD_METRICS = ("accuracy", "precision", "recall", "f1", "fpr", "auc", "brier")
 # Metrics with a paired test between two models scored on the same rows (see paired.py).
 PAIRED_METRICS = ("accuracy", "recall", "fpr", "auc", "brier")
+# Multiclass models (multiclass.py): accuracy, macro F1 and the recall of one class, written "recall:<class>".
+MULTICLASS_METRICS = ("accuracy", "macro_f1")
+MULTICLASS_PAIRED = ("accuracy",)
+CLASS_RECALL = "recall:"
 LOWER_IS_BETTER = frozenset({"fpr", "brier"})
 DECISIONS = ("fail_on_evidence", "pass_on_evidence")
 PERCENTILES = ("p50", "p90", "p95", "p99", "p999", "max", "mean")
@@ -201,11 +205,16 @@ def _number(table: dict[str, Any], key: str, where: str, source: str, default: A
 
 def _metric(table: dict[str, Any], allowed: tuple[str, ...], where: str, source: str) -> str:
     metric = table.get("metric")
+    multiclass = MULTICLASS_METRICS if allowed == THRESHOLD_METRICS else MULTICLASS_PAIRED
+    if metric in multiclass or isinstance(metric, str) and metric.startswith(CLASS_RECALL) and \
+            len(metric) > len(CLASS_RECALL):
+        return metric  # a multiclass metric: checked against the model's task and classes before the run
     if metric not in allowed:
         extra = " (precision and F1 have no paired test; judge them with a threshold instead)" \
             if allowed == PAIRED_METRICS and metric in ("precision", "f1") else ""
         raise PlanError(f"{source}: {where} has metric {metric!r}, which this plan type cannot judge{extra}.",
-                        f"Use one of: {', '.join(allowed)}.")
+                        f"Use one of: {', '.join(allowed)} (multiclass models: {', '.join(multiclass)}, "
+                        "recall:<class>).")
     return metric
 
 
@@ -341,6 +350,26 @@ def _data(table: dict[str, Any] | None, source: str) -> DataRule:
         raise PlanError(f"{source}: [data] overlap_key = {key!r}.", 'Use "record_id" or "row".')
     return DataRule(bool(table.get("no_overlap_with_training", True)), key,
                     _number(table, "min_label_coverage", "[data]", source, None, 0.0, 1.0))
+
+
+BINARY_ONLY = frozenset(THRESHOLD_METRICS) - {"accuracy"}
+
+
+def check_plan_task(plan: ValidationPlan, task: str, classes: list[str], version: str) -> None:
+    """Raise PlanError when a criterion names a metric the model's task has not (recall of a binary detector vs
+    the recall of one class of a multiclass model), or a class the model does not know."""
+    rules = (*plan.overall, *plan.per_slice, *plan.non_regression)
+    for rule in rules:
+        m = rule.metric
+        if task == "binary" and (m in MULTICLASS_METRICS and m != "accuracy" or m.startswith(CLASS_RECALL)):
+            raise PlanError(f"The plan judges {m!r}, a multiclass metric, but {version} is a binary model.",
+                            f"Use {', '.join(THRESHOLD_METRICS)} for a binary model.")
+        if task == "multiclass" and m in BINARY_ONLY:
+            raise PlanError(f"The plan judges {m!r}, but {version} is a multiclass model.",
+                            f"Judge it on accuracy, macro_f1 or recall:<class> (classes: {', '.join(classes)}).")
+        if m.startswith(CLASS_RECALL) and m[len(CLASS_RECALL):] not in classes:
+            raise PlanError(f"The plan judges {m!r}, but {version} has no class {m[len(CLASS_RECALL):]!r}.",
+                            f"Its classes: {', '.join(classes)}.")
 
 
 def check_plan_columns(plan: ValidationPlan, columns: set[str], features: dict[str, list[str]],

@@ -11,7 +11,7 @@ import json
 import os
 import stat
 import uuid
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -25,16 +25,19 @@ from app.core.governance.identity import Signer
 from app.core.models.integrity import verify_version_files
 from app.core.models.validation import checks, criteria
 from app.core.models.validation.criteria import Criterion
+from app.core.models.validation.multiclass import multiclass_metrics
 from app.core.models.validation.paired import slice_metrics
-from app.core.models.validation.plan import PlanError, ValidationPlan, check_plan_columns
+from app.core.models.validation.plan import PlanError, ValidationPlan, check_plan_columns, check_plan_task
 from app.core.models.validation.scoring import RuntimeScores, score_onnxruntime, score_openvino
 from app.core.models.validation.store import insert_run, save_plan
 from app.core.progress import NullProgress, Progress, check_cancelled
 from app.core.stats.intervals import z_value
 from app.core.store.audit import current_actor
+from app.core.store.datasets import is_tensor_dataset
 from app.core.store.db import one
 from app.core.store.project import Project
 from app.core.store.sources import sha256_of
+from app.core.store.tensor_datasets import Preprocess, read_npz
 
 ROUND = 12  # digits kept in stored floats: identical runs store identical text
 
@@ -56,6 +59,13 @@ class ModelUnderTest:
     features: list[str]
     training_dataset: str
     runtime: str = "onnxruntime"  # the runtime whose scores are judged: OpenVINO for an IR file (a variant)
+    classes: tuple[str, ...] = ()  # a multiclass model's class names, in the order of its probability columns
+    card: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def multiclass(self) -> bool:
+        """Judged on accuracy and per-class recall instead of a defect threshold."""
+        return self.task == "multiclass"
 
 
 @dataclass
@@ -85,18 +95,33 @@ def _model(project: Project, role: str, version_id: str) -> ModelUnderTest:
         raise ValidationError(f"Unknown {role} model version {version_id!r}.",
                               f"Registered versions: {', '.join(known) or 'none'} (write MODEL:VERSION).")
     sha, rel, threshold, task, card, lineage, fmt = row
-    if task != "binary":
-        raise ValidationError(f"{version_id} is a {task} model; validation judges binary classifiers.",
-                              "Choose a binary model version.")
+    if task not in ("binary", "multiclass"):
+        raise ValidationError(f"{version_id} is a {task} model; validation judges binary and multiclass "
+                              "classifiers.", "Choose a classifier version.")
     if fmt not in ("onnx", "openvino-ir"):
         raise ValidationError(f"{version_id} is stored as {fmt}; validation scores ONNX and OpenVINO IR files.",
                               "Import the ONNX export of this model.")
     path = project.folder / rel
     verify_version_files(project, version_id)  # every file (external weights too), not the graph alone
     card, lineage = json.loads(card or "{}"), json.loads(lineage or "{}")
+    classes = tuple(str(c) for c in card.get("classes") or ())
+    if task == "multiclass" and not classes:
+        classes = tuple(str(k) for k in range(_output_classes(path, version_id)))
     return ModelUnderTest(role, version_id, sha, path, float(threshold if threshold is not None else 0.5), task,
                           list(card.get("features") or []), str(lineage.get("training_dataset") or ""),
-                          "onnxruntime" if fmt == "onnx" else "openvino")
+                          "onnxruntime" if fmt == "onnx" else "openvino", classes, card)
+
+
+def _output_classes(path: Path, version_id: str) -> int:
+    """How many classes a model's probability output has (its last axis), for a card that names none."""
+    import openvino as ov
+
+    try:
+        shape = ov.Core().read_model(str(path)).outputs[0].get_partial_shape()
+        return int(shape[len(shape) - 1].get_length())
+    except Exception as exc:  # noqa: BLE001 - any reader failure means the same thing to the user
+        raise ValidationError(f"{version_id}'s output has no fixed number of classes ({exc}).",
+                              "Name the classes in the model card: lineproof card ... --set classes=a,b,c.") from exc
 
 
 def _dataset(project: Project, dataset_id: str) -> tuple[str, Path, str, str]:
@@ -132,8 +157,20 @@ def prepare(project: Project, plan: ValidationPlan, candidate: str, champion: st
             raise ValidationError("Candidate and champion are the same version.", "Choose two different versions.")
         models.append(_model(project, "champion", champion))
     data = _dataset(project, dataset_id)
-    columns = set(pq.read_schema(data[1]).names)
-    check_plan_columns(plan, columns, {m.version_id: m.features for m in models}, dataset_id)
+    if len({m.task for m in models}) > 1:
+        raise ValidationError(f"{models[0].version_id} is {models[0].task} and {models[1].version_id} is "
+                              f"{models[1].task}: they cannot be judged on the same metrics.",
+                              "Compare versions of one task.")
+    for m in models:
+        check_plan_task(plan, m.task, list(m.classes), m.version_id)
+    if is_tensor_dataset(data[1]):
+        columns = set(read_npz(data[1]))
+        plan_for_columns = plan if plan.data.overlap_key != "record_id" else \
+            replace(plan, data=replace(plan.data, no_overlap_with_training=False))  # not applicable to tensors
+        check_plan_columns(plan_for_columns, columns, {}, dataset_id)  # tensors are checked when loaded
+    else:
+        columns = set(pq.read_schema(data[1]).names)
+        check_plan_columns(plan, columns, {m.version_id: m.features for m in models}, dataset_id)
     return models, dataset_id, data
 
 
@@ -180,7 +217,7 @@ def _run(project: Project, plan: ValidationPlan, models: list[ModelUnderTest], r
     plan_id, revision = plan_ref
     timing: dict[str, float] = {}
     clock = datetime.now(UTC)
-    frame, matrices = _load(data_path, plan, models)
+    frame, matrices = (_load_tensors if is_tensor_dataset(data_path) else _load)(data_path, plan, models)
     timing["load_s"] = (datetime.now(UTC) - clock).total_seconds()
     scores = _score_all(plan, models, matrices, progress, timing)
     check_cancelled(progress)
@@ -239,15 +276,7 @@ def _load(path: Path, plan: ValidationPlan, models: list[ModelUnderTest]
     table = pq.read_table(path, columns=[c for c in dict.fromkeys(keep + features) if c in schema])
     frame = pl.from_arrow(table)
     assert isinstance(frame, pl.DataFrame)
-    try:
-        label = frame[plan.label].cast(pl.Float64)
-    except pl.exceptions.PolarsError as exc:
-        raise ValidationError(f"The dataset's label column {plan.label!r} is {frame[plan.label].dtype}, not 0/1.",
-                              "Labels of a binary model must be 0 (good) or 1 (defect); fix the dataset.") from exc
-    bad = frame.filter(label.is_not_null() & ~label.is_in([0.0, 1.0])).height
-    if bad:
-        raise ValidationError(f"{bad:,} rows of the dataset have a {plan.label!r} that is not 0 or 1.",
-                              "Labels of a binary model must be 0 (good) or 1 (defect); fix the dataset.")
+    label = _labels(frame[plan.label], plan.label, models[0])
     nulls = frame.select(pl.col(features).null_count()).row(0, named=True)
     missing = {k: v for k, v in nulls.items() if v}
     if missing:
@@ -256,8 +285,75 @@ def _load(path: Path, plan: ValidationPlan, models: list[ModelUnderTest]
                               "Models cannot score empty inputs; fill or drop those rows and register it again.")
     matrices = {m.role: np.ascontiguousarray(frame.select(m.features).to_numpy().astype(np.float32))
                 for m in models}
-    frame = frame.select(keep).with_columns(label.cast(pl.Int8).alias(plan.label))
+    frame = frame.select(keep).with_columns(label.alias(plan.label))
     return (frame.rename({plan.label: "label"}) if plan.label != "label" else frame), matrices
+
+
+def _labels(raw: pl.Series, column: str, model: ModelUnderTest) -> pl.Series:
+    """Labels as the metrics count them: 0/1 for a binary model; a class index for a multiclass one (the card's
+    class names or the indices themselves); null where a row is not labelled. Refuses anything else."""
+    if not model.multiclass:
+        try:
+            label = raw.cast(pl.Float64)
+        except pl.exceptions.PolarsError as exc:
+            raise ValidationError(f"The dataset's label column {column!r} is {raw.dtype}, not 0/1.",
+                                  "Labels of a binary model must be 0 (good) or 1 (defect); fix the dataset.") from exc
+        bad = int((label.is_not_null() & ~label.is_in([0.0, 1.0])).sum())
+        if bad:
+            raise ValidationError(f"{bad:,} rows of the dataset have a {column!r} that is not 0 or 1.",
+                                  "Labels of a binary model must be 0 (good) or 1 (defect); fix the dataset.")
+        return label.cast(pl.Int8)
+    classes = list(model.classes)
+    text = raw.cast(pl.Utf8)
+    # A class name, or its index written as a number (a name wins where a class is called "1").
+    mapping = {**{str(i): i for i in range(len(classes))}, **{c: i for i, c in enumerate(classes)}}
+    label = text.replace_strict(list(mapping), list(mapping.values()), default=None, return_dtype=pl.Int32)
+    unknown = text.filter(text.is_not_null() & label.is_null())
+    if unknown.len():
+        raise ValidationError(f"{unknown.len():,} rows of the dataset have a {column!r} that is not a class of "
+                              f"{model.version_id}: first {unknown[0]!r}.",
+                              f"Its classes: {', '.join(classes)} (or their indices 0..{len(classes) - 1}); set "
+                              "the card's classes or fix the labels.")
+    return label
+
+
+def _load_tensors(path: Path, plan: ValidationPlan, models: list[ModelUnderTest]
+                  ) -> tuple[pl.DataFrame, dict[str, np.ndarray]]:
+    """An .npz dataset: label, slice columns and record ids as polars; each model's input tensor as stored (raw
+    images are turned into the model's input batch by batch, with the card's preprocess)."""
+    arrays = read_npz(path)
+    keep = [c for c in dict.fromkeys([plan.label, *plan.dimensions, plan.record_id]) if c in arrays]
+    frame = pl.DataFrame({c: arrays[c] for c in keep})
+    label = _labels(frame[plan.label], plan.label, models[0])
+    frame = frame.with_columns(label.alias(plan.label))
+    matrices = {}
+    for m in models:
+        name = _input_name(m)
+        tensor = arrays.get(name, arrays.get("x"))
+        if tensor is None or tensor.ndim < 2:
+            raise ValidationError(f"The dataset has no input tensor for {m.version_id}: neither {name!r} nor 'x'.",
+                                  f"Its arrays: {', '.join(sorted(arrays))}. Store the input under one of them.")
+        matrices[m.role] = tensor
+    return (frame.rename({plan.label: "label"}) if plan.label != "label" else frame), matrices
+
+
+def _input_name(model: ModelUnderTest) -> str:
+    import onnx
+
+    if model.runtime == "openvino":
+        import openvino as ov
+
+        return ov.Core().read_model(str(model.path)).inputs[0].get_any_name()
+    graph = onnx.load(str(model.path), load_external_data=False).graph
+    initialisers = {i.name for i in graph.initializer}
+    return next(i.name for i in graph.input if i.name not in initialisers)
+
+
+def _transform(model: ModelUnderTest, tensor: np.ndarray) -> Any:
+    """Raw uint8 images [N, H, W, C] need the card's preprocess per batch; a float tensor goes in as stored."""
+    if tensor.dtype == np.uint8 and tensor.ndim == 4:
+        return Preprocess.from_card(model.card, model.version_id).apply
+    return None
 
 
 def _score_all(plan: ValidationPlan, models: list[ModelUnderTest], matrices: dict[str, np.ndarray],
@@ -277,11 +373,13 @@ def _score_all(plan: ValidationPlan, models: list[ModelUnderTest], matrices: dic
             progress.report(base + span * done, f"Scoring {m.version_id} ({m.role}) with {rt}: {done:.0%}")
 
         x = matrices[m.role]
+        classes, transform = len(m.classes) if m.multiclass else 0, _transform(m, x)
         if rt == "onnxruntime":
-            s = score_onnxruntime(m.path, x, m.version_id, plan.batch_size, plan.threads, progress, report)
+            s = score_onnxruntime(m.path, x, m.version_id, plan.batch_size, plan.threads, progress, report,
+                                  classes, transform)
         else:
             s = score_openvino(m.path, x, m.version_id, plan.batch_size, plan.parity.precision
-                               if plan.parity and rt != m.runtime else "f32", progress, report)
+                               if plan.parity and rt != m.runtime else "f32", progress, report, classes, transform)
         if rt == m.runtime and s.scores is None:
             raise ValidationError(f"{m.version_id} cannot be scored: {s.skipped}",
                                   "Check the model in Models (runtimes); nothing was stored.")
@@ -303,11 +401,21 @@ def _judge(project: Project, plan: ValidationPlan, models: list[ModelUnderTest],
     z = z_value(plan.confidence)
     s_cand = scores["candidate"][cand.runtime].scores
     s_champ = scores["champion"][champ.runtime].scores if champ else None
-    scored = frame.with_columns(pl.Series("s_cand", s_cand), pl.Series("s_champ", s_champ, dtype=pl.Float64)
-                                if s_champ is not None else pl.lit(None, pl.Float64).alias("s_champ"))
+    if cand.multiclass:  # the predicted class (argmax) and its probability stand for the score
+        scored = frame.with_columns(
+            pl.Series("p_cand", s_cand.argmax(axis=1), dtype=pl.Int32),
+            pl.Series("p_champ", s_champ.argmax(axis=1), dtype=pl.Int32) if s_champ is not None
+            else pl.lit(None, pl.Int32).alias("p_champ"),
+            pl.Series("s_cand", s_cand.max(axis=1)),
+            pl.Series("s_champ", s_champ.max(axis=1), dtype=pl.Float64) if s_champ is not None
+            else pl.lit(None, pl.Float64).alias("s_champ"))
+    else:
+        scored = frame.with_columns(pl.Series("s_cand", s_cand), pl.Series("s_champ", s_champ, dtype=pl.Float64)
+                                    if s_champ is not None else pl.lit(None, pl.Float64).alias("s_champ"))
     tables: dict[tuple[str, ...], pl.DataFrame] = {}
     for by in plan.groupings:
-        table = slice_metrics(scored, by, (cand.threshold, champ.threshold if champ else 0.5), z)
+        table = multiclass_metrics(scored, by, list(cand.classes), z) if cand.multiclass else \
+            slice_metrics(scored, by, (cand.threshold, champ.threshold if champ else 0.5), z)
         if champ is None:
             table = table.with_columns(pl.lit(None, pl.Float64).alias(c) for c in table.columns
                                        if c.startswith(("champ_", "diff_")))
@@ -334,10 +442,16 @@ def _judge(project: Project, plan: ValidationPlan, models: list[ModelUnderTest],
     overall = tables[()].row(0, named=True)
     if plan.data.min_label_coverage is not None:
         crit.append(checks.coverage_criterion(plan.data, int(overall["rows"]), int(overall["labelled"])))
-    if plan.data.no_overlap_with_training:
+    if plan.data.no_overlap_with_training and is_tensor_dataset(data_path):
+        crit.append(checks.not_applicable(
+            "data", "no overlap with training data",
+            "not applicable: the held-out data are image tensors, and overlap is found by record id or by the "
+            "feature values of table rows; keep the images' split documented in the dataset's description"))
+    elif plan.data.no_overlap_with_training:
         crit.append(checks.overlap_criterion(plan.data, _overlaps(project, plan, models, data_path)))
     score_frame = scored.select(
         *([plan.record_id] if plan.record_id in scored.columns else []), "label", *plan.dimensions,
+        *(["p_cand", "p_champ"] if cand.multiclass else []),
         pl.col("s_cand").alias(f"candidate_{cand.runtime}"),
         pl.col("s_champ").alias(f"champion_{champ.runtime if champ else 'onnxruntime'}"),
         *[pl.Series(f"{m.role}_openvino", scores[m.role]["openvino"].scores) for m in models

@@ -36,10 +36,17 @@ class RuntimeScores:
     skipped: str = ""
 
 
-def _probability(outputs: list[np.ndarray], names: list[str], version: str) -> np.ndarray:
-    """The defect probability column from a model's outputs (prob[:, 1], or a single score column)."""
+def _probability(outputs: list[np.ndarray], names: list[str], version: str, classes: int = 0) -> np.ndarray:
+    """The defect probability column from a model's outputs (prob[:, 1], or a single score column); for a
+    multiclass model (`classes` > 0) the whole [N, classes] probability matrix."""
     pick = next((i for i, n in enumerate(names) if "prob" in n.lower()), 0)
     out = np.asarray(outputs[pick])
+    if classes:
+        if out.ndim == 2 and out.shape[1] == classes:
+            return out
+        raise ScoringError(f"{version}'s output {names[pick]!r} has shape {list(out.shape)}; its card names "
+                           f"{classes} classes, so it needs [N, {classes}] probabilities.",
+                           "Correct the card's classes, or re-export the model with a probability output.")
     if out.ndim == 2 and out.shape[1] == 2:
         return out[:, 1]
     if out.ndim == 1 or (out.ndim == 2 and out.shape[1] == 1):
@@ -49,20 +56,29 @@ def _probability(outputs: list[np.ndarray], names: list[str], version: str) -> n
 
 
 def _loop(x: np.ndarray, batch: int, infer: Callable[[np.ndarray], np.ndarray], progress: Progress,
-          report: Callable[[float], None]) -> np.ndarray:
-    out = np.empty(len(x), dtype=np.float64)
+          report: Callable[[float], None], classes: int = 0,
+          transform: Callable[[np.ndarray], np.ndarray] | None = None) -> np.ndarray:
+    out = np.empty((len(x), classes) if classes else len(x), dtype=np.float64)
     starts = range(0, len(x), batch)
     for i, start in enumerate(starts):
         check_cancelled(progress)
-        out[start:start + batch] = infer(x[start:start + batch])
+        rows = x[start:start + batch]
+        out[start:start + batch] = infer(transform(rows) if transform else rows)
         if i % 8 == 0:
             report((start + batch) / max(len(x), 1))
     return out
 
 
+def batch_rows(x: np.ndarray, batch: int) -> int:
+    """The plan's batch, capped so one batch of inputs stays under 64 MB (an image batch of 8,192 would not)."""
+    row_bytes = max(int(np.prod(x.shape[1:])) * 4, 1)
+    return max(1, min(batch, (64 << 20) // row_bytes))
+
+
 def score_onnxruntime(model: Path, x: np.ndarray, version: str, batch: int, threads: int, progress: Progress,
-                      report: Callable[[float], None]) -> RuntimeScores:
-    """Score every row with ONNX Runtime on the CPU."""
+                      report: Callable[[float], None], classes: int = 0,
+                      transform: Callable[[np.ndarray], np.ndarray] | None = None) -> RuntimeScores:
+    """Score every row with ONNX Runtime on the CPU (`transform` turns a batch of stored rows into inputs)."""
     import onnxruntime as ort
 
     options = ort.SessionOptions()
@@ -77,12 +93,14 @@ def score_onnxruntime(model: Path, x: np.ndarray, version: str, batch: int, thre
     names = [o.name for o in session.get_outputs()]
 
     def infer(rows: np.ndarray) -> np.ndarray:
-        return _probability(session.run(None, {name: rows}), names, version)
+        return _probability(session.run(None, {name: rows}), names, version, classes)
 
-    infer(x[:batch])  # first run allocates and spins up threads: counted as load time, not scoring
+    batch = batch_rows(x if transform is None else transform(x[:1]), batch)
+    first = x[:batch]
+    infer(transform(first) if transform else first)  # first run allocates threads: load time, not scoring
     compiled = time.perf_counter() - started
     started = time.perf_counter()
-    scores = _loop(x, batch, infer, progress, report)
+    scores = _loop(x, batch, infer, progress, report, classes, transform)
     return RuntimeScores("onnxruntime", scores, time.perf_counter() - started, compiled)
 
 
@@ -96,7 +114,8 @@ def openvino_refusal(message: str) -> str:
 
 
 def score_openvino(model: Path, x: np.ndarray, version: str, batch: int, precision: str, progress: Progress,
-                   report: Callable[[float], None]) -> RuntimeScores:
+                   report: Callable[[float], None], classes: int = 0,
+                   transform: Callable[[np.ndarray], np.ndarray] | None = None) -> RuntimeScores:
     """Score every row with OpenVINO on the CPU, or say why OpenVINO cannot run the model."""
     import openvino as ov
 
@@ -113,10 +132,12 @@ def score_openvino(model: Path, x: np.ndarray, version: str, batch: int, precisi
 
     def infer(rows: np.ndarray) -> np.ndarray:
         result = request.infer({0: rows})
-        return _probability([result[o] for o in compiled.outputs], names, version)
+        return _probability([result[o] for o in compiled.outputs], names, version, classes)
 
-    infer(x[:batch])  # as for ONNX Runtime: the first inference belongs to the compile time
+    batch = batch_rows(x if transform is None else transform(x[:1]), batch)
+    first = x[:batch]
+    infer(transform(first) if transform else first)  # as for ONNX Runtime: part of the compile time
     compile_s = time.perf_counter() - started
     started = time.perf_counter()
-    scores = _loop(x, batch, infer, progress, report)
+    scores = _loop(x, batch, infer, progress, report, classes, transform)
     return RuntimeScores("openvino", scores, time.perf_counter() - started, compile_s)
