@@ -281,3 +281,52 @@ def test_the_packet_of_a_multiclass_run_shows_accuracy_and_class_recalls(vision,
     assert "recall of class porosity" in text and "recall spatter" in text and "accuracy by line" in text
     assert f"{overall['cand_accuracy']:.3f} [{overall['cand_accuracy_low']:.3f}," in text
     assert "SKIPPED" in text and "image tensors" in text
+
+
+def test_a_tensor_dataset_is_refused_where_rows_of_features_are_needed(vision):
+    from app.core.analysis.drift import DriftError, DriftQuery
+    from app.core.models.bench import BenchConfig, run_benchmark
+    from app.core.models.bench.config import BenchError
+
+    project, _table, _tmp = vision
+    with pytest.raises(BenchError, match="holds image tensors"):
+        run_benchmark(project, "seam-cls:v1", BenchConfig(dataset_id="held-out-images", iterations=5))
+    from datetime import datetime
+
+    from app.core.analysis.drift import _resolve_reference
+
+    query = DriftQuery((datetime(2026, 1, 1), datetime(2026, 2, 1)), (datetime(2026, 2, 1), datetime(2026, 3, 1)),
+                       reference_dataset="held-out-images")
+    with pytest.raises(DriftError, match="holds image tensors"):
+        _resolve_reference(project, query, [("current_a", "numeric")])
+
+
+@pytest.mark.slow
+def test_an_int8_variant_calibrates_on_the_registered_images_and_is_validated(vision):
+    pytest.importorskip("nncf")
+    from app.core.models.variants import make_variant
+
+    project, table, _tmp = vision
+    made = make_variant(project, "seam-cls:v1", "int8", calibration="held-out-images", samples=50)
+    import json
+
+    lineage = json.loads(project.con.execute("SELECT lineage_json FROM model_versions WHERE version_id = ?",
+                                             [made.version_id]).fetchall()[0][0])
+    assert lineage["calibration"] == "dataset held-out-images" and lineage["calibration_samples"] == "50"
+    plan = parse_plan('[[non_regression]]\nmetric = "accuracy"\nmax_drop = 0.2\n[data]\n'
+                      'no_overlap_with_training = false\n')
+    run = run_validation(project, plan, made.version_id, "seam-cls:v1", "held-out-images")
+    overall = run.result["slices"]["overall"][0]
+    assert overall["cand_accuracy"] is not None and abs(overall["diff_accuracy"]) <= 0.2
+
+
+def test_the_validation_screen_offers_multiclass_versions_and_image_datasets(qtbot, vision):
+    from app.views.validation_view import ValidationView
+
+    project, _table, _tmp = vision
+    view = ValidationView()
+    qtbot.addWidget(view)
+    view.set_project(project)
+    candidates = [view.candidate.itemData(i) for i in range(view.candidate.count())]
+    assert candidates == ["seam-cls:v1", "seam-cls:v2"]
+    assert view.dataset.findData("held-out-images") >= 0

@@ -159,6 +159,9 @@ def _resolve_reference(project: Project, query: DriftQuery, features: list[tuple
             known = ", ".join(r[0] for r in con.execute("SELECT dataset_id FROM datasets").fetchall()) or "none"
             raise DriftError(f"No dataset {query.reference_dataset!r} in this project.", f"Datasets: {known}.")
         path = str(project.folder / row[0])
+        if path.endswith(".npz"):
+            raise DriftError(f"Dataset {query.reference_dataset} holds image tensors, not feature columns.",
+                             "Use a Parquet dataset with the log's features as reference, or a reference window.")
         columns = tuple(r[0] for r in con.execute(f"DESCRIBE SELECT * FROM read_parquet({sql_literal(path)})"
                                                   ).fetchall())
     missing = [f for f, _ in features if f not in columns]

@@ -139,6 +139,13 @@ def _calibration(project: Project, parent: str, card: dict, inputs: list, calibr
                            "array per model input, e.g. images); nothing was made.")
     if calibration.endswith(".npz"):
         return _npz_calibration(Path(calibration), inputs, samples, out)
+    if calibration != "log":
+        with project.reading() as con:
+            tensors = one(con, "SELECT artifact_path FROM datasets WHERE dataset_id = ? AND artifact_path LIKE "
+                               "'%.npz'", [calibration])
+        if tensors:  # an image or tensor dataset: its input tensors, preprocessed as the card says
+            return _tensor_dataset_calibration(project.folder / tensors[0], calibration, card, parent, inputs,
+                                               samples, out)
     features = list(card.get("features") or [])
     if not features:
         raise VariantError(f"{parent}'s model card lists no features, so rows cannot be turned into its input.",
@@ -182,6 +189,33 @@ def _calibration(project: Project, parent: str, card: dict, inputs: list, calibr
                            "Choose another source; nothing was made.")
     np.savez(out, **{inputs[0]["name"]: x})
     return Calibration(source, sha256_of(out), len(x))
+
+
+def _tensor_dataset_calibration(path: Path, dataset_id: str, card: dict, parent: str, inputs: list, samples: int,
+                                out: Path) -> Calibration:
+    """A registered .npz dataset: a seeded sample of its input tensor; raw uint8 images go through the card's
+    preprocess (batch by batch), as validation feeds them."""
+    from app.core.store.tensor_datasets import Preprocess, TensorDatasetError, read_npz
+
+    if len(inputs) != 1:
+        raise VariantError(f"{parent} has {len(inputs)} inputs; a tensor dataset feeds a model with one.",
+                           "Give --calibration FILE.npz with one array per input; nothing was made.")
+    name = inputs[0]["name"]
+    arrays = read_npz(path)
+    tensor = arrays.get(name, arrays.get("x"))
+    if tensor is None or tensor.ndim < 2:
+        raise VariantError(f"Dataset {dataset_id} has no input tensor for {parent} (neither {name!r} nor 'x').",
+                           f"Its arrays: {', '.join(sorted(arrays))}; nothing was made.")
+    rows = np.sort(np.random.default_rng(42).choice(len(tensor), size=min(samples, len(tensor)), replace=False))
+    picked = tensor[rows]
+    if picked.dtype == np.uint8 and picked.ndim == 4:
+        try:
+            prepare = Preprocess.from_card(card, parent).apply
+        except TensorDatasetError as exc:
+            raise VariantError(exc.what, exc.todo) from exc
+        picked = np.concatenate([prepare(picked[i:i + 64]) for i in range(0, len(picked), 64)])
+    np.savez(out, **{name: np.ascontiguousarray(picked, dtype=np.float32)})
+    return Calibration(f"dataset {dataset_id}", sha256_of(path), len(picked))
 
 
 def _npz_calibration(path: Path, inputs: list, samples: int, out: Path) -> Calibration:

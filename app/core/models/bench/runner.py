@@ -111,6 +111,10 @@ def _dataset_source(project: Project, info: dict[str, Any], dataset_id: str) -> 
         if row is None:
             raise BenchError(f"No dataset {dataset_id!r} in this project.", "Check the id with `lineproof info`.")
         path = project.folder / row[0]
+        if path.suffix == ".npz":
+            raise BenchError(f"Dataset {dataset_id} holds image tensors; the benchmark feeds table rows.",
+                             "Benchmark an image model with synthetic inputs of its shape (--shape), or a Parquet "
+                             "dataset for a tabular model.")
         columns = [r[0] for r in con.execute(f"DESCRIBE SELECT * FROM read_parquet({sql_literal(str(path))})").fetchall()]
     features = list(info["card"].get("features") or [])
     missing = [f for f in features if f not in columns]
