@@ -185,6 +185,7 @@ def test_runs_on_says_which_runtimes_run_the_model_and_why_not():
         "OpenVINO (ONNX Runtime: load failed)"]
 
 
+@pytest.mark.slow  # a third copy of the busy sample (a benchmark run, signed decisions): the slow suite keeps it
 def test_what_the_field_laptop_cut_before_now_shows(qtbot, busy_sample: Path, tmp_path: Path):
     """#27 item 9: the Save-card button below the form's fold, the tier rules cut mid-sentence, the alerts' text
     squeezed beside the evidence (the Approvals columns are checked above, now that a decision exists)."""
