@@ -103,3 +103,8 @@ def test_the_screens_follow_the_window_range_and_one_can_keep_its_own(qtbot, win
     assert drift.query().current == (datetime(2026, 7, 1), datetime(2026, 10, 1))
     window.time_bar.choose("all")
     assert not window.slices.use_dates.isChecked() and window.slices.query().start is None
+    # The whole log is no window for Drift, Alerts or Reviews: their default windows, theirs to change.
+    assert drift.query().current == tuple(datetime.combine(d, datetime.min.time())
+                                          for d in default_windows(first, last)[1])
+    assert drift.cur_from.isEnabled() and alerts.cur_from.isEnabled() and reviews.period.isEnabled()
+    assert not window.slices.start_edit.isEnabled()  # Slices follow "All data": no date limit

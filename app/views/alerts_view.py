@@ -53,6 +53,8 @@ def _dt(edit: QDateEdit) -> datetime:
 class AlertsView(Screen):
     """Thin over app.core.analysis.alerts."""
 
+    FOLLOWS_WHOLE_LOG = False  # the whole log is no window: then its own default dates, editable
+
     refreshed = Signal()
 
     def __init__(self, parent: QWidget | None = None) -> None:
@@ -147,7 +149,7 @@ class AlertsView(Screen):
         for edit, day in zip((self.ref_from, self.ref_to, self.cur_from, self.cur_to), (*windows[0], *windows[1]),
                              strict=True):
             edit.setDate(_qdate(day))
-        self.own_dates_enabled(False)
+        self.own_dates_enabled(not self.following())
 
     def own_dates_enabled(self, enabled: bool) -> None:
         """The current window's days are the screen's own while it does not follow the window's range."""

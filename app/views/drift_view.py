@@ -114,6 +114,8 @@ def _dt(edit: QDateEdit) -> datetime:
 class DriftView(Screen):
     """Thin over app.core.analysis.drift; all work runs in the shared worker."""
 
+    FOLLOWS_WHOLE_LOG = False  # the whole log is no window: then its own default dates, editable
+
     computed = Signal(object)  # DriftTable
     drilled = Signal(object)  # CellDetail
 
@@ -267,7 +269,7 @@ class DriftView(Screen):
             edit.blockSignals(True)
             edit.setDate(_qdate(day))
             edit.blockSignals(False)
-        self.own_dates_enabled(False)
+        self.own_dates_enabled(not self.following())
         self.table = None
         if self.isVisible():
             self.recompute()  # otherwise when next shown

@@ -108,6 +108,8 @@ def finding_filter(review: dict[str, Any], row: dict[str, Any]) -> RecordFilter 
 class ReviewsView(Screen):
     """Period on top; findings, decision and actions below."""
 
+    FOLLOWS_WHOLE_LOG = False  # the whole log is no window: then its own default dates, editable
+
     changed = Signal()
 
     def __init__(self, parent: QWidget | None = None) -> None:

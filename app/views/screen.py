@@ -16,6 +16,10 @@ class Screen(QWidget):
     """Base of the screens: `install()` lays out the content; `show_empty()` / `show_content()` switch;
     `run_job()` runs core work in the shared worker and `stop_jobs()` ends this screen's jobs (only its own)."""
 
+    # Whether "All data" binds this screen: it does for Slices (no date limit); Drift, Alerts and Reviews cannot
+    # use the whole log as a window, so then their own dates stay theirs to choose.
+    FOLLOWS_WHOLE_LOG = True
+
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.jobs: list[Task] = []
@@ -33,18 +37,20 @@ class Screen(QWidget):
 
     def following(self) -> bool:
         """Whether this screen takes its dates from the window's time range."""
-        return self.follow is not None and self.follow.isChecked() and self.time_range is not None
+        return self.follow is not None and self.follow.isChecked() and self.time_range is not None and \
+            (self.FOLLOWS_WHOLE_LOG or not self.time_range.whole_log)
 
     def set_time_range(self, time_range) -> None:
         """The window's range changed: a following screen applies it (and recomputes when it shows data)."""
         self.time_range = time_range
-        if self.following() and getattr(self, "project", None) is not None:
-            self.apply_time_range(time_range)
+        if self.follow is not None and self.follow.isChecked() and getattr(self, "project", None) is not None:
+            self.apply_time_range(time_range)  # "All data" on Drift: back to its default windows, editable
+            self.own_dates_enabled(not self.following())
 
     def _follow_toggled(self, on: bool) -> None:
-        self.own_dates_enabled(not on)
-        if self.following() and getattr(self, "project", None) is not None:
+        if on and self.time_range is not None and getattr(self, "project", None) is not None:
             self.apply_time_range(self.time_range)
+        self.own_dates_enabled(not self.following())
 
     def apply_time_range(self, time_range) -> None:
         """Put the range into this screen's controls and recompute (screens that follow it override this)."""
