@@ -44,6 +44,26 @@ def empty_project(tmp_path: Path):
     project.close()
 
 
+@pytest.fixture
+def window(qtbot, tmp_path: Path):
+    """The main window, shown, with its settings in a file of the test's own; closed and dropped afterwards."""
+    import gc
+
+    from PySide6.QtCore import QSettings
+    from PySide6.QtWidgets import QApplication
+
+    from app.views.main_window import MainWindow
+
+    win = MainWindow(QSettings(str(tmp_path / "settings.ini"), QSettings.Format.IniFormat))
+    qtbot.addWidget(win)
+    win.show()
+    yield win
+    win.close_project(force=True)
+    win.deleteLater()
+    QApplication.processEvents()
+    gc.collect()  # drop the window's Python wrappers while Qt is still up, not at interpreter exit
+
+
 @pytest.fixture(scope="session")
 def sample_folder(tmp_path_factory) -> Path:
     """The sample project at test scale (read it, or copy it with `sample_copy` to change it)."""

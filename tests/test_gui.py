@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import gc
 import os
 import subprocess
 import sys
@@ -22,19 +21,6 @@ from app.views.table_model import Column, FrameTableModel
 from tests.helpers import project_state, write_csv
 
 pytestmark = pytest.mark.gui
-
-
-@pytest.fixture
-def window(qtbot, tmp_path: Path):
-    settings = QSettings(str(tmp_path / "settings.ini"), QSettings.Format.IniFormat)
-    win = MainWindow(settings)
-    qtbot.addWidget(win)
-    win.show()
-    yield win
-    win.close_project(force=True)
-    win.deleteLater()
-    QApplication.processEvents()
-    gc.collect()  # drop the window's Python wrappers while Qt is still up, not at interpreter exit
 
 
 def _open(qtbot, window: MainWindow, folder: Path) -> None:

@@ -7,14 +7,13 @@ the real DuckDB, scrypt and RSA calls do): on the GUI thread that is a 0.8 s fre
 
 from __future__ import annotations
 
-import gc
 import subprocess
 import sys
 import time
 from pathlib import Path
 
 import pytest
-from PySide6.QtCore import QSettings, QTimer
+from PySide6.QtCore import QTimer
 from PySide6.QtWidgets import QApplication
 
 from app.core.governance import approvals as gov
@@ -57,18 +56,6 @@ def slowed(monkeypatch, owner, name: str) -> None:
         time.sleep(BUSY_S)
         return original(*args, **kwargs)
     monkeypatch.setattr(owner, name, slow)
-
-
-@pytest.fixture
-def window(qtbot, tmp_path: Path):
-    win = MainWindow(QSettings(str(tmp_path / "settings.ini"), QSettings.Format.IniFormat))
-    qtbot.addWidget(win)
-    win.show()
-    yield win
-    win.close_project(force=True)
-    win.deleteLater()
-    QApplication.processEvents()
-    gc.collect()
 
 
 def test_opening_a_project_keeps_the_window_responsive(qtbot, window: MainWindow, sample_copy: Path, monkeypatch):

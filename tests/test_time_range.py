@@ -3,13 +3,10 @@ override it. The core part is checked on hand-worked days; the window part on th
 
 from __future__ import annotations
 
-import gc
 from datetime import date, datetime, timedelta
 from pathlib import Path
 
 import pytest
-from PySide6.QtCore import QSettings
-from PySide6.QtWidgets import QApplication
 
 from app.core.analysis.drift import default_windows
 from app.core.analysis.time_range import TimeRange, drift_windows, resolve, review_period
@@ -48,20 +45,6 @@ def test_reviews_take_the_newest_whole_period_in_the_range():
     assert review_period(TimeRange(date(2026, 7, 15), date(2026, 10, 20)), months) == "2026-09"
     assert review_period(TimeRange(date(2026, 10, 3), LAST), months) == "2026-11"  # no whole month: the last day's
     assert review_period(TimeRange(date(2026, 8, 1), date(2026, 8, 31)), months) == "2026-08"
-
-
-@pytest.fixture
-def window(qtbot, tmp_path: Path):
-    from app.views.main_window import MainWindow
-
-    win = MainWindow(QSettings(str(tmp_path / "settings.ini"), QSettings.Format.IniFormat))
-    qtbot.addWidget(win)
-    win.show()
-    yield win
-    win.close_project(force=True)
-    win.deleteLater()
-    QApplication.processEvents()
-    gc.collect()
 
 
 def test_the_screens_follow_the_window_range_and_one_can_keep_its_own(qtbot, window, sample_folder: Path):
