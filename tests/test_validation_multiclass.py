@@ -330,3 +330,33 @@ def test_the_validation_screen_offers_multiclass_versions_and_image_datasets(qtb
     candidates = [view.candidate.itemData(i) for i in range(view.candidate.count())]
     assert candidates == ["seam-cls:v1", "seam-cls:v2"]
     assert view.dataset.findData("held-out-images") >= 0
+
+
+def test_a_scikit_learn_multiclass_export_with_zipmap_validates_on_table_rows(empty_project: Project, tmp_path: Path):
+    """A case beyond the issue's list: skl2onnx ends a classifier in ZipMap (a dictionary per row) and names its
+    classes only there; integer labels in a Parquet dataset; the numbers equal scikit-learn's own predictions."""
+    from skl2onnx import to_onnx
+    from sklearn.linear_model import LogisticRegression
+
+    rng = np.random.default_rng(1)
+    x = rng.standard_normal((3000, 3)).astype(np.float32)
+    y = (x[:, 0] > 0).astype(int) + (x[:, 1] > 0.5).astype(int)
+    model = LogisticRegression(max_iter=500).fit(x[:2000], y[:2000])
+    (tmp_path / "grade.onnx").write_bytes(to_onnx(model, x[:1]).SerializeToString())
+    project = empty_project
+    register_model(project, "grade", "Seam grade", "multiclass")
+    import_model(project, tmp_path / "grade.onnx", "grade", "v1", card={"features": ["a", "b", "c"]})
+    pl.DataFrame({"record_id": [f"r{i}" for i in range(1000)], "a": x[2000:, 0], "b": x[2000:, 1],
+                  "c": x[2000:, 2], "label": y[2000:], "shift": ["A", "B"] * 500}).write_parquet(tmp_path / "h.parquet")
+    register_dataset(project, "holdout", "Held-out grades", "validation", tmp_path / "h.parquet")
+    plan = parse_plan('[[overall]]\nmetric = "accuracy"\nmin = 0.5\n[[per_slice]]\nby = ["shift"]\n'
+                      'metric = "recall:2"\nmin = 0.1\n[data]\nno_overlap_with_training = false\n')
+    run = run_validation(project, plan, "grade:v1", None, "holdout")
+    predicted, truth = model.predict(x[2000:]), y[2000:]
+    overall = run.result["slices"]["overall"][0]
+    assert overall["cand_accuracy"] == pytest.approx(accuracy_score(truth, predicted), abs=1e-12)
+    assert overall["cand_macro_f1"] == pytest.approx(f1_score(truth, predicted, average="macro"), abs=1e-12)
+    shifts = {r["shift"]: r for r in run.result["slices"]["shift"]}
+    rows = np.array(["A", "B"] * 500) == "B"
+    assert shifts["B"]["cand_recall:2"] == pytest.approx(
+        recall_score(truth[rows], predicted[rows], labels=[2], average=None)[0], abs=1e-12)

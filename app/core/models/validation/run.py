@@ -20,7 +20,7 @@ import numpy as np
 import polars as pl
 import pyarrow.parquet as pq
 
-from app.core.errors import LineproofError
+from app.core.errors import LineproofError, runtime_cause
 from app.core.governance.identity import Signer
 from app.core.models.integrity import verify_version_files
 from app.core.models.validation import checks, criteria
@@ -106,21 +106,28 @@ def _model(project: Project, role: str, version_id: str) -> ModelUnderTest:
     card, lineage = json.loads(card or "{}"), json.loads(lineage or "{}")
     classes = tuple(str(c) for c in card.get("classes") or ())
     if task == "multiclass" and not classes:
-        classes = tuple(str(k) for k in range(_output_classes(path, version_id)))
+        classes = tuple(_output_classes(path, version_id))
     return ModelUnderTest(role, version_id, sha, path, float(threshold if threshold is not None else 0.5), task,
                           list(card.get("features") or []), str(lineage.get("training_dataset") or ""),
                           "onnxruntime" if fmt == "onnx" else "openvino", classes, card)
 
 
-def _output_classes(path: Path, version_id: str) -> int:
-    """How many classes a model's probability output has (its last axis), for a card that names none."""
+def _output_classes(path: Path, version_id: str) -> list[str]:
+    """A model's class names when its card names none: a scikit-learn export's ZipMap labels, else the indices of
+    its probability output's last axis."""
+    from app.core.models.validation.scoring import zipmap_free
+
+    if path.suffix == ".onnx":
+        labels = zipmap_free(path)[1]
+        if labels:
+            return labels
     import openvino as ov
 
     try:
         shape = ov.Core().read_model(str(path)).outputs[0].get_partial_shape()
-        return int(shape[len(shape) - 1].get_length())
+        return [str(k) for k in range(int(shape[len(shape) - 1].get_length()))]
     except Exception as exc:  # noqa: BLE001 - any reader failure means the same thing to the user
-        raise ValidationError(f"{version_id}'s output has no fixed number of classes ({exc}).",
+        raise ValidationError(f"{version_id}'s output has no fixed number of classes ({runtime_cause(str(exc))}).",
                               "Name the classes in the model card: lineproof card ... --set classes=a,b,c.") from exc
 
 

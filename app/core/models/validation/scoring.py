@@ -75,6 +75,34 @@ def batch_rows(x: np.ndarray, batch: int) -> int:
     return max(1, min(batch, (64 << 20) // row_bytes))
 
 
+def zipmap_free(model: Path) -> tuple[bytes | str, list[str]]:
+    """The model as ONNX Runtime should load it, and the class labels of its ZipMap if it has one.
+
+    scikit-learn exports (skl2onnx) end in ZipMap: one dictionary per row. The graph is then loaded with that
+    output replaced by ZipMap's input, the same probabilities as one [N, classes] tensor, so no row is ever
+    turned into a Python dictionary. The file on disk (and its hash) stays as it is."""
+    import onnx
+
+    graph_model = onnx.load(str(model), load_external_data=False)
+    outputs = {o.name for o in graph_model.graph.output}
+    zipmap = next((n for n in graph_model.graph.node if n.op_type == "ZipMap" and n.output[0] in outputs), None)
+    if zipmap is None:
+        return str(model), []
+    attrs = {a.name: a for a in zipmap.attribute}
+    labels = [str(v) for v in attrs["classlabels_int64s"].ints] if "classlabels_int64s" in attrs else \
+        [v.decode() for v in attrs["classlabels_strings"].strings]
+    if any(t.data_location == onnx.TensorProto.EXTERNAL for t in graph_model.graph.initializer):
+        onnx.load_external_data_for_model(graph_model, str(model.parent))  # the bytes must hold the weights
+    for i, out in enumerate(graph_model.graph.output):
+        if out.name == zipmap.output[0]:
+            graph_model.graph.output.remove(out)
+            graph_model.graph.output.insert(i, onnx.helper.make_tensor_value_info(
+                zipmap.input[0], onnx.TensorProto.FLOAT, None))
+            break
+    graph_model.graph.node.remove(zipmap)
+    return graph_model.SerializeToString(), labels
+
+
 def score_onnxruntime(model: Path, x: np.ndarray, version: str, batch: int, threads: int, progress: Progress,
                       report: Callable[[float], None], classes: int = 0,
                       transform: Callable[[np.ndarray], np.ndarray] | None = None) -> RuntimeScores:
@@ -86,7 +114,7 @@ def score_onnxruntime(model: Path, x: np.ndarray, version: str, batch: int, thre
         options.intra_op_num_threads = threads
     started = time.perf_counter()
     try:
-        session = ort.InferenceSession(str(model), options, providers=["CPUExecutionProvider"])
+        session = ort.InferenceSession(zipmap_free(model)[0], options, providers=["CPUExecutionProvider"])
     except Exception as exc:  # the runtime's own message names the operator or the file problem
         return RuntimeScores("onnxruntime", None, skipped=f"ONNX Runtime cannot load it: {runtime_cause(str(exc))}")
     name = session.get_inputs()[0].name
