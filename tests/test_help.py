@@ -15,7 +15,6 @@ from PySide6.QtWidgets import QApplication  # noqa: E402
 
 from app.views.help_text import SCREEN_SECTIONS, glossary, help_markdown, library_rows, readme_text, section  # noqa: E402
 from app.views.screen_stack import NAMES  # noqa: E402
-from tests.test_gui import window  # noqa: E402,F401 (fixture)
 
 GLOSSARY_TERMS = ("PSI", "KS", "Wasserstein", "Wilson", "Newcombe", "DeLong", "Bonferroni")
 
