@@ -46,7 +46,7 @@ NO_MODELS = ("No classifier versions (binary or multiclass) to validate.\n\nImpo
 NO_DATASET = ("No held-out dataset in this project.\n\nRegister a validation dataset: Parquet with the model's "
               "features, the label and the slice columns; for an image model a folder of images with labels.csv "
               "(file, label, slice columns) or an .npz of input tensors with label:\nlineproof dataset PROJECT "
-              "FILE.parquet|FOLDER|FILE.npz --id holdout --kind validation")
+              "FILE.parquet --id holdout --kind validation (or FOLDER, or FILE.npz in place of FILE.parquet)")
 COLOURS = {"PASS": "#e2efda", "FAIL": "#f8cbad", "INCONCLUSIVE": "#fff2cc", "SKIPPED": "#ededed",
            "NOT JUDGED": "#ededed"}
 BANNER = {"PASS": ("#375623", "#e2efda"), "FAIL": ("#9c0006", "#f8cbad"), "INCONCLUSIVE": ("#7f6000", "#fff2cc")}
