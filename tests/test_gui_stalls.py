@@ -21,6 +21,8 @@ from app.core.governance import identity
 from app.core.store.project import Project
 from app.views.main_window import MainWindow
 
+pytestmark = pytest.mark.slow  # each test opens a sample copy with a 0.8 s pause built in: the slow suite runs them
+
 BUSY_S = 0.8
 STALL_S = 0.25  # well above a paint on a loaded CI machine, far below the injected 0.8 s
 

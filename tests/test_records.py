@@ -124,6 +124,7 @@ def test_the_slices_and_alerts_screens_open_the_rows_behind_their_numbers(qtbot,
         project.close()
 
 
+@pytest.mark.slow  # a whole window on a sample copy with its background work, plus a monthly review
 def test_the_overview_items_and_review_findings_open_the_rows_behind_them(qtbot, sample_copy: Path,
                                                                           tmp_path: Path) -> None:
     """#27 item 6: an attention item and a review finding lead to their rows; the worst line's rows hold exactly the
