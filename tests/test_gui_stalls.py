@@ -139,3 +139,17 @@ def test_the_packet_dialog_does_not_load_the_pdf_libraries():
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
                          env={"QT_QPA_PLATFORM": "offscreen", "PATH": "/usr/bin:/bin"})
     assert out.stdout.strip() == "[]", out.stdout
+
+
+def test_scoring_a_plain_onnx_model_does_not_import_onnx(tmp_path: Path):
+    """`import onnx` holds the interpreter lock for ~0.8 s: the window froze that long when the background alert
+    rules first measured a drift's impact. Only a model with a ZipMap output needs the onnx package to score."""
+    from tests.helpers import tiny_onnx_model
+
+    model = tiny_onnx_model(tmp_path)
+    code = ("import sys, numpy as np\nfrom app.core.models.validation.scoring import score_onnxruntime\n"
+            "from app.core.progress import NullProgress\n"
+            f"s = score_onnxruntime(__import__('pathlib').Path({str(model)!r}), np.zeros((4, 3), np.float32), 'm', 2, "
+            "1, NullProgress(), lambda f: None)\nprint(s.scores is not None, 'onnx' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.split() == ["True", "False"], out.stdout + out.stderr

@@ -48,7 +48,7 @@ def busy_sample(sample_copy: Path, tmp_path: Path, monkeypatch) -> Path:
     from app.core.models.bench.config import BenchConfig
     from app.core.models.bench.runner import run_benchmark
 
-    run_benchmark(project, "weld-defect:v1", BenchConfig(iterations=200, warmup=5))
+    run_benchmark(project, "weld-defect:v1", BenchConfig(iterations=50, warmup=2))
     project.close()
     return sample_copy
 

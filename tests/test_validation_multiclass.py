@@ -165,6 +165,7 @@ def test_an_image_model_is_validated_per_class_and_slice_as_scikit_learn_counts(
     assert run.verdict in ("PASS", "INCONCLUSIVE", "FAIL")
 
 
+@pytest.mark.slow  # scores images with both runtimes: the slow suite
 def test_a_parity_only_plan_on_images_is_not_inconclusive(vision):
     project, _table, _tmp = vision
     run = run_validation(project, parse_plan("[parity]\nmax_abs_diff = 0.001\nmin_agreement = 0.99\n"),
@@ -172,6 +173,7 @@ def test_a_parity_only_plan_on_images_is_not_inconclusive(vision):
     assert run.verdict == "PASS", [(c.title, c.status) for c in run.criteria]
 
 
+@pytest.mark.slow  # scores images with both runtimes: the slow suite
 def test_an_npz_of_tensors_is_a_dataset_and_bad_ones_are_refused(vision):
     project, table, tmp = vision
     rng = np.random.default_rng(0)
@@ -209,6 +211,7 @@ def test_an_npz_of_tensors_is_a_dataset_and_bad_ones_are_refused(vision):
     assert _state(project) == before  # nothing registered, nothing left behind
 
 
+@pytest.mark.slow  # scores images with both runtimes: the slow suite
 def test_plans_and_labels_that_do_not_fit_the_task_are_refused_before_scoring(vision, tmp_path: Path):
     project, _table, tmp = vision
     for plan, said in (('[[overall]]\nmetric = "recall"\nmin = 0.5\n', "'recall', but seam-cls:v1 is a multiclass"),
@@ -261,6 +264,7 @@ def test_classes_and_preprocess_are_card_fields_set_as_text(empty_project: Proje
     assert json.loads(list_versions(project)["card_json"][0]) == card  # a refused edit changes nothing
 
 
+@pytest.mark.slow  # scores images with both runtimes: the slow suite
 def test_the_packet_of_a_multiclass_run_shows_accuracy_and_class_recalls(vision, tmp_path: Path):
     import shutil
     import subprocess
@@ -283,6 +287,7 @@ def test_the_packet_of_a_multiclass_run_shows_accuracy_and_class_recalls(vision,
     assert "SKIPPED" in text and "image tensors" in text
 
 
+@pytest.mark.slow  # scores images with both runtimes: the slow suite
 def test_a_tensor_dataset_is_refused_where_rows_of_features_are_needed(vision):
     from app.core.analysis.drift import DriftError, DriftQuery
     from app.core.models.bench import BenchConfig, run_benchmark
@@ -320,6 +325,7 @@ def test_an_int8_variant_calibrates_on_the_registered_images_and_is_validated(vi
     assert overall["cand_accuracy"] is not None and abs(overall["diff_accuracy"]) <= 0.2
 
 
+@pytest.mark.slow  # scores images with both runtimes: the slow suite
 def test_the_validation_screen_offers_multiclass_versions_and_image_datasets(qtbot, vision):
     from app.views.validation_view import ValidationView
 

@@ -75,12 +75,18 @@ def batch_rows(x: np.ndarray, batch: int) -> int:
     return max(1, min(batch, (64 << 20) // row_bytes))
 
 
+def has_zipmap(session: Any) -> bool:
+    """Whether a loaded ONNX Runtime session returns a sequence of maps (a ZipMap output) for some output."""
+    return any(str(o.type).startswith("seq(map") for o in session.get_outputs())
+
+
 def zipmap_free(model: Path) -> tuple[bytes | str, list[str]]:
     """The model as ONNX Runtime should load it, and the class labels of its ZipMap if it has one.
 
     scikit-learn exports (skl2onnx) end in ZipMap: one dictionary per row. The graph is then loaded with that
     output replaced by ZipMap's input, the same probabilities as one [N, classes] tensor, so no row is ever
-    turned into a Python dictionary. The file on disk (and its hash) stays as it is."""
+    turned into a Python dictionary. The file on disk (and its hash) stays as it is. Only call it for a model
+    whose session `has_zipmap`: importing onnx holds the interpreter lock for ~0.8 s (a frozen window)."""
     import onnx
 
     graph_model = onnx.load(str(model), load_external_data=False)
@@ -114,7 +120,9 @@ def score_onnxruntime(model: Path, x: np.ndarray, version: str, batch: int, thre
         options.intra_op_num_threads = threads
     started = time.perf_counter()
     try:
-        session = ort.InferenceSession(zipmap_free(model)[0], options, providers=["CPUExecutionProvider"])
+        session = ort.InferenceSession(str(model), options, providers=["CPUExecutionProvider"])
+        if has_zipmap(session):
+            session = ort.InferenceSession(zipmap_free(model)[0], options, providers=["CPUExecutionProvider"])
     except Exception as exc:  # the runtime's own message names the operator or the file problem
         return RuntimeScores("onnxruntime", None, skipped=f"ONNX Runtime cannot load it: {runtime_cause(str(exc))}")
     name = session.get_inputs()[0].name
