@@ -50,7 +50,7 @@ def test_reviews_take_the_newest_whole_period_in_the_range():
 def test_the_screens_follow_the_window_range_and_one_can_keep_its_own(qtbot, window, sample_folder: Path):
     from app.core.analysis.slices import compute_slices, logged_span
 
-    assert not window.time_bar.isEnabled()  # no project: nothing to choose
+    assert not window.time_bar.isEnabled() and window.time_bar.start.text() == "–"  # no project: no made-up day
     assert window.open_project(sample_folder, read_only=True)
     qtbot.waitUntil(lambda: window.last_overview is not None, timeout=30_000)
     first, last = (d.date() for d in logged_span(window.project))

@@ -162,6 +162,10 @@ def test_an_image_model_is_validated_per_class_and_slice_as_scikit_learn_counts(
     assert by_kind["data"].status == "SKIPPED" and "not applicable" in by_kind["data"].checks[0].evidence.lower()
     assert by_kind["parity"].status == "PASS"  # ONNX Runtime and OpenVINO on the same preprocessed images
     assert "recall of class porosity" in next(c.title for c in run.criteria if c.kind == "per_slice")
+    # One number per row for the parity plot: OpenVINO's probability of the class ONNX Runtime chose.
+    rows = pl.read_parquet(run.scores_path)
+    assert rows["candidate_openvino"].dtype == pl.Float64 and rows["p_cand"].to_list() == cand.tolist()
+    assert (rows["candidate_onnxruntime"] - rows["candidate_openvino"]).abs().max() < 1e-3
     assert run.verdict in ("PASS", "INCONCLUSIVE", "FAIL")
 
 

@@ -49,6 +49,13 @@ class TimeRangeBar(QWidget):
         self.span = span
         self.setEnabled(span is not None)
         self.range = None
+        for edit in (self.start, self.end):
+            # No log: the fields show a dash, not a made-up day (the minimum date stands for "none").
+            edit.setSpecialValueText("–" if span is None else "")
+            if span is None:
+                edit.blockSignals(True)
+                edit.setDate(edit.minimumDate())
+                edit.blockSignals(False)
         if span is not None:
             for edit in (self.start, self.end):
                 edit.blockSignals(True)

@@ -465,13 +465,22 @@ def _judge(project: Project, plan: ValidationPlan, models: list[ModelUnderTest],
         *(["p_cand", "p_champ"] if cand.multiclass else []),
         pl.col("s_cand").alias(f"candidate_{cand.runtime}"),
         pl.col("s_champ").alias(f"champion_{champ.runtime if champ else 'onnxruntime'}"),
-        *[pl.Series(f"{m.role}_openvino", scores[m.role]["openvino"].scores) for m in models
+        *[pl.Series(f"{m.role}_openvino", _same_class(scores[m.role]["openvino"].scores,
+                                                      scores[m.role][m.runtime].scores)) for m in models
           if m.runtime != "openvino" and "openvino" in scores[m.role]
           and scores[m.role]["openvino"].scores is not None])
     result = {"criteria": [c.as_dict() for c in crit],
               "slices": {",".join(by) or "overall": _rounded(t).to_dicts() for by, t in tables.items()},
               "parity": parity}
     return result, crit, score_frame
+
+
+def _same_class(other: np.ndarray, main: np.ndarray) -> np.ndarray:
+    """Per row, the second runtime's probability of the class the first one chose (a multiclass model's scores
+    are [N, classes]; the per-row file and the parity plot hold one number per row, as for a binary model)."""
+    if other.ndim == 1:
+        return other
+    return other[np.arange(len(other)), main.argmax(axis=1)]
 
 
 def _latency(project: Project, plan: ValidationPlan, cand: ModelUnderTest, progress: Progress) -> Criterion:
