@@ -7,7 +7,7 @@ from datetime import timedelta
 from pathlib import Path
 
 import pytest
-from PySide6.QtCore import QSettings, QThreadPool
+from PySide6.QtCore import QThreadPool
 from PySide6.QtWidgets import QTableView, QTabWidget
 
 from app.core.analysis.alerts import evaluate_alerts
@@ -83,12 +83,16 @@ def _too_wide_while_working(window: MainWindow, name: str) -> list[str]:
     return [f"{name}: the window needs {wide} px while the screen computes"] if wide > CLIENT[0] else []
 
 
-def test_every_screen_shows_every_column_and_field_whole(qtbot, busy_sample: Path, tmp_path: Path):
-    window = MainWindow(QSettings(str(tmp_path / "settings.ini"), QSettings.Format.IniFormat))
-    qtbot.addWidget(window)
+@pytest.fixture
+def laptop_window(window: MainWindow) -> MainWindow:
+    """The main window in a field laptop's client area (the user's saved size left alone)."""
     window.remember_geometry = False
     window.resize(*CLIENT)
-    window.show()
+    return window
+
+
+def test_every_screen_shows_every_column_and_field_whole(qtbot, busy_sample: Path, laptop_window: MainWindow):
+    window = laptop_window
     assert window.open_project(busy_sample)
     qtbot.waitUntil(lambda: window.last_overview is not None, timeout=20_000)
     hint = window.minimumSizeHint()
@@ -186,16 +190,12 @@ def test_runs_on_says_which_runtimes_run_the_model_and_why_not():
 
 
 @pytest.mark.slow  # a third copy of the busy sample (a benchmark run, signed decisions): the slow suite keeps it
-def test_what_the_field_laptop_cut_before_now_shows(qtbot, busy_sample: Path, tmp_path: Path):
+def test_what_the_field_laptop_cut_before_now_shows(qtbot, busy_sample: Path, laptop_window: MainWindow):
     """#27 item 9: the Save-card button below the form's fold, the tier rules cut mid-sentence, the alerts' text
     squeezed beside the evidence (the Approvals columns are checked above, now that a decision exists)."""
     from PySide6.QtCore import QRect, Qt
 
-    window = MainWindow(QSettings(str(tmp_path / "settings.ini"), QSettings.Format.IniFormat))
-    qtbot.addWidget(window)
-    window.remember_geometry = False
-    window.resize(*CLIENT)
-    window.show()
+    window = laptop_window
     assert window.open_project(busy_sample)
     from app.views.screen_stack import NAMES
 
@@ -224,4 +224,3 @@ def test_what_the_field_laptop_cut_before_now_shows(qtbot, busy_sample: Path, tm
     table = window.alerts.alerts_table
     what = [c.header for c in window.alerts.alerts_model.columns].index("What happened")
     assert table.columnWidth(what) >= 400, f"'What happened' is {table.columnWidth(what)} px wide"
-    window.close_project(force=True)

@@ -196,15 +196,13 @@ class AlertsView(Screen):
     def show_rows(self):
         """Open the rows behind the selected alert."""
         from app.core.analysis.records import alert_filter
-        from app.views.records_dialog import RecordsDialog
+        from app.views.records_dialog import show_records
 
         record = self.selected_alert
-        if record is None or self.project is None:
+        if record is None:
             return None
-        dialog = RecordsDialog(self.project, alert_filter(record["scope"], record["window_start"],
-                                                          record["window_end"]), self)
-        dialog.show()
-        return dialog
+        return show_records(self.project, alert_filter(record["scope"], record["window_start"], record["window_end"]),
+                            self)
 
     def acknowledge_selected(self, verdict: str) -> bool:
         """Acknowledge the selected alert with the comment typed; returns whether one was selected."""

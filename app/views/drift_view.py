@@ -368,15 +368,12 @@ class DriftView(Screen):
     def show_rows(self):
         """Open the log's rows of the clicked cell's slice in the current window."""
         from app.core.analysis.records import RecordFilter
-        from app.views.records_dialog import RecordsDialog
+        from app.views.records_dialog import show_records
 
-        if self.project is None or self._cell is None or self._detail_query is None:
+        if self._cell is None or self._detail_query is None:
             return None
         q = self._detail_query
-        dialog = RecordsDialog(self.project, RecordFilter(self._cell[1], q.current[0], q.current[1], q.version_id),
-                               self)
-        dialog.show()
-        return dialog
+        return show_records(self.project, RecordFilter(self._cell[1], q.current[0], q.current[1], q.version_id), self)
 
     def _cell_clicked(self, row: int, col: int) -> None:
         features, slices, dim = self._axes

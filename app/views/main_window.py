@@ -156,13 +156,9 @@ class MainWindow(QMainWindow):
 
     def show_rows(self, record_filter) -> QDialog | None:
         """The log's rows behind a number (an attention item, a finding): a record table, exportable to CSV."""
-        from app.views.records_dialog import RecordsDialog
+        from app.views.records_dialog import show_records
 
-        if self.project is None:
-            return None
-        dialog = RecordsDialog(self.project, record_filter, self)
-        dialog.show()
-        return dialog
+        return show_records(self.project, record_filter, self)
 
     def focus_time_range(self) -> None:
         """View > Time range (Ctrl+T): open the toolbar's preset list."""

@@ -15,6 +15,16 @@ from app.views.workers import Task, start_task
 SHOWN = 1000
 
 
+def show_records(project: Project | None, record_filter: RecordFilter | None, parent: QWidget | None
+                 ) -> RecordsDialog | None:
+    """Open the rows behind a number (nothing when no project is open or nothing is selected); returns the dialog."""
+    if project is None or record_filter is None:
+        return None
+    dialog = RecordsDialog(project, record_filter, parent)
+    dialog.show()
+    return dialog
+
+
 class RecordsDialog(QDialog):
     """The log's rows for one filter, newest first."""
 

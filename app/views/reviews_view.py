@@ -306,14 +306,9 @@ class ReviewsView(Screen):
 
     def show_rows(self):
         """Open the log's rows behind the selected finding."""
-        from app.views.records_dialog import RecordsDialog
+        from app.views.records_dialog import show_records
 
-        f = self.selected_filter()
-        if f is None or self.project is None:
-            return None
-        dialog = RecordsDialog(self.project, f, self)
-        dialog.show()
-        return dialog
+        return show_records(self.project, self.selected_filter(), self)
 
     def save(self) -> str | None:
         """Store the review with the decision and actions."""

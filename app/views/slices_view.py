@@ -488,14 +488,9 @@ class SlicesView(Screen):
 
     def show_rows(self):
         """Open the rows behind the slice last clicked."""
-        from app.views.records_dialog import RecordsDialog
+        from app.views.records_dialog import show_records
 
-        f = self.record_filter()
-        if f is None or self.project is None:
-            return None
-        dialog = RecordsDialog(self.project, f, self)
-        dialog.show()
-        return dialog
+        return show_records(self.project, self.record_filter(), self)
 
     def _show_trend(self, trend: SliceTrend) -> None:
         self.trend = trend

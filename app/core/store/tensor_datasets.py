@@ -38,6 +38,16 @@ def read_npz(path: Path) -> dict[str, np.ndarray]:
     return arrays
 
 
+def npz_names(path: Path) -> set[str]:
+    """The arrays an .npz holds, read from its index without loading them (an image set can be large)."""
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            return set(data.files)
+    except (OSError, ValueError, zipfile.BadZipFile) as exc:
+        raise TensorDatasetError(f"{path.name} is not a readable .npz of arrays: {exc}.",
+                                 "Register the dataset again from its source.") from exc
+
+
 def check_arrays(arrays: dict[str, np.ndarray], source: str) -> int:
     """The row count; raise when there is no label, no input tensor, or arrays of different lengths."""
     if "label" not in arrays:

@@ -37,7 +37,7 @@ from app.core.store.datasets import is_tensor_dataset
 from app.core.store.db import one
 from app.core.store.project import Project
 from app.core.store.sources import sha256_of
-from app.core.store.tensor_datasets import Preprocess, read_npz
+from app.core.store.tensor_datasets import Preprocess, npz_names, read_npz
 
 ROUND = 12  # digits kept in stored floats: identical runs store identical text
 
@@ -176,10 +176,9 @@ def prepare(project: Project, plan: ValidationPlan, candidate: str, champion: st
     for m in models:
         check_plan_task(plan, m.task, list(m.classes), m.version_id)
     if is_tensor_dataset(data[1]):
-        columns = set(read_npz(data[1]))
-        plan_for_columns = plan if plan.data.overlap_key != "record_id" else \
-            replace(plan, data=replace(plan.data, no_overlap_with_training=False))  # not applicable to tensors
-        check_plan_columns(plan_for_columns, columns, {}, dataset_id)  # tensors are checked when loaded
+        # Tensors, not feature columns (checked when loaded); no overlap check either: it is not applicable.
+        check_plan_columns(replace(plan, data=replace(plan.data, no_overlap_with_training=False)),
+                           npz_names(data[1]), {}, dataset_id)
     else:
         columns = set(pq.read_schema(data[1]).names)
         check_plan_columns(plan, columns, {m.version_id: m.features for m in models}, dataset_id)
