@@ -250,6 +250,9 @@ def test_an_untrusted_signer_is_indeterminate_never_passed(signed, tmp_path: Pat
     assert main(["verify", str(signed["packet"]), "--trust", str(other_ca[0])]) == 3
     out = capsys.readouterr().out
     assert "INDETERMINATE" in out and "untrusted" in out
+    # The global --trust (before the command) counts as much as the command's own.
+    assert main(["--trust", str(signed["certs"]["plant-ca"]), "verify", str(signed["packet"])]) == 0
+    assert "PASSED" in capsys.readouterr().out
     # Trusting the project's registered users, from another process (the project is open here).
     done = subprocess.run([sys.executable, "-m", "app", "verify", str(signed["packet"]), "--project",
                            str(signed["project"].folder)], capture_output=True, text=True)

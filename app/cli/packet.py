@@ -69,7 +69,8 @@ def cmd_verify(args: argparse.Namespace) -> int:
     """Verify every signature and the embedded evidence; exit 0 PASSED, 1 FAILED, 3 INDETERMINATE, 2 error."""
     from app.core.packet import verify_packet
 
-    trust = list(args.trust or [])
+    # `lineproof --trust CA.pem verify ...` (the global option) trusts the CA as much as `verify --trust CA.pem`.
+    trust = list(args.trust or []) + list(getattr(args, "anchor", None) or [])
     at = _when(args.at) if args.at else None
     if args.project:
         from app.core.packet.verify import project_certificates
