@@ -70,9 +70,10 @@ def _loop(x: np.ndarray, batch: int, infer: Callable[[np.ndarray], np.ndarray], 
 
 
 def batch_rows(x: np.ndarray, batch: int) -> int:
-    """The plan's batch, capped so one batch of inputs stays under 64 MB (an image batch of 8,192 would not)."""
+    """The plan's batch, capped so one batch of inputs stays under 32 MB (an image batch of 8,192 would be 4.9 GB,
+    and resizing it takes a few batch-sized arrays more)."""
     row_bytes = max(int(np.prod(x.shape[1:])) * 4, 1)
-    return max(1, min(batch, (64 << 20) // row_bytes))
+    return max(1, min(batch, (32 << 20) // row_bytes))
 
 
 def has_zipmap(session: Any) -> bool:
