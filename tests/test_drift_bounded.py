@@ -94,11 +94,16 @@ def test_reported_bounds_hold_against_exact_scipy(shape, shift, scale, seed, n_r
         assert abs(row["ks_d"] - ks) <= row["ks_d_bound"] + 1e-12, (row, ks)
         assert abs(row["wasserstein"] - w) <= row["wasserstein_bound"] + 1e-9 * max(1.0, w), (row, w)
         assert row["n_ref"] == len(r) and row["n_cur"] == len(c)
-        assert row["ref_std"] == pytest.approx(r.std(), rel=1e-9, abs=1e-12)
+        # the reference's std comes from the bins with its own bound, and W/std's bound covers both
+        assert abs(row["ref_std"] - r.std()) <= row["ref_std_bound"] + 1e-9 * r.std() + 1e-12, (row, r.std())
+        if r.std() > 1e-9 * max(1.0, abs(r.mean())):
+            assert abs(row["wasserstein_norm"] - w / r.std()) <= row["wasserstein_norm_bound"] + 1e-9 * (
+                1 + w / r.std()), (row, w / r.std())
         gone = lost.filter(pl.col("cell") == row["cell"]).row(0, named=True)
         assert gone["missing_cur"] == pytest.approx(1 - len(c) / len(c_all), abs=1e-15)
         if shape == "quantised":  # every fine bin holds one distinct value: exact, nothing to bound
             assert row["ks_d_bound"] == 0 and row["ks_d"] == pytest.approx(ks, abs=1e-12)
+            assert row["ref_std_bound"] == 0 and row["ref_std"] == pytest.approx(r.std(), rel=1e-9, abs=1e-12)
             mine = shares.filter(pl.col("cell") == row["cell"]).sort("bin")
             p_ref, p_cur = _exact_shares(r, c)
             got_ref = np.zeros(10)

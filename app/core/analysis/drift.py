@@ -376,17 +376,22 @@ def _finish_numeric(summary: pl.DataFrame, shares: pl.DataFrame, missing: pl.Dat
     frame = _with_bin_scores(summary, shares, query)
     frame = frame.join(missing, on=list(query.by), how="full", coalesce=True) if query.by else pl.concat(
         [frame, missing], how="horizontal")
+    if "wasserstein_norm" not in frame.columns:  # exact mode; bounded summaries bring W/std with its bound
+        frame = frame.with_columns(pl.when(pl.col("ref_std") > 0).then(pl.col("wasserstein") / pl.col("ref_std"))
+                                   .alias("wasserstein_norm"),
+                                   pl.when(pl.col("ref_std") > 0).then(pl.col("wasserstein_bound") / pl.col("ref_std"))
+                                   .alias("wasserstein_norm_bound"))
     return frame.with_columns(
         pl.when(pl.col("n_cur") > 0).then(pl.col("out_of_range_n").fill_null(0) / pl.col("n_cur"))
         .alias("out_of_range"),
-        pl.when(pl.col("ref_std") > 0).then(pl.col("wasserstein") / pl.col("ref_std"))
+        pl.when(pl.col("ref_std") > 0).then(pl.col("wasserstein_norm"))
         .when(pl.col("wasserstein") == 0).then(0.0).alias("wasserstein_norm"),
-        pl.when(pl.col("ref_std") > 0).then(pl.col("wasserstein_bound") / pl.col("ref_std"))
+        pl.when(pl.col("ref_std") > 0).then(pl.col("wasserstein_norm_bound"))
         .when(pl.col("wasserstein_bound") == 0).then(0.0).alias("wasserstein_norm_bound"),
         pl.Series("ks_p", ks_pvalue(frame["ks_d"].fill_null(np.nan).to_numpy(),
                                     frame["n_ref"].fill_null(0).to_numpy(), frame["n_cur"].fill_null(0).to_numpy())
                   ).fill_nan(None),
-    ).drop("out_of_range_n", "wasserstein_bound")
+    ).drop("out_of_range_n", "wasserstein_bound", "ref_std_bound", strict=False)
 
 
 def _missing(con, query: DriftQuery, feature: str) -> pl.DataFrame:

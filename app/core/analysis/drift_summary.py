@@ -5,9 +5,8 @@ Exact KS and Wasserstein need the counts of every distinct value, so their cost 
 (continuous sensor readings: every value is distinct). Here each value falls in one of CORE_BINS equal-width bins
 over the reference's mean +- SPAN_SIGMAS standard deviations, or, outside that span, in geometric tail bins
 (TAIL_STEPS per doubling of the distance), so a (slice, window) never holds more than a few thousand bins
-whatever the data. Each bin keeps n, sum, sum of squares, min and max of its values (centred on the reference
-mean, so that variances do not cancel), which merge across partitions by sum / min / max: Spark can build it per
-partition.
+whatever the data. Each bin keeps n, sum, min and max of its values (centred on the reference mean, so that sums
+do not cancel), which merge across partitions by sum / min / max: Spark can build it per partition.
 
 What follows from a bin's min, max and sum (the bounds are data-dependent and reported per cell):
 - Between two bins both empirical CDFs are flat, so the CDF gap there is exact; so is every bin whose values are
@@ -17,6 +16,9 @@ What follows from a bin's min, max and sum (the bounds are data-dependent and re
 - The integral of each CDF over a bin's span is exact from its sum (integration by parts), so Wasserstein is exact
   wherever F_ref - F_cur keeps its sign inside a bin; elsewhere the bin's span times its largest possible gap
   bounds it.
+- The reference's standard deviation (W/std divides by it) is exact between bins from their means; inside a bin
+  the spread lies between what its two extremes alone give and the Bhatia-Davis bound n (max - mean)(mean - min).
+  One-point bins add nothing, so quantised data stays exact; on continuous data the bound is ~1e-5 of the std.
 - PSI and Jensen-Shannon are computed exactly on decile bins made of whole fine bins (a decile edge moves by at
   most one fine bin's share against exact mode).
 
@@ -106,12 +108,17 @@ def summary_sql(window_sql: str, keys: list[str], grid: Grid, tag: int = 0) -> s
     summaries of all features share one table; non-finite values are counted in bin NULL (missing). `window_sql`
     yields the key columns, x and is_ref."""
     k = "".join(f"{sql_ident(key)}, " for key in keys)
-    return f"""SELECT {int(tag)} AS _f, {k}is_ref, {grid.bin_sql('z')} AS bin, count(*) AS n, sum(xc) AS s1,
-                      sum(xc * xc) AS s2, min(xc) AS mn, max(xc) AS mx
-               FROM (SELECT {k}is_ref, xc, (xc - {sql_double(grid.low)}) / {sql_double(grid.width)} AS z
-                     FROM (SELECT {k}is_ref, CASE WHEN isfinite(x) THEN x - {sql_double(grid.centre)} END AS xc
-                           FROM ({window_sql})))
-               GROUP BY ALL"""
+    centre = sql_double(grid.centre)
+    # Per row only what must be per row: one multiply-add places the value (monotone in it, which is all the bounds
+    # need), one subtraction centres the sum. min and max are taken on the raw value and centred once per bin:
+    # rounding is monotone, so min(x) - c equals min(x - c) bit for bit. (12% of the summary's time at 10M rows.)
+    inv, offset = 1.0 / grid.width, (grid.centre + grid.low) / grid.width
+    return f"""SELECT _f, {k}is_ref, bin, n, s1, mn - {centre} AS mn, mx - {centre} AS mx FROM (
+               SELECT {int(tag)} AS _f, {k}is_ref, {grid.bin_sql('z')} AS bin, count(*) AS n, sum(x - {centre}) AS s1,
+                      min(x) AS mn, max(x) AS mx
+               FROM (SELECT {k}is_ref, x, x * {sql_double(inv)} - {sql_double(offset)} AS z
+                     FROM (SELECT {k}is_ref, CASE WHEN isfinite(x) THEN x END AS x FROM ({window_sql})))
+               GROUP BY ALL)"""
 
 
 def statistics(con: duckdb.DuckDBPyConnection, table: str, keys: list[str], bins: int
@@ -119,7 +126,8 @@ def statistics(con: duckdb.DuckDBPyConnection, table: str, keys: list[str], bins
     """(per-slice statistics, per-slice decile shares for PSI/JS, per-slice missing shares) from a summary table,
     per `keys` (include `_f` to keep features apart).
 
-    Statistics: n_ref, n_cur, ref_std, ks_d, ks_d_bound, wasserstein, wasserstein_bound, out_of_range_n.
+    Statistics: n_ref, n_cur, ref_std, ref_std_bound, ks_d, ks_d_bound, wasserstein, wasserstein_bound,
+    wasserstein_norm, wasserstein_norm_bound (W / the reference's std, null when it has none), out_of_range_n.
     """
     quoted = [sql_ident(key) for key in keys]
     k = "".join(f"{key}, " for key in quoted)
@@ -129,22 +137,30 @@ def statistics(con: duckdb.DuckDBPyConnection, table: str, keys: list[str], bins
         WITH s AS (
             SELECT {k}bin, coalesce(sum(n) FILTER (WHERE is_ref), 0) AS nr, coalesce(sum(n) FILTER (WHERE NOT is_ref), 0)
                    AS nc, coalesce(sum(s1) FILTER (WHERE is_ref), 0) AS sr, coalesce(sum(s1) FILTER (WHERE NOT is_ref), 0)
-                   AS sc, coalesce(sum(s2) FILTER (WHERE is_ref), 0) AS qr, min(mn) AS mn, max(mx) AS mx,
+                   AS sc, min(mn) AS mn, max(mx) AS mx,
                    min(mn) FILTER (WHERE is_ref) AS rmn, max(mx) FILTER (WHERE is_ref) AS rmx,
                    min(mn) FILTER (WHERE NOT is_ref) AS cmn, max(mx) FILTER (WHERE NOT is_ref) AS cmx
             FROM {table} WHERE bin IS NOT NULL GROUP BY ALL),
         t AS (SELECT {k}sum(nr) AS n_ref, sum(nc) AS n_cur, min(rmn) AS ref_min, max(rmx) AS ref_max,
-                     sum(sr) / nullif(sum(nr), 0) AS ref_mean, sum(qr) / nullif(sum(nr), 0) AS ref_sq
-              FROM s GROUP BY ALL)
+                     sum(sr) / nullif(sum(nr), 0) AS ref_mean
+              FROM s GROUP BY ALL),
+        -- a reference bin's own mean: its one value when it holds one point (quantised data stays exact)
+        m AS (SELECT *, CASE WHEN rmn = rmx THEN rmn ELSE sr / nullif(nr, 0) END AS mb FROM s)
         SELECT s.*, t.n_ref, t.n_cur, t.ref_min, t.ref_max,
-               -- a constant reference has no spread; its moments' rounding must not invent one (W/std divides by it)
-               CASE WHEN t.ref_min = t.ref_max THEN 0.0
-                    ELSE sqrt(greatest(t.ref_sq - t.ref_mean * t.ref_mean, 0)) END AS ref_std,
+               -- The reference's sum of squares about its mean, bin by bin: between bins exactly from their means;
+               -- inside a bin of n values between mn and mx with mean m it lies between what its two extremes
+               -- alone give and n (mx - m) (m - mn) (Bhatia-Davis). A one-point bin adds nothing.
+               CASE WHEN nr > 0 THEN nr * (mb - t.ref_mean) * (mb - t.ref_mean) ELSE 0 END AS ss_between,
+               CASE WHEN nr > 1 AND rmx > rmn THEN (rmn - mb) * (rmn - mb) + (rmx - mb) * (rmx - mb) ELSE 0 END
+                 AS ss_in_lo,
+               CASE WHEN nr > 1 AND rmx > rmn THEN greatest(nr * (rmx - mb) * (mb - rmn),
+                                                           (rmn - mb) * (rmn - mb) + (rmx - mb) * (rmx - mb))
+                    ELSE 0 END AS ss_in_hi,
                sum(nr) OVER w AS cum_r, sum(nc) OVER w AS cum_c,
                (sum(nr) OVER w) / nullif(t.n_ref, 0) AS r1, (sum(nc) OVER w) / nullif(t.n_cur, 0) AS c1,
                (sum(nr) OVER w - nr) / nullif(t.n_ref, 0) AS r0, (sum(nc) OVER w - nc) / nullif(t.n_cur, 0) AS c0,
                lead(mn) OVER ({part}ORDER BY bin) AS next_mn
-        FROM s JOIN t {join}
+        FROM m AS s JOIN t {join}
         WINDOW w AS ({part}ORDER BY bin ROWS UNBOUNDED PRECEDING)""")
     # Inside a bin F_ref - F_cur lies in [r0 - c1, r1 - c0]; integral of (F_ref - F_cur) over [mn, mx] is exact:
     within = "((r0 - c0) * (mx - mn) + (nr * mx - sr) / n_ref - (nc * mx - sc) / n_cur)"
@@ -153,7 +169,12 @@ def statistics(con: duckdb.DuckDBPyConnection, table: str, keys: list[str], bins
     both = "n_ref > 0 AND n_cur > 0"  # the statistics need rows in both windows; the totals are kept regardless
     stats = con.sql(f"""
         SELECT {k}any_value(n_ref)::BIGINT AS n_ref, any_value(n_cur)::BIGINT AS n_cur,
-               any_value(ref_std) AS ref_std, max(abs(r1 - c1)) FILTER (WHERE {both}) AS ks_lo,
+               -- a constant reference has no spread; the rounding of its mean must not invent one (W/std divides)
+               CASE WHEN any_value(ref_min) = any_value(ref_max) THEN 0.0
+                    ELSE sqrt(sum(ss_between + ss_in_lo) / any_value(n_ref)) END AS std_lo,
+               CASE WHEN any_value(ref_min) = any_value(ref_max) THEN 0.0
+                    ELSE sqrt(sum(ss_between + ss_in_hi) / any_value(n_ref)) END AS std_hi,
+               max(abs(r1 - c1)) FILTER (WHERE {both}) AS ks_lo,
                max(CASE WHEN nr > 0 AND nc > 0 AND mx > mn THEN {widest} ELSE abs(r1 - c1) END)
                  FILTER (WHERE {both}) AS ks_hi,
                sum(abs(r1 - c1) * coalesce(next_mn - mx, 0) + abs({within})) FILTER (WHERE {both}) AS w_lo,
@@ -163,10 +184,17 @@ def statistics(con: duckdb.DuckDBPyConnection, table: str, keys: list[str], bins
                CASE WHEN any_value(n_ref) > 0 AND any_value(n_cur) > 0 THEN
                  coalesce(sum(nc) FILTER (WHERE cmx < ref_min OR cmn > ref_max), 0)::BIGINT END AS out_of_range_n
         FROM _drift_bins GROUP BY ALL""").pl()
+    # W/std lies in [W_lo / std_hi, W_hi / std_lo]; a reference without spread leaves W/std to the caller's rule
+    w_norm_lo = pl.when(pl.col("std_hi") > 0).then(pl.col("w_lo") / pl.col("std_hi"))
+    w_norm_hi = pl.when(pl.col("std_lo") > 0).then(pl.col("w_hi") / pl.col("std_lo"))
     stats = stats.with_columns(
         ((pl.col("ks_lo") + pl.col("ks_hi")) / 2).alias("ks_d"), ((pl.col("ks_hi") - pl.col("ks_lo")) / 2)
         .alias("ks_d_bound"), ((pl.col("w_lo") + pl.col("w_hi")) / 2).alias("wasserstein"),
-        ((pl.col("w_hi") - pl.col("w_lo")) / 2).alias("wasserstein_bound")).drop("ks_lo", "ks_hi", "w_lo", "w_hi")
+        ((pl.col("w_hi") - pl.col("w_lo")) / 2).alias("wasserstein_bound"),
+        ((pl.col("std_lo") + pl.col("std_hi")) / 2).alias("ref_std"),
+        ((pl.col("std_hi") - pl.col("std_lo")) / 2).alias("ref_std_bound"),
+        ((w_norm_lo + w_norm_hi) / 2).alias("wasserstein_norm"), ((w_norm_hi - w_norm_lo) / 2)
+        .alias("wasserstein_norm_bound")).drop("ks_lo", "ks_hi", "w_lo", "w_hi", "std_lo", "std_hi")
     # A fine bin's decile is the reference's share strictly below it, as exact mode does per distinct value.
     shares = con.sql(f"""
         SELECT {k}least({bins - 1}, ((cum_r - nr) * {bins}) // nullif(n_ref, 0))::INTEGER AS bin,
