@@ -102,11 +102,16 @@ def test_int8_and_fp16_variants_carry_their_lineage_hashes_and_run_in_openvino(m
     parent = _ov_scores(mlp_project, "m:v1", x)
     assert np.abs(_ov_scores(mlp_project, "m:v1-fp16", x) - parent).max() < 5e-3
     int8_scores = _ov_scores(mlp_project, "m:v1-int8", x)
-    # INT8 clips activations to the calibrated ranges: close on most rows, not on every one.
-    assert np.abs(int8_scores - parent).mean() < 0.05 and np.mean((int8_scores >= .5) == (parent >= .5)) > 0.9
+    # INT8 clips activations to the calibrated ranges. Calibrated on single rows (NNCF averages each item's min and
+    # max) the input range was +-1.5 std and 2.6% of decisions flipped; in batches of rows it keeps the tails.
+    ir = ov.Core().read_model(str(mlp_project.folder / _artifact(mlp_project, "m:v1-int8")))
+    first = next(op for op in ir.get_ordered_ops() if op.get_type_name() == "FakeQuantize")
+    low, high = (float(first.input(i).get_source_output().get_node().get_data().min()) for i in (1, 2))
+    calibration = pl.read_parquet(mlp_project.folder / _dataset_path(mlp_project)).select(FEATURES).to_numpy()
+    assert low <= np.quantile(calibration, 0.001) and high >= np.quantile(calibration, 0.999), (low, high)
+    assert np.abs(int8_scores - parent).mean() < 0.01 and np.mean((int8_scores >= .5) == (parent >= .5)) > 0.99
     # The INT8 IR holds quantize operations the parent lacks: the diff names them, as OpenVINO counts them.
-    ops = Counter(op.get_type_name() for op in ov.Core().read_model(str(
-        mlp_project.folder / _artifact(mlp_project, "m:v1-int8"))).get_ordered_ops())
+    ops = Counter(op.get_type_name() for op in ir.get_ordered_ops())
     d = diff_versions(mlp_project, "m:v1", "m:v1-int8")
     assert ("FakeQuantize", 0, ops["FakeQuantize"]) in d.operators and ops["FakeQuantize"] > 0
     assert "format onnx -> openvino" in d.versions

@@ -10,6 +10,22 @@ import sys
 from pathlib import Path
 
 
+TABLE_ROWS_PER_ITEM = 1000
+
+
+def rows_per_item(model, count: int) -> int:
+    """Calibration rows per NNCF item: one image per item, but table rows in batches of up to TABLE_ROWS_PER_ITEM.
+
+    NNCF sets an activation's range from the mean over items of each item's min and max. An image holds thousands
+    of values, so its extremes are the distribution's; a table row holds a dozen, so one row per item clipped the
+    sample MLP's standardised inputs at +-1.9 std, where the defects are (recall -0.09 to -0.23 on every line). A
+    batch of rows per item gives the tails back; several batches still average out a single wild row."""
+    shapes = [p.get_partial_shape() for p in model.inputs]
+    table = len(shapes) == 1 and shapes[0].rank.is_static and shapes[0].rank.get_length() == 2 \
+        and shapes[0][0].is_dynamic
+    return min(max(count, 1), TABLE_ROWS_PER_ITEM) if table else 1
+
+
 def main(job_path: str) -> int:
     """Read the job, convert, save the IR, report."""
     job = json.loads(Path(job_path).read_text(encoding="utf-8"))
@@ -26,9 +42,9 @@ def main(job_path: str) -> int:
         data = np.load(job["calibration"])
         names = [p.get_any_name() for p in model.inputs]
         count = len(data[names[0]])
-        # One sample per item: NNCF's statistics collectors see each calibration row once.
-        samples = [{name: data[name][i:i + 1] for name in names} for i in range(count)]
-        quantized = nncf.quantize(model, nncf.Dataset(samples), subset_size=count)
+        step = rows_per_item(model, count)
+        items = [{name: data[name][i:i + step] for name in names} for i in range(0, count, step)]
+        quantized = nncf.quantize(model, nncf.Dataset(items), subset_size=len(items))
         ov.save_model(quantized, job["out"], compress_to_fp16=False)
         versions["nncf"] = nncf.__version__
     sys.stdout.write(json.dumps(versions) + "\n")
