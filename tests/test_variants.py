@@ -311,3 +311,43 @@ def test_without_nncf_int8_is_refused_saying_what_to_install_and_fp16_still_work
     with pytest.raises(VariantError, match="(?s)INT8 quantization needs NNCF.*lineproof\\[variants\\]"):
         make_variant(mlp_project, "m:v1", "int8", calibration="holdout")
     assert make_variant(mlp_project, "m:v1", "fp16").version_id == "m:v1-fp16"
+
+
+@pytest.mark.slow  # an INT8 build and a validation of the sample (about 10 s)
+def test_the_sample_int8_variant_holds_on_every_line_but_one(sample_copy: Path) -> None:
+    """The sample's story: v1's INT8 variant, calibrated on v1's training pull, judged by the sample's variant plan
+    against its parent. It keeps recall and AUC on eleven lines; on P2-L01 it loses 2.4% of the defects, more than
+    the 2 points allowed, and the interval cannot settle it: INCONCLUSIVE there, and the run with it. Each line's
+    figure equals recall from the variant's OpenVINO scores minus the parent's ONNX Runtime scores."""
+    import onnxruntime as ort
+
+    from app.core.models.validation import parse_plan, run_validation
+    from app.sample.release_plan import VARIANT_PLAN
+
+    project = Project.open(sample_copy)
+    try:
+        make_variant(project, "weld-defect:v1", "int8", calibration="train-v1")
+        text = VARIANT_PLAN[:VARIANT_PLAN.index("[latency]")] + VARIANT_PLAN[VARIANT_PLAN.index("[data]"):]
+        run = run_validation(project, parse_plan(text, "variant"), "weld-defect:v1-int8", "weld-defect:v1")
+        with project.reading() as con:
+            rel = con.execute("SELECT artifact_path FROM datasets WHERE dataset_id = 'holdout-2026H2'").fetchall()
+        held_out = pl.read_parquet(project.folder / rel[0][0])
+        from app.sample.plant import FEATURES as SAMPLE_FEATURES
+
+        x = held_out.select(SAMPLE_FEATURES).to_numpy().astype(np.float32)
+        variant = _ov_scores(project, "weld-defect:v1-int8", x).reshape(len(x), 2)[:, 1]  # (no defect, defect)
+        session = ort.InferenceSession(str(project.folder / _artifact(project, "weld-defect:v1")))
+        parent = session.run(None, {session.get_inputs()[0].name: x})[0][:, 1]
+    finally:
+        project.close()
+    recall = next(c for c in run.criteria if c.kind == "non_regression" and c.title.startswith("recall"))
+    statuses = {c.slice["line"]: c.status for c in recall.checks}
+    assert len(statuses) == 12 and {line for line, s in statuses.items() if s != "PASS"} == {"P2-L01"}
+    assert statuses["P2-L01"] == "INCONCLUSIVE" and run.verdict == "INCONCLUSIVE"
+    auc = next(c for c in run.criteria if c.kind == "non_regression" and c.title.startswith("ROC AUC"))
+    assert auc.status == "PASS"
+    defects = held_out["label"].to_numpy() == 1
+    lines = held_out["line"].to_numpy()
+    for check in recall.checks:
+        mask = defects & (lines == check.slice["line"])
+        assert check.value == pytest.approx(np.mean(variant[mask] >= 0.2) - np.mean(parent[mask] >= 0.2))

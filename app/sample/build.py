@@ -29,7 +29,7 @@ from app.sample.plant import (
     production_log,
     validation_set,
 )
-from app.sample.release_plan import RELEASE_PLAN
+from app.sample.release_plan import RELEASE_PLAN, VARIANT_PLAN
 
 SAMPLE_NAME = "Weld-seam inspection"
 DIMENSIONS = ("plant", "line", "asset", "shift", "firmware")
@@ -129,16 +129,18 @@ def _build(project: Project, tmp: Path, scale: float, progress: Progress) -> Non
 
 
 def _add_release_plan(project: Project) -> None:
-    """The agreed release plan, stored in the project and as a file next to the artifacts for the CLI."""
+    """The agreed plans (v2's release, a variant's acceptance), stored in the project and as files next to the
+    artifacts for the CLI."""
     from app.core.models.validation import parse_plan
     from app.core.models.validation.store import save_plan
 
-    plan = parse_plan(RELEASE_PLAN, "weld-defect-release.toml")
-    path = project.folder / "artifacts" / "plans" / "weld-defect-release.toml"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(RELEASE_PLAN, encoding="utf-8")
-    with project.change("validation.plan.save", plan.name, {"sha256": plan.sha256}) as con:
-        save_plan(con, plan, "qa-eng")
+    for text, name in ((RELEASE_PLAN, "weld-defect-release.toml"), (VARIANT_PLAN, "weld-defect-variant.toml")):
+        plan = parse_plan(text, name)
+        path = project.folder / "artifacts" / "plans" / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text, encoding="utf-8")
+        with project.change("validation.plan.save", plan.name, {"sha256": plan.sha256}) as con:
+            save_plan(con, plan, "qa-eng")
 
 
 def _add_escapes_kpi(project: Project, log: pl.DataFrame, labels: pl.DataFrame, tmp: Path) -> None:
