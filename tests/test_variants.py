@@ -351,3 +351,19 @@ def test_the_sample_int8_variant_holds_on_every_line_but_one(sample_copy: Path) 
     for check in recall.checks:
         mask = defects & (lines == check.slice["line"])
         assert check.value == pytest.approx(np.mean(variant[mask] >= 0.2) - np.mean(parent[mask] >= 0.2))
+
+
+@pytest.mark.gui
+def test_choosing_a_variant_on_the_validation_screen_makes_its_parent_the_champion(qtbot, mlp_project) -> None:
+    from app.views.validation_view import ValidationView
+
+    make_variant(mlp_project, "m:v1", "fp16")
+    view = ValidationView()
+    qtbot.addWidget(view)
+    view.set_project(mlp_project)
+    view.champion.setCurrentIndex(0)  # "(none: first release)"
+    view.candidate.setCurrentIndex(view.candidate.findData("m:v1-fp16"))
+    assert view.champion.currentData() == "m:v1"
+    view.champion.setCurrentIndex(0)
+    view.candidate.setCurrentIndex(view.candidate.findData("m:v1"))  # not a variant: the choice stays the user's
+    assert view.champion.currentData() == ""

@@ -4,6 +4,8 @@ Thin over app.core.models.validation."""
 
 from __future__ import annotations
 
+import json
+
 from typing import Any
 
 import polars as pl
@@ -217,6 +219,7 @@ class ValidationView(Screen):
         self.metric_choice.currentIndexChanged.connect(lambda _i: self.show_comparison())
         self.parity_model.currentIndexChanged.connect(lambda _i: self.show_parity())
         self.tabs.currentChanged.connect(lambda _i: self.show_model_diff())
+        self.candidate.currentIndexChanged.connect(lambda _i: self._champion_for_variant())
         self.candidate.currentIndexChanged.connect(lambda _i: self.show_model_diff())
         self.champion.currentIndexChanged.connect(lambda _i: self.show_model_diff())
         self.plans = pl.DataFrame()
@@ -235,6 +238,8 @@ class ValidationView(Screen):
         datasets = list_datasets(project, exclude_kind="training")
         stages = stages_by_version(project)
         versions = versions.filter(pl.col("model_id").is_in(list(classifiers))) if versions.height else versions
+        self._parents = {v: json.loads(lineage or "{}").get("variant_of") for v, lineage in
+                         versions.select("version_id", "lineage_json").iter_rows()} if versions.height else {}
         if versions.is_empty():
             self.show_empty(NO_MODELS)
             return
@@ -261,6 +266,12 @@ class ValidationView(Screen):
         self.show_content()
         self.reload_plans()
         self.reload()
+
+    def _champion_for_variant(self) -> None:
+        """A variant (INT8, FP16) is judged against the version it was made from: that becomes the champion."""
+        parent = getattr(self, "_parents", {}).get(self.candidate.currentData())
+        if parent:
+            _select(self.champion, parent)
 
     def reload_plans(self, select: str | None = None) -> None:
         """Re-read the stored plans into the plan picker and the editor."""
