@@ -5,7 +5,6 @@ Thin over app.core.models.validation."""
 from __future__ import annotations
 
 import json
-
 from typing import Any
 
 import polars as pl

@@ -9,7 +9,6 @@ import json
 import sys
 from pathlib import Path
 
-
 TABLE_ROWS_PER_ITEM = 1000
 
 
