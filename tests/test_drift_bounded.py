@@ -198,3 +198,21 @@ def test_bounded_mode_against_a_registered_dataset_reference(sample_folder: Path
     assert abs(row["ks_d"] - stats.ks_2samp(ref, cur).statistic) <= row["ks_d_bound"] + 1e-12
     w = stats.wasserstein_distance(ref, cur) / ref.std()
     assert abs(row["wasserstein_norm"] - w) <= row["wasserstein_norm_bound"] + 1e-9
+
+
+def test_rows_without_a_slice_value_form_the_missing_slice_in_both_modes(tmp_path: Path) -> None:
+    """The bounded summary groups by the raw key and names a NULL '(missing)' after grouping: the same slice, with
+    the same counts, as exact mode (which names it row by row)."""
+    rng = np.random.default_rng(12)
+    n = 3000
+    cells = rng.choice(["C1", "C2", None], 2 * n).astype(object)
+    project = _project(tmp_path, _frame({"x": rng.normal(0, 1, n)}, {"x": rng.normal(0.3, 1, n)}, cells))
+    try:
+        bounded = compute_drift(project, DriftQuery(REF, CUR, by=("cell",), mode="bounded")).rows.sort("cell")
+        exact = compute_drift(project, DriftQuery(REF, CUR, by=("cell",), mode="exact")).rows.sort("cell")
+    finally:
+        project.close()
+    assert bounded["cell"].to_list() == exact["cell"].to_list() == ["(missing)", "C1", "C2"]
+    in_ref = list(cells[:n])
+    assert bounded["n_ref"].to_list() == exact["n_ref"].to_list() == [in_ref.count(c) for c in (None, "C1", "C2")]
+    assert ((bounded["ks_d"] - exact["ks_d"]).abs() <= bounded["ks_d_bound"] + 1e-12).all()
