@@ -143,6 +143,7 @@ def test_auto_mode_is_exact_below_the_threshold_and_bounded_above(tmp_path: Path
     try:
         assert not compute_drift(project, DriftQuery(REF, CUR, by=("cell",))).bounded
         monkeypatch.setattr(drift, "EXACT_MAX_ROWS", 999)
+        monkeypatch.setattr(drift, "EXACT_MAX_DISTINCT", 100)  # 500 continuous values are "many" here
         table = compute_drift(project, DriftQuery(REF, CUR, by=("cell",)))
         assert table.bounded and table.rows["ks_d_bound"].is_not_null().all()
         with pytest.raises(drift.DriftError, match="Unknown drift mode"):
@@ -216,3 +217,33 @@ def test_rows_without_a_slice_value_form_the_missing_slice_in_both_modes(tmp_pat
     in_ref = list(cells[:n])
     assert bounded["n_ref"].to_list() == exact["n_ref"].to_list() == [in_ref.count(c) for c in (None, "C1", "C2")]
     assert ((bounded["ks_d"] - exact["ks_d"]).abs() <= bounded["ks_d_bound"] + 1e-12).all()
+
+
+def test_auto_mode_keeps_few_valued_features_exact_above_the_row_threshold(tmp_path: Path, monkeypatch) -> None:
+    """Above EXACT_MAX_ROWS a continuous sensor goes to the bounded summary, while a quantised one (~1,500
+    distinct readings) stays exact: its statistics equal exact mode's and carry no bound."""
+    rng = np.random.default_rng(21)
+    n = 6000
+    # "steps" reads in tenths: ~1,500 values, several to a fine bin (8 std / 512 = 0.31), so bounded mode would
+    # have to bound it; "temp" is continuous (6,000 distinct values in 6,000 rows)
+    ref = {"temp": rng.normal(300, 5, n), "steps": np.round(rng.normal(50, 20, n), 1)}
+    cur = {"temp": rng.normal(301, 5, n), "steps": np.round(rng.normal(52, 20, n), 1)}
+    project = _project(tmp_path, _frame(ref, cur, rng.choice(["C1", "C2"], 2 * n)))
+    monkeypatch.setattr(drift, "EXACT_MAX_ROWS", 1000)
+    monkeypatch.setattr(drift, "EXACT_MAX_DISTINCT", 3000)
+    try:
+        auto = compute_drift(project, DriftQuery(REF, CUR, by=("cell",))).rows.sort("feature", "cell")
+        exact = compute_drift(project, DriftQuery(REF, CUR, by=("cell",), mode="exact")).rows.sort("feature", "cell")
+        bounded = compute_drift(project, DriftQuery(REF, CUR, by=("cell",), mode="bounded")).rows.sort("feature",
+                                                                                                      "cell")
+    finally:
+        project.close()
+    steps, temp = (pl.col("feature") == "steps"), (pl.col("feature") == "temp")
+    for column in ("ks_d", "ks_p", "wasserstein_norm", "psi", "js"):  # equal but for DuckDB's parallel sum order
+        assert auto.filter(steps)[column].to_list() == pytest.approx(exact.filter(steps)[column].to_list(),
+                                                                     rel=1e-12), column
+        assert auto.filter(temp)[column].to_list() == pytest.approx(bounded.filter(temp)[column].to_list(),
+                                                                    rel=1e-12), column
+    assert auto["drifted"].to_list() == exact.filter(steps)["drifted"].to_list() + bounded.filter(temp)["drifted"].to_list()
+    assert (auto.filter(steps)["ks_d_bound"] == 0).all() and (auto.filter(temp)["ks_d_bound"] > 0).any()
+    assert (bounded.filter(steps)["ks_d_bound"] > 0).any()  # what auto mode saves the quantised sensor

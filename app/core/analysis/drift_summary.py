@@ -103,6 +103,20 @@ def grids(con: duckdb.DuckDBPyConnection | Any, reference_sql: str, features: li
                                    second[2 * i + 1] or first[2 * i + 1]) for i, f in enumerate(features)}
 
 
+def few_valued(con: duckdb.DuckDBPyConnection | Any, reference_sql: str, features: list[str], limit: int
+               ) -> set[str]:
+    """The features whose (sampled) reference holds at most about `limit` distinct finite values (HyperLogLog):
+    quantised sensors, counters, set points. Exact statistics cost about what the summary costs on them, and need
+    no bound. One scan of the sample for all features."""
+    if not features:
+        return set()
+    quoted = [sql_ident(f) for f in features]
+    parts = ", ".join(f"approx_count_distinct({q}) FILTER (WHERE isfinite({q}))" for q in quoted)
+    sql = f"SELECT {parts} FROM ({reference_sql}) AS r"
+    counts = con.execute(sql).fetchall()[0] if isinstance(con, duckdb.DuckDBPyConnection) else con.fetch(sql)
+    return {f for f, n in zip(features, counts, strict=True) if n is not None and n <= limit}
+
+
 def summary_sql(window_sql: str, keys: list[str], grid: Grid, tag: int = 0) -> str:
     """SQL: the summary of one numeric feature, one row per (slice, window, bin), tagged `_f` = `tag` so that the
     summaries of all features share one table; non-finite values are counted in bin NULL (missing). `window_sql`
