@@ -86,6 +86,9 @@ class VariantsDialog(QDialog):
         body = QSplitter(Qt.Orientation.Vertical)
         body.addWidget(DataTable(self.overall))
         body.addWidget(self.slices_table)
+        # A parent has a handful of variants but a dozen slices or more: the slices get most of the height.
+        body.setStretchFactor(0, 1)
+        body.setStretchFactor(1, 3)
         layout = QVBoxLayout(self)
         layout.addLayout(top)
         layout.addWidget(QLabel("Overall on the dataset (hover a metric for its interval); below, each variant's "
