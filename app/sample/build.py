@@ -98,7 +98,7 @@ def _build(project: Project, tmp: Path, scale: float, progress: Progress) -> Non
                   "(lineproof history)")
         set_stage(project, "weld-defect:v2", plant, "candidate", "Awaiting offline validation")
     set_stage(project, "seam-vision:v1", "P1", "shadow", "Camera pilot on P1")
-    _add_release_plan(project)
+    _add_plans(project)
     (tmp / "release-history.csv").write_text(RELEASE_HISTORY, encoding="utf-8")
     import_history(project, tmp / "release-history.csv")
     check_cancelled(progress)
@@ -128,7 +128,7 @@ def _build(project: Project, tmp: Path, scale: float, progress: Progress) -> Non
     progress.report(1.0, "Sample project ready")
 
 
-def _add_release_plan(project: Project) -> None:
+def _add_plans(project: Project) -> None:
     """The agreed plans (v2's release, a variant's acceptance), stored in the project and as files next to the
     artifacts for the CLI."""
     from app.core.models.validation import parse_plan

@@ -222,6 +222,7 @@ class ValidationView(Screen):
         self.candidate.currentIndexChanged.connect(lambda _i: self.show_model_diff())
         self.champion.currentIndexChanged.connect(lambda _i: self.show_model_diff())
         self.plans = pl.DataFrame()
+        self._parents: dict[str, str | None] = {}  # version -> the version it is a variant of
 
     # ----- project
     def set_project(self, project: Project | None) -> None:
@@ -268,7 +269,7 @@ class ValidationView(Screen):
 
     def _champion_for_variant(self) -> None:
         """A variant (INT8, FP16) is judged against the version it was made from: that becomes the champion."""
-        parent = getattr(self, "_parents", {}).get(self.candidate.currentData())
+        parent = self._parents.get(self.candidate.currentData())
         if parent:
             _select(self.champion, parent)
 
