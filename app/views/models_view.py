@@ -38,6 +38,7 @@ from app.core.models.registry import (
     rollback,
     set_stage,
     stage_history,
+    variant_parent,
 )
 from app.core.store.datasets import list_datasets
 from app.core.store.project import Project
@@ -354,7 +355,7 @@ class ModelsView(Screen):
         row = self.selected()
         if row is None or self.project is None:
             return None
-        parent = json.loads(row["lineage_json"] or "{}").get("variant_of") or row["version_id"]
+        parent = variant_parent(row["lineage_json"]) or row["version_id"]
         datasets = list_datasets(self.project, exclude_kind="training")
         dialog = VariantsDialog(self.project, parent, datasets, self)
         dialog.show()

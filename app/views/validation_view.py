@@ -4,7 +4,6 @@ Thin over app.core.models.validation."""
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 import polars as pl
@@ -26,7 +25,7 @@ from PySide6.QtWidgets import (
 )
 
 from app.core.errors import LineproofError
-from app.core.models.registry import list_versions, model_ids, stages_by_version
+from app.core.models.registry import list_versions, model_ids, stages_by_version, variant_parent
 from app.core.models.validation import EXAMPLE_PLAN, PlanError, parse_plan, run_validation
 from app.core.models.validation.criteria import metric_name
 from app.core.models.validation.store import list_plans, list_runs, load_result, save_plan
@@ -238,7 +237,7 @@ class ValidationView(Screen):
         datasets = list_datasets(project, exclude_kind="training")
         stages = stages_by_version(project)
         versions = versions.filter(pl.col("model_id").is_in(list(classifiers))) if versions.height else versions
-        self._parents = {v: json.loads(lineage or "{}").get("variant_of") for v, lineage in
+        self._parents = {v: variant_parent(lineage) for v, lineage in
                          versions.select("version_id", "lineage_json").iter_rows()} if versions.height else {}
         if versions.is_empty():
             self.show_empty(NO_MODELS)

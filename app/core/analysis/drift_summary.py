@@ -76,6 +76,12 @@ class Grid:
                 "END)::BIGINT")  # no ELSE: a missing value stays NULL (least() would skip a NULL)
 
 
+def _first_row(con: duckdb.DuckDBPyConnection | Any, sql: str) -> tuple:
+    """The one row of `sql` from a DuckDB cursor, or from an engine's rows (app.core.engine.rows) that run it where
+    the log lives."""
+    return con.execute(sql).fetchall()[0] if isinstance(con, duckdb.DuckDBPyConnection) else con.fetch(sql)
+
+
 def _round9(v: float) -> float:
     return float(f"{v:.9g}")
 
@@ -90,9 +96,7 @@ def grids(con: duckdb.DuckDBPyConnection | Any, reference_sql: str, features: li
 
     def moments(keep: list[str]) -> list[float | None]:
         parts = ", ".join(f"avg({q}) FILTER ({k}), stddev_pop({q}) FILTER ({k})" for q, k in zip(quoted, keep, strict=True))
-        sql = f"SELECT {parts} FROM ({reference_sql}) AS r"
-        # a DuckDB cursor, or an engine's rows (app.core.engine.rows) that run it where the log lives
-        return list(con.execute(sql).fetchall()[0] if isinstance(con, duckdb.DuckDBPyConnection) else con.fetch(sql))
+        return list(_first_row(con, f"SELECT {parts} FROM ({reference_sql}) AS r"))
 
     first = moments([f"WHERE isfinite({q})" for q in quoted])
     keep = [f"WHERE isfinite({q})" + (f" AND abs({q} - {sql_double(first[2 * i])}) <= "
@@ -112,8 +116,7 @@ def few_valued(con: duckdb.DuckDBPyConnection | Any, reference_sql: str, feature
         return set()
     quoted = [sql_ident(f) for f in features]
     parts = ", ".join(f"approx_count_distinct({q}) FILTER (WHERE isfinite({q}))" for q in quoted)
-    sql = f"SELECT {parts} FROM ({reference_sql}) AS r"
-    counts = con.execute(sql).fetchall()[0] if isinstance(con, duckdb.DuckDBPyConnection) else con.fetch(sql)
+    counts = _first_row(con, f"SELECT {parts} FROM ({reference_sql}) AS r")
     return {f for f, n in zip(features, counts, strict=True) if n is not None and n <= limit}
 
 

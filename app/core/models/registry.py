@@ -280,6 +280,11 @@ def edit_version_metadata(project: Project, version_id: str, lineage: dict[str, 
     return changes
 
 
+def variant_parent(lineage_json: str | None) -> str | None:
+    """The version a variant (INT8, FP16) was made from, read from its lineage; None for any other version."""
+    return json.loads(lineage_json or "{}").get("variant_of") or None
+
+
 def list_versions(project: Project) -> pl.DataFrame:
     """Every version with its model, tier, hash, runtime states and current stages per site."""
     with project.reading() as con:

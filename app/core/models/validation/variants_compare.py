@@ -4,7 +4,6 @@ from benchmarks run on this PC with the same settings, interleaved (parent, FP16
 
 from __future__ import annotations
 
-import json
 import statistics
 from dataclasses import dataclass, field
 from types import SimpleNamespace
@@ -13,6 +12,7 @@ from typing import Any
 import numpy as np
 import polars as pl
 
+from app.core.models.registry import variant_parent
 from app.core.models.validation.paired import slice_metrics
 from app.core.models.validation.run import ValidationError, _dataset, _load, _model
 from app.core.models.validation.scoring import score_onnxruntime, score_openvino
@@ -53,7 +53,7 @@ def variants_of(project: Project, parent: str) -> list[str]:
     with project.reading() as con:
         rows = con.execute("SELECT version_id, lineage_json FROM model_versions ORDER BY created_at, version_id"
                            ).fetchall()
-    return [v for v, lineage in rows if json.loads(lineage or "{}").get("variant_of") == parent]
+    return [v for v, lineage in rows if variant_parent(lineage) == parent]
 
 
 def compare_variants(project: Project, parent: str, dataset_id: str, by: tuple[str, ...] = ("line",),
