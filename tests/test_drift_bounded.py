@@ -143,7 +143,7 @@ def test_auto_mode_is_exact_below_the_threshold_and_bounded_above(tmp_path: Path
     try:
         assert not compute_drift(project, DriftQuery(REF, CUR, by=("cell",))).bounded
         monkeypatch.setattr(drift, "EXACT_MAX_ROWS", 999)
-        monkeypatch.setattr(drift, "EXACT_MAX_DISTINCT", 100)  # 500 continuous values are "many" here
+        monkeypatch.setattr(drift, "EXACT_MAX_PAIRS", 100)  # 500 continuous values are "many" here
         table = compute_drift(project, DriftQuery(REF, CUR, by=("cell",)))
         assert table.bounded and table.rows["ks_d_bound"].is_not_null().all()
         with pytest.raises(drift.DriftError, match="Unknown drift mode"):
@@ -230,7 +230,7 @@ def test_auto_mode_keeps_few_valued_features_exact_above_the_row_threshold(tmp_p
     cur = {"temp": rng.normal(301, 5, n), "steps": np.round(rng.normal(52, 20, n), 1)}
     project = _project(tmp_path, _frame(ref, cur, rng.choice(["C1", "C2"], 2 * n)))
     monkeypatch.setattr(drift, "EXACT_MAX_ROWS", 1000)
-    monkeypatch.setattr(drift, "EXACT_MAX_DISTINCT", 3000)
+    monkeypatch.setattr(drift, "EXACT_MAX_PAIRS", 4000)  # (cell, value) pairs: ~2,400 and ~6,000
     try:
         auto = compute_drift(project, DriftQuery(REF, CUR, by=("cell",))).rows.sort("feature", "cell")
         exact = compute_drift(project, DriftQuery(REF, CUR, by=("cell",), mode="exact")).rows.sort("feature", "cell")
@@ -247,3 +247,14 @@ def test_auto_mode_keeps_few_valued_features_exact_above_the_row_threshold(tmp_p
     assert auto["drifted"].to_list() == exact.filter(steps)["drifted"].to_list() + bounded.filter(temp)["drifted"].to_list()
     assert (auto.filter(steps)["ks_d_bound"] == 0).all() and (auto.filter(temp)["ks_d_bound"] > 0).any()
     assert (bounded.filter(steps)["ks_d_bound"] > 0).any()  # what auto mode saves the quantised sensor
+
+
+def test_exact_pays_only_while_slices_times_values_stay_few() -> None:
+    """Exact mode's cost follows the (slice, value) pairs: 50 set points are few over the whole plant but not over
+    100 assets (at 10M rows, 212 assets x 4,400 values took 3.5 s exact against 2.3 s bounded)."""
+    rng = np.random.default_rng(5)
+    con = duckdb.connect()
+    con.register("t", pl.DataFrame({"asset": rng.integers(0, 100, 20_000).astype(str),
+                                    "x": rng.integers(0, 50, 20_000).astype(float)}))
+    assert drift_summary.few_valued(con, "SELECT * FROM t", ["x"], [], 1000) == {"x"}
+    assert drift_summary.few_valued(con, "SELECT * FROM t", ["x"], ["asset"], 1000) == set()

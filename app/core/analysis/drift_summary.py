@@ -107,15 +107,16 @@ def grids(con: duckdb.DuckDBPyConnection | Any, reference_sql: str, features: li
                                    second[2 * i + 1] or first[2 * i + 1]) for i, f in enumerate(features)}
 
 
-def few_valued(con: duckdb.DuckDBPyConnection | Any, reference_sql: str, features: list[str], limit: int
-               ) -> set[str]:
-    """The features whose (sampled) reference holds at most about `limit` distinct finite values (HyperLogLog):
-    quantised sensors, counters, set points. Exact statistics cost about what the summary costs on them, and need
-    no bound. One scan of the sample for all features."""
+def few_valued(con: duckdb.DuckDBPyConnection | Any, reference_sql: str, features: list[str], keys: list[str],
+               limit: int) -> set[str]:
+    """The features whose (sampled) reference holds at most about `limit` distinct (slice, value) pairs
+    (HyperLogLog): quantised sensors, counters, set points over few slices. Exact mode's cost follows those pairs,
+    so there it costs what the summary costs and needs no bound. One scan of the sample for all features."""
     if not features:
         return set()
-    quoted = [sql_ident(f) for f in features]
-    parts = ", ".join(f"approx_count_distinct({q}) FILTER (WHERE isfinite({q}))" for q in quoted)
+    key = "".join(f"{sql_ident(k)}, " for k in keys)
+    parts = ", ".join(f"approx_count_distinct(hash({key}{sql_ident(f)})) FILTER (WHERE isfinite({sql_ident(f)}))"
+                      for f in features)
     counts = _first_row(con, f"SELECT {parts} FROM ({reference_sql}) AS r")
     return {f for f, n in zip(features, counts, strict=True) if n is not None and n <= limit}
 
