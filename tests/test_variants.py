@@ -110,6 +110,15 @@ def test_int8_and_fp16_variants_carry_their_lineage_hashes_and_run_in_openvino(m
     calibration = pl.read_parquet(mlp_project.folder / _dataset_path(mlp_project)).select(FEATURES).to_numpy()
     assert low <= np.quantile(calibration, 0.001) and high >= np.quantile(calibration, 0.999), (low, high)
     assert np.abs(int8_scores - parent).mean() < 0.01 and np.mean((int8_scores >= .5) == (parent >= .5)) > 0.99
+    # The same on every CPU: weights in 7 bits on every layer (CPUs without VNNI add u8 x s8 products in pairs into
+    # int16, which saturates with 8-bit weights), so this PC's INT8 kernels compute what OpenVINO's reference (FP32)
+    # execution of the same IR computes. With NNCF's default on an AVX2 PC: mean difference 0.020, 97.0% agreement.
+    weights = [np.asarray(op.get_data()) for op in ir.get_ordered_ops()
+               if op.get_type_name() == "Constant" and op.get_element_type() == ov.Type.i8]
+    assert weights and all(-64 <= w.min() and w.max() <= 63 for w in weights), [(w.min(), w.max()) for w in weights]
+    assert lineage["overflow_fix"].startswith("all layers")
+    reference = ov.Core().compile_model(ir, "CPU", {"LP_TRANSFORMS_MODE": False})
+    assert np.abs(np.asarray(reference(x)[0]).reshape(-1) - int8_scores).max() < 2e-3
     # The INT8 IR holds quantize operations the parent lacks: the diff names them, as OpenVINO counts them.
     ops = Counter(op.get_type_name() for op in ir.get_ordered_ops())
     d = diff_versions(mlp_project, "m:v1", "m:v1-int8")
@@ -313,37 +322,44 @@ def test_without_nncf_int8_is_refused_saying_what_to_install_and_fp16_still_work
     assert make_variant(mlp_project, "m:v1", "fp16").version_id == "m:v1-fp16"
 
 
-@pytest.mark.slow  # an INT8 build and a validation of the sample (about 10 s)
-def test_the_sample_int8_variant_holds_on_every_line_but_one(sample_copy: Path) -> None:
-    """The sample's story: v1's INT8 variant, calibrated on v1's training pull, judged by the sample's variant plan
-    against its parent. It keeps recall and AUC on eleven lines; on P2-L01 it loses 2.4% of the defects, more than
-    the 2 points allowed, and the interval cannot settle it: INCONCLUSIVE there, and the run with it. Each line's
-    figure equals recall from the variant's OpenVINO scores minus the parent's ONNX Runtime scores."""
+def _sample_variant_run(sample_copy: Path, samples: int):
+    """The sample's INT8 variant of v1 calibrated on `samples` rows of v1's training pull, judged by the sample's
+    variant plan (without its latency budget) against its parent; with the variant's and the parent's scores on the
+    held-out set."""
     import onnxruntime as ort
 
     from app.core.models.validation import parse_plan, run_validation
+    from app.sample.plant import FEATURES as SAMPLE_FEATURES
     from app.sample.release_plan import VARIANT_PLAN
 
     project = Project.open(sample_copy)
     try:
-        make_variant(project, "weld-defect:v1", "int8", calibration="train-v1")
+        make_variant(project, "weld-defect:v1", "int8", calibration="train-v1", samples=samples)
         text = VARIANT_PLAN[:VARIANT_PLAN.index("[latency]")] + VARIANT_PLAN[VARIANT_PLAN.index("[data]"):]
         run = run_validation(project, parse_plan(text, "variant"), "weld-defect:v1-int8", "weld-defect:v1")
         with project.reading() as con:
             rel = con.execute("SELECT artifact_path FROM datasets WHERE dataset_id = 'holdout-2026H2'").fetchall()
         held_out = pl.read_parquet(project.folder / rel[0][0])
-        from app.sample.plant import FEATURES as SAMPLE_FEATURES
-
         x = held_out.select(SAMPLE_FEATURES).to_numpy().astype(np.float32)
         variant = _ov_scores(project, "weld-defect:v1-int8", x).reshape(len(x), 2)[:, 1]  # (no defect, defect)
         session = ort.InferenceSession(str(project.folder / _artifact(project, "weld-defect:v1")))
         parent = session.run(None, {session.get_inputs()[0].name: x})[0][:, 1]
     finally:
         project.close()
+    return run, held_out, variant, parent
+
+
+@pytest.mark.slow  # an INT8 build and a validation of the sample (about 10 s)
+def test_the_sample_int8_variant_on_300_rows_cannot_show_non_regression_on_two_lines(sample_copy: Path) -> None:
+    """The sample's story: calibrated on NNCF's default 300 rows, the INT8 variant keeps recall and AUC on ten
+    lines; on P1-L02 and P2-L01 it loses about 2% of the defects, beyond the 2 points allowed, and the intervals
+    cannot settle it: INCONCLUSIVE there, and the run with it. Each line's figure equals recall from the variant's
+    OpenVINO scores minus the parent's ONNX Runtime scores. (7-bit weights: the same on every CPU.)"""
+    run, held_out, variant, parent = _sample_variant_run(sample_copy, 300)
     recall = next(c for c in run.criteria if c.kind == "non_regression" and c.title.startswith("recall"))
     statuses = {c.slice["line"]: c.status for c in recall.checks}
-    assert len(statuses) == 12 and {line for line, s in statuses.items() if s != "PASS"} == {"P2-L01"}
-    assert statuses["P2-L01"] == "INCONCLUSIVE" and run.verdict == "INCONCLUSIVE"
+    assert len(statuses) == 12 and {line for line, s in statuses.items() if s != "PASS"} == {"P1-L02", "P2-L01"}
+    assert statuses["P2-L01"] == statuses["P1-L02"] == "INCONCLUSIVE" and run.verdict == "INCONCLUSIVE"
     auc = next(c for c in run.criteria if c.kind == "non_regression" and c.title.startswith("ROC AUC"))
     assert auc.status == "PASS"
     defects = held_out["label"].to_numpy() == 1
@@ -351,6 +367,15 @@ def test_the_sample_int8_variant_holds_on_every_line_but_one(sample_copy: Path) 
     for check in recall.checks:
         mask = defects & (lines == check.slice["line"])
         assert check.value == pytest.approx(np.mean(variant[mask] >= 0.2) - np.mean(parent[mask] >= 0.2))
+
+
+@pytest.mark.slow
+def test_the_sample_int8_variant_on_1000_rows_holds_on_every_line(sample_copy: Path) -> None:
+    """The story's next step: calibrated on 1,000 rows the same variant passes the plan on all twelve lines."""
+    run, *_ = _sample_variant_run(sample_copy, 1000)
+    recall = next(c for c in run.criteria if c.kind == "non_regression" and c.title.startswith("recall"))
+    assert len(recall.checks) == 12 and all(c.status == "PASS" for c in recall.checks)
+    assert run.verdict == "PASS", [c.title for c in run.criteria if c.status != "PASS"]
 
 
 @pytest.mark.gui

@@ -1,5 +1,6 @@
 """Cheaper variants of a registered model version: FP16 (OpenVINO compresses the weights) and INT8 (NNCF
-post-training quantization, default preset, on calibration samples whose source and count are recorded).
+post-training quantization, default preset with 7-bit weights on every layer so that the result does not depend
+on the CPU's VNNI, on calibration samples whose source and count are recorded).
 
 A variant is a new version of the same model with lineage to its parent (method, calibration source and its hash,
 sample count, NNCF and OpenVINO versions), imported through the same safe import, hashing and stages as any file.
@@ -91,7 +92,8 @@ def make_variant(project: Project, parent: str, method: str, calibration: str | 
         record = {"variant_of": parent, "method": "nncf.quantize (default preset)" if method == "int8"
                   else "openvino compress_to_fp16", "openvino": versions.get("openvino", "")}
         if calib:
-            record.update(calibration=calib.source, calibration_sha256=calib.sha256,
+            record.update(overflow_fix="all layers (7-bit weights: the same results with and without VNNI)",
+                          calibration=calib.source, calibration_sha256=calib.sha256,
                           calibration_samples=str(calib.samples), nncf=versions.get("nncf", ""))
         new_lineage = {**lineage, **record}
         result = import_model(project, out, model_id, new_version, threshold=threshold, lineage=new_lineage,
