@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import os
 import shutil
 from pathlib import Path
@@ -34,6 +35,33 @@ def pinned_test_identities(request, monkeypatch):
 
     monkeypatch.setattr(identity, "_write_p12", write_and_pin)
     yield
+
+
+class _MemoPkcs12:
+    """cryptography's pkcs12 module with load_key_and_certificates remembered per (file bytes, passphrase).
+
+    Opening a PKCS#12 file runs its key derivation on purpose slowly (~0.16 s here), and a governance test unlocks
+    the same few identities dozens of times. The result is a pure function of the bytes and the passphrase, so
+    remembering it changes no outcome: a wrong passphrase still raises (exceptions are not remembered), and a
+    rewritten file has other bytes."""
+
+    def __init__(self, real) -> None:
+        self._real = real
+        self.load_key_and_certificates = functools.lru_cache(maxsize=512)(real.load_key_and_certificates)
+
+    def __getattr__(self, name: str):
+        return getattr(self._real, name)
+
+
+@pytest.fixture(autouse=True, scope="session")
+def remembered_pkcs12_unlocks():
+    """Tests reuse an identity's unlocked key instead of deriving it again (see _MemoPkcs12)."""
+    from app.core.governance import identity
+
+    real = identity.pkcs12
+    identity.pkcs12 = _MemoPkcs12(real)
+    yield
+    identity.pkcs12 = real
 
 
 @pytest.fixture
