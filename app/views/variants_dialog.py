@@ -32,8 +32,8 @@ def _interval(metric: str) -> Any:
                       if r.get(metric) is not None and r.get(metric + "_low") is not None else "")
 
 
-OVERALL = [Column("version_id", "Version"), Column("numbers", "Numbers", tooltip=lambda r: "FP32: the parent; "
-                  "FP16: weights compressed; INT8: quantized by NNCF"), Column("runtime", "Runtime"),
+OVERALL = [Column("version_id", "Version"), Column("numbers", "Numbers", tooltip=lambda r: r.get("cpu_note") or (
+                  "FP32: the parent; FP16: weights compressed; INT8: quantized by NNCF")), Column("runtime", "Runtime"),
            *[Column(m, m.upper() if m in ("fpr", "auc") else m.title(), tooltip=_interval(m))
              for m in ("recall", "fpr", "auc")],
            Column("max_abs_diff", "Max |Δ score|", tooltip=lambda r: "Largest score difference from the parent "

@@ -20,6 +20,15 @@ from app.core.store.db import one
 from app.core.store.project import Project
 
 TREE_OPS = {"TreeEnsembleClassifier", "TreeEnsembleRegressor"}
+# INT8 weights within -64..64 (NNCF's 7-bit overflow fix) compute the same on every x86 CPU. CPUs without VNNI (AVX2,
+# AVX-512 before Cascade Lake) add u8 x s8 products in pairs into int16: 2 x 255 x 64 = 32,640 fits, but full 8-bit
+# weights (up to 127) saturate it, and the model scores differently there than on a VNNI PC (an INT8 MLP agreed with
+# its parent on 97.0% of decisions on AVX2, 99.8% on the reference path): a validation on one PC need not hold on
+# another.
+PORTABLE_INT8 = (-64, 64)
+INT8_8BIT_NOTE = ("stores 8-bit INT8 weights: on CPUs without VNNI (AVX2) OpenVINO's INT8 kernels can saturate, so it "
+                  "may score differently there than here. Validate it on the target PC, or make the variant again "
+                  "with Lineproof (7-bit weights, the same on every CPU).")
 
 
 class StructureError(LineproofError):
@@ -51,6 +60,15 @@ class ModelStructure:
     metadata: dict[str, str]
     card: dict[str, Any]
     trees: dict[str, Any] | None = None
+
+    @property
+    def int8_weights(self) -> str | None:
+        """'7-bit' or '8-bit' when the model stores INT8 weights (see PORTABLE_INT8), None when it stores none."""
+        stored = [w.values for w in self.weights.values() if w.dtype == "int8" and w.values.size]
+        if not stored:
+            return None
+        low, high = PORTABLE_INT8
+        return "7-bit" if all(low <= int(v.min()) and int(v.max()) <= high for v in stored) else "8-bit"
 
     @property
     def parameters(self) -> int:
@@ -258,6 +276,8 @@ def diff_structures(a: ModelStructure, b: ModelStructure) -> StructureDiff:
     for domain in sorted(set(a.opsets) | set(b.opsets)):
         if a.opsets.get(domain) != b.opsets.get(domain):
             versions.append(f"opset {domain} {a.opsets.get(domain, '-')} -> {b.opsets.get(domain, '-')}")
+    if a.int8_weights != b.int8_weights:
+        versions.append(f"INT8 weights {a.int8_weights or 'none'} -> {b.int8_weights or 'none'}")
     operators = [(op, a.op_counts.get(op, 0), b.op_counts.get(op, 0))
                  for op in sorted(set(a.op_counts) | set(b.op_counts)) if a.op_counts.get(op) != b.op_counts.get(op)]
     changed = [(n, relative_change(a.weights[n].values, b.weights[n].values)) for n in sorted(a.weights)
@@ -332,4 +352,6 @@ def diff_text(d: StructureDiff) -> list[str]:
     section("Tree ensemble", d.trees)
     section("Metadata", d.metadata)
     section("Model card", d.card)
+    if b.int8_weights == "8-bit":
+        lines.append(f"  Note: {b.version_id} {INT8_8BIT_NOTE}")
     return lines

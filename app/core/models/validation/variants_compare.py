@@ -13,6 +13,7 @@ import numpy as np
 import polars as pl
 
 from app.core.models.registry import variant_parent
+from app.core.models.structure import INT8_8BIT_NOTE, read_structure
 from app.core.models.validation.paired import slice_metrics
 from app.core.models.validation.run import ValidationError, _dataset, _load, _model
 from app.core.models.validation.scoring import score_onnxruntime, score_openvino
@@ -35,6 +36,7 @@ class VariantRow:
     max_abs_diff: float | None = None
     decision_agreement: float | None = None
     latency: dict[str, float] = field(default_factory=dict)
+    cpu_note: str | None = None  # an INT8 variant whose results depend on the CPU (8-bit weights), said in words
 
 
 @dataclass
@@ -91,6 +93,8 @@ def compare_variants(project: Project, parent: str, dataset_id: str, by: tuple[s
         precision = "FP32" if m is models[0] else m.version_id.rsplit("-", 1)[-1].upper()
         row = VariantRow(m.version_id, precision, m.runtime, overall, per_slice)
         if m is not models[0]:
+            if read_structure(project, m.version_id).int8_weights == "8-bit":
+                row.cpu_note = f"{m.version_id} {INT8_8BIT_NOTE}"
             row.max_abs_diff = float(np.abs(s - scores[0]).max())
             row.decision_agreement = float(np.mean((s >= m.threshold) == (scores[0] >= models[0].threshold)))
         rows.append(row)
@@ -166,6 +170,7 @@ def comparison_text(c: VariantComparison, metrics: tuple[str, ...] = ("recall", 
                 gains.append("-" if d is None else f"{m} {d:+.3f}" + (f" [{lo:+.3f}, {hi:+.3f}]"
                                                                      if lo is not None else ""))
             lines.append(f"  {where:<14}" + "; ".join(gains))
+    lines += [f"Note: {r.cpu_note}" for r in c.rows if r.cpu_note]
     return lines
 
 
@@ -173,7 +178,8 @@ def overall_frame(c: VariantComparison) -> pl.DataFrame:
     """One row per version: metrics overall with their intervals, agreement with the parent, latency."""
     rows = []
     for r in c.rows:
-        row: dict[str, Any] = {"version_id": r.version_id, "numbers": r.precision, "runtime": r.runtime,
+        row: dict[str, Any] = {"version_id": r.version_id, "numbers": r.precision + (" (8-bit)" if r.cpu_note else ""),
+                               "runtime": r.runtime, "cpu_note": r.cpu_note,
                                "max_abs_diff": r.max_abs_diff, "decision_agreement": r.decision_agreement}
         for m in METRICS:
             for suffix in ("", "_low", "_high"):
