@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import shutil
 from pathlib import Path
 
 import pytest
@@ -44,23 +45,41 @@ def _model_file(tmp_path: Path) -> Path:
     return tiny_onnx_model(tmp_path)
 
 
-@pytest.fixture
-def governed(tmp_path: Path, profile: Path):
+def _build_governed(folder: Path) -> None:
     """Users: admin, an engineer (the model's author), two validation leads, two approvers; tiers high and
     medium with one version each; a passed validation run for the high one."""
     create_site_ca("plant-ca", "Plant P1 CA", PASS)
     people = {"admin": ["admin"], "eve": ["engineer"], "vera": ["validation_lead"], "vlad": ["validation_lead"],
               "anna": ["approver"], "both": ["validation_lead", "approver"]}
-    project = Project.create(tmp_path / "proj", "governed", site="P1")
-    for user_id, roles in people.items():
-        cert = create_identity(user_id, user_id.title() + " Ölund", PASS, ca_id="plant-ca", ca_passphrase=PASS)
-        add_user(project, user_id, user_id.title(), cert_pem(cert), roles, by=unlock(project, "admin", PASS))
-    register_model(project, "hi", "high model", "binary", risk_tier="high", by=unlock(project, "vera", PASS))
-    register_model(project, "med", "medium model", "binary", risk_tier="medium", by=unlock(project, "vera", PASS))
-    path = _model_file(tmp_path)
-    import_model(project, path, "hi", "v1", lineage={"author": "eve"}, by=unlock(project, "eve", PASS))
-    import_model(project, path, "med", "v1", lineage={"author": "eve"}, by=unlock(project, "eve", PASS))
-    _record_passed_run(project, "VAL-1", "hi:v1")
+    with Project.create(folder / "proj", "governed", site="P1") as project:
+        for user_id, roles in people.items():
+            cert = create_identity(user_id, user_id.title() + " Ölund", PASS, ca_id="plant-ca", ca_passphrase=PASS)
+            add_user(project, user_id, user_id.title(), cert_pem(cert), roles, by=unlock(project, "admin", PASS))
+        register_model(project, "hi", "high model", "binary", risk_tier="high", by=unlock(project, "vera", PASS))
+        register_model(project, "med", "medium model", "binary", risk_tier="medium", by=unlock(project, "vera", PASS))
+        path = _model_file(folder)
+        import_model(project, path, "hi", "v1", lineage={"author": "eve"}, by=unlock(project, "eve", PASS))
+        import_model(project, path, "med", "v1", lineage={"author": "eve"}, by=unlock(project, "eve", PASS))
+        _record_passed_run(project, "VAL-1", "hi:v1")
+
+
+@pytest.fixture(scope="session")
+def governed_template(tmp_path_factory) -> Path:
+    """The governed project and the profile that holds its people's keys, built once per session (~3 s: a site
+    CA, six identities, two imports with their isolated runtime check); each test works on its own copy."""
+    folder = tmp_path_factory.mktemp("governed-template")
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("LINEPROOF_HOME", str(folder / "profile"))
+        _build_governed(folder)
+    return folder
+
+
+@pytest.fixture
+def governed(tmp_path: Path, profile: Path, governed_template: Path):
+    """A copy of the governed template (see _build_governed) in this test's folder, its profile in `profile`."""
+    shutil.copytree(governed_template / "profile", profile)
+    shutil.copytree(governed_template / "proj", tmp_path / "proj")
+    project = Project.open(tmp_path / "proj")
     yield project
     project.close()
 

@@ -24,7 +24,7 @@ from app.core.governance.identity import cert_pem, cert_sha256, create_identity,
 from app.core.governance.integrity import verify_project
 from app.core.models.registry import rollback, set_stage
 from app.core.store.project import Project
-from tests.test_governance import PASS, _model_file, governed, profile, signer  # noqa: F401 (fixtures)
+from tests.test_governance import PASS, _model_file, governed, governed_template, profile, signer  # noqa: F401 (fixtures)
 
 
 def _problems(project: Project) -> list[str]:

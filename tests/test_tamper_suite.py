@@ -21,7 +21,7 @@ from app.core.governance.receipts import export_receipt
 from app.core.models.registry import set_stage
 from app.core.store.audit import GENESIS, HASHED, entry_hash
 from app.core.store.project import Project
-from tests.test_governance import PASS, governed, profile, signer  # noqa: F401 (fixtures)
+from tests.test_governance import PASS, governed, governed_template, profile, signer  # noqa: F401 (fixtures)
 
 TAMPERS = 320
 UNTOUCHED = 50

@@ -26,7 +26,7 @@ from app.core.models.validation.criteria import FAIL, INCONCLUSIVE, PASS, regres
 from app.core.models.validation.plan import LatencyRule, ParityRule, RegressionRule
 from app.core.store.project import Project
 from app.core.store.schema import migrate
-from tests.test_governance import governed, profile, signer  # noqa: F401 (fixtures)
+from tests.test_governance import governed, governed_template, profile, signer  # noqa: F401 (fixtures)
 
 
 @pytest.mark.parametrize("metric", ["fpr", "brier"])
