@@ -12,6 +12,7 @@ import pytest
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 
 from app.core.store.project import Project  # noqa: E402
+from tests.helpers import pin_self_signed_identities  # noqa: E402
 
 SAMPLE_TEST_SCALE = 0.05  # ~100k predictions: every story of the sample, built in ~20 s
 
@@ -21,19 +22,8 @@ def pinned_test_identities(request, monkeypatch):
     """Tests stand for a site that pins its people's certificates on this PC (lineproof trust add): a self-signed
     identity made in a test is pinned as an anchor when it is created. Tests of unanchored identities opt out
     with @pytest.mark.unpinned."""
-    if request.node.get_closest_marker("unpinned"):
-        yield
-        return
-    from app.core.governance import identity, trust
-
-    original = identity._write_p12
-
-    def write_and_pin(path, user_id, key, cert, chain, passphrase):
-        original(path, user_id, key, cert, chain, passphrase)
-        if not chain:  # self-signed (a site CA pins itself anyway)
-            trust.add_anchor(cert)
-
-    monkeypatch.setattr(identity, "_write_p12", write_and_pin)
+    if not request.node.get_closest_marker("unpinned"):
+        pin_self_signed_identities(monkeypatch)
     yield
 
 

@@ -60,3 +60,17 @@ def prebuilt_sample_archive(tmp: Path, name: str = "Weld-seam inspection") -> Pa
     with Project.create(tmp / "prebuilt-sample", name) as project:
         import_predictions(project, log)
         return export_project(project, tmp / "sample-project.lpz")
+
+
+def pin_self_signed_identities(monkeypatch) -> None:
+    """From now on (until `monkeypatch` undoes it) a self-signed identity is pinned as an anchor when created."""
+    from app.core.governance import identity, trust
+
+    original = identity._write_p12
+
+    def write_and_pin(path, user_id, key, cert, chain, passphrase):
+        original(path, user_id, key, cert, chain, passphrase)
+        if not chain:  # self-signed (a site CA pins itself anyway)
+            trust.add_anchor(cert)
+
+    monkeypatch.setattr(identity, "_write_p12", write_and_pin)

@@ -3,6 +3,7 @@ enforced with a dialog, signatures shown as valid; the audit screen verifies and
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 import pytest
@@ -15,23 +16,37 @@ from app.core.models.registry import register_model
 from app.core.store.project import Project
 from app.views.approvals_view import ApprovalsView
 from app.views.audit_view import AuditView
+from tests.helpers import pin_self_signed_identities
 from tests.test_governance import _model_file
 
 pytestmark = pytest.mark.gui
 PASS = "passphrase-1"
 
 
+@pytest.fixture(scope="module")
+def project_template(tmp_path_factory) -> Path:
+    """Four self-signed users pinned in the profile, one medium-tier version; built once, copied per test."""
+    folder = tmp_path_factory.mktemp("approvals-template")
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("LINEPROOF_HOME", str(folder / "profile"))
+        pin_self_signed_identities(mp)
+        with Project.create(folder / "proj", "gui governance", site="P1") as project:
+            for user_id, roles in (("admin", ["admin"]), ("eve", ["engineer"]), ("vera", ["validation_lead"]),
+                                   ("anna", ["approver"])):
+                cert = create_identity(user_id, f"{user_id.title()} Żółć", PASS)
+                gov.add_user(project, user_id, user_id.title(), cert_pem(cert), roles,
+                             by=gov.unlock(project, "admin", PASS))
+            register_model(project, "med", "medium", "binary", risk_tier="medium",
+                           by=gov.unlock(project, "admin", PASS))
+            import_model(project, _model_file(folder), "med", "v1", by=gov.unlock(project, "admin", PASS))
+    return folder
+
+
 @pytest.fixture
-def project(tmp_path: Path, monkeypatch):
+def project(tmp_path: Path, monkeypatch, project_template: Path):
+    shutil.copytree(project_template, tmp_path, dirs_exist_ok=True)
     monkeypatch.setenv("LINEPROOF_HOME", str(tmp_path / "profile"))
-    project = Project.create(tmp_path / "proj", "gui governance", site="P1")
-    for user_id, roles in (("admin", ["admin"]), ("eve", ["engineer"]), ("vera", ["validation_lead"]),
-                           ("anna", ["approver"])):
-        cert = create_identity(user_id, f"{user_id.title()} Żółć", PASS)
-        gov.add_user(project, user_id, user_id.title(), cert_pem(cert), roles,
-                     by=gov.unlock(project, "admin", PASS))
-    register_model(project, "med", "medium", "binary", risk_tier="medium", by=gov.unlock(project, "admin", PASS))
-    import_model(project, _model_file(tmp_path), "med", "v1", by=gov.unlock(project, "admin", PASS))
+    project = Project.open(tmp_path / "proj")
     yield project
     project.close()
 

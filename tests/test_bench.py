@@ -4,6 +4,7 @@ test process survives crashes, hangs and runaway allocations."""
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import statistics
 import subprocess
@@ -73,14 +74,24 @@ def _huge_allocation_model(path: Path) -> Path:
     return _save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), path)
 
 
+@pytest.fixture(scope="module")
+def bench_template(tmp_path_factory) -> Path:
+    """A project with a tiny MatMul model and the three misbehaving ones, built once (three imports with their
+    isolated runtime checks take ~2 s); each test gets its own copy."""
+    folder = tmp_path_factory.mktemp("bench-template")
+    with Project.create(folder / "proj", "bench", site="LAB") as project:
+        register_model(project, "m", "tiny", "regression")
+        import_model(project, _matmul_model(folder / "matmul.onnx"), "m", "ok")
+        import_model(project, _endless_loop_model(folder / "loop.onnx"), "m", "hang")
+        import_model(project, _huge_allocation_model(folder / "hog.onnx"), "m", "hog")
+    return folder / "proj"
+
+
 @pytest.fixture
-def bench_project(tmp_path: Path):
-    """A project with a tiny MatMul model and the three misbehaving ones."""
-    project = Project.create(tmp_path / "proj", "bench", site="LAB")
-    register_model(project, "m", "tiny", "regression")
-    import_model(project, _matmul_model(tmp_path / "matmul.onnx"), "m", "ok")
-    import_model(project, _endless_loop_model(tmp_path / "loop.onnx"), "m", "hang")
-    import_model(project, _huge_allocation_model(tmp_path / "hog.onnx"), "m", "hog")
+def bench_project(tmp_path: Path, bench_template: Path):
+    """A private copy of the bench template."""
+    shutil.copytree(bench_template, tmp_path / "proj")
+    project = Project.open(tmp_path / "proj")
     yield project
     project.close()
 

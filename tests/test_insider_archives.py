@@ -10,6 +10,7 @@ import hashlib
 import json
 import os
 import re
+import shutil
 import zipfile
 from pathlib import Path
 
@@ -22,6 +23,7 @@ from app.core.governance.approvals import add_user, unlock
 from app.core.governance.identity import cert_pem, create_identity, create_site_ca
 from app.core.governance.portable import MANIFEST, SIGNATURE, BundleError, export_project, import_project
 from app.core.store.project import Project
+from tests.helpers import pin_self_signed_identities
 
 PASS = "archive-pass-1"
 
@@ -39,16 +41,28 @@ def _governed(folder: Path, home: Path, admin: str, ca: str | None) -> Path:
         return export_project(project, folder.parent / f"{admin}.lpz", by=unlock(project, admin, PASS))
 
 
+@pytest.fixture(scope="module")
+def site_template(tmp_path_factory) -> Path:
+    """What `site` copies: both exports and both PCs' profiles, built once (three identities, two signed exports)."""
+    folder = tmp_path_factory.mktemp("archives-template")
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("LINEPROOF_HOME", str(folder / "elsewhere"))  # _governed moves it; this puts it back after
+        pin_self_signed_identities(mp)  # the forged admin pinned themselves on their own PC
+        _governed(folder / "forged-src" / "p", folder / "elsewhere", "mallory", None)
+        _governed(folder / "good-src" / "p", folder / "here", "admin", "plant-ca")
+    return folder
+
+
 @pytest.fixture
-def site(tmp_path: Path, monkeypatch) -> dict[str, Path]:
+def site(tmp_path: Path, monkeypatch, site_template: Path) -> dict[str, Path]:
     """This PC trusts the plant CA; `good` is an export by a plant user, `forged` one by a self-made admin made
     on another PC (where that admin pinned themselves)."""
-    monkeypatch.setenv("LINEPROOF_HOME", str(tmp_path / "elsewhere"))
-    forged = _governed(tmp_path / "forged-src" / "p", tmp_path / "elsewhere", "mallory", None)
-    good = _governed(tmp_path / "good-src" / "p", tmp_path / "here", "admin", "plant-ca")
+    shutil.copytree(site_template, tmp_path, dirs_exist_ok=True)
+    monkeypatch.setenv("LINEPROOF_HOME", str(tmp_path / "here"))  # this PC
     landing = tmp_path / "landing"
     landing.mkdir()
-    return {"good": good, "forged": forged, "landing": landing, "home": tmp_path / "here"}
+    return {"good": tmp_path / "good-src" / "admin.lpz", "forged": tmp_path / "forged-src" / "mallory.lpz",
+            "landing": landing, "home": tmp_path / "here"}
 
 
 def test_a_self_signed_archive_with_its_own_admin_is_refused(site: dict[str, Path]) -> None:

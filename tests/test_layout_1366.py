@@ -3,6 +3,7 @@ off to the side (tests/layout_audit.py says what counts as cut)."""
 
 from __future__ import annotations
 
+import shutil
 from datetime import timedelta
 from pathlib import Path
 
@@ -17,7 +18,7 @@ from app.core.governance.identity import cert_pem, create_identity
 from app.core.store.project import Project
 from app.core.store.sources import inspect_file
 from app.views.main_window import MainWindow
-from tests.helpers import write_csv
+from tests.helpers import pin_self_signed_identities, write_csv
 from tests.layout_audit import cut_widgets, hidden_columns
 
 pytestmark = pytest.mark.gui
@@ -27,10 +28,28 @@ CLIENT = (1366, 705)
 PASS = "passphrase-1"
 
 
+@pytest.fixture(scope="module")
+def busy_template(sample_folder: Path, tmp_path_factory) -> Path:
+    """The sample with what fills the screens' tables: alerts, users with long role lists, a signed request, a
+    benchmark; built once (~7 s), copied per test with its profile."""
+    folder = tmp_path_factory.mktemp("busy-sample")
+    shutil.copytree(sample_folder, folder / "weld")
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("LINEPROOF_HOME", str(folder / "profile"))
+        pin_self_signed_identities(mp)
+        _fill(folder / "weld")
+    return folder
+
+
 @pytest.fixture
-def busy_sample(sample_copy: Path, tmp_path: Path, monkeypatch) -> Path:
-    """The sample with what fills the screens' tables: alerts, two users with long role lists."""
-    monkeypatch.setenv("LINEPROOF_HOME", str(tmp_path / "profile"))
+def busy_sample(busy_template: Path, tmp_path: Path, monkeypatch) -> Path:
+    """A private copy of the busy sample, this PC's profile holding its users' keys."""
+    shutil.copytree(busy_template, tmp_path / "busy")
+    monkeypatch.setenv("LINEPROOF_HOME", str(tmp_path / "busy" / "profile"))
+    return tmp_path / "busy" / "weld"
+
+
+def _fill(sample_copy: Path) -> None:
     project = Project.open(sample_copy)
     first, last = logged_span(project)
     evaluate_alerts(project, (first, first + timedelta(days=84)), (last - timedelta(days=42), last))
@@ -50,7 +69,6 @@ def busy_sample(sample_copy: Path, tmp_path: Path, monkeypatch) -> Path:
 
     run_benchmark(project, "weld-defect:v1", BenchConfig(iterations=50, warmup=2))
     project.close()
-    return sample_copy
 
 
 def _settle(qtbot) -> None:

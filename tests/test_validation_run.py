@@ -4,6 +4,7 @@ known, the sample's release decision, refusals before any inference, reproducibi
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -63,21 +64,32 @@ def _held_out() -> pl.DataFrame:
                               (pl.col("cand") + tiny).alias("cand"), (pl.col("champ") + tiny).alias("champ"))
 
 
+@pytest.fixture(scope="module")
+def small_template(tmp_path_factory) -> Path:
+    """Candidate and champion (one scorer file), a leaky and a clean training pull and the held-out set; built once
+    (two imports with their isolated runtime checks take ~1.4 s), each test gets its own copy."""
+    folder = tmp_path_factory.mktemp("validation-template")
+    with Project.create(folder / "proj", "validation test", site="T1") as project:
+        register_model(project, "m", "scorer", "binary")
+        model = _score_model(folder / "m.onnx")
+        held = _held_out()
+        held.write_parquet(folder / "held.parquet")
+        held.head(5).write_parquet(folder / "train.parquet")  # 5 held-out rows leaked into training
+        held.head(0).write_parquet(folder / "clean.parquet")
+        leaky = register_dataset(project, "train", "leaky training pull", "training", folder / "train.parquet")
+        clean = register_dataset(project, "clean", "clean training pull", "training", folder / "clean.parquet")
+        register_dataset(project, "held", "held out", "validation", folder / "held.parquet")
+        import_model(project, model, "m", "cand", 0.5, lineage={"training_dataset": leaky}, card={"features": ["cand"]})
+        import_model(project, model, "m", "champ", 0.5, lineage={"training_dataset": clean},
+                     card={"features": ["champ"]})
+    return folder / "proj"
+
+
 @pytest.fixture
-def small(tmp_path: Path):
-    project = Project.create(tmp_path / "proj", "validation test", site="T1")
-    register_model(project, "m", "scorer", "binary")
-    model = _score_model(tmp_path / "m.onnx")
-    held = _held_out()
-    held.write_parquet(tmp_path / "held.parquet")
-    held.head(5).write_parquet(tmp_path / "train.parquet")  # 5 held-out rows leaked into training
-    held.head(0).write_parquet(tmp_path / "clean.parquet")
-    leaky = register_dataset(project, "train", "leaky training pull", "training", tmp_path / "train.parquet")
-    clean = register_dataset(project, "clean", "clean training pull", "training", tmp_path / "clean.parquet")
-    register_dataset(project, "held", "held out", "validation", tmp_path / "held.parquet")
-    import_model(project, model, "m", "cand", 0.5, lineage={"training_dataset": leaky}, card={"features": ["cand"]})
-    import_model(project, model, "m", "champ", 0.5, lineage={"training_dataset": clean},
-                 card={"features": ["champ"]})
+def small(tmp_path: Path, small_template: Path):
+    """A private copy of the validation template."""
+    shutil.copytree(small_template, tmp_path / "proj")
+    project = Project.open(tmp_path / "proj")
     yield project
     project.close()
 
