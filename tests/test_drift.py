@@ -296,3 +296,38 @@ def test_overlapping_windows_are_refused_not_counted_as_reference(tmp_path: Path
 ])
 def test_default_windows_never_overlap(first, last, reference, current):
     assert default_windows(first, last) == (reference, current)
+
+
+ALERT_STEPS = ("Checking metrics per", "Checking drift", "Drift of", "Impact of", "Checking operator overrides",
+               "Checking metrics and drift per", "Checking for silent assets")
+
+
+@pytest.mark.parametrize("step", ["Checking metrics per", "Drift of", "Impact of", "Checking metrics and drift per"])
+def test_cancel_stops_the_alert_rules_within_the_step_it_arrives_in(sample_copy: Path, step: str):
+    """Closing a project cancels its alert run and waits for it on the GUI thread: each step (metrics per version,
+    drift, the impact of each drifted feature, the other dimensions) must stop on Cancel, not run to the end."""
+    from app.core.analysis.alerts import AlertRules, evaluate_alerts
+    from app.core.errors import Cancelled
+    from app.core.models.impact import measure_impact
+    from app.core.progress import TaskProgress
+
+    rollout = START + timedelta(weeks=FIRMWARE_WEEK - 1)
+    reference, current = (START, rollout - timedelta(weeks=1)), (rollout + timedelta(weeks=1), rollout + timedelta(weeks=7))
+    seen: list[str] = []
+
+    def report(_fraction: float, message: str) -> None:
+        seen.append(message)
+        if message.startswith(step):
+            progress.cancel()
+
+    progress = TaskProgress(report)
+    with Project.open(sample_copy) as project:
+        with pytest.raises(Cancelled):
+            evaluate_alerts(project, reference, current, AlertRules(stale_hours=120), progress=progress,
+                            impact=measure_impact)
+        stored = project.con.execute("SELECT count(*) FROM alerts").fetchall()[0][0]
+    assert any(m.startswith(step) for m in seen)
+    after = seen[next(i for i, m in enumerate(seen) if m.startswith(step)) + 1:]
+    begun = [m for m in after if m.startswith(ALERT_STEPS) and not m.startswith(step)]
+    assert not begun, f"went on after Cancel: {begun}"
+    assert stored == 0

@@ -81,3 +81,28 @@ def interrupt_on_cancel(progress: Progress, con: Any) -> Iterator[None]:
     finally:
         if hasattr(progress, "off_cancel"):
             progress.off_cancel(hook)
+
+
+class PartProgress:
+    """One step of a longer job: its reports fill [low, high] of the caller's bar, Cancel is the caller's."""
+
+    def __init__(self, parent: Progress, low: float, high: float) -> None:
+        self.parent, self.low, self.high = parent, low, high
+
+    def report(self, fraction: float, message: str = "") -> None:
+        """Forward a report, scaled into this step's share."""
+        self.parent.report(self.low + (self.high - self.low) * max(0.0, min(1.0, fraction)), message)
+
+    def cancelled(self) -> bool:
+        """The caller's cancel flag."""
+        return self.parent.cancelled()
+
+    def on_cancel(self, hook: Callable[[], None]) -> None:
+        """Register an interrupt hook with the caller (when it takes hooks)."""
+        if hasattr(self.parent, "on_cancel"):
+            self.parent.on_cancel(hook)
+
+    def off_cancel(self, hook: Callable[[], None]) -> None:
+        """Forget an interrupt hook."""
+        if hasattr(self.parent, "off_cancel"):
+            self.parent.off_cancel(hook)

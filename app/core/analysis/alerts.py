@@ -21,7 +21,7 @@ from app.core.analysis.slices import SliceError, SliceQuery, ThresholdUnknown, c
 from app.core.analysis.triage import events_between, triage_drift
 from app.core.engine.attach import load_log
 from app.core.errors import LineproofError
-from app.core.progress import NullProgress, Progress, check_cancelled
+from app.core.progress import NullProgress, PartProgress, Progress, check_cancelled
 from app.core.store.audit import current_actor
 from app.core.store.db import one
 from app.core.store.manifest import settings_table
@@ -95,10 +95,11 @@ def _candidates(project: Project, reference: tuple[datetime, datetime], current:
 
     progress.report(0.05, f"Checking metrics per {dim}" if dim else "Checking metrics")
     for version in _versions(project, log, engine):
+        check_cancelled(progress)  # each step below also stops its own queries on Cancel (closing the project)
         try:
             table = compute_slices(project, SliceQuery(version, by=by, start=start, end=end,
                                                        min_support=rules.min_support, latency=False, log=log,
-                                                       engine=engine))
+                                                       engine=engine), PartProgress(progress, 0.05, 0.2))
         except ThresholdUnknown:  # a log-only version nobody gave a threshold: no decisions to judge
             continue
         if "recall" not in table.metrics:
@@ -113,8 +114,9 @@ def _candidates(project: Project, reference: tuple[datetime, datetime], current:
                                      f"{r['recall_low']:.3f}-{r['recall_high']:.3f}) is below {rules.recall_min}",
                           "evidence": {k: r[k] for k in ("n", "labelled", "tp", "fn", "recall", "recall_low",
                                                          "recall_high")}})
-    progress.report(0.4, "Checking drift and missingness")
-    drift_table = compute_drift(project, DriftQuery(reference, current, by=by, log=log, engine=engine))
+    progress.report(0.2, "Checking drift and missingness")
+    drift_table = compute_drift(project, DriftQuery(reference, current, by=by, log=log, engine=engine),
+                                PartProgress(progress, 0.2, 0.4))
     drift = drift_table.rows
     if drift.height:
         found += _drift_alerts(project, drift_table, dim, reference, current, impact, progress)
@@ -127,11 +129,15 @@ def _candidates(project: Project, reference: tuple[datetime, datetime], current:
                                      f"(reference {r['missing_ref']:.1%})",
                           "evidence": {"missing_ref": r["missing_ref"], "missing_cur": r["missing_cur"]}})
     if dim is not None and not log and has_operator_decisions(project):
+        check_cancelled(progress)
         progress.report(0.72, f"Checking operator overrides per {dim}")
         found += _trust_alerts(project, dim, reference, current)
     for extra, parents, values in ([] if log else _other_dimensions(project, dim)):
+        check_cancelled(progress)
         progress.report(0.75, f"Checking metrics and drift per {extra}")
-        found += _dimension_alerts(project, extra, parents, values, dim, found, reference, current, rules, impact)
+        found += _dimension_alerts(project, extra, parents, values, dim, found, reference, current, rules, impact,
+                                   PartProgress(progress, 0.75, 0.8))
+    check_cancelled(progress)
     progress.report(0.8, "Checking for silent assets")
     gaps = silent_gaps(project, per="asset", expected_hours=rules.stale_hours, log=log, engine=engine)
     if gaps.height:
@@ -227,7 +233,7 @@ def _other_dimensions(project: Project, primary: str | None) -> list[tuple[str, 
 def _dimension_alerts(project: Project, dim: str, parents: dict[str, str] | None, values: int, primary: str,
                       found: list[dict],
                       reference: tuple[datetime, datetime], current: tuple[datetime, datetime], rules: AlertRules,
-                      impact: ImpactProbe | None) -> list[dict]:
+                      impact: ImpactProbe | None, progress: Progress) -> list[dict]:
     """Low recall and local drift per value of another dimension; a value nested in a primary slice that already
     has the same alert adds nothing."""
     raised = {(a["rule"], a["scope"], a["subject"]) for a in found}
@@ -240,10 +246,11 @@ def _dimension_alerts(project: Project, dim: str, parents: dict[str, str] | None
     # that a dimension with many values raises no more chance alerts than the primary one.
     confidence = 1 - 0.05 / max(values, 1)
     for version, _ in logged_versions(project):
+        check_cancelled(progress)
         try:
             table = compute_slices(project, SliceQuery(version, by=(dim,), start=current[0], end=current[1],
                                                        min_support=rules.min_support, latency=False,
-                                                       confidence=confidence))
+                                                       confidence=confidence), progress)
         except ThresholdUnknown:
             continue
         if "recall" not in table.metrics:
@@ -259,9 +266,9 @@ def _dimension_alerts(project: Project, dim: str, parents: dict[str, str] | None
                                    f"is below {rules.recall_min}",
                         "evidence": {k: r[k] for k in ("n", "labelled", "tp", "fn", "recall", "recall_low",
                                                        "recall_high")}})
-    drift = compute_drift(project, DriftQuery(reference, current, by=(dim,)))
+    drift = compute_drift(project, DriftQuery(reference, current, by=(dim,)), progress)
     if drift.rows.height:
-        for a in _drift_alerts(project, drift, dim, reference, current, impact, NullProgress()):
+        for a in _drift_alerts(project, drift, dim, reference, current, impact, progress):
             value = a["scope"].partition("=")[2]
             if a["scope"] == "plant-wide" or known("drift", value, a["subject"]):
                 continue  # the primary dimension's notices already speak for the plant
@@ -282,6 +289,7 @@ def _drift_alerts(project: Project, drift_table, dim: str | None, reference: tup
                                     "wasserstein_norm", "chi2_p", "method")
     local = triage.local().join(stats, on=[*drift_table.query.by, "feature"], how="left")
     for i, r in enumerate(local.iter_rows(named=True)):
+        check_cancelled(progress)
         progress.report(0.4 + 0.35 * i / max(local.height, 1), f"Impact of {r['feature']}")
         where = {dim: r[dim]} if dim else {}
         measured = impact(project, where, r["feature"], reference, current) if impact else None
