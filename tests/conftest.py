@@ -27,6 +27,43 @@ def pinned_test_identities(request, monkeypatch):
     yield
 
 
+class _MemoRuntimeCheck:
+    """model_import's isolated runtime check remembered per (model file bytes, limits, probe command).
+
+    The check starts a child that imports ONNX Runtime and OpenVINO (~0.7 s) and answers from the file's bytes
+    alone; tests import the same few small models hundreds of times. Not remembered: failures (a refused file is
+    checked every time), files with external data (their answer depends on other files), and any run under a
+    replaced probe command (tests of the check itself), which is part of the key."""
+
+    def __init__(self, real) -> None:
+        self.real, self.answers = real, {}
+
+    def __call__(self, model_path, **limits):
+        import hashlib
+        import json
+
+        from app.core.models import runtime_probe
+
+        data = Path(model_path).read_bytes()
+        if b"location" in data:  # external data: the answer depends on files beside this one
+            return self.real(model_path, **limits)
+        key = (hashlib.sha256(data).hexdigest(), json.dumps(limits, sort_keys=True), runtime_probe.probe_command)
+        if key not in self.answers:
+            self.answers[key] = self.real(model_path, **limits)
+        return dict(self.answers[key])
+
+
+@pytest.fixture(autouse=True, scope="session")
+def remembered_runtime_checks():
+    """Imports of a model file already checked in this session reuse its answer (see _MemoRuntimeCheck)."""
+    from app.core.models import model_import
+
+    real = model_import.check_runtimes_isolated
+    model_import.check_runtimes_isolated = _MemoRuntimeCheck(real)
+    yield
+    model_import.check_runtimes_isolated = real
+
+
 class _MemoPkcs12:
     """cryptography's pkcs12 module with load_key_and_certificates remembered per (file bytes, passphrase).
 

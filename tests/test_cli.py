@@ -113,6 +113,7 @@ def test_drift_events_and_freshness_commands(sample_copy: Path):
     assert fresh.returncode == 0 and fresh.stdout.split()[0] == "P3-L02-R05"
 
 
+@pytest.mark.slow  # ~10 s of benchmark children; the core's bench tests run by default (make test-slow, CI)
 def test_bench_and_bench_compare(sample_copy: Path) -> None:
     folder = str(sample_copy)
     refused = lineproof("bench", folder, "--model", "weld-defect:v2", "--runtime", "openvino")
@@ -136,6 +137,7 @@ def test_bench_and_bench_compare(sample_copy: Path) -> None:
     assert missing.returncode == 2 and "No benchmark run nope" in missing.stderr
 
 
+@pytest.mark.slow  # 19 CLI processes (~23 s); governance itself is tested by default (make test-slow, CI)
 def test_governance_commands(sample_copy: Path, tmp_path: Path, monkeypatch) -> None:
     import os
 
