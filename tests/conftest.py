@@ -53,17 +53,6 @@ class _MemoRuntimeCheck:
         return dict(self.answers[key])
 
 
-@pytest.fixture(autouse=True, scope="session")
-def remembered_runtime_checks():
-    """Imports of a model file already checked in this session reuse its answer (see _MemoRuntimeCheck)."""
-    from app.core.models import model_import
-
-    real = model_import.check_runtimes_isolated
-    model_import.check_runtimes_isolated = _MemoRuntimeCheck(real)
-    yield
-    model_import.check_runtimes_isolated = real
-
-
 class _MemoPkcs12:
     """cryptography's pkcs12 module with load_key_and_certificates remembered per (file bytes, passphrase).
 
@@ -81,14 +70,16 @@ class _MemoPkcs12:
 
 
 @pytest.fixture(autouse=True, scope="session")
-def remembered_pkcs12_unlocks():
-    """Tests reuse an identity's unlocked key instead of deriving it again (see _MemoPkcs12)."""
+def remembered_pure_slow_calls():
+    """Tests reuse an identity's unlocked key and a model file's runtime check instead of deriving them again
+    (see _MemoPkcs12 and _MemoRuntimeCheck): both answers are pure functions of what the key is made of."""
     from app.core.governance import identity
+    from app.core.models import model_import
 
-    real = identity.pkcs12
-    identity.pkcs12 = _MemoPkcs12(real)
-    yield
-    identity.pkcs12 = real
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(identity, "pkcs12", _MemoPkcs12(identity.pkcs12))
+        mp.setattr(model_import, "check_runtimes_isolated", _MemoRuntimeCheck(model_import.check_runtimes_isolated))
+        yield
 
 
 @pytest.fixture

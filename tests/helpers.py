@@ -4,6 +4,9 @@ tiny ONNX model several tests import."""
 from __future__ import annotations
 
 import hashlib
+import shutil
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import duckdb
@@ -74,3 +77,13 @@ def pin_self_signed_identities(monkeypatch) -> None:
             trust.add_anchor(cert)
 
     monkeypatch.setattr(identity, "_write_p12", write_and_pin)
+
+
+@contextmanager
+def opened_copy(template: Path, dest: Path) -> Iterator:
+    """A private copy of a template project folder (built once by a module or session fixture), open for writing."""
+    from app.core.store.project import Project
+
+    shutil.copytree(template, dest)
+    with Project.open(dest) as project:
+        yield project

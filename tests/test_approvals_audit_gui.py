@@ -16,7 +16,7 @@ from app.core.models.registry import register_model
 from app.core.store.project import Project
 from app.views.approvals_view import ApprovalsView
 from app.views.audit_view import AuditView
-from tests.helpers import pin_self_signed_identities
+from tests.helpers import opened_copy, pin_self_signed_identities
 from tests.test_governance import _model_file
 
 pytestmark = pytest.mark.gui
@@ -44,11 +44,10 @@ def project_template(tmp_path_factory) -> Path:
 
 @pytest.fixture
 def project(tmp_path: Path, monkeypatch, project_template: Path):
-    shutil.copytree(project_template, tmp_path, dirs_exist_ok=True)
+    shutil.copytree(project_template / "profile", tmp_path / "profile")
     monkeypatch.setenv("LINEPROOF_HOME", str(tmp_path / "profile"))
-    project = Project.open(tmp_path / "proj")
-    yield project
-    project.close()
+    with opened_copy(project_template / "proj", tmp_path / "proj") as project:
+        yield project
 
 
 def test_request_review_approve_in_the_screen(qtbot, project: Project):

@@ -4,7 +4,6 @@ test process survives crashes, hangs and runaway allocations."""
 from __future__ import annotations
 
 import os
-import shutil
 import signal
 import statistics
 import subprocess
@@ -26,6 +25,7 @@ from app.core.models.model_import import import_model
 from app.core.models.registry import register_model
 from app.core.progress import TaskProgress
 from app.core.store.project import Project
+from tests.helpers import opened_copy
 
 
 def _save(model: onnx.ModelProto, path: Path) -> Path:
@@ -90,10 +90,8 @@ def bench_template(tmp_path_factory) -> Path:
 @pytest.fixture
 def bench_project(tmp_path: Path, bench_template: Path):
     """A private copy of the bench template."""
-    shutil.copytree(bench_template, tmp_path / "proj")
-    project = Project.open(tmp_path / "proj")
-    yield project
-    project.close()
+    with opened_copy(bench_template, tmp_path / "proj") as project:
+        yield project
 
 
 def _rows(project: Project, sql: str) -> list[tuple]:

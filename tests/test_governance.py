@@ -29,7 +29,7 @@ from app.core.governance.identity import cert_pem, create_identity, create_site_
 from app.core.models.model_import import import_model
 from app.core.models.registry import edit_version_metadata, register_model, set_stage
 from app.core.store.project import Project
-from tests.helpers import tiny_onnx_model
+from tests.helpers import opened_copy, tiny_onnx_model
 
 PASS = "passphrase-1"
 
@@ -78,10 +78,8 @@ def governed_template(tmp_path_factory) -> Path:
 def governed(tmp_path: Path, profile: Path, governed_template: Path):
     """A copy of the governed template (see _build_governed) in this test's folder, its profile in `profile`."""
     shutil.copytree(governed_template / "profile", profile)
-    shutil.copytree(governed_template / "proj", tmp_path / "proj")
-    project = Project.open(tmp_path / "proj")
-    yield project
-    project.close()
+    with opened_copy(governed_template / "proj", tmp_path / "proj") as project:
+        yield project
 
 
 PLAN_TEXT = 'name = "release"\n'

@@ -4,7 +4,6 @@ known, the sample's release decision, refusals before any inference, reproducibi
 from __future__ import annotations
 
 import json
-import shutil
 from pathlib import Path
 
 import numpy as np
@@ -31,6 +30,7 @@ from app.core.models.validation.criteria import NOT_JUDGED
 from app.core.progress import TaskProgress
 from app.core.store.datasets import register_dataset
 from app.core.store.project import Project
+from tests.helpers import opened_copy
 
 HEAD = '[plan]\nname = "t"\ndataset = "held"\nrecord_id = "record_id"\n[data]\nno_overlap_with_training = false\n'
 
@@ -88,10 +88,8 @@ def small_template(tmp_path_factory) -> Path:
 @pytest.fixture
 def small(tmp_path: Path, small_template: Path):
     """A private copy of the validation template."""
-    shutil.copytree(small_template, tmp_path / "proj")
-    project = Project.open(tmp_path / "proj")
-    yield project
-    project.close()
+    with opened_copy(small_template, tmp_path / "proj") as project:
+        yield project
 
 
 def _run(project: Project, body: str, **kw):
