@@ -59,6 +59,29 @@ def test_overview_shows_the_sample_numbers(qtbot, window: MainWindow, sample_cop
     assert ov.prediction_rows == rows and ov.lines.height == lines
 
 
+def test_progress_reaches_every_slot_in_order_when_a_slot_spins_the_event_loop(qtbot):
+    """A window-modal progress dialog runs the event loop inside setValue: the reports queued behind the one being
+    delivered must not overtake it on the way to the slots connected after the dialog."""
+    from PySide6.QtWidgets import QApplication
+
+    from app.views.workers import start_task
+
+    def job(progress) -> str:
+        for fraction in (0.1, 0.3, 0.85, 0.95, 1.0):
+            progress.report(fraction, f"{fraction:.0%}")
+        return "done"
+
+    task = start_task("ordered", job)
+    spun: list[float] = []
+    seen: list[float] = []
+    task.progress.connect(lambda f, _m: spun or (spun.append(f), QApplication.processEvents()))  # as setValue does
+    task.progress.connect(lambda f, _m: seen.append(f))
+    assert task.wait(10)  # every report is queued before the first is delivered
+    with qtbot.waitSignal(task.done, timeout=10_000):
+        pass
+    assert seen == [0.1, 0.3, 0.85, 0.95, 1.0]
+
+
 def test_import_runs_in_the_worker_with_progress(qtbot, window: MainWindow, sample_copy: Path, tmp_path: Path):
     _open(qtbot, window, sample_copy)
     before = window.last_overview.prediction_rows

@@ -85,7 +85,8 @@ class Task(QObject):
         self.thread_done = threading.Event()
         self._signals = _Signals()
         self.control = TaskProgress(lambda f, m: self._signals.progress.emit(f, m))
-        self._signals.progress.connect(self.progress)
+        self._pending: list[tuple[float, str]] = []
+        self._signals.progress.connect(self._relay)
         self._signals.finished.connect(self._finish)
         self._signals.failed.connect(self._fail)
 
@@ -96,6 +97,17 @@ class Task(QObject):
     def wait(self, timeout_s: float = 30.0) -> bool:
         """Block until the job's thread is done with it (not its signals); True if it is."""
         return self.thread_done.wait(timeout_s)
+
+    def _relay(self, fraction: float, message: str) -> None:
+        # A slot may spin the event loop (a window-modal QProgressDialog's setValue does): the later reports then
+        # arrive inside this emission, and the slots after it would see 1.0 before 0.3. Reports that arrive
+        # while one is being delivered wait their turn, so every slot sees them in the order the job made them.
+        self._pending.append((fraction, message))
+        if len(self._pending) > 1:
+            return
+        while self._pending:
+            self.progress.emit(*self._pending[0])
+            self._pending.pop(0)
 
     def _finish(self, result: object) -> None:
         # The job returned: its work is done (and stored) even if Cancel came too late to stop it. Saying
