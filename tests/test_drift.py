@@ -199,6 +199,7 @@ def test_firmware_change_is_an_event_and_the_silent_asset_a_gap(sample_copy: Pat
     assert gap["gap_hours"] >= 7 * 24 and not gap["open"]
 
 
+@pytest.mark.slow  # ~10 s on the sample; the Alerts screen's test evaluates the sample by default (make test-slow, CI)
 def test_alerts_on_the_sample_and_the_false_alert_burden(sample_copy: Path):
     from app.core.analysis.alerts import (
         AlertError,

@@ -154,6 +154,7 @@ def test_geometry_is_kept_in_settings(qtbot, tmp_path: Path):
     assert second.height() == saved.height() == 517  # widths are clamped by the 800x600 offscreen screen
 
 
+@pytest.mark.slow  # ~7 s; export and import themselves are tested by default in test_portable (make test-slow, CI)
 def test_export_and_import_project_from_the_file_menu(qtbot, window: MainWindow, sample_copy: Path, tmp_path: Path):
     window.open_project(sample_copy)
     archive = tmp_path / "weld.lpz"

@@ -99,6 +99,7 @@ def _zeros_entry(archive: zipfile.ZipFile, name: str, size: int) -> str:
     return digest.hexdigest()
 
 
+@pytest.mark.slow  # writes 1 GiB on purpose; test_portable's bombs run by default (make test-slow, CI)
 def test_a_signed_archive_of_one_mib_that_expands_to_one_gib_is_refused(site: dict[str, Path],
                                                                         tmp_path: Path) -> None:
     """Signed by a trusted user with a matching manifest: a signature says who, not that the bytes are harmless."""
